@@ -1,0 +1,933 @@
+//! The table catalog: one description of every tenant table (columns, sync class, who may write
+//! it) from which generic CRUD, `verify` and the report views are driven. Each entry also defines
+//! the table's typed record struct, so a new table is one entry here plus one migration.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use rusqlite::{Row, Statement};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Json, RowId, Timestamp};
+use crate::tenant::Role;
+
+/// How a table's changes travel between terminals (see the design notes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SyncClass {
+    /// Per-column last-writer-wins by hybrid logical clock.
+    MasterData,
+    /// Append-only rows merged by union; never updated or deleted.
+    Ledger,
+    /// Written once, then amended; never deleted.
+    Document,
+    /// Never leaves the node.
+    LocalOnly,
+}
+
+/// Whether applications may write a table through the tenant handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Access {
+    /// Written through the handle's CRUD, by actors with at least the table's role.
+    Api,
+    /// Written only by the crate itself (audit, sync bookkeeping); readable through the handle.
+    Internal,
+}
+
+/// The storage type of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ColumnKind {
+    /// Free text.
+    Text,
+    /// A 64-bit integer (money in minor units, quantities in thousandths).
+    Integer,
+    /// 0 or 1.
+    Bool,
+    /// Bytes.
+    Blob,
+    /// A [`RowId`] as text.
+    Id,
+    /// A [`Timestamp`] as RFC 3339 text.
+    Timestamp,
+    /// A JSON document as text.
+    Json,
+}
+
+impl ColumnKind {
+    /// The declared SQLite type of columns of this kind.
+    pub fn sql_type(&self) -> &'static str {
+        match self {
+            ColumnKind::Integer | ColumnKind::Bool => "INTEGER",
+            ColumnKind::Blob => "BLOB",
+            _ => "TEXT",
+        }
+    }
+}
+
+/// Rust types that map to a column kind.
+pub trait ColumnType {
+    /// The kind stored.
+    const KIND: ColumnKind;
+    /// Whether NULL is allowed.
+    const NULLABLE: bool = false;
+}
+
+macro_rules! column_type {
+    ($($t:ty => $k:ident),* $(,)?) => {
+        $(impl ColumnType for $t { const KIND: ColumnKind = ColumnKind::$k; })*
+    };
+}
+column_type!(String => Text, i64 => Integer, bool => Bool, Vec<u8> => Blob, RowId => Id,
+    Timestamp => Timestamp, Json => Json, Role => Text);
+
+impl<T: ColumnType> ColumnType for Option<T> {
+    const KIND: ColumnKind = T::KIND;
+    const NULLABLE: bool = true;
+}
+
+/// One column of a table, other than `id` and `tenant_id` which every table has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ColumnDef {
+    /// Column name.
+    pub name: &'static str,
+    /// Storage type.
+    pub kind: ColumnKind,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+}
+
+/// One tenant table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TableDef {
+    /// Table name.
+    pub name: &'static str,
+    /// How its changes sync.
+    pub sync_class: SyncClass,
+    /// The least role that may write it.
+    pub write_role: Role,
+    /// Whether applications may write it.
+    pub access: Access,
+    /// Its columns after `id` and `tenant_id`, in schema order.
+    pub columns: &'static [ColumnDef],
+}
+
+impl TableDef {
+    /// The column with this name, if the table has it.
+    pub fn column(&self, name: &str) -> Option<&'static ColumnDef> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Every column name in schema order: `id`, `tenant_id`, then [`TableDef::columns`].
+    pub fn all_column_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        ["id", "tenant_id"]
+            .into_iter()
+            .chain(self.columns.iter().map(|c| c.name))
+    }
+}
+
+/// A typed row of one catalog table. Implemented by every struct in this module; the generic
+/// CRUD of the tenant handle works on any `Record`.
+pub trait Record: Clone + fmt::Debug + Serialize + DeserializeOwned + Send + 'static {
+    /// The table's catalog entry.
+    const TABLE: &'static TableDef;
+
+    /// The row id.
+    fn id(&self) -> RowId;
+
+    /// Binds the columns after `id` and `tenant_id`, in catalog order, to parameters `first..`.
+    #[doc(hidden)]
+    fn bind_columns(&self, stmt: &mut Statement<'_>, first: usize) -> rusqlite::Result<()>;
+
+    /// Reads a row selected as `id, <columns in catalog order>`.
+    #[doc(hidden)]
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self>;
+}
+
+/// Something to do with a record type chosen by table name at run time.
+pub trait RecordVisitor {
+    /// What the visit returns.
+    type Output;
+    /// Called with the record type of the table.
+    fn visit<R: Record>(self) -> Self::Output;
+}
+
+macro_rules! catalog {
+    ($(
+        $(#[doc = $tdoc:literal])*
+        $ty:ident => $table:ident ($class:ident, $role:ident, $access:ident) {
+            $( $(#[doc = $cdoc:literal])* $col:ident : $cty:ty ),* $(,)?
+        }
+    )*) => {
+        $(
+            $(#[doc = $tdoc])*
+            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            #[serde(deny_unknown_fields)]
+            pub struct $ty {
+                /// Row id.
+                pub id: RowId,
+                $( $(#[doc = $cdoc])* pub $col: $cty, )*
+            }
+
+            impl Record for $ty {
+                const TABLE: &'static TableDef = &TableDef {
+                    name: stringify!($table),
+                    sync_class: SyncClass::$class,
+                    write_role: Role::$role,
+                    access: Access::$access,
+                    columns: &[$(ColumnDef {
+                        name: stringify!($col),
+                        kind: <$cty as ColumnType>::KIND,
+                        nullable: <$cty as ColumnType>::NULLABLE,
+                    }),*],
+                };
+
+                fn id(&self) -> RowId {
+                    self.id
+                }
+
+                #[allow(unused_assignments, unused_mut, unused_variables)]
+                fn bind_columns(&self, stmt: &mut Statement<'_>, first: usize) -> rusqlite::Result<()> {
+                    let mut i = first;
+                    $( stmt.raw_bind_parameter(i, &self.$col)?; i += 1; )*
+                    Ok(())
+                }
+
+                #[allow(unused_assignments, unused_mut)]
+                fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+                    let mut i = 0;
+                    Ok(Self {
+                        id: row.get(0)?,
+                        $( $col: { i += 1; row.get(i)? }, )*
+                    })
+                }
+            }
+        )*
+
+        /// Every tenant table, in migration order (parents before children).
+        pub static TABLES: &[&TableDef] = &[$(<$ty as Record>::TABLE),*];
+
+        /// Calls `visitor` with the record type of the table named `name`; `None` if the catalog
+        /// has no such table.
+        pub fn visit_table<V: RecordVisitor>(name: &str, visitor: V) -> Option<V::Output> {
+            match name {
+                $( stringify!($table) => Some(visitor.visit::<$ty>()), )*
+                _ => None,
+            }
+        }
+    };
+}
+
+/// The catalog entry of the table named `name`.
+pub fn table(name: &str) -> Option<&'static TableDef> {
+    static BY_NAME: OnceLock<HashMap<&'static str, &'static TableDef>> = OnceLock::new();
+    BY_NAME
+        .get_or_init(|| TABLES.iter().map(|t| (t.name, *t)).collect())
+        .get(name)
+        .copied()
+}
+
+catalog! {
+    /// A member of staff who can sign in at a terminal.
+    User => users (MasterData, Admin, Api) {
+        /// Sign-in name, unique within the tenant.
+        username: String,
+        /// Shown on receipts.
+        display_name: String,
+        /// Unique within the tenant when set.
+        email: Option<String>,
+        /// What the user may do.
+        role: Role,
+        /// Hash of the terminal PIN (never the PIN).
+        pin_hash: Option<String>,
+        /// Disabled users cannot act.
+        active: bool,
+        /// Created.
+        created_at: Timestamp,
+        /// Last changed.
+        updated_at: Timestamp,
+    }
+
+    /// A terminal or other device of a store.
+    Device => devices (MasterData, Admin, Api) {
+        /// Unique within the tenant ("Till 1").
+        name: String,
+        /// terminal, back_office or mobile.
+        kind: String,
+        /// Store or area.
+        location: Option<String>,
+        /// Registered.
+        registered_at: Timestamp,
+        /// Last contact.
+        last_seen_at: Option<Timestamp>,
+        /// Retired devices are inactive.
+        active: bool,
+    }
+
+    /// A user signed in at a device (local to the node).
+    Session => sessions (LocalOnly, Cashier, Api) {
+        /// Who.
+        user_id: RowId,
+        /// Where.
+        device_id: Option<RowId>,
+        /// Signed in.
+        started_at: Timestamp,
+        /// Expires.
+        expires_at: Timestamp,
+        /// Signed out.
+        ended_at: Option<Timestamp>,
+    }
+
+    /// Who changed what, written by the crate with every write.
+    AuditEntry => audit_log (Ledger, Admin, Internal) {
+        /// When.
+        at: Timestamp,
+        /// Who; none for platform actions.
+        actor_user_id: Option<RowId>,
+        /// insert, update, delete, bootstrap, settings or status.
+        action: String,
+        /// The table written.
+        table_name: String,
+        /// The row written.
+        row_id: String,
+        /// Changed columns or other detail.
+        detail: Option<Json>,
+    }
+
+    /// A product category, optionally nested.
+    ProductCategory => product_categories (MasterData, Manager, Api) {
+        /// Unique within the tenant.
+        name: String,
+        /// Parent category.
+        parent_id: Option<RowId>,
+        /// Created.
+        created_at: Timestamp,
+    }
+
+    /// A part, product or service for sale.
+    Product => products (MasterData, Manager, Api) {
+        /// Stock-keeping unit, unique within the tenant.
+        sku: String,
+        /// EAN/UPC, unique within the tenant when set.
+        barcode: Option<String>,
+        /// Name.
+        name: String,
+        /// Longer text.
+        description: Option<String>,
+        /// Manufacturer.
+        brand: Option<String>,
+        /// Category.
+        category_id: Option<RowId>,
+        /// stocked, non_stocked or service.
+        kind: String,
+        /// List price in minor units.
+        price_minor: i64,
+        /// Cost in minor units.
+        cost_minor: i64,
+        /// ISO 4217.
+        currency: String,
+        /// Whether sales tax applies.
+        taxable: bool,
+        /// Reorder when stock falls to this many thousandths.
+        reorder_level_milli: i64,
+        /// Thumbnail.
+        image: Option<Vec<u8>>,
+        /// Inactive products are not sold.
+        active: bool,
+        /// Created.
+        created_at: Timestamp,
+        /// Last changed.
+        updated_at: Timestamp,
+    }
+
+    /// Which vehicles a part fits.
+    Fitment => fitment_data (MasterData, Manager, Api) {
+        /// The part.
+        product_id: RowId,
+        /// Vehicle make.
+        make: String,
+        /// Vehicle model.
+        model: String,
+        /// First model year.
+        year_from: i64,
+        /// Last model year.
+        year_to: i64,
+        /// Engine code.
+        engine: Option<String>,
+        /// Notes.
+        notes: Option<String>,
+    }
+
+    /// Stock settings of a product at a location (the quantity is the ledger's sum).
+    InventoryItem => inventory (MasterData, Manager, Api) {
+        /// The product.
+        product_id: RowId,
+        /// Store or warehouse.
+        location: String,
+        /// Shelf bin.
+        bin: Option<String>,
+        /// Reorder level in thousandths.
+        reorder_level_milli: i64,
+        /// Reorder quantity in thousandths.
+        reorder_qty_milli: i64,
+        /// Last changed.
+        updated_at: Timestamp,
+    }
+
+    /// A price level (trade, fleet...) as a discount off list price.
+    PriceLevel => price_levels (MasterData, Manager, Api) {
+        /// Unique within the tenant.
+        name: String,
+        /// Discount in parts per million.
+        discount_ppm: i64,
+        /// Created.
+        created_at: Timestamp,
+    }
+
+    /// A customer.
+    Customer => customers (MasterData, Cashier, Api) {
+        /// Customer number, unique within the tenant.
+        code: String,
+        /// First name.
+        first_name: String,
+        /// Last name.
+        last_name: String,
+        /// Company.
+        company: Option<String>,
+        /// Unique within the tenant when set.
+        email: Option<String>,
+        /// Phone.
+        phone: Option<String>,
+        /// Price level.
+        price_level_id: Option<RowId>,
+        /// Exempt from sales tax.
+        tax_exempt: bool,
+        /// Notes.
+        notes: Option<String>,
+        /// Created.
+        created_at: Timestamp,
+        /// Last changed.
+        updated_at: Timestamp,
+    }
+
+    /// A customer's vehicle.
+    CustomerVehicle => customer_vehicles (MasterData, Cashier, Api) {
+        /// Owner.
+        customer_id: RowId,
+        /// 17-character VIN, unique within the tenant when set.
+        vin: Option<String>,
+        /// Licence plate.
+        plate: Option<String>,
+        /// Make.
+        make: String,
+        /// Model.
+        model: String,
+        /// Model year.
+        year: i64,
+        /// Engine.
+        engine: Option<String>,
+        /// Odometer.
+        mileage: Option<i64>,
+        /// Created.
+        created_at: Timestamp,
+    }
+
+    /// A sale (receipt).
+    Sale => sales (Document, Cashier, Api) {
+        /// Receipt number, unique within the tenant.
+        number: String,
+        /// Terminal.
+        device_id: Option<RowId>,
+        /// Customer.
+        customer_id: Option<RowId>,
+        /// Cashier.
+        user_id: RowId,
+        /// open, layaway, completed or voided.
+        status: String,
+        /// ISO 4217.
+        currency: String,
+        /// Sum of lines before discounts.
+        subtotal_minor: i64,
+        /// Discounts.
+        discount_minor: i64,
+        /// Tax.
+        tax_minor: i64,
+        /// Total due.
+        total_minor: i64,
+        /// When.
+        sold_at: Timestamp,
+        /// Note.
+        note: Option<String>,
+    }
+
+    /// A line of a sale.
+    SaleLine => sale_lines (Document, Cashier, Api) {
+        /// The sale.
+        sale_id: RowId,
+        /// Position, from 1.
+        line_no: i64,
+        /// product or service.
+        kind: String,
+        /// Product sold.
+        product_id: Option<RowId>,
+        /// Text on the receipt.
+        description: String,
+        /// Quantity in thousandths.
+        quantity_milli: i64,
+        /// Unit price.
+        unit_price_minor: i64,
+        /// Discount.
+        discount_minor: i64,
+        /// Tax.
+        tax_minor: i64,
+        /// Line total.
+        total_minor: i64,
+    }
+
+    /// A gift card.
+    GiftCard => gift_cards (MasterData, Cashier, Api) {
+        /// Card code, unique within the tenant.
+        code: String,
+        /// ISO 4217.
+        currency: String,
+        /// Holder.
+        customer_id: Option<RowId>,
+        /// Issued.
+        issued_at: Timestamp,
+        /// Expires.
+        expires_at: Option<Timestamp>,
+        /// Blocked cards are inactive.
+        active: bool,
+    }
+
+    /// A payment towards a sale.
+    SalePayment => sale_payments (Document, Cashier, Api) {
+        /// The sale.
+        sale_id: RowId,
+        /// cash, card, gift_card, store_credit or loyalty.
+        method: String,
+        /// Amount applied.
+        amount_minor: i64,
+        /// ISO 4217.
+        currency: String,
+        /// Cash handed over.
+        tendered_minor: Option<i64>,
+        /// Change given.
+        change_minor: i64,
+        /// Card authorisation reference.
+        reference: Option<String>,
+        /// Gift card used.
+        gift_card_id: Option<RowId>,
+        /// When.
+        paid_at: Timestamp,
+    }
+
+    /// A gift card ledger row (the balance is the sum).
+    GiftCardTransaction => gift_card_transactions (Ledger, Cashier, Api) {
+        /// The card.
+        gift_card_id: RowId,
+        /// issue, top_up, redeem, refund or adjust.
+        kind: String,
+        /// Signed amount.
+        amount_minor: i64,
+        /// Sale.
+        sale_id: Option<RowId>,
+        /// Cashier.
+        user_id: Option<RowId>,
+        /// When.
+        created_at: Timestamp,
+    }
+
+    /// Goods put aside against part payments.
+    Layaway => layaways (Document, Cashier, Api) {
+        /// Number, unique within the tenant.
+        number: String,
+        /// Customer.
+        customer_id: RowId,
+        /// The sale holding the lines.
+        sale_id: RowId,
+        /// open, completed or cancelled.
+        status: String,
+        /// Total due.
+        total_minor: i64,
+        /// Deposit required.
+        deposit_minor: i64,
+        /// ISO 4217.
+        currency: String,
+        /// Opened.
+        opened_at: Timestamp,
+        /// Due.
+        due_at: Option<Timestamp>,
+        /// Completed or cancelled.
+        closed_at: Option<Timestamp>,
+    }
+
+    /// A payment towards a layaway (ledger).
+    LayawayPayment => layaway_payments (Ledger, Cashier, Api) {
+        /// The layaway.
+        layaway_id: RowId,
+        /// Payment method.
+        method: String,
+        /// Signed amount (refunds are negative).
+        amount_minor: i64,
+        /// Cashier.
+        user_id: Option<RowId>,
+        /// When.
+        paid_at: Timestamp,
+    }
+
+    /// A service job on a customer's vehicle.
+    WorkOrder => work_orders (Document, Cashier, Api) {
+        /// Number, unique within the tenant.
+        number: String,
+        /// Customer.
+        customer_id: RowId,
+        /// Vehicle.
+        vehicle_id: Option<RowId>,
+        /// Technician.
+        technician_user_id: Option<RowId>,
+        /// open, in_progress, completed or cancelled.
+        status: String,
+        /// What to do.
+        description: String,
+        /// Odometer at check-in.
+        odometer: Option<i64>,
+        /// The sale it completed into.
+        sale_id: Option<RowId>,
+        /// Opened.
+        opened_at: Timestamp,
+        /// Completed.
+        completed_at: Option<Timestamp>,
+    }
+
+    /// A part or labour line of a work order.
+    WorkOrderLine => work_order_lines (Document, Cashier, Api) {
+        /// The work order.
+        work_order_id: RowId,
+        /// part or labour.
+        kind: String,
+        /// Part used.
+        product_id: Option<RowId>,
+        /// Text.
+        description: String,
+        /// Quantity or hours in thousandths.
+        quantity_milli: i64,
+        /// Unit price.
+        unit_price_minor: i64,
+        /// Added.
+        created_at: Timestamp,
+    }
+
+    /// How salespeople earn commission.
+    CommissionRule => commission_rules (MasterData, Manager, Api) {
+        /// Unique within the tenant.
+        name: String,
+        /// Only for this user.
+        user_id: Option<RowId>,
+        /// Only for this category.
+        category_id: Option<RowId>,
+        /// Rate in parts per million.
+        rate_ppm: i64,
+        /// In force.
+        active: bool,
+        /// Created.
+        created_at: Timestamp,
+    }
+
+    /// Commission earned on a sale (ledger).
+    Commission => commissions (Ledger, Cashier, Api) {
+        /// Earner.
+        user_id: RowId,
+        /// Sale.
+        sale_id: RowId,
+        /// Rule applied.
+        rule_id: Option<RowId>,
+        /// Signed amount.
+        amount_minor: i64,
+        /// ISO 4217.
+        currency: String,
+        /// When.
+        created_at: Timestamp,
+    }
+
+    /// A customer's loyalty account.
+    LoyaltyAccount => loyalty_accounts (MasterData, Cashier, Api) {
+        /// Customer (one account each).
+        customer_id: RowId,
+        /// Card number, unique within the tenant.
+        number: String,
+        /// Created.
+        created_at: Timestamp,
+    }
+
+    /// Points earned or spent (ledger).
+    LoyaltyTransaction => loyalty_transactions (Ledger, Cashier, Api) {
+        /// Account.
+        account_id: RowId,
+        /// accrue, redeem, reverse or adjust.
+        kind: String,
+        /// Signed points.
+        points: i64,
+        /// Sale.
+        sale_id: Option<RowId>,
+        /// When.
+        created_at: Timestamp,
+    }
+
+    /// A customer's store credit account.
+    CreditAccount => credit_accounts (MasterData, Manager, Api) {
+        /// Customer (one account each).
+        customer_id: RowId,
+        /// Most that may be owed.
+        credit_limit_minor: i64,
+        /// ISO 4217.
+        currency: String,
+        /// Open for charges.
+        active: bool,
+        /// Created.
+        created_at: Timestamp,
+    }
+
+    /// A store credit charge or payment (ledger; owed is the sum).
+    CreditTransaction => credit_transactions (Ledger, Cashier, Api) {
+        /// Account.
+        account_id: RowId,
+        /// charge, payment, refund or adjust.
+        kind: String,
+        /// Signed amount (charges positive).
+        amount_minor: i64,
+        /// Sale.
+        sale_id: Option<RowId>,
+        /// Cashier.
+        user_id: Option<RowId>,
+        /// When.
+        created_at: Timestamp,
+    }
+
+    /// A promotion.
+    Promotion => promotions (MasterData, Manager, Api) {
+        /// Coupon code, unique within the tenant when set.
+        code: Option<String>,
+        /// Name.
+        name: String,
+        /// percent or amount.
+        kind: String,
+        /// Parts per million or minor units.
+        value: i64,
+        /// Only this product.
+        product_id: Option<RowId>,
+        /// Only this category.
+        category_id: Option<RowId>,
+        /// Starts.
+        starts_at: Timestamp,
+        /// Ends.
+        ends_at: Option<Timestamp>,
+        /// Most uses.
+        usage_limit: Option<i64>,
+        /// In force.
+        active: bool,
+    }
+
+    /// One use of a promotion (ledger).
+    PromotionUse => promotion_usage (Ledger, Cashier, Api) {
+        /// Promotion.
+        promotion_id: RowId,
+        /// Sale.
+        sale_id: RowId,
+        /// Customer.
+        customer_id: Option<RowId>,
+        /// Discount given.
+        discount_minor: i64,
+        /// When.
+        used_at: Timestamp,
+    }
+
+    /// A stock movement (ledger; stock on hand is the sum).
+    InventoryTransaction => inventory_transactions (Ledger, Cashier, Api) {
+        /// Product.
+        product_id: RowId,
+        /// Location.
+        location: String,
+        /// receive, sale, refund, adjust, count, transfer or layaway.
+        kind: String,
+        /// Signed quantity in thousandths.
+        quantity_milli: i64,
+        /// Unit cost.
+        unit_cost_minor: Option<i64>,
+        /// Why (adjustments).
+        reason: Option<String>,
+        /// Sale.
+        sale_id: Option<RowId>,
+        /// Who.
+        user_id: Option<RowId>,
+        /// When.
+        created_at: Timestamp,
+    }
+
+    /// One push or pull of the sync engine (local bookkeeping).
+    SyncLogEntry => sync_log (LocalOnly, Admin, Internal) {
+        /// push or pull.
+        direction: String,
+        /// Started.
+        started_at: Timestamp,
+        /// Finished.
+        finished_at: Option<Timestamp>,
+        /// Operations moved.
+        operations: i64,
+        /// Server sequence reached.
+        cursor: Option<i64>,
+        /// running, ok or failed.
+        status: String,
+        /// Failure.
+        error: Option<String>,
+    }
+
+    /// A merge conflict kept for a person to review.
+    SyncConflict => sync_conflicts (LocalOnly, Admin, Internal) {
+        /// Table.
+        table_name: String,
+        /// Row.
+        row_id: String,
+        /// Column, for master data.
+        column_name: Option<String>,
+        /// What kind of conflict.
+        kind: String,
+        /// Our value.
+        local_value: Option<Json>,
+        /// Their value.
+        remote_value: Option<Json>,
+        /// Detected.
+        detected_at: Timestamp,
+        /// Resolved.
+        resolved_at: Option<Timestamp>,
+        /// By whom.
+        resolved_by: Option<RowId>,
+        /// How.
+        resolution: Option<String>,
+    }
+
+    /// A write waiting to be pushed to the central server (the outbox).
+    PendingOperation => pending_operations (LocalOnly, Admin, Internal) {
+        /// Device that wrote it.
+        device_id: String,
+        /// Hybrid logical clock stamp.
+        hlc: String,
+        /// Table.
+        table_name: String,
+        /// Row.
+        row_id: String,
+        /// insert, update, delete or ledger_append.
+        kind: String,
+        /// Changed columns and values.
+        columns: Json,
+        /// Written.
+        created_at: Timestamp,
+        /// Acknowledged by the server.
+        synced_at: Option<Timestamp>,
+        /// Server sequence number.
+        seq: Option<i64>,
+    }
+
+    /// Where backups go.
+    BackupDestination => backup_destinations (MasterData, Admin, Api) {
+        /// Unique within the tenant.
+        name: String,
+        /// local_dir, s3 or sftp.
+        kind: String,
+        /// Directory or URL.
+        target: String,
+        /// In use.
+        active: bool,
+        /// Created.
+        created_at: Timestamp,
+    }
+
+    /// The tenant's backup schedule (one row).
+    BackupSettings => backup_settings (MasterData, Admin, Api) {
+        /// Cron expression.
+        schedule: String,
+        /// Days kept.
+        retention_days: i64,
+        /// Encrypt archives.
+        encrypt: bool,
+        /// Default destination.
+        destination_id: Option<RowId>,
+        /// Last changed.
+        updated_at: Timestamp,
+    }
+
+    /// A backup taken on this node.
+    Backup => backups (LocalOnly, Admin, Api) {
+        /// full or tenant_export.
+        kind: String,
+        /// Destination.
+        destination_id: Option<RowId>,
+        /// File.
+        path: String,
+        /// SHA-256 hex.
+        sha256: Option<String>,
+        /// Size.
+        size_bytes: Option<i64>,
+        /// running, ok or failed.
+        status: String,
+        /// Started.
+        created_at: Timestamp,
+        /// Finished.
+        finished_at: Option<Timestamp>,
+    }
+
+    /// A restore of a backup.
+    RestoreJob => restore_jobs (LocalOnly, Admin, Api) {
+        /// Backup restored.
+        backup_id: RowId,
+        /// pending, running, ok or failed.
+        status: String,
+        /// Who asked.
+        requested_by: Option<RowId>,
+        /// Started.
+        started_at: Timestamp,
+        /// Finished.
+        finished_at: Option<Timestamp>,
+        /// Failure.
+        error: Option<String>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_is_found_by_name_and_visitable() {
+        struct Name;
+        impl RecordVisitor for Name {
+            type Output = &'static str;
+            fn visit<R: Record>(self) -> &'static str {
+                R::TABLE.name
+            }
+        }
+        assert_eq!(TABLES.len(), 36);
+        for t in TABLES {
+            assert_eq!(table(t.name), Some(*t));
+            assert_eq!(visit_table(t.name, Name), Some(t.name));
+        }
+        assert!(table("sqlite_master").is_none());
+    }
+
+    #[test]
+    fn no_catalog_column_shadows_the_keys() {
+        for t in TABLES {
+            assert!(
+                t.column("id").is_none() && t.column("tenant_id").is_none(),
+                "{}",
+                t.name
+            );
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The read-only SQL escape hatch for reports.
+//!
+//! Reports run on a second, read-only connection to the same database. On it, every catalog
+//! table name (and `tenants`) is a TEMP view over the real table filtered to the current
+//! tenant; because SQLite looks names up in `temp` before `main`, `SELECT * FROM sales` reads
+//! the view. An authorizer then allows a base-table read only when the view of that table is
+//! the accessor, and refuses everything else that is not a plain read: writes, ATTACH, PRAGMA
+//! (including `pragma_*` table functions), `sqlite_schema`, and `main.t` spelled out.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+
+use crate::catalog;
+use crate::error::Error;
+use crate::ids::TenantId;
+use crate::store::{Location, BUSY_TIMEOUT};
+
+/// Why a report query was refused or failed. Nothing is ever changed by a report query.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The statement tried something reports may not do.
+    #[error("query refused: {0}")]
+    Refused(String),
+    /// Not exactly one statement.
+    #[error("query refused: exactly one SELECT statement is allowed")]
+    NotOneStatement,
+    /// A statement that would write.
+    #[error("query refused: only read-only SELECT statements are allowed")]
+    NotReadOnly,
+    /// SQLite could not compile or run it (syntax error, unknown column...).
+    #[error("query failed: {0}")]
+    Sql(String),
+}
+
+/// The rows a report query returned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueryResult {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// Rows of JSON values (blobs as lowercase hex text).
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+impl QueryResult {
+    /// The rows as JSON objects keyed by column name.
+    pub fn to_objects(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        self.rows
+            .iter()
+            .map(|row| {
+                self.columns
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().cloned())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// State shared with the SQL function and the authorizer.
+#[derive(Default)]
+struct Shared {
+    tenant: Option<String>,
+    refusal: Option<String>,
+}
+
+pub(crate) struct ReportConnection {
+    conn: Connection,
+    shared: Arc<Mutex<Shared>>,
+}
+
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The function the views filter on: the tenant of the query being run, NULL otherwise (so a
+/// view read outside [`ReportConnection::run`] matches no row).
+const CURRENT_TENANT_FN: &str = "pos_current_tenant";
+
+impl ReportConnection {
+    pub(crate) fn open(location: &Location) -> Result<Self, Error> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = match location {
+            Location::File(path) => Connection::open_with_flags(path, flags),
+            Location::Memory(uri) => Connection::open_with_flags(uri, flags),
+        }?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let shared = Arc::new(Mutex::new(Shared::default()));
+
+        let for_fn = Arc::clone(&shared);
+        conn.create_scalar_function(
+            CURRENT_TENANT_FN,
+            0,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_INNOCUOUS,
+            move |_| Ok(lock(&for_fn).tenant.clone()),
+        )?;
+
+        let mut views: HashSet<&'static str> = catalog::TABLES.iter().map(|t| t.name).collect();
+        for t in catalog::TABLES {
+            // Catalog identifiers only; the tenant comes from the function at run time.
+            conn.execute_batch(&format!(
+                "CREATE TEMP VIEW \"{0}\" AS SELECT * FROM main.\"{0}\" \
+                 WHERE tenant_id = {CURRENT_TENANT_FN}()",
+                t.name
+            ))?;
+        }
+        conn.execute_batch(&format!(
+            "CREATE TEMP VIEW tenants AS SELECT id, name, status, plan, max_users, \
+             max_api_calls_month, tier, settings, created_at, updated_at FROM main.tenants \
+             WHERE id = {CURRENT_TENANT_FN}()"
+        ))?;
+        views.insert("tenants");
+
+        let for_auth = Arc::clone(&shared);
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            match decide(&views, &ctx) {
+                Ok(()) => Authorization::Allow,
+                Err(reason) => {
+                    lock(&for_auth).refusal.get_or_insert(reason);
+                    Authorization::Deny
+                }
+            }
+        }))?;
+        Ok(Self { conn, shared })
+    }
+
+    pub(crate) fn run(&self, tenant: &TenantId, sql: &str) -> Result<QueryResult, QueryError> {
+        {
+            let mut s = lock(&self.shared);
+            s.refusal = None;
+            s.tenant = Some(tenant.as_str().to_owned());
+        }
+        let out = self.run_inner(sql);
+        let mut s = lock(&self.shared);
+        s.tenant = None;
+        let refusal = s.refusal.take();
+        out.map_err(|e| match (e, refusal) {
+            (QueryError::Sql(_), Some(reason)) => QueryError::Refused(reason),
+            (e, _) => e,
+        })
+    }
+
+    fn run_inner(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        if sql.trim().is_empty() {
+            return Err(QueryError::NotOneStatement);
+        }
+        let mut stmt = self.conn.prepare(sql).map_err(|e| match e {
+            rusqlite::Error::MultipleStatement => QueryError::NotOneStatement,
+            e => QueryError::Sql(e.to_string()),
+        })?;
+        if !stmt.readonly() {
+            return Err(QueryError::NotReadOnly);
+        }
+        let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        let width = columns.len();
+        let mut rows = Vec::new();
+        let mut cursor = stmt.query([]).map_err(|e| QueryError::Sql(e.to_string()))?;
+        while let Some(row) = cursor.next().map_err(|e| QueryError::Sql(e.to_string()))? {
+            let mut out = Vec::with_capacity(width);
+            for i in 0..width {
+                let v = row.get_ref(i).map_err(|e| QueryError::Sql(e.to_string()))?;
+                out.push(to_json(v));
+            }
+            rows.push(out);
+        }
+        Ok(QueryResult { columns, rows })
+    }
+}
+
+fn to_json(v: ValueRef<'_>) -> serde_json::Value {
+    match v {
+        ValueRef::Null => serde_json::Value::Null,
+        ValueRef::Integer(i) => i.into(),
+        ValueRef::Real(f) => serde_json::Number::from_f64(f)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+        ValueRef::Blob(b) => b
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+            .into(),
+    }
+}
+
+/// Functions a report may not call even though they only read.
+const DENIED_FUNCTIONS: &[&str] = &["load_extension", "sqlite_offset", "fts3_tokenizer"];
+
+fn decide(views: &HashSet<&'static str>, ctx: &AuthContext<'_>) -> Result<(), String> {
+    match ctx.action {
+        AuthAction::Select | AuthAction::Recursive => Ok(()),
+        AuthAction::Read { table_name, .. } => {
+            // Reading a view's columns (db "temp"), or the base table from inside the view of
+            // the same name (db "main", accessor = the view): both are the filtered path.
+            let through_own_view = views.contains(table_name)
+                && match ctx.database_name {
+                    Some("temp") => true,
+                    Some("main") => ctx.accessor == Some(table_name),
+                    _ => false,
+                };
+            if through_own_view {
+                Ok(())
+            } else if table_name.starts_with("sqlite_") {
+                Err(format!("the schema table {table_name} is not readable"))
+            } else if table_name.starts_with("pragma_") {
+                Err(format!("{table_name} is a PRAGMA; PRAGMA is not allowed"))
+            } else {
+                Err(format!(
+                    "{table_name} may only be read through the tenant's view (write `{table_name}`, \
+                     not `main.{table_name}`)"
+                ))
+            }
+        }
+        AuthAction::Function { function_name } => {
+            if DENIED_FUNCTIONS
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(function_name))
+            {
+                Err(format!("the function {function_name} is not allowed"))
+            } else {
+                Ok(())
+            }
+        }
+        AuthAction::Pragma { pragma_name, .. } => {
+            Err(format!("PRAGMA {pragma_name} is not allowed"))
+        }
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => {
+            Err("ATTACH and DETACH are not allowed".to_owned())
+        }
+        AuthAction::Insert { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::Delete { table_name } => Err(format!(
+            "writing {table_name} is not allowed; reports are read-only"
+        )),
+        AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => {
+            Err("transactions are not allowed in reports".to_owned())
+        }
+        _ => Err("only SELECT statements are allowed".to_owned()),
+    }
+}

@@ -1,0 +1,441 @@
+//! Opening a node database, migrating it, and the tenant registry.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::access::Tenant;
+use crate::error::Error;
+use crate::ids::{Json, RowId, TenantId, Timestamp};
+use crate::query::ReportConnection;
+use crate::tenant::{NewTenant, Plan, PlanLimits, TenantInfo, TenantSettings, TenantStatus};
+use crate::verify::{self, VerifyReport};
+use crate::Result;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How long a statement waits for another connection's lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the database lives, so the report connection can open the same one.
+#[derive(Debug, Clone)]
+pub(crate) enum Location {
+    File(PathBuf),
+    /// A shared-cache in-memory database, reachable by URI from a second connection.
+    Memory(String),
+}
+
+/// A node's database: the tenant registry and every tenant's rows.
+///
+/// A `Store` owns one SQLite connection; it is `Send` but not `Sync`, so give each thread its
+/// own (they share the file through WAL).
+///
+/// ```
+/// use pos_tenancy::{NewTenant, Store};
+/// let store = Store::open_in_memory()?;
+/// store.add_tenant(&NewTenant::new("caps-automotive".parse()?, "Caps Automotive"))?;
+/// let caps = store.tenant(&"caps-automotive".parse()?)?;
+/// assert_eq!(caps.info()?.name, "Caps Automotive");
+/// # Ok::<(), pos_tenancy::Error>(())
+/// ```
+pub struct Store {
+    pub(crate) conn: Connection,
+    location: Location,
+    reports: RefCell<Option<ReportConnection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations, all
+    /// in one transaction. Then WAL, `synchronous=NORMAL`, foreign keys on, and a busy timeout.
+    ///
+    /// A file written by a newer version of this crate is refused with
+    /// [`Error::SchemaTooNew`] and left as it was.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |source| Error::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(open_err)?;
+        // Reading the header is the first access; a non-SQLite file fails here, untouched.
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+            .map_err(open_err)?;
+        Self::setup(conn, Location::File(path), true)
+    }
+
+    /// A private in-memory database (for tests and tools), migrated like a file.
+    pub fn open_in_memory() -> Result<Self> {
+        let uri = format!("file:pos-tenancy-{}?mode=memory&cache=shared", RowId::new());
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&uri, flags).map_err(|source| Error::Open {
+            path: PathBuf::from(&uri),
+            source,
+        })?;
+        Self::setup(conn, Location::Memory(uri), false)
+    }
+
+    fn setup(mut conn: Connection, location: Location, wal: bool) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        if wal {
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.set_prepared_statement_cache_capacity(256);
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn,
+            location,
+            reports: RefCell::new(None),
+        })
+    }
+
+    /// The schema version the file is at (the newest applied migration).
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(applied_version(&self.conn)?.unwrap_or(0))
+    }
+
+    /// The newest schema version this build of the crate knows.
+    pub fn supported_schema_version() -> i64 {
+        latest_embedded_version()
+    }
+
+    /// The path of the database file, or `None` for an in-memory store.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.location {
+            Location::File(p) => Some(p),
+            Location::Memory(_) => None,
+        }
+    }
+
+    /// Registers a tenant. Its settings are validated first; nothing is written on error.
+    pub fn add_tenant(&self, new: &NewTenant) -> Result<TenantInfo> {
+        new.settings.validate()?;
+        if new.name.trim().is_empty() {
+            return Err(Error::InvalidPayload {
+                table: "tenants",
+                reason: "the tenant name is empty".into(),
+            });
+        }
+        let limits = new.plan.limits();
+        let now = Timestamp::now();
+        let settings =
+            Json(
+                serde_json::to_value(&new.settings).map_err(|e| Error::InvalidPayload {
+                    table: "tenants",
+                    reason: e.to_string(),
+                })?,
+            );
+        let inserted = self.conn.execute(
+            "INSERT INTO tenants (id, name, status, plan, max_users, max_api_calls_month, tier,
+                                  settings, created_at, updated_at)
+             VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (id) DO NOTHING",
+            params![
+                new.id,
+                new.name,
+                new.plan,
+                limits.max_users,
+                clamp_i64(limits.max_api_calls_month),
+                new.tier,
+                settings,
+                now
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(Error::TenantExists(new.id.clone()));
+        }
+        self.tenant_info(&new.id)
+    }
+
+    /// Every registered tenant, by id.
+    pub fn tenants(&self) -> Result<Vec<TenantInfo>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{TENANT_SELECT} ORDER BY id"))?;
+        let rows = stmt.query_map([], tenant_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One tenant's registry entry.
+    pub fn tenant_info(&self, id: &TenantId) -> Result<TenantInfo> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{TENANT_SELECT} WHERE id = ?1"))?;
+        stmt.query_row([id], tenant_from_row)
+            .optional()?
+            .ok_or_else(|| Error::TenantNotFound(id.clone()))
+    }
+
+    /// Changes a tenant's status (suspend, activate, cancel), with an audit row.
+    pub fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantInfo> {
+        let detail = serde_json::json!({ "status": status.as_str() });
+        self.update_registry(id, "status", detail, |tx, now| {
+            tx.execute(
+                "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, status, now],
+            )
+        })
+    }
+
+    /// Moves a tenant to another plan and resets its limits to that plan's.
+    pub fn set_tenant_plan(&self, id: &TenantId, plan: Plan) -> Result<TenantInfo> {
+        let limits = plan.limits();
+        let detail = serde_json::json!({ "plan": plan.as_str() });
+        self.update_registry(id, "plan", detail, |tx, now| {
+            tx.execute(
+                "UPDATE tenants SET plan = ?2, max_users = ?3, max_api_calls_month = ?4,
+                                    updated_at = ?5 WHERE id = ?1",
+                params![
+                    id,
+                    plan,
+                    limits.max_users,
+                    clamp_i64(limits.max_api_calls_month),
+                    now
+                ],
+            )
+        })
+    }
+
+    /// Applies one change to a registry row and audits it, atomically.
+    pub(crate) fn update_registry(
+        &self,
+        id: &TenantId,
+        action: &str,
+        detail: serde_json::Value,
+        change: impl FnOnce(&Connection, &Timestamp) -> rusqlite::Result<usize>,
+    ) -> Result<TenantInfo> {
+        let tx = self.begin_write()?;
+        let now = Timestamp::now();
+        if change(&tx, &now).map_err(|e| Error::on_table("tenants", e))? == 0 {
+            return Err(Error::TenantNotFound(id.clone()));
+        }
+        crate::access::write_audit(&tx, id, None, action, "tenants", id.as_str(), Some(detail))?;
+        tx.commit()?;
+        self.tenant_info(id)
+    }
+
+    /// A handle on one tenant's data. Refused for unknown and cancelled tenants; a suspended
+    /// tenant's handle reads but does not write.
+    pub fn tenant(&self, id: &TenantId) -> Result<Tenant<'_>> {
+        let status: Option<TenantStatus> = self
+            .conn
+            .prepare_cached("SELECT status FROM tenants WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        match status {
+            None => Err(Error::TenantNotFound(id.clone())),
+            Some(TenantStatus::Cancelled) => Err(Error::TenantInactive {
+                tenant: id.clone(),
+                status: TenantStatus::Cancelled,
+                operation: "read",
+            }),
+            Some(_) => Ok(Tenant::new(self, id.clone())),
+        }
+    }
+
+    /// Checks the schema invariants and the data of every tenant table; see [`VerifyReport`].
+    pub fn verify(&self) -> Result<VerifyReport> {
+        verify::verify(&self.conn)
+    }
+
+    /// Starts an IMMEDIATE transaction (the write lock is taken up front, so two writers queue
+    /// on the busy timeout instead of failing on upgrade).
+    pub(crate) fn begin_write(&self) -> Result<rusqlite::Transaction<'_>> {
+        if !self.conn.is_autocommit() {
+            return Err(Error::TransactionOpen);
+        }
+        Ok(rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?)
+    }
+
+    /// Runs `f` with the report connection, opening it on first use.
+    pub(crate) fn with_reports<T>(
+        &self,
+        f: impl FnOnce(&ReportConnection) -> Result<T>,
+    ) -> Result<T> {
+        let mut slot = self.reports.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(ReportConnection::open(&self.location)?);
+        }
+        match slot.as_ref() {
+            Some(reports) => f(reports),
+            None => unreachable!("set just above"),
+        }
+    }
+}
+
+/// Plan limits are u64 in Rust but SQLite integers are signed.
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+const TENANT_SELECT: &str = "SELECT id, name, status, plan, max_users, max_api_calls_month, tier, \
+                             settings, created_at, updated_at FROM tenants";
+
+fn tenant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TenantInfo> {
+    let settings: String = r.get(7)?;
+    let settings = TenantSettings::from_json(&settings).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(TenantInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        status: r.get(2)?,
+        plan: r.get(3)?,
+        limits: PlanLimits {
+            // CHECK constraints keep both limits non-negative.
+            max_users: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
+            max_api_calls_month: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+        },
+        tier: r.get(6)?,
+        settings,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+    })
+}
+
+fn latest_embedded_version() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+fn applied_version(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    let has_history: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema
+                        WHERE type = 'table' AND name = 'refinery_schema_history')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_history {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT max(version) FROM refinery_schema_history",
+        [],
+        |r| r.get(0),
+    )
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let supported = latest_embedded_version();
+    if let Some(found) = applied_version(conn)? {
+        if found > supported {
+            return Err(Error::SchemaTooNew { found, supported });
+        }
+        if found == supported {
+            return Ok(());
+        }
+    }
+    embedded::migrations::runner()
+        .set_grouped(true)
+        .set_abort_divergent(true)
+        .set_abort_missing(true)
+        .run(conn)
+        .map_err(|e| Error::Migration(e.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        Store::open_in_memory().expect("in-memory store opens")
+    }
+
+    #[test]
+    fn opening_twice_applies_migrations_once() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("node.db");
+        let v = Store::open(&path)?.schema_version()?;
+        assert_eq!(v, Store::supported_schema_version());
+        assert_eq!(Store::open(&path)?.schema_version()?, v);
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_a_database_from_a_newer_crate() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("node.db");
+        drop(Store::open(&path)?);
+        let conn = Connection::open(&path)?;
+        conn.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (999, 'future', '2030-01-01T00:00:00Z', '0')",
+            [],
+        )?;
+        drop(conn);
+        match Store::open(&path) {
+            Err(Error::SchemaTooNew { found: 999, .. }) => Ok(()),
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_a_file_that_is_not_sqlite() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("notes.txt");
+        std::fs::write(
+            &path,
+            b"this is not a database, just some text long enough to matter",
+        )?;
+        assert!(matches!(Store::open(&path), Err(Error::Open { .. })));
+        assert_eq!(
+            std::fs::read(&path)?,
+            b"this is not a database, just some text long enough to matter"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn duplicate_tenants_and_bad_settings_change_nothing() -> Result<()> {
+        let s = store();
+        let id: TenantId = "caps".parse()?;
+        s.add_tenant(&NewTenant::new(id.clone(), "Caps"))?;
+        assert!(matches!(
+            s.add_tenant(&NewTenant::new(id, "Again")),
+            Err(Error::TenantExists(_))
+        ));
+        let mut bad = NewTenant::new("other".parse()?, "Other");
+        bad.settings.currency = "DOLLARS".into();
+        assert!(matches!(s.add_tenant(&bad), Err(Error::Settings(_))));
+        assert_eq!(s.tenants()?.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn cancelled_tenants_get_no_handle() -> Result<()> {
+        let s = store();
+        let id: TenantId = "caps".parse()?;
+        s.add_tenant(&NewTenant::new(id.clone(), "Caps"))?;
+        s.set_tenant_status(&id, TenantStatus::Cancelled)?;
+        assert!(matches!(s.tenant(&id), Err(Error::TenantInactive { .. })));
+        assert!(matches!(
+            s.tenant(&"nobody".parse()?),
+            Err(Error::TenantNotFound(_))
+        ));
+        Ok(())
+    }
+}

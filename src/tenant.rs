@@ -1,0 +1,508 @@
+//! The tenant registry: who the tenants are, their status, plan, tier and white-label settings.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{TenantId, Timestamp};
+
+/// Implements text conversion (Display, FromStr, SQL) for a fieldless enum stored as a word.
+macro_rules! text_enum {
+    ($ty:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value, in order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The stored word.
+            pub fn as_str(&self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = UnknownWord;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    _ => Err(UnknownWord {
+                        what: $what,
+                        found: s.to_owned(),
+                        expected: &[$($text),+],
+                    }),
+                }
+            }
+        }
+        impl ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.as_str().as_bytes())))
+            }
+        }
+        impl FromSql for $ty {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                value.as_str()?.parse().map_err(|e| FromSqlError::Other(Box::new(e)))
+            }
+        }
+    };
+}
+
+/// A word that is not one of the values an enum accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{found:?} is not a {what}; expected one of {expected:?}")]
+pub struct UnknownWord {
+    /// What kind of value was expected.
+    pub what: &'static str,
+    /// The rejected text.
+    pub found: String,
+    /// The accepted words.
+    pub expected: &'static [&'static str],
+}
+
+/// Whether a tenant may read and write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TenantStatus {
+    /// Reads and writes.
+    Active,
+    /// Reads only (for example, an unpaid invoice).
+    Suspended,
+    /// Neither.
+    Cancelled,
+}
+text_enum!(TenantStatus, "tenant status", {
+    Active => "active", Suspended => "suspended", Cancelled => "cancelled",
+});
+
+/// A commercial plan, which sets default limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Plan {
+    /// A single small store.
+    Free,
+    /// A store with several terminals.
+    Pro,
+    /// A chain.
+    Enterprise,
+}
+text_enum!(Plan, "plan", { Free => "free", Pro => "pro", Enterprise => "enterprise" });
+
+/// What a plan allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanLimits {
+    /// Most users (staff accounts) the tenant may have.
+    pub max_users: u32,
+    /// Most calls to the central API per calendar month.
+    pub max_api_calls_month: u64,
+}
+
+impl Plan {
+    /// The default limits of this plan.
+    pub fn limits(&self) -> PlanLimits {
+        match self {
+            Plan::Free => PlanLimits {
+                max_users: 3,
+                max_api_calls_month: 10_000,
+            },
+            Plan::Pro => PlanLimits {
+                max_users: 25,
+                max_api_calls_month: 1_000_000,
+            },
+            Plan::Enterprise => PlanLimits {
+                max_users: 1_000,
+                max_api_calls_month: 100_000_000,
+            },
+        }
+    }
+}
+
+/// Where a tenant's rows live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Tier {
+    /// In the node's shared database, next to other tenants' rows.
+    Shared,
+    /// In a database file of its own.
+    Dedicated,
+}
+text_enum!(Tier, "isolation tier", { Shared => "shared", Dedicated => "dedicated" });
+
+/// A staff role. Ordered: a manager may do what a cashier may, an admin what a manager may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Role {
+    /// Rings up sales, takes payments, adds customers.
+    Cashier,
+    /// Also manages the catalogue, prices, promotions and stock.
+    Manager,
+    /// Also manages users, roles, devices, backups and the tenant's settings.
+    Admin,
+}
+text_enum!(Role, "role", { Cashier => "cashier", Manager => "manager", Admin => "admin" });
+
+/// Why tenant settings were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// The brand name is empty or too long.
+    #[error("brand name must be 1 to 100 characters, got {len}")]
+    BrandName {
+        /// Its length in characters.
+        len: usize,
+    },
+    /// Not an ISO 4217 currency code.
+    #[error("currency {0:?} is not an ISO 4217 code")]
+    Currency(String),
+    /// Not a language tag such as `en` or `en-US`.
+    #[error("locale {0:?} is not a language tag like \"en\" or \"en-US\"")]
+    Locale(String),
+    /// A tax rate outside 0 to 100 %, or a duplicate or empty name.
+    #[error("tax rate {name:?}: {reason}")]
+    TaxRate {
+        /// The rate's name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Not a DNS name.
+    #[error("{what} {value:?} is not a valid DNS name")]
+    Domain {
+        /// Subdomain or custom domain.
+        what: &'static str,
+        /// The rejected value.
+        value: String,
+    },
+    /// Receipt text too long.
+    #[error("receipt {which} is {len} characters; at most 1000 are allowed")]
+    ReceiptText {
+        /// Header or footer.
+        which: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// A feature flag name that is not a lowercase word.
+    #[error("feature flag {0:?} must be 1 to 64 of a-z, 0-9, '_' or '-'")]
+    FeatureFlag(String),
+    /// The settings are not valid JSON for this structure.
+    #[error("settings are malformed: {0}")]
+    Malformed(String),
+}
+
+/// How a white-label tenant is reached on the web.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum Domain {
+    /// `name.<platform domain>`; one DNS label.
+    Subdomain(String),
+    /// The tenant's own domain, such as `pos.capsautomotive.com`.
+    Custom(String),
+}
+
+/// A named tax rate, in parts per million (8.875 % is `88_750`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxRate {
+    /// Shown on receipts, for example "State sales tax".
+    pub name: String,
+    /// Parts per million, 0 to 1,000,000.
+    pub rate_ppm: u32,
+}
+
+/// A tenant's white-label and business settings, which nodes pull from the central server.
+///
+/// ```
+/// use pos_tenancy::TenantSettings;
+/// let mut s = TenantSettings::new("Caps Automotive");
+/// s.currency = "USD".into();
+/// assert!(s.validate().is_ok());
+/// s.currency = "XYZ".into();
+/// assert!(s.validate().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// The brand shown on screens and receipts.
+    pub brand_name: String,
+    /// Where the tenant's web back office is reached, if anywhere.
+    #[serde(default)]
+    pub domain: Option<Domain>,
+    /// ISO 4217 currency code of the store's prices.
+    pub currency: String,
+    /// Language tag for formatting (`en-US`).
+    pub locale: String,
+    /// Taxes applied at checkout.
+    #[serde(default)]
+    pub tax_rates: Vec<TaxRate>,
+    /// Printed above each receipt.
+    #[serde(default)]
+    pub receipt_header: String,
+    /// Printed below each receipt.
+    #[serde(default)]
+    pub receipt_footer: String,
+    /// Features switched on or off for this tenant.
+    #[serde(default)]
+    pub features: BTreeMap<String, bool>,
+}
+
+impl TenantSettings {
+    /// Defaults for a new tenant: US dollars, `en-US`, no taxes.
+    pub fn new(brand_name: &str) -> Self {
+        Self {
+            brand_name: brand_name.to_owned(),
+            domain: None,
+            currency: "USD".to_owned(),
+            locale: "en-US".to_owned(),
+            tax_rates: Vec::new(),
+            receipt_header: String::new(),
+            receipt_footer: String::new(),
+            features: BTreeMap::new(),
+        }
+    }
+
+    /// Checks every field; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let len = self.brand_name.trim().chars().count();
+        if len == 0 || self.brand_name.chars().count() > 100 {
+            return Err(SettingsError::BrandName {
+                len: self.brand_name.chars().count(),
+            });
+        }
+        if !is_iso4217(&self.currency) {
+            return Err(SettingsError::Currency(self.currency.clone()));
+        }
+        if !is_language_tag(&self.locale) {
+            return Err(SettingsError::Locale(self.locale.clone()));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for rate in &self.tax_rates {
+            let fail = |reason| SettingsError::TaxRate {
+                name: rate.name.clone(),
+                reason,
+            };
+            if rate.name.trim().is_empty() {
+                return Err(fail("the name is empty"));
+            }
+            if rate.rate_ppm > 1_000_000 {
+                return Err(fail("the rate is above 100 % (1,000,000 ppm)"));
+            }
+            if !names.insert(rate.name.as_str()) {
+                return Err(fail("the name appears twice"));
+            }
+        }
+        match &self.domain {
+            Some(Domain::Subdomain(s)) if !is_dns_label(s) => {
+                return Err(SettingsError::Domain {
+                    what: "subdomain",
+                    value: s.clone(),
+                })
+            }
+            Some(Domain::Custom(s)) if !is_dns_name(s) => {
+                return Err(SettingsError::Domain {
+                    what: "custom domain",
+                    value: s.clone(),
+                })
+            }
+            _ => {}
+        }
+        for (which, text) in [
+            ("header", &self.receipt_header),
+            ("footer", &self.receipt_footer),
+        ] {
+            let len = text.chars().count();
+            if len > 1000 {
+                return Err(SettingsError::ReceiptText { which, len });
+            }
+        }
+        for flag in self.features.keys() {
+            let ok = !flag.is_empty()
+                && flag.len() <= 64
+                && flag
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            if !ok {
+                return Err(SettingsError::FeatureFlag(flag.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses and validates settings from JSON.
+    pub fn from_json(text: &str) -> Result<Self, SettingsError> {
+        let s: Self =
+            serde_json::from_str(text).map_err(|e| SettingsError::Malformed(e.to_string()))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Whether a feature flag is on (absent flags are off).
+    pub fn feature(&self, name: &str) -> bool {
+        self.features.get(name).copied().unwrap_or(false)
+    }
+}
+
+fn is_language_tag(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let lang = parts.next().unwrap_or("");
+    let lang_ok = (2..=3).contains(&lang.len()) && lang.chars().all(|c| c.is_ascii_lowercase());
+    lang_ok
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_dns_name(s: &str) -> bool {
+    s.len() <= 253 && s.contains('.') && s.split('.').all(is_dns_label)
+}
+
+/// ISO 4217 active currency codes (2024 list).
+const ISO_4217: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
+    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUP", "CVE",
+    "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL",
+    "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR",
+    "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD",
+    "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK",
+    "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO",
+    "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON",
+    "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD",
+    "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD",
+    "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV",
+    "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+/// Whether `code` is an active ISO 4217 currency code.
+pub fn is_iso4217(code: &str) -> bool {
+    ISO_4217.binary_search(&code).is_ok()
+}
+
+/// A tenant as the registry holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantInfo {
+    /// The slug.
+    pub id: TenantId,
+    /// Legal or trading name.
+    pub name: String,
+    /// Active, suspended or cancelled.
+    pub status: TenantStatus,
+    /// The commercial plan.
+    pub plan: Plan,
+    /// The limits in force (the plan's defaults unless changed).
+    pub limits: PlanLimits,
+    /// Shared or dedicated storage.
+    pub tier: Tier,
+    /// White-label and business settings.
+    pub settings: TenantSettings,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When the registry row last changed.
+    pub updated_at: Timestamp,
+}
+
+/// What is needed to register a tenant.
+///
+/// ```
+/// use pos_tenancy::{NewTenant, Plan};
+/// let t = NewTenant::new("caps-automotive".parse()?, "Caps Automotive").plan(Plan::Pro);
+/// assert_eq!(t.settings.brand_name, "Caps Automotive");
+/// # Ok::<(), pos_tenancy::TenantIdError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    /// The slug.
+    pub id: TenantId,
+    /// Legal or trading name.
+    pub name: String,
+    /// The plan; default free.
+    pub plan: Plan,
+    /// Default shared.
+    pub tier: Tier,
+    /// Default: [`TenantSettings::new`] with the tenant's name as brand.
+    pub settings: TenantSettings,
+}
+
+impl NewTenant {
+    /// A free, shared tenant branded with its own name.
+    pub fn new(id: TenantId, name: &str) -> Self {
+        Self {
+            id,
+            name: name.to_owned(),
+            plan: Plan::Free,
+            tier: Tier::Shared,
+            settings: TenantSettings::new(name),
+        }
+    }
+
+    /// Sets the plan.
+    pub fn plan(mut self, plan: Plan) -> Self {
+        self.plan = plan;
+        self
+    }
+
+    /// Sets the settings.
+    pub fn settings(mut self, settings: TenantSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn currency_list_is_sorted_for_binary_search() {
+        assert!(ISO_4217.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_iso4217("EUR") && is_iso4217("USD") && !is_iso4217("usd") && !is_iso4217("ABC"));
+    }
+
+    #[test]
+    fn settings_validation_names_the_bad_field() {
+        let ok = TenantSettings::new("Caps");
+        assert_eq!(ok.validate(), Ok(()));
+        let mut s = ok.clone();
+        s.tax_rates.push(TaxRate {
+            name: "VAT".into(),
+            rate_ppm: 1_000_001,
+        });
+        assert!(matches!(s.validate(), Err(SettingsError::TaxRate { .. })));
+        let mut s = ok.clone();
+        s.locale = "english".into();
+        assert!(matches!(s.validate(), Err(SettingsError::Locale(_))));
+        let mut s = ok.clone();
+        s.domain = Some(Domain::Subdomain("Caps Auto".into()));
+        assert!(matches!(s.validate(), Err(SettingsError::Domain { .. })));
+        let mut s = ok.clone();
+        s.domain = Some(Domain::Custom("pos.capsautomotive.com".into()));
+        assert_eq!(s.validate(), Ok(()));
+        let mut s = ok;
+        s.brand_name = "  ".into();
+        assert!(matches!(s.validate(), Err(SettingsError::BrandName { .. })));
+        assert!(matches!(
+            TenantSettings::from_json("{"),
+            Err(SettingsError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn roles_are_ordered_by_power() {
+        assert!(Role::Admin > Role::Manager && Role::Manager > Role::Cashier);
+        assert_eq!("manager".parse::<Role>().unwrap(), Role::Manager);
+        assert!("owner".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,437 @@
+//! `verify`: checks that the live schema enforces tenant isolation and that the data obeys it.
+//!
+//! The schema checks read the database's own description of itself (`sqlite_schema` and the
+//! `pragma_table_info` / `pragma_index_list` / `pragma_foreign_key_list` functions, with table
+//! names bound as parameters), so they hold for any file, including adopted legacy stores and
+//! tables the catalog does not know.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::catalog;
+use crate::Result;
+
+/// Which rule a [`Violation`] breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Check {
+    /// Every tenant table has `tenant_id TEXT NOT NULL` referencing `tenants(id)`.
+    TenantIdColumn,
+    /// Every UNIQUE constraint or index includes `tenant_id`.
+    UniqueWithoutTenant,
+    /// Every foreign key to another tenant table is composite with `tenant_id`.
+    ForeignKeyNotComposite,
+    /// Every tenant table has an index or primary key leading with `tenant_id`.
+    NoTenantLeadingIndex,
+    /// A trigger refuses updates that change `tenant_id`.
+    TenantIdMutable,
+    /// The table and its columns match the crate's catalog.
+    CatalogMismatch,
+    /// No row has a NULL `tenant_id`.
+    NullTenantId,
+    /// No row names a tenant missing from the registry.
+    UnknownTenant,
+    /// No row references a row of another tenant.
+    CrossTenantReference,
+    /// `PRAGMA foreign_key_check` is clean.
+    ForeignKeyCheck,
+    /// `PRAGMA integrity_check` is clean.
+    IntegrityCheck,
+}
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// The rule.
+    pub check: Check,
+    /// The table concerned, if one.
+    pub table: Option<String>,
+    /// What exactly is wrong.
+    pub detail: String,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Tenant tables examined.
+    pub tables_checked: usize,
+    /// Rows of catalog tables examined.
+    pub rows_checked: u64,
+    /// Every violation found; empty when all holds.
+    pub violations: Vec<Violation>,
+}
+
+impl VerifyReport {
+    /// Whether every check passed.
+    pub fn is_ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+struct Findings(Vec<Violation>);
+
+impl Findings {
+    fn add(&mut self, check: Check, table: Option<&str>, detail: impl Into<String>) {
+        self.0.push(Violation {
+            check,
+            table: table.map(str::to_owned),
+            detail: detail.into(),
+        });
+    }
+}
+
+struct ColumnInfo {
+    name: String,
+    decl_type: String,
+    not_null: bool,
+    has_default: bool,
+    pk: i64,
+}
+
+struct ForeignKey {
+    parent: String,
+    /// (child column, parent column or None for the parent's primary key)
+    pairs: Vec<(String, Option<String>)>,
+}
+
+fn columns(conn: &Connection, table: &str) -> Result<Vec<ColumnInfo>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk FROM pragma_table_info(?1)",
+    )?;
+    let rows = stmt.query_map([table], |r| {
+        Ok(ColumnInfo {
+            name: r.get(0)?,
+            decl_type: r.get(1)?,
+            not_null: r.get(2)?,
+            has_default: r.get(3)?,
+            pk: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn foreign_keys(conn: &Connection, table: &str) -> Result<Vec<ForeignKey>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
+    )?;
+    let mut by_id: BTreeMap<i64, ForeignKey> = BTreeMap::new();
+    let rows = stmt.query_map([table], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, parent, from, to) = row?;
+        by_id
+            .entry(id)
+            .or_insert_with(|| ForeignKey {
+                parent,
+                pairs: Vec::new(),
+            })
+            .pairs
+            .push((from, to));
+    }
+    Ok(by_id.into_values().collect())
+}
+
+/// (index name, unique, columns in order)
+fn indexes(conn: &Connection, table: &str) -> Result<Vec<(String, bool, Vec<String>)>> {
+    let list: Vec<(String, bool)> = {
+        let mut stmt = conn.prepare_cached("SELECT name, \"unique\" FROM pragma_index_list(?1)")?;
+        let rows = stmt.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (name, unique) in list {
+        let mut stmt =
+            conn.prepare_cached("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")?;
+        let cols = stmt
+            .query_map([&name], |r| r.get::<_, Option<String>>(0))?
+            // An expression column has no name; it never counts as tenant_id.
+            .map(|c| c.map(|c| c.unwrap_or_else(|| "<expression>".to_owned())))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        out.push((name, unique, cols));
+    }
+    Ok(out)
+}
+
+/// The primary key columns of `table`, in key order.
+fn primary_key(cols: &[ColumnInfo]) -> Vec<&str> {
+    let mut pk: Vec<&ColumnInfo> = cols.iter().filter(|c| c.pk > 0).collect();
+    pk.sort_by_key(|c| c.pk);
+    pk.into_iter().map(|c| c.name.as_str()).collect()
+}
+
+fn freezes_tenant_id(conn: &Connection, table: &str) -> Result<bool> {
+    let mut stmt = conn
+        .prepare_cached("SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1")?;
+    let sqls = stmt
+        .query_map([table], |r| r.get::<_, Option<String>>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(sqls.into_iter().flatten().any(|sql| {
+        let norm = sql
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
+        norm.contains("BEFORE UPDATE OF TENANT_ID ON") && norm.contains("RAISE(")
+    }))
+}
+
+pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
+    let mut f = Findings(Vec::new());
+    let tables: Vec<String> = {
+        let mut stmt = conn.prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+             AND name NOT IN ('tenants', 'refinery_schema_history') ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let is_tenant_table = |name: &str| tables.iter().any(|t| t == name);
+
+    for table in &tables {
+        let t = Some(table.as_str());
+        let cols = columns(conn, table)?;
+        match cols.iter().find(|c| c.name == "tenant_id") {
+            None => f.add(Check::TenantIdColumn, t, "no tenant_id column"),
+            Some(c) if !c.not_null => f.add(Check::TenantIdColumn, t, "tenant_id allows NULL"),
+            Some(_) => {}
+        }
+        let fks = foreign_keys(conn, table)?;
+        let to_registry = fks.iter().any(|fk| {
+            fk.parent == "tenants"
+                && fk.pairs.len() == 1
+                && fk.pairs[0].0 == "tenant_id"
+                && fk.pairs[0].1.as_deref().is_none_or(|to| to == "id")
+        });
+        if !to_registry {
+            f.add(
+                Check::TenantIdColumn,
+                t,
+                "tenant_id does not reference tenants(id)",
+            );
+        }
+        for fk in fks.iter().filter(|fk| fk.parent != "tenants") {
+            let parent_pk: Vec<String> = if fk.pairs.iter().any(|p| p.1.is_none()) {
+                primary_key(&columns(conn, &fk.parent)?)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let composite = fk.pairs.iter().enumerate().any(|(i, (from, to))| {
+                let to = to.as_deref().or(parent_pk.get(i).map(String::as_str));
+                from == "tenant_id" && to == Some("tenant_id")
+            });
+            let from: Vec<&str> = fk.pairs.iter().map(|p| p.0.as_str()).collect();
+            if !composite && is_tenant_table(&fk.parent) {
+                f.add(
+                    Check::ForeignKeyNotComposite,
+                    t,
+                    format!(
+                        "foreign key ({}) -> {} does not include tenant_id",
+                        from.join(", "),
+                        fk.parent
+                    ),
+                );
+                cross_tenant_rows(conn, &mut f, table, fk)?;
+            }
+        }
+        let mut leading = primary_key(&cols).first() == Some(&"tenant_id");
+        for (name, unique, idx_cols) in indexes(conn, table)? {
+            leading |= idx_cols.first().map(String::as_str) == Some("tenant_id");
+            if unique && !idx_cols.iter().any(|c| c == "tenant_id") {
+                f.add(
+                    Check::UniqueWithoutTenant,
+                    t,
+                    format!(
+                        "unique index {name} on ({}) does not include tenant_id",
+                        idx_cols.join(", ")
+                    ),
+                );
+            }
+        }
+        if !leading {
+            f.add(
+                Check::NoTenantLeadingIndex,
+                t,
+                "no index or primary key leads with tenant_id",
+            );
+        }
+        if !freezes_tenant_id(conn, table)? {
+            f.add(
+                Check::TenantIdMutable,
+                t,
+                "no trigger refuses an UPDATE of tenant_id",
+            );
+        }
+    }
+
+    let mut rows_checked = 0u64;
+    for def in catalog::TABLES {
+        let t = Some(def.name);
+        if !is_tenant_table(def.name) {
+            f.add(Check::CatalogMismatch, t, "table is missing");
+            continue;
+        }
+        let cols = columns(conn, def.name)?;
+        let expected = [("id", "TEXT", false), ("tenant_id", "TEXT", false)]
+            .into_iter()
+            .chain(
+                def.columns
+                    .iter()
+                    .map(|c| (c.name, c.kind.sql_type(), c.nullable)),
+            );
+        for (name, ty, nullable) in expected {
+            match cols.iter().find(|c| c.name == name) {
+                None => f.add(
+                    Check::CatalogMismatch,
+                    t,
+                    format!("column {name} is missing"),
+                ),
+                Some(c) if !c.decl_type.eq_ignore_ascii_case(ty) || c.not_null == nullable => f
+                    .add(
+                        Check::CatalogMismatch,
+                        t,
+                        format!(
+                            "column {name} is {} {}, the catalog expects {ty} {}",
+                            c.decl_type,
+                            if c.not_null { "NOT NULL" } else { "NULL" },
+                            if nullable { "NULL" } else { "NOT NULL" }
+                        ),
+                    ),
+                Some(_) => {}
+            }
+        }
+        for extra in cols
+            .iter()
+            .filter(|c| c.name != "id" && c.name != "tenant_id" && def.column(&c.name).is_none())
+        {
+            if extra.not_null && !extra.has_default {
+                f.add(
+                    Check::CatalogMismatch,
+                    t,
+                    format!(
+                        "extra column {} is NOT NULL without a default, so inserts fail",
+                        extra.name
+                    ),
+                );
+            }
+        }
+        // Catalog identifiers only.
+        let (rows, nulls, unknown): (i64, i64, i64) = conn.query_row(
+            &format!(
+                "SELECT count(*), coalesce(sum(t.tenant_id IS NULL), 0),
+                        coalesce(sum(t.tenant_id IS NOT NULL AND NOT EXISTS
+                            (SELECT 1 FROM tenants r WHERE r.id = t.tenant_id)), 0)
+                 FROM \"{}\" AS t",
+                def.name
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        rows_checked += u64::try_from(rows).unwrap_or(0);
+        if nulls > 0 {
+            f.add(
+                Check::NullTenantId,
+                t,
+                format!("{nulls} rows have a NULL tenant_id"),
+            );
+        }
+        if unknown > 0 {
+            f.add(
+                Check::UnknownTenant,
+                t,
+                format!("{unknown} rows name a tenant missing from the registry"),
+            );
+        }
+    }
+
+    {
+        let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+        let mut rows = stmt.query([])?;
+        let mut per_table: BTreeMap<(String, String), u64> = BTreeMap::new();
+        while let Some(r) = rows.next()? {
+            let table: String = r.get(0)?;
+            let parent: String = r.get(2)?;
+            *per_table.entry((table, parent)).or_default() += 1;
+        }
+        for ((table, parent), n) in per_table {
+            f.add(
+                Check::ForeignKeyCheck,
+                Some(&table),
+                format!("{n} rows reference a missing {parent} row"),
+            );
+        }
+    }
+    {
+        let mut stmt = conn.prepare("PRAGMA integrity_check(100)")?;
+        let msgs = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for m in msgs.into_iter().filter(|m| m != "ok") {
+            f.add(Check::IntegrityCheck, None, m);
+        }
+    }
+    Ok(VerifyReport {
+        tables_checked: tables.len(),
+        rows_checked,
+        violations: f.0,
+    })
+}
+
+/// For a foreign key that lacks tenant_id, counts the rows whose referenced row belongs to
+/// another tenant. Only catalog spellings of names reach the SQL text.
+fn cross_tenant_rows(
+    conn: &Connection,
+    f: &mut Findings,
+    table: &str,
+    fk: &ForeignKey,
+) -> Result<()> {
+    let (Some(child), Some(parent)) = (catalog::table(table), catalog::table(&fk.parent)) else {
+        return Ok(());
+    };
+    let [(from, to)] = fk.pairs.as_slice() else {
+        return Ok(());
+    };
+    let from = child.column(from).map(|c| c.name);
+    let to = match to.as_deref() {
+        None | Some("id") => Some("id"),
+        Some(to) => parent.column(to).map(|c| c.name),
+    };
+    let (Some(from), Some(to)) = (from, to) else {
+        return Ok(());
+    };
+    let n: Option<i64> = conn
+        .query_row(
+            &format!(
+                "SELECT count(*) FROM \"{c}\" AS c WHERE c.\"{from}\" IS NOT NULL AND EXISTS
+                   (SELECT 1 FROM \"{p}\" AS p WHERE p.\"{to}\" = c.\"{from}\" AND p.tenant_id IS NOT c.tenant_id)",
+                c = child.name,
+                p = parent.name
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(n) = n.filter(|n| *n > 0) {
+        f.add(
+            Check::CrossTenantReference,
+            Some(child.name),
+            format!(
+                "{n} rows reference a {} row of another tenant through {from}",
+                parent.name
+            ),
+        );
+    }
+    Ok(())
+}

@@ -117,12 +117,12 @@ impl ListQuery {
         }
     }
     /// Keeps rows where `column op value`.
-    pub fn filter(mut self, column: &str, op: FilterOp, value: impl Into<Value>) -> Self {
-        self.filters.push((column.to_owned(), op, value.into()));
+    pub fn filter(mut self, column: &str, op: FilterOp, value: impl Into<FilterValue>) -> Self {
+        self.filters.push((column.to_owned(), op, value.into().0));
         self
     }
     /// Keeps rows where `column = value`.
-    pub fn eq(self, column: &str, value: impl Into<Value>) -> Self {
+    pub fn eq(self, column: &str, value: impl Into<FilterValue>) -> Self {
         self.filter(column, FilterOp::Eq, value)
     }
     /// Starts after this id (the previous page's [`Page::next`]).
@@ -142,17 +142,30 @@ impl ListQuery {
     }
 }
 
-impl From<RowId> for Value {
-    fn from(id: RowId) -> Self {
-        Value::Text(id.to_string())
-    }
-}
+/// A value compared against a column in a [`ListQuery`] filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterValue(Value);
 
-impl From<Timestamp> for Value {
-    fn from(t: Timestamp) -> Self {
-        Value::Text(t.to_rfc3339())
-    }
+macro_rules! filter_value_from {
+    ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {
+        $(impl From<$t> for FilterValue {
+            fn from($v: $t) -> Self {
+                FilterValue($e)
+            }
+        })*
+    };
 }
+filter_value_from!(
+    &str => |v| Value::Text(v.to_owned()),
+    String => |v| Value::Text(v),
+    i64 => |v| Value::Integer(v),
+    i32 => |v| Value::Integer(v.into()),
+    bool => |v| Value::Integer(v.into()),
+    RowId => |v| Value::Text(v.to_string()),
+    Timestamp => |v| Value::Text(v.to_rfc3339()),
+    Role => |v| Value::Text(v.as_str().to_owned()),
+    Vec<u8> => |v| Value::Blob(v),
+);
 
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -367,7 +380,7 @@ impl Scope<'_> {
                 }
             }
         }
-        let after = q.after.map(Value::from);
+        let after = q.after.map(|id| Value::Text(id.to_string()));
         if let Some(after) = &after {
             values.push(after);
             let cmp = if q.descending { "<" } else { ">" };

@@ -41,7 +41,7 @@ pub mod store;
 pub mod tenant;
 pub mod verify;
 
-pub use access::{Actor, FilterOp, ListQuery, Page, Tenant, TenantAccess, TenantTx};
+pub use access::{Actor, FilterOp, FilterValue, ListQuery, Page, Tenant, TenantAccess, TenantTx};
 pub use catalog::Record;
 pub use error::{ConstraintKind, Error};
 pub use ids::{Json, RowId, RowIdError, TenantId, TenantIdError, Timestamp};

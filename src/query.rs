@@ -150,8 +150,18 @@ impl ReportConnection {
     }
 
     fn run_inner(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        if sql.trim().is_empty() {
-            return Err(QueryError::NotOneStatement);
+        match first_keyword(sql) {
+            None => return Err(QueryError::NotOneStatement),
+            Some(k)
+                if !["SELECT", "WITH", "VALUES"]
+                    .iter()
+                    .any(|a| k.eq_ignore_ascii_case(a)) =>
+            {
+                // The authorizer and `readonly()` below are the real guard; this only gives
+                // `DELETE FROM sales` a clearer answer than SQLite's "cannot modify a view".
+                return Err(QueryError::NotReadOnly);
+            }
+            Some(_) => {}
         }
         let mut stmt = self.conn.prepare(sql).map_err(|e| match e {
             rusqlite::Error::MultipleStatement => QueryError::NotOneStatement,
@@ -174,6 +184,25 @@ impl ReportConnection {
         }
         Ok(QueryResult { columns, rows })
     }
+}
+
+/// The first keyword of `sql`, skipping whitespace, comments and opening parentheses.
+fn first_keyword(sql: &str) -> Option<&str> {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            break;
+        }
+    }
+    let end = rest
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
 }
 
 fn to_json(v: ValueRef<'_>) -> serde_json::Value {

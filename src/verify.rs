@@ -356,21 +356,32 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
         }
     }
 
-    {
-        let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
-        let mut rows = stmt.query([])?;
-        let mut per_table: BTreeMap<(String, String), u64> = BTreeMap::new();
-        while let Some(r) = rows.next()? {
-            let table: String = r.get(0)?;
-            let parent: String = r.get(2)?;
-            *per_table.entry((table, parent)).or_default() += 1;
-        }
-        for ((table, parent), n) in per_table {
-            f.add(
+    for table in &tables {
+        // Per table, so that one table whose foreign keys SQLite cannot even resolve ("foreign
+        // key mismatch") is reported without hiding the others.
+        let mut stmt = conn.prepare_cached(
+            "SELECT parent, count(*) FROM pragma_foreign_key_check(?1) GROUP BY parent",
+        )?;
+        let found = stmt
+            .query_map([table], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());
+        match found {
+            Ok(found) => {
+                for (parent, n) in found {
+                    f.add(
+                        Check::ForeignKeyCheck,
+                        Some(table),
+                        format!("{n} rows reference a missing {parent} row"),
+                    );
+                }
+            }
+            Err(e) => f.add(
                 Check::ForeignKeyCheck,
-                Some(&table),
-                format!("{n} rows reference a missing {parent} row"),
-            );
+                Some(table),
+                format!("foreign keys cannot be checked: {e}"),
+            ),
         }
     }
     {

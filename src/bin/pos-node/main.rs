@@ -1,0 +1,129 @@
+//! `pos-node`: the store-side command line. Exit codes: 0 all well, 1 `verify` found
+//! violations, 2 an error (printed on stderr, prefixed by the program name).
+
+mod output;
+mod query;
+mod tenant;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pos_tenancy::Store;
+
+/// Store-side node tools for pos-tenancy: create a node database, manage its tenants, check
+/// its isolation invariants and run read-only reports.
+#[derive(Parser)]
+#[command(name = "pos-node", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a node database (or migrate an existing one to this version).
+    Init {
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the tenant registry.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+    /// Check schema invariants and data; exit 1 listing every violation.
+    Verify {
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a read-only SELECT confined to one tenant's rows.
+    Query {
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The tenant whose rows the query sees.
+        #[arg(long)]
+        tenant: String,
+        /// Print rows as a JSON array of objects.
+        #[arg(long)]
+        json: bool,
+        /// The SELECT statement.
+        sql: String,
+    },
+}
+
+/// What a command wants the process to exit with, when it did not fail.
+pub(crate) enum Outcome {
+    Ok,
+    Problems,
+}
+
+/// Errors of the command line: the library's, or a usage problem it found itself.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error(transparent)]
+    Store(#[from] pos_tenancy::Error),
+    #[error(transparent)]
+    TenantId(#[from] pos_tenancy::TenantIdError),
+    #[error("no database at {0} (create one with `pos-node init --db {0}`)")]
+    NoDatabase(String),
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Opens an existing database; read commands never create one by accident.
+pub(crate) fn open_existing(db: &Path) -> Result<Store, CliError> {
+    if !db.is_file() {
+        return Err(CliError::NoDatabase(db.display().to_string()));
+    }
+    Ok(Store::open(db)?)
+}
+
+fn run(cli: Cli) -> Result<Outcome, CliError> {
+    match cli.command {
+        Command::Init { db, json } => {
+            let store = Store::open(&db)?;
+            let version = store.schema_version()?;
+            if json {
+                output::print_json(&serde_json::json!({
+                    "db": db.display().to_string(),
+                    "schema_version": version,
+                }))?;
+            } else {
+                println!(
+                    "{}: node database ready at schema version {version}",
+                    db.display()
+                );
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Tenant(cmd) => tenant::run(cmd),
+        Command::Verify { db, json } => verify::run(&db, json),
+        Command::Query {
+            db,
+            tenant,
+            json,
+            sql,
+        } => query::run(&db, &tenant, json, &sql),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("pos-node: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `pos-node tenant ...`: the tenant registry.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use pos_tenancy::{NewTenant, Plan, Store, TenantId, TenantInfo, TenantStatus};
+
+use crate::output::{print_json, print_table};
+use crate::{open_existing, CliError, Outcome};
+
+#[derive(Subcommand)]
+pub(crate) enum TenantCommand {
+    /// Register a tenant.
+    Add {
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Slug: lowercase letters, digits and '-', 1 to 64 characters.
+        #[arg(long)]
+        id: String,
+        /// Trading name.
+        #[arg(long)]
+        name: String,
+        /// free, pro or enterprise.
+        #[arg(long, default_value = "free")]
+        plan: Plan,
+        /// Print the new tenant as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every tenant.
+    List {
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tenant with its plan, limits and settings.
+    Show(Target),
+    /// Suspend a tenant: its data stays readable but cannot be written.
+    Suspend(Target),
+    /// Make a suspended or cancelled tenant active again.
+    Activate(Target),
+    /// Cancel a tenant: its data can be neither read nor written.
+    Cancel(Target),
+}
+
+#[derive(Args)]
+pub(crate) struct Target {
+    /// The database file.
+    #[arg(long)]
+    db: PathBuf,
+    /// The tenant's slug.
+    #[arg(long)]
+    id: String,
+    /// Print the tenant as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(cmd: TenantCommand) -> Result<Outcome, CliError> {
+    match cmd {
+        TenantCommand::Add {
+            db,
+            id,
+            name,
+            plan,
+            json,
+        } => {
+            let id: TenantId = id.parse()?;
+            let store = Store::open(&db)?;
+            let info = store.add_tenant(&NewTenant::new(id, &name).plan(plan))?;
+            show(&info, json)?;
+        }
+        TenantCommand::List { db, json } => {
+            let tenants = open_existing(&db)?.tenants()?;
+            if json {
+                print_json(&tenants)?;
+            } else {
+                let header = ["id", "name", "status", "plan", "tier", "brand"].map(String::from);
+                let rows: Vec<Vec<String>> = tenants
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.id.to_string(),
+                            t.name.clone(),
+                            t.status.to_string(),
+                            t.plan.to_string(),
+                            t.tier.to_string(),
+                            t.settings.brand_name.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(&header, &rows);
+            }
+        }
+        TenantCommand::Show(t) => {
+            let store = open_existing(&t.db)?;
+            show(&store.tenant_info(&t.id.parse()?)?, t.json)?;
+        }
+        TenantCommand::Suspend(t) => set_status(t, TenantStatus::Suspended)?,
+        TenantCommand::Activate(t) => set_status(t, TenantStatus::Active)?,
+        TenantCommand::Cancel(t) => set_status(t, TenantStatus::Cancelled)?,
+    }
+    Ok(Outcome::Ok)
+}
+
+fn set_status(t: Target, status: TenantStatus) -> Result<(), CliError> {
+    let store = open_existing(&t.db)?;
+    let info = store.set_tenant_status(&t.id.parse()?, status)?;
+    show(&info, t.json)
+}
+
+fn show(t: &TenantInfo, json: bool) -> Result<(), CliError> {
+    if json {
+        return print_json(t);
+    }
+    println!("id:          {}", t.id);
+    println!("name:        {}", t.name);
+    println!("status:      {}", t.status);
+    println!(
+        "plan:        {} (max {} users, {} API calls a month)",
+        t.plan, t.limits.max_users, t.limits.max_api_calls_month
+    );
+    println!("tier:        {}", t.tier);
+    println!("brand:       {}", t.settings.brand_name);
+    println!("currency:    {}", t.settings.currency);
+    println!("locale:      {}", t.settings.locale);
+    println!("created:     {}", t.created_at);
+    Ok(())
+}

@@ -161,9 +161,16 @@ impl Fixture {
         let baseline = dir.path().join("baseline.db");
         let (seed, _, conn_ids) = populate(&baseline);
         drop(seed);
-        let conn = Connection::open(&baseline).expect("baseline opens");
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-            .expect("WAL");
+        let first = Connection::open(&baseline).expect("baseline opens");
+        let conn = if std::env::var("SECOND").is_ok() {
+            Connection::open(&baseline).expect("baseline opens")
+        } else {
+            first
+        };
+        if std::env::var("NOJM").is_err() {
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+                .expect("WAL");
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .expect("synchronous=NORMAL");
         conn.pragma_update(None, "foreign_keys", true)
@@ -310,28 +317,6 @@ fn point_read(c: &mut Criterion) {
         })
     });
 
-    let raw_on_layer_file = Connection::open(fx.store.path().expect("file")).expect("open");
-    let mut ids = Cycle::new(&fx.store_ids, fx.store_ids.len());
-    group.bench_function("rusqlite_on_layer_file", |b| {
-        b.iter(|| {
-            let id = black_box(ids.next_id());
-            let p = raw_on_layer_file
-                .prepare_cached(&sql)
-                .expect("prepare get")
-                .query_row(params![fx.tenant_id, id], product_from_row)
-                .expect("row exists");
-            black_box(p)
-        })
-    });
-    let reopened = Store::open(fx._dir.path().join("baseline.db")).expect("reopen");
-    let t2 = tenant_of(&reopened, &fx.tenant_id);
-    let mut ids = Cycle::new(&fx.conn_ids, fx.conn_ids.len());
-    group.bench_function("layer_on_baseline_file", |b| {
-        b.iter(|| {
-            let p: Option<Product> = t2.get(black_box(ids.next_id())).expect("layer get");
-            black_box(p.expect("row exists"))
-        })
-    });
     group.finish();
 }
 

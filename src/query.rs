@@ -150,6 +150,9 @@ impl ReportConnection {
     }
 
     fn run_inner(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        if statement_count(sql) != 1 {
+            return Err(QueryError::NotOneStatement);
+        }
         match first_keyword(sql) {
             None => return Err(QueryError::NotOneStatement),
             Some(k)
@@ -165,6 +168,9 @@ impl ReportConnection {
         }
         let mut stmt = self.conn.prepare(sql).map_err(|e| match e {
             rusqlite::Error::MultipleStatement => QueryError::NotOneStatement,
+            // Tables are views on this connection, so any write (`WITH x AS (...) DELETE ...`)
+            // fails to compile with SQLite's "cannot modify <t> because it is a view".
+            e if e.to_string().starts_with("cannot modify") => QueryError::NotReadOnly,
             e => QueryError::Sql(e.to_string()),
         })?;
         if !stmt.readonly() {
@@ -184,6 +190,56 @@ impl ReportConnection {
         }
         Ok(QueryResult { columns, rows })
     }
+}
+
+/// How many non-empty statements `sql` holds: `;` outside quotes, identifiers and comments
+/// separate them. Done before compiling so `SELECT 1; DELETE ...` is refused as two statements
+/// rather than with whatever compiling the second one says.
+fn statement_count(sql: &str) -> usize {
+    let mut count = 0;
+    let mut has_content = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' | '`' | '[' => {
+                let close = if c == '[' { ']' } else { c };
+                has_content = true;
+                // A doubled quote inside is an escaped quote: it closes and reopens, which this
+                // loop handles by simply starting a new quoted run.
+                for d in chars.by_ref() {
+                    if d == close {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+            }
+            ';' => {
+                if has_content {
+                    count += 1;
+                }
+                has_content = false;
+            }
+            c if c.is_whitespace() => {}
+            _ => has_content = true,
+        }
+    }
+    count + usize::from(has_content)
 }
 
 /// The first keyword of `sql`, skipping whitespace, comments and opening parentheses.
@@ -230,12 +286,15 @@ fn decide(views: &HashSet<&'static str>, ctx: &AuthContext<'_>) -> Result<(), St
         AuthAction::Read { table_name, .. } => {
             // Reading a view's columns (db "temp"), or the base table from inside the view of
             // the same name (db "main", accessor = the view): both are the filtered path.
-            let through_own_view = views.contains(table_name)
-                && match ctx.database_name {
-                    Some("temp") => true,
-                    Some("main") => ctx.accessor == Some(table_name),
-                    _ => false,
-                };
+            // No database at all: a CTE or subquery result, which only holds what its own,
+            // separately authorized, reads produced.
+            let through_own_view = ctx.database_name.is_none()
+                || views.contains(table_name)
+                    && match ctx.database_name {
+                        Some("temp") => true,
+                        Some("main") => ctx.accessor == Some(table_name),
+                        _ => false,
+                    };
             if through_own_view {
                 Ok(())
             } else if table_name.starts_with("sqlite_") {
@@ -274,5 +333,33 @@ fn decide(views: &HashSet<&'static str>, ctx: &AuthContext<'_>) -> Result<(), St
             Err("transactions are not allowed in reports".to_owned())
         }
         _ => Err("only SELECT statements are allowed".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_counted_outside_quotes_and_comments() {
+        assert_eq!(statement_count("SELECT 1"), 1);
+        assert_eq!(statement_count("SELECT 1;"), 1);
+        assert_eq!(statement_count("SELECT 1; -- trailing\n"), 1);
+        assert_eq!(statement_count("SELECT ';' AS semi"), 1);
+        assert_eq!(statement_count("SELECT \"a;b\" FROM t /* ; */"), 1);
+        assert_eq!(statement_count("SELECT 'it''s; fine'"), 1);
+        assert_eq!(statement_count("SELECT 1; DELETE FROM t"), 2);
+        assert_eq!(statement_count("  -- nothing"), 0);
+        assert_eq!(statement_count(""), 0);
+    }
+
+    #[test]
+    fn the_first_keyword_skips_comments_and_parentheses() {
+        assert_eq!(first_keyword("/* x */ (SELECT 1)"), Some("SELECT"));
+        assert_eq!(
+            first_keyword("-- c\nwith x as (select 1) select * from x"),
+            Some("with")
+        );
+        assert_eq!(first_keyword("  "), None);
     }
 }

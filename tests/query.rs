@@ -1,0 +1,200 @@
+//! The report escape hatch under attack: every way we could think of to see another tenant's
+//! rows, the schema, or to write, is refused or returns only the caller's rows.
+
+mod common;
+
+use common::*;
+use pos_tenancy::{Error, QueryError, Store, Tenant, TenantAccess};
+
+struct Fixture {
+    store: Store,
+}
+
+fn fixture() -> Fixture {
+    let store = store_with(&["caps", "bolt"]);
+    for (t, tag) in [("caps", "c"), ("bolt", "b")] {
+        let h = store.tenant(&tid(t)).expect("handle");
+        let admin = h.bootstrap_admin("owner", "Owner").expect("admin");
+        populate(&h, &admin, tag).expect("populated");
+        h.insert(&admin, &product(&format!("ONLY-{t}"), 999))
+            .expect("product");
+    }
+    Fixture { store }
+}
+
+impl Fixture {
+    fn caps(&self) -> Tenant<'_> {
+        self.store.tenant(&tid("caps")).expect("caps")
+    }
+}
+
+/// Every string value in a result: used to check that nothing of bolt's leaks.
+fn texts(result: &pos_tenancy::QueryResult) -> Vec<String> {
+    result
+        .rows
+        .iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+fn refused(result: pos_tenancy::Result<pos_tenancy::QueryResult>) -> QueryError {
+    match result {
+        Err(Error::Query(e)) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn plain_reads_see_only_the_tenants_rows() {
+    let f = fixture();
+    let caps = f.caps();
+    let r = caps
+        .query("SELECT sku FROM products ORDER BY sku")
+        .expect("query");
+    assert_eq!(texts(&r), ["OF-c", "ONLY-caps"]);
+    let r = caps
+        .query("SELECT DISTINCT tenant_id FROM audit_log")
+        .expect("query");
+    assert_eq!(texts(&r), ["caps"]);
+    let r = caps.query("SELECT id, name FROM tenants").expect("query");
+    assert_eq!(r.rows.len(), 1);
+    assert_eq!(r.rows[0][0], "caps");
+}
+
+#[test]
+fn joins_subqueries_ctes_unions_and_correlated_subqueries_stay_inside_the_tenant() {
+    let f = fixture();
+    let caps = f.caps();
+    let queries = [
+        "SELECT s.number, l.description, p.sku FROM sales s JOIN sale_lines l ON l.sale_id = s.id
+         LEFT JOIN products p ON p.id = l.product_id",
+        "SELECT sku FROM products WHERE id IN (SELECT product_id FROM sale_lines)",
+        "WITH all_skus AS (SELECT sku FROM products) SELECT sku FROM all_skus",
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3)
+         SELECT p.sku FROM n, products p",
+        "SELECT sku FROM products UNION SELECT code FROM customers UNION SELECT number FROM sales",
+        "SELECT c.code, (SELECT count(*) FROM sales s WHERE s.customer_id = c.id) FROM customers c",
+        "SELECT sku FROM products WHERE tenant_id = 'bolt' OR 1 = 1",
+        "SELECT sku FROM products WHERE tenant_id <> 'caps'",
+        "SELECT * FROM (SELECT * FROM products) AS p",
+        "SELECT name FROM tenants WHERE id = 'bolt'",
+        "SELECT sku FROM temp.products",
+    ];
+    for sql in queries {
+        let r = caps.query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let leaked: Vec<String> = texts(&r)
+            .into_iter()
+            .filter(|t| t.ends_with("-b") || t.contains("bolt"))
+            .collect();
+        assert!(leaked.is_empty(), "{sql} leaked {leaked:?}");
+    }
+    assert!(caps
+        .query("SELECT sku FROM products WHERE tenant_id <> 'caps'")
+        .expect("q")
+        .rows
+        .is_empty());
+}
+
+#[test]
+fn naming_the_base_tables_the_schema_or_pragmas_is_refused() {
+    let f = fixture();
+    let caps = f.caps();
+    for sql in [
+        "SELECT sku FROM main.products",
+        "SELECT * FROM main.tenants",
+        "SELECT sku FROM products UNION SELECT sku FROM main.products",
+        "SELECT (SELECT count(*) FROM main.sales)",
+        "WITH x AS (SELECT * FROM main.customers) SELECT * FROM x",
+        "SELECT * FROM sqlite_master",
+        "SELECT * FROM sqlite_schema",
+        "SELECT * FROM temp.sqlite_master",
+        "SELECT * FROM pragma_table_info('products')",
+        "SELECT * FROM pragma_database_list",
+    ] {
+        let e = refused(caps.query(sql));
+        assert!(matches!(e, QueryError::Refused(_)), "{sql}: {e:?}");
+    }
+}
+
+#[test]
+fn writes_attach_pragma_and_several_statements_are_refused_and_change_nothing() {
+    let f = fixture();
+    let caps = f.caps();
+    let before = caps
+        .query("SELECT count(*) FROM products")
+        .expect("count")
+        .rows;
+    for sql in [
+        "DELETE FROM products",
+        "UPDATE products SET price_minor = 0",
+        "INSERT INTO products (id) VALUES ('x')",
+        "DROP TABLE products",
+        "ATTACH DATABASE ':memory:' AS other",
+        "PRAGMA foreign_keys = OFF",
+        "PRAGMA table_info(products)",
+        "CREATE TEMP TABLE t (x)",
+        "CREATE TEMP VIEW products AS SELECT * FROM main.products",
+        "BEGIN",
+        "SELECT 1; DELETE FROM products",
+        "SELECT 1; SELECT 2",
+        "",
+        "   -- only a comment",
+        "/* lead */ DELETE FROM products",
+        "WITH x AS (SELECT 1) DELETE FROM products",
+        "SELECT load_extension('evil')",
+    ] {
+        let e = refused(caps.query(sql));
+        assert!(
+            matches!(
+                e,
+                QueryError::Refused(_) | QueryError::NotReadOnly | QueryError::NotOneStatement
+            ),
+            "{sql:?}: {e:?}"
+        );
+    }
+    assert_eq!(
+        caps.query("SELECT count(*) FROM products")
+            .expect("count")
+            .rows,
+        before
+    );
+    assert!(f.store.verify().expect("verify").is_ok());
+}
+
+#[test]
+fn the_filter_is_not_left_behind_between_queries_or_tenants() {
+    let f = fixture();
+    let bolt = f.store.tenant(&tid("bolt")).expect("bolt");
+    let caps = f.caps();
+    let a = caps
+        .query("SELECT sku FROM products ORDER BY sku")
+        .expect("caps");
+    let b = bolt
+        .query("SELECT sku FROM products ORDER BY sku")
+        .expect("bolt");
+    assert_eq!(texts(&a), ["OF-c", "ONLY-caps"]);
+    assert_eq!(texts(&b), ["OF-b", "ONLY-bolt"]);
+    // A refused query does not leave the report connection in a state that leaks.
+    let _ = caps.query("SELECT * FROM main.products");
+    assert_eq!(
+        texts(
+            &bolt
+                .query("SELECT sku FROM products ORDER BY sku")
+                .expect("bolt")
+        ),
+        ["OF-b", "ONLY-bolt"]
+    );
+}
+
+#[test]
+fn syntax_errors_are_reported_as_such() {
+    let f = fixture();
+    let e = refused(f.caps().query("SELEC sku FROM products"));
+    assert!(
+        matches!(e, QueryError::NotReadOnly | QueryError::Sql(_)),
+        "{e:?}"
+    );
+    let e = refused(f.caps().query("SELECT no_such_column FROM products"));
+    assert!(matches!(e, QueryError::Sql(_)), "{e:?}");
+}

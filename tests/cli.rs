@@ -1,0 +1,252 @@
+//! The real `pos-node` binary in a temporary directory: exit codes, stdout and stderr.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn pos_node(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pos-node"))
+        .args(args)
+        .output()
+        .expect("pos-node runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn db_arg(dir: &Path) -> String {
+    dir.join("node.db").display().to_string()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = pos_node(args);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn init_tenants_and_json_listing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = db_arg(dir.path());
+    ok(&["init", "--db", &db]);
+    ok(&[
+        "tenant",
+        "add",
+        "--db",
+        &db,
+        "--id",
+        "caps-automotive",
+        "--name",
+        "Caps Automotive",
+        "--plan",
+        "pro",
+    ]);
+    ok(&[
+        "tenant",
+        "add",
+        "--db",
+        &db,
+        "--id",
+        "bolt-bros",
+        "--name",
+        "Bolt Bros",
+    ]);
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&["tenant", "list", "--db", &db, "--json"])).expect("JSON list");
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["bolt-bros", "caps-automotive"]);
+    assert_eq!(list[1]["plan"], "pro");
+    assert_eq!(list[1]["limits"]["max_users"], 25);
+    let text = ok(&["tenant", "list", "--db", &db]);
+    assert!(
+        text.contains("caps-automotive") && text.contains("Bolt Bros"),
+        "{text}"
+    );
+
+    let shown: serde_json::Value = serde_json::from_str(&ok(&[
+        "tenant",
+        "suspend",
+        "--db",
+        &db,
+        "--id",
+        "bolt-bros",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(shown["status"], "suspended");
+    let shown: serde_json::Value = serde_json::from_str(&ok(&[
+        "tenant",
+        "show",
+        "--db",
+        &db,
+        "--id",
+        "bolt-bros",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(shown["status"], "suspended");
+    assert_eq!(shown["settings"]["currency"], "USD");
+    ok(&["tenant", "activate", "--db", &db, "--id", "bolt-bros"]);
+    assert!(
+        ok(&["tenant", "show", "--db", &db, "--id", "bolt-bros"]).contains("status:      active")
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_the_reason_on_stderr_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = db_arg(dir.path());
+    ok(&["init", "--db", &db]);
+    for (args, needle) in [
+        (
+            vec![
+                "tenant",
+                "add",
+                "--db",
+                &db,
+                "--id",
+                "Caps Auto",
+                "--name",
+                "x",
+            ],
+            "only lowercase",
+        ),
+        (
+            vec![
+                "tenant", "add", "--db", &db, "--id", "caps", "--name", "x", "--plan", "gold",
+            ],
+            "gold",
+        ),
+        (
+            vec!["tenant", "show", "--db", &db, "--id", "nobody"],
+            "does not exist",
+        ),
+        (
+            vec!["tenant", "suspend", "--db", &db, "--id", "nobody"],
+            "does not exist",
+        ),
+        (
+            vec!["query", "--db", &db, "--tenant", "nobody", "SELECT 1"],
+            "does not exist",
+        ),
+    ] {
+        let o = pos_node(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
+    let missing = dir.path().join("missing.db").display().to_string();
+    let o = pos_node(&["tenant", "list", "--db", &missing]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("pos-node: error: no database at"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !Path::new(&missing).exists(),
+        "a read command must not create a database"
+    );
+    assert_eq!(ok(&["tenant", "list", "--db", &db, "--json"]).trim(), "[]");
+}
+
+#[test]
+fn query_prints_a_table_or_json_and_refuses_what_reports_may_not_do() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = db_arg(dir.path());
+    ok(&[
+        "tenant", "add", "--db", &db, "--id", "caps", "--name", "Caps",
+    ]);
+    ok(&[
+        "tenant", "add", "--db", &db, "--id", "bolt", "--name", "Bolt",
+    ]);
+    let rows: serde_json::Value = serde_json::from_str(&ok(&[
+        "query",
+        "--db",
+        &db,
+        "--tenant",
+        "caps",
+        "--json",
+        "SELECT id, name FROM tenants",
+    ]))
+    .expect("JSON rows");
+    assert_eq!(rows, serde_json::json!([{ "id": "caps", "name": "Caps" }]));
+    let table = ok(&[
+        "query",
+        "--db",
+        &db,
+        "--tenant",
+        "caps",
+        "SELECT id, name FROM tenants",
+    ]);
+    assert!(
+        table.lines().next().is_some_and(|h| h.starts_with("id")),
+        "{table}"
+    );
+    assert!(table.contains("(1 rows)"));
+    for sql in [
+        "SELECT * FROM main.tenants",
+        "DELETE FROM products",
+        "PRAGMA table_info(users)",
+    ] {
+        let o = pos_node(&["query", "--db", &db, "--tenant", "caps", sql]);
+        assert_eq!(o.status.code(), Some(2), "{sql}");
+        assert!(stderr(&o).contains("refused"), "{sql}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn verify_exits_0_when_clean_and_1_listing_every_violation() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = db_arg(dir.path());
+    ok(&[
+        "tenant", "add", "--db", &db, "--id", "caps", "--name", "Caps",
+    ]);
+    assert!(ok(&["verify", "--db", &db]).starts_with("ok:"));
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&["verify", "--db", &db, "--json"])).expect("JSON");
+    assert_eq!(report["violations"], serde_json::json!([]));
+
+    let conn = rusqlite::Connection::open(dir.path().join("node.db")).expect("raw");
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE scratch (id TEXT PRIMARY KEY);
+         INSERT INTO customers (id, tenant_id, code, first_name, last_name, created_at, updated_at)
+         VALUES ('x', 'gone', 'C', 'A', 'B', 't', 't');",
+    )
+    .expect("break it");
+    drop(conn);
+    let o = pos_node(&["verify", "--db", &db, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+    let checks: Vec<(&str, &str)> = report["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| {
+            (
+                v["check"].as_str().unwrap_or(""),
+                v["table"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    for expected in [
+        ("tenant_id_column", "scratch"),
+        ("unknown_tenant", "customers"),
+        ("foreign_key_check", "customers"),
+    ] {
+        assert!(checks.contains(&expected), "{expected:?} not in {checks:?}");
+    }
+    let o = pos_node(&["verify", "--db", &db]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("violations"));
+}

@@ -162,6 +162,7 @@ impl Fixture {
         let (seed, _, conn_ids) = populate(&baseline);
         drop(seed);
         let first = Connection::open(&baseline).expect("baseline opens");
+        if std::env::var("TOUCH").is_ok() { first.query_row("SELECT count(*) FROM products", [], |r| r.get::<_, i64>(0)).unwrap(); }
         let conn = if std::env::var("SECOND").is_ok() {
             Connection::open(&baseline).expect("baseline opens")
         } else {

@@ -7,7 +7,9 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::catalog::{self, Access, Record, RecordVisitor, SyncClass, TableDef, User};
+use crate::catalog::{self, Access, AuditEntry, Record, RecordVisitor, SyncClass, TableDef, User};
+use crate::outbox::{self, Operation, OperationKind};
+
 use crate::error::Error;
 use crate::ids::{Json, RowId, TenantId, Timestamp};
 use crate::query::QueryResult;
@@ -236,45 +238,89 @@ fn table_sql(table: &'static TableDef) -> &'static TableSql {
     }
 }
 
-/// Appends an audit row in the caller's transaction.
-pub(crate) fn write_audit(
-    conn: &Connection,
-    tenant: &TenantId,
-    actor: Option<RowId>,
-    action: &str,
-    table: &str,
-    row_id: &str,
-    detail: Option<serde_json::Value>,
-) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO audit_log (tenant_id, id, at, actor_user_id, action, table_name, row_id, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        tenant,
-        RowId::new(),
-        Timestamp::now(),
-        actor,
-        action,
-        table,
-        row_id,
-        detail.map(Json)
-    ])
-    .map_err(|e| Error::on_table("audit_log", e))?;
-    Ok(())
-}
-
 /// One tenant's view of one connection. Every statement it runs binds `tenant_id`.
 #[doc(hidden)]
 pub struct Scope<'c> {
-    conn: &'c Connection,
+    store: &'c Store,
     tenant: &'c TenantId,
 }
 
-impl Scope<'_> {
+impl<'c> Scope<'c> {
+    pub(crate) fn new(store: &'c Store, tenant: &'c TenantId) -> Self {
+        Self { store, tenant }
+    }
+
+    /// The store's connection; inside a [`TenantTx`] it carries that transaction.
+    fn conn(&self) -> &'c Connection {
+        &self.store.conn
+    }
+
+    fn append_operation(
+        &self,
+        table: &'static TableDef,
+        row_id: RowId,
+        kind: OperationKind,
+        columns: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        outbox::append(
+            self.conn(),
+            &self.store.stamper(),
+            self.tenant,
+            table,
+            row_id,
+            kind,
+            columns,
+        )
+    }
+
+    /// Inserts a record's row, with no checks and no audit: the one INSERT every table shares.
+    fn insert_row<R: Record>(&self, rec: &R) -> Result<()> {
+        let table = R::TABLE;
+        let mut stmt = self.conn().prepare_cached(&table_sql(table).insert)?;
+        stmt.raw_bind_parameter(1, rec.id())?;
+        stmt.raw_bind_parameter(2, self.tenant)?;
+        rec.bind_columns(&mut stmt, 3)?;
+        stmt.raw_execute()
+            .map_err(|e| Error::on_table(table.name, e))?;
+        Ok(())
+    }
+
+    /// Appends an audit row (and, when the audited table syncs, its operation) in the caller's
+    /// transaction.
+    pub(crate) fn audit(
+        &self,
+        actor: Option<RowId>,
+        action: &str,
+        table: &str,
+        row_id: &str,
+        detail: Option<serde_json::Value>,
+    ) -> Result<()> {
+        let entry = AuditEntry {
+            id: RowId::new(),
+            at: Timestamp::now(),
+            actor_user_id: actor,
+            action: action.to_owned(),
+            table_name: table.to_owned(),
+            row_id: row_id.to_owned(),
+            detail: detail.map(Json),
+        };
+        self.insert_row(&entry)?;
+        let synced = catalog::table(table).is_some_and(|t| t.sync_class != SyncClass::LocalOnly);
+        if synced {
+            let columns = record_columns(&entry)?;
+            self.append_operation(
+                AuditEntry::TABLE,
+                entry.id,
+                OperationKind::LedgerAppend,
+                columns,
+            )?;
+        }
+        Ok(())
+    }
+
     fn ensure_writable(&self) -> Result<()> {
         let status: Option<TenantStatus> = self
-            .conn
+            .conn()
             .prepare_cached("SELECT status FROM tenants WHERE id = ?1")?
             .query_row([self.tenant], |r| r.get(0))
             .optional()?;
@@ -328,7 +374,7 @@ impl Scope<'_> {
     }
 
     fn get<R: Record>(&self, id: RowId) -> Result<Option<R>> {
-        let mut stmt = self.conn.prepare_cached(&table_sql(R::TABLE).get)?;
+        let mut stmt = self.conn().prepare_cached(&table_sql(R::TABLE).get)?;
         Ok(stmt
             .query_row(params![self.tenant, id], R::from_row)
             .optional()?)
@@ -388,7 +434,7 @@ impl Scope<'_> {
         }
         let order = if q.descending { "DESC" } else { "ASC" };
         sql.push_str(&format!(" ORDER BY \"id\" {order} LIMIT {}", q.limit + 1));
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut stmt = self.conn().prepare_cached(&sql)?;
         stmt.raw_bind_parameter(1, self.tenant)?;
         for (i, v) in values.iter().enumerate() {
             stmt.raw_bind_parameter(i + 2, v)?;
@@ -409,7 +455,7 @@ impl Scope<'_> {
 
     fn count_users(&self) -> Result<i64> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached("SELECT count(*) FROM users WHERE tenant_id = ?1")?
             .query_row([self.tenant], |r| r.get(0))?)
     }
@@ -418,7 +464,7 @@ impl Scope<'_> {
         let table = R::TABLE;
         if table.name == User::TABLE.name {
             let limit: i64 = self
-                .conn
+                .conn()
                 .prepare_cached("SELECT max_users FROM tenants WHERE id = ?1")?
                 .query_row([self.tenant], |r| r.get(0))?;
             if self.count_users()? >= limit {
@@ -429,15 +475,9 @@ impl Scope<'_> {
                 });
             }
         }
-        let mut stmt = self.conn.prepare_cached(&table_sql(table).insert)?;
-        stmt.raw_bind_parameter(1, rec.id())?;
-        stmt.raw_bind_parameter(2, self.tenant)?;
-        rec.bind_columns(&mut stmt, 3)?;
-        stmt.raw_execute()
-            .map_err(|e| Error::on_table(table.name, e))?;
-        write_audit(
-            self.conn,
-            self.tenant,
+        self.insert_row(rec)?;
+        self.append_operation(table, rec.id(), OperationKind::Insert, record_columns(rec)?)?;
+        self.audit(
             Some(actor_id),
             action,
             table.name,
@@ -458,20 +498,20 @@ impl Scope<'_> {
             table: table.name,
             id: rec.id(),
         })?;
-        let changed = changed_columns(&old, rec);
+        let changed = changed_columns(&old, rec)?;
         if changed.is_empty() {
             return Ok(());
         }
-        let mut stmt = self.conn.prepare_cached(&table_sql(table).update)?;
+        let mut stmt = self.conn().prepare_cached(&table_sql(table).update)?;
         stmt.raw_bind_parameter(1, self.tenant)?;
         stmt.raw_bind_parameter(2, rec.id())?;
         rec.bind_columns(&mut stmt, 3)?;
         stmt.raw_execute()
             .map_err(|e| Error::on_table(table.name, e))?;
-        let detail = serde_json::json!({ "columns": changed });
-        write_audit(
-            self.conn,
-            self.tenant,
+        let names: Vec<&String> = changed.keys().collect();
+        let detail = serde_json::json!({ "columns": names });
+        self.append_operation(table, rec.id(), OperationKind::Update, changed.clone())?;
+        self.audit(
             Some(actor.user_id),
             "update",
             table.name,
@@ -484,7 +524,7 @@ impl Scope<'_> {
         let table = R::TABLE;
         self.authorize(actor, table, "delete")?;
         let n = self
-            .conn
+            .conn()
             .prepare_cached(&table_sql(table).delete)?
             .execute(params![self.tenant, id])
             .map_err(|e| Error::on_table(table.name, e))?;
@@ -494,9 +534,8 @@ impl Scope<'_> {
                 id,
             });
         }
-        write_audit(
-            self.conn,
-            self.tenant,
+        self.append_operation(table, id, OperationKind::Delete, serde_json::Map::new())?;
+        self.audit(
             Some(actor.user_id),
             "delete",
             table.name,
@@ -539,19 +578,30 @@ impl Scope<'_> {
     }
 }
 
-/// The columns whose values differ between two versions of a row.
-fn changed_columns<R: Record>(old: &R, new: &R) -> Vec<&'static str> {
-    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
-        (serde_json::to_value(old), serde_json::to_value(new))
-    else {
-        return R::TABLE.columns.iter().map(|c| c.name).collect();
-    };
-    R::TABLE
-        .columns
-        .iter()
-        .map(|c| c.name)
-        .filter(|name| a.get(*name) != b.get(*name))
-        .collect()
+/// A record's columns (all but `id`) as JSON values, as operations carry them.
+fn record_columns<R: Record>(rec: &R) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::to_value(rec) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.remove("id");
+            Ok(map)
+        }
+        Ok(_) => unreachable!("catalog records serialize as objects"),
+        Err(e) => Err(Error::InvalidPayload {
+            table: R::TABLE.name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The columns whose values differ between two versions of a row, with their new values.
+fn changed_columns<R: Record>(
+    old: &R,
+    new: &R,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let old = record_columns(old)?;
+    let mut new = record_columns(new)?;
+    new.retain(|name, value| old.get(name) != Some(value));
+    Ok(new)
 }
 
 struct InsertJson<'a, 'c> {
@@ -703,10 +753,7 @@ impl<'s> Tenant<'s> {
     /// tenant has any user ([`Error::AlreadyBootstrapped`]).
     pub fn bootstrap_admin(&self, username: &str, display_name: &str) -> Result<Actor> {
         let tx = self.store.begin_write()?;
-        let scope = Scope {
-            conn: &tx,
-            tenant: &self.id,
-        };
+        let scope = Scope::new(self.store, &self.id);
         scope.ensure_writable()?;
         if scope.count_users()? > 0 {
             return Err(Error::AlreadyBootstrapped(self.id.clone()));
@@ -756,19 +803,14 @@ impl<'s> Tenant<'s> {
             })?,
         );
         let tx = self.store.begin_write()?;
-        Scope {
-            conn: &tx,
-            tenant: &self.id,
-        }
-        .ensure_writable()?;
+        let scope = Scope::new(self.store, &self.id);
+        scope.ensure_writable()?;
         tx.execute(
             "UPDATE tenants SET settings = ?2, updated_at = ?3 WHERE id = ?1",
             params![self.id, json, Timestamp::now()],
         )
         .map_err(|e| Error::on_table("tenants", e))?;
-        write_audit(
-            &tx,
-            &self.id,
+        scope.audit(
             Some(actor.user_id),
             "settings",
             "tenants",
@@ -786,11 +828,18 @@ impl<'s> Tenant<'s> {
         self.store.with_reports(|r| Ok(r.run(&self.id, sql)?))
     }
 
+    /// This tenant's operations not yet acknowledged by the central server, oldest first (by
+    /// clock stamp), at most `limit`.
+    pub fn pending_operations(&self, limit: u32) -> Result<Vec<Operation>> {
+        outbox::pending(&self.store.conn, &self.id, limit)
+    }
+
     /// Starts a transaction: writes through it commit together on [`TenantTx::commit`] and
     /// roll back if it is dropped.
     pub fn transaction(&mut self) -> Result<TenantTx<'_>> {
         Ok(TenantTx {
             tx: self.store.begin_write()?,
+            store: self.store,
             tenant: &self.id,
         })
     }
@@ -798,18 +847,12 @@ impl<'s> Tenant<'s> {
 
 impl TenantAccess for Tenant<'_> {
     fn scope(&self) -> Scope<'_> {
-        Scope {
-            conn: &self.store.conn,
-            tenant: &self.id,
-        }
+        Scope::new(self.store, &self.id)
     }
 
     fn in_write<T>(&self, f: impl FnOnce(&Scope<'_>) -> Result<T>) -> Result<T> {
         let tx = self.store.begin_write()?;
-        let out = f(&Scope {
-            conn: &tx,
-            tenant: &self.id,
-        })?;
+        let out = f(&Scope::new(self.store, &self.id))?;
         tx.commit()?;
         Ok(out)
     }
@@ -824,6 +867,7 @@ impl TenantAccess for Tenant<'_> {
 /// nothing behind, and the transaction can go on).
 pub struct TenantTx<'t> {
     tx: rusqlite::Transaction<'t>,
+    store: &'t Store,
     tenant: &'t TenantId,
 }
 
@@ -841,10 +885,7 @@ impl TenantTx<'_> {
 
 impl TenantAccess for TenantTx<'_> {
     fn scope(&self) -> Scope<'_> {
-        Scope {
-            conn: &self.tx,
-            tenant: self.tenant,
-        }
+        Scope::new(self.store, self.tenant)
     }
 
     fn in_write<T>(&self, f: impl FnOnce(&Scope<'_>) -> Result<T>) -> Result<T> {

@@ -224,6 +224,10 @@ macro_rules! catalog {
     };
 }
 
+/// Tables that belong to the node rather than to a tenant: the registry and the node's own
+/// state (identity and clock). Every other table is a tenant table.
+pub const NODE_TABLES: &[&str] = &["tenants", "node_state", "refinery_schema_history"];
+
 /// The catalog entry of the table named `name`.
 pub fn table(name: &str) -> Option<&'static TableDef> {
     static BY_NAME: OnceLock<HashMap<&'static str, &'static TableDef>> = OnceLock::new();

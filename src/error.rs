@@ -172,6 +172,12 @@ pub enum Error {
         /// SQLite's message (names the columns).
         message: String,
     },
+    /// A clock stamp that was malformed or too far in the future.
+    #[error(transparent)]
+    Clock(crate::hlc::HlcError),
+    /// An operation that does not fit the catalog.
+    #[error("invalid operation: {0}")]
+    Operation(#[from] crate::outbox::OperationError),
     /// A nested transaction on one connection.
     #[error("a transaction is already open on this store")]
     TransactionOpen,

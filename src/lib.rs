@@ -35,7 +35,9 @@
 pub mod access;
 pub mod catalog;
 pub mod error;
+pub mod hlc;
 pub mod ids;
+pub mod outbox;
 pub mod query;
 pub mod store;
 pub mod tenant;
@@ -44,7 +46,9 @@ pub mod verify;
 pub use access::{Actor, FilterOp, FilterValue, ListQuery, Page, Tenant, TenantAccess, TenantTx};
 pub use catalog::Record;
 pub use error::{ConstraintKind, Error};
+pub use hlc::Hlc;
 pub use ids::{Json, RowId, RowIdError, TenantId, TenantIdError, Timestamp};
+pub use outbox::{Operation, OperationKind};
 pub use query::{QueryError, QueryResult};
 pub use store::Store;
 pub use tenant::{

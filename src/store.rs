@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::access::Tenant;
 use crate::error::Error;
+use crate::hlc::Hlc;
 use crate::ids::{Json, RowId, TenantId, Timestamp};
 use crate::query::ReportConnection;
 use crate::tenant::{NewTenant, Plan, PlanLimits, TenantInfo, TenantSettings, TenantStatus};
@@ -46,6 +47,14 @@ pub struct Store {
     pub(crate) conn: Connection,
     location: Location,
     reports: RefCell<Option<ReportConnection>>,
+    node_id: RowId,
+    clock: Box<dyn Fn() -> u64 + Send>,
+    max_skew: Duration,
+}
+
+/// Milliseconds since the Unix epoch by the system clock.
+fn system_millis() -> u64 {
+    u64::try_from(Timestamp::now().as_millis()).unwrap_or(0)
 }
 
 impl std::fmt::Debug for Store {
@@ -98,16 +107,84 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.set_prepared_statement_cache_capacity(256);
         migrate(&mut conn)?;
+        // The node's identity is made once per file and kept: its operations carry it.
+        conn.execute(
+            "INSERT OR IGNORE INTO node_state (singleton, node_id) VALUES (1, ?1)",
+            [RowId::new()],
+        )?;
+        let node_id: RowId = conn.query_row(
+            "SELECT node_id FROM node_state WHERE singleton = 1",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(Self {
             conn,
             location,
             reports: RefCell::new(None),
+            node_id,
+            clock: Box::new(system_millis),
+            max_skew: crate::hlc::DEFAULT_MAX_SKEW,
         })
     }
 
     /// The schema version the file is at (the newest applied migration).
     pub fn schema_version(&self) -> Result<i64> {
         Ok(applied_version(&self.conn)?.unwrap_or(0))
+    }
+
+    /// This node's id: the device id its operations carry, made once per database file.
+    pub fn node_id(&self) -> RowId {
+        self.node_id
+    }
+
+    /// Replaces the wall clock the hybrid logical clock reads (milliseconds since the Unix
+    /// epoch). For tests and simulations of clocks that jump; the default is the system clock.
+    pub fn set_clock(&mut self, clock: impl Fn() -> u64 + Send + 'static) {
+        self.clock = Box::new(clock);
+    }
+
+    /// How far ahead of this node's clock a remote stamp may be before it is refused
+    /// (default [`crate::hlc::DEFAULT_MAX_SKEW`]).
+    pub fn set_max_clock_skew(&mut self, skew: Duration) {
+        self.max_skew = skew;
+    }
+
+    /// The last stamp this node issued or observed.
+    pub fn clock(&self) -> Result<Hlc> {
+        let (millis, counter) = self.clock_state(&self.conn)?;
+        Hlc::new(millis, counter, self.node_id).map_err(Error::Clock)
+    }
+
+    /// Takes in a stamp from another node, so every later local stamp comes after it. A stamp
+    /// further ahead than the allowed skew is refused ([`Error::Clock`]) and changes nothing.
+    pub fn observe_clock(&self, remote: &Hlc) -> Result<Hlc> {
+        let tx = self.begin_write()?;
+        let (millis, counter) = self.clock_state(&tx)?;
+        let next = crate::hlc::ClockState { millis, counter }
+            .observe(remote, (self.clock)(), self.max_skew)
+            .map_err(Error::Clock)?;
+        tx.execute(
+            "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2 WHERE singleton = 1",
+            rusqlite::params![i64::try_from(next.millis).unwrap_or(i64::MAX), next.counter],
+        )?;
+        tx.commit()?;
+        Hlc::new(next.millis, next.counter, self.node_id).map_err(Error::Clock)
+    }
+
+    fn clock_state(&self, conn: &Connection) -> Result<(u64, u32)> {
+        let (m, c): (i64, i64) = conn.query_row(
+            "SELECT hlc_millis, hlc_counter FROM node_state WHERE singleton = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((u64::try_from(m).unwrap_or(0), u32::try_from(c).unwrap_or(0)))
+    }
+
+    pub(crate) fn stamper(&self) -> crate::outbox::Stamper<'_> {
+        crate::outbox::Stamper {
+            node: self.node_id,
+            now_millis: &*self.clock,
+        }
     }
 
     /// The newest schema version this build of the crate knows.
@@ -225,7 +302,13 @@ impl Store {
         if change(&tx, &now).map_err(|e| Error::on_table("tenants", e))? == 0 {
             return Err(Error::TenantNotFound(id.clone()));
         }
-        crate::access::write_audit(&tx, id, None, action, "tenants", id.as_str(), Some(detail))?;
+        crate::access::Scope::new(self, id).audit(
+            None,
+            action,
+            "tenants",
+            id.as_str(),
+            Some(detail),
+        )?;
         tx.commit()?;
         self.tenant_info(id)
     }

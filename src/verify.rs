@@ -189,11 +189,12 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
     let tables: Vec<String> = {
         let mut stmt = conn.prepare(
             "SELECT name FROM sqlite_schema WHERE type = 'table' \
-             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-             AND name NOT IN ('tenants', 'refinery_schema_history') ORDER BY name",
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
         )?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut names = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        names.retain(|n| !catalog::NODE_TABLES.contains(&n.as_str()));
+        names
     };
     let is_tenant_table = |name: &str| tables.iter().any(|t| t == name);
 

@@ -250,3 +250,27 @@ fn verify_exits_0_when_clean_and_1_listing_every_violation() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("violations"));
 }
+
+#[test]
+fn outbox_list_prints_the_pending_operations_as_json() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = db_arg(dir.path());
+    ok(&[
+        "tenant", "add", "--db", &db, "--id", "caps", "--name", "Caps",
+    ]);
+    {
+        let store = pos_tenancy::Store::open(dir.path().join("node.db")).expect("store");
+        let caps = store.tenant(&"caps".parse().expect("id")).expect("caps");
+        caps.bootstrap_admin("owner", "Owner").expect("admin");
+    }
+    let ops: Vec<pos_tenancy::Operation> = serde_json::from_str(&ok(&[
+        "outbox", "list", "--db", &db, "--tenant", "caps", "--json",
+    ]))
+    .expect("operations");
+    assert_eq!(ops.len(), 2);
+    assert_eq!(ops[0].table, "users");
+    assert_eq!(ops[0].columns["username"], "owner");
+    assert!(ok(&["outbox", "list", "--db", &db, "--tenant", "caps"]).contains("(2 pending)"));
+    let o = pos_node(&["outbox", "list", "--db", &db, "--tenant", "Caps!"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1,6 +1,7 @@
 //! `pos-node`: the store-side command line. Exit codes: 0 all well, 1 `verify` found
 //! violations, 2 an error (printed on stderr, prefixed by the program name).
 
+mod outbox;
 mod output;
 mod query;
 mod tenant;
@@ -35,6 +36,9 @@ enum Command {
     /// Manage the tenant registry.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Inspect the outbox of operations waiting for the central server.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Check schema invariants and data; exit 1 listing every violation.
     Verify {
         /// The database file.
@@ -106,6 +110,7 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
             Ok(Outcome::Ok)
         }
         Command::Tenant(cmd) => tenant::run(cmd),
+        Command::Outbox(cmd) => outbox::run(cmd),
         Command::Verify { db, json } => verify::run(&db, json),
         Command::Query {
             db,

@@ -1,0 +1,266 @@
+//! Hybrid logical clock: stamps that follow wall-clock time when it moves forward and never go
+//! backwards when it does not (a clock set back, a restart, a stamp from another terminal).
+//!
+//! A stamp is (milliseconds, counter, node). Its text form, `0001732433333123.000001@<node>`,
+//! has fixed-width numbers so text order is stamp order, with the node id breaking ties.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ids::RowId;
+
+/// Why a stamp was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HlcError {
+    /// Not of the form `MMMMMMMMMMMMMMMM.CCCCCC@node-uuid`.
+    #[error("malformed clock stamp {0:?}")]
+    Malformed(String),
+    /// A remote stamp further ahead of our wall clock than the allowed skew: taking it would
+    /// drag every later local stamp into the future.
+    #[error("clock stamp is {ahead_ms} ms ahead of this node's clock; at most {max_skew_ms} ms is accepted")]
+    TooFarAhead {
+        /// How far ahead it was.
+        ahead_ms: u64,
+        /// The configured bound.
+        max_skew_ms: u64,
+    },
+    /// The counter would overflow within one millisecond.
+    #[error("clock counter exhausted within one millisecond")]
+    CounterOverflow,
+}
+
+/// The largest counter value; more events than this in one millisecond wait for the next.
+pub const MAX_COUNTER: u32 = 999_999;
+
+/// How far ahead of the local wall clock a remote stamp may be, unless configured otherwise.
+pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(300);
+
+/// One stamp of the hybrid logical clock.
+///
+/// ```
+/// use pos_tenancy::hlc::Hlc;
+/// let a: Hlc = "0001732433333123.000001@01937a5e-7f4e-7c2a-9a4b-1f2e3d4c5b6a".parse()?;
+/// assert_eq!(a.millis(), 1_732_433_333_123);
+/// assert_eq!(a.to_string().parse::<Hlc>()?, a);
+/// # Ok::<(), pos_tenancy::hlc::HlcError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hlc {
+    millis: u64,
+    counter: u32,
+    node: RowId,
+}
+
+impl Hlc {
+    /// A stamp from its parts.
+    pub fn new(millis: u64, counter: u32, node: RowId) -> Result<Self, HlcError> {
+        if counter > MAX_COUNTER {
+            return Err(HlcError::CounterOverflow);
+        }
+        Ok(Self {
+            millis,
+            counter,
+            node,
+        })
+    }
+    /// Wall-clock part, in milliseconds since the Unix epoch.
+    pub fn millis(&self) -> u64 {
+        self.millis
+    }
+    /// Logical part: events within the same millisecond.
+    pub fn counter(&self) -> u32 {
+        self.counter
+    }
+    /// The node that made the stamp.
+    pub fn node(&self) -> RowId {
+        self.node
+    }
+}
+
+/// The clock's state: the last (millis, counter) this node has issued or seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ClockState {
+    /// Milliseconds.
+    pub millis: u64,
+    /// Counter.
+    pub counter: u32,
+}
+
+impl ClockState {
+    /// The next local stamp at wall time `now`: strictly after everything issued or seen.
+    pub fn tick(self, now: u64) -> Result<ClockState, HlcError> {
+        if now > self.millis {
+            Ok(ClockState {
+                millis: now,
+                counter: 0,
+            })
+        } else if self.counter < MAX_COUNTER {
+            Ok(ClockState {
+                millis: self.millis,
+                counter: self.counter + 1,
+            })
+        } else {
+            // Borrow the next millisecond rather than fail: still monotonic, still unique.
+            Ok(ClockState {
+                millis: self.millis + 1,
+                counter: 0,
+            })
+        }
+    }
+
+    /// Takes in a remote stamp: the state moves past it (and past `now`), unless the remote
+    /// stamp is more than `max_skew` ahead of `now`, which is refused and changes nothing.
+    pub fn observe(
+        self,
+        remote: &Hlc,
+        now: u64,
+        max_skew: Duration,
+    ) -> Result<ClockState, HlcError> {
+        let max_skew_ms = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
+        if remote.millis > now.saturating_add(max_skew_ms) {
+            return Err(HlcError::TooFarAhead {
+                ahead_ms: remote.millis - now,
+                max_skew_ms,
+            });
+        }
+        let seen = ClockState {
+            millis: remote.millis,
+            counter: remote.counter,
+        }
+        .max(self);
+        if now > seen.millis {
+            Ok(ClockState {
+                millis: now,
+                counter: 0,
+            })
+        } else {
+            Ok(seen)
+        }
+    }
+}
+
+impl fmt::Display for Hlc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016}.{:06}@{}", self.millis, self.counter, self.node)
+    }
+}
+
+impl FromStr for Hlc {
+    type Err = HlcError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || HlcError::Malformed(s.to_owned());
+        let (clock, node) = s.split_once('@').ok_or_else(bad)?;
+        let (millis, counter) = clock.split_once('.').ok_or_else(bad)?;
+        if millis.len() != 16 || counter.len() != 6 {
+            return Err(bad());
+        }
+        let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        if !all_digits(millis) || !all_digits(counter) {
+            return Err(bad());
+        }
+        Ok(Self {
+            millis: millis.parse().map_err(|_| bad())?,
+            counter: counter.parse().map_err(|_| bad())?,
+            node: node.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl Serialize for Hlc {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hlc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn text_form_sorts_like_the_stamp() {
+        let node = RowId::new();
+        let a = Hlc::new(9, 999_999, node).unwrap();
+        let b = Hlc::new(10, 0, node).unwrap();
+        assert!(a < b && a.to_string() < b.to_string());
+        assert!("12.3@x".parse::<Hlc>().is_err());
+        assert!(format!("{:016}.{:06}@nope", 1, 1).parse::<Hlc>().is_err());
+    }
+
+    #[test]
+    fn a_clock_set_back_does_not_move_stamps_back() {
+        let s = ClockState::default().tick(1_000).unwrap();
+        let t = s.tick(500).unwrap();
+        assert!(t > s);
+        assert_eq!(
+            t,
+            ClockState {
+                millis: 1_000,
+                counter: 1
+            }
+        );
+    }
+
+    #[test]
+    fn remote_stamps_from_the_future_are_bounded() {
+        let node = RowId::new();
+        let skew = Duration::from_secs(60);
+        let near = Hlc::new(1_000 + 30_000, 4, node).unwrap();
+        let s = ClockState {
+            millis: 1_000,
+            counter: 0,
+        }
+        .observe(&near, 1_000, skew)
+        .unwrap();
+        assert_eq!(
+            s,
+            ClockState {
+                millis: 31_000,
+                counter: 4
+            }
+        );
+        let far = Hlc::new(1_000 + 61_000, 0, node).unwrap();
+        assert_eq!(
+            ClockState::default().observe(&far, 1_000, skew),
+            Err(HlcError::TooFarAhead {
+                ahead_ms: 61_000,
+                max_skew_ms: 60_000
+            })
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn stamps_never_go_backwards(events in prop::collection::vec((0u64..5_000, any::<bool>(), 0u64..6_000, 0u32..3), 1..200)) {
+            let node = RowId::new();
+            let mut state = ClockState::default();
+            let mut last_issued: Option<ClockState> = None;
+            for (now, remote, remote_ms, remote_counter) in events {
+                if remote {
+                    let r = Hlc::new(remote_ms, remote_counter, node).unwrap();
+                    if let Ok(next) = state.observe(&r, now, Duration::from_millis(1_000)) {
+                        prop_assert!(next >= state);
+                        state = next;
+                    }
+                } else {
+                    let next = state.tick(now).unwrap();
+                    prop_assert!(next > state);
+                    if let Some(last) = last_issued { prop_assert!(next > last); }
+                    last_issued = Some(next);
+                    state = next;
+                }
+            }
+        }
+    }
+}

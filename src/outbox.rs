@@ -1,0 +1,426 @@
+//! The outbox: every synced write leaves a pending operation in the same transaction.
+//!
+//! An [`Operation`] is what a node pushes to the central server, in exactly the JSON form that
+//! `pos-node outbox list --json` prints. [`validate`] checks one against the catalog; the node
+//! runs it before writing an operation and the server before accepting one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{self, ColumnDef, ColumnKind, SyncClass, TableDef};
+use crate::hlc::Hlc;
+use crate::ids::{RowId, TenantId, Timestamp};
+
+/// What an operation does to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OperationKind {
+    /// A new master-data or document row.
+    Insert,
+    /// Changed columns of a master-data or document row.
+    Update,
+    /// A master-data row removed.
+    Delete,
+    /// A new ledger row (ledgers are append-only).
+    LedgerAppend,
+}
+
+impl OperationKind {
+    /// The stored word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OperationKind::Insert => "insert",
+            OperationKind::Update => "update",
+            OperationKind::Delete => "delete",
+            OperationKind::LedgerAppend => "ledger_append",
+        }
+    }
+
+    /// Whether a table of this sync class takes operations of this kind.
+    pub fn allowed_for(&self, class: SyncClass) -> bool {
+        matches!(
+            (class, self),
+            (
+                SyncClass::MasterData,
+                OperationKind::Insert | OperationKind::Update | OperationKind::Delete
+            ) | (
+                SyncClass::Document,
+                OperationKind::Insert | OperationKind::Update
+            ) | (SyncClass::Ledger, OperationKind::LedgerAppend)
+        )
+    }
+}
+
+impl fmt::Display for OperationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OperationKind {
+    type Err = OperationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "insert" => Ok(Self::Insert),
+            "update" => Ok(Self::Update),
+            "delete" => Ok(Self::Delete),
+            "ledger_append" => Ok(Self::LedgerAppend),
+            other => Err(OperationError::Malformed(format!(
+                "unknown operation kind {other:?}"
+            ))),
+        }
+    }
+}
+
+/// One write, as it travels from a node to the central server and on to the other nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Operation {
+    /// Operation id (UUIDv7): the server stores each id once.
+    pub id: RowId,
+    /// The tenant whose row it is.
+    pub tenant_id: TenantId,
+    /// The node that wrote it.
+    pub device_id: RowId,
+    /// When, on the writing node's hybrid logical clock.
+    pub hlc: Hlc,
+    /// The catalog table.
+    pub table: String,
+    /// The row written.
+    pub row_id: RowId,
+    /// Insert, update, delete or ledger append.
+    pub kind: OperationKind,
+    /// The columns written with their values: all of them for inserts and ledger appends, the
+    /// changed ones for updates, none for deletes.
+    pub columns: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why an operation does not fit the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperationError {
+    /// Not a catalog table.
+    #[error("no table {0:?} in the catalog")]
+    UnknownTable(String),
+    /// The table never leaves the node.
+    #[error("{0} is local to each node and is never synced")]
+    LocalOnlyTable(&'static str),
+    /// The kind does not suit the table's sync class (say, an update of a ledger row).
+    #[error("{kind} is not allowed on {table} ({class:?} rows)")]
+    KindNotAllowed {
+        /// The table.
+        table: &'static str,
+        /// Its sync class.
+        class: SyncClass,
+        /// The refused kind.
+        kind: OperationKind,
+    },
+    /// A column the table does not have (or `id` / `tenant_id`, which travel outside).
+    #[error("{table} has no column {column:?}")]
+    UnknownColumn {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: String,
+    },
+    /// A value of the wrong type, or NULL for a NOT NULL column.
+    #[error("{table}.{column}: {reason}")]
+    BadValue {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A NOT NULL column missing from an insert or ledger append.
+    #[error("{table}.{column} is required")]
+    MissingColumn {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+    },
+    /// A delete that carries columns.
+    #[error("a delete carries no columns")]
+    DeleteWithColumns,
+    /// Not an operation at all.
+    #[error("malformed operation: {0}")]
+    Malformed(String),
+}
+
+/// Checks an operation against the catalog: a synced table, a kind its sync class allows, and
+/// columns that exist with values of the right type.
+pub fn validate(op: &Operation) -> Result<&'static TableDef, OperationError> {
+    let table =
+        catalog::table(&op.table).ok_or_else(|| OperationError::UnknownTable(op.table.clone()))?;
+    if table.sync_class == SyncClass::LocalOnly {
+        return Err(OperationError::LocalOnlyTable(table.name));
+    }
+    if !op.kind.allowed_for(table.sync_class) {
+        return Err(OperationError::KindNotAllowed {
+            table: table.name,
+            class: table.sync_class,
+            kind: op.kind,
+        });
+    }
+    if op.kind == OperationKind::Delete && !op.columns.is_empty() {
+        return Err(OperationError::DeleteWithColumns);
+    }
+    for (name, value) in &op.columns {
+        let col = table
+            .column(name)
+            .ok_or_else(|| OperationError::UnknownColumn {
+                table: table.name,
+                column: name.clone(),
+            })?;
+        check_value(table, col, value)?;
+    }
+    if matches!(op.kind, OperationKind::Insert | OperationKind::LedgerAppend) {
+        if let Some(col) = table
+            .columns
+            .iter()
+            .find(|c| !c.nullable && !op.columns.contains_key(c.name))
+        {
+            return Err(OperationError::MissingColumn {
+                table: table.name,
+                column: col.name,
+            });
+        }
+    }
+    Ok(table)
+}
+
+fn check_value(
+    table: &'static TableDef,
+    col: &'static ColumnDef,
+    v: &serde_json::Value,
+) -> Result<(), OperationError> {
+    use serde_json::Value as J;
+    let bad = |reason: &str| OperationError::BadValue {
+        table: table.name,
+        column: col.name,
+        reason: reason.to_owned(),
+    };
+    match (col.kind, v) {
+        (_, J::Null) if col.nullable => Ok(()),
+        (_, J::Null) => Err(bad("is NOT NULL")),
+        (ColumnKind::Text, J::String(_)) => Ok(()),
+        (ColumnKind::Integer, J::Number(n)) if n.is_i64() => Ok(()),
+        (ColumnKind::Bool, J::Bool(_)) => Ok(()),
+        (ColumnKind::Blob, J::Array(a))
+            if a.iter().all(|b| b.as_u64().is_some_and(|b| b <= 255)) =>
+        {
+            Ok(())
+        }
+        (ColumnKind::Id, J::String(s)) => s
+            .parse::<RowId>()
+            .map(|_| ())
+            .map_err(|_| bad("is not a UUID")),
+        (ColumnKind::Timestamp, J::String(s)) => s
+            .parse::<Timestamp>()
+            .map(|_| ())
+            .map_err(|_| bad("is not an RFC 3339 timestamp")),
+        (ColumnKind::Json, _) => Ok(()),
+        (kind, _) => Err(bad(&format!("expected {kind:?}, got {v}"))),
+    }
+}
+
+/// What the crate needs to stamp operations: the node id and the clock.
+pub(crate) struct Stamper<'a> {
+    pub(crate) node: RowId,
+    pub(crate) now_millis: &'a (dyn Fn() -> u64 + Send),
+}
+
+impl Stamper<'_> {
+    /// The next stamp of this node, persisted in the caller's write transaction.
+    pub(crate) fn next(&self, conn: &Connection) -> crate::Result<Hlc> {
+        let (millis, counter): (i64, i64) = conn
+            .prepare_cached("SELECT hlc_millis, hlc_counter FROM node_state WHERE singleton = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let state = crate::hlc::ClockState {
+            millis: u64::try_from(millis).unwrap_or(0),
+            counter: u32::try_from(counter).unwrap_or(0),
+        };
+        let next = state
+            .tick((self.now_millis)())
+            .map_err(crate::Error::Clock)?;
+        conn.prepare_cached(
+            "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2 WHERE singleton = 1",
+        )?
+        .execute(params![
+            i64::try_from(next.millis).unwrap_or(i64::MAX),
+            next.counter
+        ])?;
+        Hlc::new(next.millis, next.counter, self.node).map_err(crate::Error::Clock)
+    }
+}
+
+/// Appends an operation for a write of `table` in the caller's transaction. Local-only tables
+/// are skipped; anything else is validated first.
+pub(crate) fn append(
+    conn: &Connection,
+    stamper: &Stamper<'_>,
+    tenant: &TenantId,
+    table: &'static TableDef,
+    row_id: RowId,
+    kind: OperationKind,
+    columns: serde_json::Map<String, serde_json::Value>,
+) -> crate::Result<()> {
+    if table.sync_class == SyncClass::LocalOnly {
+        return Ok(());
+    }
+    let kind = if table.sync_class == SyncClass::Ledger && kind == OperationKind::Insert {
+        OperationKind::LedgerAppend
+    } else {
+        kind
+    };
+    let op = Operation {
+        id: RowId::new(),
+        tenant_id: tenant.clone(),
+        device_id: stamper.node,
+        hlc: stamper.next(conn)?,
+        table: table.name.to_owned(),
+        row_id,
+        kind,
+        columns,
+    };
+    validate(&op)?;
+    conn.prepare_cached(
+        "INSERT INTO pending_operations (id, tenant_id, device_id, hlc, table_name, row_id, kind, columns, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        op.id,
+        op.tenant_id,
+        op.device_id.to_string(),
+        op.hlc.to_string(),
+        op.table,
+        op.row_id.to_string(),
+        op.kind.as_str(),
+        crate::ids::Json(serde_json::Value::Object(op.columns)),
+        Timestamp::now(),
+    ])
+    .map_err(|e| crate::Error::on_table("pending_operations", e))?;
+    Ok(())
+}
+
+/// The tenant's operations not yet acknowledged by the server, in clock order.
+pub(crate) fn pending(
+    conn: &Connection,
+    tenant: &TenantId,
+    limit: u32,
+) -> crate::Result<Vec<Operation>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, tenant_id, device_id, hlc, table_name, row_id, kind, columns
+         FROM pending_operations WHERE tenant_id = ?1 AND synced_at IS NULL ORDER BY hlc LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![tenant, limit], |r| {
+        Ok((
+            r.get::<_, RowId>(0)?,
+            r.get::<_, TenantId>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, crate::ids::Json>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, tenant_id, device, hlc, table, row_id, kind, columns) = row?;
+        let malformed = |what: &str| {
+            crate::Error::Operation(OperationError::Malformed(format!(
+                "stored operation {id}: {what}"
+            )))
+        };
+        let serde_json::Value::Object(columns) = columns.0 else {
+            return Err(malformed("columns are not an object"));
+        };
+        out.push(Operation {
+            id,
+            tenant_id,
+            device_id: device.parse().map_err(|_| malformed("device id"))?,
+            hlc: hlc.parse().map_err(|_| malformed("clock stamp"))?,
+            table,
+            row_id: row_id.parse().map_err(|_| malformed("row id"))?,
+            kind: kind.parse()?,
+            columns,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(table: &str, kind: OperationKind, columns: serde_json::Value) -> Operation {
+        let serde_json::Value::Object(columns) = columns else {
+            panic!("object")
+        };
+        Operation {
+            id: RowId::new(),
+            tenant_id: "caps".parse().unwrap(),
+            device_id: RowId::new(),
+            hlc: Hlc::new(1, 0, RowId::new()).unwrap(),
+            table: table.into(),
+            row_id: RowId::new(),
+            kind,
+            columns,
+        }
+    }
+
+    #[test]
+    fn operations_are_checked_against_the_catalog() {
+        use serde_json::json;
+        use OperationKind::*;
+        assert!(validate(&op(
+            "price_levels",
+            Insert,
+            json!({"name": "Trade", "discount_ppm": 5, "created_at": "2026-01-01T00:00:00.000Z"})
+        ))
+        .is_ok());
+        assert!(matches!(
+            validate(&op("sessions", Insert, json!({}))),
+            Err(OperationError::LocalOnlyTable(_))
+        ));
+        assert!(matches!(
+            validate(&op("nope", Insert, json!({}))),
+            Err(OperationError::UnknownTable(_))
+        ));
+        assert!(matches!(
+            validate(&op("inventory_transactions", Update, json!({}))),
+            Err(OperationError::KindNotAllowed { .. })
+        ));
+        assert!(matches!(
+            validate(&op("sales", Delete, json!({}))),
+            Err(OperationError::KindNotAllowed { .. })
+        ));
+        assert!(matches!(
+            validate(&op("price_levels", Update, json!({"tenant_id": "x"}))),
+            Err(OperationError::UnknownColumn { .. })
+        ));
+        assert!(matches!(
+            validate(&op("price_levels", Update, json!({"discount_ppm": "5"}))),
+            Err(OperationError::BadValue { .. })
+        ));
+        assert!(matches!(
+            validate(&op("price_levels", Update, json!({"name": null}))),
+            Err(OperationError::BadValue { .. })
+        ));
+        assert!(matches!(
+            validate(&op("price_levels", Insert, json!({"name": "x"}))),
+            Err(OperationError::MissingColumn { .. })
+        ));
+        assert!(matches!(
+            validate(&op("products", Delete, json!({"sku": "x"}))),
+            Err(OperationError::DeleteWithColumns)
+        ));
+    }
+}

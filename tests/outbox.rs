@@ -1,0 +1,239 @@
+//! The outbox: every committed synced write has its operation, written in the same
+//! transaction; nothing else does. And the clock behind the operations never goes backwards.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use pos_tenancy::catalog::{GiftCardTransaction, Product, Session};
+use pos_tenancy::hlc::{Hlc, HlcError};
+use pos_tenancy::outbox::validate;
+use pos_tenancy::{Error, NewTenant, Operation, OperationKind, RowId, Store, TenantAccess};
+
+type R = pos_tenancy::Result<()>;
+
+fn kinds(ops: &[Operation]) -> Vec<(&str, OperationKind)> {
+    ops.iter().map(|o| (o.table.as_str(), o.kind)).collect()
+}
+
+#[test]
+fn each_synced_write_leaves_its_operation_and_its_audit_entrys_operation() -> R {
+    let store = store_with(&["caps"]);
+    let caps = store.tenant(&tid("caps"))?;
+    let admin = caps.bootstrap_admin("owner", "Owner")?;
+    let before = caps.pending_operations(1000)?.len();
+    assert_eq!(before, 2, "the bootstrap user and its audit entry");
+
+    let mut p = product("OF-1", 1299);
+    caps.insert(&admin, &p)?;
+    p.price_minor = 1399;
+    caps.update(&admin, &p)?;
+    caps.delete::<Product>(&admin, p.id)?;
+    let ops = caps.pending_operations(1000)?.split_off(before);
+    use OperationKind::*;
+    assert_eq!(
+        kinds(&ops),
+        [
+            ("products", Insert),
+            ("audit_log", LedgerAppend),
+            ("products", Update),
+            ("audit_log", LedgerAppend),
+            ("products", Delete),
+            ("audit_log", LedgerAppend),
+        ]
+    );
+    assert_eq!(ops[0].columns["sku"], "OF-1");
+    use pos_tenancy::Record;
+    assert_eq!(ops[0].columns.len(), Product::TABLE.columns.len());
+    assert_eq!(
+        ops[2].columns,
+        serde_json::json!({ "price_minor": 1399 })
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    );
+    assert!(ops[4].columns.is_empty());
+    assert!(ops
+        .iter()
+        .all(|o| o.tenant_id == tid("caps") && o.device_id == store.node_id()));
+    assert!(
+        ops.windows(2).all(|w| w[0].hlc < w[1].hlc),
+        "stamps increase"
+    );
+    for op in &ops {
+        validate(op).map_err(Error::from)?;
+        // The JSON form is the wire form: it reads back to the same operation.
+        let json = serde_json::to_string(op).map_err(|e| Error::InvalidPayload {
+            table: "x",
+            reason: e.to_string(),
+        })?;
+        let back: Operation = serde_json::from_str(&json).map_err(|e| Error::InvalidPayload {
+            table: "x",
+            reason: e.to_string(),
+        })?;
+        assert_eq!(&back, op);
+    }
+    Ok(())
+}
+
+#[test]
+fn rolled_back_and_refused_writes_leave_no_operation() -> R {
+    let store = store_with(&["caps"]);
+    let mut caps = store.tenant(&tid("caps"))?;
+    let admin = caps.bootstrap_admin("owner", "Owner")?;
+    let before = caps.pending_operations(1000)?;
+    {
+        let tx = caps.transaction()?;
+        tx.insert(&admin, &product("A", 1))?;
+        assert_eq!(tx.get::<Product>(RowId::new())?, None);
+    }
+    let dup = product("B", 1);
+    caps.insert(&admin, &dup)?;
+    let after_b = caps.pending_operations(1000)?;
+    assert!(
+        caps.insert(&admin, &product("B", 2)).is_err(),
+        "duplicate SKU"
+    );
+    let mut changed = dup.clone();
+    changed.currency = "TOOLONG".into();
+    assert!(caps.update(&admin, &changed).is_err(), "CHECK constraint");
+    assert_eq!(caps.pending_operations(1000)?, after_b);
+    assert_eq!(after_b.len(), before.len() + 2);
+    Ok(())
+}
+
+#[test]
+fn local_only_tables_leave_nothing_in_the_outbox_and_ledgers_append() -> R {
+    let store = store_with(&["caps"]);
+    let caps = store.tenant(&tid("caps"))?;
+    let admin = caps.bootstrap_admin("owner", "Owner")?;
+    let g = populate(&caps, &admin, "o")?;
+    let ops = caps.pending_operations(10_000)?;
+    let tables: Vec<&str> = ops.iter().map(|o| o.table.as_str()).collect();
+    for local in [
+        "sessions",
+        "backups",
+        "restore_jobs",
+        "sync_log",
+        "sync_conflicts",
+        "pending_operations",
+    ] {
+        assert!(!tables.contains(&local), "{local} must not sync");
+    }
+    // The audit entries of local-only writes stay local too.
+    let audited: Vec<String> = ops
+        .iter()
+        .filter(|o| o.table == "audit_log")
+        .filter_map(|o| o.columns["table_name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !audited.iter().any(|t| t == "sessions" || t == "backups"),
+        "{audited:?}"
+    );
+    assert!(ops
+        .iter()
+        .any(|o| o.table == "gift_card_transactions" && o.kind == OperationKind::LedgerAppend));
+    let session = caps.list::<Session>(&Default::default())?.rows.remove(0);
+    assert!(!ops.iter().any(|o| o.row_id == session.id));
+    let entry = caps
+        .list::<GiftCardTransaction>(
+            &pos_tenancy::ListQuery::new().eq("gift_card_id", g.gift_card),
+        )?
+        .rows
+        .remove(0);
+    assert!(ops.iter().any(|o| o.row_id == entry.id));
+    Ok(())
+}
+
+#[test]
+fn operations_belong_to_their_tenant_only() -> R {
+    let store = store_with(&["caps", "bolt"]);
+    for t in ["caps", "bolt"] {
+        let h = store.tenant(&tid(t))?;
+        let admin = h.bootstrap_admin("owner", "Owner")?;
+        h.insert(&admin, &product("SAME", 1))?;
+    }
+    for t in ["caps", "bolt"] {
+        let ops = store.tenant(&tid(t))?.pending_operations(100)?;
+        assert_eq!(ops.len(), 4);
+        assert!(ops.iter().all(|o| o.tenant_id == tid(t)));
+    }
+    Ok(())
+}
+
+#[test]
+fn stamps_never_go_backwards_across_restarts_and_clocks_set_back() -> R {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("node.db");
+    let now = Arc::new(AtomicU64::new(2_000_000_000_000));
+    let clock = {
+        let now = Arc::clone(&now);
+        move || now.load(Ordering::SeqCst)
+    };
+    let last = {
+        let mut store = Store::open(&path)?;
+        store.set_clock(clock.clone());
+        store.add_tenant(&NewTenant::new(tid("caps"), "Caps"))?;
+        let caps = store.tenant(&tid("caps"))?;
+        let admin = caps.bootstrap_admin("owner", "Owner")?;
+        caps.insert(&admin, &product("A", 1))?;
+        // The wall clock jumps back an hour mid-session.
+        now.fetch_sub(3_600_000, Ordering::SeqCst);
+        caps.insert(&admin, &product("B", 1))?;
+        let ops = caps.pending_operations(100)?;
+        assert!(ops.windows(2).all(|w| w[0].hlc < w[1].hlc));
+        ops.last()
+            .map(|o| o.hlc)
+            .ok_or(Error::UnknownTable("none".into()))?
+    };
+    // Restart with the clock still behind: stamps continue after the last one.
+    let mut store = Store::open(&path)?;
+    store.set_clock(clock);
+    assert_eq!(store.clock()?, last);
+    let caps = store.tenant(&tid("caps"))?;
+    let admin = caps.actor(
+        caps.list::<pos_tenancy::catalog::User>(&Default::default())?
+            .rows[0]
+            .id,
+    )?;
+    caps.insert(&admin, &product("C", 1))?;
+    let newest = caps
+        .pending_operations(100)?
+        .last()
+        .map(|o| o.hlc)
+        .ok_or(Error::UnknownTable("none".into()))?;
+    assert!(newest > last, "{newest} must follow {last}");
+    assert_eq!(
+        newest.node(),
+        store.node_id(),
+        "the node keeps its id across restarts"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_remote_stamp_moves_the_clock_forward_within_the_allowed_skew_only() -> R {
+    let mut store = store_with(&["caps"]);
+    let now = 2_000_000_000_000u64;
+    store.set_clock(move || now);
+    store.set_max_clock_skew(Duration::from_secs(60));
+    let other = RowId::new();
+    let ahead = Hlc::new(now + 30_000, 7, other).map_err(Error::Clock)?;
+    store.observe_clock(&ahead)?;
+    let before = store.clock()?;
+    let too_far = Hlc::new(now + 61_000, 0, other).map_err(Error::Clock)?;
+    match store.observe_clock(&too_far) {
+        Err(Error::Clock(HlcError::TooFarAhead { .. })) => {}
+        other => panic!("expected TooFarAhead, got {other:?}"),
+    }
+    assert_eq!(store.clock()?, before, "a refused stamp changes nothing");
+    let caps = store.tenant(&tid("caps"))?;
+    let admin = caps.bootstrap_admin("owner", "Owner")?;
+    caps.insert(&admin, &product("A", 1))?;
+    let op = caps.pending_operations(1)?.remove(0);
+    assert!(op.hlc > ahead, "local writes come after what was observed");
+    Ok(())
+}

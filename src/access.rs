@@ -825,7 +825,8 @@ impl<'s> Tenant<'s> {
     /// names resolve to views filtered to this tenant, and an authorizer refuses base tables,
     /// writes, ATTACH, PRAGMA and the schema tables. See [`crate::query`].
     pub fn query(&self, sql: &str) -> Result<QueryResult> {
-        self.store.with_reports(|r| Ok(r.run(&self.id, sql)?))
+        self.store
+            .with_reports(|r, timeout| Ok(r.run(&self.id, sql, timeout)?))
     }
 
     /// This tenant's operations not yet acknowledged by the central server, oldest first (by

@@ -1,17 +1,23 @@
 //! The read-only SQL escape hatch for reports.
 //!
 //! Reports run on a second, read-only connection to the same database. On it, every catalog
-//! table name (and `tenants`) is a TEMP view over the real table filtered to the current
-//! tenant; because SQLite looks names up in `temp` before `main`, `SELECT * FROM sales` reads
-//! the view. An authorizer then allows a base-table read only when the view of that table is
-//! the accessor, and refuses everything else that is not a plain read: writes, ATTACH, PRAGMA
-//! (including `pragma_*` table functions), `sqlite_schema`, and `main.t` spelled out.
+//! table name (and `tenants`) is a TEMP view; because SQLite looks names up in `temp` before
+//! `main`, `SELECT * FROM sales` reads the view. Each public view reads an inner view whose name
+//! is random per connection, and only the inner view reads the real table, filtered to the
+//! current tenant. The authorizer allows a read of a real table only when that inner view is
+//! the accessor: a CTE named `sales` that reads `main.sales` has accessor `sales` and is
+//! refused, and nobody can name the inner view without knowing it. Everything else that is not
+//! a plain read is refused: writes, ATTACH, PRAGMA (including `pragma_*` table functions),
+//! `sqlite_schema`. A deadline, a row cap and a value-size limit bound what one report may
+//! cost the terminal.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
@@ -34,6 +40,12 @@ pub enum QueryError {
     /// A statement that would write.
     #[error("query refused: only read-only SELECT statements are allowed")]
     NotReadOnly,
+    /// It ran past the time a report may take and was stopped.
+    #[error("query stopped: it ran longer than {0:?}")]
+    TimedOut(Duration),
+    /// It returned more rows than a report may.
+    #[error("query stopped: more than {0} rows; add a LIMIT or aggregate")]
+    TooManyRows(usize),
     /// SQLite could not compile or run it (syntax error, unknown column...).
     #[error("query failed: {0}")]
     Sql(String),
@@ -64,12 +76,23 @@ impl QueryResult {
     }
 }
 
-/// State shared with the SQL function and the authorizer.
+/// State shared with the SQL function, the authorizer and the progress handler.
 #[derive(Default)]
 struct Shared {
     tenant: Option<String>,
     refusal: Option<String>,
+    deadline: Option<Instant>,
 }
+
+/// How long one report may run unless the store says otherwise.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many rows one report may return.
+pub const MAX_ROWS: usize = 100_000;
+/// The largest text or blob value a report may build, in bytes.
+pub const MAX_VALUE_BYTES: i32 = 1_000_000;
+
+/// Columns that never appear in report views: a PIN hash is brute-forced in seconds.
+const HIDDEN_COLUMNS: &[(&str, &str)] = &[("users", "pin_hash")];
 
 pub(crate) struct ReportConnection {
     conn: Connection,
@@ -104,25 +127,69 @@ impl ReportConnection {
             move |_| Ok(lock(&for_fn).tenant.clone()),
         )?;
 
-        let mut views: HashSet<&'static str> = catalog::TABLES.iter().map(|t| t.name).collect();
-        for t in catalog::TABLES {
-            // Catalog identifiers only; the tenant comes from the function at run time.
+        // table name -> name of its inner (filtered) view, random for this connection.
+        let secret = crate::ids::RowId::new().to_string().replace('-', "");
+        let mut inner: HashMap<String, String> = HashMap::new();
+        let mut public: Vec<(&str, Vec<&str>)> = catalog::TABLES
+            .iter()
+            .map(|t| {
+                let cols = t
+                    .all_column_names()
+                    .filter(|c| !HIDDEN_COLUMNS.contains(&(t.name, *c)))
+                    .collect();
+                (t.name, cols)
+            })
+            .collect();
+        public.push((
+            "tenants",
+            vec![
+                "id",
+                "name",
+                "status",
+                "plan",
+                "max_users",
+                "max_api_calls_month",
+                "tier",
+                "settings",
+                "created_at",
+                "updated_at",
+            ],
+        ));
+        for (table, cols) in &public {
+            // Catalog identifiers and our own random name only; the tenant comes from the
+            // function at run time.
+            let key = if *table == "tenants" {
+                "id"
+            } else {
+                "tenant_id"
+            };
+            let hidden = format!("_pos_{secret}_{table}");
+            let cols = cols
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
             conn.execute_batch(&format!(
-                "CREATE TEMP VIEW \"{0}\" AS SELECT * FROM main.\"{0}\" \
-                 WHERE tenant_id = {CURRENT_TENANT_FN}()",
-                t.name
+                "CREATE TEMP VIEW \"{hidden}\" AS SELECT {cols} FROM main.\"{table}\" \
+                 WHERE \"{key}\" = {CURRENT_TENANT_FN}();
+                 CREATE TEMP VIEW \"{table}\" AS SELECT * FROM temp.\"{hidden}\";"
             ))?;
+            inner.insert((*table).to_owned(), hidden);
         }
-        conn.execute_batch(&format!(
-            "CREATE TEMP VIEW tenants AS SELECT id, name, status, plan, max_users, \
-             max_api_calls_month, tier, settings, created_at, updated_at FROM main.tenants \
-             WHERE id = {CURRENT_TENANT_FN}()"
-        ))?;
-        views.insert("tenants");
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)?;
+        let for_progress = Arc::clone(&shared);
+        conn.progress_handler(
+            10_000,
+            Some(move || {
+                lock(&for_progress)
+                    .deadline
+                    .is_some_and(|d| Instant::now() > d)
+            }),
+        )?;
 
         let for_auth = Arc::clone(&shared);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-            match decide(&views, &ctx) {
+            match decide(&inner, &ctx) {
                 Ok(()) => Authorization::Allow,
                 Err(reason) => {
                     lock(&for_auth).refusal.get_or_insert(reason);
@@ -133,17 +200,25 @@ impl ReportConnection {
         Ok(Self { conn, shared })
     }
 
-    pub(crate) fn run(&self, tenant: &TenantId, sql: &str) -> Result<QueryResult, QueryError> {
+    pub(crate) fn run(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<QueryResult, QueryError> {
         {
             let mut s = lock(&self.shared);
             s.refusal = None;
             s.tenant = Some(tenant.as_str().to_owned());
+            s.deadline = Some(Instant::now() + timeout);
         }
         let out = self.run_inner(sql);
         let mut s = lock(&self.shared);
         s.tenant = None;
+        s.deadline = None;
         let refusal = s.refusal.take();
         out.map_err(|e| match (e, refusal) {
+            (QueryError::Sql(m), _) if m.contains("interrupted") => QueryError::TimedOut(timeout),
             (QueryError::Sql(_), Some(reason)) => QueryError::Refused(reason),
             (e, _) => e,
         })
@@ -181,6 +256,9 @@ impl ReportConnection {
         let mut rows = Vec::new();
         let mut cursor = stmt.query([]).map_err(|e| QueryError::Sql(e.to_string()))?;
         while let Some(row) = cursor.next().map_err(|e| QueryError::Sql(e.to_string()))? {
+            if rows.len() == MAX_ROWS {
+                return Err(QueryError::TooManyRows(MAX_ROWS));
+            }
             let mut out = Vec::with_capacity(width);
             for i in 0..width {
                 let v = row.get_ref(i).map_err(|e| QueryError::Sql(e.to_string()))?;
@@ -280,22 +358,30 @@ fn to_json(v: ValueRef<'_>) -> serde_json::Value {
 /// Functions a report may not call even though they only read.
 const DENIED_FUNCTIONS: &[&str] = &["load_extension", "sqlite_offset", "fts3_tokenizer"];
 
-fn decide(views: &HashSet<&'static str>, ctx: &AuthContext<'_>) -> Result<(), String> {
+/// Table-valued functions a report may read: they only see their own arguments.
+const READABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree"];
+
+fn decide(inner: &HashMap<String, String>, ctx: &AuthContext<'_>) -> Result<(), String> {
     match ctx.action {
         AuthAction::Select | AuthAction::Recursive => Ok(()),
         AuthAction::Read { table_name, .. } => {
-            // Reading a view's columns (db "temp"), or the base table from inside the view of
-            // the same name (db "main", accessor = the view): both are the filtered path.
-            // No database at all: a CTE or subquery result, which only holds what its own,
-            // separately authorized, reads produced.
-            let through_own_view = ctx.database_name.is_none()
-                || views.contains(table_name)
-                    && match ctx.database_name {
-                        Some("temp") => true,
-                        Some("main") => ctx.accessor == Some(table_name),
-                        _ => false,
-                    };
-            if through_own_view {
+            let allowed = match ctx.database_name {
+                // A CTE or subquery result: its own sources were authorized on their own.
+                None => true,
+                // The public views, and the inner views (already filtered to the tenant).
+                Some("temp") => {
+                    inner.contains_key(table_name) || inner.values().any(|v| v == table_name)
+                }
+                // A real table: only from inside its inner view.
+                Some("main") => {
+                    READABLE_FUNCTIONS.contains(&table_name)
+                        || inner
+                            .get(table_name)
+                            .is_some_and(|v| ctx.accessor == Some(v.as_str()))
+                }
+                Some(_) => false,
+            };
+            if allowed {
                 Ok(())
             } else if table_name.starts_with("sqlite_") {
                 Err(format!("the schema table {table_name} is not readable"))
@@ -304,7 +390,7 @@ fn decide(views: &HashSet<&'static str>, ctx: &AuthContext<'_>) -> Result<(), St
             } else {
                 Err(format!(
                     "{table_name} may only be read through the tenant's view (write `{table_name}`, \
-                     not `main.{table_name}`)"
+                     not `main.{table_name}`, and do not rename another source to it)"
                 ))
             }
         }

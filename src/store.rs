@@ -50,6 +50,7 @@ pub struct Store {
     node_id: RowId,
     clock: Box<dyn Fn() -> u64 + Send>,
     max_skew: Duration,
+    query_timeout: Duration,
 }
 
 /// Milliseconds since the Unix epoch by the system clock.
@@ -124,6 +125,7 @@ impl Store {
             node_id,
             clock: Box::new(system_millis),
             max_skew: crate::hlc::DEFAULT_MAX_SKEW,
+            query_timeout: crate::query::DEFAULT_QUERY_TIMEOUT,
         })
     }
 
@@ -147,6 +149,12 @@ impl Store {
     /// (default [`crate::hlc::DEFAULT_MAX_SKEW`]).
     pub fn set_max_clock_skew(&mut self, skew: Duration) {
         self.max_skew = skew;
+    }
+
+    /// How long one report query may run before it is stopped (default
+    /// [`crate::query::DEFAULT_QUERY_TIMEOUT`]).
+    pub fn set_query_timeout(&mut self, timeout: Duration) {
+        self.query_timeout = timeout;
     }
 
     /// The last stamp this node issued or observed.
@@ -218,7 +226,8 @@ impl Store {
                     reason: e.to_string(),
                 })?,
             );
-        let inserted = self.conn.execute(
+        let tx = self.begin_write()?;
+        let inserted = tx.execute(
             "INSERT INTO tenants (id, name, status, plan, max_users, max_api_calls_month, tier,
                                   settings, created_at, updated_at)
              VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?8, ?8)
@@ -237,6 +246,7 @@ impl Store {
         if inserted == 0 {
             return Err(Error::TenantExists(new.id.clone()));
         }
+        tx.commit()?;
         self.tenant_info(&new.id)
     }
 
@@ -352,14 +362,14 @@ impl Store {
     /// Runs `f` with the report connection, opening it on first use.
     pub(crate) fn with_reports<T>(
         &self,
-        f: impl FnOnce(&ReportConnection) -> Result<T>,
+        f: impl FnOnce(&ReportConnection, Duration) -> Result<T>,
     ) -> Result<T> {
         let mut slot = self.reports.borrow_mut();
         if slot.is_none() {
             *slot = Some(ReportConnection::open(&self.location)?);
         }
         match slot.as_ref() {
-            Some(reports) => f(reports),
+            Some(reports) => f(reports, self.query_timeout),
             None => unreachable!("set just above"),
         }
     }

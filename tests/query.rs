@@ -198,3 +198,60 @@ fn syntax_errors_are_reported_as_such() {
     let e = refused(f.caps().query("SELECT no_such_column FROM products"));
     assert!(matches!(e, QueryError::Sql(_)), "{e:?}");
 }
+
+#[test]
+fn a_cte_named_like_a_table_cannot_read_the_real_table() {
+    let f = fixture();
+    let caps = f.caps();
+    let mut tables: Vec<&str> = pos_tenancy::catalog::TABLES
+        .iter()
+        .map(|t| t.name)
+        .collect();
+    tables.push("tenants");
+    for t in tables {
+        for sql in [
+            format!("WITH {t} AS (SELECT * FROM main.{t}) SELECT * FROM {t}"),
+            format!("WITH RECURSIVE {t} AS (SELECT * FROM main.{t}) SELECT count(*) FROM {t}"),
+            format!("SELECT (WITH {t} AS (SELECT * FROM main.{t}) SELECT count(*) FROM {t})"),
+            format!("SELECT * FROM (SELECT * FROM main.{t}) AS {t}"),
+        ] {
+            let e = refused(caps.query(&sql));
+            assert!(matches!(e, QueryError::Refused(_)), "{sql}: {e:?}");
+        }
+    }
+}
+
+#[test]
+fn pin_hashes_are_not_in_the_report_views_and_json_functions_work() {
+    let f = fixture();
+    let caps = f.caps();
+    let e = refused(caps.query("SELECT pin_hash FROM users"));
+    assert!(matches!(e, QueryError::Sql(_)), "{e:?}");
+    let r = caps
+        .query("SELECT j.value FROM tenants, json_each(tenants.settings, '$.brand_name') AS j")
+        .expect("json_each");
+    assert_eq!(r.rows, vec![vec![serde_json::json!("caps store")]]);
+}
+
+#[test]
+fn runaway_reports_are_stopped() {
+    let mut f = fixture();
+    f.store
+        .set_query_timeout(std::time::Duration::from_millis(200));
+    let caps = f.caps();
+    let e = refused(caps.query(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+    ));
+    assert!(matches!(e, QueryError::TimedOut(_)), "{e:?}");
+    let e = refused(caps.query("SELECT randomblob(50000000)"));
+    assert!(matches!(e, QueryError::Sql(_)), "{e:?}");
+    let e = refused(caps.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100001) SELECT x FROM c"));
+    assert!(matches!(e, QueryError::TooManyRows(100_000)), "{e:?}");
+    // The connection is still good afterwards.
+    assert_eq!(
+        caps.query("SELECT count(*) FROM products")
+            .expect("count")
+            .rows[0][0],
+        2
+    );
+}

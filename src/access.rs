@@ -362,15 +362,60 @@ impl<'c> Scope<'c> {
                 rule,
             });
         }
-        if actor.role < table.write_role {
+        let role = self.current_role(actor)?;
+        if role < table.write_role {
             return Err(Error::PermissionDenied {
-                role: actor.role,
+                role,
                 needed: table.write_role,
                 operation,
                 table: table.name,
             });
         }
-        self.ensure_writable()
+        Ok(())
+    }
+
+    /// Checks, inside the write transaction, that the tenant is active and the actor still an
+    /// active user, and returns the role the users table gives them now (an `Actor` made
+    /// before a demotion does not keep its old powers).
+    fn current_role(&self, actor: &Actor) -> Result<Role> {
+        let found: Option<(TenantStatus, Option<Role>, Option<bool>)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT t.status, u.role, u.active FROM tenants t
+                 LEFT JOIN users u ON u.tenant_id = t.id AND u.id = ?2 WHERE t.id = ?1",
+            )?
+            .query_row(params![self.tenant, actor.user_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        match found {
+            None => Err(Error::TenantNotFound(self.tenant.clone())),
+            Some((TenantStatus::Active, Some(role), Some(true))) => Ok(role),
+            Some((TenantStatus::Active, _, _)) => Err(Error::UnknownActor(actor.user_id)),
+            Some((status, _, _)) => Err(Error::TenantInactive {
+                tenant: self.tenant.clone(),
+                status,
+                operation: "write",
+            }),
+        }
+    }
+
+    /// Refuses a change to the users table that would leave the tenant without an active
+    /// admin (nobody could manage users again). Runs after the change, in its transaction.
+    fn ensure_an_admin_remains(&self, table: &'static TableDef) -> Result<()> {
+        if table.name != User::TABLE.name {
+            return Ok(());
+        }
+        let admins: i64 = self
+            .conn()
+            .prepare_cached(
+                "SELECT count(*) FROM users WHERE tenant_id = ?1 AND role = 'admin' AND active = 1",
+            )?
+            .query_row([self.tenant], |r| r.get(0))?;
+        if admins == 0 {
+            return Err(Error::LastAdmin(self.tenant.clone()));
+        }
+        Ok(())
     }
 
     fn get<R: Record>(&self, id: RowId) -> Result<Option<R>> {
@@ -498,7 +543,22 @@ impl<'c> Scope<'c> {
             table: table.name,
             id: rec.id(),
         })?;
-        let changed = changed_columns(&old, rec)?;
+        let old = record_columns(&old)?;
+        let final_status = ["completed", "voided", "cancelled"];
+        let frozen = table.sync_class == SyncClass::Document
+            && old
+                .get("status")
+                .and_then(|v| v.as_str())
+                .is_some_and(|s| final_status.contains(&s));
+        if frozen {
+            return Err(Error::AppendOnly {
+                table: table.name,
+                operation: "update",
+                rule: "closed documents, amended only by new ledger rows",
+            });
+        }
+        let mut changed = record_columns(rec)?;
+        changed.retain(|name, value| old.get(name) != Some(value));
         if changed.is_empty() {
             return Ok(());
         }
@@ -508,6 +568,7 @@ impl<'c> Scope<'c> {
         rec.bind_columns(&mut stmt, 3)?;
         stmt.raw_execute()
             .map_err(|e| Error::on_table(table.name, e))?;
+        self.ensure_an_admin_remains(table)?;
         let names: Vec<&String> = changed.keys().collect();
         let detail = serde_json::json!({ "columns": names });
         self.append_operation(table, rec.id(), OperationKind::Update, changed.clone())?;
@@ -534,6 +595,7 @@ impl<'c> Scope<'c> {
                 id,
             });
         }
+        self.ensure_an_admin_remains(table)?;
         self.append_operation(table, id, OperationKind::Delete, serde_json::Map::new())?;
         self.audit(
             Some(actor.user_id),
@@ -591,17 +653,6 @@ fn record_columns<R: Record>(rec: &R) -> Result<serde_json::Map<String, serde_js
             reason: e.to_string(),
         }),
     }
-}
-
-/// The columns whose values differ between two versions of a row, with their new values.
-fn changed_columns<R: Record>(
-    old: &R,
-    new: &R,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let old = record_columns(old)?;
-    let mut new = record_columns(new)?;
-    new.retain(|name, value| old.get(name) != Some(value));
-    Ok(new)
 }
 
 struct InsertJson<'a, 'c> {
@@ -787,14 +838,6 @@ impl<'s> Tenant<'s> {
                 actor_tenant: actor.tenant.clone(),
             });
         }
-        if actor.role < Role::Admin {
-            return Err(Error::PermissionDenied {
-                role: actor.role,
-                needed: Role::Admin,
-                operation: "update",
-                table: "tenants",
-            });
-        }
         settings.validate()?;
         let json = Json(
             serde_json::to_value(settings).map_err(|e| Error::InvalidPayload {
@@ -804,7 +847,15 @@ impl<'s> Tenant<'s> {
         );
         let tx = self.store.begin_write()?;
         let scope = Scope::new(self.store, &self.id);
-        scope.ensure_writable()?;
+        let role = scope.current_role(actor)?;
+        if role < Role::Admin {
+            return Err(Error::PermissionDenied {
+                role,
+                needed: Role::Admin,
+                operation: "update",
+                table: "tenants",
+            });
+        }
         tx.execute(
             "UPDATE tenants SET settings = ?2, updated_at = ?3 WHERE id = ?1",
             params![self.id, json, Timestamp::now()],

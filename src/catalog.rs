@@ -101,6 +101,8 @@ pub struct ColumnDef {
     pub kind: ColumnKind,
     /// Whether NULL is allowed.
     pub nullable: bool,
+    /// The tenant table this column points at (by `(tenant_id, id)`), if it is a reference.
+    pub references: Option<&'static str>,
 }
 
 /// One tenant table.
@@ -132,9 +134,18 @@ impl TableDef {
     }
 }
 
-/// A typed row of one catalog table. Implemented by every struct in this module; the generic
-/// CRUD of the tenant handle works on any `Record`.
-pub trait Record: Clone + fmt::Debug + Serialize + DeserializeOwned + Send + 'static {
+mod sealed {
+    /// Only this module's catalog structs are records: the handle trusts a record's table
+    /// entry (its name, write role) and its binding of columns.
+    pub trait Sealed {}
+}
+
+/// A typed row of one catalog table. Implemented by every struct in this module (and sealed:
+/// nothing else can claim to be a row of a catalog table); the generic CRUD of the tenant handle
+/// works on any `Record`.
+pub trait Record:
+    sealed::Sealed + Clone + fmt::Debug + Serialize + DeserializeOwned + Send + 'static
+{
     /// The table's catalog entry.
     const TABLE: &'static TableDef;
 
@@ -159,10 +170,12 @@ pub trait RecordVisitor {
 }
 
 macro_rules! catalog {
+    (@parent) => { None };
+    (@parent $parent:ident) => { Some(stringify!($parent)) };
     ($(
         $(#[doc = $tdoc:literal])*
         $ty:ident => $table:ident ($class:ident, $role:ident, $access:ident) {
-            $( $(#[doc = $cdoc:literal])* $col:ident : $cty:ty ),* $(,)?
+            $( $(#[doc = $cdoc:literal])* $col:ident : $cty:ty $(=> $parent:ident)? ),* $(,)?
         }
     )*) => {
         $(
@@ -175,6 +188,8 @@ macro_rules! catalog {
                 $( $(#[doc = $cdoc])* pub $col: $cty, )*
             }
 
+            impl sealed::Sealed for $ty {}
+
             impl Record for $ty {
                 const TABLE: &'static TableDef = &TableDef {
                     name: stringify!($table),
@@ -185,6 +200,7 @@ macro_rules! catalog {
                         name: stringify!($col),
                         kind: <$cty as ColumnType>::KIND,
                         nullable: <$cty as ColumnType>::NULLABLE,
+                        references: catalog!(@parent $($parent)?),
                     }),*],
                 };
 
@@ -277,9 +293,9 @@ catalog! {
     /// A user signed in at a device (local to the node).
     Session => sessions (LocalOnly, Cashier, Api) {
         /// Who.
-        user_id: RowId,
+        user_id: RowId => users,
         /// Where.
-        device_id: Option<RowId>,
+        device_id: Option<RowId> => devices,
         /// Signed in.
         started_at: Timestamp,
         /// Expires.
@@ -293,7 +309,7 @@ catalog! {
         /// When.
         at: Timestamp,
         /// Who; none for platform actions.
-        actor_user_id: Option<RowId>,
+        actor_user_id: Option<RowId> => users,
         /// insert, update, delete, bootstrap, settings or status.
         action: String,
         /// The table written.
@@ -309,7 +325,7 @@ catalog! {
         /// Unique within the tenant.
         name: String,
         /// Parent category.
-        parent_id: Option<RowId>,
+        parent_id: Option<RowId> => product_categories,
         /// Created.
         created_at: Timestamp,
     }
@@ -327,7 +343,7 @@ catalog! {
         /// Manufacturer.
         brand: Option<String>,
         /// Category.
-        category_id: Option<RowId>,
+        category_id: Option<RowId> => product_categories,
         /// stocked, non_stocked or service.
         kind: String,
         /// List price in minor units.
@@ -353,7 +369,7 @@ catalog! {
     /// Which vehicles a part fits.
     Fitment => fitment_data (MasterData, Manager, Api) {
         /// The part.
-        product_id: RowId,
+        product_id: RowId => products,
         /// Vehicle make.
         make: String,
         /// Vehicle model.
@@ -371,7 +387,7 @@ catalog! {
     /// Stock settings of a product at a location (the quantity is the ledger's sum).
     InventoryItem => inventory (MasterData, Manager, Api) {
         /// The product.
-        product_id: RowId,
+        product_id: RowId => products,
         /// Store or warehouse.
         location: String,
         /// Shelf bin.
@@ -409,7 +425,7 @@ catalog! {
         /// Phone.
         phone: Option<String>,
         /// Price level.
-        price_level_id: Option<RowId>,
+        price_level_id: Option<RowId> => price_levels,
         /// Exempt from sales tax.
         tax_exempt: bool,
         /// Notes.
@@ -423,7 +439,7 @@ catalog! {
     /// A customer's vehicle.
     CustomerVehicle => customer_vehicles (MasterData, Cashier, Api) {
         /// Owner.
-        customer_id: RowId,
+        customer_id: RowId => customers,
         /// 17-character VIN, unique within the tenant when set.
         vin: Option<String>,
         /// Licence plate.
@@ -447,11 +463,11 @@ catalog! {
         /// Receipt number, unique within the tenant.
         number: String,
         /// Terminal.
-        device_id: Option<RowId>,
+        device_id: Option<RowId> => devices,
         /// Customer.
-        customer_id: Option<RowId>,
+        customer_id: Option<RowId> => customers,
         /// Cashier.
-        user_id: RowId,
+        user_id: RowId => users,
         /// open, layaway, completed or voided.
         status: String,
         /// ISO 4217.
@@ -473,13 +489,13 @@ catalog! {
     /// A line of a sale.
     SaleLine => sale_lines (Document, Cashier, Api) {
         /// The sale.
-        sale_id: RowId,
+        sale_id: RowId => sales,
         /// Position, from 1.
         line_no: i64,
         /// product or service.
         kind: String,
         /// Product sold.
-        product_id: Option<RowId>,
+        product_id: Option<RowId> => products,
         /// Text on the receipt.
         description: String,
         /// Quantity in thousandths.
@@ -501,7 +517,7 @@ catalog! {
         /// ISO 4217.
         currency: String,
         /// Holder.
-        customer_id: Option<RowId>,
+        customer_id: Option<RowId> => customers,
         /// Issued.
         issued_at: Timestamp,
         /// Expires.
@@ -513,7 +529,7 @@ catalog! {
     /// A payment towards a sale.
     SalePayment => sale_payments (Document, Cashier, Api) {
         /// The sale.
-        sale_id: RowId,
+        sale_id: RowId => sales,
         /// cash, card, gift_card, store_credit or loyalty.
         method: String,
         /// Amount applied.
@@ -527,7 +543,7 @@ catalog! {
         /// Card authorisation reference.
         reference: Option<String>,
         /// Gift card used.
-        gift_card_id: Option<RowId>,
+        gift_card_id: Option<RowId> => gift_cards,
         /// When.
         paid_at: Timestamp,
     }
@@ -535,15 +551,15 @@ catalog! {
     /// A gift card ledger row (the balance is the sum).
     GiftCardTransaction => gift_card_transactions (Ledger, Cashier, Api) {
         /// The card.
-        gift_card_id: RowId,
+        gift_card_id: RowId => gift_cards,
         /// issue, top_up, redeem, refund or adjust.
         kind: String,
         /// Signed amount.
         amount_minor: i64,
         /// Sale.
-        sale_id: Option<RowId>,
+        sale_id: Option<RowId> => sales,
         /// Cashier.
-        user_id: Option<RowId>,
+        user_id: Option<RowId> => users,
         /// When.
         created_at: Timestamp,
     }
@@ -553,9 +569,9 @@ catalog! {
         /// Number, unique within the tenant.
         number: String,
         /// Customer.
-        customer_id: RowId,
+        customer_id: RowId => customers,
         /// The sale holding the lines.
-        sale_id: RowId,
+        sale_id: RowId => sales,
         /// open, completed or cancelled.
         status: String,
         /// Total due.
@@ -575,13 +591,13 @@ catalog! {
     /// A payment towards a layaway (ledger).
     LayawayPayment => layaway_payments (Ledger, Cashier, Api) {
         /// The layaway.
-        layaway_id: RowId,
+        layaway_id: RowId => layaways,
         /// Payment method.
         method: String,
         /// Signed amount (refunds are negative).
         amount_minor: i64,
         /// Cashier.
-        user_id: Option<RowId>,
+        user_id: Option<RowId> => users,
         /// When.
         paid_at: Timestamp,
     }
@@ -591,11 +607,11 @@ catalog! {
         /// Number, unique within the tenant.
         number: String,
         /// Customer.
-        customer_id: RowId,
+        customer_id: RowId => customers,
         /// Vehicle.
-        vehicle_id: Option<RowId>,
+        vehicle_id: Option<RowId> => customer_vehicles,
         /// Technician.
-        technician_user_id: Option<RowId>,
+        technician_user_id: Option<RowId> => users,
         /// open, in_progress, completed or cancelled.
         status: String,
         /// What to do.
@@ -603,7 +619,7 @@ catalog! {
         /// Odometer at check-in.
         odometer: Option<i64>,
         /// The sale it completed into.
-        sale_id: Option<RowId>,
+        sale_id: Option<RowId> => sales,
         /// Opened.
         opened_at: Timestamp,
         /// Completed.
@@ -613,11 +629,11 @@ catalog! {
     /// A part or labour line of a work order.
     WorkOrderLine => work_order_lines (Document, Cashier, Api) {
         /// The work order.
-        work_order_id: RowId,
+        work_order_id: RowId => work_orders,
         /// part or labour.
         kind: String,
         /// Part used.
-        product_id: Option<RowId>,
+        product_id: Option<RowId> => products,
         /// Text.
         description: String,
         /// Quantity or hours in thousandths.
@@ -633,9 +649,9 @@ catalog! {
         /// Unique within the tenant.
         name: String,
         /// Only for this user.
-        user_id: Option<RowId>,
+        user_id: Option<RowId> => users,
         /// Only for this category.
-        category_id: Option<RowId>,
+        category_id: Option<RowId> => product_categories,
         /// Rate in parts per million.
         rate_ppm: i64,
         /// In force.
@@ -647,11 +663,11 @@ catalog! {
     /// Commission earned on a sale (ledger).
     Commission => commissions (Ledger, Cashier, Api) {
         /// Earner.
-        user_id: RowId,
+        user_id: RowId => users,
         /// Sale.
-        sale_id: RowId,
+        sale_id: RowId => sales,
         /// Rule applied.
-        rule_id: Option<RowId>,
+        rule_id: Option<RowId> => commission_rules,
         /// Signed amount.
         amount_minor: i64,
         /// ISO 4217.
@@ -663,7 +679,7 @@ catalog! {
     /// A customer's loyalty account.
     LoyaltyAccount => loyalty_accounts (MasterData, Cashier, Api) {
         /// Customer (one account each).
-        customer_id: RowId,
+        customer_id: RowId => customers,
         /// Card number, unique within the tenant.
         number: String,
         /// Created.
@@ -673,13 +689,13 @@ catalog! {
     /// Points earned or spent (ledger).
     LoyaltyTransaction => loyalty_transactions (Ledger, Cashier, Api) {
         /// Account.
-        account_id: RowId,
+        account_id: RowId => loyalty_accounts,
         /// accrue, redeem, reverse or adjust.
         kind: String,
         /// Signed points.
         points: i64,
         /// Sale.
-        sale_id: Option<RowId>,
+        sale_id: Option<RowId> => sales,
         /// When.
         created_at: Timestamp,
     }
@@ -687,7 +703,7 @@ catalog! {
     /// A customer's store credit account.
     CreditAccount => credit_accounts (MasterData, Manager, Api) {
         /// Customer (one account each).
-        customer_id: RowId,
+        customer_id: RowId => customers,
         /// Most that may be owed.
         credit_limit_minor: i64,
         /// ISO 4217.
@@ -701,15 +717,15 @@ catalog! {
     /// A store credit charge or payment (ledger; owed is the sum).
     CreditTransaction => credit_transactions (Ledger, Cashier, Api) {
         /// Account.
-        account_id: RowId,
+        account_id: RowId => credit_accounts,
         /// charge, payment, refund or adjust.
         kind: String,
         /// Signed amount (charges positive).
         amount_minor: i64,
         /// Sale.
-        sale_id: Option<RowId>,
+        sale_id: Option<RowId> => sales,
         /// Cashier.
-        user_id: Option<RowId>,
+        user_id: Option<RowId> => users,
         /// When.
         created_at: Timestamp,
     }
@@ -725,9 +741,9 @@ catalog! {
         /// Parts per million or minor units.
         value: i64,
         /// Only this product.
-        product_id: Option<RowId>,
+        product_id: Option<RowId> => products,
         /// Only this category.
-        category_id: Option<RowId>,
+        category_id: Option<RowId> => product_categories,
         /// Starts.
         starts_at: Timestamp,
         /// Ends.
@@ -741,11 +757,11 @@ catalog! {
     /// One use of a promotion (ledger).
     PromotionUse => promotion_usage (Ledger, Cashier, Api) {
         /// Promotion.
-        promotion_id: RowId,
+        promotion_id: RowId => promotions,
         /// Sale.
-        sale_id: RowId,
+        sale_id: RowId => sales,
         /// Customer.
-        customer_id: Option<RowId>,
+        customer_id: Option<RowId> => customers,
         /// Discount given.
         discount_minor: i64,
         /// When.
@@ -755,7 +771,7 @@ catalog! {
     /// A stock movement (ledger; stock on hand is the sum).
     InventoryTransaction => inventory_transactions (Ledger, Cashier, Api) {
         /// Product.
-        product_id: RowId,
+        product_id: RowId => products,
         /// Location.
         location: String,
         /// receive, sale, refund, adjust, count, transfer or layaway.
@@ -767,9 +783,9 @@ catalog! {
         /// Why (adjustments).
         reason: Option<String>,
         /// Sale.
-        sale_id: Option<RowId>,
+        sale_id: Option<RowId> => sales,
         /// Who.
-        user_id: Option<RowId>,
+        user_id: Option<RowId> => users,
         /// When.
         created_at: Timestamp,
     }
@@ -811,7 +827,7 @@ catalog! {
         /// Resolved.
         resolved_at: Option<Timestamp>,
         /// By whom.
-        resolved_by: Option<RowId>,
+        resolved_by: Option<RowId> => users,
         /// How.
         resolution: Option<String>,
     }
@@ -861,7 +877,7 @@ catalog! {
         /// Encrypt archives.
         encrypt: bool,
         /// Default destination.
-        destination_id: Option<RowId>,
+        destination_id: Option<RowId> => backup_destinations,
         /// Last changed.
         updated_at: Timestamp,
     }
@@ -871,7 +887,7 @@ catalog! {
         /// full or tenant_export.
         kind: String,
         /// Destination.
-        destination_id: Option<RowId>,
+        destination_id: Option<RowId> => backup_destinations,
         /// File.
         path: String,
         /// SHA-256 hex.
@@ -889,11 +905,11 @@ catalog! {
     /// A restore of a backup.
     RestoreJob => restore_jobs (LocalOnly, Admin, Api) {
         /// Backup restored.
-        backup_id: RowId,
+        backup_id: RowId => backups,
         /// pending, running, ok or failed.
         status: String,
         /// Who asked.
-        requested_by: Option<RowId>,
+        requested_by: Option<RowId> => users,
         /// Started.
         started_at: Timestamp,
         /// Finished.
@@ -922,6 +938,24 @@ mod tests {
             assert_eq!(visit_table(t.name, Name), Some(t.name));
         }
         assert!(table("sqlite_master").is_none());
+    }
+
+    #[test]
+    fn every_id_column_names_the_table_it_references() {
+        for t in TABLES {
+            for c in t.columns {
+                assert_eq!(
+                    c.kind == ColumnKind::Id,
+                    c.references.is_some(),
+                    "{}.{}",
+                    t.name,
+                    c.name
+                );
+                if let Some(parent) = c.references {
+                    assert!(table(parent).is_some(), "{}.{} -> {parent}", t.name, c.name);
+                }
+            }
+        }
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub enum Error {
     /// The tenant already has users, so there is nothing to bootstrap.
     #[error("tenant {0} already has users; bootstrap only creates the first admin")]
     AlreadyBootstrapped(TenantId),
+    /// The change would leave the tenant without an active admin.
+    #[error("tenant {0} must keep at least one active admin")]
+    LastAdmin(TenantId),
     /// A limit of the tenant's plan.
     #[error("tenant {tenant} has reached its plan limit of {limit} {what}")]
     PlanLimit {

@@ -411,3 +411,78 @@ fn a_file_store_keeps_its_data_across_reopening() -> R {
     );
     Ok(())
 }
+
+#[test]
+fn an_actor_made_before_a_demotion_loses_its_powers_and_the_last_admin_stays() -> R {
+    let store = store_with(&["caps"]);
+    let caps = store.tenant(&tid("caps"))?;
+    let admin = caps.bootstrap_admin("owner", "Owner")?;
+    let g = populate(&caps, &admin, "d")?;
+    let mut user: User = caps.fetch(g.user)?;
+    user.role = Role::Manager;
+    caps.update(&admin, &user)?;
+    let manager = caps.actor(g.user)?;
+    caps.insert(&manager, &product("M-1", 1))?;
+    user.role = Role::Cashier;
+    caps.update(&admin, &user)?;
+    let err = caps
+        .insert(&manager, &product("M-2", 1))
+        .expect_err("stale manager actor");
+    assert!(
+        matches!(
+            err,
+            Error::PermissionDenied {
+                role: Role::Cashier,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    user.active = false;
+    caps.update(&admin, &user)?;
+    assert!(matches!(
+        caps.insert(&manager, &customer("Z", None)),
+        Err(Error::UnknownActor(_))
+    ));
+
+    // The only admin cannot demote or disable themself, nor be deleted.
+    let mut me: User = caps.fetch(admin.user_id())?;
+    me.role = Role::Manager;
+    assert!(matches!(caps.update(&admin, &me), Err(Error::LastAdmin(_))));
+    me.role = Role::Admin;
+    me.active = false;
+    assert!(matches!(caps.update(&admin, &me), Err(Error::LastAdmin(_))));
+    assert_eq!(
+        caps.actor(admin.user_id())?.role(),
+        Role::Admin,
+        "nothing changed"
+    );
+    Ok(())
+}
+
+#[test]
+fn closed_documents_are_not_edited() -> R {
+    let store = store_with(&["caps"]);
+    let caps = store.tenant(&tid("caps"))?;
+    let admin = caps.bootstrap_admin("owner", "Owner")?;
+    let g = populate(&caps, &admin, "z")?;
+    let mut sale: Sale = caps.fetch(g.sale)?;
+    assert_eq!(sale.status, "completed");
+    sale.total_minor = 1;
+    let err = caps
+        .update(&admin, &sale)
+        .expect_err("completed sale edited");
+    assert!(
+        matches!(err, Error::AppendOnly { table: "sales", .. }),
+        "{err}"
+    );
+    assert_ne!(caps.fetch::<Sale>(g.sale)?.total_minor, 1);
+    // An open work order is still worked on.
+    let mut wo = caps
+        .list::<catalog::WorkOrder>(&ListQuery::new())?
+        .rows
+        .remove(0);
+    wo.status = "in_progress".into();
+    caps.update(&admin, &wo)?;
+    Ok(())
+}

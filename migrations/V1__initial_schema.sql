@@ -195,7 +195,7 @@ CREATE TABLE customer_vehicles (
     id          TEXT NOT NULL,
     tenant_id   TEXT NOT NULL REFERENCES tenants(id),
     customer_id TEXT NOT NULL,
-    vin         TEXT CHECK (vin IS NULL OR length(vin) = 17),
+    vin         TEXT CHECK (vin IS NULL OR length(vin) BETWEEN 5 AND 17), -- 17 since 1981; shorter before
     plate       TEXT,
     make        TEXT NOT NULL,
     model       TEXT NOT NULL,

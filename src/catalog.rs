@@ -440,7 +440,7 @@ catalog! {
     CustomerVehicle => customer_vehicles (MasterData, Cashier, Api) {
         /// Owner.
         customer_id: RowId => customers,
-        /// 17-character VIN, unique within the tenant when set.
+        /// VIN (17 characters since 1981, 5 to 13 before), unique within the tenant when set.
         vin: Option<String>,
         /// Licence plate.
         plate: Option<String>,

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::catalog;
+use crate::catalog::{self, TableDef};
 use crate::Result;
 
 /// Which rule a [`Violation`] breaks.
@@ -168,27 +168,13 @@ fn primary_key(cols: &[ColumnInfo]) -> Vec<&str> {
     pk.into_iter().map(|c| c.name.as_str()).collect()
 }
 
-fn freezes_tenant_id(conn: &Connection, table: &str) -> Result<bool> {
-    let mut stmt = conn
-        .prepare_cached("SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1")?;
-    let sqls = stmt
-        .query_map([table], |r| r.get::<_, Option<String>>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(sqls.into_iter().flatten().any(|sql| {
-        let norm = sql
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_ascii_uppercase();
-        norm.contains("BEFORE UPDATE OF TENANT_ID ON") && norm.contains("RAISE(")
-    }))
-}
-
 pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
     let mut f = Findings(Vec::new());
+    // Plain tables only: virtual tables (and their shadow tables) carry no constraints, and a
+    // full-text index over products should not fail verification of the store around it.
     let tables: Vec<String> = {
         let mut stmt = conn.prepare(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
              AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -198,162 +184,37 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
     };
     let is_tenant_table = |name: &str| tables.iter().any(|t| t == name);
 
+    if !freezes(conn, "tenants", "BEFORE UPDATE OF ID ON")? {
+        f.add(
+            Check::TenantIdMutable,
+            Some("tenants"),
+            "no trigger refuses an UPDATE of tenants.id",
+        );
+    }
     for table in &tables {
-        let t = Some(table.as_str());
-        let cols = columns(conn, table)?;
-        match cols.iter().find(|c| c.name == "tenant_id") {
-            None => f.add(Check::TenantIdColumn, t, "no tenant_id column"),
-            Some(c) if !c.not_null => f.add(Check::TenantIdColumn, t, "tenant_id allows NULL"),
-            Some(_) => {}
-        }
-        let fks = foreign_keys(conn, table)?;
-        let to_registry = fks.iter().any(|fk| {
-            fk.parent == "tenants"
-                && fk.pairs.len() == 1
-                && fk.pairs[0].0 == "tenant_id"
-                && fk.pairs[0].1.as_deref().is_none_or(|to| to == "id")
-        });
-        if !to_registry {
+        // One odd table is reported, not allowed to end the whole check.
+        if let Err(e) = check_schema(conn, &mut f, table, &is_tenant_table) {
             f.add(
-                Check::TenantIdColumn,
-                t,
-                "tenant_id does not reference tenants(id)",
-            );
-        }
-        for fk in fks.iter().filter(|fk| fk.parent != "tenants") {
-            let parent_pk: Vec<String> = if fk.pairs.iter().any(|p| p.1.is_none()) {
-                primary_key(&columns(conn, &fk.parent)?)
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let composite = fk.pairs.iter().enumerate().any(|(i, (from, to))| {
-                let to = to.as_deref().or(parent_pk.get(i).map(String::as_str));
-                from == "tenant_id" && to == Some("tenant_id")
-            });
-            let from: Vec<&str> = fk.pairs.iter().map(|p| p.0.as_str()).collect();
-            if !composite && is_tenant_table(&fk.parent) {
-                f.add(
-                    Check::ForeignKeyNotComposite,
-                    t,
-                    format!(
-                        "foreign key ({}) -> {} does not include tenant_id",
-                        from.join(", "),
-                        fk.parent
-                    ),
-                );
-                cross_tenant_rows(conn, &mut f, table, fk)?;
-            }
-        }
-        let mut leading = primary_key(&cols).first() == Some(&"tenant_id");
-        for (name, unique, idx_cols) in indexes(conn, table)? {
-            leading |= idx_cols.first().map(String::as_str) == Some("tenant_id");
-            if unique && !idx_cols.iter().any(|c| c == "tenant_id") {
-                f.add(
-                    Check::UniqueWithoutTenant,
-                    t,
-                    format!(
-                        "unique index {name} on ({}) does not include tenant_id",
-                        idx_cols.join(", ")
-                    ),
-                );
-            }
-        }
-        if !leading {
-            f.add(
-                Check::NoTenantLeadingIndex,
-                t,
-                "no index or primary key leads with tenant_id",
-            );
-        }
-        if !freezes_tenant_id(conn, table)? {
-            f.add(
-                Check::TenantIdMutable,
-                t,
-                "no trigger refuses an UPDATE of tenant_id",
+                Check::IntegrityCheck,
+                Some(table),
+                format!("cannot be checked: {e}"),
             );
         }
     }
 
     let mut rows_checked = 0u64;
     for def in catalog::TABLES {
-        let t = Some(def.name);
         if !is_tenant_table(def.name) {
-            f.add(Check::CatalogMismatch, t, "table is missing");
+            f.add(Check::CatalogMismatch, Some(def.name), "table is missing");
             continue;
         }
-        let cols = columns(conn, def.name)?;
-        let expected = [("id", "TEXT", false), ("tenant_id", "TEXT", false)]
-            .into_iter()
-            .chain(
-                def.columns
-                    .iter()
-                    .map(|c| (c.name, c.kind.sql_type(), c.nullable)),
-            );
-        for (name, ty, nullable) in expected {
-            match cols.iter().find(|c| c.name == name) {
-                None => f.add(
-                    Check::CatalogMismatch,
-                    t,
-                    format!("column {name} is missing"),
-                ),
-                Some(c) if !c.decl_type.eq_ignore_ascii_case(ty) || c.not_null == nullable => f
-                    .add(
-                        Check::CatalogMismatch,
-                        t,
-                        format!(
-                            "column {name} is {} {}, the catalog expects {ty} {}",
-                            c.decl_type,
-                            if c.not_null { "NOT NULL" } else { "NULL" },
-                            if nullable { "NULL" } else { "NOT NULL" }
-                        ),
-                    ),
-                Some(_) => {}
-            }
-        }
-        for extra in cols
-            .iter()
-            .filter(|c| c.name != "id" && c.name != "tenant_id" && def.column(&c.name).is_none())
-        {
-            if extra.not_null && !extra.has_default {
-                f.add(
-                    Check::CatalogMismatch,
-                    t,
-                    format!(
-                        "extra column {} is NOT NULL without a default, so inserts fail",
-                        extra.name
-                    ),
-                );
-            }
-        }
-        // Catalog identifiers only.
-        let (rows, nulls, unknown): (i64, i64, i64) = conn.query_row(
-            &format!(
-                "SELECT count(*), coalesce(sum(t.tenant_id IS NULL), 0),
-                        coalesce(sum(t.tenant_id IS NOT NULL AND NOT EXISTS
-                            (SELECT 1 FROM tenants r WHERE r.id = t.tenant_id)), 0)
-                 FROM \"{}\" AS t",
-                def.name
+        match check_catalog_table(conn, &mut f, def) {
+            Ok(rows) => rows_checked += rows,
+            Err(e) => f.add(
+                Check::IntegrityCheck,
+                Some(def.name),
+                format!("cannot be checked: {e}"),
             ),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        rows_checked += u64::try_from(rows).unwrap_or(0);
-        if nulls > 0 {
-            f.add(
-                Check::NullTenantId,
-                t,
-                format!("{nulls} rows have a NULL tenant_id"),
-            );
-        }
-        if unknown > 0 {
-            f.add(
-                Check::UnknownTenant,
-                t,
-                format!("{unknown} rows name a tenant missing from the registry"),
-            );
         }
     }
 
@@ -401,48 +262,290 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
     })
 }
 
-/// For a foreign key that lacks tenant_id, counts the rows whose referenced row belongs to
-/// another tenant. Only catalog spellings of names reach the SQL text.
-fn cross_tenant_rows(
+/// The schema rules, for any tenant table (catalog or not). Table names are only ever bound as
+/// parameters here.
+fn check_schema(
     conn: &Connection,
     f: &mut Findings,
     table: &str,
-    fk: &ForeignKey,
+    is_tenant_table: &dyn Fn(&str) -> bool,
 ) -> Result<()> {
-    let (Some(child), Some(parent)) = (catalog::table(table), catalog::table(&fk.parent)) else {
-        return Ok(());
+    let t = Some(table);
+    let cols = columns(conn, table)?;
+    match cols.iter().find(|c| c.name == "tenant_id") {
+        None => f.add(Check::TenantIdColumn, t, "no tenant_id column"),
+        Some(c) if !c.not_null => f.add(Check::TenantIdColumn, t, "tenant_id allows NULL"),
+        Some(c) if !c.decl_type.eq_ignore_ascii_case("TEXT") => f.add(
+            Check::TenantIdColumn,
+            t,
+            format!("tenant_id is {}, not TEXT", c.decl_type),
+        ),
+        Some(_) => {}
+    }
+    let fks = foreign_keys(conn, table)?;
+    let to_registry = fks.iter().any(|fk| {
+        fk.parent == "tenants"
+            && fk.pairs.len() == 1
+            && fk.pairs[0].0 == "tenant_id"
+            && fk.pairs[0].1.as_deref().is_none_or(|to| to == "id")
+    });
+    if !to_registry {
+        f.add(
+            Check::TenantIdColumn,
+            t,
+            "tenant_id does not reference tenants(id)",
+        );
+    }
+    for fk in fks.iter().filter(|fk| fk.parent != "tenants") {
+        if !is_composite(conn, fk)? && is_tenant_table(&fk.parent) {
+            let from: Vec<&str> = fk.pairs.iter().map(|p| p.0.as_str()).collect();
+            f.add(
+                Check::ForeignKeyNotComposite,
+                t,
+                format!(
+                    "foreign key ({}) -> {} does not include tenant_id",
+                    from.join(", "),
+                    fk.parent
+                ),
+            );
+        }
+    }
+    let pk = primary_key(&cols);
+    let mut leading = pk.first() == Some(&"tenant_id");
+    if !pk.is_empty() && !pk.contains(&"tenant_id") {
+        f.add(
+            Check::UniqueWithoutTenant,
+            t,
+            format!("primary key ({}) does not include tenant_id", pk.join(", ")),
+        );
+    }
+    for (name, unique, idx_cols) in indexes(conn, table)? {
+        leading |= idx_cols.first().map(String::as_str) == Some("tenant_id");
+        // The primary key's own index was judged above.
+        let is_pk_index = idx_cols.iter().map(String::as_str).eq(pk.iter().copied());
+        if unique && !is_pk_index && !idx_cols.iter().any(|c| c == "tenant_id") {
+            f.add(
+                Check::UniqueWithoutTenant,
+                t,
+                format!(
+                    "unique index {name} on ({}) does not include tenant_id",
+                    idx_cols.join(", ")
+                ),
+            );
+        }
+    }
+    if !leading {
+        f.add(
+            Check::NoTenantLeadingIndex,
+            t,
+            "no index or primary key leads with tenant_id",
+        );
+    }
+    if catalog::table(table).is_none() && !freezes(conn, table, "BEFORE UPDATE OF TENANT_ID ON")? {
+        f.add(
+            Check::TenantIdMutable,
+            t,
+            "no trigger refuses an UPDATE of tenant_id",
+        );
+    }
+    Ok(())
+}
+
+fn is_composite(conn: &Connection, fk: &ForeignKey) -> Result<bool> {
+    let parent_pk: Vec<String> = if fk.pairs.iter().any(|p| p.1.is_none()) {
+        primary_key(&columns(conn, &fk.parent)?)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    } else {
+        Vec::new()
     };
-    let [(from, to)] = fk.pairs.as_slice() else {
-        return Ok(());
-    };
-    let from = child.column(from).map(|c| c.name);
-    let to = match to.as_deref() {
-        None | Some("id") => Some("id"),
-        Some(to) => parent.column(to).map(|c| c.name),
-    };
-    let (Some(from), Some(to)) = (from, to) else {
-        return Ok(());
-    };
-    let n: Option<i64> = conn
-        .query_row(
-            &format!(
-                "SELECT count(*) FROM \"{c}\" AS c WHERE c.\"{from}\" IS NOT NULL AND EXISTS
-                   (SELECT 1 FROM \"{p}\" AS p WHERE p.\"{to}\" = c.\"{from}\" AND p.tenant_id IS NOT c.tenant_id)",
-                c = child.name,
-                p = parent.name
+    Ok(fk.pairs.iter().enumerate().any(|(i, (from, to))| {
+        let to = to.as_deref().or(parent_pk.get(i).map(String::as_str));
+        from == "tenant_id" && to == Some("tenant_id")
+    }))
+}
+
+/// The rules only the catalog can tell: expected columns, a composite foreign key behind every
+/// reference, a tenant_id freeze that really fires, and the data. Only catalog spellings of
+/// names reach SQL text. Returns the rows examined.
+fn check_catalog_table(conn: &Connection, f: &mut Findings, def: &'static TableDef) -> Result<u64> {
+    let t = Some(def.name);
+    let cols = columns(conn, def.name)?;
+    let expected = [("id", "TEXT", false), ("tenant_id", "TEXT", false)]
+        .into_iter()
+        .chain(
+            def.columns
+                .iter()
+                .map(|c| (c.name, c.kind.sql_type(), c.nullable)),
+        );
+    for (name, ty, nullable) in expected {
+        match cols.iter().find(|c| c.name == name) {
+            None => f.add(
+                Check::CatalogMismatch,
+                t,
+                format!("column {name} is missing"),
             ),
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(n) = n.filter(|n| *n > 0) {
+            Some(c) if !c.decl_type.eq_ignore_ascii_case(ty) || c.not_null == nullable => f.add(
+                Check::CatalogMismatch,
+                t,
+                format!(
+                    "column {name} is {} {}, the catalog expects {ty} {}",
+                    c.decl_type,
+                    if c.not_null { "NOT NULL" } else { "NULL" },
+                    if nullable { "NULL" } else { "NOT NULL" }
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    for extra in cols
+        .iter()
+        .filter(|c| c.name != "id" && c.name != "tenant_id" && def.column(&c.name).is_none())
+    {
+        if extra.not_null && !extra.has_default {
+            f.add(
+                Check::CatalogMismatch,
+                t,
+                format!(
+                    "extra column {} is NOT NULL without a default, so inserts fail",
+                    extra.name
+                ),
+            );
+        }
+    }
+
+    let fks = foreign_keys(conn, def.name)?;
+    for col in def.columns {
+        let Some(parent) = col.references else {
+            continue;
+        };
+        let enforced = fks.iter().any(|fk| {
+            fk.parent == parent
+                && fk.pairs.len() == 2
+                && fk
+                    .pairs
+                    .iter()
+                    .any(|(from, to)| from == "tenant_id" && to.as_deref() == Some("tenant_id"))
+                && fk
+                    .pairs
+                    .iter()
+                    .any(|(from, to)| from == col.name && to.as_deref() == Some("id"))
+        });
+        if !enforced {
+            f.add(
+                Check::ForeignKeyNotComposite,
+                t,
+                format!(
+                    "{} has no foreign key (tenant_id, {}) -> {parent}(tenant_id, id)",
+                    col.name, col.name
+                ),
+            );
+            cross_tenant_rows(conn, f, def, col.name, parent)?;
+        }
+    }
+
+    let (rows, nulls, unknown): (i64, i64, i64) = conn.query_row(
+        &format!(
+            "SELECT count(*), coalesce(sum(t.tenant_id IS NULL), 0),
+                    coalesce(sum(t.tenant_id IS NOT NULL AND NOT EXISTS
+                        (SELECT 1 FROM tenants r WHERE r.id = t.tenant_id)), 0)
+             FROM \"{}\" AS t",
+            def.name
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    if nulls > 0 {
+        f.add(
+            Check::NullTenantId,
+            t,
+            format!("{nulls} rows have a NULL tenant_id"),
+        );
+    }
+    if unknown > 0 {
+        f.add(
+            Check::UnknownTenant,
+            t,
+            format!("{unknown} rows name a tenant missing from the registry"),
+        );
+    }
+    if !tenant_id_update_refused(conn, def, rows > 0)? {
+        f.add(
+            Check::TenantIdMutable,
+            t,
+            "an UPDATE of tenant_id is not refused by a trigger",
+        );
+    }
+    Ok(u64::try_from(rows).unwrap_or(0))
+}
+
+/// Whether the database refuses moving a row to another tenant. With a row to try, it tries,
+/// inside a savepoint that is always rolled back; on an empty table it reads the triggers.
+fn tenant_id_update_refused(
+    conn: &Connection,
+    def: &'static TableDef,
+    has_rows: bool,
+) -> Result<bool> {
+    if !has_rows {
+        return freezes(conn, def.name, "BEFORE UPDATE OF TENANT_ID ON");
+    }
+    conn.execute_batch("SAVEPOINT pos_verify_probe")?;
+    let attempt = conn.execute(
+        &format!(
+            "UPDATE \"{0}\" SET tenant_id = tenant_id || '~moved' \
+             WHERE id = (SELECT id FROM \"{0}\" LIMIT 1)",
+            def.name
+        ),
+        [],
+    );
+    conn.execute_batch("ROLLBACK TO pos_verify_probe; RELEASE pos_verify_probe")?;
+    Ok(matches!(
+        attempt,
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER
+    ))
+}
+
+/// Whether a trigger on `table` whose text contains `needle` (upper case) raises an error.
+fn freezes(conn: &Connection, table: &str, needle: &str) -> Result<bool> {
+    let mut stmt = conn
+        .prepare_cached("SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1")?;
+    let sqls = stmt
+        .query_map([table], |r| r.get::<_, Option<String>>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(sqls.into_iter().flatten().any(|sql| {
+        let norm = sql
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
+        norm.contains(needle) && norm.contains("RAISE(")
+    }))
+}
+
+/// Counts the rows whose `column` points at a row of `parent` that belongs to another tenant
+/// (possible only where the composite foreign key is missing).
+fn cross_tenant_rows(
+    conn: &Connection,
+    f: &mut Findings,
+    child: &'static TableDef,
+    column: &'static str,
+    parent: &'static str,
+) -> Result<()> {
+    let n: i64 = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM \"{c}\" AS c WHERE c.\"{column}\" IS NOT NULL AND EXISTS
+               (SELECT 1 FROM \"{parent}\" AS p WHERE p.id = c.\"{column}\" AND p.tenant_id IS NOT c.tenant_id)",
+            c = child.name
+        ),
+        [],
+        |r| r.get(0),
+    )?;
+    if n > 0 {
         f.add(
             Check::CrossTenantReference,
             Some(child.name),
-            format!(
-                "{n} rows reference a {} row of another tenant through {from}",
-                parent.name
-            ),
+            format!("{n} rows reference a {parent} row of another tenant through {column}"),
         );
     }
     Ok(())

@@ -422,3 +422,73 @@ fn verify_is_clean_on_a_populated_store_and_names_every_broken_rule() -> pos_ten
     }
     Ok(())
 }
+
+#[test]
+fn verify_catches_quietly_weakened_schemas_and_skips_virtual_tables() -> pos_tenancy::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("node.db");
+    let (caps_customer, bolt_customer) = {
+        let store = Store::open(&path)?;
+        let mut ids = Vec::new();
+        for t in ["caps", "bolt"] {
+            store
+                .add_tenant(&pos_tenancy::NewTenant::new(tid(t), t).plan(pos_tenancy::Plan::Pro))?;
+            let h = store.tenant(&tid(t))?;
+            let admin = h.bootstrap_admin("owner", "Owner")?;
+            ids.push(populate(&h, &admin, t)?.customer);
+        }
+        (ids[0], ids[1])
+    };
+    let conn = Connection::open(&path)?;
+    // Drop the composite foreign key from sales behind SQLite's back, then point a caps sale
+    // at bolt's customer; weaken the users freeze so it never fires; drop the registry's.
+    conn.execute_batch(
+        "PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = replace(sql,
+             'FOREIGN KEY (tenant_id, customer_id) REFERENCES customers(tenant_id, id),', '')
+         WHERE name = 'sales';
+         PRAGMA writable_schema = OFF;",
+    )?;
+    drop(conn);
+    let conn = Connection::open(&path)?;
+    conn.execute(
+        "UPDATE sales SET customer_id = ?1 WHERE tenant_id = 'caps' AND customer_id = ?2",
+        [bolt_customer.to_string(), caps_customer.to_string()],
+    )?;
+    conn.execute_batch(
+        "DROP TRIGGER users_tenant_id_immutable;
+         CREATE TRIGGER users_tenant_id_immutable BEFORE UPDATE OF tenant_id ON users
+         WHEN 0 BEGIN SELECT RAISE(ABORT, 'tenant_id is immutable'); END;
+         DROP TRIGGER tenants_id_immutable;
+         CREATE TABLE counters (id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id));
+         CREATE INDEX counters_tenant ON counters(tenant_id);
+         CREATE VIRTUAL TABLE product_search USING fts5(name, content = '');",
+    )?;
+    drop(conn);
+    let report = Store::open(&path)?.verify()?;
+    let found: Vec<(pos_tenancy::Check, Option<&str>)> = report
+        .violations
+        .iter()
+        .map(|v| (v.check, v.table.as_deref()))
+        .collect();
+    use pos_tenancy::Check::*;
+    for expected in [
+        (ForeignKeyNotComposite, Some("sales")),
+        (CrossTenantReference, Some("sales")),
+        (TenantIdMutable, Some("users")),
+        (TenantIdMutable, Some("tenants")),
+        (UniqueWithoutTenant, Some("counters")),
+    ] {
+        assert!(
+            found.contains(&expected),
+            "expected {expected:?} in {found:?}"
+        );
+    }
+    assert!(
+        !found
+            .iter()
+            .any(|(_, t)| t.is_some_and(|t| t.starts_with("product_search"))),
+        "virtual tables and their shadow tables are not tenant tables: {found:?}"
+    );
+    Ok(())
+}

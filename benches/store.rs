@@ -1,22 +1,29 @@
 //! What the tenant-scoped layer costs over hand-written rusqlite.
 //!
-//! Each group runs the same work twice, in the same process and on the same migrated schema:
+//! Each group runs the same work twice, in the same run and on the same migrated schema:
 //!
 //! * `layer`: through [`pos_tenancy::Tenant`] (`insert`, `get`, `list`);
 //! * `rusqlite`: hand-written rusqlite with cached prepared statements and no layer in between,
 //!   doing the same writes (the business row and its audit row, in one IMMEDIATE transaction)
 //!   and the same reads (the same tenant-filtered SQL, mapped into the same `Product` struct).
 //!
-//! Both sides use file-backed databases in WAL mode with `synchronous=NORMAL` and foreign keys
-//! on, each holding two tenants with 10,000 products apiece, so the tenant filter matters.
-//! Every group gets fresh files, so rows inserted by one group do not change another's data.
-//!
 //! Goals: the layer costs at most 1.3x the baseline on writes (`insert`) and at most 1.1x on
 //! reads (`point_read`, `list`). Compare the `layer` and `rusqlite` estimates of each group.
+//!
+//! Each group builds two database files the same way, through the `Store` API: WAL,
+//! `synchronous=NORMAL`, foreign keys on, two tenants with 10,000 products apiece (so the
+//! tenant filter matters), then closes them. The layer reopens one with `Store::open`; the
+//! baseline opens the other with `rusqlite::Connection::open` and the same pragmas.
+//!
+//! Only one side's connection is open while that side is measured. rusqlite's bundled SQLite
+//! is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so all connections of a process share one
+//! page-cache pool. With both connections open, one of them missed its cache on nearly every
+//! read (about 2.5 page reads per lookup against 0.1), and which one depended on what had run
+//! before: the same point read measured 4.5 or 6.8 µs. That cost belongs to neither side.
 
 use std::cell::Cell;
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -31,8 +38,6 @@ use tempfile::TempDir;
 const PRELOAD: usize = 10_000;
 /// Rows per list page.
 const PAGE: usize = 50;
-/// Step through the preloaded ids by a prime so successive reads land far apart.
-const STRIDE: usize = 7_919;
 
 const INSERT_SQL: &str = "INSERT INTO products (id, tenant_id, sku, barcode, name, description, \
      brand, category_id, kind, price_minor, cost_minor, currency, taxable, reorder_level_milli, \
@@ -47,7 +52,8 @@ const SELECT_COLUMNS: &str = "SELECT id, sku, barcode, name, description, brand,
      created_at, updated_at FROM products";
 
 thread_local! {
-    /// Makes every sku and barcode unique across all the databases of a run.
+    /// Numbers products. Reset for each file, so both files preload the same text and have the
+    /// same layout; the inserts of a benchmark continue from there.
     static COUNTER: Cell<u64> = const { Cell::new(0) };
 }
 
@@ -63,7 +69,7 @@ fn new_product() -> Product {
         id: RowId::new(),
         sku: format!("SKU-{n:08}"),
         barcode: Some(format!("{n:013}")),
-        name: format!("Oil filter {n}"),
+        name: format!("Oil filter {n:08}"),
         description: Some("Spin-on oil filter".to_owned()),
         brand: Some("Fram".to_owned()),
         category_id: None,
@@ -108,9 +114,10 @@ fn caps() -> TenantId {
 }
 
 /// Creates a migrated database at `path` holding `caps` and `bolt`, each with an admin and
-/// [`PRELOAD`] products; returns the store, `caps`'s admin and `caps`'s product ids in id order.
-fn populate(path: &Path) -> (Store, Actor, Vec<RowId>) {
+/// [`PRELOAD`] products, and closes it. Returns `caps`'s admin user and product ids in id order.
+fn populate(path: &Path) -> (RowId, Vec<RowId>) {
     let store = Store::open(path).expect("store opens");
+    COUNTER.with(|c| c.set(0));
     let mut caps = None;
     for (slug, name) in [("caps", "Caps Automotive"), ("bolt", "Bolt Bros")] {
         let id: TenantId = slug.parse().expect("valid tenant slug");
@@ -130,242 +137,257 @@ fn populate(path: &Path) -> (Store, Actor, Vec<RowId>) {
         }
         tx.commit().expect("preload commits");
         if slug == "caps" {
-            caps = Some((admin, ids));
+            caps = Some((admin.user_id(), ids));
         }
     }
-    let (admin, mut caps_ids) = caps.expect("caps was populated");
-    caps_ids.sort();
-    (store, admin, caps_ids)
+    let (admin, mut ids) = caps.expect("caps was populated");
+    ids.sort();
+    (admin, ids)
 }
 
-/// The layer's store with its `caps` admin, and a raw connection to a second file with the
-/// same schema and data, with `caps`'s admin id.
-struct Fixture {
+/// The two files of a group: one for the layer, one for the baseline.
+struct Files {
     _dir: TempDir,
-    store: Store,
-    admin: Actor,
-    store_ids: Vec<RowId>,
-    conn: Connection,
-    tenant_id: TenantId,
-    admin_id: RowId,
-    conn_ids: Vec<RowId>,
+    layer: PathBuf,
+    layer_admin: RowId,
+    layer_ids: Vec<RowId>,
+    baseline: PathBuf,
+    baseline_ids: Vec<RowId>,
 }
 
-impl Fixture {
+impl Files {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let tenant_id = caps();
-
-        let (store, admin, store_ids) = populate(&dir.path().join("layer.db"));
-
+        let layer = dir.path().join("layer.db");
+        let (layer_admin, layer_ids) = populate(&layer);
         let baseline = dir.path().join("baseline.db");
-        let (seed, _, conn_ids) = populate(&baseline);
-        drop(seed);
-        let first = Connection::open(&baseline).expect("baseline opens");
-        if std::env::var("TOUCH").is_ok() { first.query_row("SELECT count(*) FROM products", [], |r| r.get::<_, i64>(0)).unwrap(); }
-        let conn = if std::env::var("SECOND").is_ok() {
-            Connection::open(&baseline).expect("baseline opens")
-        } else {
-            first
-        };
-        if std::env::var("NOJM").is_err() {
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-                .expect("WAL");
+        let (_, baseline_ids) = populate(&baseline);
+        Self {
+            _dir: dir,
+            layer,
+            layer_admin,
+            layer_ids,
+            baseline,
+            baseline_ids,
         }
+    }
+
+    /// The layer's store and `caps`'s admin as an actor.
+    fn open_layer(&self) -> (Store, Actor) {
+        let store = Store::open(&self.layer).expect("layer store opens");
+        let admin = store
+            .tenant(&caps())
+            .expect("tenant handle")
+            .actor(self.layer_admin)
+            .expect("admin actor");
+        (store, admin)
+    }
+
+    /// A raw connection to the baseline file, set up as `Store::open` sets its own, and
+    /// `caps`'s admin user id.
+    fn open_baseline(&self) -> (Connection, RowId) {
+        let conn = Connection::open(&self.baseline).expect("baseline opens");
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+            .expect("WAL");
         conn.pragma_update(None, "synchronous", "NORMAL")
             .expect("synchronous=NORMAL");
         conn.pragma_update(None, "foreign_keys", true)
             .expect("foreign keys on");
-        let admin_id: RowId = conn
+        let admin_id = conn
             .query_row(
                 "SELECT id FROM users WHERE tenant_id = ?1 AND username = 'owner'",
-                [&tenant_id],
+                [caps()],
                 |r| r.get(0),
             )
             .expect("baseline admin id");
+        (conn, admin_id)
+    }
+}
 
+fn tenant_of(store: &Store) -> Tenant<'_> {
+    store.tenant(&caps()).expect("tenant handle")
+}
+
+/// Picks ids from `ids[..len]` in a fixed pseudo-random order (xorshift64), the same order on
+/// both sides.
+struct Picker<'a> {
+    ids: &'a [RowId],
+    len: u64,
+    state: u64,
+}
+
+impl<'a> Picker<'a> {
+    fn new(ids: &'a [RowId], len: usize) -> Self {
         Self {
-            _dir: dir,
-            store,
-            admin,
-            store_ids,
-            conn,
-            tenant_id,
-            admin_id,
-            conn_ids,
+            ids,
+            len: len as u64,
+            state: 0x9E37_79B9_7F4A_7C15,
         }
     }
 
-    fn tenant(&self) -> Tenant<'_> {
-        tenant_of(&self.store, &self.tenant_id)
-    }
-}
-
-fn tenant_of<'s>(store: &'s Store, id: &TenantId) -> Tenant<'s> {
-    store.tenant(id).expect("tenant handle")
-}
-
-/// Yields `ids[i]` for `i` stepping by [`STRIDE`] through `0..len`.
-struct Cycle<'a> {
-    ids: &'a [RowId],
-    len: usize,
-    i: usize,
-}
-
-impl<'a> Cycle<'a> {
-    fn new(ids: &'a [RowId], len: usize) -> Self {
-        Self { ids, len, i: 0 }
-    }
-
     fn next_id(&mut self) -> RowId {
-        self.i = (self.i + STRIDE) % self.len;
-        self.ids[self.i]
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.ids[(self.state % self.len) as usize]
     }
 }
 
 fn insert(c: &mut Criterion) {
-    let Fixture {
-        _dir,
-        store,
-        admin,
-        mut conn,
-        tenant_id,
-        admin_id,
-        ..
-    } = Fixture::new();
-    let tenant = tenant_of(&store, &tenant_id);
+    let files = Files::new();
     let mut group = c.benchmark_group("insert");
 
-    group.bench_function("layer", |b| {
-        b.iter(|| {
-            let p = new_product();
-            tenant.insert(&admin, black_box(&p)).expect("layer insert");
-        })
-    });
+    {
+        let (store, admin) = files.open_layer();
+        let tenant = tenant_of(&store);
+        group.bench_function("layer", |b| {
+            b.iter(|| {
+                let p = new_product();
+                tenant.insert(&admin, black_box(&p)).expect("layer insert");
+            })
+        });
+    }
 
-    group.bench_function("rusqlite", |b| {
-        b.iter(|| {
-            let p = new_product();
-            let p = black_box(&p);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .expect("BEGIN IMMEDIATE");
-            tx.prepare_cached(INSERT_SQL)
-                .expect("prepare insert")
-                .execute(params![
-                    p.id,
-                    tenant_id,
-                    p.sku,
-                    p.barcode,
-                    p.name,
-                    p.description,
-                    p.brand,
-                    p.category_id,
-                    p.kind,
-                    p.price_minor,
-                    p.cost_minor,
-                    p.currency,
-                    p.taxable,
-                    p.reorder_level_milli,
-                    p.image,
-                    p.active,
-                    p.created_at,
-                    p.updated_at,
-                ])
-                .expect("insert product");
-            tx.prepare_cached(AUDIT_SQL)
-                .expect("prepare audit")
-                .execute(params![
-                    tenant_id,
-                    RowId::new(),
-                    Timestamp::now(),
-                    admin_id,
-                    p.id,
-                ])
-                .expect("insert audit row");
-            tx.commit().expect("COMMIT");
-        })
-    });
+    {
+        let (mut conn, admin_id) = files.open_baseline();
+        let tenant_id = caps();
+        group.bench_function("rusqlite", |b| {
+            b.iter(|| {
+                let p = new_product();
+                let p = black_box(&p);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .expect("BEGIN IMMEDIATE");
+                tx.prepare_cached(INSERT_SQL)
+                    .expect("prepare insert")
+                    .execute(params![
+                        p.id,
+                        tenant_id,
+                        p.sku,
+                        p.barcode,
+                        p.name,
+                        p.description,
+                        p.brand,
+                        p.category_id,
+                        p.kind,
+                        p.price_minor,
+                        p.cost_minor,
+                        p.currency,
+                        p.taxable,
+                        p.reorder_level_milli,
+                        p.image,
+                        p.active,
+                        p.created_at,
+                        p.updated_at,
+                    ])
+                    .expect("insert product");
+                tx.prepare_cached(AUDIT_SQL)
+                    .expect("prepare audit")
+                    .execute(params![
+                        tenant_id,
+                        RowId::new(),
+                        Timestamp::now(),
+                        admin_id,
+                        p.id,
+                    ])
+                    .expect("insert audit row");
+                tx.commit().expect("COMMIT");
+            })
+        });
+    }
 
     group.finish();
 }
 
 fn point_read(c: &mut Criterion) {
-    let fx = Fixture::new();
-    let tenant = fx.tenant();
+    let files = Files::new();
     let mut group = c.benchmark_group("point_read");
 
-    let mut ids = Cycle::new(&fx.store_ids, fx.store_ids.len());
-    group.bench_function("layer", |b| {
-        b.iter(|| {
-            let p: Option<Product> = tenant.get(black_box(ids.next_id())).expect("layer get");
-            black_box(p.expect("row exists"))
-        })
-    });
+    {
+        let (store, _) = files.open_layer();
+        let tenant = tenant_of(&store);
+        let mut ids = Picker::new(&files.layer_ids, files.layer_ids.len());
+        group.bench_function("layer", |b| {
+            b.iter(|| {
+                let p: Option<Product> = tenant.get(black_box(ids.next_id())).expect("layer get");
+                black_box(p.expect("row exists"))
+            })
+        });
+    }
 
-    let sql = format!("{SELECT_COLUMNS} WHERE tenant_id = ?1 AND id = ?2");
-    let mut ids = Cycle::new(&fx.conn_ids, fx.conn_ids.len());
-    group.bench_function("rusqlite", |b| {
-        b.iter(|| {
-            let id = black_box(ids.next_id());
-            let p = fx
-                .conn
-                .prepare_cached(&sql)
-                .expect("prepare get")
-                .query_row(params![fx.tenant_id, id], product_from_row)
-                .expect("row exists");
-            black_box(p)
-        })
-    });
+    {
+        let (conn, _) = files.open_baseline();
+        let tenant_id = caps();
+        let sql = format!("{SELECT_COLUMNS} WHERE tenant_id = ?1 AND id = ?2");
+        let mut ids = Picker::new(&files.baseline_ids, files.baseline_ids.len());
+        group.bench_function("rusqlite", |b| {
+            b.iter(|| {
+                let id = black_box(ids.next_id());
+                let p = conn
+                    .prepare_cached(&sql)
+                    .expect("prepare get")
+                    .query_row(params![tenant_id, id], product_from_row)
+                    .expect("row exists");
+                black_box(p)
+            })
+        });
+    }
 
     group.finish();
 }
 
 fn list(c: &mut Criterion) {
-    let fx = Fixture::new();
-    let tenant = fx.tenant();
+    let files = Files::new();
     let mut group = c.benchmark_group("list");
+    // Keys far enough from the end that every page is full and has a next page.
+    let starts = PRELOAD - PAGE - 1;
 
-    // Start far enough from the end that every page is full and has a next page.
-    let mut ids = Cycle::new(&fx.store_ids, fx.store_ids.len() - PAGE - 1);
-    group.bench_function("layer", |b| {
-        b.iter(|| {
-            let q = ListQuery::new()
-                .limit(PAGE as u32)
-                .after(black_box(ids.next_id()));
-            let page = tenant.list::<Product>(&q).expect("layer list");
-            debug_assert_eq!(page.rows.len(), PAGE);
-            black_box(page)
-        })
-    });
+    {
+        let (store, _) = files.open_layer();
+        let tenant = tenant_of(&store);
+        let mut ids = Picker::new(&files.layer_ids, starts);
+        group.bench_function("layer", |b| {
+            b.iter(|| {
+                let q = ListQuery::new()
+                    .limit(PAGE as u32)
+                    .after(black_box(ids.next_id()));
+                let page = tenant.list::<Product>(&q).expect("layer list");
+                assert_eq!(page.rows.len(), PAGE);
+                black_box(page)
+            })
+        });
+    }
 
-    // The same keyset SQL the layer runs: one row more than a page, to know if there is a next.
-    let sql = format!(
-        "{SELECT_COLUMNS} WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT {}",
-        PAGE + 1
-    );
-    let mut ids = Cycle::new(&fx.conn_ids, fx.conn_ids.len() - PAGE - 1);
-    group.bench_function("rusqlite", |b| {
-        b.iter(|| {
-            let after = black_box(ids.next_id());
-            let mut stmt = fx.conn.prepare_cached(&sql).expect("prepare list");
-            let mut rows = Vec::with_capacity(PAGE + 1);
-            let mut cursor = stmt
-                .query(params![fx.tenant_id, after])
-                .expect("list query");
-            while let Some(row) = cursor.next().expect("list row") {
-                rows.push(product_from_row(row).expect("product"));
-            }
-            let next = if rows.len() > PAGE {
-                rows.truncate(PAGE);
-                rows.last().map(|p| p.id)
-            } else {
-                None
-            };
-            debug_assert_eq!(rows.len(), PAGE);
-            black_box((rows, next))
-        })
-    });
+    {
+        let (conn, _) = files.open_baseline();
+        let tenant_id = caps();
+        // The same keyset SQL the layer runs: one row more than a page, to know if there is
+        // a next page.
+        let sql = format!(
+            "{SELECT_COLUMNS} WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT {}",
+            PAGE + 1
+        );
+        let mut ids = Picker::new(&files.baseline_ids, starts);
+        group.bench_function("rusqlite", |b| {
+            b.iter(|| {
+                let after = black_box(ids.next_id());
+                let mut stmt = conn.prepare_cached(&sql).expect("prepare list");
+                let mut rows = Vec::with_capacity(PAGE + 1);
+                let mut cursor = stmt.query(params![tenant_id, after]).expect("list query");
+                while let Some(row) = cursor.next().expect("list row") {
+                    rows.push(product_from_row(row).expect("product"));
+                }
+                let next = if rows.len() > PAGE {
+                    rows.truncate(PAGE);
+                    rows.last().map(|p| p.id)
+                } else {
+                    None
+                };
+                assert_eq!(rows.len(), PAGE);
+                black_box((rows, next))
+            })
+        });
+    }
 
     group.finish();
 }
@@ -376,6 +398,6 @@ criterion_group! {
         .sample_size(30)
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1));
-    targets = point_read
+    targets = insert, point_read, list
 }
 criterion_main!(benches);

@@ -575,20 +575,23 @@ CREATE INDEX sync_conflicts_row ON sync_conflicts(tenant_id, table_name, row_id)
 CREATE INDEX sync_conflicts_resolver ON sync_conflicts(tenant_id, resolved_by);
 
 CREATE TABLE pending_operations (
-    id         TEXT NOT NULL,
-    tenant_id  TEXT NOT NULL REFERENCES tenants(id),
-    device_id  TEXT NOT NULL,
-    hlc        TEXT NOT NULL,
-    table_name TEXT NOT NULL,
-    row_id     TEXT NOT NULL,
-    kind       TEXT NOT NULL CHECK (kind IN ('insert', 'update', 'delete', 'ledger_append')),
-    columns    TEXT NOT NULL CHECK (json_valid(columns)),
-    created_at TEXT NOT NULL,
-    synced_at  TEXT,
-    seq        INTEGER,
-    PRIMARY KEY (tenant_id, id)
+    id            TEXT NOT NULL,
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
+    device_id     TEXT NOT NULL,
+    hlc           TEXT NOT NULL,
+    actor_user_id TEXT,
+    table_name    TEXT NOT NULL,
+    row_id        TEXT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('insert', 'update', 'delete', 'ledger_append')),
+    columns       TEXT NOT NULL CHECK (json_valid(columns)),
+    created_at    TEXT NOT NULL,
+    synced_at     TEXT,
+    seq           INTEGER,
+    -- Keyed by clock stamp (unique per node), which is the order operations are pushed in. One
+    -- b-tree only: every write pays for each page of this table it touches.
+    PRIMARY KEY (tenant_id, hlc),
+    FOREIGN KEY (tenant_id, actor_user_id) REFERENCES users(tenant_id, id)
 ) WITHOUT ROWID;
-CREATE INDEX pending_operations_unsynced ON pending_operations(tenant_id, synced_at, hlc);
 
 -- ---------------------------------------------------------------- backup
 

@@ -257,6 +257,7 @@ impl<'c> Scope<'c> {
 
     fn append_operation(
         &self,
+        actor: RowId,
         table: &'static TableDef,
         row_id: RowId,
         kind: OperationKind,
@@ -266,6 +267,7 @@ impl<'c> Scope<'c> {
             self.conn(),
             &self.store.stamper(),
             self.tenant,
+            Some(actor),
             table,
             row_id,
             kind,
@@ -285,8 +287,8 @@ impl<'c> Scope<'c> {
         Ok(())
     }
 
-    /// Appends an audit row (and, when the audited table syncs, its operation) in the caller's
-    /// transaction.
+    /// Appends an audit row in the caller's transaction. It stays on this node: the operation
+    /// of the write carries the actor, and each node audits what it applies.
     pub(crate) fn audit(
         &self,
         actor: Option<RowId>,
@@ -304,18 +306,7 @@ impl<'c> Scope<'c> {
             row_id: row_id.to_owned(),
             detail: detail.map(Json),
         };
-        self.insert_row(&entry)?;
-        let synced = catalog::table(table).is_some_and(|t| t.sync_class != SyncClass::LocalOnly);
-        if synced {
-            let columns = record_columns(&entry)?;
-            self.append_operation(
-                AuditEntry::TABLE,
-                entry.id,
-                OperationKind::LedgerAppend,
-                columns,
-            )?;
-        }
-        Ok(())
+        self.insert_row(&entry)
     }
 
     fn ensure_writable(&self) -> Result<()> {
@@ -521,7 +512,13 @@ impl<'c> Scope<'c> {
             }
         }
         self.insert_row(rec)?;
-        self.append_operation(table, rec.id(), OperationKind::Insert, record_columns(rec)?)?;
+        self.append_operation(
+            actor_id,
+            table,
+            rec.id(),
+            OperationKind::Insert,
+            record_columns(rec)?,
+        )?;
         self.audit(
             Some(actor_id),
             action,
@@ -571,7 +568,13 @@ impl<'c> Scope<'c> {
         self.ensure_an_admin_remains(table)?;
         let names: Vec<&String> = changed.keys().collect();
         let detail = serde_json::json!({ "columns": names });
-        self.append_operation(table, rec.id(), OperationKind::Update, changed.clone())?;
+        self.append_operation(
+            actor.user_id,
+            table,
+            rec.id(),
+            OperationKind::Update,
+            changed.clone(),
+        )?;
         self.audit(
             Some(actor.user_id),
             "update",
@@ -596,7 +599,13 @@ impl<'c> Scope<'c> {
             });
         }
         self.ensure_an_admin_remains(table)?;
-        self.append_operation(table, id, OperationKind::Delete, serde_json::Map::new())?;
+        self.append_operation(
+            actor.user_id,
+            table,
+            id,
+            OperationKind::Delete,
+            serde_json::Map::new(),
+        )?;
         self.audit(
             Some(actor.user_id),
             "delete",

@@ -304,8 +304,10 @@ catalog! {
         ended_at: Option<Timestamp>,
     }
 
-    /// Who changed what, written by the crate with every write.
-    AuditEntry => audit_log (Ledger, Admin, Internal) {
+    /// Who changed what, written by the crate with every write. Each node keeps its own: the
+    /// actor travels inside the operation, and a node applying a remote operation writes its
+    /// own entry for it, so audit rows are never synced themselves.
+    AuditEntry => audit_log (LocalOnly, Admin, Internal) {
         /// When.
         at: Timestamp,
         /// Who; none for platform actions.
@@ -838,6 +840,8 @@ catalog! {
         device_id: String,
         /// Hybrid logical clock stamp.
         hlc: String,
+        /// Who made the change.
+        actor_user_id: Option<RowId> => users,
         /// Table.
         table_name: String,
         /// Row.

@@ -7,11 +7,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{self, ColumnDef, ColumnKind, SyncClass, TableDef};
-use crate::hlc::Hlc;
+use crate::hlc::{ClockState, Hlc};
 use crate::ids::{RowId, TenantId, Timestamp};
 
 /// What an operation does to its row.
@@ -88,6 +88,8 @@ pub struct Operation {
     pub device_id: RowId,
     /// When, on the writing node's hybrid logical clock.
     pub hlc: Hlc,
+    /// The user who made the change (the audit trail travels with the operation).
+    pub actor_user_id: Option<RowId>,
     /// The catalog table.
     pub table: String,
     /// The row written.
@@ -236,26 +238,61 @@ pub(crate) struct Stamper<'a> {
     pub(crate) now_millis: &'a (dyn Fn() -> u64 + Send),
 }
 
+/// The clock floor kept in `node_state` (observed remote stamps, pruned operations).
+pub(crate) fn clock_floor(conn: &Connection) -> crate::Result<ClockState> {
+    let (millis, counter): (i64, i64) = conn
+        .prepare_cached("SELECT hlc_millis, hlc_counter FROM node_state WHERE singleton = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(ClockState {
+        millis: u64::try_from(millis).unwrap_or(0),
+        counter: u32::try_from(counter).unwrap_or(0),
+    })
+}
+
+/// The stamp of the tenant's newest operation still in the outbox.
+fn last_stamp(conn: &Connection, tenant: &TenantId) -> crate::Result<Option<ClockState>> {
+    let last: Option<String> = conn
+        .prepare_cached(
+            "SELECT hlc FROM pending_operations WHERE tenant_id = ?1 ORDER BY hlc DESC LIMIT 1",
+        )?
+        .query_row([tenant], |r| r.get(0))
+        .optional()?;
+    match last {
+        None => Ok(None),
+        Some(text) => {
+            let hlc: Hlc = text.parse().map_err(crate::Error::Clock)?;
+            Ok(Some(ClockState {
+                millis: hlc.millis(),
+                counter: hlc.counter(),
+            }))
+        }
+    }
+}
+
+/// Everything the node's clock has issued or seen: the floor and every tenant's newest
+/// pending operation.
+pub(crate) fn clock_state(conn: &Connection) -> crate::Result<ClockState> {
+    let mut state = clock_floor(conn)?;
+    let tenants: Vec<TenantId> = {
+        let mut stmt = conn.prepare_cached("SELECT id FROM tenants")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for t in &tenants {
+        state = state.max(last_stamp(conn, t)?.unwrap_or_default());
+    }
+    Ok(state)
+}
+
 impl Stamper<'_> {
-    /// The next stamp of this node, persisted in the caller's write transaction.
-    pub(crate) fn next(&self, conn: &Connection) -> crate::Result<Hlc> {
-        let (millis, counter): (i64, i64) = conn
-            .prepare_cached("SELECT hlc_millis, hlc_counter FROM node_state WHERE singleton = 1")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let state = crate::hlc::ClockState {
-            millis: u64::try_from(millis).unwrap_or(0),
-            counter: u32::try_from(counter).unwrap_or(0),
-        };
+    /// The next stamp for one of the tenant's operations. Called inside the write transaction:
+    /// the operation row it goes into is what persists it, so the clock costs no extra write.
+    /// Operations of one tenant are totally ordered by it; the server orders tenants apart.
+    fn next(&self, conn: &Connection, tenant: &TenantId) -> crate::Result<Hlc> {
+        let state = clock_floor(conn)?.max(last_stamp(conn, tenant)?.unwrap_or_default());
         let next = state
             .tick((self.now_millis)())
             .map_err(crate::Error::Clock)?;
-        conn.prepare_cached(
-            "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2 WHERE singleton = 1",
-        )?
-        .execute(params![
-            i64::try_from(next.millis).unwrap_or(i64::MAX),
-            next.counter
-        ])?;
         Hlc::new(next.millis, next.counter, self.node).map_err(crate::Error::Clock)
     }
 }
@@ -266,6 +303,7 @@ pub(crate) fn append(
     conn: &Connection,
     stamper: &Stamper<'_>,
     tenant: &TenantId,
+    actor: Option<RowId>,
     table: &'static TableDef,
     row_id: RowId,
     kind: OperationKind,
@@ -283,7 +321,8 @@ pub(crate) fn append(
         id: RowId::new(),
         tenant_id: tenant.clone(),
         device_id: stamper.node,
-        hlc: stamper.next(conn)?,
+        hlc: stamper.next(conn, tenant)?,
+        actor_user_id: actor,
         table: table.name.to_owned(),
         row_id,
         kind,
@@ -291,14 +330,16 @@ pub(crate) fn append(
     };
     validate(&op)?;
     conn.prepare_cached(
-        "INSERT INTO pending_operations (id, tenant_id, device_id, hlc, table_name, row_id, kind, columns, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO pending_operations (id, tenant_id, device_id, hlc, actor_user_id, table_name,
+                                         row_id, kind, columns, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         op.id,
         op.tenant_id,
         op.device_id.to_string(),
         op.hlc.to_string(),
+        op.actor_user_id,
         op.table,
         op.row_id.to_string(),
         op.kind.as_str(),
@@ -316,7 +357,7 @@ pub(crate) fn pending(
     limit: u32,
 ) -> crate::Result<Vec<Operation>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, tenant_id, device_id, hlc, table_name, row_id, kind, columns
+        "SELECT id, tenant_id, device_id, hlc, table_name, row_id, kind, columns, actor_user_id
          FROM pending_operations WHERE tenant_id = ?1 AND synced_at IS NULL ORDER BY hlc LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![tenant, limit], |r| {
@@ -329,11 +370,12 @@ pub(crate) fn pending(
             r.get::<_, String>(5)?,
             r.get::<_, String>(6)?,
             r.get::<_, crate::ids::Json>(7)?,
+            r.get::<_, Option<RowId>>(8)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, tenant_id, device, hlc, table, row_id, kind, columns) = row?;
+        let (id, tenant_id, device, hlc, table, row_id, kind, columns, actor_user_id) = row?;
         let malformed = |what: &str| {
             crate::Error::Operation(OperationError::Malformed(format!(
                 "stored operation {id}: {what}"
@@ -347,6 +389,7 @@ pub(crate) fn pending(
             tenant_id,
             device_id: device.parse().map_err(|_| malformed("device id"))?,
             hlc: hlc.parse().map_err(|_| malformed("clock stamp"))?,
+            actor_user_id,
             table,
             row_id: row_id.parse().map_err(|_| malformed("row id"))?,
             kind: kind.parse()?,
@@ -369,6 +412,7 @@ mod tests {
             tenant_id: "caps".parse().unwrap(),
             device_id: RowId::new(),
             hlc: Hlc::new(1, 0, RowId::new()).unwrap(),
+            actor_user_id: None,
             table: table.into(),
             row_id: RowId::new(),
             kind,

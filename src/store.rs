@@ -159,16 +159,15 @@ impl Store {
 
     /// The last stamp this node issued or observed.
     pub fn clock(&self) -> Result<Hlc> {
-        let (millis, counter) = self.clock_state(&self.conn)?;
-        Hlc::new(millis, counter, self.node_id).map_err(Error::Clock)
+        let state = crate::outbox::clock_state(&self.conn)?;
+        Hlc::new(state.millis, state.counter, self.node_id).map_err(Error::Clock)
     }
 
     /// Takes in a stamp from another node, so every later local stamp comes after it. A stamp
     /// further ahead than the allowed skew is refused ([`Error::Clock`]) and changes nothing.
     pub fn observe_clock(&self, remote: &Hlc) -> Result<Hlc> {
         let tx = self.begin_write()?;
-        let (millis, counter) = self.clock_state(&tx)?;
-        let next = crate::hlc::ClockState { millis, counter }
+        let next = crate::outbox::clock_state(&tx)?
             .observe(remote, (self.clock)(), self.max_skew)
             .map_err(Error::Clock)?;
         tx.execute(
@@ -177,15 +176,6 @@ impl Store {
         )?;
         tx.commit()?;
         Hlc::new(next.millis, next.counter, self.node_id).map_err(Error::Clock)
-    }
-
-    fn clock_state(&self, conn: &Connection) -> Result<(u64, u32)> {
-        let (m, c): (i64, i64) = conn.query_row(
-            "SELECT hlc_millis, hlc_counter FROM node_state WHERE singleton = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok((u64::try_from(m).unwrap_or(0), u32::try_from(c).unwrap_or(0)))
     }
 
     pub(crate) fn stamper(&self) -> crate::outbox::Stamper<'_> {

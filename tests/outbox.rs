@@ -20,12 +20,12 @@ fn kinds(ops: &[Operation]) -> Vec<(&str, OperationKind)> {
 }
 
 #[test]
-fn each_synced_write_leaves_its_operation_and_its_audit_entrys_operation() -> R {
+fn each_synced_write_leaves_one_operation_that_names_its_actor() -> R {
     let store = store_with(&["caps"]);
     let caps = store.tenant(&tid("caps"))?;
     let admin = caps.bootstrap_admin("owner", "Owner")?;
     let before = caps.pending_operations(1000)?.len();
-    assert_eq!(before, 2, "the bootstrap user and its audit entry");
+    assert_eq!(before, 1, "the bootstrap user");
 
     let mut p = product("OF-1", 1299);
     caps.insert(&admin, &p)?;
@@ -38,24 +38,22 @@ fn each_synced_write_leaves_its_operation_and_its_audit_entrys_operation() -> R 
         kinds(&ops),
         [
             ("products", Insert),
-            ("audit_log", LedgerAppend),
             ("products", Update),
-            ("audit_log", LedgerAppend),
-            ("products", Delete),
-            ("audit_log", LedgerAppend),
+            ("products", Delete)
         ]
     );
+    assert!(ops.iter().all(|o| o.actor_user_id == Some(admin.user_id())));
     assert_eq!(ops[0].columns["sku"], "OF-1");
     use pos_tenancy::Record;
     assert_eq!(ops[0].columns.len(), Product::TABLE.columns.len());
     assert_eq!(
-        ops[2].columns,
+        ops[1].columns,
         serde_json::json!({ "price_minor": 1399 })
             .as_object()
             .cloned()
             .unwrap_or_default()
     );
-    assert!(ops[4].columns.is_empty());
+    assert!(ops[2].columns.is_empty());
     assert!(ops
         .iter()
         .all(|o| o.tenant_id == tid("caps") && o.device_id == store.node_id()));
@@ -101,7 +99,7 @@ fn rolled_back_and_refused_writes_leave_no_operation() -> R {
     changed.currency = "TOOLONG".into();
     assert!(caps.update(&admin, &changed).is_err(), "CHECK constraint");
     assert_eq!(caps.pending_operations(1000)?, after_b);
-    assert_eq!(after_b.len(), before.len() + 2);
+    assert_eq!(after_b.len(), before.len() + 1);
     Ok(())
 }
 
@@ -158,7 +156,7 @@ fn operations_belong_to_their_tenant_only() -> R {
     }
     for t in ["caps", "bolt"] {
         let ops = store.tenant(&tid(t))?.pending_operations(100)?;
-        assert_eq!(ops.len(), 4);
+        assert_eq!(ops.len(), 2, "the admin and the product");
         assert!(ops.iter().all(|o| o.tenant_id == tid(t)));
     }
     Ok(())

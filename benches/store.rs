@@ -4,11 +4,15 @@
 //!
 //! * `layer`: through [`pos_tenancy::Tenant`] (`insert`, `get`, `list`);
 //! * `rusqlite`: hand-written rusqlite with cached prepared statements and no layer in between,
-//!   doing the same writes (the business row and its audit row, in one IMMEDIATE transaction)
-//!   and the same reads (the same tenant-filtered SQL, mapped into the same `Product` struct).
+//!   doing the business row and its audit row in one IMMEDIATE transaction, and the same reads
+//!   (the same tenant-filtered SQL, mapped into the same `Product` struct);
+//! * `rusqlite_outbox` (insert only): the same plus the outbox operation the layer writes with
+//!   every synced write, stamped after reading the tenant's last clock stamp.
 //!
-//! Goals: the layer costs at most 1.3x the baseline on writes (`insert`) and at most 1.1x on
-//! reads (`point_read`, `list`). Compare the `layer` and `rusqlite` estimates of each group.
+//! Goals: the layer costs at most 1.3x the baseline on writes and at most 1.1x on reads
+//! (`point_read`, `list`); the outbox costs at most 1.3x a write without it. `layer /
+//! rusqlite_outbox` is the layer's own cost for the same writes; `layer / rusqlite` is the
+//! layer and the outbox together against a bare write.
 //!
 //! Each group builds two database files the same way, through the `Store` API: WAL,
 //! `synchronous=NORMAL`, foreign keys on, two tenants with 10,000 products apiece (so the
@@ -28,10 +32,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pos_tenancy::catalog::Product;
+use pos_tenancy::hlc::{ClockState, Hlc};
 use pos_tenancy::{
     Actor, ListQuery, NewTenant, RowId, Store, Tenant, TenantAccess, TenantId, Timestamp,
 };
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tempfile::TempDir;
 
 /// Products preloaded per tenant.
@@ -248,55 +253,108 @@ fn insert(c: &mut Criterion) {
         });
     }
 
+    // Issue 5's baseline: the business row and its audit row, nothing else.
     {
         let (mut conn, admin_id) = files.open_baseline();
-        let tenant_id = caps();
         group.bench_function("rusqlite", |b| {
-            b.iter(|| {
-                let p = new_product();
-                let p = black_box(&p);
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .expect("BEGIN IMMEDIATE");
-                tx.prepare_cached(INSERT_SQL)
-                    .expect("prepare insert")
-                    .execute(params![
-                        p.id,
-                        tenant_id,
-                        p.sku,
-                        p.barcode,
-                        p.name,
-                        p.description,
-                        p.brand,
-                        p.category_id,
-                        p.kind,
-                        p.price_minor,
-                        p.cost_minor,
-                        p.currency,
-                        p.taxable,
-                        p.reorder_level_milli,
-                        p.image,
-                        p.active,
-                        p.created_at,
-                        p.updated_at,
-                    ])
-                    .expect("insert product");
-                tx.prepare_cached(AUDIT_SQL)
-                    .expect("prepare audit")
-                    .execute(params![
-                        tenant_id,
-                        RowId::new(),
-                        Timestamp::now(),
-                        admin_id,
-                        p.id,
-                    ])
-                    .expect("insert audit row");
-                tx.commit().expect("COMMIT");
-            })
+            b.iter(|| baseline_insert(&mut conn, &admin_id, false))
+        });
+    }
+
+    // The same writes as the layer: the row, its audit row and its outbox operation (with the
+    // clock read that stamps it), so `layer / rusqlite_outbox` is the layer's own cost and
+    // `layer / rusqlite` what the layer plus the outbox cost over a bare write.
+    {
+        let (mut conn, admin_id) = files.open_baseline();
+        group.bench_function("rusqlite_outbox", |b| {
+            b.iter(|| baseline_insert(&mut conn, &admin_id, true))
         });
     }
 
     group.finish();
+}
+
+const OUTBOX_SQL: &str = "INSERT INTO pending_operations (id, tenant_id, device_id, hlc, \
+     actor_user_id, table_name, row_id, kind, columns, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 'products', ?6, 'insert', ?7, ?8)";
+
+/// One product insert by hand: the row, its audit row and, with `outbox`, its operation.
+fn baseline_insert(conn: &mut Connection, admin_id: &RowId, outbox: bool) {
+    let tenant_id = caps();
+    let p = new_product();
+    let p = black_box(&p);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .expect("BEGIN IMMEDIATE");
+    tx.prepare_cached(INSERT_SQL)
+        .expect("prepare insert")
+        .execute(params![
+            p.id,
+            tenant_id,
+            p.sku,
+            p.barcode,
+            p.name,
+            p.description,
+            p.brand,
+            p.category_id,
+            p.kind,
+            p.price_minor,
+            p.cost_minor,
+            p.currency,
+            p.taxable,
+            p.reorder_level_milli,
+            p.image,
+            p.active,
+            p.created_at,
+            p.updated_at,
+        ])
+        .expect("insert product");
+    tx.prepare_cached(AUDIT_SQL)
+        .expect("prepare audit")
+        .execute(params![
+            tenant_id,
+            RowId::new(),
+            Timestamp::now(),
+            admin_id,
+            p.id
+        ])
+        .expect("insert audit row");
+    if outbox {
+        let last: Option<String> = tx
+            .prepare_cached(
+                "SELECT hlc FROM pending_operations WHERE tenant_id = ?1 ORDER BY hlc DESC LIMIT 1",
+            )
+            .expect("prepare clock")
+            .query_row([&tenant_id], |r| r.get(0))
+            .optional()
+            .expect("read clock");
+        let state = last
+            .and_then(|t| t.parse::<Hlc>().ok())
+            .map(|h| ClockState {
+                millis: h.millis(),
+                counter: h.counter(),
+            })
+            .unwrap_or_default();
+        let now = u64::try_from(Timestamp::now().as_millis()).expect("clock after 1970");
+        let next = state.tick(now).expect("tick");
+        let node = RowId::new();
+        let hlc = Hlc::new(next.millis, next.counter, node).expect("stamp");
+        let columns = serde_json::to_string(p).expect("product as JSON");
+        tx.prepare_cached(OUTBOX_SQL)
+            .expect("prepare outbox")
+            .execute(params![
+                RowId::new(),
+                tenant_id,
+                node.to_string(),
+                hlc.to_string(),
+                admin_id,
+                p.id.to_string(),
+                columns,
+                Timestamp::now()
+            ])
+            .expect("insert operation");
+    }
+    tx.commit().expect("COMMIT");
 }
 
 fn point_read(c: &mut Criterion) {

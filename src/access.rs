@@ -263,16 +263,14 @@ impl<'c> Scope<'c> {
         kind: OperationKind,
         columns: serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
-        outbox::append(
-            self.conn(),
-            &self.store.stamper(),
-            self.tenant,
-            Some(actor),
+        let change = outbox::Change {
+            actor: Some(actor),
             table,
             row_id,
             kind,
             columns,
-        )
+        };
+        outbox::append(self.conn(), &self.store.stamper(), self.tenant, change)
     }
 
     /// Inserts a record's row, with no checks and no audit: the one INSERT every table shares.

@@ -297,18 +297,35 @@ impl Stamper<'_> {
     }
 }
 
-/// Appends an operation for a write of `table` in the caller's transaction. Local-only tables
-/// are skipped; anything else is validated first.
+/// One write as the outbox records it.
+pub(crate) struct Change {
+    /// Who made it.
+    pub(crate) actor: Option<RowId>,
+    /// The table written.
+    pub(crate) table: &'static TableDef,
+    /// The row written.
+    pub(crate) row_id: RowId,
+    /// What was done.
+    pub(crate) kind: OperationKind,
+    /// Columns with their values.
+    pub(crate) columns: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Appends an operation for a write in the caller's transaction. Local-only tables are
+/// skipped; anything else is validated first.
 pub(crate) fn append(
     conn: &Connection,
     stamper: &Stamper<'_>,
     tenant: &TenantId,
-    actor: Option<RowId>,
-    table: &'static TableDef,
-    row_id: RowId,
-    kind: OperationKind,
-    columns: serde_json::Map<String, serde_json::Value>,
+    change: Change,
 ) -> crate::Result<()> {
+    let Change {
+        actor,
+        table,
+        row_id,
+        kind,
+        columns,
+    } = change;
     if table.sync_class == SyncClass::LocalOnly {
         return Ok(());
     }

@@ -66,11 +66,13 @@ fn main() -> Result<(), Box<dyn StdError>> {
             "SELECT s.number, count(l.id) AS lines, s.total_minor, s.currency
              FROM sales s JOIN sale_lines l ON l.sale_id = s.id GROUP BY s.id",
         )?;
+        let outbox = handle.pending_operations(1000)?;
         println!(
-            "\n{name} ({}, {}): {} sale(s)\n  report: {}",
+            "\n{name} ({}, {}): {} sale(s), {} operation(s) waiting for the central server\n  report: {}",
             info.settings.brand_name,
             info.settings.currency,
             sales.len(),
+            outbox.len(),
             serde_json::to_string(&report.to_objects())?
         );
     }

@@ -753,6 +753,11 @@ pub trait TenantAccess {
 /// A handle on one tenant's data, from [`Store::tenant`]. Each write is its own transaction;
 /// use [`Tenant::transaction`] to group several.
 ///
+/// Every write re-checks, inside its transaction, that the tenant is active and that the actor
+/// is still an active user with the role needed. Reads check the tenant's status once, when the
+/// handle is made: a handle is meant to live for one request or one screen, and a tenant
+/// cancelled meanwhile is refused at its next write and its next [`Store::tenant`].
+///
 /// ```
 /// use pos_tenancy::{catalog::Customer, NewTenant, RowId, Store, TenantAccess, Timestamp};
 /// let store = Store::open_in_memory()?;

@@ -34,6 +34,7 @@
 
 pub mod access;
 pub mod catalog;
+pub mod central;
 pub mod error;
 pub mod hlc;
 pub mod ids;

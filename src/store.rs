@@ -16,7 +16,7 @@ use crate::verify::{self, VerifyReport};
 use crate::Result;
 
 mod embedded {
-    refinery::embed_migrations!("migrations");
+    refinery::embed_migrations!("migrations/node");
 }
 
 /// How long a statement waits for another connection's lock before giving up.

@@ -1,0 +1,630 @@
+//! The central server's storage: the tenants it serves and each tenant's operation log.
+//!
+//! The server is "the order, not the judge" (see the design notes): it checks each pushed
+//! operation against the catalog, stores each operation id once per tenant, and gives every
+//! accepted operation the next number of a gap-free per-tenant sequence, so that nodes pulling
+//! the log after their cursor all see the same order. Storage sits behind [`CentralStore`] so
+//! a PostgreSQL backend can follow; [`SqliteCentral`] is the embedded default. The HTTP API
+//! (`pos-central`) is built on top of this module.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Json, RowId, TenantId, Timestamp};
+use crate::outbox::{self, Operation, OperationError};
+use crate::tenant::{NewTenant, Plan, PlanLimits, SettingsError, TenantSettings, TenantStatus};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/central");
+}
+
+/// Most operations one push may carry.
+pub const MAX_BATCH: usize = 1000;
+/// Most operations one pull returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// What went wrong in the central store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CentralError {
+    /// No such tenant.
+    #[error("tenant {0} does not exist")]
+    TenantNotFound(TenantId),
+    /// The tenant is registered already.
+    #[error("tenant {0} already exists")]
+    TenantExists(TenantId),
+    /// The tenant may not push or pull now.
+    #[error("tenant {tenant} is {status}")]
+    TenantInactive {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its status.
+        status: TenantStatus,
+    },
+    /// One operation of a batch is bad input; nothing of the batch was stored.
+    #[error("operation {index} ({id}) refused, nothing of the batch was stored: {reason}")]
+    BatchRejected {
+        /// Its position in the batch, from 0.
+        index: usize,
+        /// Its id.
+        id: RowId,
+        /// Why.
+        reason: String,
+    },
+    /// More operations than [`MAX_BATCH`].
+    #[error("a batch holds at most {max} operations, this one {len}")]
+    BatchTooLarge {
+        /// Operations sent.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A page size outside 1 to [`MAX_PAGE`].
+    #[error("a page holds 1 to {max} operations, not {limit}")]
+    BadLimit {
+        /// Asked for.
+        limit: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// Settings that failed validation.
+    #[error("invalid tenant settings: {0}")]
+    Settings(#[from] SettingsError),
+    /// The database could not be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// Migrating the database failed; nothing was applied.
+    #[error("migrating the central database failed, nothing was applied: {0}")]
+    Migration(String),
+    /// A stored row that does not read back (a damaged or foreign file).
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// Any other SQLite failure.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+type Result<T, E = CentralError> = std::result::Result<T, E>;
+
+/// A tenant as the central server knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CentralTenant {
+    /// The slug.
+    pub id: TenantId,
+    /// Trading name.
+    pub name: String,
+    /// Active, suspended or cancelled.
+    pub status: TenantStatus,
+    /// The plan.
+    pub plan: Plan,
+    /// Its limits.
+    pub limits: PlanLimits,
+    /// White-label settings, which nodes pull.
+    pub settings: TenantSettings,
+    /// Registered.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+/// What happened to one pushed operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OperationStatus {
+    /// Stored now, with a new sequence number.
+    Accepted,
+    /// Stored before (same id, same content); its sequence number is the original one.
+    Duplicate,
+    /// Not stored; see the reason.
+    Rejected,
+}
+
+/// The answer for one pushed operation, in the order they were sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationResult {
+    /// The operation id.
+    pub id: RowId,
+    /// Accepted, duplicate or rejected.
+    pub status: OperationStatus,
+    /// Its place in the tenant's log (accepted and duplicate ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Why it was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An operation with its place in the tenant's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequencedOperation {
+    /// Gap-free per-tenant sequence number, from 1.
+    pub seq: u64,
+    /// The operation as accepted.
+    pub operation: Operation,
+}
+
+/// A page of a tenant's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationPage {
+    /// Operations after the cursor, in sequence order.
+    pub operations: Vec<SequencedOperation>,
+    /// The highest sequence number the tenant's log holds now.
+    pub high: u64,
+}
+
+/// Storage of the central server. Every method is safe to call from many request handlers.
+pub trait CentralStore: Send + Sync {
+    /// Registers a tenant (settings validated first).
+    fn add_tenant(&self, new: &NewTenant) -> Result<CentralTenant>;
+    /// One tenant.
+    fn tenant(&self, id: &TenantId) -> Result<CentralTenant>;
+    /// Every tenant, by id.
+    fn tenants(&self) -> Result<Vec<CentralTenant>>;
+    /// Suspends, cancels or re-activates a tenant.
+    fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<CentralTenant>;
+    /// Stores a batch of the tenant's operations, atomically: the whole batch is checked
+    /// first (tenant, catalog, types) and refused whole on bad input; then each operation is
+    /// accepted with the next sequence number, or recognised as a duplicate, or rejected (an
+    /// id reused with different content). Returns after the commit.
+    fn append(&self, tenant: &TenantId, ops: &[Operation]) -> Result<Vec<OperationResult>>;
+    /// Up to `limit` operations after sequence number `after`, and the log's high mark.
+    fn operations_after(&self, tenant: &TenantId, after: u64, limit: u32) -> Result<OperationPage>;
+    /// Counts one API call of the tenant in the calendar month (UTC) of `at`; returns the
+    /// month's count including this call.
+    fn count_api_call(&self, tenant: &TenantId, at: Timestamp) -> Result<u64>;
+}
+
+/// The embedded SQLite implementation of [`CentralStore`].
+///
+/// ```
+/// use pos_tenancy::central::{CentralStore, SqliteCentral};
+/// use pos_tenancy::NewTenant;
+/// let central = SqliteCentral::open_in_memory()?;
+/// central.add_tenant(&NewTenant::new("caps".parse()?, "Caps"))?;
+/// assert_eq!(central.operations_after(&"caps".parse()?, 0, 100)?.high, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SqliteCentral {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteCentral {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteCentral").finish_non_exhaustive()
+    }
+}
+
+impl SqliteCentral {
+    /// Opens (creating if needed) and migrates the central database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |source| CentralError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(open_err)?;
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+            .map_err(open_err)?;
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+        Self::setup(conn)
+    }
+
+    /// A private in-memory central database (tests, benchmarks).
+    pub fn open_in_memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self> {
+        conn.busy_timeout(crate::store::BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        embedded::migrations::runner()
+            .set_grouped(true)
+            .set_abort_divergent(true)
+            .set_abort_missing(true)
+            .run(&mut conn)
+            .map_err(|e| CentralError::Migration(e.to_string()))?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves no half-done work: every write is one
+        // transaction that rolled back when the guard's transaction was dropped.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+const TENANT_SELECT: &str =
+    "SELECT id, name, status, plan, max_users, max_api_calls_month, settings, \
+                             created_at, updated_at FROM tenants";
+
+fn tenant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CentralTenant> {
+    let settings: String = r.get(6)?;
+    let settings = TenantSettings::from_json(&settings).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(CentralTenant {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        status: r.get(2)?,
+        plan: r.get(3)?,
+        limits: PlanLimits {
+            max_users: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
+            max_api_calls_month: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+        },
+        settings,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+fn find_tenant(conn: &Connection, id: &TenantId) -> Result<CentralTenant> {
+    conn.prepare_cached(&format!("{TENANT_SELECT} WHERE id = ?1"))?
+        .query_row([id], tenant_from_row)
+        .optional()?
+        .ok_or_else(|| CentralError::TenantNotFound(id.clone()))
+}
+
+fn active_tenant(conn: &Connection, id: &TenantId) -> Result<CentralTenant> {
+    let t = find_tenant(conn, id)?;
+    if t.status != TenantStatus::Active {
+        return Err(CentralError::TenantInactive {
+            tenant: id.clone(),
+            status: t.status,
+        });
+    }
+    Ok(t)
+}
+
+/// Checks a whole batch before anything is stored.
+fn check_batch(tenant: &TenantId, ops: &[Operation]) -> Result<()> {
+    if ops.len() > MAX_BATCH {
+        return Err(CentralError::BatchTooLarge {
+            len: ops.len(),
+            max: MAX_BATCH,
+        });
+    }
+    for (index, op) in ops.iter().enumerate() {
+        let refuse = |reason: String| CentralError::BatchRejected {
+            index,
+            id: op.id,
+            reason,
+        };
+        if op.tenant_id != *tenant {
+            return Err(refuse(format!(
+                "the operation is for tenant {}, the request for {tenant}",
+                op.tenant_id
+            )));
+        }
+        outbox::validate(op).map_err(|e: OperationError| refuse(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl CentralStore for SqliteCentral {
+    fn add_tenant(&self, new: &NewTenant) -> Result<CentralTenant> {
+        new.settings.validate()?;
+        let limits = new.plan.limits();
+        let settings = Json(
+            serde_json::to_value(&new.settings)
+                .map_err(|e| SettingsError::Malformed(e.to_string()))?,
+        );
+        let conn = self.conn();
+        let now = Timestamp::now();
+        let n = conn.execute(
+            "INSERT INTO tenants (id, name, status, plan, max_users, max_api_calls_month, settings,
+                                  created_at, updated_at)
+             VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (id) DO NOTHING",
+            params![
+                new.id,
+                new.name,
+                new.plan,
+                limits.max_users,
+                to_i64(limits.max_api_calls_month),
+                settings,
+                now
+            ],
+        )?;
+        if n == 0 {
+            return Err(CentralError::TenantExists(new.id.clone()));
+        }
+        find_tenant(&conn, &new.id)
+    }
+
+    fn tenant(&self, id: &TenantId) -> Result<CentralTenant> {
+        find_tenant(&self.conn(), id)
+    }
+
+    fn tenants(&self) -> Result<Vec<CentralTenant>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!("{TENANT_SELECT} ORDER BY id"))?;
+        let rows = stmt.query_map([], tenant_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<CentralTenant> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, status, Timestamp::now()],
+        )?;
+        if n == 0 {
+            return Err(CentralError::TenantNotFound(id.clone()));
+        }
+        find_tenant(&conn, id)
+    }
+
+    fn append(&self, tenant: &TenantId, ops: &[Operation]) -> Result<Vec<OperationResult>> {
+        check_batch(tenant, ops)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        active_tenant(&tx, tenant)?;
+        let mut high: i64 = tx
+            .prepare_cached("SELECT coalesce(max(seq), 0) FROM operations WHERE tenant_id = ?1")?
+            .query_row([tenant], |r| r.get(0))?;
+        let received = Timestamp::now();
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            // serde_json maps keep their keys sorted, so equal operations give equal text.
+            let body =
+                serde_json::to_string(op).map_err(|e| CentralError::Corrupt(e.to_string()))?;
+            let seen: Option<(i64, String)> = tx
+                .prepare_cached(
+                    "SELECT seq, body FROM operations WHERE tenant_id = ?1 AND id = ?2",
+                )?
+                .query_row(params![tenant, op.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let result = match seen {
+                Some((seq, stored)) if stored == body => OperationResult {
+                    id: op.id,
+                    status: OperationStatus::Duplicate,
+                    seq: u64::try_from(seq).ok(),
+                    reason: None,
+                },
+                Some(_) => OperationResult {
+                    id: op.id,
+                    status: OperationStatus::Rejected,
+                    seq: None,
+                    reason: Some(
+                        "this operation id was stored before with different content".into(),
+                    ),
+                },
+                None => {
+                    high += 1;
+                    tx.prepare_cached(
+                        "INSERT INTO operations (tenant_id, seq, id, device_id, hlc, table_name, row_id,
+                                                 kind, body, received_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )?
+                    .execute(params![
+                        tenant,
+                        high,
+                        op.id,
+                        op.device_id,
+                        op.hlc.to_string(),
+                        op.table,
+                        op.row_id,
+                        op.kind.as_str(),
+                        body,
+                        received
+                    ])?;
+                    OperationResult {
+                        id: op.id,
+                        status: OperationStatus::Accepted,
+                        seq: u64::try_from(high).ok(),
+                        reason: None,
+                    }
+                }
+            };
+            results.push(result);
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+
+    fn operations_after(&self, tenant: &TenantId, after: u64, limit: u32) -> Result<OperationPage> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(CentralError::BadLimit {
+                limit,
+                max: MAX_PAGE,
+            });
+        }
+        let conn = self.conn();
+        // One read transaction, so the page and the high mark agree.
+        let tx = conn.unchecked_transaction()?;
+        active_tenant(&tx, tenant)?;
+        let mut operations = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, body FROM operations WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let mut rows = stmt.query(params![tenant, to_i64(after), limit])?;
+            while let Some(r) = rows.next()? {
+                let seq: i64 = r.get(0)?;
+                let body: String = r.get(1)?;
+                let operation: Operation = serde_json::from_str(&body)
+                    .map_err(|e| CentralError::Corrupt(format!("operation {seq}: {e}")))?;
+                operations.push(SequencedOperation {
+                    seq: u64::try_from(seq).unwrap_or(0),
+                    operation,
+                });
+            }
+        }
+        let high: i64 = tx
+            .prepare_cached("SELECT coalesce(max(seq), 0) FROM operations WHERE tenant_id = ?1")?
+            .query_row([tenant], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(OperationPage {
+            operations,
+            high: u64::try_from(high).unwrap_or(0),
+        })
+    }
+
+    fn count_api_call(&self, tenant: &TenantId, at: Timestamp) -> Result<u64> {
+        let month = at.as_datetime().format("%Y-%m").to_string();
+        let conn = self.conn();
+        find_tenant(&conn, tenant)?;
+        let calls: i64 = conn
+            .prepare_cached(
+                "INSERT INTO tenant_usage (tenant_id, month, api_calls) VALUES (?1, ?2, 1)
+                 ON CONFLICT (tenant_id, month) DO UPDATE SET api_calls = api_calls + 1
+                 RETURNING api_calls",
+            )?
+            .query_row(params![tenant, month], |r| r.get(0))?;
+        Ok(u64::try_from(calls).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hlc::Hlc;
+    use crate::outbox::OperationKind;
+
+    fn central(tenants: &[&str]) -> SqliteCentral {
+        let c = SqliteCentral::open_in_memory().expect("central");
+        for t in tenants {
+            c.add_tenant(&NewTenant::new(t.parse().expect("id"), t))
+                .expect("tenant");
+        }
+        c
+    }
+
+    fn op(tenant: &str, millis: u64) -> Operation {
+        let columns = serde_json::json!({
+            "name": format!("Level {millis}"), "discount_ppm": 5, "created_at": "2026-01-01T00:00:00.000Z"
+        });
+        Operation {
+            id: RowId::new(),
+            tenant_id: tenant.parse().expect("id"),
+            device_id: RowId::new(),
+            hlc: Hlc::new(millis, 0, RowId::new()).expect("stamp"),
+            actor_user_id: None,
+            table: "price_levels".into(),
+            row_id: RowId::new(),
+            kind: OperationKind::Insert,
+            columns: columns.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_are_gap_free_per_tenant_and_duplicates_are_stored_once() -> Result<()> {
+        let c = central(&["caps", "bolt"]);
+        let caps: TenantId = "caps".parse().expect("id");
+        let bolt: TenantId = "bolt".parse().expect("id");
+        let batch: Vec<Operation> = (1..=3).map(|i| op("caps", i)).collect();
+        let first = c.append(&caps, &batch)?;
+        assert_eq!(
+            first.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [Some(1), Some(2), Some(3)]
+        );
+        c.append(&bolt, &[op("bolt", 1)])?;
+        // The same batch again, plus one new operation: stored once, numbers continue.
+        let mut again = batch.clone();
+        again.push(op("caps", 4));
+        let second = c.append(&caps, &again)?;
+        let statuses: Vec<_> = second.iter().map(|r| (r.status, r.seq)).collect();
+        use OperationStatus::*;
+        assert_eq!(
+            statuses,
+            [
+                (Duplicate, Some(1)),
+                (Duplicate, Some(2)),
+                (Duplicate, Some(3)),
+                (Accepted, Some(4))
+            ]
+        );
+        let page = c.operations_after(&caps, 0, 100)?;
+        assert_eq!(page.high, 4);
+        assert_eq!(
+            page.operations.iter().map(|o| o.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(page.operations[0].operation, batch[0]);
+        assert_eq!(c.operations_after(&bolt, 0, 100)?.high, 1);
+        assert_eq!(c.operations_after(&caps, 2, 1)?.operations[0].seq, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_operation_refuses_the_whole_batch_and_a_reused_id_is_rejected() -> Result<()> {
+        let c = central(&["caps"]);
+        let caps: TenantId = "caps".parse().expect("id");
+        let mut wrong_tenant = op("bolt", 2);
+        wrong_tenant.tenant_id = "bolt".parse().expect("id");
+        let mut local = op("caps", 3);
+        local.table = "sessions".into();
+        let mut bad_type = op("caps", 4);
+        bad_type
+            .columns
+            .insert("discount_ppm".into(), "five".into());
+        for bad in [wrong_tenant, local, bad_type] {
+            let err = c
+                .append(&caps, &[op("caps", 1), bad])
+                .expect_err("bad batch");
+            assert!(
+                matches!(err, CentralError::BatchRejected { index: 1, .. }),
+                "{err}"
+            );
+        }
+        assert_eq!(c.operations_after(&caps, 0, 100)?.high, 0, "nothing stored");
+        let first = op("caps", 5);
+        c.append(&caps, std::slice::from_ref(&first))?;
+        let mut forged = first.clone();
+        forged.columns.insert("discount_ppm".into(), 999_999.into());
+        let r = c.append(&caps, &[forged])?;
+        assert_eq!(r[0].status, OperationStatus::Rejected);
+        assert_eq!(c.operations_after(&caps, 0, 100)?.high, 1);
+        let too_many: Vec<Operation> = (0..=MAX_BATCH as u64).map(|i| op("caps", i)).collect();
+        assert!(matches!(
+            c.append(&caps, &too_many),
+            Err(CentralError::BatchTooLarge { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn suspended_and_unknown_tenants_neither_push_nor_pull_and_usage_is_monthly() -> Result<()> {
+        let c = central(&["caps"]);
+        let caps: TenantId = "caps".parse().expect("id");
+        c.set_status(&caps, TenantStatus::Suspended)?;
+        assert!(matches!(
+            c.append(&caps, &[op("caps", 1)]),
+            Err(CentralError::TenantInactive { .. })
+        ));
+        assert!(matches!(
+            c.operations_after(&caps, 0, 10),
+            Err(CentralError::TenantInactive { .. })
+        ));
+        let nobody: TenantId = "nobody".parse().expect("id");
+        assert!(matches!(
+            c.append(&nobody, &[]),
+            Err(CentralError::TenantNotFound(_))
+        ));
+        let nov = Timestamp::from_millis(1_795_000_000_000).expect("time");
+        let dec = Timestamp::from_millis(1_797_000_000_000).expect("time");
+        assert_eq!(c.count_api_call(&caps, nov)?, 1);
+        assert_eq!(c.count_api_call(&caps, nov)?, 2);
+        assert_eq!(
+            c.count_api_call(&caps, dec)?,
+            1,
+            "a new month starts at one"
+        );
+        Ok(())
+    }
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use common::*;
 use pos_tenancy::central::{CentralStore, OperationStatus, SqliteCentral};
-use pos_tenancy::{NewTenant, Operation, TenantAccess};
+use pos_tenancy::{NewTenant, Operation};
 use proptest::prelude::*;
 
 fn node_operations(tag: &str) -> Vec<Operation> {

@@ -171,6 +171,8 @@ pub trait CentralStore: Send + Sync {
     fn tenants(&self) -> Result<Vec<CentralTenant>>;
     /// Suspends, cancels or re-activates a tenant.
     fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<CentralTenant>;
+    /// Overrides the plan's limits for one tenant (a negotiated contract, a trial).
+    fn set_limits(&self, id: &TenantId, limits: PlanLimits) -> Result<CentralTenant>;
     /// Stores a batch of the tenant's operations, atomically: the whole batch is checked
     /// first (tenant, catalog, types) and refused whole on bad input; then each operation is
     /// accepted with the next sequence number, or recognised as a duplicate, or rejected (an
@@ -362,6 +364,18 @@ impl CentralStore for SqliteCentral {
         let n = conn.execute(
             "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, status, Timestamp::now()],
+        )?;
+        if n == 0 {
+            return Err(CentralError::TenantNotFound(id.clone()));
+        }
+        find_tenant(&conn, id)
+    }
+
+    fn set_limits(&self, id: &TenantId, limits: PlanLimits) -> Result<CentralTenant> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "UPDATE tenants SET max_users = ?2, max_api_calls_month = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, limits.max_users, to_i64(limits.max_api_calls_month), Timestamp::now()],
         )?;
         if n == 0 {
             return Err(CentralError::TenantNotFound(id.clone()));

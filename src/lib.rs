@@ -40,6 +40,8 @@ pub mod hlc;
 pub mod ids;
 pub mod outbox;
 pub mod query;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod store;
 pub mod tenant;
 pub mod verify;

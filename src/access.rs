@@ -953,6 +953,11 @@ impl TenantAccess for TenantTx<'_> {
     }
 
     fn in_write<T>(&self, f: impl FnOnce(&Scope<'_>) -> Result<T>) -> Result<T> {
+        // If something rolled back the whole transaction (a RAISE(ROLLBACK), a full disk), the
+        // connection is back in autocommit: writing on would commit each write on its own.
+        if self.tx.is_autocommit() {
+            return Err(Error::TransactionAborted);
+        }
         // A savepoint per write keeps a failed write from leaving half of itself (say, the row
         // without its audit entry) in a transaction the caller may still commit.
         self.tx.prepare_cached("SAVEPOINT pos_write")?.execute([])?;
@@ -962,6 +967,9 @@ impl TenantAccess for TenantTx<'_> {
                 Ok(out)
             }
             Err(e) => {
+                if self.tx.is_autocommit() {
+                    return Err(Error::TransactionAborted);
+                }
                 self.tx
                     .execute_batch("ROLLBACK TO pos_write; RELEASE pos_write")?;
                 Err(e)

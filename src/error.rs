@@ -181,6 +181,10 @@ pub enum Error {
     /// An operation that does not fit the catalog.
     #[error("invalid operation: {0}")]
     Operation(#[from] crate::outbox::OperationError),
+    /// The database rolled the whole transaction back (a trigger's RAISE(ROLLBACK), a full
+    /// disk); nothing of it was kept and it takes no more writes.
+    #[error("the transaction was rolled back by the database; start a new one")]
+    TransactionAborted,
     /// A nested transaction on one connection.
     #[error("a transaction is already open on this store")]
     TransactionOpen,

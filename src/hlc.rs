@@ -31,10 +31,17 @@ pub enum HlcError {
     /// The counter would overflow within one millisecond.
     #[error("clock counter exhausted within one millisecond")]
     CounterOverflow,
+    /// A wall-clock reading with more than 16 digits of milliseconds: the clock is broken.
+    #[error("clock reading {0} ms is out of range")]
+    OutOfRange(u64),
 }
 
 /// The largest counter value; more events than this in one millisecond wait for the next.
 pub const MAX_COUNTER: u32 = 999_999;
+
+/// The largest wall-clock part a stamp may have: 16 digits, so the text form keeps its width
+/// (and its order). A clock reading beyond it is refused, never stored.
+pub const MAX_MILLIS: u64 = 9_999_999_999_999_999;
 
 /// How far ahead of the local wall clock a remote stamp may be, unless configured otherwise.
 pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(300);
@@ -60,6 +67,9 @@ impl Hlc {
     pub fn new(millis: u64, counter: u32, node: RowId) -> Result<Self, HlcError> {
         if counter > MAX_COUNTER {
             return Err(HlcError::CounterOverflow);
+        }
+        if millis > MAX_MILLIS {
+            return Err(HlcError::OutOfRange(millis));
         }
         Ok(Self {
             millis,
@@ -93,6 +103,9 @@ pub struct ClockState {
 impl ClockState {
     /// The next local stamp at wall time `now`: strictly after everything issued or seen.
     pub fn tick(self, now: u64) -> Result<ClockState, HlcError> {
+        if now > MAX_MILLIS {
+            return Err(HlcError::OutOfRange(now));
+        }
         if now > self.millis {
             Ok(ClockState {
                 millis: now,
@@ -103,12 +116,14 @@ impl ClockState {
                 millis: self.millis,
                 counter: self.counter + 1,
             })
-        } else {
+        } else if self.millis < MAX_MILLIS {
             // Borrow the next millisecond rather than fail: still monotonic, still unique.
             Ok(ClockState {
                 millis: self.millis + 1,
                 counter: 0,
             })
+        } else {
+            Err(HlcError::CounterOverflow)
         }
     }
 

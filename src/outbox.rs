@@ -219,14 +219,18 @@ fn check_value(
         {
             Ok(())
         }
-        (ColumnKind::Id, J::String(s)) => s
-            .parse::<RowId>()
-            .map(|_| ())
-            .map_err(|_| bad("is not a UUID")),
-        (ColumnKind::Timestamp, J::String(s)) => s
-            .parse::<Timestamp>()
-            .map(|_| ())
-            .map_err(|_| bad("is not an RFC 3339 timestamp")),
+        // Only the canonical text: ids are compared as text by the composite foreign keys, and
+        // timestamps must keep their fixed width to sort.
+        (ColumnKind::Id, J::String(s)) => match s.parse::<RowId>() {
+            Ok(id) if id.to_string() == *s => Ok(()),
+            _ => Err(bad("is not a lowercase hyphenated UUID")),
+        },
+        (ColumnKind::Timestamp, J::String(s)) => match s.parse::<Timestamp>() {
+            Ok(t) if t.to_rfc3339() == *s => Ok(()),
+            _ => Err(bad(
+                "is not a UTC RFC 3339 timestamp with milliseconds (2026-11-24T05:41:06.123Z)",
+            )),
+        },
         (ColumnKind::Json, _) => Ok(()),
         (kind, _) => Err(bad(&format!("expected {kind:?}, got {v}"))),
     }
@@ -287,7 +291,9 @@ pub(crate) fn clock_state(conn: &Connection) -> crate::Result<ClockState> {
 impl Stamper<'_> {
     /// The next stamp for one of the tenant's operations. Called inside the write transaction:
     /// the operation row it goes into is what persists it, so the clock costs no extra write.
-    /// Operations of one tenant are totally ordered by it; the server orders tenants apart.
+    /// Stamps never go backwards within a tenant (the only place they are ever compared:
+    /// merges are per tenant); across tenants, after a wall clock set back, one tenant's new
+    /// stamp may be lower than another's.
     fn next(&self, conn: &Connection, tenant: &TenantId) -> crate::Result<Hlc> {
         // The floor and the tenant's newest stamp in one statement: this runs on every write.
         let (millis, counter, last): (i64, i64, Option<String>) = conn

@@ -128,7 +128,8 @@ impl ReportConnection {
         )?;
 
         // table name -> name of its inner (filtered) view, random for this connection.
-        let secret = crate::ids::RowId::new().to_string().replace('-', "");
+        // v4: 122 random bits (a v7 id is mostly a timestamp).
+        let secret = uuid::Uuid::new_v4().simple().to_string();
         let mut inner: HashMap<String, String> = HashMap::new();
         let mut public: Vec<(&str, Vec<&str>)> = catalog::TABLES
             .iter()
@@ -212,19 +213,23 @@ impl ReportConnection {
             s.tenant = Some(tenant.as_str().to_owned());
             s.deadline = Some(Instant::now() + timeout);
         }
-        let out = self.run_inner(sql);
+        let out = self.run_inner(sql, timeout);
         let mut s = lock(&self.shared);
         s.tenant = None;
         s.deadline = None;
         let refusal = s.refusal.take();
         out.map_err(|e| match (e, refusal) {
-            (QueryError::Sql(m), _) if m.contains("interrupted") => QueryError::TimedOut(timeout),
             (QueryError::Sql(_), Some(reason)) => QueryError::Refused(reason),
             (e, _) => e,
         })
     }
 
-    fn run_inner(&self, sql: &str) -> Result<QueryResult, QueryError> {
+    fn run_inner(&self, sql: &str, timeout: Duration) -> Result<QueryResult, QueryError> {
+        // The progress handler stops a query by interrupting it; anything else is SQL's word.
+        let step_err = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OperationInterrupted) => QueryError::TimedOut(timeout),
+            _ => QueryError::Sql(e.to_string()),
+        };
         if statement_count(sql) != 1 {
             return Err(QueryError::NotOneStatement);
         }
@@ -254,14 +259,14 @@ impl ReportConnection {
         let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
         let width = columns.len();
         let mut rows = Vec::new();
-        let mut cursor = stmt.query([]).map_err(|e| QueryError::Sql(e.to_string()))?;
-        while let Some(row) = cursor.next().map_err(|e| QueryError::Sql(e.to_string()))? {
+        let mut cursor = stmt.query([]).map_err(step_err)?;
+        while let Some(row) = cursor.next().map_err(step_err)? {
             if rows.len() == MAX_ROWS {
                 return Err(QueryError::TooManyRows(MAX_ROWS));
             }
             let mut out = Vec::with_capacity(width);
             for i in 0..width {
-                let v = row.get_ref(i).map_err(|e| QueryError::Sql(e.to_string()))?;
+                let v = row.get_ref(i).map_err(step_err)?;
                 out.push(to_json(v));
             }
             rows.push(out);

@@ -109,10 +109,18 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(256);
         migrate(&mut conn)?;
         // The node's identity is made once per file and kept: its operations carry it.
-        conn.execute(
-            "INSERT OR IGNORE INTO node_state (singleton, node_id) VALUES (1, ?1)",
-            [RowId::new()],
+        // Only written once: opening an existing store must not need the write lock.
+        let known: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM node_state WHERE singleton = 1)",
+            [],
+            |r| r.get(0),
         )?;
+        if !known {
+            conn.execute(
+                "INSERT OR IGNORE INTO node_state (singleton, node_id) VALUES (1, ?1)",
+                [RowId::new()],
+            )?;
+        }
         let node_id: RowId = conn.query_row(
             "SELECT node_id FROM node_state WHERE singleton = 1",
             [],

@@ -490,20 +490,36 @@ fn tenant_id_update_refused(
     if !has_rows {
         return freezes(conn, def.name, "BEFORE UPDATE OF TENANT_ID ON");
     }
+    // Move a row to a real, freshly registered tenant (a trigger that only refuses unknown
+    // tenants must not pass), inside a savepoint that is always rolled back.
     conn.execute_batch("SAVEPOINT pos_verify_probe")?;
-    let attempt = conn.execute(
-        &format!(
-            "UPDATE \"{0}\" SET tenant_id = tenant_id || '~moved' \
-             WHERE id = (SELECT id FROM \"{0}\" LIMIT 1)",
-            def.name
-        ),
-        [],
-    );
+    let probe = (|| -> rusqlite::Result<usize> {
+        conn.execute(
+            "INSERT INTO tenants (id, name, max_users, max_api_calls_month, settings, created_at, updated_at)
+             VALUES ('pos-verify-probe', 'probe', 0, 0, '{}', '', '')",
+            [],
+        )?;
+        conn.execute(
+            &format!(
+                "UPDATE \"{0}\" SET tenant_id = 'pos-verify-probe' \
+                 WHERE id = (SELECT id FROM \"{0}\" LIMIT 1)",
+                def.name
+            ),
+            [],
+        )
+    })();
     conn.execute_batch("ROLLBACK TO pos_verify_probe; RELEASE pos_verify_probe")?;
-    Ok(matches!(
-        attempt,
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER
-    ))
+    match probe {
+        Ok(_) => Ok(false),
+        Err(rusqlite::Error::SqliteFailure(e, msg))
+            if e.code == rusqlite::ffi::ErrorCode::ConstraintViolation =>
+        {
+            Ok(e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER
+                && msg.is_some_and(|m| m.contains("tenant_id")))
+        }
+        // Busy, I/O and the like say nothing about the schema: report them as errors.
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether a trigger on `table` whose text contains `needle` (upper case) raises an error.

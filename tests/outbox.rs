@@ -235,3 +235,94 @@ fn a_remote_stamp_moves_the_clock_forward_within_the_allowed_skew_only() -> R {
     assert!(op.hlc > ahead, "local writes come after what was observed");
     Ok(())
 }
+
+#[test]
+fn a_transaction_the_database_rolled_back_takes_no_more_writes() -> R {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("node.db");
+    {
+        let store = Store::open(&path)?;
+        store.add_tenant(&NewTenant::new(tid("caps"), "Caps"))?;
+        store
+            .tenant(&tid("caps"))?
+            .bootstrap_admin("owner", "Owner")?;
+    }
+    let conn = rusqlite::Connection::open(&path)?;
+    conn.execute_batch(
+        "CREATE TRIGGER products_no_free BEFORE INSERT ON products WHEN NEW.price_minor = 0
+         BEGIN SELECT RAISE(ROLLBACK, 'free products roll everything back'); END;",
+    )?;
+    drop(conn);
+    let store = Store::open(&path)?;
+    let mut caps = store.tenant(&tid("caps"))?;
+    let admin = caps.actor(
+        caps.list::<pos_tenancy::catalog::User>(&Default::default())?
+            .rows[0]
+            .id,
+    )?;
+    let before = caps.pending_operations(100)?;
+    {
+        let tx = caps.transaction()?;
+        tx.insert(&admin, &product("A", 1))?;
+        assert!(tx.insert(&admin, &product("FREE", 0)).is_err());
+        assert!(matches!(
+            tx.insert(&admin, &product("B", 1)),
+            Err(Error::TransactionAborted)
+        ));
+        assert!(tx.commit().is_err());
+    }
+    assert!(
+        caps.list::<Product>(&Default::default())?.rows.is_empty(),
+        "nothing of it was kept"
+    );
+    assert_eq!(caps.pending_operations(100)?, before);
+    Ok(())
+}
+
+#[test]
+fn only_canonical_ids_timestamps_and_clock_readings_get_in() {
+    use serde_json::json;
+    let node = RowId::new();
+    let mut op = Operation {
+        id: RowId::new(),
+        tenant_id: tid("caps"),
+        device_id: node,
+        hlc: Hlc::new(1, 0, node).expect("stamp"),
+        actor_user_id: None,
+        table: "fitment_data".into(),
+        row_id: RowId::new(),
+        kind: OperationKind::Update,
+        columns: Default::default(),
+    };
+    for (col, value) in [
+        ("product_id", json!(node.to_string().to_uppercase())),
+        ("product_id", json!(node.to_string().replace('-', ""))),
+    ] {
+        op.columns = json!({ col: value })
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert!(validate(&op).is_err(), "{value}");
+    }
+    op.table = "promotions".into();
+    for bad in [
+        "2026-11-24T05:41:06.123+05:00",
+        "2026-11-24t05:41:06.123z",
+        "2026-11-24T05:41:06Z",
+    ] {
+        op.columns = json!({ "starts_at": bad })
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert!(validate(&op).is_err(), "{bad}");
+    }
+    op.columns = json!({ "starts_at": "2026-11-24T05:41:06.123Z" })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(validate(&op).is_ok());
+    assert!(matches!(
+        Hlc::new(10_000_000_000_000_000, 0, node),
+        Err(HlcError::OutOfRange(_))
+    ));
+}

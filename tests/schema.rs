@@ -492,3 +492,42 @@ fn verify_catches_quietly_weakened_schemas_and_skips_virtual_tables() -> pos_ten
     );
     Ok(())
 }
+
+#[test]
+fn verify_is_not_fooled_by_a_freeze_that_only_refuses_unknown_tenants() -> pos_tenancy::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("node.db");
+    {
+        let store = Store::open(&path)?;
+        store.add_tenant(
+            &pos_tenancy::NewTenant::new(tid("caps"), "Caps").plan(pos_tenancy::Plan::Pro),
+        )?;
+        let caps = store.tenant(&tid("caps"))?;
+        let admin = caps.bootstrap_admin("owner", "Owner")?;
+        populate(&caps, &admin, "f")?;
+    }
+    let conn = Connection::open(&path)?;
+    conn.execute_batch(
+        "DROP TRIGGER price_levels_tenant_id_immutable;
+         CREATE TRIGGER price_levels_tenant_id_immutable BEFORE UPDATE OF tenant_id ON price_levels
+         WHEN NEW.tenant_id NOT IN (SELECT id FROM tenants)
+         BEGIN SELECT RAISE(ABORT, 'tenant_id is immutable on price_levels'); END;",
+    )?;
+    drop(conn);
+    let store = Store::open(&path)?;
+    let report = store.verify()?;
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.check == pos_tenancy::Check::TenantIdMutable
+                && v.table.as_deref() == Some("price_levels")),
+        "{:?}",
+        report.violations
+    );
+    assert!(
+        store.tenant_info(&tid("pos-verify-probe")).is_err(),
+        "the probe left nothing behind"
+    );
+    Ok(())
+}

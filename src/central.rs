@@ -252,20 +252,13 @@ const TENANT_SELECT: &str =
                              created_at, updated_at FROM tenants";
 
 fn tenant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CentralTenant> {
-    let settings: String = r.get(6)?;
-    let settings = TenantSettings::from_json(&settings).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
-    })?;
     Ok(CentralTenant {
         id: r.get(0)?,
         name: r.get(1)?,
         status: r.get(2)?,
         plan: r.get(3)?,
-        limits: PlanLimits {
-            max_users: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
-            max_api_calls_month: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
-        },
-        settings,
+        limits: PlanLimits::from_sql(r.get(4)?, r.get(5)?),
+        settings: r.get(6)?,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
     })

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::hlc::Hlc;
 use crate::ids::{Json, RowId, TenantId, Timestamp};
 use crate::query::ReportConnection;
-use crate::tenant::{NewTenant, Plan, PlanLimits, TenantInfo, TenantSettings, TenantStatus};
+use crate::tenant::{NewTenant, Plan, PlanLimits, TenantInfo, TenantStatus};
 use crate::verify::{self, VerifyReport};
 use crate::Result;
 
@@ -382,22 +382,14 @@ const TENANT_SELECT: &str = "SELECT id, name, status, plan, max_users, max_api_c
                              settings, created_at, updated_at FROM tenants";
 
 fn tenant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TenantInfo> {
-    let settings: String = r.get(7)?;
-    let settings = TenantSettings::from_json(&settings).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
-    })?;
     Ok(TenantInfo {
         id: r.get(0)?,
         name: r.get(1)?,
         status: r.get(2)?,
         plan: r.get(3)?,
-        limits: PlanLimits {
-            // CHECK constraints keep both limits non-negative.
-            max_users: u32::try_from(r.get::<_, i64>(4)?).unwrap_or(u32::MAX),
-            max_api_calls_month: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
-        },
+        limits: PlanLimits::from_sql(r.get(4)?, r.get(5)?),
         tier: r.get(6)?,
-        settings,
+        settings: r.get(7)?,
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
     })

@@ -103,6 +103,16 @@ pub struct PlanLimits {
     pub max_api_calls_month: u64,
 }
 
+impl PlanLimits {
+    /// Limits as stored in SQL (signed integers that CHECK constraints keep non-negative).
+    pub(crate) fn from_sql(max_users: i64, max_api_calls_month: i64) -> Self {
+        Self {
+            max_users: u32::try_from(max_users).unwrap_or(u32::MAX),
+            max_api_calls_month: u64::try_from(max_api_calls_month).unwrap_or(0),
+        }
+    }
+}
+
 impl Plan {
     /// The default limits of this plan.
     pub fn limits(&self) -> PlanLimits {
@@ -458,6 +468,13 @@ impl NewTenant {
     pub fn settings(mut self, settings: TenantSettings) -> Self {
         self.settings = settings;
         self
+    }
+}
+
+/// Settings are stored as JSON text and validated again when read.
+impl FromSql for TenantSettings {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        TenantSettings::from_json(value.as_str()?).map_err(|e| FromSqlError::Other(Box::new(e)))
     }
 }
 

@@ -192,11 +192,7 @@ fn stamps_never_go_backwards_across_restarts_and_clocks_set_back() -> R {
     store.set_clock(clock);
     assert_eq!(store.clock()?, last);
     let caps = store.tenant(&tid("caps"))?;
-    let admin = caps.actor(
-        caps.list::<pos_tenancy::catalog::User>(&Default::default())?
-            .rows[0]
-            .id,
-    )?;
+    let admin = first_admin(&caps)?;
     caps.insert(&admin, &product("C", 1))?;
     let newest = caps
         .pending_operations(100)?
@@ -255,11 +251,7 @@ fn a_transaction_the_database_rolled_back_takes_no_more_writes() -> R {
     drop(conn);
     let store = Store::open(&path)?;
     let mut caps = store.tenant(&tid("caps"))?;
-    let admin = caps.actor(
-        caps.list::<pos_tenancy::catalog::User>(&Default::default())?
-            .rows[0]
-            .id,
-    )?;
+    let admin = first_admin(&caps)?;
     let before = caps.pending_operations(100)?;
     {
         let tx = caps.transaction()?;

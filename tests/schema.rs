@@ -292,11 +292,7 @@ fn two_tenants_may_share_a_sku_and_an_email_but_not_within_one_tenant() -> pos_t
         h.insert(&admin, &customer("C-1", Some("a@b.c")))?;
     }
     let caps = store.tenant(&tid("caps"))?;
-    let admin = caps.actor(
-        caps.list::<pos_tenancy::catalog::User>(&Default::default())?
-            .rows[0]
-            .id,
-    )?;
+    let admin = first_admin(&caps)?;
     let err = caps
         .insert(&admin, &product("A-100", 700))
         .expect_err("duplicate SKU in one tenant");
@@ -398,28 +394,20 @@ fn verify_is_clean_on_a_populated_store_and_names_every_broken_rule() -> pos_ten
          VALUES ('p-ghost', 'ghost', 'G', 'Ghost', 1, 'USD', 'x', 'x');",
     )?;
     drop(conn);
-    let report = Store::open(&path)?.verify()?;
-    let found: Vec<(pos_tenancy::Check, Option<&str>)> = report
-        .violations
-        .iter()
-        .map(|v| (v.check, v.table.as_deref()))
-        .collect();
     use pos_tenancy::Check::*;
-    for expected in [
-        (TenantIdColumn, Some("loose")),
-        (NoTenantLeadingIndex, Some("loose")),
-        (TenantIdMutable, Some("loose")),
-        (UniqueWithoutTenant, Some("customers")),
-        (ForeignKeyNotComposite, Some("notes")),
-        (TenantIdMutable, Some("notes")),
-        (UnknownTenant, Some("products")),
-        (ForeignKeyCheck, Some("products")),
-    ] {
-        assert!(
-            found.contains(&expected),
-            "expected {expected:?} in {found:?}"
-        );
-    }
+    assert_reported(
+        &Store::open(&path)?.verify()?,
+        &[
+            (TenantIdColumn, "loose"),
+            (NoTenantLeadingIndex, "loose"),
+            (TenantIdMutable, "loose"),
+            (UniqueWithoutTenant, "customers"),
+            (ForeignKeyNotComposite, "notes"),
+            (TenantIdMutable, "notes"),
+            (UnknownTenant, "products"),
+            (ForeignKeyCheck, "products"),
+        ],
+    );
     Ok(())
 }
 
@@ -466,28 +454,22 @@ fn verify_catches_quietly_weakened_schemas_and_skips_virtual_tables() -> pos_ten
     )?;
     drop(conn);
     let report = Store::open(&path)?.verify()?;
-    let found: Vec<(pos_tenancy::Check, Option<&str>)> = report
-        .violations
-        .iter()
-        .map(|v| (v.check, v.table.as_deref()))
-        .collect();
     use pos_tenancy::Check::*;
-    for expected in [
-        (ForeignKeyNotComposite, Some("sales")),
-        (CrossTenantReference, Some("sales")),
-        (TenantIdMutable, Some("users")),
-        (TenantIdMutable, Some("tenants")),
-        (UniqueWithoutTenant, Some("counters")),
-    ] {
-        assert!(
-            found.contains(&expected),
-            "expected {expected:?} in {found:?}"
-        );
-    }
+    assert_reported(
+        &report,
+        &[
+            (ForeignKeyNotComposite, "sales"),
+            (CrossTenantReference, "sales"),
+            (TenantIdMutable, "users"),
+            (TenantIdMutable, "tenants"),
+            (UniqueWithoutTenant, "counters"),
+        ],
+    );
+    let found = violations(&report);
     assert!(
-        !found
-            .iter()
-            .any(|(_, t)| t.is_some_and(|t| t.starts_with("product_search"))),
+        !found.iter().any(|(_, t)| t
+            .as_deref()
+            .is_some_and(|t| t.starts_with("product_search"))),
         "virtual tables and their shadow tables are not tenant tables: {found:?}"
     );
     Ok(())

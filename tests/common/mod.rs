@@ -22,6 +22,39 @@ pub fn store_with(tenants: &[&str]) -> Store {
     store
 }
 
+/// The actor of the tenant's first user (the admin made by `bootstrap_admin`).
+pub fn first_admin(t: &Tenant<'_>) -> Result<Actor> {
+    let users = t.list::<User>(&pos_tenancy::ListQuery::new().limit(1))?;
+    let user = users
+        .rows
+        .first()
+        .ok_or(pos_tenancy::Error::UnknownTable("no users".into()))?;
+    t.actor(user.id)
+}
+
+/// The (check, table) pairs of a verify report, for asserting on.
+pub fn violations(report: &pos_tenancy::VerifyReport) -> Vec<(pos_tenancy::Check, Option<String>)> {
+    report
+        .violations
+        .iter()
+        .map(|v| (v.check, v.table.clone()))
+        .collect()
+}
+
+/// Asserts that every expected (check, table) violation was reported.
+pub fn assert_reported(
+    report: &pos_tenancy::VerifyReport,
+    expected: &[(pos_tenancy::Check, &str)],
+) {
+    let found = violations(report);
+    for (check, table) in expected {
+        assert!(
+            found.contains(&(*check, Some((*table).to_owned()))),
+            "expected {check:?} on {table} in {found:?}"
+        );
+    }
+}
+
 pub fn now() -> Timestamp {
     Timestamp::now()
 }

@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod adopt;
 pub mod catalog;
 pub mod central;
 pub mod error;
@@ -44,6 +45,7 @@ pub mod query;
 pub mod server;
 pub mod store;
 pub mod tenant;
+pub mod testkit;
 pub mod verify;
 
 pub use access::{Actor, FilterOp, FilterValue, ListQuery, Page, Tenant, TenantAccess, TenantTx};

@@ -1,0 +1,1 @@
+//! Adoption of a legacy single-tenant store in place (being written).

@@ -1,0 +1,1 @@
+//! A generator of single-tenant legacy stores (placeholder, being written).

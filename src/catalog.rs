@@ -103,6 +103,8 @@ pub struct ColumnDef {
     pub nullable: bool,
     /// The tenant table this column points at (by `(tenant_id, id)`), if it is a reference.
     pub references: Option<&'static str>,
+    /// The only words a text column may hold (its CHECK constraint), if it is enum-like.
+    pub one_of: Option<&'static [&'static str]>,
 }
 
 /// One tenant table.
@@ -172,10 +174,16 @@ pub trait RecordVisitor {
 macro_rules! catalog {
     (@parent) => { None };
     (@parent $parent:ident) => { Some(stringify!($parent)) };
+    (@words) => { None };
+    (@words $($word:literal),+) => { Some(&[$($word),+]) };
     ($(
         $(#[doc = $tdoc:literal])*
         $ty:ident => $table:ident ($class:ident, $role:ident, $access:ident) {
-            $( $(#[doc = $cdoc:literal])* $col:ident : $cty:ty $(=> $parent:ident)? ),* $(,)?
+            $(
+                $(#[doc = $cdoc:literal])*
+                $(#[one_of($($word:literal),+ $(,)?)])?
+                $col:ident : $cty:ty $(=> $parent:ident)?
+            ),* $(,)?
         }
     )*) => {
         $(
@@ -201,6 +209,7 @@ macro_rules! catalog {
                         kind: <$cty as ColumnType>::KIND,
                         nullable: <$cty as ColumnType>::NULLABLE,
                         references: catalog!(@parent $($parent)?),
+                        one_of: catalog!(@words $($($word),+)?),
                     }),*],
                 };
 
@@ -263,6 +272,7 @@ catalog! {
         /// Unique within the tenant when set.
         email: Option<String>,
         /// What the user may do.
+        #[one_of("admin", "manager", "cashier")]
         role: Role,
         /// Hash of the terminal PIN (never the PIN).
         pin_hash: Option<String>,
@@ -279,6 +289,7 @@ catalog! {
         /// Unique within the tenant ("Till 1").
         name: String,
         /// terminal, back_office or mobile.
+        #[one_of("terminal", "back_office", "mobile")]
         kind: String,
         /// Store or area.
         location: Option<String>,
@@ -312,7 +323,8 @@ catalog! {
         at: Timestamp,
         /// Who; none for platform actions.
         actor_user_id: Option<RowId> => users,
-        /// insert, update, delete, bootstrap, settings or status.
+        /// insert, update, delete, bootstrap, settings, status or plan.
+        #[one_of("insert", "update", "delete", "bootstrap", "settings", "status", "plan")]
         action: String,
         /// The table written.
         table_name: String,
@@ -347,6 +359,7 @@ catalog! {
         /// Category.
         category_id: Option<RowId> => product_categories,
         /// stocked, non_stocked or service.
+        #[one_of("stocked", "non_stocked", "service")]
         kind: String,
         /// List price in minor units.
         price_minor: i64,
@@ -471,6 +484,7 @@ catalog! {
         /// Cashier.
         user_id: RowId => users,
         /// open, layaway, completed or voided.
+        #[one_of("open", "layaway", "completed", "voided")]
         status: String,
         /// ISO 4217.
         currency: String,
@@ -495,6 +509,7 @@ catalog! {
         /// Position, from 1.
         line_no: i64,
         /// product or service.
+        #[one_of("product", "service")]
         kind: String,
         /// Product sold.
         product_id: Option<RowId> => products,
@@ -533,6 +548,7 @@ catalog! {
         /// The sale.
         sale_id: RowId => sales,
         /// cash, card, gift_card, store_credit or loyalty.
+        #[one_of("cash", "card", "gift_card", "store_credit", "loyalty")]
         method: String,
         /// Amount applied.
         amount_minor: i64,
@@ -555,6 +571,7 @@ catalog! {
         /// The card.
         gift_card_id: RowId => gift_cards,
         /// issue, top_up, redeem, refund or adjust.
+        #[one_of("issue", "top_up", "redeem", "refund", "adjust")]
         kind: String,
         /// Signed amount.
         amount_minor: i64,
@@ -575,6 +592,7 @@ catalog! {
         /// The sale holding the lines.
         sale_id: RowId => sales,
         /// open, completed or cancelled.
+        #[one_of("open", "completed", "cancelled")]
         status: String,
         /// Total due.
         total_minor: i64,
@@ -595,6 +613,7 @@ catalog! {
         /// The layaway.
         layaway_id: RowId => layaways,
         /// Payment method.
+        #[one_of("cash", "card", "gift_card", "store_credit", "loyalty")]
         method: String,
         /// Signed amount (refunds are negative).
         amount_minor: i64,
@@ -615,6 +634,7 @@ catalog! {
         /// Technician.
         technician_user_id: Option<RowId> => users,
         /// open, in_progress, completed or cancelled.
+        #[one_of("open", "in_progress", "completed", "cancelled")]
         status: String,
         /// What to do.
         description: String,
@@ -633,6 +653,7 @@ catalog! {
         /// The work order.
         work_order_id: RowId => work_orders,
         /// part or labour.
+        #[one_of("part", "labour")]
         kind: String,
         /// Part used.
         product_id: Option<RowId> => products,
@@ -693,6 +714,7 @@ catalog! {
         /// Account.
         account_id: RowId => loyalty_accounts,
         /// accrue, redeem, reverse or adjust.
+        #[one_of("accrue", "redeem", "reverse", "adjust")]
         kind: String,
         /// Signed points.
         points: i64,
@@ -721,6 +743,7 @@ catalog! {
         /// Account.
         account_id: RowId => credit_accounts,
         /// charge, payment, refund or adjust.
+        #[one_of("charge", "payment", "refund", "adjust")]
         kind: String,
         /// Signed amount (charges positive).
         amount_minor: i64,
@@ -739,6 +762,7 @@ catalog! {
         /// Name.
         name: String,
         /// percent or amount.
+        #[one_of("percent", "amount")]
         kind: String,
         /// Parts per million or minor units.
         value: i64,
@@ -777,6 +801,7 @@ catalog! {
         /// Location.
         location: String,
         /// receive, sale, refund, adjust, count, transfer or layaway.
+        #[one_of("receive", "sale", "refund", "adjust", "count", "transfer", "layaway")]
         kind: String,
         /// Signed quantity in thousandths.
         quantity_milli: i64,
@@ -795,6 +820,7 @@ catalog! {
     /// One push or pull of the sync engine (local bookkeeping).
     SyncLogEntry => sync_log (LocalOnly, Admin, Internal) {
         /// push or pull.
+        #[one_of("push", "pull")]
         direction: String,
         /// Started.
         started_at: Timestamp,
@@ -805,6 +831,7 @@ catalog! {
         /// Server sequence reached.
         cursor: Option<i64>,
         /// running, ok or failed.
+        #[one_of("running", "ok", "failed")]
         status: String,
         /// Failure.
         error: Option<String>,
@@ -847,6 +874,7 @@ catalog! {
         /// Row.
         row_id: String,
         /// insert, update, delete or ledger_append.
+        #[one_of("insert", "update", "delete", "ledger_append")]
         kind: String,
         /// Changed columns and values.
         columns: Json,
@@ -863,6 +891,7 @@ catalog! {
         /// Unique within the tenant.
         name: String,
         /// local_dir, s3 or sftp.
+        #[one_of("local_dir", "s3", "sftp")]
         kind: String,
         /// Directory or URL.
         target: String,
@@ -889,6 +918,7 @@ catalog! {
     /// A backup taken on this node.
     Backup => backups (LocalOnly, Admin, Api) {
         /// full or tenant_export.
+        #[one_of("full", "tenant_export")]
         kind: String,
         /// Destination.
         destination_id: Option<RowId> => backup_destinations,
@@ -899,6 +929,7 @@ catalog! {
         /// Size.
         size_bytes: Option<i64>,
         /// running, ok or failed.
+        #[one_of("running", "ok", "failed")]
         status: String,
         /// Started.
         created_at: Timestamp,
@@ -911,6 +942,7 @@ catalog! {
         /// Backup restored.
         backup_id: RowId => backups,
         /// pending, running, ok or failed.
+        #[one_of("pending", "running", "ok", "failed")]
         status: String,
         /// Who asked.
         requested_by: Option<RowId> => users,

@@ -156,7 +156,8 @@ pub enum OperationError {
 }
 
 /// Checks an operation against the catalog: a synced table, a kind its sync class allows, and
-/// columns that exist with values of the right type.
+/// columns that exist with values of the right type (for enum-like text columns, one of the
+/// words the table's CHECK constraint allows).
 pub fn validate(op: &Operation) -> Result<&'static TableDef, OperationError> {
     let table =
         catalog::table(&op.table).ok_or_else(|| OperationError::UnknownTable(op.table.clone()))?;
@@ -211,7 +212,13 @@ fn check_value(
     match (col.kind, v) {
         (_, J::Null) if col.nullable => Ok(()),
         (_, J::Null) => Err(bad("is NOT NULL")),
-        (ColumnKind::Text, J::String(_)) => Ok(()),
+        // Enum-like columns: a wrong word would otherwise only fail on the node applying it.
+        (ColumnKind::Text, J::String(s)) => match col.one_of {
+            Some(words) if !words.contains(&s.as_str()) => {
+                Err(bad(&format!("{s:?} is not one of {words:?}")))
+            }
+            _ => Ok(()),
+        },
         (ColumnKind::Integer, J::Number(n)) if n.is_i64() => Ok(()),
         (ColumnKind::Bool, J::Bool(_)) => Ok(()),
         (ColumnKind::Blob, J::Array(a))
@@ -512,5 +519,139 @@ mod tests {
             validate(&op("products", Delete, json!({"sku": "x"}))),
             Err(OperationError::DeleteWithColumns)
         ));
+    }
+
+    #[test]
+    fn enum_like_columns_take_only_their_words() {
+        use serde_json::json;
+        use OperationKind::*;
+        assert!(validate(&op("products", Update, json!({"kind": "service"}))).is_ok());
+        let err = validate(&op("products", Update, json!({"kind": "bogus"}))).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                OperationError::BadValue {
+                    table: "products",
+                    column: "kind",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("\"bogus\" is not one of"), "{err}");
+        assert!(validate(&op("users", Update, json!({"role": "owner"}))).is_err());
+        assert!(validate(&op("users", Update, json!({"role": "manager"}))).is_ok());
+        // Free text columns are not restricted.
+        assert!(validate(&op("products", Update, json!({"name": "bogus"}))).is_ok());
+    }
+
+    /// The columns of a CREATE TABLE statement (comments removed), each with its definition,
+    /// split at the commas outside parentheses and quotes.
+    fn column_definitions(create: &str) -> Vec<String> {
+        let text: String = create
+            .lines()
+            .map(|l| l.split("--").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let body = &text[text.find('(').unwrap() + 1..text.rfind(')').unwrap()];
+        let (mut parts, mut current, mut depth, mut quoted) = (Vec::new(), String::new(), 0, false);
+        for c in body.chars() {
+            match c {
+                '\'' => quoted = !quoted,
+                '(' if !quoted => depth += 1,
+                ')' if !quoted => depth -= 1,
+                ',' if !quoted && depth == 0 => {
+                    parts.push(std::mem::take(&mut current).trim().to_owned());
+                    continue;
+                }
+                _ => {}
+            }
+            current.push(c);
+        }
+        parts.push(current.trim().to_owned());
+        parts
+    }
+
+    /// The expression inside the first `CHECK (...)` of a definition.
+    fn check_expression(def: &str) -> Option<&str> {
+        let start = def.find("CHECK")? + def[def.find("CHECK")?..].find('(')?;
+        let mut depth = 0;
+        for (i, c) in def[start..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(&def[start + 1..start + i]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn quoted_words(expr: &str) -> Vec<String> {
+        expr.split('\'')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_catalogs_words_are_exactly_what_the_schemas_checks_accept() -> crate::Result<()> {
+        let store = crate::Store::open_in_memory()?;
+        let conn = &store.conn;
+        for table in catalog::TABLES {
+            let create: String = conn.query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [table.name],
+                |r| r.get(0),
+            )?;
+            let defs = column_definitions(&create);
+            for def in &defs {
+                let first = def.split_whitespace().next().unwrap_or("");
+                if table.column(first).is_none() {
+                    // Table constraints: none may hide a word list for a column.
+                    assert!(quoted_words(def).is_empty(), "{}: {def}", table.name);
+                }
+            }
+            for col in table.columns {
+                let def = defs
+                    .iter()
+                    .find(|d| d.split_whitespace().next() == Some(col.name))
+                    .unwrap_or_else(|| panic!("{}.{} not in the schema", table.name, col.name));
+                let expr = check_expression(def);
+                let words = expr.map(quoted_words).unwrap_or_default();
+                let catalog: Vec<String> = col
+                    .one_of
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|w| (*w).to_owned())
+                    .collect();
+                assert_eq!(catalog, words, "{}.{}: {def}", table.name, col.name);
+                let Some(expr) = expr.filter(|_| !words.is_empty()) else {
+                    continue;
+                };
+                // The schema's own CHECK expression, evaluated on each word: the text comes
+                // from sqlite_schema (our migrations), never from input.
+                let sql = format!("SELECT ({expr}) FROM (SELECT ?1 AS \"{}\")", col.name);
+                let passes = |w: &str| -> rusqlite::Result<bool> {
+                    conn.query_row(&sql, [w], |r| r.get::<_, Option<bool>>(0))
+                        .map(|v| v != Some(false))
+                };
+                for w in &words {
+                    assert!(passes(w)?, "{}.{} refuses {w:?}", table.name, col.name);
+                }
+                assert!(
+                    !passes("bogus")?,
+                    "{}.{} accepts a bogus word",
+                    table.name,
+                    col.name
+                );
+            }
+        }
+        Ok(())
     }
 }

@@ -7,8 +7,11 @@
 //! a PostgreSQL backend can follow; [`SqliteCentral`] is the embedded default. The HTTP API
 //! (`pos-central`) is built on top of this module.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
@@ -70,6 +73,25 @@ pub enum CentralError {
         /// The limit.
         max: u32,
     },
+    /// An operation stamped further ahead of the server's clock than the allowed skew;
+    /// nothing of the batch was stored.
+    #[error(
+        "operation {index} ({id}) refused, nothing of the batch was stored: its clock stamp is \
+         {ahead_ms} ms ahead of the server's clock; at most {max_skew_ms} ms is accepted"
+    )]
+    ClockSkew {
+        /// Its position in the batch, from 0.
+        index: usize,
+        /// Its id.
+        id: RowId,
+        /// How far ahead of the server's clock it was.
+        ahead_ms: u64,
+        /// The configured bound.
+        max_skew_ms: u64,
+    },
+    /// Not a rate such as `100/s`, `600/m` or `5000/h`.
+    #[error("{0:?} is not a rate like 100/s, 600/m or 5000/h (at least 1 request)")]
+    BadRateLimit(String),
     /// Settings that failed validation.
     #[error("invalid tenant settings: {0}")]
     Settings(#[from] SettingsError),
@@ -94,6 +116,74 @@ pub enum CentralError {
 
 type Result<T, E = CentralError> = std::result::Result<T, E>;
 
+/// A request rate for a token bucket: up to `requests` per `per_secs` seconds, in bursts of up
+/// to `requests`. Its text form is `100/s`, `600/m` or `5000/h`.
+///
+/// ```
+/// use pos_tenancy::central::RateLimit;
+/// let r: RateLimit = "600/m".parse()?;
+/// assert_eq!((r.requests, r.per_secs), (600, 60));
+/// assert_eq!(r.to_string(), "600/m");
+/// assert!("0/s".parse::<RateLimit>().is_err());
+/// # Ok::<(), pos_tenancy::central::CentralError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RateLimit {
+    /// Requests allowed per period, and the largest burst; at least 1.
+    pub requests: u32,
+    /// The period in seconds; at least 1.
+    pub per_secs: u32,
+}
+
+impl RateLimit {
+    /// The rate, checked: both numbers at least 1.
+    pub fn new(requests: u32, per_secs: u32) -> Result<Self> {
+        if requests == 0 || per_secs == 0 {
+            return Err(CentralError::BadRateLimit(format!(
+                "{requests}/{per_secs}s"
+            )));
+        }
+        Ok(Self { requests, per_secs })
+    }
+
+    /// Tokens added per second.
+    pub fn per_second(&self) -> f64 {
+        f64::from(self.requests) / f64::from(self.per_secs)
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.per_secs {
+            1 => write!(f, "{}/s", self.requests),
+            60 => write!(f, "{}/m", self.requests),
+            3600 => write!(f, "{}/h", self.requests),
+            n => write!(f, "{}/{n}s", self.requests),
+        }
+    }
+}
+
+impl FromStr for RateLimit {
+    type Err = CentralError;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || CentralError::BadRateLimit(s.to_owned());
+        let (n, unit) = s.split_once('/').ok_or_else(bad)?;
+        let requests: u32 = n.trim().parse().map_err(|_| bad())?;
+        let per_secs = match unit.trim() {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            // The Display form of other periods, such as `10/30s`.
+            other => other
+                .strip_suffix('s')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(bad)?,
+        };
+        Self::new(requests, per_secs).map_err(|_| bad())
+    }
+}
+
 /// A tenant as the central server knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CentralTenant {
@@ -107,6 +197,9 @@ pub struct CentralTenant {
     pub plan: Plan,
     /// Its limits.
     pub limits: PlanLimits,
+    /// Its own request rate; none: the server's default applies.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
     /// White-label settings, which nodes pull.
     pub settings: TenantSettings,
     /// Registered.
@@ -117,6 +210,7 @@ pub struct CentralTenant {
 
 /// What happened to one pushed operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum OperationStatus {
@@ -130,6 +224,7 @@ pub enum OperationStatus {
 
 /// The answer for one pushed operation, in the order they were sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct OperationResult {
     /// The operation id.
     pub id: RowId,
@@ -145,6 +240,7 @@ pub struct OperationResult {
 
 /// An operation with its place in the tenant's log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct SequencedOperation {
     /// Gap-free per-tenant sequence number, from 1.
     pub seq: u64,
@@ -154,6 +250,7 @@ pub struct SequencedOperation {
 
 /// A page of a tenant's log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct OperationPage {
     /// Operations after the cursor, in sequence order.
     pub operations: Vec<SequencedOperation>,
@@ -173,6 +270,14 @@ pub trait CentralStore: Send + Sync {
     fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<CentralTenant>;
     /// Overrides the plan's limits for one tenant (a negotiated contract, a trial).
     fn set_limits(&self, id: &TenantId, limits: PlanLimits) -> Result<CentralTenant>;
+    /// Moves a tenant to another plan, with that plan's default limits (overrides made with
+    /// [`CentralStore::set_limits`] are dropped; the request rate is kept).
+    fn set_plan(&self, id: &TenantId, plan: Plan) -> Result<CentralTenant>;
+    /// Sets the tenant's own request rate, or with `None` falls back to the server's default.
+    fn set_rate_limit(&self, id: &TenantId, rate: Option<RateLimit>) -> Result<CentralTenant>;
+    /// Replaces the tenant's white-label settings (validated first; nothing changes if they
+    /// are invalid).
+    fn set_settings(&self, id: &TenantId, settings: &TenantSettings) -> Result<CentralTenant>;
     /// Stores a batch of the tenant's operations, atomically: the whole batch is checked
     /// first (tenant, catalog, types) and refused whole on bad input; then each operation is
     /// accepted with the next sequence number, or recognised as a duplicate, or rejected (an
@@ -240,6 +345,20 @@ impl SqliteCentral {
         })
     }
 
+    /// Runs one UPDATE of a tenant's row and reads the tenant back.
+    fn update_tenant(
+        &self,
+        id: &TenantId,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<CentralTenant> {
+        let conn = self.conn();
+        if conn.execute(sql, params)? == 0 {
+            return Err(CentralError::TenantNotFound(id.clone()));
+        }
+        find_tenant(&conn, id)
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves no half-done work: every write is one
         // transaction that rolled back when the guard's transaction was dropped.
@@ -249,19 +368,33 @@ impl SqliteCentral {
 
 const TENANT_SELECT: &str =
     "SELECT id, name, status, plan, max_users, max_api_calls_month, settings, \
-                             created_at, updated_at FROM tenants";
+            created_at, updated_at, rate_limit_requests, rate_limit_period_secs FROM tenants";
 
 fn tenant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CentralTenant> {
+    let rate = match (r.get::<_, Option<i64>>(9)?, r.get::<_, Option<i64>>(10)?) {
+        (Some(n), Some(per)) => Some(RateLimit {
+            requests: u32::try_from(n).unwrap_or(u32::MAX),
+            per_secs: u32::try_from(per).unwrap_or(u32::MAX),
+        }),
+        _ => None,
+    };
     Ok(CentralTenant {
         id: r.get(0)?,
         name: r.get(1)?,
         status: r.get(2)?,
         plan: r.get(3)?,
         limits: PlanLimits::from_sql(r.get(4)?, r.get(5)?),
+        rate_limit: rate,
         settings: r.get(6)?,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
     })
+}
+
+fn settings_json(settings: &TenantSettings) -> Result<Json> {
+    Ok(Json(
+        serde_json::to_value(settings).map_err(|e| SettingsError::Malformed(e.to_string()))?,
+    ))
 }
 
 fn find_tenant(conn: &Connection, id: &TenantId) -> Result<CentralTenant> {
@@ -307,6 +440,31 @@ fn check_batch(tenant: &TenantId, ops: &[Operation]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a batch holding an operation stamped more than `max_skew` ahead of `now_millis`
+/// (the server's clock): taken in, it would sort after every operation other nodes make until
+/// their clocks catch up. Stamps in the past are fine (a node that was offline).
+///
+/// ```
+/// use std::time::Duration;
+/// use pos_tenancy::central::{check_skew, CentralError};
+/// assert!(check_skew(&[], 1_000, Duration::from_secs(1)).is_ok());
+/// ```
+pub fn check_skew(ops: &[Operation], now_millis: u64, max_skew: Duration) -> Result<()> {
+    let max_skew_ms = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
+    for (index, op) in ops.iter().enumerate() {
+        let stamp = op.hlc.millis();
+        if stamp > now_millis.saturating_add(max_skew_ms) {
+            return Err(CentralError::ClockSkew {
+                index,
+                id: op.id,
+                ahead_ms: stamp - now_millis,
+                max_skew_ms,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -315,10 +473,7 @@ impl CentralStore for SqliteCentral {
     fn add_tenant(&self, new: &NewTenant) -> Result<CentralTenant> {
         new.settings.validate()?;
         let limits = new.plan.limits();
-        let settings = Json(
-            serde_json::to_value(&new.settings)
-                .map_err(|e| SettingsError::Malformed(e.to_string()))?,
-        );
+        let settings = settings_json(&new.settings)?;
         let conn = self.conn();
         let now = Timestamp::now();
         let n = conn.execute(
@@ -374,6 +529,46 @@ impl CentralStore for SqliteCentral {
             return Err(CentralError::TenantNotFound(id.clone()));
         }
         find_tenant(&conn, id)
+    }
+
+    fn set_plan(&self, id: &TenantId, plan: Plan) -> Result<CentralTenant> {
+        let limits = plan.limits();
+        self.update_tenant(
+            id,
+            "UPDATE tenants SET plan = ?2, max_users = ?3, max_api_calls_month = ?4,
+                    updated_at = ?5 WHERE id = ?1",
+            params![
+                id,
+                plan,
+                limits.max_users,
+                to_i64(limits.max_api_calls_month),
+                Timestamp::now()
+            ],
+        )
+    }
+
+    fn set_rate_limit(&self, id: &TenantId, rate: Option<RateLimit>) -> Result<CentralTenant> {
+        self.update_tenant(
+            id,
+            "UPDATE tenants SET rate_limit_requests = ?2, rate_limit_period_secs = ?3,
+                    updated_at = ?4 WHERE id = ?1",
+            params![
+                id,
+                rate.map(|r| r.requests),
+                rate.map(|r| r.per_secs),
+                Timestamp::now()
+            ],
+        )
+    }
+
+    fn set_settings(&self, id: &TenantId, settings: &TenantSettings) -> Result<CentralTenant> {
+        settings.validate()?;
+        let json = settings_json(settings)?;
+        self.update_tenant(
+            id,
+            "UPDATE tenants SET settings = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, json, Timestamp::now()],
+        )
     }
 
     fn append(&self, tenant: &TenantId, ops: &[Operation]) -> Result<Vec<OperationResult>> {
@@ -632,6 +827,116 @@ mod tests {
             1,
             "a new month starts at one"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn plan_rate_and_settings_changes_are_stored_and_bad_settings_change_nothing() -> Result<()> {
+        let c = central(&["caps"]);
+        let caps: TenantId = "caps".parse().expect("id");
+        assert_eq!(c.tenant(&caps)?.rate_limit, None, "the server's default");
+        let rate: RateLimit = "600/m".parse()?;
+        assert_eq!(c.set_rate_limit(&caps, Some(rate))?.rate_limit, Some(rate));
+        let custom = PlanLimits {
+            max_users: 7,
+            max_api_calls_month: 70,
+        };
+        c.set_limits(&caps, custom)?;
+        let t = c.set_plan(&caps, Plan::Enterprise)?;
+        assert_eq!(
+            (t.plan, t.limits, t.rate_limit),
+            (Plan::Enterprise, Plan::Enterprise.limits(), Some(rate)),
+            "a new plan brings its limits and keeps the rate"
+        );
+        let mut settings = TenantSettings::new("Caps Racing");
+        settings.currency = "EUR".into();
+        assert_eq!(c.set_settings(&caps, &settings)?.settings, settings);
+        let mut bad = settings.clone();
+        bad.currency = "XYZ".into();
+        assert!(matches!(
+            c.set_settings(&caps, &bad),
+            Err(CentralError::Settings(SettingsError::Currency(_)))
+        ));
+        assert_eq!(c.tenant(&caps)?.settings, settings, "unchanged");
+        let nobody: TenantId = "nobody".parse().expect("id");
+        assert!(matches!(
+            c.set_settings(&nobody, &settings),
+            Err(CentralError::TenantNotFound(_))
+        ));
+        assert!(matches!(
+            c.set_rate_limit(&nobody, None),
+            Err(CentralError::TenantNotFound(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn rates_read_and_print_in_their_short_form() {
+        for (text, requests, per_secs) in [("5/s", 5, 1), ("600/m", 600, 60), ("3/h", 3, 3600)] {
+            let r: RateLimit = text.parse().expect("rate");
+            assert_eq!((r.requests, r.per_secs), (requests, per_secs));
+            assert_eq!(r.to_string(), text);
+        }
+        assert_eq!(
+            "10/30s".parse::<RateLimit>().ok(),
+            RateLimit::new(10, 30).ok()
+        );
+        for bad in ["", "5", "0/s", "5/0s", "5/d", "-1/s", "x/m", "5/é"] {
+            assert!(
+                matches!(bad.parse::<RateLimit>(), Err(CentralError::BadRateLimit(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stamps_too_far_ahead_refuse_the_batch() {
+        let skew = Duration::from_secs(60);
+        let now = 1_800_000_000_000;
+        let ok = [op("caps", now - 86_400_000), op("caps", now + 60_000)];
+        assert!(
+            check_skew(&ok, now, skew).is_ok(),
+            "old and within the skew"
+        );
+        let ahead = [op("caps", now), op("caps", now + 60_001)];
+        let err = check_skew(&ahead, now, skew).expect_err("too far ahead");
+        assert!(
+            matches!(
+                err,
+                CentralError::ClockSkew {
+                    index: 1,
+                    ahead_ms: 60_001,
+                    max_skew_ms: 60_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_database_made_by_version_1_is_upgraded_and_keeps_its_tenants() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| CentralError::Corrupt(e.to_string()))?;
+        let path = dir.path().join("central.db");
+        {
+            let mut conn = Connection::open(&path)?;
+            embedded::migrations::runner()
+                .set_target(refinery::Target::Version(1))
+                .run(&mut conn)
+                .map_err(|e| CentralError::Migration(e.to_string()))?;
+            conn.execute(
+                "INSERT INTO tenants (id, name, status, plan, max_users, max_api_calls_month,
+                                      settings, created_at, updated_at)
+                 VALUES ('caps', 'Caps', 'active', 'pro', 25, 1000000, ?1, ?2, ?2)",
+                params![
+                    settings_json(&TenantSettings::new("Caps"))?,
+                    Timestamp::now()
+                ],
+            )?;
+        }
+        let c = SqliteCentral::open(&path)?;
+        let t = c.tenant(&"caps".parse().expect("id"))?;
+        assert_eq!((t.plan, t.rate_limit), (Plan::Pro, None));
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use crate::ids::{RowId, TenantId, Timestamp};
 
 /// What an operation does to its row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum OperationKind {
@@ -78,6 +79,7 @@ impl FromStr for OperationKind {
 
 /// One write, as it travels from a node to the central server and on to the other nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Operation {
     /// Operation id (UUIDv7): the server stores each id once.
@@ -98,6 +100,7 @@ pub struct Operation {
     pub kind: OperationKind,
     /// The columns written with their values: all of them for inserts and ledger appends, the
     /// changed ones for updates, none for deletes.
+    #[cfg_attr(feature = "server", schema(value_type = Object))]
     pub columns: serde_json::Map<String, serde_json::Value>,
 }
 

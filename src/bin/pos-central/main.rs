@@ -1,6 +1,7 @@
 //! `pos-central`: the central sync server and its admin commands. Exit codes: 0 ok, 2 error
 //! (printed on stderr, prefixed by the program name).
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,9 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use pos_tenancy::central::{CentralError, CentralStore, CentralTenant, SqliteCentral};
-use pos_tenancy::server::{app, issue_token, AppState, TokenError};
-use pos_tenancy::{NewTenant, Plan, PlanLimits, TenantId, TenantIdError, TenantStatus};
+use pos_tenancy::central::{CentralError, CentralStore, CentralTenant, RateLimit, SqliteCentral};
+use pos_tenancy::server::{app, issue_token, AppState, ServerError, DEFAULT_RATE_LIMIT};
+use pos_tenancy::{
+    NewTenant, Plan, PlanLimits, SettingsError, TenantId, TenantIdError, TenantSettings,
+    TenantStatus,
+};
+
+/// How long requests in flight may take to finish after SIGTERM before the server exits
+/// anyway (their transactions either committed or did not; nodes re-send what got no answer).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The central sync server of pos-tenancy: takes each tenant's operations from its nodes and
 /// serves them back in one order.
@@ -24,23 +32,39 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API until SIGTERM or Ctrl-C.
-    Serve {
-        /// The central database file.
-        #[arg(long)]
-        db: PathBuf,
-        /// Address to listen on (port 0 picks a free one; the address is printed on stdout).
-        #[arg(long, default_value = "127.0.0.1:7878")]
-        listen: SocketAddr,
-        /// File holding the token-signing secret (else the environment variable POS_CENTRAL_SECRET).
-        #[arg(long)]
-        secret_file: Option<PathBuf>,
-    },
+    Serve(ServeArgs),
     /// Manage the tenants this server serves.
     #[command(subcommand)]
     Tenant(TenantCommand),
     /// Device tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The central database file.
+    #[arg(long)]
+    db: PathBuf,
+    /// Address to listen on (port 0 picks a free one; the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// File holding the token-signing secret (else the environment variable POS_CENTRAL_SECRET).
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// Request rate of tenants without one of their own (`tenant limits --rate-limit`):
+    /// N/s, N/m or N/h, in bursts of up to N.
+    #[arg(long, default_value_t = DEFAULT_RATE_LIMIT)]
+    rate_limit: RateLimit,
+    /// How far ahead of this server's clock an operation's clock stamp may be (30d, 12h, 15m
+    /// or 90s); a batch holding one further ahead is refused whole.
+    #[arg(long, default_value = "300s")]
+    max_skew: String,
+    /// Crash tests only (feature `fault-injection`): abort the process right after
+    /// committing the Nth push, before answering it.
+    #[cfg(feature = "fault-injection")]
+    #[arg(long, value_name = "N")]
+    fault_abort_after_commit: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -62,6 +86,9 @@ enum TenantCommand {
         /// Override the plan's monthly API calls.
         #[arg(long)]
         max_api_calls: Option<u64>,
+        /// The tenant's own request rate (N/s, N/m or N/h); else the server's default.
+        #[arg(long)]
+        rate_limit: Option<RateLimit>,
         /// Print the tenant as JSON.
         #[arg(long)]
         json: bool,
@@ -81,6 +108,39 @@ enum TenantCommand {
     Suspend(Target),
     /// Make a tenant active again.
     Activate(Target),
+    /// Replace a tenant's white-label settings with a JSON file (the whole settings, as
+    /// `tenant show --json` prints them under "settings"); validated first, nothing changes
+    /// if they are invalid. Nodes get them from GET /v1/tenants/{tenant}/config.
+    Settings {
+        #[command(flatten)]
+        target: Target,
+        /// The settings file, or - for standard input.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Move a tenant to another plan, with that plan's default limits (overrides of users
+    /// and API calls are dropped; the request rate is kept).
+    Plan {
+        #[command(flatten)]
+        target: Target,
+        /// free, pro or enterprise.
+        #[arg(long)]
+        plan: Plan,
+    },
+    /// Override a tenant's limits (a negotiated contract, a trial).
+    Limits {
+        #[command(flatten)]
+        target: Target,
+        /// Most staff accounts.
+        #[arg(long)]
+        max_users: Option<u32>,
+        /// Most API calls per calendar month.
+        #[arg(long)]
+        max_api_calls: Option<u64>,
+        /// Request rate (N/s, N/m or N/h), or `default` for the server's.
+        #[arg(long)]
+        rate_limit: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -125,13 +185,17 @@ enum CliError {
     #[error(transparent)]
     TenantId(#[from] TenantIdError),
     #[error(transparent)]
-    Token(#[from] TokenError),
+    Server(#[from] ServerError),
+    #[error("invalid settings in {0}: {1}")]
+    Settings(String, SettingsError),
+    #[error("cannot read {0}: {1}")]
+    ReadFile(String, std::io::Error),
     #[error("no signing secret: pass --secret-file FILE or set POS_CENTRAL_SECRET")]
     NoSecret,
-    #[error("cannot read the secret file {0}: {1}")]
-    SecretFile(String, std::io::Error),
-    #[error("--ttl {0:?} is not a duration like 30d, 12h, 15m or 90s")]
-    Ttl(String),
+    #[error("{flag} {value:?} is not a duration like 30d, 12h, 15m or 90s")]
+    Duration { flag: &'static str, value: String },
+    #[error("nothing to change: pass --max-users, --max-api-calls or --rate-limit")]
+    NoChange,
     #[error("no database at {0} (create one with `pos-central tenant add --db {0} ...`)")]
     NoDatabase(String),
     #[error("cannot serve on {0}: {1}")]
@@ -149,9 +213,7 @@ fn open_existing(db: &Path) -> Result<SqliteCentral, CliError> {
 
 fn read_secret(file: Option<&Path>) -> Result<Vec<u8>, CliError> {
     let secret = match file {
-        Some(f) => {
-            std::fs::read(f).map_err(|e| CliError::SecretFile(f.display().to_string(), e))?
-        }
+        Some(f) => std::fs::read(f).map_err(|e| CliError::ReadFile(f.display().to_string(), e))?,
         None => std::env::var("POS_CENTRAL_SECRET")
             .map_err(|_| CliError::NoSecret)?
             .into_bytes(),
@@ -164,9 +226,9 @@ fn read_secret(file: Option<&Path>) -> Result<Vec<u8>, CliError> {
     Ok(secret[..end].to_vec())
 }
 
-fn parse_ttl(s: &str) -> Option<Duration> {
+fn parse_duration(s: &str) -> Option<Duration> {
     let split = s.len().checked_sub(1)?;
-    let (n, unit) = s.split_at(split);
+    let (n, unit) = s.split_at_checked(split)?;
     let n: u64 = n.parse().ok()?;
     let secs = match unit {
         "d" => n.checked_mul(86_400)?,
@@ -178,16 +240,45 @@ fn parse_ttl(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
+fn duration(flag: &'static str, value: &str) -> Result<Duration, CliError> {
+    parse_duration(value).ok_or_else(|| CliError::Duration {
+        flag,
+        value: value.to_owned(),
+    })
+}
+
 fn show(t: &CentralTenant, json: bool) -> Result<(), CliError> {
     if json {
         println!("{}", serde_json::to_string_pretty(t)?);
     } else {
+        let rate = t
+            .rate_limit
+            .map_or_else(|| "server default".to_owned(), |r| r.to_string());
         println!(
-            "{}\t{}\t{}\t{}\t{} API calls/month",
-            t.id, t.name, t.status, t.plan, t.limits.max_api_calls_month
+            "{}\t{}\t{}\t{}\t{} users\t{} API calls/month\trate {}\tbrand {:?}",
+            t.id,
+            t.name,
+            t.status,
+            t.plan,
+            t.limits.max_users,
+            t.limits.max_api_calls_month,
+            rate,
+            t.settings.brand_name
         );
     }
     Ok(())
+}
+
+fn read_settings(file: &Path) -> Result<TenantSettings, CliError> {
+    let name = file.display().to_string();
+    let mut text = String::new();
+    let read = if file == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(file).map(|t| text = t)
+    };
+    read.map_err(|e| CliError::ReadFile(name.clone(), e))?;
+    TenantSettings::from_json(&text).map_err(|e| CliError::Settings(name, e))
 }
 
 fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
@@ -198,6 +289,7 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
             name,
             plan,
             max_api_calls,
+            rate_limit,
             json,
         } => {
             let central = SqliteCentral::open(&db)?;
@@ -209,6 +301,9 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
                     ..t.limits
                 };
                 t = central.set_limits(&id, limits)?;
+            }
+            if rate_limit.is_some() {
+                t = central.set_rate_limit(&id, rate_limit)?;
             }
             show(&t, json)
         }
@@ -232,13 +327,67 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
             &open_existing(&t.db)?.set_status(&t.id.parse()?, TenantStatus::Active)?,
             t.json,
         ),
+        TenantCommand::Settings { target, file } => {
+            // Everything is checked before the database is touched.
+            let id: TenantId = target.id.parse()?;
+            let settings = read_settings(&file)?;
+            show(
+                &open_existing(&target.db)?.set_settings(&id, &settings)?,
+                target.json,
+            )
+        }
+        TenantCommand::Plan { target, plan } => {
+            let id: TenantId = target.id.parse()?;
+            show(
+                &open_existing(&target.db)?.set_plan(&id, plan)?,
+                target.json,
+            )
+        }
+        TenantCommand::Limits {
+            target,
+            max_users,
+            max_api_calls,
+            rate_limit,
+        } => {
+            let id: TenantId = target.id.parse()?;
+            let rate = match rate_limit.as_deref() {
+                None => None,
+                Some("default") => Some(None),
+                Some(r) => Some(Some(r.parse::<RateLimit>()?)),
+            };
+            if max_users.is_none() && max_api_calls.is_none() && rate.is_none() {
+                return Err(CliError::NoChange);
+            }
+            let central = open_existing(&target.db)?;
+            let mut t = central.tenant(&id)?;
+            if max_users.is_some() || max_api_calls.is_some() {
+                let limits = PlanLimits {
+                    max_users: max_users.unwrap_or(t.limits.max_users),
+                    max_api_calls_month: max_api_calls.unwrap_or(t.limits.max_api_calls_month),
+                };
+                t = central.set_limits(&id, limits)?;
+            }
+            if let Some(rate) = rate {
+                t = central.set_rate_limit(&id, rate)?;
+            }
+            show(&t, target.json)
+        }
     }
 }
 
-fn serve(db: &Path, listen: SocketAddr, secret_file: Option<&Path>) -> Result<(), CliError> {
-    let secret = read_secret(secret_file)?;
-    let store: Arc<dyn CentralStore> = Arc::new(SqliteCentral::open(db)?);
-    let state = AppState::new(store, secret)?;
+fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let secret = read_secret(args.secret_file.as_deref())?;
+    let max_skew = duration("--max-skew", &args.max_skew)?;
+    let store: Arc<dyn CentralStore> = Arc::new(SqliteCentral::open(&args.db)?);
+    let state = AppState::new(store, secret)?
+        .rate_limit(args.rate_limit)
+        .max_skew(max_skew);
+    #[cfg(feature = "fault-injection")]
+    let state = match args.fault_abort_after_commit {
+        Some(n) => state.abort_after_commit(n),
+        None => state,
+    };
+    let listen = args.listen;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -252,11 +401,28 @@ fn serve(db: &Path, listen: SocketAddr, secret_file: Option<&Path>) -> Result<()
             .map_err(|e| CliError::Serve(listen, e))?;
         // The one line on stdout: scripts and tests read the port from it.
         println!("listening on {addr}");
-        tracing::info!(%addr, "pos-central serving");
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| CliError::Serve(addr, e))?;
+        tracing::info!(%addr, rate_limit = %args.rate_limit, max_skew_secs = max_skew.as_secs(),
+            "pos-central serving");
+        let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown signal received; finishing requests in flight");
+            let _ = stopping.send(true);
+        };
+        let server = axum::serve(listener, app(state)).with_graceful_shutdown(signal);
+        let grace = async move {
+            if stopped.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            served = async { server.await } => served.map_err(|e| CliError::Serve(addr, e))?,
+            () = grace => tracing::warn!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "requests still in flight after the grace period; exiting without their answers"
+            ),
+        }
         tracing::info!("pos-central stopped");
         Ok(())
     })
@@ -284,11 +450,7 @@ async fn shutdown_signal() {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve {
-            db,
-            listen,
-            secret_file,
-        } => serve(&db, listen, secret_file.as_deref()),
+        Command::Serve(args) => serve(args),
         Command::Tenant(cmd) => tenant(cmd),
         Command::Token(TokenCommand::Issue {
             db,
@@ -300,7 +462,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let secret = read_secret(secret_file.as_deref())?;
             let tenant: TenantId = tenant.parse()?;
             open_existing(&db)?.tenant(&tenant)?;
-            let ttl = parse_ttl(&ttl).ok_or(CliError::Ttl(ttl))?;
+            let ttl = duration("--ttl", &ttl)?;
             let exp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
@@ -319,6 +481,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -208,40 +208,9 @@ impl Store {
 
     /// Registers a tenant. Its settings are validated first; nothing is written on error.
     pub fn add_tenant(&self, new: &NewTenant) -> Result<TenantInfo> {
-        new.settings.validate()?;
-        if new.name.trim().is_empty() {
-            return Err(Error::InvalidPayload {
-                table: "tenants",
-                reason: "the tenant name is empty".into(),
-            });
-        }
-        let limits = new.plan.limits();
-        let now = Timestamp::now();
-        let settings =
-            Json(
-                serde_json::to_value(&new.settings).map_err(|e| Error::InvalidPayload {
-                    table: "tenants",
-                    reason: e.to_string(),
-                })?,
-            );
+        check_new_tenant(new)?;
         let tx = self.begin_write()?;
-        let inserted = tx.execute(
-            "INSERT INTO tenants (id, name, status, plan, max_users, max_api_calls_month, tier,
-                                  settings, created_at, updated_at)
-             VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-             ON CONFLICT (id) DO NOTHING",
-            params![
-                new.id,
-                new.name,
-                new.plan,
-                limits.max_users,
-                clamp_i64(limits.max_api_calls_month),
-                new.tier,
-                settings,
-                now
-            ],
-        )?;
-        if inserted == 0 {
+        if !insert_tenant(&tx, new, Timestamp::now())? {
             return Err(Error::TenantExists(new.id.clone()));
         }
         tx.commit()?;
@@ -419,6 +388,84 @@ fn applied_version(conn: &Connection) -> rusqlite::Result<Option<i64>> {
         [],
         |r| r.get(0),
     )
+}
+
+/// Refuses a new tenant whose settings fail validation or whose name is empty.
+pub(crate) fn check_new_tenant(new: &NewTenant) -> Result<()> {
+    new.settings.validate()?;
+    if new.name.trim().is_empty() {
+        return Err(Error::InvalidPayload {
+            table: "tenants",
+            reason: "the tenant name is empty".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes a new tenant's registry row with its plan's limits; `false` when the id is taken.
+/// The caller validated the name and settings and owns the transaction.
+pub(crate) fn insert_tenant(conn: &Connection, new: &NewTenant, now: Timestamp) -> Result<bool> {
+    let limits = new.plan.limits();
+    let settings =
+        Json(
+            serde_json::to_value(&new.settings).map_err(|e| Error::InvalidPayload {
+                table: "tenants",
+                reason: e.to_string(),
+            })?,
+        );
+    let inserted = conn.execute(
+        "INSERT INTO tenants (id, name, status, plan, max_users, max_api_calls_month, tier,
+                              settings, created_at, updated_at)
+         VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+         ON CONFLICT (id) DO NOTHING",
+        params![
+            new.id,
+            new.name,
+            new.plan,
+            limits.max_users,
+            clamp_i64(limits.max_api_calls_month),
+            new.tier,
+            settings,
+            now
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// Creates the current schema inside the caller's transaction, exactly as the embedded
+/// migrations would, and records them in refinery's history table so that [`Store::open`]
+/// finds the file up to date. Adoption needs this because refinery runs its migrations in a
+/// transaction of its own, and adoption's rebuild must share one transaction with them.
+pub(crate) fn install_schema(conn: &Connection, now: Timestamp) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE refinery_schema_history (
+             version INT4 PRIMARY KEY,
+             name VARCHAR(255),
+             applied_on VARCHAR(255),
+             checksum VARCHAR(255))",
+    )?;
+    let runner = embedded::migrations::runner();
+    let mut migrations: Vec<_> = runner.get_migrations().iter().collect();
+    migrations.sort_by_key(|m| m.version());
+    // refinery reads `applied_on` back as RFC 3339.
+    let applied_on = now.as_datetime().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    for m in migrations {
+        let sql = m
+            .sql()
+            .ok_or_else(|| Error::Migration(format!("migration V{} has no SQL", m.version())))?;
+        conn.execute_batch(sql)?;
+        conn.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                i64::from(m.version()),
+                m.name(),
+                applied_on,
+                m.checksum().to_string()
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `pos-node`: the store-side command line. Exit codes: 0 all well, 1 `verify` found
 //! violations, 2 an error (printed on stderr, prefixed by the program name).
 
+mod adopt;
 mod outbox;
 mod output;
 mod query;
@@ -33,6 +34,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Adopt a legacy single-tenant store in place (or roll an adoption back).
+    Adopt(Box<adopt::AdoptArgs>),
     /// Manage the tenant registry.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
@@ -79,6 +82,10 @@ pub(crate) enum CliError {
     TenantId(#[from] pos_tenancy::TenantIdError),
     #[error("no database at {0} (create one with `pos-node init --db {0}`)")]
     NoDatabase(String),
+    #[error(transparent)]
+    Adopt(#[from] pos_tenancy::adopt::AdoptError),
+    #[error("{0}")]
+    Usage(String),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -109,6 +116,7 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
             }
             Ok(Outcome::Ok)
         }
+        Command::Adopt(args) => adopt::run(*args),
         Command::Tenant(cmd) => tenant::run(cmd),
         Command::Outbox(cmd) => outbox::run(cmd),
         Command::Verify { db, json } => verify::run(&db, json),

@@ -1,18 +1,21 @@
 //! The real `pos-central` binary on an ephemeral loopback port, driven with reqwest: auth,
-//! every error status, pushes of a node's real outbox, duplicates, concurrent tenants, and a
-//! server killed with SIGKILL mid-push whose batches are re-sent and stored once.
+//! every error status, pushes of a node's real outbox, duplicates, concurrent tenants, rate
+//! limits, the clock-skew bound, metrics, the OpenAPI document, the admin commands, and crashes:
+//! SIGKILL mid-push, an abort between commit and answer (feature `fault-injection`), and
+//! SIGTERM with a batch in flight. Every loop is bounded; no test asserts a timing.
 #![cfg(feature = "server")]
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 
 use common::*;
+use pos_tenancy::central::{CentralStore, OperationStatus, SqliteCentral};
 use pos_tenancy::server::{issue_token, BatchResults};
-use pos_tenancy::Operation;
+use pos_tenancy::{Hlc, Operation};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 
@@ -37,17 +40,37 @@ struct Env {
     secret: PathBuf,
 }
 
-fn central(args: &[&str]) -> String {
-    let out = Command::new(BIN)
+fn run(args: &[&str]) -> Output {
+    // Admin commands log only warnings unless told otherwise; tell them nothing.
+    Command::new(BIN)
         .args(args)
+        .env_remove("RUST_LOG")
         .output()
-        .expect("pos-central runs");
+        .expect("pos-central runs")
+}
+
+fn central(args: &[&str]) -> String {
+    let out = run(args);
     assert!(
         out.status.success(),
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs a command that must fail with exit code 2; its stderr.
+fn central_fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?} should fail");
+    assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.starts_with("pos-central: error: "), "{err}");
+    err
+}
+
+fn json_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 fn env_with(tenants: &[(&str, &[&str])]) -> Env {
@@ -71,15 +94,27 @@ fn env_with(tenants: &[(&str, &[&str])]) -> Env {
 }
 
 fn start(env: &Env) -> Server {
+    start_with(env, &[])
+}
+
+fn start_with(env: &Env, extra: &[&str]) -> Server {
+    spawn(env, extra, false).0
+}
+
+/// Starts the server; with `log`, its log (stderr, at level info) is handed back.
+fn spawn(env: &Env, extra: &[&str], log: bool) -> (Server, Option<ChildStderr>) {
     let mut child = Command::new(BIN)
         .args(["serve", "--db"])
         .arg(&env.db)
         .args(["--listen", "127.0.0.1:0", "--secret-file"])
         .arg(&env.secret)
+        .args(extra)
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if log { Stdio::piped() } else { Stdio::null() })
         .spawn()
         .expect("server starts");
+    let stderr = child.stderr.take();
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     // Bounded: the line comes once the socket is bound, or EOF if the server died.
@@ -90,10 +125,13 @@ fn start(env: &Env) -> Server {
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    Server {
-        base: format!("http://{addr}"),
-        child,
-    }
+    (
+        Server {
+            base: format!("http://{addr}"),
+            child,
+        },
+        stderr,
+    )
 }
 
 fn token(env: &Env, tenant: &str) -> String {
@@ -406,4 +444,874 @@ fn a_server_killed_mid_push_stores_every_resent_batch_once() {
     assert_eq!(seqs, (1..=ops.len() as u64).collect::<Vec<_>>());
     let unique: BTreeSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ops.len());
+}
+
+/// One sample of the Prometheus text format: name, labels, value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
+/// Parses the samples of a Prometheus text exposition (label values here hold no escapes).
+fn samples(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line.rsplit_once(' ').expect("a value");
+        let value: f64 = value.parse().expect("a number");
+        let (name, labels) = match series.split_once('{') {
+            None => (series.to_owned(), BTreeMap::new()),
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("closing brace");
+                let mut labels = BTreeMap::new();
+                let mut rest = body;
+                while !rest.is_empty() {
+                    let (key, after) = rest.split_once("=\"").expect("key=\"");
+                    let (v, after) = after.split_once('"').expect("closing quote");
+                    labels.insert(key.to_owned(), v.to_owned());
+                    rest = after.strip_prefix(',').unwrap_or(after);
+                }
+                (name.to_owned(), labels)
+            }
+        };
+        out.push((name, labels, value));
+    }
+    out
+}
+
+fn sample(all: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    all.iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+fn metrics(c: &Client, s: &Server) -> Vec<Sample> {
+    let r = c
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .expect("metrics");
+    assert_eq!(r.status(), StatusCode::OK, "no token needed");
+    assert_eq!(
+        r.headers()["content-type"].to_str().expect("ascii"),
+        "text/plain; version=0.0.4"
+    );
+    samples(&r.text().expect("text"))
+}
+
+#[test]
+fn metrics_count_operations_per_tenant_and_requests_per_route() {
+    let env = env_with(&[("caps", &[]), ("bolt", &[])]);
+    let s = start(&env);
+    let c = client();
+    let (caps, bolt) = (token(&env, "caps"), token(&env, "bolt"));
+    let caps_ops = outbox("caps", "m");
+    let bolt_ops = outbox("bolt", "m");
+    for _ in 0..2 {
+        assert_eq!(
+            push(&c, &s, "caps", &caps, &caps_ops)
+                .expect("push")
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let mut reused = bolt_ops
+        .iter()
+        .find(|o| o.columns.contains_key("display_name"))
+        .expect("a user")
+        .clone();
+    push(&c, &s, "bolt", &bolt, &bolt_ops).expect("push");
+    reused
+        .columns
+        .insert("display_name".into(), "Changed".into());
+    let r: BatchResults = push(&c, &s, "bolt", &bolt, &[reused])
+        .expect("push")
+        .json()
+        .expect("results");
+    assert_eq!(r.results[0].status, OperationStatus::Rejected);
+    // Refused requests are counted too, but name no tenant.
+    let ghost = issue_token(SECRET.as_bytes(), &tid("ghost"), "x", u64::MAX / 2).expect("ghost");
+    push(&c, &s, "ghost", &ghost, &caps_ops).expect("push");
+    c.get(format!("{}/no/such/route", s.base))
+        .send()
+        .expect("404");
+
+    let m = metrics(&c, &s);
+    let ops = "pos_central_operations_total";
+    let n = caps_ops.len() as f64;
+    assert_eq!(
+        sample(&m, ops, &[("tenant", "caps"), ("status", "accepted")]),
+        n
+    );
+    assert_eq!(
+        sample(&m, ops, &[("tenant", "caps"), ("status", "duplicate")]),
+        n
+    );
+    assert_eq!(
+        sample(&m, ops, &[("tenant", "caps"), ("status", "rejected")]),
+        0.0
+    );
+    assert_eq!(
+        sample(&m, ops, &[("tenant", "bolt"), ("status", "accepted")]),
+        bolt_ops.len() as f64
+    );
+    assert_eq!(
+        sample(&m, ops, &[("tenant", "bolt"), ("status", "rejected")]),
+        1.0
+    );
+    assert_eq!(sample(&m, ops, &[("tenant", "ghost")]), 0.0);
+    let route = "/v1/tenants/{tenant}/operations";
+    let requests = "pos_central_http_requests_total";
+    assert_eq!(
+        sample(
+            &m,
+            requests,
+            &[("route", route), ("method", "POST"), ("status", "200")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            requests,
+            &[("route", route), ("method", "POST"), ("status", "404")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&m, requests, &[("route", "unmatched"), ("status", "404")]),
+        1.0
+    );
+    assert!(
+        m.iter().all(|(_, l, _)| !l
+            .get("route")
+            .is_some_and(|r| r.contains("ghost") || r.contains("caps"))),
+        "routes are patterns, never raw paths"
+    );
+    // The latency histogram: one observation per request of the route, in cumulative buckets.
+    let hist = "pos_central_http_request_duration_seconds";
+    assert_eq!(
+        sample(&m, &format!("{hist}_count"), &[("route", route)]),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            &format!("{hist}_bucket"),
+            &[("route", route), ("le", "+Inf")]
+        ),
+        5.0
+    );
+    assert!(sample(&m, &format!("{hist}_sum"), &[("route", route)]) > 0.0);
+    assert!(sample(&m, "pos_central_http_requests_in_flight", &[]) >= 1.0);
+}
+
+/// The keys of the objects `pos-node outbox list --json` prints for a node database.
+fn node_printed_keys(dir: &Path) -> BTreeSet<String> {
+    let db = dir.join("node.db");
+    {
+        let store = pos_tenancy::Store::open(&db).expect("node store");
+        store
+            .add_tenant(
+                &pos_tenancy::NewTenant::new(tid("caps"), "Caps").plan(pos_tenancy::Plan::Pro),
+            )
+            .expect("tenant");
+        let h = store.tenant(&tid("caps")).expect("tenant");
+        let admin = h.bootstrap_admin("owner", "Owner").expect("admin");
+        populate(&h, &admin, "o").expect("populated");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_pos-node"))
+        .args(["outbox", "list", "--tenant", "caps", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .expect("pos-node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = json_of(&String::from_utf8_lossy(&out.stdout));
+    let ops = printed.as_array().expect("a JSON array");
+    assert!(!ops.is_empty());
+    ops.iter()
+        .flat_map(|o| o.as_object().expect("objects").keys().cloned())
+        .collect()
+}
+
+#[test]
+fn the_openapi_document_describes_every_route_and_status_the_server_answers() {
+    let env = env_with(&[
+        ("caps", &[]),
+        ("bolt", &[]),
+        ("tiny", &["--max-api-calls", "1"]),
+    ]);
+    let s = start(&env);
+    let c = client();
+    let caps = token(&env, "caps");
+    let ops = outbox("caps", "d");
+    let base = &s.base;
+    let ops_url = format!("{base}/v1/tenants/caps/operations");
+    let config_url = format!("{base}/v1/tenants/caps/config");
+    // Every answer the API can give short of an internal error.
+    push(&c, &s, "caps", &caps, &ops).expect("200");
+    let mut bad = ops.clone();
+    bad[0].table = "nope".into();
+    push(&c, &s, "caps", &caps, &bad).expect("400");
+    c.post(&ops_url)
+        .json(&serde_json::json!({"operations": []}))
+        .send()
+        .expect("401");
+    push(&c, &s, "bolt", &caps, &ops).expect("403");
+    let ghost = issue_token(SECRET.as_bytes(), &tid("ghost"), "x", u64::MAX / 2).expect("ghost");
+    push(&c, &s, "ghost", &ghost, &ops).expect("404");
+    let too_many: Vec<Operation> = (0..1001).map(|i| ops[i % ops.len()].clone()).collect();
+    push(&c, &s, "caps", &caps, &too_many).expect("413");
+    let tiny = token(&env, "tiny");
+    for _ in 0..2 {
+        push(&c, &s, "tiny", &tiny, &[]).expect("200 then 429");
+    }
+    for url in [&ops_url, &config_url] {
+        c.get(url.as_str()).bearer_auth(&caps).send().expect("200");
+        c.get(url.as_str()).send().expect("401");
+        c.get(url.as_str()).bearer_auth(&tiny).send().expect("403");
+    }
+    c.get(format!("{ops_url}?limit=0"))
+        .bearer_auth(&caps)
+        .send()
+        .expect("400");
+    c.get(format!("{base}/v1/tenants/ghost/config"))
+        .bearer_auth(&ghost)
+        .send()
+        .expect("404");
+    c.get(format!("{base}/v1/tenants/ghost/operations"))
+        .bearer_auth(&ghost)
+        .send()
+        .expect("404");
+    for _ in 0..2 {
+        c.get(format!("{base}/v1/tenants/tiny/config"))
+            .bearer_auth(&tiny)
+            .send()
+            .expect("429");
+        c.get(format!("{base}/v1/tenants/tiny/operations"))
+            .bearer_auth(&tiny)
+            .send()
+            .expect("429");
+    }
+    c.get(format!("{base}/health")).send().expect("health");
+
+    let r = c
+        .get(format!("{base}/v1/openapi.json"))
+        .send()
+        .expect("document");
+    assert_eq!(r.status(), StatusCode::OK, "no token needed");
+    let doc: serde_json::Value = r.json().expect("JSON");
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
+    let documented = |route: &str, method: &str, status: &str| {
+        doc["paths"][route][method.to_lowercase()]["responses"][status].is_object()
+    };
+    let expected: &[(&str, &str, &[&str])] = &[
+        (
+            "/v1/tenants/{tenant}/operations",
+            "POST",
+            &["200", "400", "401", "403", "404", "413", "429", "500"],
+        ),
+        (
+            "/v1/tenants/{tenant}/operations",
+            "GET",
+            &["200", "400", "401", "403", "404", "429", "500"],
+        ),
+        (
+            "/v1/tenants/{tenant}/config",
+            "GET",
+            &["200", "401", "403", "404", "429", "500"],
+        ),
+        ("/health", "GET", &["200"]),
+        ("/metrics", "GET", &["200", "500"]),
+        ("/v1/openapi.json", "GET", &["200"]),
+    ];
+    for (route, method, statuses) in expected {
+        for status in *statuses {
+            assert!(
+                documented(route, method, status),
+                "{method} {route} {status}"
+            );
+        }
+        let listed = doc["paths"][route][method.to_lowercase()]["responses"]
+            .as_object()
+            .map_or(0, |r| r.len());
+        assert_eq!(listed, statuses.len(), "{method} {route}");
+    }
+    let paths = doc["paths"].as_object().expect("paths");
+    let in_doc: usize = paths
+        .values()
+        .map(|p| p.as_object().map_or(0, |m| m.len()))
+        .sum();
+    assert_eq!(
+        in_doc,
+        expected.len(),
+        "no route documented that is not served"
+    );
+    // Everything the server actually answered (as its own metrics saw it) is documented.
+    let m = metrics(&c, &s);
+    let mut seen = 0;
+    for (name, l, _) in &m {
+        if name != "pos_central_http_requests_total" || l["route"] == "unmatched" {
+            continue;
+        }
+        assert!(
+            documented(&l["route"], &l["method"], &l["status"]),
+            "{} {} answered {} but the document does not say so",
+            l["method"],
+            l["route"],
+            l["status"]
+        );
+        seen += 1;
+    }
+    assert!(
+        seen >= 20,
+        "the test exercised the API ({seen} route/status pairs)"
+    );
+    // The operation schema lists exactly the fields the node prints.
+    let operation = &doc["components"]["schemas"]["Operation"];
+    let fields: BTreeSet<String> = operation["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(fields, node_printed_keys(env._dir.path()));
+    assert_eq!(
+        doc["components"]["schemas"]["Batch"]["properties"]["operations"]["items"]["$ref"],
+        "#/components/schemas/Operation"
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["OperationKind"]["enum"],
+        serde_json::json!(["insert", "update", "delete", "ledger_append"])
+    );
+    assert!(doc["components"]["securitySchemes"]["device_token"].is_object());
+}
+
+fn throttled(r: reqwest::blocking::Response) -> u64 {
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    let body: serde_json::Value = r.json().expect("json error");
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("try again")));
+    retry
+}
+
+#[test]
+fn a_tenant_over_its_rate_gets_429_with_retry_after_and_nothing_is_stored() {
+    // caps has its own rate; bolt gets the server's; fast has a rate it will not reach.
+    // Rates per hour: a bucket refills one request per 20 minutes at most, so no refill can
+    // land while the test runs.
+    let env = env_with(&[
+        ("caps", &["--rate-limit", "3/h"]),
+        ("bolt", &[]),
+        ("fast", &["--rate-limit", "1000/s"]),
+    ]);
+    let s = start_with(&env, &["--rate-limit", "2/h"]);
+    let c = client();
+    let (caps, bolt, fast) = (
+        token(&env, "caps"),
+        token(&env, "bolt"),
+        token(&env, "fast"),
+    );
+    let ops = outbox("caps", "l");
+    let (first, second) = ops.split_at(ops.len() / 2);
+    assert_eq!(
+        push(&c, &s, "caps", &caps, first).expect("push").status(),
+        StatusCode::OK
+    );
+    let config: serde_json::Value = c
+        .get(format!("{}/v1/tenants/caps/config", s.base))
+        .bearer_auth(&caps)
+        .send()
+        .expect("config")
+        .json()
+        .expect("json");
+    assert_eq!(
+        config["rate_limit"],
+        serde_json::json!({"requests": 3, "per_secs": 3600})
+    );
+    assert_eq!(pulled_ids(&c, &s, "caps", &caps).0 as usize, first.len());
+    // The fourth request of the hour.
+    let retry = throttled(push(&c, &s, "caps", &caps, second).expect("push"));
+    assert!((1..=3600).contains(&retry), "{retry}");
+    throttled(
+        c.get(format!("{}/v1/tenants/caps/config", s.base))
+            .bearer_auth(&caps)
+            .send()
+            .expect("config"),
+    );
+
+    // Nothing of the refused batch is stored, and refused requests did not count against
+    // the month (3 admitted, and this call makes 4).
+    let store = SqliteCentral::open(&env.db).expect("central db");
+    assert_eq!(
+        store
+            .operations_after(&tid("caps"), 0, 1000)
+            .expect("log")
+            .high as usize,
+        first.len()
+    );
+    assert_eq!(
+        store
+            .count_api_call(&tid("caps"), pos_tenancy::Timestamp::now())
+            .expect("count"),
+        4
+    );
+
+    // The server's default for tenants without a rate of their own.
+    for _ in 0..2 {
+        assert_eq!(
+            push(&c, &s, "bolt", &bolt, &[]).expect("push").status(),
+            StatusCode::OK
+        );
+    }
+    throttled(push(&c, &s, "bolt", &bolt, &[]).expect("push"));
+    // Buckets are per tenant: the others' being empty changes nothing for fast.
+    for _ in 0..5 {
+        assert_eq!(
+            push(&c, &s, "fast", &fast, &[]).expect("push").status(),
+            StatusCode::OK
+        );
+    }
+}
+
+#[test]
+fn a_stamp_too_far_ahead_of_the_servers_clock_refuses_the_batch() {
+    let env = env_with(&[("caps", &[])]);
+    let c = client();
+    let tok = token(&env, "caps");
+    let ops = outbox("caps", "w");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let ahead = |ms: u64| {
+        let mut batch = ops[..3].to_vec();
+        batch[2].hlc = Hlc::new(now + ms, 0, batch[2].device_id).expect("stamp");
+        batch
+    };
+    let refused = |r: reqwest::blocking::Response| {
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = r.json().expect("json");
+        assert_eq!(body["error"], "clock_skew", "{body}");
+        let message = body["message"].as_str().expect("message");
+        assert!(
+            message.contains("operation 2") && message.contains("ahead"),
+            "{message}"
+        );
+        assert!(
+            message.contains("nothing of the batch was stored"),
+            "{message}"
+        );
+    };
+    {
+        let s = start_with(&env, &["--max-skew", "60s"]);
+        refused(push(&c, &s, "caps", &tok, &ahead(10 * 60_000)).expect("push"));
+        assert_eq!(pulled_ids(&c, &s, "caps", &tok).0, 0, "nothing stored");
+        assert_eq!(
+            push(&c, &s, "caps", &tok, &ahead(30_000))
+                .expect("push")
+                .status(),
+            StatusCode::OK,
+            "within the configured skew"
+        );
+        assert_eq!(pulled_ids(&c, &s, "caps", &tok).0, 3);
+    }
+    // The default bound is the crate's hlc::DEFAULT_MAX_SKEW (5 minutes).
+    let s = start(&env);
+    let default_ms = pos_tenancy::hlc::DEFAULT_MAX_SKEW.as_millis() as u64;
+    let mut far = ahead(default_ms + 60_000);
+    for op in &mut far[..2] {
+        op.id = pos_tenancy::RowId::new();
+    }
+    refused(push(&c, &s, "caps", &tok, &far).expect("push"));
+    assert_eq!(pulled_ids(&c, &s, "caps", &tok).0, 3, "nothing more stored");
+    let bad = run(&[
+        "serve",
+        "--db",
+        &env.db.display().to_string(),
+        "--max-skew",
+        "soon",
+        "--secret-file",
+        &env.secret.display().to_string(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--max-skew \"soon\""));
+}
+
+#[test]
+fn settings_plan_and_limits_are_edited_through_the_cli_and_served_to_nodes() {
+    let env = env_with(&[("caps", &[])]);
+    let db = env.db.display().to_string();
+    let dir = env._dir.path();
+    let settings = serde_json::json!({
+        "brand_name": "Caps Racing",
+        "domain": {"kind": "custom", "name": "pos.capsracing.example"},
+        "currency": "EUR",
+        "locale": "de-DE",
+        "tax_rates": [{"name": "MwSt", "rate_ppm": 190000}],
+        "receipt_header": "Danke!",
+        "features": {"loyalty": true}
+    });
+    let file = dir.join("settings.json");
+    std::fs::write(&file, settings.to_string()).expect("write");
+    let file_arg = file.display().to_string();
+    let shown = json_of(&central(&[
+        "tenant", "settings", "--db", &db, "--id", "caps", "--file", &file_arg, "--json",
+    ]));
+    assert_eq!(shown["settings"]["brand_name"], "Caps Racing");
+    assert_eq!(shown["settings"]["tax_rates"][0]["rate_ppm"], 190000);
+    let text = central(&["tenant", "show", "--db", &db, "--id", "caps"]);
+    assert!(text.contains("Caps Racing"), "{text}");
+
+    // Bad settings are refused with the reason, and nothing changes.
+    let before = central(&["tenant", "show", "--db", &db, "--id", "caps", "--json"]);
+    for (name, body, reason) in [
+        (
+            "currency.json",
+            settings.to_string().replace("EUR", "XYZ"),
+            "currency \"XYZ\"",
+        ),
+        (
+            "locale.json",
+            settings.to_string().replace("de-DE", "German"),
+            "locale",
+        ),
+        (
+            "unknown.json",
+            settings
+                .to_string()
+                .replace("\"locale\"", "\"colour\":1,\"locale\""),
+            "colour",
+        ),
+        ("broken.json", "{\"brand_name\": ".to_owned(), "malformed"),
+    ] {
+        let bad = dir.join(name);
+        std::fs::write(&bad, body).expect("write");
+        let err = central_fails(&[
+            "tenant",
+            "settings",
+            "--db",
+            &db,
+            "--id",
+            "caps",
+            "--file",
+            &bad.display().to_string(),
+        ]);
+        assert!(err.contains(reason) && err.contains(name), "{err}");
+    }
+    let missing = central_fails(&[
+        "tenant",
+        "settings",
+        "--db",
+        &db,
+        "--id",
+        "caps",
+        "--file",
+        "/nonexistent/settings.json",
+    ]);
+    assert!(missing.contains("cannot read"), "{missing}");
+    let nobody = central_fails(&[
+        "tenant", "settings", "--db", &db, "--id", "nobody", "--file", &file_arg,
+    ]);
+    assert!(nobody.contains("nobody does not exist"), "{nobody}");
+    assert_eq!(
+        central(&["tenant", "show", "--db", &db, "--id", "caps", "--json"]),
+        before
+    );
+
+    // Settings from standard input.
+    let mut child = Command::new(BIN)
+        .args([
+            "tenant", "settings", "--db", &db, "--id", "caps", "--file", "-", "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            settings
+                .to_string()
+                .replace("Caps Racing", "Caps Rally")
+                .as_bytes(),
+        )
+        .expect("write");
+    let out = child.wait_with_output().expect("done");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json_of(&String::from_utf8_lossy(&out.stdout))["settings"]["brand_name"],
+        "Caps Rally"
+    );
+
+    // Plan and limits.
+    let t = json_of(&central(&[
+        "tenant",
+        "plan",
+        "--db",
+        &db,
+        "--id",
+        "caps",
+        "--plan",
+        "enterprise",
+        "--json",
+    ]));
+    assert_eq!(t["plan"], "enterprise");
+    assert_eq!(t["limits"]["max_users"], 1000);
+    let t = json_of(&central(&[
+        "tenant",
+        "limits",
+        "--db",
+        &db,
+        "--id",
+        "caps",
+        "--max-users",
+        "9",
+        "--rate-limit",
+        "600/m",
+        "--json",
+    ]));
+    assert_eq!(t["limits"]["max_users"], 9);
+    assert_eq!(t["limits"]["max_api_calls_month"], 100_000_000);
+    assert_eq!(
+        t["rate_limit"],
+        serde_json::json!({"requests": 600, "per_secs": 60})
+    );
+    let err = central_fails(&[
+        "tenant",
+        "limits",
+        "--db",
+        &db,
+        "--id",
+        "caps",
+        "--rate-limit",
+        "lots",
+    ]);
+    assert!(err.contains("\"lots\" is not a rate"), "{err}");
+    let err = central_fails(&["tenant", "limits", "--db", &db, "--id", "caps"]);
+    assert!(err.contains("nothing to change"), "{err}");
+    // A word clap refuses itself (its usage error, also exit 2).
+    let out = run(&[
+        "tenant", "plan", "--db", &db, "--id", "caps", "--plan", "platinum",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"platinum\" is not a plan"));
+    let list = json_of(&central(&["tenant", "list", "--db", &db, "--json"]));
+    assert_eq!(list[0]["limits"]["max_users"], 9);
+
+    // Nodes pull what was set.
+    let s = start(&env);
+    let tok = token(&env, "caps");
+    let config: serde_json::Value = client()
+        .get(format!("{}/v1/tenants/caps/config", s.base))
+        .bearer_auth(&tok)
+        .send()
+        .expect("config")
+        .json()
+        .expect("json");
+    assert_eq!(config["settings"]["brand_name"], "Caps Rally");
+    assert_eq!(
+        config["settings"]["domain"]["name"],
+        "pos.capsracing.example"
+    );
+    assert_eq!(config["settings"]["features"]["loyalty"], true);
+    assert_eq!(config["plan"], "enterprise");
+    assert_eq!(config["limits"]["max_users"], 9);
+    assert_eq!(config["rate_limit"]["requests"], 600);
+    // Back to the server's default rate.
+    let t = json_of(&central(&[
+        "tenant",
+        "limits",
+        "--db",
+        &db,
+        "--id",
+        "caps",
+        "--rate-limit",
+        "default",
+        "--json",
+    ]));
+    assert!(t["rate_limit"].is_null());
+    let config: serde_json::Value = client()
+        .get(format!("{}/v1/tenants/caps/config", s.base))
+        .bearer_auth(&tok)
+        .send()
+        .expect("config")
+        .json()
+        .expect("json");
+    assert_eq!(
+        config["rate_limit"],
+        serde_json::json!({"requests": 100, "per_secs": 1})
+    );
+}
+
+/// The server aborts (SIGABRT) right after committing its second push, before answering it:
+/// the client learns nothing. Restarted on the same file, the re-sent batch comes back as
+/// duplicates with the sequence numbers the commit gave, and the log has no gap and no twin.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_batch_committed_before_a_crash_is_a_duplicate_with_its_sequence_numbers_when_resent() {
+    let env = env_with(&[("caps", &[])]);
+    let tok = token(&env, "caps");
+    let ops = outbox("caps", "f");
+    let (a, b) = ops.split_at(ops.len() / 3);
+    let c = client();
+    let mut s = start_with(&env, &["--fault-abort-after-commit", "2"]);
+    let first: BatchResults = push(&c, &s, "caps", &tok, a)
+        .expect("push")
+        .json()
+        .expect("results");
+    assert!(first
+        .results
+        .iter()
+        .all(|r| r.status == OperationStatus::Accepted));
+    assert!(
+        push(&c, &s, "caps", &tok, b).is_err(),
+        "no answer: the server died after its commit"
+    );
+    let died = s.child.wait().expect("the server exits");
+    assert!(!died.success(), "aborted, not a clean exit: {died:?}");
+
+    let s = start(&env);
+    let again: BatchResults = push(&c, &s, "caps", &tok, b)
+        .expect("push")
+        .json()
+        .expect("results");
+    let expected: Vec<(OperationStatus, Option<u64>)> = (0..b.len())
+        .map(|i| (OperationStatus::Duplicate, Some((a.len() + i + 1) as u64)))
+        .collect();
+    assert_eq!(
+        again
+            .results
+            .iter()
+            .map(|r| (r.status, r.seq))
+            .collect::<Vec<_>>(),
+        expected,
+        "every operation of the lost answer was committed, numbered after the first batch"
+    );
+    let (high, seqs, ids) = pulled_ids(&c, &s, "caps", &tok);
+    assert_eq!(high as usize, ops.len());
+    assert_eq!(seqs, (1..=ops.len() as u64).collect::<Vec<_>>());
+    let sent: Vec<String> = ops.iter().map(|o| o.id.to_string()).collect();
+    assert_eq!(ids, sent, "each operation once, in push order");
+}
+
+/// SIGTERM with a large batch in flight: the server stops taking connections but reads the
+/// rest of the batch, commits it, answers it, and exits 0; after a restart every operation is
+/// there exactly once. The request is sent by hand, half its body first, so the signal
+/// provably arrives while the batch is in flight (the server's own in-flight gauge and its log
+/// say when), not before or after.
+#[cfg(unix)]
+#[test]
+fn sigterm_during_a_push_answers_the_batch_in_flight_and_exits_cleanly() {
+    let env = env_with(&[("caps", &[])]);
+    let tok = token(&env, "caps");
+    // A large batch: the outboxes of many nodes of the tenant.
+    let ops: Vec<Operation> = (0..24)
+        .flat_map(|i| outbox("caps", &format!("t{i}")))
+        .take(1000)
+        .collect();
+    assert!(ops.len() > 500, "{}", ops.len());
+    let body = serde_json::to_vec(&serde_json::json!({ "operations": ops })).expect("json");
+    let (mut s, log) = spawn(&env, &[], true);
+    let mut log = BufReader::new(log.expect("log"));
+    let c = client();
+    let addr = s.base.trim_start_matches("http://").to_owned();
+
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "POST /v1/tenants/caps/operations HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {tok}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let half = body.len() / 2;
+    conn.write_all(head.as_bytes()).expect("head");
+    conn.write_all(&body[..half]).expect("first half");
+    // Wait (bounded) until the server is answering the push: the gauge counts it and this
+    // scrape itself.
+    let mut in_flight = false;
+    for _ in 0..400 {
+        if sample(&metrics(&c, &s), "pos_central_http_requests_in_flight", &[]) >= 2.0 {
+            in_flight = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(in_flight, "the push never showed up as in flight");
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    // Bounded by the log's end: the line comes, or the server has gone.
+    let mut line = String::new();
+    let mut noticed = false;
+    while log.read_line(&mut line).expect("log") > 0 {
+        if line.contains("shutdown signal received") {
+            noticed = true;
+            break;
+        }
+        line.clear();
+    }
+    assert!(noticed, "the server did not log the signal");
+
+    conn.write_all(&body[half..])
+        .expect("second half, after the signal");
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).expect("answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
+    let (_, json) = answer.split_once("\r\n\r\n").expect("a body");
+    let results: BatchResults = serde_json::from_str(json).expect("results");
+    assert_eq!(results.results.len(), ops.len());
+    assert!(results
+        .results
+        .iter()
+        .all(|r| r.status == OperationStatus::Accepted));
+    let status = s.child.wait().expect("the server exits");
+    assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
+    drop(log);
+
+    let s = start(&env);
+    let (high, seqs, ids) = pulled_ids(&c, &s, "caps", &tok);
+    assert_eq!(high as usize, ops.len());
+    assert_eq!(seqs, (1..=ops.len() as u64).collect::<Vec<_>>());
+    let sent: Vec<String> = ops.iter().map(|o| o.id.to_string()).collect();
+    assert_eq!(ids, sent, "every accepted operation exactly once");
+    let again: BatchResults = push(&c, &s, "caps", &tok, &ops)
+        .expect("push")
+        .json()
+        .expect("results");
+    assert!(again
+        .results
+        .iter()
+        .all(|r| r.status == OperationStatus::Duplicate));
 }

@@ -1,0 +1,819 @@
+//! Adoption of legacy single-tenant stores, through the public API and the `pos-node` binary:
+//! generated stores of several sizes, quirks the store does not know, failures that must leave
+//! the file as it was, rollback, and a process killed at random moments.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use pos_tenancy::adopt::{self, adopt, canonical_digest, AdoptError, AdoptOptions, Outcome, Step};
+use pos_tenancy::catalog::{Product, Sale, SaleLine, User};
+use pos_tenancy::testkit::legacy::{generate, LegacyOptions, LEGACY_SCHEMA};
+use pos_tenancy::{ListQuery, RowId, Store, TenantAccess, TenantId, Timestamp};
+use rand::{Rng, SeedableRng};
+use rusqlite::Connection;
+
+fn tenant() -> TenantId {
+    "caps-automotive".parse().expect("valid slug")
+}
+
+fn options(dir: &Path) -> AdoptOptions {
+    AdoptOptions::new(tenant(), "Caps Automotive").backup_dir(dir.join("backups"))
+}
+
+fn legacy(dir: &Path, rows: u64, seed: u64) -> PathBuf {
+    let path = dir.join(format!("legacy-{rows}-{seed}.db"));
+    generate(
+        &path,
+        &LegacyOptions {
+            rows,
+            seed,
+            ..LegacyOptions::default()
+        },
+    )
+    .expect("legacy store generated");
+    path
+}
+
+fn adopted(outcome: Outcome) -> adopt::AdoptReport {
+    match outcome {
+        Outcome::Adopted(report) => report,
+        other => panic!("expected an adoption, got {other:?}"),
+    }
+}
+
+fn count(conn: &Connection, table: &str) -> u64 {
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+    .expect("count")
+}
+
+fn file_sha(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("file readable")
+}
+
+/// Every row of a table as text, in id order, with the named columns.
+fn dump(conn: &Connection, table: &str, columns: &str) -> Vec<Vec<String>> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT {columns} FROM {table} ORDER BY id"))
+        .expect("prepare dump");
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    r.get_ref(i).map(|v| match v {
+                        rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                        rusqlite::types::ValueRef::Integer(i) => format!("i{i}"),
+                        rusqlite::types::ValueRef::Real(f) => format!("r{f}"),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            format!("t{}", String::from_utf8_lossy(t))
+                        }
+                        rusqlite::types::ValueRef::Blob(b) => format!("b{b:?}"),
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .expect("query dump");
+    rows.collect::<rusqlite::Result<_>>().expect("rows")
+}
+
+fn legacy_columns(conn: &Connection, table: &str) -> String {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+        .expect("columns");
+    let names: Vec<String> = stmt
+        .query_map([table], |r| r.get(0))
+        .expect("columns")
+        .collect::<rusqlite::Result<_>>()
+        .expect("columns");
+    names.join(", ")
+}
+
+#[test]
+fn generated_stores_of_several_sizes_are_adopted_and_usable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for rows in [1_000, 5_000, 30_000] {
+        let path = legacy(dir.path(), rows, 7);
+        let before = Connection::open(&path).expect("legacy opens");
+        let counts: Vec<(String, u64)> = pos_tenancy::catalog::TABLES
+            .iter()
+            .map(|t| (t.name.to_owned(), count(&before, t.name)))
+            .collect();
+        let sale_lines = dump(
+            &before,
+            "sale_lines",
+            &legacy_columns(&before, "sale_lines"),
+        );
+        let products = dump(&before, "products", &legacy_columns(&before, "products"));
+        drop(before);
+
+        let report = adopted(adopt(&path, &options(dir.path()), &mut |_| {}).expect("adopts"));
+        assert_eq!(report.tables.len(), pos_tenancy::catalog::TABLES.len());
+        for (table, n) in &counts {
+            let t = report
+                .tables
+                .iter()
+                .find(|t| &t.table == table)
+                .expect("every table reported");
+            assert_eq!((t.rows_before, t.rows_after), (*n, *n), "{table}");
+        }
+        assert_eq!(
+            report.total_rows_after,
+            counts.iter().map(|(_, n)| n).sum::<u64>()
+        );
+        assert!(report.backup.path.is_file());
+
+        // Every column of every row is what it was (checked here independently of the
+        // adoption's own digest).
+        let after = Connection::open(&path).expect("adopted opens");
+        let cols = legacy_columns(
+            &Connection::open(&report.backup.path).expect("backup"),
+            "sale_lines",
+        );
+        assert_eq!(dump(&after, "sale_lines", &cols), sale_lines);
+        let cols = legacy_columns(
+            &Connection::open(&report.backup.path).expect("backup"),
+            "products",
+        );
+        assert_eq!(dump(&after, "products", &cols), products);
+        let nulls: i64 = after
+            .query_row(
+                "SELECT count(*) FROM sales WHERE tenant_id IS NULL OR tenant_id <> 'caps-automotive'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(nulls, 0);
+        drop(after);
+
+        // The file opens as a current store straight away and passes verify.
+        let store = Store::open(&path).expect("adopted store opens");
+        assert_eq!(
+            store.schema_version().expect("version"),
+            Store::supported_schema_version()
+        );
+        let verified = store.verify().expect("verify runs");
+        assert!(verified.is_ok(), "{:?}", verified.violations);
+
+        // And it is usable through the tenant handle: reads, and writes that reference
+        // adopted rows.
+        let caps = store.tenant(&tenant()).expect("tenant handle");
+        let admins = caps
+            .list::<User>(&ListQuery::new().eq("role", "admin").limit(1))
+            .expect("list users");
+        let admin = caps
+            .actor(
+                admins
+                    .rows
+                    .first()
+                    .expect("the legacy store has an admin")
+                    .id,
+            )
+            .expect("actor");
+        let product = caps
+            .list::<Product>(&ListQuery::new().limit(1))
+            .expect("list products")
+            .rows
+            .into_iter()
+            .next()
+            .expect("products");
+        let sale = caps
+            .list::<Sale>(&ListQuery::new().limit(1))
+            .expect("list sales")
+            .rows
+            .into_iter()
+            .next()
+            .expect("sales");
+        assert!(caps.get::<Sale>(sale.id).expect("get").is_some());
+        let now = Timestamp::now();
+        let new_sale = Sale {
+            id: RowId::new(),
+            number: format!("ADOPTED-{rows}"),
+            device_id: None,
+            customer_id: sale.customer_id,
+            user_id: admin.user_id(),
+            status: "open".into(),
+            currency: product.currency.clone(),
+            subtotal_minor: product.price_minor,
+            discount_minor: 0,
+            tax_minor: 0,
+            total_minor: product.price_minor,
+            sold_at: now,
+            note: None,
+        };
+        caps.insert(&admin, &new_sale)
+            .expect("a new sale on adopted data");
+        let line = SaleLine {
+            id: RowId::new(),
+            sale_id: new_sale.id,
+            product_id: Some(product.id),
+            ..caps
+                .list::<SaleLine>(&ListQuery::new().limit(1))
+                .expect("lines")
+                .rows
+                .into_iter()
+                .next()
+                .expect("a line")
+        };
+        caps.insert(&admin, &line)
+            .expect("a line for an adopted product");
+        let n = caps
+            .query("SELECT count(*) AS n FROM sale_lines")
+            .expect("report");
+        assert_eq!(
+            n.rows[0][0],
+            serde_json::json!(counts
+                .iter()
+                .find(|(t, _)| t == "sale_lines")
+                .map(|(_, n)| n + 1))
+        );
+        assert_eq!(caps.pending_operations(10).expect("outbox").len(), 2);
+    }
+}
+
+/// A legacy file with the quirks real stores grow: an extra column, an extra unique index, an
+/// extra UNIQUE constraint, a view, a trigger, NULLs, non-ASCII text and blobs.
+fn quirky(dir: &Path) -> PathBuf {
+    let path = legacy(dir, 2_000, 3);
+    let conn = Connection::open(&path).expect("opens");
+    conn.execute_batch(
+        "ALTER TABLE products ADD COLUMN shelf TEXT DEFAULT 'A1';
+         ALTER TABLE customers ADD COLUMN nickname TEXT;
+         CREATE UNIQUE INDEX products_shelf_name ON products(shelf, name);
+         CREATE INDEX customers_nickname ON customers(nickname COLLATE NOCASE DESC);
+         CREATE VIEW cheap_products AS SELECT sku, name FROM products WHERE price_minor < 1000;
+         CREATE TRIGGER products_touch AFTER UPDATE OF price_minor ON products
+         BEGIN UPDATE products SET shelf = 'repriced' WHERE id = NEW.id; END;
+         UPDATE products SET description = NULL, brand = NULL
+             WHERE rowid IN (SELECT rowid FROM products LIMIT 3);
+         UPDATE products SET name = 'Ölfilter für Zündkerzen 東京 🚗', image = x'00ff10fe'
+             WHERE rowid = (SELECT min(rowid) FROM products);
+         UPDATE customers SET nickname = 'Ñandú' WHERE rowid = (SELECT min(rowid) FROM customers);",
+    )
+    .expect("quirks added");
+    path
+}
+
+#[test]
+fn quirks_are_kept_and_rescoped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = quirky(dir.path());
+    let plan = match adopt(&path, &options(dir.path()).dry_run(true), &mut |_| {}).expect("plans") {
+        Outcome::Planned(plan) => plan,
+        other => panic!("expected a plan, got {other:?}"),
+    };
+    let products = plan
+        .tables
+        .iter()
+        .find(|t| t.table == "products")
+        .expect("products");
+    assert_eq!(products.extra_columns, ["shelf"]);
+    assert!(products
+        .indexes
+        .iter()
+        .any(|i| i.starts_with("products_shelf_name")));
+    assert_eq!(plan.views, ["cheap_products"]);
+    assert_eq!(plan.triggers, ["products_touch"]);
+
+    let before = Connection::open(&path).expect("opens");
+    let products_before = dump(&before, "products", &legacy_columns(&before, "products"));
+    let customers_before = dump(&before, "customers", &legacy_columns(&before, "customers"));
+    let cols_products = legacy_columns(&before, "products");
+    let cols_customers = legacy_columns(&before, "customers");
+    drop(before);
+
+    adopted(adopt(&path, &options(dir.path()), &mut |_| {}).expect("adopts"));
+    let conn = Connection::open(&path).expect("opens");
+    assert_eq!(dump(&conn, "products", &cols_products), products_before);
+    assert_eq!(dump(&conn, "customers", &cols_customers), customers_before);
+    // The extra indexes lead with tenant_id now and keep their collation and order.
+    for index in ["products_shelf_name", "customers_nickname"] {
+        let first: String = conn
+            .query_row(
+                "SELECT name FROM pragma_index_xinfo(?1) WHERE seqno = 0",
+                [index],
+                |r| r.get(0),
+            )
+            .expect("index exists");
+        assert_eq!(first, "tenant_id", "{index}");
+    }
+    let (coll, desc): (String, bool) = conn
+        .query_row(
+            "SELECT coll, \"desc\" FROM pragma_index_xinfo('customers_nickname') WHERE seqno = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("index column");
+    assert_eq!((coll.as_str(), desc), ("NOCASE", true));
+    // The view and the trigger still work.
+    let cheap: i64 = conn
+        .query_row("SELECT count(*) FROM cheap_products", [], |r| r.get(0))
+        .expect("view works");
+    let expected: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM products WHERE price_minor < 1000",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(cheap, expected);
+    drop(conn);
+
+    let store = Store::open(&path).expect("opens as a store");
+    assert!(store.verify().expect("verify").is_ok());
+    let caps = store.tenant(&tenant()).expect("tenant");
+    let admin = caps
+        .actor(
+            caps.list::<User>(&ListQuery::new().eq("role", "admin").limit(1))
+                .expect("users")
+                .rows[0]
+                .id,
+        )
+        .expect("actor");
+    let mut product = caps
+        .list::<Product>(&ListQuery::new().limit(1))
+        .expect("products")
+        .rows
+        .remove(0);
+    product.price_minor += 100;
+    caps.update(&admin, &product)
+        .expect("an update through the handle");
+    drop(caps);
+    drop(store);
+    let conn = Connection::open(&path).expect("opens");
+    let shelf: String = conn
+        .query_row(
+            "SELECT shelf FROM products WHERE id = ?1",
+            [product.id],
+            |r| r.get(0),
+        )
+        .expect("row");
+    assert_eq!(shelf, "repriced", "the legacy trigger fired");
+    // The extra unique index is now per tenant: a second product on the same shelf with the
+    // same name is still refused within the tenant.
+    let dup = conn.execute(
+        "INSERT INTO products (id, tenant_id, sku, name, price_minor, currency, created_at,
+                               updated_at, shelf)
+         SELECT ?1, tenant_id, 'DUP-SKU', name, 1, currency, created_at, updated_at, shelf
+         FROM products WHERE id = ?2",
+        rusqlite::params![RowId::new(), product.id],
+    );
+    assert!(dup.is_err(), "the rescoped unique index still holds");
+}
+
+#[test]
+fn a_failing_step_rolls_back_and_names_the_step_and_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // A sale line whose sale is gone: the legacy app never enforced foreign keys.
+    let path = legacy(dir.path(), 2_000, 11);
+    let conn = Connection::open(&path).expect("opens");
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         UPDATE sale_lines SET sale_id = '0192f3a0-0000-7000-8000-00000000dead'
+             WHERE rowid = (SELECT min(rowid) FROM sale_lines);",
+    )
+    .expect("orphan made");
+    drop(conn);
+    let digest = canonical_digest(&path).expect("digest");
+    let err = adopt(&path, &options(dir.path()), &mut |_| {}).expect_err("must fail");
+    match &err {
+        AdoptError::Failed { step, table, .. } => {
+            assert_eq!(*step, Step::ForeignKeyCheck);
+            assert_eq!(table.as_deref(), Some("sale_lines"));
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(err.to_string().contains("sale_lines"), "{err}");
+    assert_eq!(
+        canonical_digest(&path).expect("digest"),
+        digest,
+        "file unchanged"
+    );
+
+    // A value the current schema's CHECK refuses.
+    let path = legacy(dir.path(), 2_000, 12);
+    let conn = Connection::open(&path).expect("opens");
+    conn.execute_batch(
+        "PRAGMA ignore_check_constraints = ON;
+         UPDATE products SET kind = 'bogus' WHERE rowid = (SELECT min(rowid) FROM products);",
+    )
+    .expect("bad value made");
+    drop(conn);
+    let digest = canonical_digest(&path).expect("digest");
+    let err = adopt(&path, &options(dir.path()), &mut |_| {}).expect_err("must fail");
+    assert!(
+        matches!(&err, AdoptError::Failed { step: Step::Copy, table: Some(t), .. } if t == "products"),
+        "{err}"
+    );
+    assert_eq!(
+        canonical_digest(&path).expect("digest"),
+        digest,
+        "file unchanged"
+    );
+
+    // A value the new column's type would convert: an integer in a legacy column declared
+    // without a type, copied into a TEXT column, would become text. The digest catches it.
+    let path = dir.path().join("typeless.db");
+    Connection::open(&path)
+        .expect("creates")
+        .execute_batch(
+            "CREATE TABLE product_categories (id TEXT PRIMARY KEY NOT NULL, name NOT NULL,
+                 parent_id TEXT, created_at TEXT NOT NULL);
+             INSERT INTO product_categories VALUES ('0192f3a0-0000-7000-8000-000000000001', 12,
+                 NULL, '2026-01-01T09:00:00.000Z');",
+        )
+        .expect("legacy table");
+    let digest = canonical_digest(&path).expect("digest");
+    let err = adopt(&path, &options(dir.path()), &mut |_| {}).expect_err("must fail");
+    assert!(
+        matches!(&err, AdoptError::Failed { step: Step::Validate, table: Some(t), .. }
+                 if t == "product_categories"),
+        "{err}"
+    );
+    assert_eq!(
+        canonical_digest(&path).expect("digest"),
+        digest,
+        "file unchanged"
+    );
+}
+
+#[test]
+fn files_that_are_not_legacy_stores_are_refused_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path());
+
+    let missing = dir.path().join("missing.db");
+    assert!(matches!(
+        adopt(&missing, &opts, &mut |_| {}),
+        Err(AdoptError::NotFound { .. })
+    ));
+    assert!(!missing.exists(), "no file is created");
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "this is not a database, just some text long enough ".repeat(100),
+    )
+    .expect("written");
+    let bytes = file_sha(&text);
+    assert!(matches!(
+        adopt(&text, &opts, &mut |_| {}),
+        Err(AdoptError::NotSqlite { .. })
+    ));
+    assert_eq!(file_sha(&text), bytes);
+
+    let empty = dir.path().join("empty.db");
+    Connection::open(&empty)
+        .expect("creates")
+        .execute_batch("PRAGMA user_version = 1")
+        .expect("x");
+    assert!(matches!(
+        adopt(&empty, &opts, &mut |_| {}),
+        Err(AdoptError::NotLegacy { .. })
+    ));
+
+    let other = dir.path().join("other.db");
+    Connection::open(&other)
+        .expect("creates")
+        .execute_batch("CREATE TABLE recipes (id INTEGER PRIMARY KEY, title TEXT);")
+        .expect("other app");
+    let bytes = file_sha(&other);
+    let err = adopt(&other, &opts, &mut |_| {}).expect_err("refused");
+    assert!(matches!(err, AdoptError::NotLegacy { .. }), "{err}");
+    assert!(err.to_string().contains("recipes"));
+    assert_eq!(file_sha(&other), bytes);
+
+    // A legacy store with a table the catalog does not know: refused, with its name.
+    let mixed = legacy(dir.path(), 1_000, 5);
+    Connection::open(&mixed)
+        .expect("opens")
+        .execute_batch("CREATE TABLE loyalty_cards_v0 (id TEXT PRIMARY KEY, code TEXT UNIQUE);")
+        .expect("extra table");
+    let bytes = file_sha(&mixed);
+    let err = adopt(&mixed, &opts, &mut |_| {}).expect_err("refused");
+    assert!(matches!(err, AdoptError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("loyalty_cards_v0"));
+    assert_eq!(file_sha(&mixed), bytes);
+
+    // Truncated: the second half of the file is gone.
+    let truncated = legacy(dir.path(), 5_000, 6);
+    let full = std::fs::read(&truncated).expect("read");
+    std::fs::write(&truncated, &full[..full.len() / 2]).expect("truncate");
+    let bytes = file_sha(&truncated);
+    let err = adopt(&truncated, &opts, &mut |_| {}).expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            AdoptError::NotSqlite { .. } | AdoptError::Failed { .. }
+        ),
+        "{err}"
+    );
+    assert_eq!(file_sha(&truncated), bytes, "{err}");
+
+    // Locked by another connection holding an exclusive lock.
+    let locked = legacy(dir.path(), 1_000, 8);
+    let holder = Connection::open(&locked).expect("opens");
+    holder.execute_batch("BEGIN EXCLUSIVE").expect("locks");
+    let err = adopt(&locked, &opts, &mut |_| {}).expect_err("refused");
+    assert!(matches!(err, AdoptError::Locked { .. }), "{err}");
+    holder.execute_batch("ROLLBACK").expect("unlocks");
+    drop(holder);
+    let digest = canonical_digest(&locked).expect("digest");
+    adopted(adopt(&locked, &opts, &mut |_| {}).expect("adopts once unlocked"));
+    assert_ne!(canonical_digest(&locked).expect("digest"), digest);
+}
+
+#[test]
+fn a_dry_run_changes_nothing_and_a_second_run_is_a_no_op() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = legacy(dir.path(), 1_000, 9);
+    let bytes = file_sha(&path);
+    let plan = match adopt(&path, &options(dir.path()).dry_run(true), &mut |_| {}).expect("plan") {
+        Outcome::Planned(plan) => plan,
+        other => panic!("expected a plan, got {other:?}"),
+    };
+    assert_eq!(file_sha(&path), bytes);
+    assert!(
+        !dir.path().join("backups").exists(),
+        "a dry run writes no backup"
+    );
+    let sales = plan
+        .tables
+        .iter()
+        .find(|t| t.table == "sales")
+        .expect("sales");
+    assert!(sales.rows > 0);
+    assert!(sales
+        .constraints
+        .contains(&"PRIMARY KEY (tenant_id, id)".to_owned()));
+    assert!(sales
+        .constraints
+        .contains(&"UNIQUE (tenant_id, number)".to_owned()));
+    assert!(sales.indexes.iter().all(|i| i.contains("(tenant_id")));
+
+    adopted(adopt(&path, &options(dir.path()), &mut |_| {}).expect("adopts"));
+    let digest = canonical_digest(&path).expect("digest");
+    match adopt(&path, &options(dir.path()), &mut |_| {}).expect("second run") {
+        Outcome::AlreadyMultiTenant { tenants, .. } => assert_eq!(tenants, ["caps-automotive"]),
+        other => panic!("expected a no-op, got {other:?}"),
+    }
+    assert_eq!(canonical_digest(&path).expect("digest"), digest);
+}
+
+#[test]
+fn rollback_restores_the_original_after_checking_the_backup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = legacy(dir.path(), 2_000, 10);
+    let original = canonical_digest(&path).expect("digest");
+    let report = adopted(adopt(&path, &options(dir.path()), &mut |_| {}).expect("adopts"));
+    // The backup is the original, and its checksum file is in sha256sum format.
+    assert_eq!(
+        canonical_digest(&report.backup.path).expect("digest"),
+        original
+    );
+    let sums = std::fs::read_to_string(adopt::checksum_path(&report.backup.path)).expect("sums");
+    assert!(sums.starts_with(&report.backup.sha256));
+
+    // Work done after adoption is lost by a rollback, which is what rollback means.
+    let store = Store::open(&path).expect("opens");
+    drop(store);
+    let restored = adopt::rollback(&path, &report.backup.path).expect("rolls back");
+    assert_eq!(restored.canonical_digest, original);
+    assert_eq!(canonical_digest(&path).expect("digest"), original);
+
+    // A backup that does not match its checksum is refused, and the database is untouched.
+    adopted(adopt(&path, &options(dir.path()), &mut |_| {}).expect("adopts again"));
+    let adopted_digest = canonical_digest(&path).expect("digest");
+    let mut tampered = std::fs::read(&report.backup.path).expect("backup");
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0xff;
+    std::fs::write(&report.backup.path, tampered).expect("tamper");
+    let err = adopt::rollback(&path, &report.backup.path).expect_err("refused");
+    assert!(matches!(err, AdoptError::ChecksumMismatch { .. }), "{err}");
+    assert_eq!(canonical_digest(&path).expect("digest"), adopted_digest);
+}
+
+#[test]
+fn legacy_schema_matches_the_generator() {
+    // The fixture's schema really is the legacy one: no tenant_id and no registry.
+    let conn = Connection::open_in_memory().expect("memory");
+    conn.execute_batch(LEGACY_SCHEMA).expect("legacy schema");
+    let with_tenant: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema s, pragma_table_info(s.name) c
+             WHERE s.type = 'table' AND c.name = 'tenant_id'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(with_tenant, 0);
+}
+
+// ---------------------------------------------------------------- the command line
+
+fn pos_node() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pos-node"))
+}
+
+#[test]
+fn cli_adopts_reports_as_json_and_rolls_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = legacy(dir.path(), 1_000, 21);
+    let original = canonical_digest(&path).expect("digest");
+    let db = path.to_str().expect("utf-8 path");
+    let backups = dir.path().join("bk");
+
+    let out = pos_node()
+        .args([
+            "adopt",
+            "--db",
+            db,
+            "--tenant",
+            "caps-automotive",
+            "--dry-run",
+            "--json",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(plan["outcome"], "planned");
+    assert_eq!(canonical_digest(&path).expect("digest"), original);
+
+    let out = pos_node()
+        .args([
+            "adopt",
+            "--db",
+            db,
+            "--tenant",
+            "caps-automotive",
+            "--name",
+            "Caps",
+        ])
+        .args(["--backup-dir", backups.to_str().expect("utf-8"), "--json"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no progress bars when not on a terminal"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["outcome"], "adopted");
+    let tables = report["tables"].as_array().expect("tables");
+    assert_eq!(tables.len(), pos_tenancy::catalog::TABLES.len());
+    assert!(tables.iter().all(|t| t["rows_before"] == t["rows_after"]));
+    let backup = report["backup"]["path"]
+        .as_str()
+        .expect("backup path")
+        .to_owned();
+
+    let out = pos_node()
+        .args(["verify", "--db", db])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let out = pos_node()
+        .args(["adopt", "--db", db, "--tenant", "caps-automotive"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already a multi-tenant store"));
+
+    let out = pos_node()
+        .args([
+            "adopt",
+            "--rollback",
+            "--backup",
+            &backup,
+            "--db",
+            db,
+            "--json",
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(canonical_digest(&path).expect("digest"), original);
+
+    let out = pos_node()
+        .args(["adopt", "--db", db, "--tenant", "Not A Slug"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(canonical_digest(&path).expect("digest"), original);
+}
+
+// ---------------------------------------------------------------- crash safety
+
+/// Kills `pos-node adopt` with SIGKILL at spread-out moments, 24 times; after each kill the file
+/// is either exactly the original or fully adopted and verified, never anything in between.
+#[test]
+fn killed_adoptions_leave_the_original_or_a_verified_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = legacy(dir.path(), 30_000, 99);
+    let original = canonical_digest(&template).expect("digest");
+    let legacy_rows: u64 = {
+        let conn = Connection::open(&template).expect("opens");
+        pos_tenancy::catalog::TABLES
+            .iter()
+            .map(|t| count(&conn, t.name))
+            .sum()
+    };
+    let work = dir.path().join("work.db");
+    let run = |work: &Path| {
+        pos_node()
+            .args([
+                "adopt",
+                "--db",
+                work.to_str().expect("utf-8"),
+                "--tenant",
+                "caps-automotive",
+            ])
+            .args([
+                "--backup-dir",
+                dir.path().join("bk").to_str().expect("utf-8"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawns")
+    };
+    // One uninterrupted run tells how long the whole thing takes here.
+    std::fs::copy(&template, &work).expect("copy");
+    let started = Instant::now();
+    let status = run(&work).wait().expect("waits");
+    assert!(status.success());
+    let full = started.elapsed();
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
+    let (mut originals, mut adopted_files, mut killed_running) = (0, 0, 0);
+    // Kills that came after the process had finished by itself do not count; the window
+    // shrinks when that happens, so that at least 20 kills land mid-way on a slow or a fast
+    // machine. Bounded: 80 attempts at most.
+    let mut window = full.as_secs_f64();
+    for attempt in 0..80 {
+        if killed_running >= 20 {
+            break;
+        }
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", work.display()));
+        }
+        std::fs::copy(&template, &work).expect("copy");
+        let mut child = run(&work);
+        std::thread::sleep(std::time::Duration::from_secs_f64(
+            window * rng.random_range(0.0..1.0),
+        ));
+        if child.try_wait().expect("try_wait").is_none() {
+            killed_running += 1;
+            child.kill().ok(); // SIGKILL on Unix
+        } else {
+            window *= 0.8;
+        }
+        child.wait().expect("reaped");
+
+        let digest = canonical_digest(&work).expect("the file is a readable database");
+        if digest == original {
+            originals += 1;
+            continue;
+        }
+        adopted_files += 1;
+        let store = Store::open(&work)
+            .unwrap_or_else(|e| panic!("attempt {attempt}: neither original nor a store: {e}"));
+        let report = store.verify().expect("verify runs");
+        assert!(report.is_ok(), "attempt {attempt}: {:?}", report.violations);
+        assert_eq!(
+            report.rows_checked, legacy_rows,
+            "attempt {attempt}: every row is there"
+        );
+    }
+    assert!(
+        killed_running >= 20,
+        "only {killed_running} kills landed mid-adoption"
+    );
+    eprintln!(
+        "{killed_running} kills mid-adoption; files left original: {originals}, adopted and \
+         verified: {adopted_files}"
+    );
+    assert!(originals > 0, "some kills land before the commit");
+}

@@ -446,7 +446,7 @@ fn check_batch(tenant: &TenantId, ops: &[Operation]) -> Result<()> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use pos_tenancy::central::{check_skew, CentralError};
+/// use pos_tenancy::central::check_skew;
 /// assert!(check_skew(&[], 1_000, Duration::from_secs(1)).is_ok());
 /// ```
 pub fn check_skew(ops: &[Operation], now_millis: u64, max_skew: Duration) -> Result<()> {

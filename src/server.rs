@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -51,6 +51,10 @@ use crate::tenant::{Plan, PlanLimits, TenantSettings, TenantStatus};
 
 /// The shortest signing secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
+
+/// The largest request body taken, in bytes: a batch is at most [`central::MAX_BATCH`]
+/// operations and at most this much JSON (413 beyond either).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The request rate of tenants that have none of their own, unless the server is configured
 /// with another ([`AppState::rate_limit`], `pos-central serve --rate-limit`).
@@ -307,7 +311,7 @@ impl Metrics {
             match r.status {
                 OperationStatus::Accepted => accepted += 1,
                 OperationStatus::Duplicate => duplicate += 1,
-                _ => rejected += 1,
+                OperationStatus::Rejected => rejected += 1,
             }
         }
         // Labels only for tenants that passed `admit`, so their number is the registry's.
@@ -409,6 +413,7 @@ pub fn app(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .fallback(not_found)
         .with_state(state)
 }
@@ -733,7 +738,8 @@ fn now_millis() -> u64 {
         (status = 401, description = "No, forged or expired device token", body = ErrorBody),
         (status = 403, description = "A token of another tenant, or the tenant is not active", body = ErrorBody),
         (status = 404, description = "Unknown tenant", body = ErrorBody),
-        (status = 413, description = "More operations than a batch may hold", body = ErrorBody),
+        (status = 413, description = "More operations than a batch may hold (1000), or a \
+            body over 4 MiB", body = ErrorBody),
         (status = 429, description = "The tenant's request rate or its plan's monthly API calls \
             are used up; nothing was stored", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),

@@ -321,6 +321,12 @@ fn every_refusal_has_its_status_and_stores_nothing() {
         status(push(&c, &s, "caps", &caps, &too_many)),
         StatusCode::PAYLOAD_TOO_LARGE
     );
+    let mut huge = ops[..1].to_vec();
+    huge[0].table = "x".repeat(pos_tenancy::server::MAX_BODY_BYTES);
+    let r = push(&c, &s, "caps", &caps, &huge).expect("response");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = r.json().expect("json error");
+    assert_eq!(body["error"], "batch_too_large");
     assert_eq!(pulled_ids(&c, &s, "caps", &caps).0, 0, "nothing was stored");
 
     // Suspended: 403 until activated again.
@@ -950,7 +956,11 @@ fn a_stamp_too_far_ahead_of_the_servers_clock_refuses_the_batch() {
         &env.secret.display().to_string(),
     ]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--max-skew \"soon\""));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--max-skew") && err.contains("\"soon\" is not a duration"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use pos_tenancy::central::{CentralError, CentralStore, CentralTenant, RateLimit, SqliteCentral};
+use pos_tenancy::hlc::DEFAULT_MAX_SKEW;
 use pos_tenancy::server::{app, issue_token, AppState, ServerError, DEFAULT_RATE_LIMIT};
 use pos_tenancy::{
     NewTenant, Plan, PlanLimits, SettingsError, TenantId, TenantIdError, TenantSettings,
@@ -58,8 +59,8 @@ struct ServeArgs {
     rate_limit: RateLimit,
     /// How far ahead of this server's clock an operation's clock stamp may be (30d, 12h, 15m
     /// or 90s); a batch holding one further ahead is refused whole.
-    #[arg(long, default_value = "300s")]
-    max_skew: String,
+    #[arg(long, default_value_t = Span(DEFAULT_MAX_SKEW))]
+    max_skew: Span,
     /// Crash tests only (feature `fault-injection`): abort the process right after
     /// committing the Nth push, before answering it.
     #[cfg(feature = "fault-injection")]
@@ -240,6 +241,25 @@ fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
+/// A duration flag: 30d, 12h, 15m or 90s.
+#[derive(Debug, Clone, Copy)]
+struct Span(Duration);
+
+impl std::str::FromStr for Span {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_duration(s)
+            .map(Span)
+            .ok_or_else(|| format!("{s:?} is not a duration like 30d, 12h, 15m or 90s"))
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}s", self.0.as_secs())
+    }
+}
+
 fn duration(flag: &'static str, value: &str) -> Result<Duration, CliError> {
     parse_duration(value).ok_or_else(|| CliError::Duration {
         flag,
@@ -377,7 +397,7 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
 
 fn serve(args: ServeArgs) -> Result<(), CliError> {
     let secret = read_secret(args.secret_file.as_deref())?;
-    let max_skew = duration("--max-skew", &args.max_skew)?;
+    let max_skew = args.max_skew.0;
     let store: Arc<dyn CentralStore> = Arc::new(SqliteCentral::open(&args.db)?);
     let state = AppState::new(store, secret)?
         .rate_limit(args.rate_limit)

@@ -1237,12 +1237,12 @@ fn a_batch_committed_before_a_crash_is_a_duplicate_with_its_sequence_numbers_whe
 fn sigterm_during_a_push_answers_the_batch_in_flight_and_exits_cleanly() {
     let env = env_with(&[("caps", &[])]);
     let tok = token(&env, "caps");
-    // A large batch: the outboxes of many nodes of the tenant.
-    let ops: Vec<Operation> = (0..24)
+    // A full batch (1000 operations): the outboxes of many nodes of the tenant.
+    let ops: Vec<Operation> = (0..40)
         .flat_map(|i| outbox("caps", &format!("t{i}")))
-        .take(1000)
+        .take(pos_tenancy::central::MAX_BATCH)
         .collect();
-    assert!(ops.len() > 500, "{}", ops.len());
+    assert_eq!(ops.len(), pos_tenancy::central::MAX_BATCH);
     let body = serde_json::to_vec(&serde_json::json!({ "operations": ops })).expect("json");
     let (mut s, log) = spawn(&env, &[], true);
     let mut log = BufReader::new(log.expect("log"));

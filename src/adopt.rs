@@ -29,10 +29,9 @@
 //! let legacy = rusqlite::Connection::open(&db)?;
 //! legacy.execute_batch(
 //!     "CREATE TABLE product_categories (id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL,
-//!          parent_id TEXT REFERENCES product_categories(id), created_at TEXT NOT NULL,
-//!          updated_at TEXT NOT NULL);
+//!          parent_id TEXT REFERENCES product_categories(id), created_at TEXT NOT NULL);
 //!      INSERT INTO product_categories VALUES ('0192f3a0-0000-7000-8000-000000000001',
-//!          'Filters', NULL, '2026-01-01T09:00:00.000Z', '2026-01-01T09:00:00.000Z');",
+//!          'Filters', NULL, '2026-01-01T09:00:00.000Z');",
 //! )?;
 //! drop(legacy);
 //!
@@ -987,18 +986,51 @@ fn feed_value(h: &mut impl FnMut(&[u8]), v: ValueRef<'_>) {
     }
 }
 
-/// An order-independent digest of a table's rows: the count and two wrapping sums of
-/// independent 64-bit row hashes. Comparing it before and after the copy proves every column of
-/// every row unchanged without sorting or joining either table.
-struct RowDigest {
-    keys: [std::hash::RandomState; 2],
+/// Hashes one row (a function call's arguments) with a key chosen per adoption.
+#[derive(Clone)]
+struct RowHasher {
+    key: std::hash::RandomState,
 }
 
-#[derive(Default)]
+impl RowHasher {
+    fn new() -> Self {
+        Self {
+            key: std::hash::RandomState::new(),
+        }
+    }
+
+    fn hash(&self, ctx: &Context<'_>) -> u64 {
+        let mut hasher = self.key.build_hasher();
+        for i in 0..ctx.len() {
+            feed_value(&mut |b: &[u8]| hasher.write(b), ctx.get_raw(i));
+        }
+        hasher.finish()
+    }
+}
+
+/// An order-independent digest of a table's rows: the count and the wrapping sum of keyed
+/// 64-bit row hashes (SipHash with a random key, so no input is crafted to collide). Comparing
+/// it before and after the copy proves every column of every row unchanged, up to a 2^-64
+/// chance, without sorting or joining either table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct RowDigestAcc {
     rows: u64,
-    sums: [u64; 2],
+    sum: u64,
 }
+
+impl RowDigestAcc {
+    fn add(&mut self, hash: u64) {
+        self.rows += 1;
+        self.sum = self.sum.wrapping_add(hash);
+    }
+
+    fn text(&self) -> String {
+        format!("{}:{:016x}", self.rows, self.sum)
+    }
+}
+
+/// The digest as an SQL aggregate, over the rows a query reads.
+struct RowDigest(RowHasher);
 
 impl Aggregate<RowDigestAcc, String> for RowDigest {
     fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<RowDigestAcc> {
@@ -1006,24 +1038,39 @@ impl Aggregate<RowDigestAcc, String> for RowDigest {
     }
 
     fn step(&self, ctx: &mut Context<'_>, acc: &mut RowDigestAcc) -> rusqlite::Result<()> {
-        acc.rows += 1;
-        for (sum, key) in acc.sums.iter_mut().zip(&self.keys) {
-            let mut hasher = key.build_hasher();
-            for i in 0..ctx.len() {
-                feed_value(&mut |b: &[u8]| hasher.write(b), ctx.get_raw(i));
-            }
-            *sum = sum.wrapping_add(hasher.finish());
-        }
+        acc.add(self.0.hash(ctx));
         Ok(())
     }
 
     fn finalize(&self, _: &mut Context<'_>, acc: Option<RowDigestAcc>) -> rusqlite::Result<String> {
-        let acc = acc.unwrap_or_default();
-        Ok(format!(
-            "{}:{:016x}{:016x}",
-            acc.rows, acc.sums[0], acc.sums[1]
-        ))
+        Ok(acc.unwrap_or_default().text())
     }
+}
+
+/// The digest of the rows a copy reads, taken as they stream through it (a function in the
+/// copy's WHERE clause that is always true), so the legacy table is not read a second time.
+type Tap = std::sync::Arc<std::sync::Mutex<RowDigestAcc>>;
+
+fn install_digests(conn: &Connection) -> rusqlite::Result<Tap> {
+    let hasher = RowHasher::new();
+    conn.create_aggregate_function(
+        "adopt_row_digest",
+        -1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        RowDigest(hasher.clone()),
+    )?;
+    let tap = Tap::default();
+    let feed = tap.clone();
+    // Not deterministic: it must run once for every row, never be factored out.
+    conn.create_scalar_function("adopt_tap", -1, FunctionFlags::SQLITE_UTF8, move |ctx| {
+        let hash = hasher.hash(ctx);
+        let mut acc = feed
+            .lock()
+            .map_err(|_| rusqlite::Error::UserFunctionError("digest lock poisoned".into()))?;
+        acc.add(hash);
+        Ok(true)
+    })?;
+    Ok(tap)
 }
 
 /// A SHA-256 over a database's schema and every row of every table, in a canonical order
@@ -1153,7 +1200,7 @@ pub fn adopt(
     // Foreign keys are checked once, over the finished tables; the pragma is a no-op inside a
     // transaction, so it is set first. Renames must not rewrite the legacy tables' references.
     let setup = "PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON; \
-                 PRAGMA cache_size = -131072;";
+                 PRAGMA cache_size = -131072; PRAGMA threads = 2; PRAGMA temp_store = MEMORY;";
     conn.execute_batch(setup).map_err(|e| classify(path, e))?;
     // One transaction from the audit to the commit. It starts as a read (a shared lock, so no
     // other process can commit in between) because SQLite's backup API refuses a source
@@ -1190,6 +1237,9 @@ pub fn adopt(
     let (tables, total_rows_after) =
         rebuild(&tx, &audit, &reference, &new_tenant, &mut steps, progress)?;
 
+    let hash_wait = Instant::now();
+    let backup = backup.finish()?;
+    *steps.entry(Step::Backup).or_insert(0.0) += hash_wait.elapsed().as_secs_f64();
     let commit_started = Instant::now();
     tx.commit().map_err(|e| AdoptError::Failed {
         step: Step::Commit,
@@ -1240,7 +1290,7 @@ fn take_backup(
     path: &Path,
     options: &AdoptOptions,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<BackupFile, AdoptError> {
+) -> Result<PendingBackup, AdoptError> {
     let dir = match &options.backup_dir {
         Some(dir) => dir.clone(),
         None => path
@@ -1289,25 +1339,54 @@ fn take_backup(
         }
         drop(backup);
         drop(dst);
-        let (sha256, bytes) = sha256_file(&target).map_err(|e| e.to_string())?;
-        let name = target
+        Ok::<_, String>(())
+    })();
+    if let Err(reason) = result {
+        // A half-written backup must not be mistaken for a good one later.
+        let _ = std::fs::remove_file(&target);
+        return Err(fail(reason));
+    }
+    // Hashing 300 MB takes a good part of a second; it runs on another core while the
+    // rebuild goes on, and adoption waits for it before committing.
+    let path = target.clone();
+    let hashing = std::thread::spawn(move || {
+        let (sha256, bytes) = sha256_file(&path)?;
+        let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        std::fs::write(checksum_path(&target), format!("{sha256}  {name}\n"))
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(BackupFile {
-            path: target.clone(),
+        std::fs::write(checksum_path(&path), format!("{sha256}  {name}\n"))?;
+        Ok(BackupFile {
+            path,
             sha256,
             bytes,
         })
-    })();
-    result.map_err(|reason| {
-        // A half-written backup must not be mistaken for a good one later.
-        let _ = std::fs::remove_file(&target);
-        let _ = std::fs::remove_file(checksum_path(&target));
-        fail(reason)
+    });
+    Ok(PendingBackup {
+        path: target,
+        hashing,
     })
+}
+
+/// A backup written and being hashed.
+struct PendingBackup {
+    path: PathBuf,
+    hashing: std::thread::JoinHandle<std::io::Result<BackupFile>>,
+}
+
+impl PendingBackup {
+    /// Waits for the hash and its checksum file.
+    fn finish(self) -> Result<BackupFile, AdoptError> {
+        let fail = |reason: String| AdoptError::Backup {
+            path: self.path.clone(),
+            reason,
+        };
+        match self.hashing.join() {
+            Ok(Ok(file)) => Ok(file),
+            Ok(Err(e)) => Err(fail(format!("cannot hash the backup: {e}"))),
+            Err(_) => Err(fail("the hashing thread panicked".into())),
+        }
+    }
 }
 
 /// The rebuild inside the caller's transaction; any error leaves the transaction to roll back.
@@ -1395,16 +1474,7 @@ fn rebuild(
     }
     lap(steps, Step::CreateSchema);
 
-    let digest = RowDigest {
-        keys: [std::hash::RandomState::new(), std::hash::RandomState::new()],
-    };
-    conn.create_aggregate_function(
-        "adopt_row_digest",
-        -1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        digest,
-    )
-    .map_err(failed(Step::Validate, None))?;
+    let tap = install_digests(conn).map_err(failed(Step::Validate, None))?;
 
     let mut reports = Vec::new();
     let mut total_after = 0u64;
@@ -1466,13 +1536,25 @@ fn rebuild(
         } else {
             format!(" ORDER BY {}", order.join(", "))
         };
+        let reset = |tap: &Tap| {
+            tap.lock()
+                .map(|mut acc| std::mem::take(&mut *acc))
+                .map_err(|_| AdoptError::Failed {
+                    step: Step::Copy,
+                    table: Some(t.name.to_owned()),
+                    reason: "digest lock poisoned".into(),
+                })
+        };
+        reset(&tap)?;
         conn.execute(
             &format!(
-                "INSERT INTO {table} (\"tenant_id\", {cols}) SELECT ?1, {cols} FROM {legacy}{order}"
+                "INSERT INTO {table} (\"tenant_id\", {cols}) SELECT ?1, {cols} FROM {legacy} \
+                 WHERE adopt_tap({cols}){order}"
             ),
             [&tenant.id],
         )
         .map_err(failed(Step::Copy, Some(t.name)))?;
+        let read = reset(&tap)?;
         lap(steps, Step::Copy);
 
         let validate_err = failed(Step::Validate, Some(t.name));
@@ -1499,13 +1581,13 @@ fn rebuild(
         if foreign != 0 {
             return Err(invalid(format!("{foreign} rows without the tenant's id")));
         }
-        let before: String = conn
-            .query_row(
-                &format!("SELECT adopt_row_digest({cols}) FROM {legacy}"),
-                [],
-                |r| r.get(0),
-            )
-            .map_err(failed(Step::Validate, Some(t.name)))?;
+        if read.rows != rows_before {
+            return Err(invalid(format!(
+                "the copy read {} of {rows_before} rows",
+                read.rows
+            )));
+        }
+        let before = read.text();
         let after: String = conn
             .query_row(
                 &format!("SELECT adopt_row_digest({cols}) FROM {table}"),
@@ -1519,8 +1601,6 @@ fn rebuild(
                     .into(),
             ));
         }
-        conn.execute_batch(&format!("DROP TABLE {legacy}"))
-            .map_err(failed(Step::Validate, Some(t.name)))?;
         lap(steps, Step::Validate);
         total_after += rows_after;
         progress(Progress::TableDone {
@@ -1556,6 +1636,13 @@ fn rebuild(
     }
     lap(steps, Step::Index);
 
+    // The legacy tables go last: pages they free now are not reused (and journaled again)
+    // by the copies and index builds above.
+    for t in audit.tables.iter().filter(|t| t.present) {
+        let legacy = ident(&format!("{LEGACY_PREFIX}{}", t.name));
+        conn.execute_batch(&format!("DROP TABLE {legacy}"))
+            .map_err(failed(Step::Restore, Some(t.name)))?;
+    }
     progress(Progress::Step(Step::Restore));
     for (name, sql) in audit.views.iter().chain(&audit.triggers) {
         conn.execute_batch(sql).map_err(|e| AdoptError::Failed {
@@ -1732,9 +1819,7 @@ mod tests {
             "d",
             -1,
             FunctionFlags::SQLITE_UTF8,
-            RowDigest {
-                keys: [std::hash::RandomState::new(), std::hash::RandomState::new()],
-            },
+            RowDigest(RowHasher::new()),
         )
         .expect("registers");
         let one: String = conn

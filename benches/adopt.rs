@@ -97,7 +97,10 @@ fn fresh_copy(f: &Fixture) -> Copy {
 }
 
 fn catalog_tables() -> Vec<&'static str> {
-    pos_tenancy::catalog::TABLES.iter().map(|t| t.name).collect()
+    pos_tenancy::catalog::TABLES
+        .iter()
+        .map(|t| t.name)
+        .collect()
 }
 
 fn column_list(conn: &Connection, table: &str) -> String {
@@ -136,7 +139,8 @@ fn floor(path: &Path, defer_indexes: bool) {
         .collect::<rusqlite::Result<_>>()
         .expect("indexes");
     for index in legacy_indexes {
-        tx.execute_batch(&format!("DROP INDEX \"{index}\"")).expect("drop");
+        tx.execute_batch(&format!("DROP INDEX \"{index}\""))
+            .expect("drop");
     }
     let mut columns = Vec::new();
     for t in &tables {
@@ -156,23 +160,26 @@ fn floor(path: &Path, defer_indexes: bool) {
     .expect("tenant");
     let indexes: Vec<String> = if defer_indexes {
         let found: Vec<(String, String)> = tx
-            .prepare(
-                "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL",
-            )
+            .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL")
             .expect("indexes")
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .expect("indexes")
             .collect::<rusqlite::Result<_>>()
             .expect("indexes");
         for (name, _) in &found {
-            tx.execute_batch(&format!("DROP INDEX \"{name}\"")).expect("drop");
+            tx.execute_batch(&format!("DROP INDEX \"{name}\""))
+                .expect("drop");
         }
         found.into_iter().map(|(_, sql)| sql).collect()
     } else {
         Vec::new()
     };
     for (t, cols) in tables.iter().zip(&columns) {
-        let key = if *t == "pending_operations" { "hlc" } else { "id" };
+        let key = if *t == "pending_operations" {
+            "hlc"
+        } else {
+            "id"
+        };
         tx.execute(
             &format!(
                 "INSERT INTO \"{t}\" (tenant_id, {cols}) SELECT ?1, {cols} FROM \"old_{t}\" \
@@ -186,7 +193,8 @@ fn floor(path: &Path, defer_indexes: bool) {
         tx.execute_batch(&sql).expect("index");
     }
     for t in &tables {
-        tx.execute_batch(&format!("DROP TABLE \"old_{t}\"")).expect("drop");
+        tx.execute_batch(&format!("DROP TABLE \"old_{t}\""))
+            .expect("drop");
     }
     tx.commit().expect("commit");
 }
@@ -302,9 +310,10 @@ fn bench_queries(c: &mut Criterion, f: &Fixture) {
             b.iter(|| {
                 i = (i + 1) % k.skus.len();
                 let row: (String, String, i64) = stmt
-                    .query_row(rusqlite::params_from_iter(args(scoped, vec![k.skus[i].as_str()])), |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
+                    .query_row(
+                        rusqlite::params_from_iter(args(scoped, vec![k.skus[i].as_str()])),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
                     .expect("found");
                 black_box(row)
             })
@@ -323,7 +332,10 @@ fn bench_queries(c: &mut Criterion, f: &Fixture) {
             b.iter(|| {
                 i = (i + 1) % k.customers.len();
                 let n = stmt
-                    .query_map(rusqlite::params_from_iter(args(scoped, vec![k.customers[i].as_str()])), |r| r.get::<_, i64>(2))
+                    .query_map(
+                        rusqlite::params_from_iter(args(scoped, vec![k.customers[i].as_str()])),
+                        |r| r.get::<_, i64>(2),
+                    )
                     .expect("query")
                     .count();
                 black_box(n)
@@ -341,9 +353,13 @@ fn bench_queries(c: &mut Criterion, f: &Fixture) {
             let mut stmt = conn.prepare(&q).expect("prepare");
             b.iter(|| {
                 let row: (i64, i64) = stmt
-                    .query_row(rusqlite::params_from_iter(args(scoped, vec![k.day.0.as_str(), k.day.1.as_str()])), |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                    .query_row(
+                        rusqlite::params_from_iter(args(
+                            scoped,
+                            vec![k.day.0.as_str(), k.day.1.as_str()],
+                        )),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
                     .expect("sums");
                 black_box(row)
             })
@@ -362,7 +378,10 @@ fn bench_queries(c: &mut Criterion, f: &Fixture) {
             b.iter(|| {
                 i = (i + 1) % k.products.len();
                 let stock: i64 = stmt
-                    .query_row(rusqlite::params_from_iter(args(scoped, vec![k.products[i].as_str()])), |r| r.get(0))
+                    .query_row(
+                        rusqlite::params_from_iter(args(scoped, vec![k.products[i].as_str()])),
+                        |r| r.get(0),
+                    )
                     .expect("sum");
                 black_box(stock)
             })

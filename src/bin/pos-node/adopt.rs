@@ -130,6 +130,18 @@ fn print_plan(plan: &AdoptPlan) {
         })
         .collect();
     print_table(&header, &rows);
+    println!();
+    // What will be rescoped, table by table: every key, foreign key and index after adoption.
+    for t in &plan.tables {
+        println!("{}:", t.table);
+        for c in &t.constraints {
+            println!("    {c}");
+        }
+        for i in &t.indexes {
+            println!("    index {i}");
+        }
+    }
+    println!();
     println!(
         "{} rows in {} tables to adopt as tenant {}",
         plan.total_rows,

@@ -285,9 +285,13 @@ pub trait CentralStore: Send + Sync {
     fn append(&self, tenant: &TenantId, ops: &[Operation]) -> Result<Vec<OperationResult>>;
     /// Up to `limit` operations after sequence number `after`, and the log's high mark.
     fn operations_after(&self, tenant: &TenantId, after: u64, limit: u32) -> Result<OperationPage>;
-    /// Counts one API call of the tenant in the calendar month (UTC) of `at`; returns the
-    /// month's count including this call.
-    fn count_api_call(&self, tenant: &TenantId, at: Timestamp) -> Result<u64>;
+    /// Counts one API call of the tenant in the calendar month (UTC) of `at`, but only while
+    /// the month's count is under `max`: returns the count including this call, or `None`
+    /// when `max` calls were counted already (nothing is written then, so refused calls never
+    /// push the count past the limit). Atomic: concurrent callers cannot overshoot `max`.
+    fn count_api_call(&self, tenant: &TenantId, at: Timestamp, max: u64) -> Result<Option<u64>>;
+    /// The tenant's API calls counted in the calendar month (UTC) of `at`.
+    fn api_calls(&self, tenant: &TenantId, at: Timestamp) -> Result<u64>;
 }
 
 /// The embedded SQLite implementation of [`CentralStore`].
@@ -677,19 +681,40 @@ impl CentralStore for SqliteCentral {
         })
     }
 
-    fn count_api_call(&self, tenant: &TenantId, at: Timestamp) -> Result<u64> {
-        let month = at.as_datetime().format("%Y-%m").to_string();
+    fn count_api_call(&self, tenant: &TenantId, at: Timestamp, max: u64) -> Result<Option<u64>> {
         let conn = self.conn();
         find_tenant(&conn, tenant)?;
-        let calls: i64 = conn
+        // Both branches are guarded by the limit: a first call of the month inserts only if
+        // `max` allows one, later ones add one only below `max`. No row back: over the plan.
+        let calls: Option<i64> = conn
             .prepare_cached(
-                "INSERT INTO tenant_usage (tenant_id, month, api_calls) VALUES (?1, ?2, 1)
+                "INSERT INTO tenant_usage (tenant_id, month, api_calls)
+                 SELECT ?1, ?2, 1 WHERE ?3 >= 1
                  ON CONFLICT (tenant_id, month) DO UPDATE SET api_calls = api_calls + 1
+                     WHERE api_calls < ?3
                  RETURNING api_calls",
             )?
-            .query_row(params![tenant, month], |r| r.get(0))?;
-        Ok(u64::try_from(calls).unwrap_or(0))
+            .query_row(params![tenant, usage_month(at), to_i64(max)], |r| r.get(0))
+            .optional()?;
+        Ok(calls.map(|n| u64::try_from(n).unwrap_or(0)))
     }
+
+    fn api_calls(&self, tenant: &TenantId, at: Timestamp) -> Result<u64> {
+        let conn = self.conn();
+        find_tenant(&conn, tenant)?;
+        let calls: Option<i64> = conn
+            .prepare_cached(
+                "SELECT api_calls FROM tenant_usage WHERE tenant_id = ?1 AND month = ?2",
+            )?
+            .query_row(params![tenant, usage_month(at)], |r| r.get(0))
+            .optional()?;
+        Ok(calls.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+}
+
+/// The `tenant_usage.month` key of an instant: its calendar month in UTC, `YYYY-MM`.
+fn usage_month(at: Timestamp) -> String {
+    at.as_datetime().format("%Y-%m").to_string()
 }
 
 #[cfg(test)]
@@ -820,13 +845,42 @@ mod tests {
         ));
         let nov = Timestamp::from_millis(1_795_000_000_000).expect("time");
         let dec = Timestamp::from_millis(1_797_000_000_000).expect("time");
-        assert_eq!(c.count_api_call(&caps, nov)?, 1);
-        assert_eq!(c.count_api_call(&caps, nov)?, 2);
+        assert_eq!(c.count_api_call(&caps, nov, 10)?, Some(1));
+        assert_eq!(c.count_api_call(&caps, nov, 10)?, Some(2));
         assert_eq!(
-            c.count_api_call(&caps, dec)?,
-            1,
+            c.count_api_call(&caps, dec, 10)?,
+            Some(1),
             "a new month starts at one"
         );
+        assert_eq!((c.api_calls(&caps, nov)?, c.api_calls(&caps, dec)?), (2, 1));
+        Ok(())
+    }
+
+    #[test]
+    fn calls_over_the_limit_are_refused_and_not_counted() -> Result<()> {
+        let c = central(&["caps"]);
+        let caps: TenantId = "caps".parse().expect("id");
+        let at = Timestamp::from_millis(1_795_000_000_000).expect("time");
+        assert_eq!(c.count_api_call(&caps, at, 2)?, Some(1));
+        assert_eq!(c.count_api_call(&caps, at, 2)?, Some(2));
+        for _ in 0..5 {
+            assert_eq!(c.count_api_call(&caps, at, 2)?, None, "over the limit");
+        }
+        assert_eq!(
+            c.api_calls(&caps, at)?,
+            2,
+            "refused calls left the count at the limit"
+        );
+        // A raised limit lets calls in again; a plan allowing none refuses the first call.
+        assert_eq!(c.count_api_call(&caps, at, 3)?, Some(3));
+        let next = Timestamp::from_millis(1_797_000_000_000).expect("time");
+        assert_eq!(c.count_api_call(&caps, next, 0)?, None);
+        assert_eq!(c.api_calls(&caps, next)?, 0);
+        let nobody: TenantId = "nobody".parse().expect("id");
+        assert!(matches!(
+            c.count_api_call(&nobody, at, 10),
+            Err(CentralError::TenantNotFound(_))
+        ));
         Ok(())
     }
 

@@ -585,19 +585,18 @@ async fn blocking<T: Send + 'static>(
 
 /// What [`admit`] found out in the store.
 enum Admission {
-    /// Let in; the tenant's monthly call count including this one.
-    In {
-        limits: PlanLimits,
-        plan: Plan,
-        calls: u64,
-    },
+    /// Let in, and counted against the month.
+    In,
     /// Over the tenant's request rate; try again in this many seconds.
     Throttled { rate: RateLimit, retry_after: u64 },
+    /// The month's API calls of the plan are used up; not counted.
+    OverPlan { limits: PlanLimits, plan: Plan },
 }
 
 /// Authenticates the device for the tenant in the path, checks the tenant, takes one request
-/// from its rate, and counts the call against its monthly plan. Refused requests store
-/// nothing, and throttled ones do not count against the month.
+/// from its rate, and counts the call against its monthly plan while under the plan's limit.
+/// Refused requests (401, 403, 404, 429) store nothing and count nothing; a call let in counts
+/// whatever it then answers (bad input included: the tenant's device made the server work).
 async fn admit(state: &AppState, headers: &HeaderMap, tenant: &str) -> Result<TenantId, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     let token = headers
@@ -640,11 +639,13 @@ async fn admit(state: &AppState, headers: &HeaderMap, tenant: &str) -> Result<Te
         if let Err(retry_after) = limiter.take(&t, rate, Instant::now()) {
             return Ok(Admission::Throttled { rate, retry_after });
         }
-        let calls = store.count_api_call(&t, Timestamp::now())?;
-        Ok(Admission::In {
-            limits: info.limits,
-            plan: info.plan,
-            calls,
+        let max = info.limits.max_api_calls_month;
+        Ok(match store.count_api_call(&t, Timestamp::now(), max)? {
+            Some(_) => Admission::In,
+            None => Admission::OverPlan {
+                limits: info.limits,
+                plan: info.plan,
+            },
         })
     })
     .await?;
@@ -661,11 +662,7 @@ async fn admit(state: &AppState, headers: &HeaderMap, tenant: &str) -> Result<Te
             e.retry_after = Some(retry_after);
             Err(e)
         }
-        Admission::In {
-            limits,
-            plan,
-            calls,
-        } if calls > limits.max_api_calls_month => {
+        Admission::OverPlan { limits, plan } => {
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "plan_limit",
@@ -677,7 +674,7 @@ async fn admit(state: &AppState, headers: &HeaderMap, tenant: &str) -> Result<Te
             e.retry_after = Some(seconds_to_next_month());
             Err(e)
         }
-        Admission::In { .. } => Ok(id),
+        Admission::In => Ok(id),
     }
 }
 

@@ -364,6 +364,80 @@ fn every_refusal_has_its_status_and_stores_nothing() {
     assert_eq!(body["error"], "plan_limit");
 }
 
+/// The tenant's API calls counted this month, read from the database file beside the server.
+fn usage(env: &Env, tenant: &str) -> u64 {
+    SqliteCentral::open(&env.db)
+        .expect("central db")
+        .api_calls(&tid(tenant), pos_tenancy::Timestamp::now())
+        .expect("usage")
+}
+
+#[test]
+fn plan_limit_refusals_leave_the_monthly_count_at_the_limit() {
+    let env = env_with(&[("tiny", &["--max-api-calls", "3"])]);
+    let s = start(&env);
+    let c = client();
+    let tok = token(&env, "tiny");
+    let ops = outbox("tiny", "u");
+    let pull = format!("{}/v1/tenants/tiny/operations?after=0", s.base);
+    for _ in 0..3 {
+        assert_eq!(
+            c.get(&pull)
+                .bearer_auth(&tok)
+                .send()
+                .expect("pull")
+                .status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(usage(&env, "tiny"), 3);
+    // Pulls, config and pushes alike: each refused, none counted, nothing stored.
+    for _ in 0..4 {
+        for r in [
+            c.get(&pull).bearer_auth(&tok).send(),
+            c.get(format!("{}/v1/tenants/tiny/config", s.base))
+                .bearer_auth(&tok)
+                .send(),
+            push(&c, &s, "tiny", &tok, &ops),
+        ] {
+            let r = r.expect("response");
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+            let body: serde_json::Value = r.json().expect("json error");
+            assert_eq!(body["error"], "plan_limit", "{body}");
+        }
+    }
+    assert_eq!(usage(&env, "tiny"), 3, "the count stays at the limit");
+    let store = SqliteCentral::open(&env.db).expect("central db");
+    assert_eq!(
+        store
+            .operations_after(&tid("tiny"), 0, 10)
+            .expect("log")
+            .high,
+        0
+    );
+    // Raised by the operator: calls are let in again, counted from where they stopped.
+    let db = env.db.display().to_string();
+    central(&[
+        "tenant",
+        "limits",
+        "--db",
+        &db,
+        "--id",
+        "tiny",
+        "--max-api-calls",
+        "4",
+    ]);
+    assert_eq!(
+        c.get(&pull)
+            .bearer_auth(&tok)
+            .send()
+            .expect("pull")
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(usage(&env, "tiny"), 4);
+}
+
 #[test]
 fn two_tenants_pushing_at_once_do_not_mix() {
     let env = env_with(&[("caps", &[]), ("bolt", &[])]);
@@ -862,7 +936,7 @@ fn a_tenant_over_its_rate_gets_429_with_retry_after_and_nothing_is_stored() {
     );
 
     // Nothing of the refused batch is stored, and refused requests did not count against
-    // the month (3 admitted, and this call makes 4).
+    // the month (3 admitted).
     let store = SqliteCentral::open(&env.db).expect("central db");
     assert_eq!(
         store
@@ -873,9 +947,9 @@ fn a_tenant_over_its_rate_gets_429_with_retry_after_and_nothing_is_stored() {
     );
     assert_eq!(
         store
-            .count_api_call(&tid("caps"), pos_tenancy::Timestamp::now())
+            .api_calls(&tid("caps"), pos_tenancy::Timestamp::now())
             .expect("count"),
-        4
+        3
     );
 
     // The server's default for tenants without a rate of their own.

@@ -12,9 +12,9 @@
 //!
 //! Errors are `{"error": code, "message": text}` with 400 (bad input, nothing stored), 401 (no,
 //! forged or expired token), 403 (token of another tenant, or tenant not active), 404 (unknown
-//! tenant), 413 (batch too large), 429 (the tenant's request rate, or the monthly API calls
-//! of its plan, used up; with `Retry-After`). Internal failures answer 500 without details,
-//! which go to the log.
+//! tenant or path), 405 (a method the path does not take), 413 (batch too large), 429 (the
+//! tenant's request rate, or the monthly API calls of its plan, used up; with `Retry-After`).
+//! Internal failures answer 500 without details, which go to the log.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -300,7 +300,7 @@ impl Metrics {
 
     fn request(&self, route: &str, method: &Method, status: StatusCode, seconds: f64) {
         self.requests
-            .with_label_values(&[route, method.as_str(), status.as_str()])
+            .with_label_values(&[route, method_label(method), status.as_str()])
             .inc();
         self.latency.with_label_values(&[route]).observe(seconds);
     }
@@ -327,6 +327,26 @@ impl Metrics {
     }
 }
 
+/// The route label of requests that matched no route: never the raw path, which would let
+/// any client create series.
+const UNMATCHED: &str = "unmatched";
+
+/// A method as a metric label: the standard methods a client of this API may send by name,
+/// any other as `other`. HTTP allows any token as a method, so labelling the raw method would
+/// let any client, without a token, create series without end.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        _ => "other",
+    }
+}
+
 /// Counts a request in flight until dropped, also when the client goes away mid-request.
 struct InFlight<'a>(&'a IntGauge);
 
@@ -336,13 +356,13 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Records every routed request: route (the pattern, never the raw path), method, status and
-/// latency.
+/// Records every request, routed or not: route (the matched pattern, or [`UNMATCHED`]; never
+/// the raw path), method ([`method_label`]), status and latency.
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+        .map_or_else(|| UNMATCHED.to_owned(), |m| m.as_str().to_owned());
     let method = req.method().clone();
     state.metrics.in_flight.inc();
     let _guard = InFlight(&state.metrics.in_flight);
@@ -411,10 +431,13 @@ pub fn openapi() -> &'static utoipa::openapi::OpenApi {
 /// The router; tests drive it directly or over a real socket.
 pub fn app(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
+    // `layer` (not `route_layer`) after both fallbacks: unknown paths and methods are tracked
+    // like routed requests, with their real latency, under fixed labels.
     router
-        .route_layer(middleware::from_fn_with_state(state.clone(), track))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -431,8 +454,8 @@ pub struct ApiError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable code: `bad_request`, `clock_skew`, `unauthorized`, `wrong_tenant`,
-    /// `tenant_inactive`, `unknown_tenant`, `not_found`, `batch_too_large`, `rate_limited`,
-    /// `plan_limit` or `internal`.
+    /// `tenant_inactive`, `unknown_tenant`, `not_found`, `method_not_allowed`,
+    /// `batch_too_large`, `rate_limited`, `plan_limit` or `internal`.
     pub error: String,
     /// What was wrong, for a person.
     pub message: String,
@@ -504,12 +527,19 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Unknown paths: a JSON 404 like every other error, counted under the route `unmatched`.
-async fn not_found(State(state): State<AppState>, method: Method) -> ApiError {
-    state
-        .metrics
-        .request("unmatched", &method, StatusCode::NOT_FOUND, 0.0);
+/// Unknown paths: a JSON 404 like every other error (counted under the route [`UNMATCHED`]).
+async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// A known path with a method it does not serve: a JSON 405 like every other error (axum
+/// still adds the `Allow` header).
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take this method",
+    )
 }
 
 /// The answer of `GET /health`.

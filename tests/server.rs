@@ -690,6 +690,130 @@ fn metrics_count_operations_per_tenant_and_requests_per_route() {
     assert!(sample(&m, "pos_central_http_requests_in_flight", &[]) >= 1.0);
 }
 
+/// Every series of a scrape (name and labels), without values.
+fn series(all: &[Sample]) -> BTreeSet<(String, BTreeMap<String, String>)> {
+    all.iter().map(|(n, l, _)| (n.clone(), l.clone())).collect()
+}
+
+#[test]
+fn odd_methods_and_unknown_paths_add_no_metric_series() {
+    let env = env_with(&[("caps", &[])]);
+    let s = start(&env);
+    let c = client();
+    let send = |method: &str, path: &str| {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method token");
+        c.request(method, format!("{}{path}", s.base))
+            .send()
+            .expect("response")
+    };
+    let refused = |r: reqwest::blocking::Response, status: StatusCode, code: &str| {
+        assert_eq!(r.status(), status);
+        let allow = r
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        let body: serde_json::Value = r.json().expect("a JSON error");
+        assert_eq!(body["error"], code, "{body}");
+        assert!(body["message"].is_string(), "{body}");
+        allow
+    };
+    // One request of each kind first, so that the series they fall into exist before the
+    // baseline; the first scrape makes the scrape's own series.
+    let kinds = |i: usize| {
+        [
+            (format!("XA{i}"), "/health".to_owned()),
+            (format!("XB{i}"), format!("/no/such/{i}")),
+            ("GET".to_owned(), format!("/random-{i}/x?y={i}")),
+            ("POST".to_owned(), "/health".to_owned()),
+            (
+                "DELETE".to_owned(),
+                "/v1/tenants/caps/operations".to_owned(),
+            ),
+        ]
+    };
+    for (method, path) in kinds(0) {
+        send(&method, &path);
+    }
+    metrics(&c, &s);
+    let before = metrics(&c, &s);
+    for i in 1..=25 {
+        let [odd, odd_path, random, post_health, delete_ops] = kinds(i);
+        let allow = refused(
+            send(&odd.0, &odd.1),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        );
+        assert!(
+            allow.is_some_and(|a| a.contains("GET")),
+            "405 names what the route takes"
+        );
+        for (method, path) in [odd_path, random] {
+            refused(send(&method, &path), StatusCode::NOT_FOUND, "not_found");
+        }
+        for (method, path) in [post_health, delete_ops] {
+            refused(
+                send(&method, &path),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+            );
+        }
+    }
+    let after = metrics(&c, &s);
+    assert_eq!(
+        series(&before),
+        series(&after),
+        "no new series: methods and paths map to fixed labels"
+    );
+    let requests = "pos_central_http_requests_total";
+    let grew = |labels: &[(&str, &str)]| {
+        sample(&after, requests, labels) - sample(&before, requests, labels)
+    };
+    let odd_on_health = [("route", "/health"), ("method", "other"), ("status", "405")];
+    assert_eq!(grew(&odd_on_health), 25.0);
+    let unmatched_odd = [
+        ("route", "unmatched"),
+        ("method", "other"),
+        ("status", "404"),
+    ];
+    assert_eq!(grew(&unmatched_odd), 25.0);
+    let unmatched_get = [("route", "unmatched"), ("method", "GET"), ("status", "404")];
+    assert_eq!(grew(&unmatched_get), 25.0);
+    let post_health = [("route", "/health"), ("method", "POST"), ("status", "405")];
+    assert_eq!(grew(&post_health), 25.0);
+    // Unmatched requests go through the same tracking, latency histogram included.
+    let count = "pos_central_http_request_duration_seconds_count";
+    let unmatched = [("route", "unmatched")];
+    assert_eq!(
+        sample(&after, count, &unmatched) - sample(&before, count, &unmatched),
+        50.0
+    );
+    let methods: BTreeSet<&str> = after
+        .iter()
+        .filter_map(|(_, l, _)| l.get("method").map(String::as_str))
+        .collect();
+    let fixed: BTreeSet<&str> = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "other",
+    ]
+    .into_iter()
+    .collect();
+    assert!(methods.is_subset(&fixed), "{methods:?}");
+    let routes: BTreeSet<&str> = after
+        .iter()
+        .filter_map(|(_, l, _)| l.get("route").map(String::as_str))
+        .collect();
+    let patterns: BTreeSet<&str> = [
+        "unmatched",
+        "/health",
+        "/metrics",
+        "/v1/openapi.json",
+        "/v1/tenants/{tenant}/operations",
+        "/v1/tenants/{tenant}/config",
+    ]
+    .into_iter()
+    .collect();
+    assert!(routes.is_subset(&patterns), "{routes:?}");
+}
+
 /// The keys of the objects `pos-node outbox list --json` prints for a node database.
 fn node_printed_keys(dir: &Path) -> BTreeSet<String> {
     let db = dir.join("node.db");

@@ -10,7 +10,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
 
 use common::*;
 use pos_tenancy::central::{CentralStore, OperationStatus, SqliteCentral};
@@ -101,8 +103,12 @@ fn start_with(env: &Env, extra: &[&str]) -> Server {
     spawn(env, extra, false).0
 }
 
-/// Starts the server; with `log`, its log (stderr, at level info) is handed back.
-fn spawn(env: &Env, extra: &[&str], log: bool) -> (Server, Option<ChildStderr>) {
+/// How long the server may take to print its address, to log an awaited line, or to exit:
+/// generous, since these only bound waits for things that happen (no timing is asserted).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Starts the server; with `log`, its log lines (stderr, at level info) come on the channel.
+fn spawn(env: &Env, extra: &[&str], log: bool) -> (Server, Option<Receiver<String>>) {
     let mut child = Command::new(BIN)
         .args(["serve", "--db"])
         .arg(&env.db)
@@ -114,24 +120,70 @@ fn spawn(env: &Env, extra: &[&str], log: bool) -> (Server, Option<ChildStderr>) 
         .stderr(if log { Stdio::piped() } else { Stdio::null() })
         .spawn()
         .expect("server starts");
-    let stderr = child.stderr.take();
+    let log = child.stderr.take().map(lines);
     let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    // Bounded: the line comes once the socket is bound, or EOF if the server died.
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read address");
+    // Owned before any wait, so a failure below still kills the child.
+    let mut server = Server {
+        child,
+        base: String::new(),
+    };
+    // The line comes once the socket is bound; EOF (an empty line) if the server died.
+    let line = lines(stdout).recv_timeout(PATIENCE).unwrap_or_default();
     let addr = line
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    (
-        Server {
-            base: format!("http://{addr}"),
-            child,
-        },
-        stderr,
-    )
+    server.base = format!("http://{addr}");
+    (server, log)
+}
+
+/// The lines of a child's output, read on a thread until the child closes it. The thread
+/// keeps draining after the receiver is gone, so the child never blocks on a full pipe.
+fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Waits, at most [`PATIENCE`], for a line containing `needle`; says whether it came, and
+/// hands back every line read on the way (it included).
+fn wait_for_line(log: &Receiver<String>, needle: &str) -> (bool, Vec<String>) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match log.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                seen.push(line);
+                if found {
+                    return (true, seen);
+                }
+            }
+            // The deadline, or the server closed its log (it exited).
+            Err(_) => break,
+        }
+    }
+    (false, seen)
+}
+
+/// Waits, at most [`PATIENCE`], for the server to exit.
+fn wait_exit(s: &mut Server) -> ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = s.child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit within {PATIENCE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn token(env: &Env, tenant: &str) -> String {
@@ -153,7 +205,7 @@ fn token(env: &Env, tenant: &str) -> String {
 
 fn client() -> Client {
     Client::builder()
-        .timeout(std::time::Duration::from_secs(20))
+        .timeout(Duration::from_secs(20))
         .build()
         .expect("client")
 }
@@ -473,6 +525,11 @@ fn two_tenants_pushing_at_once_do_not_mix() {
     }
 }
 
+/// SIGKILL at a few moments of a run of pushes; whatever was not answered is re-sent, and every
+/// operation ends up stored once. The kills land wherever they land, so this test cannot show
+/// that one fell between a commit and its answer: the deterministic fault-injection test
+/// (`a_batch_committed_before_a_crash_is_a_duplicate_with_its_sequence_numbers_when_resent`)
+/// is what covers that case.
 #[cfg(unix)]
 #[test]
 fn a_server_killed_mid_push_stores_every_resent_batch_once() {
@@ -487,7 +544,7 @@ fn a_server_killed_mid_push_stores_every_resent_batch_once() {
         let c = client();
         let pid = s.child.id();
         let killer = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(15 * (round + 1)));
+            std::thread::sleep(Duration::from_millis(15 * (round + 1)));
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status();
@@ -1398,7 +1455,7 @@ fn a_batch_committed_before_a_crash_is_a_duplicate_with_its_sequence_numbers_whe
         push(&c, &s, "caps", &tok, b).is_err(),
         "no answer: the server died after its commit"
     );
-    let died = s.child.wait().expect("the server exits");
+    let died = wait_exit(&mut s);
     assert!(!died.success(), "aborted, not a clean exit: {died:?}");
 
     let s = start(&env);
@@ -1443,12 +1500,12 @@ fn sigterm_during_a_push_answers_the_batch_in_flight_and_exits_cleanly() {
     assert_eq!(ops.len(), pos_tenancy::central::MAX_BATCH);
     let body = serde_json::to_vec(&serde_json::json!({ "operations": ops })).expect("json");
     let (mut s, log) = spawn(&env, &[], true);
-    let mut log = BufReader::new(log.expect("log"));
+    let log = log.expect("log");
     let c = client();
     let addr = s.base.trim_start_matches("http://").to_owned();
 
     let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let head = format!(
         "POST /v1/tenants/caps/operations HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {tok}\r\n\
@@ -1466,7 +1523,7 @@ fn sigterm_during_a_push_answers_the_batch_in_flight_and_exits_cleanly() {
             in_flight = true;
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(25));
+        std::thread::sleep(Duration::from_millis(25));
     }
     assert!(in_flight, "the push never showed up as in flight");
     let pid = s.child.id().to_string();
@@ -1475,17 +1532,13 @@ fn sigterm_during_a_push_answers_the_batch_in_flight_and_exits_cleanly() {
         .status()
         .expect("kill")
         .success());
-    // Bounded by the log's end: the line comes, or the server has gone.
-    let mut line = String::new();
-    let mut noticed = false;
-    while log.read_line(&mut line).expect("log") > 0 {
-        if line.contains("shutdown signal received") {
-            noticed = true;
-            break;
-        }
-        line.clear();
-    }
-    assert!(noticed, "the server did not log the signal");
+    let (noticed, seen) = wait_for_line(&log, "shutdown signal received");
+    assert!(noticed, "the server did not log the signal: {seen:?}");
+    // A build with test hooks says so at startup, and only such a build.
+    let warned = seen
+        .iter()
+        .any(|l| l.contains("WARN") && l.contains("test build"));
+    assert_eq!(warned, cfg!(feature = "fault-injection"), "{seen:?}");
 
     conn.write_all(&body[half..])
         .expect("second half, after the signal");
@@ -1504,9 +1557,8 @@ fn sigterm_during_a_push_answers_the_batch_in_flight_and_exits_cleanly() {
         .results
         .iter()
         .all(|r| r.status == OperationStatus::Accepted));
-    let status = s.child.wait().expect("the server exits");
+    let status = wait_exit(&mut s);
     assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
-    drop(log);
 
     let s = start(&env);
     let (high, seqs, ids) = pulled_ids(&c, &s, "caps", &tok);

@@ -423,6 +423,12 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         println!("listening on {addr}");
         tracing::info!(%addr, rate_limit = %args.rate_limit, max_skew_secs = max_skew.as_secs(),
             "pos-central serving");
+        // Said on every start, armed or not: the hooks can crash the server on a flag.
+        #[cfg(feature = "fault-injection")]
+        tracing::warn!(
+            "this is a test build (feature fault-injection, with crash hooks); \
+             never run it in production"
+        );
         let (stopping, mut stopped) = tokio::sync::watch::channel(false);
         let signal = async move {
             shutdown_signal().await;

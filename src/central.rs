@@ -444,16 +444,20 @@ fn check_batch(tenant: &TenantId, ops: &[Operation]) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a batch holding an operation stamped more than `max_skew` ahead of `now_millis`
-/// (the server's clock): taken in, it would sort after every operation other nodes make until
+/// Refuses a batch holding an operation stamped more than `max_skew` ahead of `now` (the
+/// server's clock): taken in, it would sort after every operation other nodes make until
 /// their clocks catch up. Stamps in the past are fine (a node that was offline).
 ///
 /// ```
 /// use std::time::Duration;
 /// use pos_tenancy::central::check_skew;
-/// assert!(check_skew(&[], 1_000, Duration::from_secs(1)).is_ok());
+/// use pos_tenancy::Timestamp;
+/// assert!(check_skew(&[], Timestamp::now(), Duration::from_secs(1)).is_ok());
 /// ```
-pub fn check_skew(ops: &[Operation], now_millis: u64, max_skew: Duration) -> Result<()> {
+pub fn check_skew(ops: &[Operation], now: Timestamp, max_skew: Duration) -> Result<()> {
+    // The same bound as `hlc::ClockState::observe` on a node, but for a whole batch against the
+    // server's clock, naming the operation: the node's check moves its clock, this one only looks.
+    let now_millis = u64::try_from(now.as_millis()).unwrap_or(0);
     let max_skew_ms = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
     for (index, op) in ops.iter().enumerate() {
         let stamp = op.hlc.millis();
@@ -947,13 +951,11 @@ mod tests {
     fn stamps_too_far_ahead_refuse_the_batch() {
         let skew = Duration::from_secs(60);
         let now = 1_800_000_000_000;
+        let at = Timestamp::from_millis(1_800_000_000_000).expect("time");
         let ok = [op("caps", now - 86_400_000), op("caps", now + 60_000)];
-        assert!(
-            check_skew(&ok, now, skew).is_ok(),
-            "old and within the skew"
-        );
+        assert!(check_skew(&ok, at, skew).is_ok(), "old and within the skew");
         let ahead = [op("caps", now), op("caps", now + 60_001)];
-        let err = check_skew(&ahead, now, skew).expect_err("too far ahead");
+        let err = check_skew(&ahead, at, skew).expect_err("too far ahead");
         assert!(
             matches!(
                 err,

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -600,12 +600,14 @@ async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
     Json(openapi())
 }
 
-/// Runs blocking store work off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, CentralError> + Send + 'static,
-) -> Result<T, ApiError> {
+/// Runs blocking work (the store, CPU-heavy parsing) off the async threads.
+async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(ApiError::from),
+        Ok(r) => r.map_err(Into::into),
         Err(e) => {
             tracing::error!(error = %e, "store task failed");
             Err(ApiError::internal())
@@ -741,12 +743,6 @@ pub struct BatchResults {
     pub results: Vec<OperationResult>,
 }
 
-fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// Pushes a batch of the tenant's operations. The answer comes after the commit, so an
 /// answer means durable; a batch re-sent after a lost answer is stored once (`duplicate`,
 /// with the sequence numbers first given).
@@ -776,11 +772,13 @@ fn now_millis() -> u64 {
 async fn push(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Json<BatchResults>, ApiError> {
-    let id = admit(&state, &headers, &tenant).await?;
-    let body = body.map_err(|e| {
+    let id = admit(&state, request.headers(), &tenant).await?;
+    // The body is read only once the device is let in, so a stranger cannot make the server
+    // buffer up to MAX_BODY_BYTES. Axum's own extractor reads it (DefaultBodyLimit applies),
+    // because it tells a body over the limit (413) from one that failed to arrive (400).
+    let body = Bytes::from_request(request, &state).await.map_err(|e| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(status, "batch_too_large", e.body_text())
@@ -788,18 +786,23 @@ async fn push(
             ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
         }
     })?;
-    // Parsed only once the device is let in: strangers cost no JSON work.
-    let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("the body is not a batch of operations: {e}"),
-        )
-    })?;
-    central::check_skew(&batch.operations, now_millis(), state.max_skew)?;
     let store = Arc::clone(&state.store);
+    let max_skew = state.max_skew;
     let t = id.clone();
-    let results = blocking(move || store.append(&t, &batch.operations)).await?;
+    // Parsing up to 4 MiB of JSON and checking every stamp is CPU work: it runs with the
+    // append, off the async threads that serve every other request.
+    let results = blocking(move || -> Result<_, ApiError> {
+        let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the body is not a batch of operations: {e}"),
+            )
+        })?;
+        central::check_skew(&batch.operations, Timestamp::now(), max_skew)?;
+        Ok(store.append(&t, &batch.operations)?)
+    })
+    .await?;
     #[cfg(feature = "fault-injection")]
     state.faults.after_commit();
     state.metrics.results(&id, &results);

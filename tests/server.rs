@@ -416,6 +416,49 @@ fn every_refusal_has_its_status_and_stores_nothing() {
     assert_eq!(body["error"], "plan_limit");
 }
 
+/// Reads an HTTP answer's status line and headers off a raw connection (bounded: each read by
+/// the connection's timeout, the whole by a size cap).
+fn read_head(conn: &mut std::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while head.len() < 64 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[test]
+fn a_caller_without_a_valid_token_is_refused_before_its_body_is_read() {
+    let env = env_with(&[("caps", &[]), ("bolt", &[])]);
+    let s = start(&env);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let bolt = token(&env, "bolt");
+    for (auth, status) in [
+        (String::new(), "401"),
+        ("Authorization: Bearer forged\r\n".to_owned(), "401"),
+        (format!("Authorization: Bearer {bolt}\r\n"), "403"),
+    ] {
+        // A push announcing the largest body taken, and sending none of it: the answer can
+        // only come if the server does not wait for the body.
+        let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+        conn.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let head = format!(
+            "POST /v1/tenants/caps/operations HTTP/1.1\r\nHost: {addr}\r\n{auth}\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            pos_tenancy::server::MAX_BODY_BYTES
+        );
+        conn.write_all(head.as_bytes()).expect("head");
+        let answer = read_head(&mut conn);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{status} before any of the body was sent: {answer:?}"
+        );
+    }
+}
+
 /// The tenant's API calls counted this month, read from the database file beside the server.
 fn usage(env: &Env, tenant: &str) -> u64 {
     SqliteCentral::open(&env.db)

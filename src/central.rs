@@ -258,23 +258,68 @@ pub struct OperationPage {
     pub high: u64,
 }
 
+/// A change of a tenant's limits: each part that is given replaces the stored one, the others
+/// stay as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsUpdate {
+    /// Most staff accounts.
+    pub max_users: Option<u32>,
+    /// Most API calls per calendar month (UTC).
+    pub max_api_calls_month: Option<u64>,
+    /// The tenant's own request rate: `Some(Some(rate))` sets it, `Some(None)` falls back to
+    /// the server's default.
+    pub rate_limit: Option<Option<RateLimit>>,
+}
+
+impl LimitsUpdate {
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Storage of the central server. Every method is safe to call from many request handlers.
 pub trait CentralStore: Send + Sync {
-    /// Registers a tenant (settings validated first).
-    fn add_tenant(&self, new: &NewTenant) -> Result<CentralTenant>;
+    /// Registers a tenant with its plan's limits (settings validated first).
+    fn add_tenant(&self, new: &NewTenant) -> Result<CentralTenant> {
+        self.add_tenant_with_limits(new, &LimitsUpdate::default())
+    }
+    /// Registers a tenant with its plan's limits changed by `limits`, in one transaction: the
+    /// tenant exists with all of them or not at all.
+    fn add_tenant_with_limits(
+        &self,
+        new: &NewTenant,
+        limits: &LimitsUpdate,
+    ) -> Result<CentralTenant>;
     /// One tenant.
     fn tenant(&self, id: &TenantId) -> Result<CentralTenant>;
     /// Every tenant, by id.
     fn tenants(&self) -> Result<Vec<CentralTenant>>;
     /// Suspends, cancels or re-activates a tenant.
     fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<CentralTenant>;
+    /// Changes a tenant's limits and request rate, in one statement (a negotiated contract, a
+    /// trial): what `update` gives replaces the stored value, the rest stays.
+    fn update_limits(&self, id: &TenantId, update: &LimitsUpdate) -> Result<CentralTenant>;
     /// Overrides the plan's limits for one tenant (a negotiated contract, a trial).
-    fn set_limits(&self, id: &TenantId, limits: PlanLimits) -> Result<CentralTenant>;
+    fn set_limits(&self, id: &TenantId, limits: PlanLimits) -> Result<CentralTenant> {
+        let update = LimitsUpdate {
+            max_users: Some(limits.max_users),
+            max_api_calls_month: Some(limits.max_api_calls_month),
+            rate_limit: None,
+        };
+        self.update_limits(id, &update)
+    }
     /// Moves a tenant to another plan, with that plan's default limits (overrides made with
     /// [`CentralStore::set_limits`] are dropped; the request rate is kept).
     fn set_plan(&self, id: &TenantId, plan: Plan) -> Result<CentralTenant>;
     /// Sets the tenant's own request rate, or with `None` falls back to the server's default.
-    fn set_rate_limit(&self, id: &TenantId, rate: Option<RateLimit>) -> Result<CentralTenant>;
+    fn set_rate_limit(&self, id: &TenantId, rate: Option<RateLimit>) -> Result<CentralTenant> {
+        let update = LimitsUpdate {
+            rate_limit: Some(rate),
+            ..LimitsUpdate::default()
+        };
+        self.update_limits(id, &update)
+    }
     /// Replaces the tenant's white-label settings (validated first; nothing changes if they
     /// are invalid).
     fn set_settings(&self, id: &TenantId, settings: &TenantSettings) -> Result<CentralTenant>;
@@ -473,18 +518,47 @@ pub fn check_skew(ops: &[Operation], now: Timestamp, max_skew: Duration) -> Resu
     Ok(())
 }
 
+/// Applies a change of limits to the tenant's row, merged in SQL (one statement, no read
+/// before the write); the number of rows changed, 0 if there is no such tenant.
+fn apply_limits(conn: &Connection, id: &TenantId, update: &LimitsUpdate) -> Result<usize> {
+    let rate = update.rate_limit.flatten();
+    Ok(conn
+        .prepare_cached(
+            "UPDATE tenants SET max_users = coalesce(?2, max_users),
+                    max_api_calls_month = coalesce(?3, max_api_calls_month),
+                    rate_limit_requests = CASE WHEN ?4 THEN ?5 ELSE rate_limit_requests END,
+                    rate_limit_period_secs = CASE WHEN ?4 THEN ?6 ELSE rate_limit_period_secs END,
+                    updated_at = ?7
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            update.max_users,
+            update.max_api_calls_month.map(to_i64),
+            update.rate_limit.is_some(),
+            rate.map(|r| r.requests),
+            rate.map(|r| r.per_secs),
+            Timestamp::now()
+        ])?)
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl CentralStore for SqliteCentral {
-    fn add_tenant(&self, new: &NewTenant) -> Result<CentralTenant> {
+    fn add_tenant_with_limits(
+        &self,
+        new: &NewTenant,
+        limits: &LimitsUpdate,
+    ) -> Result<CentralTenant> {
         new.settings.validate()?;
-        let limits = new.plan.limits();
+        let plan = new.plan.limits();
         let settings = settings_json(&new.settings)?;
-        let conn = self.conn();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
         let now = Timestamp::now();
-        let n = conn.execute(
+        let n = tx.execute(
             "INSERT INTO tenants (id, name, status, plan, max_users, max_api_calls_month, settings,
                                   created_at, updated_at)
              VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (id) DO NOTHING",
@@ -492,8 +566,8 @@ impl CentralStore for SqliteCentral {
                 new.id,
                 new.name,
                 new.plan,
-                limits.max_users,
-                to_i64(limits.max_api_calls_month),
+                plan.max_users,
+                to_i64(plan.max_api_calls_month),
                 settings,
                 now
             ],
@@ -501,7 +575,10 @@ impl CentralStore for SqliteCentral {
         if n == 0 {
             return Err(CentralError::TenantExists(new.id.clone()));
         }
-        find_tenant(&conn, &new.id)
+        apply_limits(&tx, &new.id, limits)?;
+        let t = find_tenant(&tx, &new.id)?;
+        tx.commit()?;
+        Ok(t)
     }
 
     fn tenant(&self, id: &TenantId) -> Result<CentralTenant> {
@@ -516,24 +593,16 @@ impl CentralStore for SqliteCentral {
     }
 
     fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<CentralTenant> {
-        let conn = self.conn();
-        let n = conn.execute(
+        self.update_tenant(
+            id,
             "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, status, Timestamp::now()],
-        )?;
-        if n == 0 {
-            return Err(CentralError::TenantNotFound(id.clone()));
-        }
-        find_tenant(&conn, id)
+        )
     }
 
-    fn set_limits(&self, id: &TenantId, limits: PlanLimits) -> Result<CentralTenant> {
+    fn update_limits(&self, id: &TenantId, update: &LimitsUpdate) -> Result<CentralTenant> {
         let conn = self.conn();
-        let n = conn.execute(
-            "UPDATE tenants SET max_users = ?2, max_api_calls_month = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, limits.max_users, to_i64(limits.max_api_calls_month), Timestamp::now()],
-        )?;
-        if n == 0 {
+        if apply_limits(&conn, id, update)? == 0 {
             return Err(CentralError::TenantNotFound(id.clone()));
         }
         find_tenant(&conn, id)
@@ -925,6 +994,78 @@ mod tests {
             c.set_rate_limit(&nobody, None),
             Err(CentralError::TenantNotFound(_))
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn limits_change_in_parts_and_a_tenant_is_added_with_its_overrides_at_once() -> Result<()> {
+        let c = central(&[]);
+        let caps: TenantId = "caps".parse().expect("id");
+        let rate: RateLimit = "600/m".parse()?;
+        let t = c.add_tenant_with_limits(
+            &NewTenant::new(caps.clone(), "Caps").plan(Plan::Pro),
+            &LimitsUpdate {
+                max_api_calls_month: Some(70),
+                rate_limit: Some(Some(rate)),
+                ..LimitsUpdate::default()
+            },
+        )?;
+        let pro_users = Plan::Pro.limits().max_users;
+        assert_eq!(
+            (
+                t.limits.max_users,
+                t.limits.max_api_calls_month,
+                t.rate_limit
+            ),
+            (pro_users, 70, Some(rate))
+        );
+        // Only what is given changes.
+        let users = LimitsUpdate {
+            max_users: Some(9),
+            ..LimitsUpdate::default()
+        };
+        let t = c.update_limits(&caps, &users)?;
+        assert_eq!(
+            (
+                t.limits.max_users,
+                t.limits.max_api_calls_month,
+                t.rate_limit
+            ),
+            (9, 70, Some(rate))
+        );
+        let default_rate = LimitsUpdate {
+            rate_limit: Some(None),
+            ..LimitsUpdate::default()
+        };
+        let t = c.update_limits(&caps, &default_rate)?;
+        assert_eq!((t.limits.max_users, t.rate_limit), (9, None));
+        // A tenant that could not take its overrides is not added at all (a rate of 0 breaks
+        // the table's CHECK after the row was inserted).
+        let broken = LimitsUpdate {
+            rate_limit: Some(Some(RateLimit {
+                requests: 0,
+                per_secs: 1,
+            })),
+            ..LimitsUpdate::default()
+        };
+        let bolt: TenantId = "bolt".parse().expect("id");
+        assert!(c
+            .add_tenant_with_limits(&NewTenant::new(bolt.clone(), "Bolt"), &broken)
+            .is_err());
+        assert!(matches!(
+            c.tenant(&bolt),
+            Err(CentralError::TenantNotFound(_))
+        ));
+        assert!(matches!(
+            c.add_tenant_with_limits(&NewTenant::new(caps.clone(), "Again"), &users),
+            Err(CentralError::TenantExists(_))
+        ));
+        let nobody: TenantId = "nobody".parse().expect("id");
+        assert!(matches!(
+            c.update_limits(&nobody, &users),
+            Err(CentralError::TenantNotFound(_))
+        ));
+        assert!(LimitsUpdate::default().is_empty() && !users.is_empty());
         Ok(())
     }
 

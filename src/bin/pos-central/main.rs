@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use pos_tenancy::central::{CentralError, CentralStore, CentralTenant, RateLimit, SqliteCentral};
+use pos_tenancy::central::{
+    CentralError, CentralStore, CentralTenant, LimitsUpdate, RateLimit, SqliteCentral,
+};
 use pos_tenancy::hlc::DEFAULT_MAX_SKEW;
 use pos_tenancy::server::{app, issue_token, AppState, ServerError, DEFAULT_RATE_LIMIT};
 use pos_tenancy::{
-    NewTenant, Plan, PlanLimits, SettingsError, TenantId, TenantIdError, TenantSettings,
-    TenantStatus,
+    NewTenant, Plan, SettingsError, TenantId, TenantIdError, TenantSettings, TenantStatus,
 };
 
 /// How long requests in flight may take to finish after SIGTERM before the server exits
@@ -312,20 +313,17 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
             rate_limit,
             json,
         } => {
-            let central = SqliteCentral::open(&db)?;
             let id: TenantId = id.parse()?;
-            let mut t = central.add_tenant(&NewTenant::new(id.clone(), &name).plan(plan))?;
-            if let Some(calls) = max_api_calls {
-                let limits = PlanLimits {
-                    max_api_calls_month: calls,
-                    ..t.limits
-                };
-                t = central.set_limits(&id, limits)?;
-            }
-            if rate_limit.is_some() {
-                t = central.set_rate_limit(&id, rate_limit)?;
-            }
-            show(&t, json)
+            let overrides = LimitsUpdate {
+                max_api_calls_month: max_api_calls,
+                rate_limit: rate_limit.map(Some),
+                ..LimitsUpdate::default()
+            };
+            let new = NewTenant::new(id, &name).plan(plan);
+            show(
+                &SqliteCentral::open(&db)?.add_tenant_with_limits(&new, &overrides)?,
+                json,
+            )
         }
         TenantCommand::List { db, json } => {
             let tenants = open_existing(&db)?.tenants()?;
@@ -370,27 +368,24 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
             rate_limit,
         } => {
             let id: TenantId = target.id.parse()?;
-            let rate = match rate_limit.as_deref() {
+            let rate_limit = match rate_limit.as_deref() {
                 None => None,
                 Some("default") => Some(None),
                 Some(r) => Some(Some(r.parse::<RateLimit>()?)),
             };
-            if max_users.is_none() && max_api_calls.is_none() && rate.is_none() {
+            // Merged with what is stored in the store's one UPDATE, not here.
+            let update = LimitsUpdate {
+                max_users,
+                max_api_calls_month: max_api_calls,
+                rate_limit,
+            };
+            if update.is_empty() {
                 return Err(CliError::NoChange);
             }
-            let central = open_existing(&target.db)?;
-            let mut t = central.tenant(&id)?;
-            if max_users.is_some() || max_api_calls.is_some() {
-                let limits = PlanLimits {
-                    max_users: max_users.unwrap_or(t.limits.max_users),
-                    max_api_calls_month: max_api_calls.unwrap_or(t.limits.max_api_calls_month),
-                };
-                t = central.set_limits(&id, limits)?;
-            }
-            if let Some(rate) = rate {
-                t = central.set_rate_limit(&id, rate)?;
-            }
-            show(&t, target.json)
+            show(
+                &open_existing(&target.db)?.update_limits(&id, &update)?,
+                target.json,
+            )
         }
     }
 }

@@ -89,6 +89,14 @@ pub enum ServerError {
     Metrics(#[from] prometheus::Error),
 }
 
+/// Refuses a secret too short to sign with: tokens are only as strong as it.
+fn check_secret(secret: &[u8]) -> Result<(), ServerError> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(ServerError::WeakSecret(secret.len()));
+    }
+    Ok(())
+}
+
 /// Signs a device token (HS256) for `tenant` and `device`, valid until `exp` (Unix seconds).
 pub fn issue_token(
     secret: &[u8],
@@ -96,9 +104,7 @@ pub fn issue_token(
     device: &str,
     exp: u64,
 ) -> Result<String, ServerError> {
-    if secret.len() < MIN_SECRET_LEN {
-        return Err(ServerError::WeakSecret(secret.len()));
-    }
+    check_secret(secret)?;
     let claims = Claims {
         tenant: tenant.to_string(),
         device: device.to_owned(),
@@ -128,9 +134,7 @@ impl AppState {
     /// State over a store, with the token-signing secret; the default request rate
     /// ([`DEFAULT_RATE_LIMIT`]) and clock skew ([`DEFAULT_MAX_SKEW`]).
     pub fn new(store: Arc<dyn CentralStore>, secret: Vec<u8>) -> Result<Self, ServerError> {
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(ServerError::WeakSecret(secret.len()));
-        }
+        check_secret(&secret)?;
         Ok(Self {
             store,
             secret: Arc::new(secret),

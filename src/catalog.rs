@@ -171,17 +171,25 @@ pub trait RecordVisitor {
     fn visit<R: Record>(self) -> Self::Output;
 }
 
+/// How a sale or a layaway is paid (`sale_payments.method`, `layaway_payments.method`).
+const PAYMENT_METHODS: &[&str] = &["cash", "card", "gift_card", "store_credit", "loyalty"];
+
+/// Where a job that runs and ends stands (`sync_log.status`, `backups.status`).
+const RUN_STATUSES: &[&str] = &["running", "ok", "failed"];
+
 macro_rules! catalog {
     (@parent) => { None };
     (@parent $parent:ident) => { Some(stringify!($parent)) };
     (@words) => { None };
-    (@words $($word:literal),+) => { Some(&[$($word),+]) };
+    // A list shared by several columns, named once (`#[one_of(PAYMENT_METHODS)]`).
+    (@words $list:ident) => { Some($list) };
+    (@words $($word:literal),+ $(,)?) => { Some(&[$($word),+]) };
     ($(
         $(#[doc = $tdoc:literal])*
         $ty:ident => $table:ident ($class:ident, $role:ident, $access:ident) {
             $(
                 $(#[doc = $cdoc:literal])*
-                $(#[one_of($($word:literal),+ $(,)?)])?
+                $(#[one_of($($words:tt)+)])?
                 $col:ident : $cty:ty $(=> $parent:ident)?
             ),* $(,)?
         }
@@ -209,7 +217,7 @@ macro_rules! catalog {
                         kind: <$cty as ColumnType>::KIND,
                         nullable: <$cty as ColumnType>::NULLABLE,
                         references: catalog!(@parent $($parent)?),
-                        one_of: catalog!(@words $($($word),+)?),
+                        one_of: catalog!(@words $($($words)+)?),
                     }),*],
                 };
 
@@ -548,7 +556,7 @@ catalog! {
         /// The sale.
         sale_id: RowId => sales,
         /// cash, card, gift_card, store_credit or loyalty.
-        #[one_of("cash", "card", "gift_card", "store_credit", "loyalty")]
+        #[one_of(PAYMENT_METHODS)]
         method: String,
         /// Amount applied.
         amount_minor: i64,
@@ -613,7 +621,7 @@ catalog! {
         /// The layaway.
         layaway_id: RowId => layaways,
         /// Payment method.
-        #[one_of("cash", "card", "gift_card", "store_credit", "loyalty")]
+        #[one_of(PAYMENT_METHODS)]
         method: String,
         /// Signed amount (refunds are negative).
         amount_minor: i64,
@@ -831,7 +839,7 @@ catalog! {
         /// Server sequence reached.
         cursor: Option<i64>,
         /// running, ok or failed.
-        #[one_of("running", "ok", "failed")]
+        #[one_of(RUN_STATUSES)]
         status: String,
         /// Failure.
         error: Option<String>,
@@ -929,7 +937,7 @@ catalog! {
         /// Size.
         size_bytes: Option<i64>,
         /// running, ok or failed.
-        #[one_of("running", "ok", "failed")]
+        #[one_of(RUN_STATUSES)]
         status: String,
         /// Started.
         created_at: Timestamp,

@@ -129,11 +129,29 @@ type Result<T, E = CentralError> = std::result::Result<T, E>;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+// Read through `new`, so JSON cannot bring in a rate of 0 (an endless Retry-After).
+#[serde(try_from = "RateLimitFields")]
 pub struct RateLimit {
     /// Requests allowed per period, and the largest burst; at least 1.
+    #[cfg_attr(feature = "server", schema(minimum = 1))]
     pub requests: u32,
     /// The period in seconds; at least 1.
+    #[cfg_attr(feature = "server", schema(minimum = 1))]
     pub per_secs: u32,
+}
+
+/// A [`RateLimit`]'s JSON form, before [`RateLimit::new`] checks it.
+#[derive(Deserialize)]
+struct RateLimitFields {
+    requests: u32,
+    per_secs: u32,
+}
+
+impl TryFrom<RateLimitFields> for RateLimit {
+    type Error = CentralError;
+    fn try_from(f: RateLimitFields) -> Result<Self> {
+        Self::new(f.requests, f.per_secs)
+    }
 }
 
 impl RateLimit {
@@ -1067,6 +1085,28 @@ mod tests {
         ));
         assert!(LimitsUpdate::default().is_empty() && !users.is_empty());
         Ok(())
+    }
+
+    #[test]
+    fn rates_from_json_are_checked_like_every_other_rate() {
+        let ok: RateLimit =
+            serde_json::from_str(r#"{"requests": 600, "per_secs": 60}"#).expect("a rate");
+        assert_eq!(ok, RateLimit::new(600, 60).expect("rate"));
+        assert_eq!(
+            serde_json::from_value::<RateLimit>(serde_json::to_value(ok).expect("json")).ok(),
+            Some(ok),
+            "what is written reads back"
+        );
+        for bad in [
+            r#"{"requests": 0, "per_secs": 1}"#,
+            r#"{"requests": 5, "per_secs": 0}"#,
+            r#"{"requests": 5}"#,
+        ] {
+            assert!(serde_json::from_str::<RateLimit>(bad).is_err(), "{bad}");
+        }
+        let err = serde_json::from_str::<RateLimit>(r#"{"requests": 0, "per_secs": 1}"#)
+            .expect_err("zero requests");
+        assert!(err.to_string().contains("not a rate"), "{err}");
     }
 
     #[test]

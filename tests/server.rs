@@ -312,14 +312,31 @@ fn every_refusal_has_its_status_and_stores_nothing() {
     let ops = outbox("caps", "r");
     let url = format!("{}/v1/tenants/caps/operations", s.base);
 
-    let status = |r: reqwest::Result<reqwest::blocking::Response>| r.expect("response").status();
-    assert_eq!(
-        status(
-            c.post(&url)
-                .json(&serde_json::json!({ "operations": [] }))
-                .send()
-        ),
-        StatusCode::UNAUTHORIZED
+    // Each refusal: its status, its JSON error code, and (for 429s) a Retry-After.
+    let refused =
+        |r: reqwest::Result<reqwest::blocking::Response>, status: StatusCode, code: &str| {
+            let r = r.expect("response");
+            assert_eq!(r.status(), status, "{code}");
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().expect("ascii").parse::<u64>().expect("seconds"));
+            let body: serde_json::Value = r.json().expect("a JSON error");
+            assert_eq!(body["error"], code, "{body}");
+            assert!(
+                body["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{body}"
+            );
+            assert_eq!(retry.is_some(), status == StatusCode::TOO_MANY_REQUESTS);
+            retry
+        };
+    let usage_before = (usage(&env, "caps"), usage(&env, "bolt"));
+    refused(
+        c.post(&url)
+            .json(&serde_json::json!({ "operations": [] }))
+            .send(),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
     );
     let forged = issue_token(
         b"another-secret-that-is-long-enough-too!!",
@@ -328,38 +345,49 @@ fn every_refusal_has_its_status_and_stores_nothing() {
         u64::MAX / 2,
     )
     .expect("forged");
-    assert_eq!(
-        status(push(&c, &s, "caps", &forged, &ops)),
-        StatusCode::UNAUTHORIZED
+    refused(
+        push(&c, &s, "caps", &forged, &ops),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
     );
     let expired = issue_token(SECRET.as_bytes(), &tid("caps"), "x", 1_000).expect("expired");
-    assert_eq!(
-        status(push(&c, &s, "caps", &expired, &ops)),
-        StatusCode::UNAUTHORIZED
+    refused(
+        push(&c, &s, "caps", &expired, &ops),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
     );
-    assert_eq!(
-        status(push(&c, &s, "bolt", &caps, &ops)),
+    refused(
+        push(&c, &s, "bolt", &caps, &ops),
         StatusCode::FORBIDDEN,
-        "caps token on bolt"
+        "wrong_tenant",
     );
     let ghost = issue_token(SECRET.as_bytes(), &tid("ghost"), "x", u64::MAX / 2).expect("ghost");
+    refused(
+        push(&c, &s, "ghost", &ghost, &ops),
+        StatusCode::NOT_FOUND,
+        "unknown_tenant",
+    );
     assert_eq!(
-        status(push(&c, &s, "ghost", &ghost, &ops)),
-        StatusCode::NOT_FOUND
+        (usage(&env, "caps"), usage(&env, "bolt")),
+        usage_before,
+        "calls refused before the tenant let them in count nothing"
     );
 
-    // Bad input: the whole batch is refused.
+    // Bad input: the whole batch is refused. These calls were let in, so each counts once
+    // (the README's rule), and nothing of them is stored.
     let mut bad = ops.clone();
     bad[3].columns.insert("no_such_column".into(), 1.into());
-    assert_eq!(
-        status(push(&c, &s, "caps", &caps, &bad)),
-        StatusCode::BAD_REQUEST
+    refused(
+        push(&c, &s, "caps", &caps, &bad),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
     );
     let mut other = ops.clone();
     other[1].tenant_id = tid("bolt");
-    assert_eq!(
-        status(push(&c, &s, "caps", &caps, &other)),
-        StatusCode::BAD_REQUEST
+    refused(
+        push(&c, &s, "caps", &caps, &other),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
     );
     let malformed = c
         .post(&url)
@@ -367,53 +395,67 @@ fn every_refusal_has_its_status_and_stores_nothing() {
         .header("content-type", "application/json")
         .body("{\"operations\": [{]}")
         .send();
-    assert_eq!(status(malformed), StatusCode::BAD_REQUEST);
+    refused(malformed, StatusCode::BAD_REQUEST, "bad_request");
     let too_many: Vec<Operation> = (0..1001).map(|i| ops[i % ops.len()].clone()).collect();
-    assert_eq!(
-        status(push(&c, &s, "caps", &caps, &too_many)),
-        StatusCode::PAYLOAD_TOO_LARGE
+    refused(
+        push(&c, &s, "caps", &caps, &too_many),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "batch_too_large",
     );
     let mut huge = ops[..1].to_vec();
     huge[0].table = "x".repeat(pos_tenancy::server::MAX_BODY_BYTES);
-    let r = push(&c, &s, "caps", &caps, &huge).expect("response");
-    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let body: serde_json::Value = r.json().expect("json error");
-    assert_eq!(body["error"], "batch_too_large");
+    refused(
+        push(&c, &s, "caps", &caps, &huge),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "batch_too_large",
+    );
     assert_eq!(pulled_ids(&c, &s, "caps", &caps).0, 0, "nothing was stored");
+    assert_eq!(
+        usage(&env, "caps"),
+        usage_before.0 + 5 + 1,
+        "five bad batches and the pull above, one each"
+    );
 
-    // Suspended: 403 until activated again.
+    // Suspended: 403 until activated again, and not counted.
     let db = env.db.display().to_string();
     central(&["tenant", "suspend", "--db", &db, "--id", "caps"]);
-    assert_eq!(
-        status(push(&c, &s, "caps", &caps, &ops)),
-        StatusCode::FORBIDDEN
+    let counted = usage(&env, "caps");
+    refused(
+        push(&c, &s, "caps", &caps, &ops),
+        StatusCode::FORBIDDEN,
+        "tenant_inactive",
     );
+    assert_eq!(usage(&env, "caps"), counted);
     central(&["tenant", "activate", "--db", &db, "--id", "caps"]);
-    assert_eq!(status(push(&c, &s, "caps", &caps, &ops)), StatusCode::OK);
+    assert_eq!(
+        push(&c, &s, "caps", &caps, &ops).expect("push").status(),
+        StatusCode::OK
+    );
+    assert_eq!(usage(&env, "caps"), counted + 1);
 
-    // Over the plan's monthly calls: 429 with Retry-After.
+    // Over the plan's monthly calls: 429 with Retry-After, and the count stays at the limit.
     let tiny = token(&env, "tiny");
     let tiny_url = format!("{}/v1/tenants/tiny/operations?after=0", s.base);
     for _ in 0..2 {
         assert_eq!(
-            status(c.get(&tiny_url).bearer_auth(&tiny).send()),
+            c.get(&tiny_url)
+                .bearer_auth(&tiny)
+                .send()
+                .expect("pull")
+                .status(),
             StatusCode::OK
         );
     }
-    let r = c
-        .get(&tiny_url)
-        .bearer_auth(&tiny)
-        .send()
-        .expect("response");
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
-    assert!(retry > 0 && retry <= 31 * 86_400);
-    let body: serde_json::Value = r.json().expect("json error");
-    assert_eq!(body["error"], "plan_limit");
+    for _ in 0..3 {
+        let retry = refused(
+            c.get(&tiny_url).bearer_auth(&tiny).send(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "plan_limit",
+        )
+        .expect("Retry-After");
+        assert!(retry > 0 && retry <= 31 * 86_400, "{retry}");
+    }
+    assert_eq!(usage(&env, "tiny"), 2);
 }
 
 /// Reads an HTTP answer's status line and headers off a raw connection (bounded: each read by

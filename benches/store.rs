@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pos_tenancy::catalog::Product;
-use pos_tenancy::hlc::{ClockState, Hlc};
+use pos_tenancy::hlc::ClockState;
 use pos_tenancy::{
     Actor, ListQuery, NewTenant, RowId, Store, Tenant, TenantAccess, TenantId, Timestamp,
 };
@@ -188,9 +188,9 @@ impl Files {
         (store, admin)
     }
 
-    /// A raw connection to the baseline file, set up as `Store::open` sets its own, and
-    /// `caps`'s admin user id.
-    fn open_baseline(&self) -> (Connection, RowId) {
+    /// A raw connection to the baseline file, set up as `Store::open` sets its own, `caps`'s
+    /// admin user id and the node's id (the device id its operations carry).
+    fn open_baseline(&self) -> (Connection, RowId, RowId) {
         let conn = Connection::open(&self.baseline).expect("baseline opens");
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .expect("WAL");
@@ -205,7 +205,10 @@ impl Files {
                 |r| r.get(0),
             )
             .expect("baseline admin id");
-        (conn, admin_id)
+        let node_id = conn
+            .query_row("SELECT node_id FROM node_state", [], |r| r.get(0))
+            .expect("baseline node id");
+        (conn, admin_id, node_id)
     }
 }
 
@@ -255,9 +258,9 @@ fn insert(c: &mut Criterion) {
 
     // Issue 5's baseline: the business row and its audit row, nothing else.
     {
-        let (mut conn, admin_id) = files.open_baseline();
+        let (mut conn, admin_id, node_id) = files.open_baseline();
         group.bench_function("rusqlite", |b| {
-            b.iter(|| baseline_insert(&mut conn, &admin_id, false))
+            b.iter(|| baseline_insert(&mut conn, &admin_id, &node_id, false))
         });
     }
 
@@ -265,9 +268,9 @@ fn insert(c: &mut Criterion) {
     // clock read that stamps it), so `layer / rusqlite_outbox` is the layer's own cost and
     // `layer / rusqlite` what the layer plus the outbox cost over a bare write.
     {
-        let (mut conn, admin_id) = files.open_baseline();
+        let (mut conn, admin_id, node_id) = files.open_baseline();
         group.bench_function("rusqlite_outbox", |b| {
-            b.iter(|| baseline_insert(&mut conn, &admin_id, true))
+            b.iter(|| baseline_insert(&mut conn, &admin_id, &node_id, true))
         });
     }
 
@@ -279,7 +282,7 @@ const OUTBOX_SQL: &str = "INSERT INTO pending_operations (id, tenant_id, device_
      VALUES (?1, ?2, ?3, ?4, ?5, 'products', ?6, 'insert', ?7, ?8)";
 
 /// One product insert by hand: the row, its audit row and, with `outbox`, its operation.
-fn baseline_insert(conn: &mut Connection, admin_id: &RowId, outbox: bool) {
+fn baseline_insert(conn: &mut Connection, admin_id: &RowId, node_id: &RowId, outbox: bool) {
     let tenant_id = caps();
     let p = new_product();
     let p = black_box(&p);
@@ -328,25 +331,18 @@ fn baseline_insert(conn: &mut Connection, admin_id: &RowId, outbox: bool) {
             .query_row([&tenant_id], |r| r.get(0))
             .optional()
             .expect("read clock");
-        let state = last
-            .and_then(|t| t.parse::<Hlc>().ok())
-            .map(|h| ClockState {
-                millis: h.millis(),
-                counter: h.counter(),
-            })
-            .unwrap_or_default();
+        let state = last.map(|t| parse_clock(&t)).unwrap_or_default();
         let now = u64::try_from(Timestamp::now().as_millis()).expect("clock after 1970");
         let next = state.tick(now).expect("tick");
-        let node = RowId::new();
-        let hlc = Hlc::new(next.millis, next.counter, node).expect("stamp");
         let columns = serde_json::to_string(p).expect("product as JSON");
         tx.prepare_cached(OUTBOX_SQL)
             .expect("prepare outbox")
             .execute(params![
                 RowId::new(),
                 tenant_id,
-                node.to_string(),
-                hlc.to_string(),
+                node_id.to_string(),
+                // The stored stamp: the clock part, the node being device_id.
+                format!("{:016}.{:06}", next.millis, next.counter),
                 admin_id,
                 p.id.to_string(),
                 columns,
@@ -355,6 +351,15 @@ fn baseline_insert(conn: &mut Connection, admin_id: &RowId, outbox: bool) {
             .expect("insert operation");
     }
     tx.commit().expect("COMMIT");
+}
+
+/// The clock part of a stored stamp, `MMMMMMMMMMMMMMMM.CCCCCC`.
+fn parse_clock(text: &str) -> ClockState {
+    let (millis, counter) = text.split_once('.').expect("stored stamp");
+    ClockState {
+        millis: millis.parse().expect("stamp millis"),
+        counter: counter.parse().expect("stamp counter"),
+    }
 }
 
 fn point_read(c: &mut Criterion) {
@@ -374,7 +379,7 @@ fn point_read(c: &mut Criterion) {
     }
 
     {
-        let (conn, _) = files.open_baseline();
+        let (conn, _, _) = files.open_baseline();
         let tenant_id = caps();
         let sql = format!("{SELECT_COLUMNS} WHERE tenant_id = ?1 AND id = ?2");
         let mut ids = Picker::new(&files.baseline_ids, files.baseline_ids.len());
@@ -417,7 +422,7 @@ fn list(c: &mut Criterion) {
     }
 
     {
-        let (conn, _) = files.open_baseline();
+        let (conn, _, _) = files.open_baseline();
         let tenant_id = caps();
         // The same keyset SQL the layer runs: one row more than a page, to know if there is
         // a next page.

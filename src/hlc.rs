@@ -2,7 +2,8 @@
 //! backwards when it does not (a clock set back, a restart, a stamp from another terminal).
 //!
 //! A stamp is (milliseconds, counter, node). Its text form, `0001732433333123.000001@<node>`,
-//! has fixed-width numbers so text order is stamp order, with the node id breaking ties.
+//! has fixed-width numbers so text order is stamp order, with the node id breaking ties. The
+//! outbox stores its own node's stamps without the node (the row names it already).
 
 use std::fmt;
 use std::str::FromStr;
@@ -89,6 +90,22 @@ impl Hlc {
     pub fn node(&self) -> RowId {
         self.node
     }
+
+    /// The clock part alone, `MMMMMMMMMMMMMMMM.CCCCCC`: the outbox's stored form of a stamp its
+    /// own node made (the row names the node anyway). Text order is still clock order.
+    pub(crate) fn clock_text(&self) -> String {
+        format!("{:016}.{:06}", self.millis, self.counter)
+    }
+
+    /// A stamp read back from the outbox: a clock part made by `node`, or a whole stamp, which
+    /// is kept as it is (a row copied in by adoption may carry another node's).
+    pub(crate) fn from_stored(text: &str, node: RowId) -> Result<Self, HlcError> {
+        if text.contains('@') {
+            return text.parse();
+        }
+        let state = ClockState::from_stored(text)?;
+        Hlc::new(state.millis, state.counter, node)
+    }
 }
 
 /// The clock's state: the last (millis, counter) this node has issued or seen.
@@ -101,6 +118,12 @@ pub struct ClockState {
 }
 
 impl ClockState {
+    /// The clock part of a stored stamp, with or without its node (see [`Hlc::clock_text`]).
+    pub(crate) fn from_stored(text: &str) -> Result<Self, HlcError> {
+        let clock = text.split_once('@').map_or(text, |(clock, _)| clock);
+        parse_clock(clock).ok_or_else(|| HlcError::Malformed(text.to_owned()))
+    }
+
     /// The next local stamp at wall time `now`: strictly after everything issued or seen.
     pub fn tick(self, now: u64) -> Result<ClockState, HlcError> {
         if now > MAX_MILLIS {
@@ -164,22 +187,31 @@ impl fmt::Display for Hlc {
     }
 }
 
+/// `MMMMMMMMMMMMMMMM.CCCCCC`, exactly those widths and only digits.
+fn parse_clock(clock: &str) -> Option<ClockState> {
+    let (millis, counter) = clock.split_once('.')?;
+    if millis.len() != 16 || counter.len() != 6 {
+        return None;
+    }
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(millis) || !all_digits(counter) {
+        return None;
+    }
+    Some(ClockState {
+        millis: millis.parse().ok()?,
+        counter: counter.parse().ok()?,
+    })
+}
+
 impl FromStr for Hlc {
     type Err = HlcError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || HlcError::Malformed(s.to_owned());
         let (clock, node) = s.split_once('@').ok_or_else(bad)?;
-        let (millis, counter) = clock.split_once('.').ok_or_else(bad)?;
-        if millis.len() != 16 || counter.len() != 6 {
-            return Err(bad());
-        }
-        let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-        if !all_digits(millis) || !all_digits(counter) {
-            return Err(bad());
-        }
+        let clock = parse_clock(clock).ok_or_else(bad)?;
         Ok(Self {
-            millis: millis.parse().map_err(|_| bad())?,
-            counter: counter.parse().map_err(|_| bad())?,
+            millis: clock.millis,
+            counter: clock.counter,
             node: node.parse().map_err(|_| bad())?,
         })
     }
@@ -211,6 +243,36 @@ mod tests {
         assert!(a < b && a.to_string() < b.to_string());
         assert!("12.3@x".parse::<Hlc>().is_err());
         assert!(format!("{:016}.{:06}@nope", 1, 1).parse::<Hlc>().is_err());
+    }
+
+    #[test]
+    fn the_stored_form_drops_only_the_node() {
+        let node = RowId::new();
+        let a = Hlc::new(1_732_433_333_123, 42, node).unwrap();
+        assert_eq!(a.clock_text(), "0001732433333123.000042");
+        assert_eq!(Hlc::from_stored(&a.clock_text(), node), Ok(a));
+        // A whole stamp keeps its own node.
+        let other = Hlc::new(5, 0, RowId::new()).unwrap();
+        assert_eq!(Hlc::from_stored(&other.to_string(), node), Ok(other));
+        assert_eq!(
+            ClockState::from_stored(&other.to_string()),
+            Ok(ClockState {
+                millis: 5,
+                counter: 0
+            })
+        );
+        let b = Hlc::new(10, 0, node).unwrap();
+        let c = Hlc::new(9, 999_999, node).unwrap();
+        assert!(c.clock_text() < b.clock_text());
+        for bad in [
+            "",
+            "12.3",
+            "0001732433333123.00004",
+            "000173243333312x.000042",
+        ] {
+            assert!(ClockState::from_stored(bad).is_err(), "{bad}");
+            assert!(Hlc::from_stored(bad, node).is_err(), "{bad}");
+        }
     }
 
     #[test]

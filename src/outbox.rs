@@ -3,6 +3,10 @@
 //! An [`Operation`] is what a node pushes to the central server, in exactly the JSON form that
 //! `pos-node outbox list --json` prints. [`validate`] checks one against the catalog; the node
 //! runs it before writing an operation and the server before accepting one.
+//!
+//! On the node, operations wait in `pending_operations`, with the stamp's clock part only (the
+//! node is the row's `device_id`, see migration V3);
+//! [`crate::Tenant::pending_operations`] reads them back in wire form.
 
 use std::fmt;
 use std::str::FromStr;
@@ -271,16 +275,8 @@ fn last_stamp(conn: &Connection, tenant: &TenantId) -> crate::Result<Option<Cloc
         )?
         .query_row([tenant], |r| r.get(0))
         .optional()?;
-    match last {
-        None => Ok(None),
-        Some(text) => {
-            let hlc: Hlc = text.parse().map_err(crate::Error::Clock)?;
-            Ok(Some(ClockState {
-                millis: hlc.millis(),
-                counter: hlc.counter(),
-            }))
-        }
-    }
+    last.map(|text| ClockState::from_stored(&text).map_err(crate::Error::Clock))
+        .transpose()
 }
 
 /// Everything the node's clock has issued or seen: the floor and every tenant's newest
@@ -320,13 +316,7 @@ impl Stamper<'_> {
         };
         let last = match last {
             None => ClockState::default(),
-            Some(text) => {
-                let hlc: Hlc = text.parse().map_err(crate::Error::Clock)?;
-                ClockState {
-                    millis: hlc.millis(),
-                    counter: hlc.counter(),
-                }
-            }
+            Some(text) => ClockState::from_stored(&text).map_err(crate::Error::Clock)?,
         };
         let next = floor
             .max(last)
@@ -394,7 +384,8 @@ pub(crate) fn append(
         op.id,
         op.tenant_id,
         op.device_id.to_string(),
-        op.hlc.to_string(),
+        // The stamp is this node's: the row names the node in device_id already.
+        op.hlc.clock_text(),
         op.actor_user_id,
         op.table,
         op.row_id.to_string(),
@@ -440,11 +431,12 @@ pub(crate) fn pending(
         let serde_json::Value::Object(columns) = columns.0 else {
             return Err(malformed("columns are not an object"));
         };
+        let device_id: RowId = device.parse().map_err(|_| malformed("device id"))?;
         out.push(Operation {
             id,
             tenant_id,
-            device_id: device.parse().map_err(|_| malformed("device id"))?,
-            hlc: hlc.parse().map_err(|_| malformed("clock stamp"))?,
+            device_id,
+            hlc: Hlc::from_stored(&hlc, device_id).map_err(|_| malformed("clock stamp"))?,
             actor_user_id,
             table,
             row_id: row_id.parse().map_err(|_| malformed("row id"))?,

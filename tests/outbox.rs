@@ -271,6 +271,145 @@ fn a_transaction_the_database_rolled_back_takes_no_more_writes() -> R {
     Ok(())
 }
 
+mod embedded {
+    refinery::embed_migrations!("migrations/node");
+}
+
+/// Writes one operation as the outbox stored it before V3: the whole stamp as its key.
+fn insert_v2_operation(conn: &rusqlite::Connection, op: &Operation) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO pending_operations (id, tenant_id, device_id, hlc, actor_user_id, table_name,
+                                         row_id, kind, columns, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        rusqlite::params![
+            op.id,
+            op.tenant_id,
+            op.device_id.to_string(),
+            op.hlc.to_string(),
+            op.actor_user_id,
+            op.table,
+            op.row_id.to_string(),
+            op.kind.to_string(),
+            serde_json::Value::Object(op.columns.clone()).to_string(),
+            now()
+        ],
+    )?;
+    Ok(())
+}
+
+#[test]
+fn operations_written_before_the_compact_outbox_read_back_unchanged() -> R {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("node.db");
+    let node = RowId::new();
+    let admin = RowId::new();
+    let t = 2_000_000_000_000u64;
+    let op = |hlc: Hlc, kind: OperationKind, columns: serde_json::Value| Operation {
+        id: RowId::new(),
+        tenant_id: tid("caps"),
+        device_id: node,
+        hlc,
+        actor_user_id: Some(admin),
+        table: "products".into(),
+        row_id: RowId::new(),
+        kind,
+        columns: columns.as_object().cloned().unwrap_or_default(),
+    };
+    let stamp = |counter, node| Hlc::new(t, counter, node).map_err(Error::Clock);
+    let mut columns =
+        serde_json::to_value(product("OF-1", 1299)).map_err(|e| Error::InvalidPayload {
+            table: "products",
+            reason: e.to_string(),
+        })?;
+    if let Some(c) = columns.as_object_mut() {
+        c.remove("id");
+    }
+    let before = [
+        op(stamp(0, node)?, OperationKind::Insert, columns),
+        op(
+            stamp(1, node)?,
+            OperationKind::Update,
+            serde_json::json!({ "price_minor": 1399 }),
+        ),
+        // A stamp of another node than the row's device (none is written so, but one copied in
+        // would be): kept whole.
+        op(
+            stamp(2, RowId::new())?,
+            OperationKind::Delete,
+            serde_json::json!({}),
+        ),
+    ];
+    {
+        let mut conn = rusqlite::Connection::open(&path)?;
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(2))
+            .run(&mut conn)
+            .map_err(|e| Error::Migration(e.to_string()))?;
+        let settings = serde_json::to_string(&NewTenant::new(tid("caps"), "Caps").settings)
+            .map_err(|e| Error::InvalidPayload {
+                table: "tenants",
+                reason: e.to_string(),
+            })?;
+        conn.execute(
+            "INSERT INTO tenants (id, name, plan, max_users, max_api_calls_month, settings,
+                                  created_at, updated_at)
+             VALUES ('caps', 'Caps', 'pro', 10, 100000, ?1, ?2, ?2)",
+            rusqlite::params![settings, now()],
+        )?;
+        conn.execute(
+            "INSERT INTO users (id, tenant_id, username, display_name, role, created_at, updated_at)
+             VALUES (?1, 'caps', 'owner', 'Owner', 'admin', ?2, ?2)",
+            rusqlite::params![admin, now()],
+        )?;
+        conn.execute(
+            "INSERT INTO node_state (singleton, node_id) VALUES (1, ?1)",
+            [node],
+        )?;
+        for op in &before {
+            insert_v2_operation(&conn, op)?;
+        }
+    }
+
+    let mut store = Store::open(&path)?;
+    assert_eq!(store.schema_version()?, 3);
+    let report = store.verify()?;
+    assert!(report.is_ok(), "{:?}", violations(&report));
+    // The wire form is what it was.
+    let caps = store.tenant(&tid("caps"))?;
+    assert_eq!(caps.pending_operations(10)?, before);
+    // This node's stamps are stored without the node, another node's whole.
+    let stored: Vec<String> = {
+        let conn = rusqlite::Connection::open(&path)?;
+        let mut stmt = conn.prepare("SELECT hlc FROM pending_operations ORDER BY hlc")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    assert_eq!(
+        stored,
+        [
+            before[0].hlc.to_string()[..23].to_owned(),
+            before[1].hlc.to_string()[..23].to_owned(),
+            before[2].hlc.to_string(),
+        ]
+    );
+    // The clock goes on after the newest stamp, even with the wall clock behind it.
+    store.set_clock(move || t - 60_000);
+    let caps = store.tenant(&tid("caps"))?;
+    let actor = caps.actor(admin)?;
+    caps.insert(&actor, &product("OF-2", 1))?;
+    let ops = caps.pending_operations(10)?;
+    assert_eq!(ops.len(), 4);
+    assert!(
+        ops[3].hlc > before[2].hlc,
+        "{} after {}",
+        ops[3].hlc,
+        before[2].hlc
+    );
+    assert_eq!(ops[3].hlc.node(), node);
+    assert_eq!(ops[3].device_id, node);
+    Ok(())
+}
+
 #[test]
 fn only_canonical_ids_timestamps_and_clock_readings_get_in() {
     use serde_json::json;

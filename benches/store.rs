@@ -17,7 +17,12 @@
 //! Each group builds two database files the same way, through the `Store` API: WAL,
 //! `synchronous=NORMAL`, foreign keys on, two tenants with 10,000 products apiece (so the
 //! tenant filter matters), then closes them. The layer reopens one with `Store::open`; the
-//! baseline opens the other with `rusqlite::Connection::open` and the same pragmas.
+//! baseline opens the other with `rusqlite::Connection::open` and the same pragmas, the store's
+//! checkpoint interval ([`pos_tenancy::store::WAL_AUTOCHECKPOINT`]) included.
+//!
+//! Before each side of `insert` both files are synced to disk. Otherwise the operating system
+//! still holds the freshly built files in its cache, and the first checkpoint's sync of either
+//! file writes all of it out, inside whichever side happens to checkpoint it first.
 //!
 //! Only one side's connection is open while that side is measured. rusqlite's bundled SQLite
 //! is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so all connections of a process share one
@@ -198,6 +203,12 @@ impl Files {
             .expect("synchronous=NORMAL");
         conn.pragma_update(None, "foreign_keys", true)
             .expect("foreign keys on");
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            pos_tenancy::store::WAL_AUTOCHECKPOINT,
+        )
+        .expect("the store's checkpoint interval");
         let admin_id = conn
             .query_row(
                 "SELECT id FROM users WHERE tenant_id = ?1 AND username = 'owner'",
@@ -209,6 +220,15 @@ impl Files {
             .query_row("SELECT node_id FROM node_state", [], |r| r.get(0))
             .expect("baseline node id");
         (conn, admin_id, node_id)
+    }
+
+    /// Writes both files out of the operating system's cache (see the module notes).
+    fn sync(&self) {
+        for path in [&self.layer, &self.baseline] {
+            std::fs::File::open(path)
+                .and_then(|f| f.sync_all())
+                .expect("database file synced");
+        }
     }
 }
 
@@ -246,6 +266,7 @@ fn insert(c: &mut Criterion) {
     let mut group = c.benchmark_group("insert");
 
     {
+        files.sync();
         let (store, admin) = files.open_layer();
         let tenant = tenant_of(&store);
         group.bench_function("layer", |b| {
@@ -258,6 +279,7 @@ fn insert(c: &mut Criterion) {
 
     // Issue 5's baseline: the business row and its audit row, nothing else.
     {
+        files.sync();
         let (mut conn, admin_id, node_id) = files.open_baseline();
         group.bench_function("rusqlite", |b| {
             b.iter(|| baseline_insert(&mut conn, &admin_id, &node_id, false))
@@ -268,6 +290,7 @@ fn insert(c: &mut Criterion) {
     // clock read that stamps it), so `layer / rusqlite_outbox` is the layer's own cost and
     // `layer / rusqlite` what the layer plus the outbox cost over a bare write.
     {
+        files.sync();
         let (mut conn, admin_id, node_id) = files.open_baseline();
         group.bench_function("rusqlite_outbox", |b| {
             b.iter(|| baseline_insert(&mut conn, &admin_id, &node_id, true))

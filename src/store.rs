@@ -22,6 +22,19 @@ mod embedded {
 /// How long a statement waits for another connection's lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many pages the write-ahead log of a file store holds before a commit copies them into
+/// the database file (a checkpoint), unless [`Store::set_wal_autocheckpoint`] says otherwise.
+///
+/// SQLite's default is 1000. Each checkpoint syncs the log and the file, and every write
+/// rewrites the same few hot pages (the newest leaves of its tables and indexes), so a longer
+/// interval syncs less often and copies each hot page once per interval: inserts measured
+/// about 10% faster, a write with its outbox operation most of all. The price: the log file
+/// stays up to ~16 MiB (4 KiB pages) instead of ~4 MiB, a checkpoint copies more at once, and,
+/// since with `synchronous=NORMAL` the log is synced only at checkpoints, more of the latest
+/// commits may be lost (whole, never torn) after a power cut or an OS crash. An application
+/// crash loses nothing either way.
+pub const WAL_AUTOCHECKPOINT: u32 = 4000;
+
 /// Where the database lives, so the report connection can open the same one.
 #[derive(Debug, Clone)]
 pub(crate) enum Location {
@@ -106,6 +119,7 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
         conn.set_prepared_statement_cache_capacity(256);
         migrate(&mut conn)?;
         // The node's identity is made once per file and kept: its operations carry it.
@@ -157,6 +171,14 @@ impl Store {
     /// (default [`crate::hlc::DEFAULT_MAX_SKEW`]).
     pub fn set_max_clock_skew(&mut self, skew: Duration) {
         self.max_skew = skew;
+    }
+
+    /// How many write-ahead log pages trigger a checkpoint (default [`WAL_AUTOCHECKPOINT`],
+    /// which explains the trade-off; 1000 is SQLite's own default, 0 turns automatic
+    /// checkpoints off).
+    pub fn set_wal_autocheckpoint(&self, pages: u32) -> Result<()> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        Ok(())
     }
 
     /// How long one report query may run before it is stopped (default

@@ -371,7 +371,7 @@ fn operations_written_before_the_compact_outbox_read_back_unchanged() -> R {
     }
 
     let mut store = Store::open(&path)?;
-    assert_eq!(store.schema_version()?, 3);
+    assert_eq!(store.schema_version()?, Store::supported_schema_version());
     let report = store.verify()?;
     assert!(report.is_ok(), "{:?}", violations(&report));
     // The wire form is what it was.

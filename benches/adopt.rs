@@ -33,9 +33,12 @@ use rusqlite::{Connection, TransactionBehavior};
 use tempfile::TempDir;
 
 const TENANT: &str = "caps-automotive";
-const SCHEMA: [&str; 2] = [
+/// Every node migration, so the floor builds the same schema adoption does.
+const SCHEMA: [&str; 4] = [
     include_str!("../migrations/node/V1__initial_schema.sql"),
     include_str!("../migrations/node/V2__node_state.sql"),
+    include_str!("../migrations/node/V3__outbox_compact_rows.sql"),
+    include_str!("../migrations/node/V4__covering_ledger_indexes.sql"),
 ];
 
 struct Fixture {

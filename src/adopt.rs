@@ -617,6 +617,29 @@ fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<SchemaObject>> {
     rows.collect()
 }
 
+/// Whether a column default read from the legacy schema is a plain literal (a number, a
+/// string, a blob, NULL, TRUE or FALSE): the only defaults adoption copies into an ALTER TABLE.
+fn is_literal(default: &str) -> bool {
+    let d = default.trim();
+    let quoted = |body: &str| !body.replace("''", "").contains('\'');
+    if ["NULL", "TRUE", "FALSE"]
+        .iter()
+        .any(|w| d.eq_ignore_ascii_case(w))
+    {
+        return true;
+    }
+    if d.len() >= 2 && d.starts_with('\'') && d.ends_with('\'') {
+        return quoted(&d[1..d.len() - 1]);
+    }
+    if d.len() >= 3 && (d.starts_with("X'") || d.starts_with("x'")) && d.ends_with('\'') {
+        return d[2..d.len() - 1].chars().all(|c| c.is_ascii_hexdigit());
+    }
+    let number = d.strip_prefix(['+', '-']).unwrap_or(d);
+    !number.is_empty()
+        && number.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && number.parse::<f64>().is_ok()
+}
+
 /// The position just after the `(` that opens an index's column list, skipping quoted names.
 fn column_list_start(sql: &str) -> Option<usize> {
     let mut quote: Option<char> = None;
@@ -781,6 +804,16 @@ fn audit(
                         ),
                     ));
                 }
+                if let Some(default) = col.default.as_deref().filter(|d| !is_literal(d)) {
+                    return Err(unsupported(
+                        Some(def.name),
+                        format!(
+                            "extra column {} has a default that is not a literal ({default}); \
+                             ALTER TABLE cannot add it",
+                            col.name
+                        ),
+                    ));
+                }
                 let type_ok = col
                     .decl_type
                     .chars()
@@ -860,6 +893,38 @@ fn audit(
                 _ => {
                     legacy_indexes.push(index.clone());
                     if reference_names.contains(&index.to_ascii_lowercase()) {
+                        // The store has an object of this name. If it is an index of the same
+                        // uniqueness whose columns (after tenant_id) start with the legacy
+                        // one's, it serves every query the legacy index served; anything else
+                        // would be lost silently, so it is refused.
+                        let mine: Vec<String> = index_terms(conn, &index)
+                            .map_err(fail)?
+                            .into_iter()
+                            .map(|(_, t)| t.to_ascii_lowercase())
+                            .collect();
+                        let theirs: Vec<String> = index_terms(reference_conn, &index)
+                            .map_err(fail)?
+                            .into_iter()
+                            .filter(|(n, _)| n.as_deref() != Some("tenant_id"))
+                            .map(|(_, t)| t.to_ascii_lowercase())
+                            .collect();
+                        let theirs_unique = index_list(reference_conn, def.name)
+                            .map_err(fail)?
+                            .into_iter()
+                            .any(|(n, u, _)| n.eq_ignore_ascii_case(&index) && u);
+                        let covered = !mine.is_empty()
+                            && theirs.starts_with(&mine)
+                            && (unique == theirs_unique)
+                            && (!unique || theirs.len() == mine.len());
+                        if !covered {
+                            return Err(unsupported(
+                                Some(def.name),
+                                format!(
+                                    "the legacy index {index} has the name of an index of the \
+                                     store's schema but another definition; rename it first"
+                                ),
+                            ));
+                        }
                         continue;
                     }
                     let sql: Option<String> = conn
@@ -881,7 +946,6 @@ fn audit(
                             format!("index {index} cannot be read"),
                         ));
                     };
-                    let _ = unique;
                     extra_indexes.push((index, rescoped));
                 }
             }
@@ -1202,9 +1266,11 @@ pub fn adopt(
     let setup = "PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON; \
                  PRAGMA cache_size = -131072; PRAGMA threads = 2; PRAGMA temp_store = MEMORY;";
     conn.execute_batch(setup).map_err(|e| classify(path, e))?;
-    // One transaction from the audit to the commit. It starts as a read (a shared lock, so no
-    // other process can commit in between) because SQLite's backup API refuses a source
-    // connection that is writing; the first change of the rebuild upgrades it to a write.
+    // One transaction from the audit to the commit. It starts as a read because SQLite's
+    // backup API refuses a source connection that is writing; the first change upgrades it.
+    // In rollback-journal mode (the legacy app's) the read's shared lock keeps other processes
+    // from committing meanwhile; in WAL mode one may, and the upgrade then fails with
+    // SQLITE_BUSY_SNAPSHOT, reported as a locked file with the stale backup removed.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Deferred)
         .map_err(|e| classify(path, e))?;
@@ -1229,17 +1295,24 @@ pub fn adopt(
 
     // Take the write lock now, with the file unchanged (rewriting user_version with its own
     // value), so that a busy file is reported as locked rather than as a failed step.
-    let user_version: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| classify(path, e))?;
-    tx.execute_batch(&format!("PRAGMA user_version = {user_version}"))
-        .map_err(|e| classify(path, e))?;
-    let (tables, total_rows_after) =
-        rebuild(&tx, &audit, &reference, &new_tenant, &mut steps, progress)?;
-
+    let locked = tx
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .and_then(|v| tx.execute_batch(&format!("PRAGMA user_version = {v}")));
+    if let Err(e) = locked {
+        // Another process writes to the file: the backup may already be stale, and nothing
+        // was adopted, so it goes.
+        backup.discard();
+        return Err(classify(path, e));
+    }
+    let rebuilt = rebuild(&tx, &audit, &reference, &new_tenant, &mut steps, progress);
+    // The hash is waited for on every path, so that a failed adoption still leaves a backup
+    // with its checksum (the original is unchanged, but the copy is still a good one).
     let hash_wait = Instant::now();
-    let backup = backup.finish()?;
+    let backup = backup.finish();
     *steps.entry(Step::Backup).or_insert(0.0) += hash_wait.elapsed().as_secs_f64();
+    let (tables, total_rows_after) = rebuilt?;
+    let backup = backup?;
+
     let commit_started = Instant::now();
     tx.commit().map_err(|e| AdoptError::Failed {
         step: Step::Commit,
@@ -1247,8 +1320,6 @@ pub fn adopt(
         reason: e.to_string(),
     })?;
     steps.insert(Step::Commit, commit_started.elapsed().as_secs_f64());
-    // Back to the connection's normal behaviour; it is closed right after anyway.
-    let _ = conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF;");
     Ok(Outcome::Adopted(AdoptReport {
         plan,
         tables,
@@ -1355,7 +1426,23 @@ fn take_backup(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        std::fs::write(checksum_path(&path), format!("{sha256}  {name}\n"))?;
+        // The backup must survive a power cut before the original is changed: the copy, its
+        // checksum (written whole under a temporary name, then renamed) and the directory
+        // entries are synced before adoption commits.
+        std::fs::File::open(&path)?.sync_all()?;
+        let sums = checksum_path(&path);
+        let mut partial = sums.clone().into_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        {
+            let mut file = std::fs::File::create(&partial)?;
+            std::io::Write::write_all(&mut file, format!("{sha256}  {name}\n").as_bytes())?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&partial, &sums)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
         Ok(BackupFile {
             path,
             sha256,
@@ -1375,6 +1462,13 @@ struct PendingBackup {
 }
 
 impl PendingBackup {
+    /// Waits for the hashing and removes the backup and its checksum.
+    fn discard(self) {
+        let _ = self.hashing.join();
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(checksum_path(&self.path));
+    }
+
     /// Waits for the hash and its checksum file.
     fn finish(self) -> Result<BackupFile, AdoptError> {
         let fail = |reason: String| AdoptError::Backup {
@@ -1518,7 +1612,9 @@ fn rebuild(
             if let Some(default) = &col.default {
                 def.push_str(&format!(" DEFAULT {default}"));
             }
-            conn.execute_batch(&def)
+            // One statement only: the type and default come from the legacy file's own schema,
+            // checked in the audit (a plain type name, a literal default).
+            conn.execute(&def, [])
                 .map_err(failed(Step::Copy, Some(t.name)))?;
         }
         let cols: Vec<String> = t
@@ -1558,13 +1654,15 @@ fn rebuild(
         lap(steps, Step::Copy);
 
         let validate_err = failed(Step::Validate, Some(t.name));
-        let (rows_after, foreign): (i64, i64) = conn
+        // One scan of the new table: its rows, those of another or no tenant, and the digest.
+        let (rows_after, foreign, after): (i64, i64, String) = conn
             .query_row(
                 &format!(
-                    "SELECT count(*), count(*) FILTER (WHERE \"tenant_id\" IS NOT ?1) FROM {table}"
+                    "SELECT count(*), count(*) FILTER (WHERE \"tenant_id\" IS NOT ?1), \
+                     adopt_row_digest({cols}) FROM {table}"
                 ),
                 [&tenant.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(validate_err)?;
         let rows_after = u64::try_from(rows_after).unwrap_or(0);
@@ -1588,13 +1686,6 @@ fn rebuild(
             )));
         }
         let before = read.text();
-        let after: String = conn
-            .query_row(
-                &format!("SELECT adopt_row_digest({cols}) FROM {table}"),
-                [],
-                |r| r.get(0),
-            )
-            .map_err(failed(Step::Validate, Some(t.name)))?;
         if before != after {
             return Err(invalid(
                 "some column values changed in the copy (a value the new column's type converts)"
@@ -1634,12 +1725,6 @@ fn rebuild(
             })?;
         }
     }
-    // Without statistics SQLite takes `tenant_id = ?` for a selective condition (it is the
-    // least selective column there is) and answers "stock of this product" by scanning the
-    // tenant's whole ledger through the primary key. A sampled ANALYZE (SQLite's recommended
-    // analysis_limit) gives it real figures in a fraction of a second.
-    conn.execute_batch("PRAGMA analysis_limit = 400; ANALYZE;")
-        .map_err(failed(Step::Index, None))?;
     lap(steps, Step::Index);
 
     // The legacy tables go last: pages they free now are not reused (and journaled again)
@@ -1649,6 +1734,15 @@ fn rebuild(
         conn.execute_batch(&format!("DROP TABLE {legacy}"))
             .map_err(failed(Step::Restore, Some(t.name)))?;
     }
+    // Without statistics SQLite takes `tenant_id = ?` for a selective condition (it is the
+    // least selective column there is) and answers "stock of this product" by scanning the
+    // tenant's whole ledger through the primary key. A sampled ANALYZE (SQLite's recommended
+    // analysis_limit) gives it real figures in a fraction of a second; it runs once the legacy
+    // tables are gone, so that only the store's tables are analysed.
+    conn.execute_batch("PRAGMA analysis_limit = 400; ANALYZE;")
+        .map_err(failed(Step::Index, None))?;
+    lap(steps, Step::Index);
+
     progress(Progress::Step(Step::Restore));
     for (name, sql) in audit.views.iter().chain(&audit.triggers) {
         conn.execute_batch(sql).map_err(|e| AdoptError::Failed {
@@ -1749,7 +1843,17 @@ pub fn rollback(db: &Path, backup: &Path) -> Result<RollbackReport, AdoptError> 
     )
     .map_err(|e| classify(backup, e))?;
     let backup_digest = digest_connection(&src).map_err(|e| classify(backup, e))?;
-    let mut dst = Connection::open(db).map_err(|e| classify(db, e))?;
+    // Never create the database: a mistyped --db must not become a restored copy elsewhere.
+    if !db.is_file() {
+        return Err(AdoptError::NotFound {
+            path: db.to_path_buf(),
+        });
+    }
+    let mut dst = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| classify(db, e))?;
     dst.busy_timeout(LOCK_WAIT).map_err(|e| classify(db, e))?;
     {
         let copy = rusqlite::backup::Backup::new(&src, &mut dst).map_err(|e| classify(db, e))?;
@@ -1795,6 +1899,24 @@ mod tests {
         let sql = "CREATE UNIQUE INDEX [x(y] ON t (a) WHERE a IS NOT NULL";
         let at = column_list_start(sql).expect("has a column list");
         assert_eq!(&sql[at..], "a) WHERE a IS NOT NULL");
+    }
+
+    #[test]
+    fn only_literal_defaults_are_copied() {
+        for ok in [
+            "NULL", "0", "-1.5", "1e3", "'A1'", "'it''s'", "X'00ff'", "TRUE",
+        ] {
+            assert!(is_literal(ok), "{ok}");
+        }
+        for bad in [
+            "CURRENT_TIMESTAMP",
+            "(1)",
+            "'a' || 'b'",
+            "'x'); DROP TABLE t; --'",
+            "abs(1)",
+        ] {
+            assert!(!is_literal(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -534,6 +534,18 @@ fn files_that_are_not_legacy_stores_are_refused_untouched() {
     let err = adopt(&locked, &opts, &mut |_| {}).expect_err("refused");
     assert!(matches!(err, AdoptError::Locked { .. }), "{err}");
     holder.execute_batch("ROLLBACK").expect("unlocks");
+    // A writer that has begun but not committed (a RESERVED lock): the audit and the backup
+    // can read, the rebuild cannot start; the stale backup is removed.
+    holder
+        .execute_batch("BEGIN IMMEDIATE; UPDATE products SET brand = brand;")
+        .expect("writes");
+    let err = refused(&locked, &opts);
+    assert!(matches!(err, AdoptError::Locked { .. }), "{err}");
+    let leftovers = std::fs::read_dir(dir.path().join("backups"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leftovers, 0, "no backup is left behind");
+    holder.execute_batch("ROLLBACK").expect("unlocks");
     drop(holder);
     let digest = canonical_digest(&locked).expect("digest");
     adopted(adopt(&locked, &opts, &mut |_| {}).expect("adopts once unlocked"));
@@ -593,10 +605,38 @@ fn rollback_restores_the_original_after_checking_the_backup() {
 
     // Work done after adoption is lost by a rollback, which is what rollback means.
     let store = Store::open(&path).expect("opens");
+    let caps = store.tenant(&tenant()).expect("tenant");
+    let admin = caps
+        .actor(
+            caps.list::<User>(&ListQuery::new().eq("role", "admin").limit(1))
+                .expect("users")
+                .rows[0]
+                .id,
+        )
+        .expect("actor");
+    let mut product = caps
+        .list::<Product>(&ListQuery::new().limit(1))
+        .expect("products")
+        .rows
+        .remove(0);
+    product.price_minor += 1;
+    caps.update(&admin, &product)
+        .expect("a write after adoption");
+    drop(caps);
     drop(store);
     let restored = adopt::rollback(&path, &report.backup.path).expect("rolls back");
     assert_eq!(restored.canonical_digest, original);
     assert_eq!(canonical_digest(&path).expect("digest"), original);
+    let mode: String = Connection::open(&path)
+        .expect("opens")
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
+    assert_eq!(mode, "delete", "the legacy app gets its journal mode back");
+    assert!(matches!(
+        adopt::rollback(&dir.path().join("no-such.db"), &report.backup.path),
+        Err(AdoptError::NotFound { .. })
+    ));
+    assert!(!dir.path().join("no-such.db").exists());
 
     // A backup that does not match its checksum is refused, and the database is untouched.
     adopted(adopt(&path, &options(dir.path()), &mut |_| {}).expect("adopts again"));
@@ -611,7 +651,7 @@ fn rollback_restores_the_original_after_checking_the_backup() {
 }
 
 #[test]
-fn legacy_schema_matches_the_generator() {
+fn the_fixture_schema_has_no_tenant_id_anywhere() {
     // The fixture's schema really is the legacy one: no tenant_id and no registry.
     let conn = Connection::open_in_memory().expect("memory");
     conn.execute_batch(LEGACY_SCHEMA).expect("legacy schema");
@@ -811,10 +851,18 @@ fn killed_adoptions_leave_the_original_or_a_verified_store() {
             continue;
         }
         adopted_files += 1;
-        let store = Store::open(&work)
-            .unwrap_or_else(|e| panic!("attempt {attempt}: neither original nor a store: {e}"));
+        let verified = pos_node()
+            .args(["verify", "--db", work.to_str().expect("utf-8")])
+            .output()
+            .expect("runs");
+        assert!(
+            verified.status.success(),
+            "attempt {attempt}: neither the original nor a verified store: {}{}",
+            String::from_utf8_lossy(&verified.stdout),
+            String::from_utf8_lossy(&verified.stderr)
+        );
+        let store = Store::open(&work).expect("opens");
         let report = store.verify().expect("verify runs");
-        assert!(report.is_ok(), "attempt {attempt}: {:?}", report.violations);
         assert_eq!(
             report.rows_checked, legacy_rows,
             "attempt {attempt}: every row is there"

@@ -54,6 +54,24 @@ fn file_sha(path: &Path) -> Vec<u8> {
     std::fs::read(path).expect("file readable")
 }
 
+/// Raises the first product's price through the tenant handle, as the adopted tenant's admin.
+fn reprice_first_product(store: &Store, by: i64) -> Product {
+    let caps = store.tenant(&tenant()).expect("tenant");
+    let admins = caps
+        .list::<User>(&ListQuery::new().eq("role", "admin").limit(1))
+        .expect("users");
+    let admin = caps.actor(admins.rows[0].id).expect("actor");
+    let mut product = caps
+        .list::<Product>(&ListQuery::new().limit(1))
+        .expect("products")
+        .rows
+        .remove(0);
+    product.price_minor += by;
+    caps.update(&admin, &product)
+        .expect("an update through the handle");
+    product
+}
+
 /// Adopts a file that must be refused, and checks that not one byte of it changed.
 fn refused(path: &Path, opts: &AdoptOptions) -> AdoptError {
     let bytes = file_sha(path);
@@ -347,24 +365,7 @@ fn quirks_are_kept_and_rescoped() {
 
     let store = Store::open(&path).expect("opens as a store");
     assert!(store.verify().expect("verify").is_ok());
-    let caps = store.tenant(&tenant()).expect("tenant");
-    let admin = caps
-        .actor(
-            caps.list::<User>(&ListQuery::new().eq("role", "admin").limit(1))
-                .expect("users")
-                .rows[0]
-                .id,
-        )
-        .expect("actor");
-    let mut product = caps
-        .list::<Product>(&ListQuery::new().limit(1))
-        .expect("products")
-        .rows
-        .remove(0);
-    product.price_minor += 100;
-    caps.update(&admin, &product)
-        .expect("an update through the handle");
-    drop(caps);
+    let product = reprice_first_product(&store, 100);
     drop(store);
     let conn = Connection::open(&path).expect("opens");
     let shelf: String = conn
@@ -605,24 +606,7 @@ fn rollback_restores_the_original_after_checking_the_backup() {
 
     // Work done after adoption is lost by a rollback, which is what rollback means.
     let store = Store::open(&path).expect("opens");
-    let caps = store.tenant(&tenant()).expect("tenant");
-    let admin = caps
-        .actor(
-            caps.list::<User>(&ListQuery::new().eq("role", "admin").limit(1))
-                .expect("users")
-                .rows[0]
-                .id,
-        )
-        .expect("actor");
-    let mut product = caps
-        .list::<Product>(&ListQuery::new().limit(1))
-        .expect("products")
-        .rows
-        .remove(0);
-    product.price_minor += 1;
-    caps.update(&admin, &product)
-        .expect("a write after adoption");
-    drop(caps);
+    reprice_first_product(&store, 1);
     drop(store);
     let restored = adopt::rollback(&path, &report.backup.path).expect("rolls back");
     assert_eq!(restored.canonical_digest, original);

@@ -456,7 +456,7 @@ struct LegacyTable {
 #[derive(Debug)]
 struct Audit {
     tables: Vec<LegacyTable>,
-    /// Names and SQL of legacy indexes to drop before the schema's own are created.
+    /// Names of the legacy indexes to drop before the schema's own are created.
     legacy_indexes: Vec<String>,
     triggers: Vec<(String, String)>,
     views: Vec<(String, String)>,
@@ -484,7 +484,7 @@ fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
     rows.collect()
 }
 
-/// `(name, unique, origin, partial)` of each index of a table.
+/// `(name, unique, origin)` of each index of a table.
 fn index_list(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(String, bool, String)>> {
     let mut stmt =
         conn.prepare("SELECT name, \"unique\", origin FROM pragma_index_list(?1) ORDER BY name")?;
@@ -606,7 +606,6 @@ fn open_existing(path: &Path) -> Result<Connection, AdoptError> {
     Ok(conn)
 }
 
-/// Everything in the file's schema: `(type, name, tbl_name, sql)`.
 /// A row of `sqlite_schema`: type, name, table and SQL text.
 type SchemaObject = (String, String, String, Option<String>);
 
@@ -1734,6 +1733,7 @@ fn rebuild(
         conn.execute_batch(&format!("DROP TABLE {legacy}"))
             .map_err(failed(Step::Restore, Some(t.name)))?;
     }
+    lap(steps, Step::Restore);
     // Without statistics SQLite takes `tenant_id = ?` for a selective condition (it is the
     // least selective column there is) and answers "stock of this product" by scanning the
     // tenant's whole ledger through the primary key. A sampled ANALYZE (SQLite's recommended
@@ -1802,6 +1802,16 @@ fn rebuild(
 /// the backup's.
 pub fn rollback(db: &Path, backup: &Path) -> Result<RollbackReport, AdoptError> {
     let started = Instant::now();
+    // A SQLite error that is neither a bad file nor a lock is a failed restore, not a failed
+    // adoption step.
+    let restore_failed = |e: AdoptError| match e {
+        AdoptError::Failed { reason, .. } => AdoptError::Restore {
+            backup: backup.to_path_buf(),
+            db: db.to_path_buf(),
+            reason,
+        },
+        other => other,
+    };
     if !backup.is_file() {
         return Err(AdoptError::NotFound {
             path: backup.to_path_buf(),
@@ -1841,8 +1851,8 @@ pub fn rollback(db: &Path, backup: &Path) -> Result<RollbackReport, AdoptError> 
         backup,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| classify(backup, e))?;
-    let backup_digest = digest_connection(&src).map_err(|e| classify(backup, e))?;
+    .map_err(|e| restore_failed(classify(backup, e)))?;
+    let backup_digest = digest_connection(&src).map_err(|e| restore_failed(classify(backup, e)))?;
     // Never create the database: a mistyped --db must not become a restored copy elsewhere.
     if !db.is_file() {
         return Err(AdoptError::NotFound {
@@ -1853,10 +1863,12 @@ pub fn rollback(db: &Path, backup: &Path) -> Result<RollbackReport, AdoptError> 
         db,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|e| classify(db, e))?;
-    dst.busy_timeout(LOCK_WAIT).map_err(|e| classify(db, e))?;
+    .map_err(|e| restore_failed(classify(db, e)))?;
+    dst.busy_timeout(LOCK_WAIT)
+        .map_err(|e| restore_failed(classify(db, e)))?;
     {
-        let copy = rusqlite::backup::Backup::new(&src, &mut dst).map_err(|e| classify(db, e))?;
+        let copy = rusqlite::backup::Backup::new(&src, &mut dst)
+            .map_err(|e| restore_failed(classify(db, e)))?;
         copy.run_to_completion(BACKUP_PAGES_PER_STEP, Duration::from_millis(10), None)
             .map_err(|e| match e.sqlite_error_code() {
                 Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => AdoptError::Locked {

@@ -961,6 +961,27 @@ catalog! {
         /// Failure.
         error: Option<String>,
     }
+
+    /// How much of a sale line a refund or void reversed (ledger). The reversal is a sale of its
+    /// own whose line `reversal_line_id` carries the negative quantity; the original is never
+    /// edited.
+    SaleReversal => sale_reversals (Ledger, Cashier, Api) {
+        /// The original sale.
+        sale_id: RowId => sales,
+        /// The original line.
+        sale_line_id: RowId => sale_lines,
+        /// The refund or void sale.
+        reversal_sale_id: RowId => sales,
+        /// Its line reversing `sale_line_id`.
+        reversal_line_id: RowId => sale_lines,
+        /// refund or void.
+        #[one_of("refund", "void")]
+        kind: String,
+        /// Quantity reversed, in thousandths (positive).
+        quantity_milli: i64,
+        /// When.
+        created_at: Timestamp,
+    }
 }
 
 #[cfg(test)]
@@ -976,7 +997,7 @@ mod tests {
                 R::TABLE.name
             }
         }
-        assert_eq!(TABLES.len(), 36);
+        assert_eq!(TABLES.len(), 37);
         for t in TABLES {
             assert_eq!(table(t.name), Some(*t));
             assert_eq!(visit_table(t.name, Name), Some(t.name));

@@ -39,6 +39,7 @@ pub mod central;
 pub mod error;
 pub mod hlc;
 pub mod ids;
+pub mod ledger;
 pub mod outbox;
 pub mod query;
 #[cfg(feature = "server")]

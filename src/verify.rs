@@ -40,6 +40,8 @@ pub enum Check {
     ForeignKeyCheck,
     /// `PRAGMA integrity_check` is clean.
     IntegrityCheck,
+    /// Every kept balance (stock on hand, card balances) equals the sum of its ledger.
+    CachedBalance,
 }
 
 /// One broken rule.
@@ -243,6 +245,25 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
                 Check::ForeignKeyCheck,
                 Some(table),
                 format!("foreign keys cannot be checked: {e}"),
+            ),
+        }
+    }
+    for b in crate::ledger::BALANCES {
+        if !is_tenant_table(b.table) {
+            f.add(Check::CatalogMismatch, Some(b.table), "table is missing");
+            continue;
+        }
+        match conn.query_row(&b.mismatch_sql(), [], |r| r.get::<_, i64>(0)) {
+            Ok(0) => {}
+            Ok(n) => f.add(
+                Check::CachedBalance,
+                Some(b.table),
+                format!("{n} balances differ from the sum of {}", b.ledger),
+            ),
+            Err(e) => f.add(
+                Check::CachedBalance,
+                Some(b.table),
+                format!("cannot be checked: {e}"),
             ),
         }
     }

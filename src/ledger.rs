@@ -1,0 +1,205 @@
+//! Balances derived from append-only ledgers: stock on hand, gift card balances, loyalty points,
+//! store credit owed and layaway payments.
+//!
+//! A balance is never a number two terminals overwrite: it is the sum of ledger rows, so merging
+//! two terminals' work is a union of rows and no sale is lost. The four busiest sums are kept
+//! beside their ledgers in balance tables (`stock_levels`, `gift_card_balances`,
+//! `loyalty_balances`, `credit_balances`) by triggers on every insert, update and delete of the
+//! ledger (migration V5), so a read is one index lookup however long the ledger grows.
+//! [`BALANCES`] describes them; `verify` checks each against its ledger sum
+//! ([`crate::verify::Check::CachedBalance`]).
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::ids::{RowId, TenantId};
+use crate::Result;
+
+/// One balance table and the ledger it sums. Identifiers only, all fixed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BalanceDef {
+    /// The balance table.
+    pub table: &'static str,
+    /// Its key columns after `tenant_id`, the same names in the ledger.
+    pub keys: &'static [&'static str],
+    /// The balance column.
+    pub value: &'static str,
+    /// The ledger table summed.
+    pub ledger: &'static str,
+    /// The ledger column summed.
+    pub amount: &'static str,
+}
+
+/// Every balance table kept by triggers, with its ledger.
+pub const BALANCES: &[BalanceDef] = &[
+    BalanceDef {
+        table: "stock_levels",
+        keys: &["product_id", "location"],
+        value: "on_hand_milli",
+        ledger: "inventory_transactions",
+        amount: "quantity_milli",
+    },
+    BalanceDef {
+        table: "gift_card_balances",
+        keys: &["gift_card_id"],
+        value: "balance_minor",
+        ledger: "gift_card_transactions",
+        amount: "amount_minor",
+    },
+    BalanceDef {
+        table: "loyalty_balances",
+        keys: &["account_id"],
+        value: "points",
+        ledger: "loyalty_transactions",
+        amount: "points",
+    },
+    BalanceDef {
+        table: "credit_balances",
+        keys: &["account_id"],
+        value: "owed_minor",
+        ledger: "credit_transactions",
+        amount: "amount_minor",
+    },
+];
+
+impl BalanceDef {
+    /// SQL counting the keys whose kept balance differs from the ledger sum: ledger keys with
+    /// no balance row, and balance rows whose value is not the sum of their ledger rows.
+    pub(crate) fn mismatch_sql(&self) -> String {
+        let keys = self.keys.join(", ");
+        let join: Vec<String> = self.keys.iter().map(|k| format!("l.{k} = b.{k}")).collect();
+        format!(
+            "SELECT (SELECT count(*) FROM (
+                 SELECT DISTINCT tenant_id, {keys} FROM {ledger}
+                 EXCEPT SELECT tenant_id, {keys} FROM {table}))
+             + (SELECT count(*) FROM {table} b WHERE b.{value} IS NOT coalesce(
+                 (SELECT sum(l.{amount}) FROM {ledger} l
+                  WHERE l.tenant_id = b.tenant_id AND {join}), 0))",
+            amount = self.amount,
+            ledger = self.ledger,
+            value = self.value,
+            table = self.table,
+            join = join.join(" AND "),
+        )
+    }
+}
+
+/// Stock on hand of a product at a location, in thousandths: the sum of its inventory ledger.
+pub(crate) fn stock_on_hand(
+    conn: &Connection,
+    tenant: &TenantId,
+    product: RowId,
+    location: &str,
+) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT on_hand_milli FROM stock_levels
+             WHERE tenant_id = ?1 AND product_id = ?2 AND location = ?3",
+        )?
+        .query_row(params![tenant, product, location], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// A balance kept by key (card or account), 0 when the ledger has no row.
+pub(crate) fn balance(
+    conn: &Connection,
+    tenant: &TenantId,
+    which: Balance,
+    key: RowId,
+) -> Result<i64> {
+    let sql = match which {
+        Balance::GiftCard => {
+            "SELECT balance_minor FROM gift_card_balances WHERE tenant_id = ?1 AND gift_card_id = ?2"
+        }
+        Balance::Loyalty => {
+            "SELECT points FROM loyalty_balances WHERE tenant_id = ?1 AND account_id = ?2"
+        }
+        Balance::Credit => {
+            "SELECT owed_minor FROM credit_balances WHERE tenant_id = ?1 AND account_id = ?2"
+        }
+    };
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![tenant, key], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Which keyed balance to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Balance {
+    GiftCard,
+    Loyalty,
+    Credit,
+}
+
+/// What a layaway has been paid so far: the sum of its payments (few rows; not kept).
+pub(crate) fn layaway_paid(conn: &Connection, tenant: &TenantId, layaway: RowId) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT coalesce(sum(amount_minor), 0) FROM layaway_payments
+             WHERE tenant_id = ?1 AND layaway_id = ?2",
+        )?
+        .query_row(params![tenant, layaway], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::install_schema;
+    use crate::Timestamp;
+
+    fn db() -> Result<Connection> {
+        let conn = Connection::open_in_memory()?;
+        install_schema(&conn, Timestamp::now())?;
+        conn.execute_batch(
+            "INSERT INTO tenants VALUES ('t', 'T', 'active', 'free', 1, 1, 'shared', '{}', '', '');
+             INSERT INTO products (id, tenant_id, sku, name, price_minor, currency, created_at, updated_at)
+             VALUES ('p', 't', 'S', 'N', 1, 'USD', '', '');",
+        )?;
+        Ok(conn)
+    }
+
+    fn mismatches(conn: &Connection) -> Result<i64> {
+        let mut n = 0;
+        for b in BALANCES {
+            n += conn.query_row(&b.mismatch_sql(), [], |r| r.get::<_, i64>(0))?;
+        }
+        Ok(n)
+    }
+
+    #[test]
+    fn triggers_keep_stock_equal_to_the_ledger_through_insert_update_and_delete() -> Result<()> {
+        let conn = db()?;
+        let tenant: TenantId = "t".parse()?;
+        let product: RowId = "00000000-0000-7000-8000-000000000001".parse()?;
+        conn.execute("UPDATE products SET id = ?1", [product])?;
+        let put = |id: &str, q: i64| {
+            conn.execute(
+                "INSERT INTO inventory_transactions (id, tenant_id, product_id, location, kind,
+                     quantity_milli, created_at) VALUES (?1, 't', ?2, 'main', 'receive', ?3, '')",
+                params![id, product, q],
+            )
+        };
+        put("a", 5_000)?;
+        put("b", -2_000)?;
+        assert_eq!(stock_on_hand(&conn, &tenant, product, "main")?, 3_000);
+        conn.execute(
+            "UPDATE inventory_transactions SET quantity_milli = 4000 WHERE id = 'a'",
+            [],
+        )?;
+        conn.execute(
+            "UPDATE inventory_transactions SET location = 'back' WHERE id = 'b'",
+            [],
+        )?;
+        assert_eq!(stock_on_hand(&conn, &tenant, product, "main")?, 4_000);
+        assert_eq!(stock_on_hand(&conn, &tenant, product, "back")?, -2_000);
+        conn.execute("DELETE FROM inventory_transactions WHERE id = 'a'", [])?;
+        assert_eq!(stock_on_hand(&conn, &tenant, product, "main")?, 0);
+        assert_eq!(mismatches(&conn)?, 0);
+        // A balance written by hand is caught.
+        conn.execute("UPDATE stock_levels SET on_hand_milli = 7", [])?;
+        assert_eq!(mismatches(&conn)?, 2);
+        Ok(())
+    }
+}

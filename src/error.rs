@@ -31,6 +31,9 @@ pub enum ConstraintKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A POS flow refused by a business rule or bad input; nothing was written.
+    #[error(transparent)]
+    Flow(#[from] crate::pos::FlowError),
     /// A tenant id that is not a valid slug.
     #[error(transparent)]
     TenantId(#[from] TenantIdError),

@@ -41,6 +41,7 @@ pub mod hlc;
 pub mod ids;
 pub mod ledger;
 pub mod outbox;
+pub mod pos;
 pub mod query;
 #[cfg(feature = "server")]
 pub mod server;
@@ -58,8 +59,8 @@ pub use outbox::{Operation, OperationKind};
 pub use query::{QueryError, QueryResult};
 pub use store::Store;
 pub use tenant::{
-    Domain, NewTenant, Plan, PlanLimits, Role, SettingsError, TaxRate, TenantInfo, TenantSettings,
-    TenantStatus, Tier,
+    BusinessRules, Domain, NewTenant, Plan, PlanLimits, Role, SettingsError, TaxRate, TenantInfo,
+    TenantSettings, TenantStatus, Tier,
 };
 pub use verify::{Check, VerifyReport, Violation};
 

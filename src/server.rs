@@ -1013,6 +1013,49 @@ impl PartialSchema for TenantSettings {
             )
             .required("name")
             .required("rate_ppm");
+        let flag = |text: &'static str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .description(Some(text))
+        };
+        let rules = ObjectBuilder::new()
+            .description(Some(
+                "Business rules of the POS flows; every field has a default",
+            ))
+            .property(
+                "allow_negative_stock",
+                flag("Sell past zero stock (default false)"),
+            )
+            .property(
+                "allow_gift_card_overdraw",
+                flag("Redeem more than a gift card holds (default false)"),
+            )
+            .property(
+                "allow_credit_over_limit",
+                flag("Charge store credit past the limit (default false)"),
+            )
+            .property(
+                "loyalty_points_per_unit",
+                integer_schema("Points per whole currency unit of net sales, 0 = off (default 1)"),
+            )
+            .property(
+                "loyalty_point_value_minor",
+                integer_schema("Minor units one point is worth when redeemed (default 1)"),
+            )
+            .property(
+                "layaway_min_deposit_ppm",
+                integer_schema("Smallest layaway deposit, ppm of its total (default 100000)")
+                    .maximum(Some(1_000_000)),
+            )
+            .property(
+                "layaway_cancellation_fee_ppm",
+                integer_schema("Share of a cancelled layaway's payments kept, ppm (default 0)")
+                    .maximum(Some(1_000_000)),
+            )
+            .property(
+                "tax_labour",
+                flag("Tax labour lines of work orders (default false)"),
+            );
         ObjectBuilder::new()
             .description(Some(
                 "White-label and business settings, validated on the server",
@@ -1046,6 +1089,7 @@ impl PartialSchema for TenantSettings {
                         ObjectBuilder::new().schema_type(Type::Boolean).into(),
                     ))),
             )
+            .property("rules", rules)
             .required("brand_name")
             .required("currency")
             .required("locale")

@@ -202,6 +202,14 @@ pub enum SettingsError {
     /// A feature flag name that is not a lowercase word.
     #[error("feature flag {0:?} must be 1 to 64 of a-z, 0-9, '_' or '-'")]
     FeatureFlag(String),
+    /// A business rule out of range.
+    #[error("business rule {name}: {reason}")]
+    Rule {
+        /// The rule's field name.
+        name: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The settings are not valid JSON for this structure.
     #[error("settings are malformed: {0}")]
     Malformed(String),
@@ -260,6 +268,51 @@ pub struct TenantSettings {
     /// Features switched on or off for this tenant.
     #[serde(default)]
     pub features: BTreeMap<String, bool>,
+    /// How the store's POS flows treat stock, cards, credit, loyalty and layaways.
+    #[serde(default)]
+    pub rules: BusinessRules,
+}
+
+/// A tenant's business rules for the POS flows ([`crate::pos`]). Each field has a default, so
+/// settings written before a field existed still load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusinessRules {
+    /// Sell a stocked product even when the count says there is not enough (many stores sell
+    /// what the shelf has). Default: refused.
+    pub allow_negative_stock: bool,
+    /// Redeem more than a gift card holds, leaving it negative. Default: refused.
+    pub allow_gift_card_overdraw: bool,
+    /// Charge store credit past the account's limit. Default: refused.
+    pub allow_credit_over_limit: bool,
+    /// Loyalty points earned per whole currency unit of a sale's net amount (before tax, less
+    /// what was paid with points), rounded down. 0 switches accrual off. Default: 1.
+    pub loyalty_points_per_unit: u32,
+    /// What one point is worth when redeemed, in minor units. Default: 1.
+    pub loyalty_point_value_minor: u32,
+    /// Smallest deposit that opens a layaway, in parts per million of its total. Default:
+    /// 100,000 (10 %).
+    pub layaway_min_deposit_ppm: u32,
+    /// Share of a cancelled layaway's payments the store keeps, in parts per million; the rest
+    /// is refunded. Default: 0.
+    pub layaway_cancellation_fee_ppm: u32,
+    /// Whether labour lines of work orders are taxed. Default: no.
+    pub tax_labour: bool,
+}
+
+impl Default for BusinessRules {
+    fn default() -> Self {
+        Self {
+            allow_negative_stock: false,
+            allow_gift_card_overdraw: false,
+            allow_credit_over_limit: false,
+            loyalty_points_per_unit: 1,
+            loyalty_point_value_minor: 1,
+            layaway_min_deposit_ppm: 100_000,
+            layaway_cancellation_fee_ppm: 0,
+            tax_labour: false,
+        }
+    }
 }
 
 impl TenantSettings {
@@ -274,6 +327,7 @@ impl TenantSettings {
             receipt_header: String::new(),
             receipt_footer: String::new(),
             features: BTreeMap::new(),
+            rules: BusinessRules::default(),
         }
     }
 
@@ -329,6 +383,23 @@ impl TenantSettings {
             let len = text.chars().count();
             if len > 1000 {
                 return Err(SettingsError::ReceiptText { which, len });
+            }
+        }
+        for (name, ppm) in [
+            (
+                "layaway_min_deposit_ppm",
+                self.rules.layaway_min_deposit_ppm,
+            ),
+            (
+                "layaway_cancellation_fee_ppm",
+                self.rules.layaway_cancellation_fee_ppm,
+            ),
+        ] {
+            if ppm > 1_000_000 {
+                return Err(SettingsError::Rule {
+                    name,
+                    reason: "above 100 % (1,000,000 ppm)",
+                });
             }
         }
         for flag in self.features.keys() {

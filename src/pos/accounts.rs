@@ -1,0 +1,340 @@
+//! Gift cards, loyalty points and store credit: each an account whose balance is the sum of
+//! its ledger.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::checkout::Context;
+use super::FlowError;
+use crate::access::{Actor, Scope};
+use crate::catalog::{
+    CreditTransaction, GiftCard, GiftCardTransaction, LoyaltyAccount, LoyaltyTransaction,
+};
+use crate::ids::{RowId, Timestamp};
+use crate::ledger::{balance, Balance};
+use crate::tenant::{BusinessRules, Role};
+use crate::Result;
+
+/// Inside a checkout the sale and its context; standalone, `None`.
+pub(crate) type InSale<'a> = Option<(RowId, &'a Context)>;
+
+fn positive(what: &'static str, amount_minor: i64) -> Result<i64> {
+    if amount_minor <= 0 {
+        return Err(FlowError::Amount {
+            what,
+            rule: "above zero",
+            amount_minor,
+        }
+        .into());
+    }
+    Ok(amount_minor)
+}
+
+/// Checks the actor for a standalone flow and returns the tenant's rules; inside a sale the
+/// checkout has done both.
+fn rules(
+    s: &Scope<'_>,
+    actor: &Actor,
+    in_sale: InSale<'_>,
+    what: &'static str,
+) -> Result<BusinessRules> {
+    match in_sale {
+        Some((_, ctx)) => Ok(ctx.settings.rules.clone()),
+        None => {
+            s.require_role(actor, Role::Cashier, what, "ledger")?;
+            Ok(s.tenant_settings()?.rules)
+        }
+    }
+}
+
+pub(crate) fn issue_gift_card(
+    s: &Scope<'_>,
+    actor: &Actor,
+    code: &str,
+    amount_minor: i64,
+    customer: Option<RowId>,
+    expires_at: Option<Timestamp>,
+) -> Result<GiftCard> {
+    s.require_role(actor, Role::Cashier, "issue", "gift_cards")?;
+    let amount = positive("a gift card's first load", amount_minor)?;
+    if code.trim().is_empty() {
+        return Err(FlowError::Empty {
+            what: "a gift card code",
+        }
+        .into());
+    }
+    let now = Timestamp::now();
+    let card = GiftCard {
+        id: RowId::new(),
+        code: code.to_owned(),
+        currency: s.tenant_settings()?.currency,
+        customer_id: customer,
+        issued_at: now,
+        expires_at,
+        active: true,
+    };
+    s.append(actor, &card)?;
+    card_entry(s, actor, card.id, "issue", amount, None, now)?;
+    Ok(card)
+}
+
+fn card_entry(
+    s: &Scope<'_>,
+    actor: &Actor,
+    card: RowId,
+    kind: &str,
+    amount_minor: i64,
+    sale: Option<RowId>,
+    at: Timestamp,
+) -> Result<i64> {
+    s.append(
+        actor,
+        &GiftCardTransaction {
+            id: RowId::new(),
+            gift_card_id: card,
+            kind: kind.to_owned(),
+            amount_minor,
+            sale_id: sale,
+            user_id: Some(actor.user_id()),
+            created_at: at,
+        },
+    )?;
+    balance(s.connection(), s.tenant(), Balance::GiftCard, card)
+}
+
+/// A card that can take money now: active, not expired.
+fn usable_card(s: &Scope<'_>, card: RowId, now: Timestamp) -> Result<GiftCard> {
+    let c: GiftCard = s.row(card)?;
+    if !c.active {
+        return Err(FlowError::GiftCardUnusable {
+            card,
+            reason: "it is blocked",
+        }
+        .into());
+    }
+    if c.expires_at.is_some_and(|e| e <= now) {
+        return Err(FlowError::GiftCardUnusable {
+            card,
+            reason: "it has expired",
+        }
+        .into());
+    }
+    Ok(c)
+}
+
+pub(crate) fn top_up_gift_card(
+    s: &Scope<'_>,
+    actor: &Actor,
+    card: RowId,
+    amount_minor: i64,
+) -> Result<i64> {
+    s.require_role(actor, Role::Cashier, "top up", "gift_cards")?;
+    let amount = positive("a top-up", amount_minor)?;
+    let now = Timestamp::now();
+    usable_card(s, card, now)?;
+    card_entry(s, actor, card, "top_up", amount, None, now)
+}
+
+pub(crate) fn redeem_gift_card(
+    s: &Scope<'_>,
+    actor: &Actor,
+    card: RowId,
+    amount_minor: i64,
+    in_sale: InSale<'_>,
+) -> Result<i64> {
+    let rules = rules(s, actor, in_sale, "redeem")?;
+    let amount = positive("a gift card redemption", amount_minor)?;
+    let now = in_sale.map_or_else(Timestamp::now, |(_, ctx)| ctx.now);
+    let c = usable_card(s, card, now)?;
+    if let Some((_, ctx)) = in_sale {
+        if c.currency != ctx.currency() {
+            return Err(FlowError::Currency {
+                what: "the gift card",
+                expected: ctx.currency().to_owned(),
+                found: c.currency,
+            }
+            .into());
+        }
+    }
+    let held = balance(s.connection(), s.tenant(), Balance::GiftCard, card)?;
+    if held < amount && !rules.allow_gift_card_overdraw {
+        return Err(FlowError::GiftCardBalance {
+            card,
+            balance_minor: held,
+            wanted_minor: amount,
+        }
+        .into());
+    }
+    card_entry(
+        s,
+        actor,
+        card,
+        "redeem",
+        -amount,
+        in_sale.map(|(sale, _)| sale),
+        now,
+    )
+}
+
+/// The customer's loyalty account, if any.
+pub(crate) fn loyalty_account(s: &Scope<'_>, customer: RowId) -> Result<Option<RowId>> {
+    Ok(s.connection()
+        .prepare_cached(
+            "SELECT id FROM loyalty_accounts WHERE tenant_id = ?1 AND customer_id = ?2",
+        )?
+        .query_row(params![s.tenant(), customer], |r| r.get(0))
+        .optional()?)
+}
+
+/// The customer's store credit account, if any.
+pub(crate) fn credit_account(s: &Scope<'_>, customer: RowId) -> Result<Option<RowId>> {
+    Ok(s.connection()
+        .prepare_cached("SELECT id FROM credit_accounts WHERE tenant_id = ?1 AND customer_id = ?2")?
+        .query_row(params![s.tenant(), customer], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn enroll_loyalty(
+    s: &Scope<'_>,
+    actor: &Actor,
+    customer: RowId,
+    number: &str,
+) -> Result<LoyaltyAccount> {
+    s.require_role(actor, Role::Cashier, "enroll", "loyalty_accounts")?;
+    if number.trim().is_empty() {
+        return Err(FlowError::Empty {
+            what: "a loyalty card number",
+        }
+        .into());
+    }
+    let account = LoyaltyAccount {
+        id: RowId::new(),
+        customer_id: customer,
+        number: number.to_owned(),
+        created_at: Timestamp::now(),
+    };
+    s.append(actor, &account)?;
+    Ok(account)
+}
+
+pub(crate) fn redeem_points(
+    s: &Scope<'_>,
+    actor: &Actor,
+    account: RowId,
+    points: i64,
+    in_sale: InSale<'_>,
+) -> Result<i64> {
+    rules(s, actor, in_sale, "redeem")?;
+    let points = positive("points redeemed", points)?;
+    let held = balance(s.connection(), s.tenant(), Balance::Loyalty, account)?;
+    if held < points {
+        return Err(FlowError::LoyaltyPoints {
+            account,
+            points: held,
+            wanted: points,
+        }
+        .into());
+    }
+    s.append(
+        actor,
+        &LoyaltyTransaction {
+            id: RowId::new(),
+            account_id: account,
+            kind: "redeem".to_owned(),
+            points: -points,
+            sale_id: in_sale.map(|(sale, _)| sale),
+            created_at: in_sale.map_or_else(Timestamp::now, |(_, ctx)| ctx.now),
+        },
+    )?;
+    Ok(held - points)
+}
+
+fn credit_entry(
+    s: &Scope<'_>,
+    actor: &Actor,
+    account: RowId,
+    kind: &str,
+    amount_minor: i64,
+    sale: Option<RowId>,
+    at: Timestamp,
+) -> Result<i64> {
+    s.append(
+        actor,
+        &CreditTransaction {
+            id: RowId::new(),
+            account_id: account,
+            kind: kind.to_owned(),
+            amount_minor,
+            sale_id: sale,
+            user_id: Some(actor.user_id()),
+            created_at: at,
+        },
+    )?;
+    balance(s.connection(), s.tenant(), Balance::Credit, account)
+}
+
+pub(crate) fn charge_credit(
+    s: &Scope<'_>,
+    actor: &Actor,
+    account: RowId,
+    amount_minor: i64,
+    in_sale: InSale<'_>,
+) -> Result<i64> {
+    let rules = rules(s, actor, in_sale, "charge")?;
+    let amount = positive("a store credit charge", amount_minor)?;
+    let (limit, active): (i64, bool) = s
+        .connection()
+        .prepare_cached(
+            "SELECT credit_limit_minor, active FROM credit_accounts WHERE tenant_id = ?1 AND id = ?2",
+        )?
+        .query_row(params![s.tenant(), account], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(crate::Error::NotFound {
+            table: "credit_accounts",
+            id: account,
+        })?;
+    if !active {
+        return Err(FlowError::AccountClosed { account }.into());
+    }
+    let owed = balance(s.connection(), s.tenant(), Balance::Credit, account)?;
+    let after = owed.checked_add(amount).ok_or(FlowError::Overflow)?;
+    if after > limit && !rules.allow_credit_over_limit {
+        return Err(FlowError::CreditLimit {
+            account,
+            owed_minor: owed,
+            limit_minor: limit,
+            wanted_minor: amount,
+        }
+        .into());
+    }
+    let now = in_sale.map_or_else(Timestamp::now, |(_, ctx)| ctx.now);
+    credit_entry(
+        s,
+        actor,
+        account,
+        "charge",
+        amount,
+        in_sale.map(|(sale, _)| sale),
+        now,
+    )
+}
+
+pub(crate) fn pay_credit(
+    s: &Scope<'_>,
+    actor: &Actor,
+    account: RowId,
+    amount_minor: i64,
+) -> Result<i64> {
+    s.require_role(actor, Role::Cashier, "pay", "credit_transactions")?;
+    let amount = positive("a store credit payment", amount_minor)?;
+    // The account must be this tenant's; paying more than is owed leaves a credit balance.
+    s.row::<crate::catalog::CreditAccount>(account)?;
+    credit_entry(
+        s,
+        actor,
+        account,
+        "payment",
+        -amount,
+        None,
+        Timestamp::now(),
+    )
+}

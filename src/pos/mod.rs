@@ -1,0 +1,414 @@
+//! What a POS does, through the tenant handle: checkout, refunds and voids, gift cards, loyalty,
+//! store credit, layaways, work orders, stock and reports.
+//!
+//! Every flow is one transaction (everything or nothing, with an audit row and a pending
+//! operation per row written), checks the actor once (at least a cashier; stock adjustments and
+//! counts a manager), and is available on [`crate::Tenant`] and inside a [`crate::TenantTx`]
+//! through the [`Pos`] trait.
+//!
+//! Balances are never a number two terminals overwrite. Stock on hand, gift card balances,
+//! loyalty points, credit owed and layaway payments are sums of append-only ledger rows
+//! ([`crate::ledger`]), so merging two terminals' work is a union of rows. The business rules a
+//! single terminal enforces (no selling below zero stock, no redeeming more than a card holds, no
+//! charging past a credit limit) are refused here with a [`FlowError`] unless the tenant's
+//! [`crate::BusinessRules`] allow them; two terminals offline can still break them together, and
+//! the sync engine records that as a conflict for a person.
+//!
+//! Money is integer minor units and every rounding is half away from zero ([`money`]).
+//!
+//! ```
+//! use pos_tenancy::catalog::Product;
+//! use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
+//! use pos_tenancy::{NewTenant, RowId, Store, TenantAccess, Timestamp};
+//! let store = Store::open_in_memory()?;
+//! store.add_tenant(&NewTenant::new("caps".parse()?, "Caps"))?;
+//! let caps = store.tenant(&"caps".parse()?)?;
+//! let admin = caps.bootstrap_admin("owner", "Store Owner")?;
+//! let now = Timestamp::now();
+//! let oil = Product {
+//!     id: RowId::new(), sku: "OIL-5W30".into(), barcode: None, name: "5W-30 oil, 1 l".into(),
+//!     description: None, brand: None, category_id: None, kind: "stocked".into(),
+//!     price_minor: 899, cost_minor: 500, currency: "USD".into(), taxable: true,
+//!     reorder_level_milli: 0, image: None, active: true, created_at: now, updated_at: now,
+//! };
+//! caps.insert(&admin, &oil)?;
+//! caps.receive_stock(&admin, oil.id, "main", 10_000, Some(500))?;
+//! let receipt = caps.checkout(&admin, &Checkout::new()
+//!     .line(LineItem::product(oil.id, 2_000))
+//!     .tender(Tender::Cash { tendered_minor: 2_000 }))?;
+//! assert_eq!(receipt.sale.total_minor, 1_798);
+//! assert_eq!(receipt.change_minor, 202);
+//! assert_eq!(caps.stock_on_hand(oil.id, "main")?, 8_000);
+//! # Ok::<(), pos_tenancy::Error>(())
+//! ```
+
+pub mod money;
+
+mod accounts;
+mod checkout;
+mod layaway;
+mod refund;
+mod reports;
+mod stock;
+mod work_order;
+
+pub use checkout::{Checkout, LineItem, Receipt, Tender};
+
+use crate::access::{Actor, TenantAccess};
+use crate::catalog::{GiftCard, LoyaltyAccount};
+use crate::ids::{RowId, Timestamp};
+use crate::Result;
+
+/// A POS flow refused: a business rule or bad input. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlowError {
+    /// A sale, layaway or work order needs at least one line.
+    #[error("{what} has no lines")]
+    NoLines {
+        /// What was empty.
+        what: &'static str,
+    },
+    /// A quantity that is zero or negative (or too large).
+    #[error("line {line}: quantity {quantity_milli} thousandths must be above zero")]
+    Quantity {
+        /// 1-based line number.
+        line: usize,
+        /// The quantity given.
+        quantity_milli: i64,
+    },
+    /// An amount that must be above zero (or zero or above) is not.
+    #[error("{what} must be {rule}, got {amount_minor}")]
+    Amount {
+        /// What the amount is for.
+        what: &'static str,
+        /// "above zero" or "zero or above".
+        rule: &'static str,
+        /// The amount given.
+        amount_minor: i64,
+    },
+    /// A required text is empty (a reason, a card reference, a description).
+    #[error("{what} must not be empty")]
+    Empty {
+        /// Which text.
+        what: &'static str,
+    },
+    /// The product is inactive and cannot be sold.
+    #[error("product {product} is inactive")]
+    ProductInactive {
+        /// The product.
+        product: RowId,
+    },
+    /// A product, card or account in another currency than the store's.
+    #[error("{what} is in {found}, the store sells in {expected}")]
+    Currency {
+        /// What has the other currency.
+        what: &'static str,
+        /// The store's currency.
+        expected: String,
+        /// The other one.
+        found: String,
+    },
+    /// Selling more than is on hand, and the tenant does not allow negative stock.
+    #[error(
+        "not enough stock of product {product} at {location}: {on_hand_milli} on hand, \
+         {wanted_milli} wanted (thousandths)"
+    )]
+    InsufficientStock {
+        /// The product.
+        product: RowId,
+        /// The location.
+        location: String,
+        /// On hand now.
+        on_hand_milli: i64,
+        /// Wanted in this flow.
+        wanted_milli: i64,
+    },
+    /// Redeeming more than a gift card holds, and the tenant does not allow overdraws.
+    #[error("gift card {card} holds {balance_minor}, {wanted_minor} wanted")]
+    GiftCardBalance {
+        /// The card.
+        card: RowId,
+        /// Its balance.
+        balance_minor: i64,
+        /// Wanted.
+        wanted_minor: i64,
+    },
+    /// The gift card cannot be used (inactive, expired).
+    #[error("gift card {card} cannot be used: {reason}")]
+    GiftCardUnusable {
+        /// The card.
+        card: RowId,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Charging past a credit limit, and the tenant does not allow it.
+    #[error(
+        "store credit {account}: {owed_minor} owed of a {limit_minor} limit, {wanted_minor} more \
+         wanted"
+    )]
+    CreditLimit {
+        /// The account.
+        account: RowId,
+        /// Owed now.
+        owed_minor: i64,
+        /// The limit.
+        limit_minor: i64,
+        /// The new charge.
+        wanted_minor: i64,
+    },
+    /// The customer has no account of this kind (or none is named).
+    #[error("{what}: the customer has no {account} account")]
+    NoAccount {
+        /// What needed it.
+        what: &'static str,
+        /// store_credit or loyalty.
+        account: &'static str,
+    },
+    /// The store credit account is closed for charges.
+    #[error("store credit account {account} is closed")]
+    AccountClosed {
+        /// The account.
+        account: RowId,
+    },
+    /// Redeeming more points than the account holds.
+    #[error("loyalty account {account} holds {points} points, {wanted} wanted")]
+    LoyaltyPoints {
+        /// The account.
+        account: RowId,
+        /// Its points.
+        points: i64,
+        /// Wanted.
+        wanted: i64,
+    },
+    /// The tenders do not cover the amount due.
+    #[error("{due_minor} due, {paid_minor} tendered")]
+    Underpaid {
+        /// Due.
+        due_minor: i64,
+        /// Tendered.
+        paid_minor: i64,
+    },
+    /// Tenders other than cash exceed the amount due (only cash gives change).
+    #[error("{due_minor} due, {paid_minor} in tenders that give no change")]
+    Overpaid {
+        /// Due.
+        due_minor: i64,
+        /// Paid in non-cash tenders.
+        paid_minor: i64,
+    },
+    /// A tender this flow does not take.
+    #[error("{flow} does not take {method}")]
+    TenderNotAccepted {
+        /// The flow.
+        flow: &'static str,
+        /// The payment method.
+        method: &'static str,
+    },
+    /// A figure does not fit in 64 bits.
+    #[error("an amount overflowed")]
+    Overflow,
+    /// A document is not in a state that allows this flow.
+    #[error("{what} {id} is {status}: cannot {action}")]
+    State {
+        /// The document kind.
+        what: &'static str,
+        /// Its id.
+        id: RowId,
+        /// Its status.
+        status: String,
+        /// The flow refused.
+        action: &'static str,
+    },
+    /// Reversing more of a sale line than is left of it.
+    #[error("line {line}: {remaining_milli} thousandths left to reverse, {wanted_milli} wanted")]
+    ReverseTooMuch {
+        /// The original line.
+        line: RowId,
+        /// Not yet reversed.
+        remaining_milli: i64,
+        /// Wanted.
+        wanted_milli: i64,
+    },
+    /// A line that does not belong to the sale being reversed.
+    #[error("line {line} is not a line of sale {sale}")]
+    ForeignLine {
+        /// The line.
+        line: RowId,
+        /// The sale.
+        sale: RowId,
+    },
+    /// A layaway deposit below the tenant's minimum.
+    #[error("a deposit of {given_minor} is below the minimum {min_minor}")]
+    DepositTooSmall {
+        /// The minimum.
+        min_minor: i64,
+        /// Given.
+        given_minor: i64,
+    },
+    /// Paying more into a layaway than is left to pay.
+    #[error("layaway {layaway}: {left_minor} left to pay, {given_minor} given")]
+    LayawayOverpaid {
+        /// The layaway.
+        layaway: RowId,
+        /// Left to pay.
+        left_minor: i64,
+        /// Given.
+        given_minor: i64,
+    },
+    /// Completing a layaway that is not fully paid.
+    #[error("layaway {layaway}: {paid_minor} of {total_minor} paid")]
+    LayawayUnpaid {
+        /// The layaway.
+        layaway: RowId,
+        /// Paid.
+        paid_minor: i64,
+        /// Due.
+        total_minor: i64,
+    },
+}
+
+/// The POS flows on a tenant handle ([`crate::Tenant`]) or inside a transaction
+/// ([`crate::TenantTx`]). Implemented for every [`TenantAccess`].
+pub trait Pos: TenantAccess {
+    /// Sells lines to a customer (or to nobody) for one or more tenders, in one transaction:
+    /// the sale, its lines and payments, one stock row per stocked line, gift card, store credit
+    /// and loyalty ledger rows, promotion usage and commission rows. See [`Checkout`].
+    fn checkout(&self, actor: &Actor, sale: &Checkout) -> Result<Receipt> {
+        self.in_write(|s| checkout::run(s, actor, sale))
+    }
+
+    /// Stock on hand of a product at a location, in thousandths: the sum of its ledger.
+    fn stock_on_hand(&self, product: RowId, location: &str) -> Result<i64> {
+        let s = self.scope();
+        crate::ledger::stock_on_hand(s.connection(), s.tenant(), product, location)
+    }
+
+    /// Receives stock (a delivery): a `receive` ledger row. Needs a manager.
+    fn receive_stock(
+        &self,
+        actor: &Actor,
+        product: RowId,
+        location: &str,
+        quantity_milli: i64,
+        unit_cost_minor: Option<i64>,
+    ) -> Result<i64> {
+        self.in_write(|s| {
+            stock::receive(s, actor, product, location, quantity_milli, unit_cost_minor)
+        })
+    }
+
+    /// Adjusts stock by a signed quantity for a stated reason (damage, theft, found): an
+    /// `adjust` ledger row. Needs a manager. Returns the new stock on hand.
+    fn adjust_stock(
+        &self,
+        actor: &Actor,
+        product: RowId,
+        location: &str,
+        delta_milli: i64,
+        reason: &str,
+    ) -> Result<i64> {
+        self.in_write(|s| stock::adjust(s, actor, product, location, delta_milli, reason))
+    }
+
+    /// Records a stock count: a `count` ledger row of the difference between what was counted
+    /// and what the ledger says, so stock on hand becomes the count. Two terminals' sales made
+    /// meanwhile offline still count against it when they arrive. Needs a manager.
+    fn count_stock(
+        &self,
+        actor: &Actor,
+        product: RowId,
+        location: &str,
+        counted_milli: i64,
+    ) -> Result<i64> {
+        self.in_write(|s| stock::count(s, actor, product, location, counted_milli))
+    }
+
+    /// Issues a gift card loaded with `amount_minor`: the card and its `issue` ledger row.
+    fn issue_gift_card(
+        &self,
+        actor: &Actor,
+        code: &str,
+        amount_minor: i64,
+        customer: Option<RowId>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<GiftCard> {
+        self.in_write(|s| {
+            accounts::issue_gift_card(s, actor, code, amount_minor, customer, expires_at)
+        })
+    }
+
+    /// Loads more onto a gift card: a `top_up` ledger row. Returns the new balance.
+    fn top_up_gift_card(&self, actor: &Actor, card: RowId, amount_minor: i64) -> Result<i64> {
+        self.in_write(|s| accounts::top_up_gift_card(s, actor, card, amount_minor))
+    }
+
+    /// Redeems from a gift card outside a checkout: a `redeem` ledger row. Returns the new
+    /// balance. Refused past the balance unless the tenant allows overdraws.
+    fn redeem_gift_card(&self, actor: &Actor, card: RowId, amount_minor: i64) -> Result<i64> {
+        self.in_write(|s| accounts::redeem_gift_card(s, actor, card, amount_minor, None))
+    }
+
+    /// A gift card's balance: the sum of its ledger.
+    fn gift_card_balance(&self, card: RowId) -> Result<i64> {
+        let s = self.scope();
+        crate::ledger::balance(
+            s.connection(),
+            s.tenant(),
+            crate::ledger::Balance::GiftCard,
+            card,
+        )
+    }
+
+    /// Opens the customer's loyalty account (one per customer) under a card number.
+    fn enroll_loyalty(
+        &self,
+        actor: &Actor,
+        customer: RowId,
+        number: &str,
+    ) -> Result<LoyaltyAccount> {
+        self.in_write(|s| accounts::enroll_loyalty(s, actor, customer, number))
+    }
+
+    /// Points on a loyalty account: the sum of its ledger.
+    fn loyalty_points(&self, account: RowId) -> Result<i64> {
+        let s = self.scope();
+        crate::ledger::balance(
+            s.connection(),
+            s.tenant(),
+            crate::ledger::Balance::Loyalty,
+            account,
+        )
+    }
+
+    /// Redeems points outside a checkout (a reward): a `redeem` ledger row. Returns the points
+    /// left. Never past the balance.
+    fn redeem_points(&self, actor: &Actor, account: RowId, points: i64) -> Result<i64> {
+        self.in_write(|s| accounts::redeem_points(s, actor, account, points, None))
+    }
+
+    /// Charges a customer's store credit outside a checkout: a `charge` ledger row. Returns
+    /// what is owed. Refused past the limit unless the tenant allows it.
+    fn charge_credit(&self, actor: &Actor, account: RowId, amount_minor: i64) -> Result<i64> {
+        self.in_write(|s| accounts::charge_credit(s, actor, account, amount_minor, None))
+    }
+
+    /// Records a payment against store credit owed: a `payment` ledger row. Returns what is
+    /// still owed.
+    fn pay_credit(&self, actor: &Actor, account: RowId, amount_minor: i64) -> Result<i64> {
+        self.in_write(|s| accounts::pay_credit(s, actor, account, amount_minor))
+    }
+
+    /// What a store credit account owes: the sum of its ledger.
+    fn credit_owed(&self, account: RowId) -> Result<i64> {
+        let s = self.scope();
+        crate::ledger::balance(
+            s.connection(),
+            s.tenant(),
+            crate::ledger::Balance::Credit,
+            account,
+        )
+    }
+}
+
+impl<T: TenantAccess + ?Sized> Pos for T {}

@@ -53,6 +53,7 @@ mod stock;
 mod work_order;
 
 pub use checkout::{Checkout, LineItem, Receipt, Tender};
+pub use refund::{Refund, RefundReceipt, RefundTender};
 
 use crate::access::{Actor, TenantAccess};
 use crate::catalog::{GiftCard, LoyaltyAccount};
@@ -408,6 +409,22 @@ pub trait Pos: TenantAccess {
             crate::ledger::Balance::Credit,
             account,
         )
+    }
+
+    /// Refunds a sale, or some of its lines, as a new sale with negative figures; the
+    /// original is never edited. Stock goes back when asked, the money by the tenders given
+    /// (exactly the refund's total), and loyalty points and commission earned on the sale are
+    /// taken back in proportion. See [`Refund`]. Needs a cashier.
+    fn refund(&self, actor: &Actor, refund: &Refund) -> Result<RefundReceipt> {
+        self.in_write(|s| refund::refund(s, actor, refund))
+    }
+
+    /// Voids a whole sale: every line reversed, stock back where it came from, every payment
+    /// back by its own method (gift card, store credit and points to where they came from),
+    /// points and commission taken back. Refused once any part of the sale was refunded.
+    /// Needs a manager.
+    fn void_sale(&self, actor: &Actor, sale_id: RowId, reason: &str) -> Result<RefundReceipt> {
+        self.in_write(|s| refund::void(s, actor, sale_id, reason))
     }
 }
 

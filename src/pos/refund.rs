@@ -1,1 +1,1086 @@
 //! Refunds and voids: a new sale whose lines reverse lines of the original (never edited).
+//!
+//! A reversal is a sale of its own (number `R-…`, status `completed`, the original's customer
+//! and currency) whose figures are all negative: each of its lines mirrors a line of the
+//! original with a negative quantity, discount, tax and total (the unit price stays as sold),
+//! and one `sale_reversals` row per line records the positive quantity it reversed. What is
+//! left of a line is its quantity less those rows, so a line is never reversed twice.
+//!
+//! Figures of a partial line: gross `money::extend(q, unit)`, discount and tax in proportion to
+//! the quantity (`line × q / quantity`, half away from zero), each capped at what is left of
+//! the line; the part that takes the rest of a line takes exactly the line's figures less what
+//! earlier reversals took, so a line refunded in parts returns exactly its total.
+//!
+//! Loyalty points accrued on the original and commission earned on it are reversed in
+//! proportion to the net (before tax) reversed so far, computed cumulatively over every
+//! reversal of the sale: `taken back in all = earned × net reversed in all / sale net`, so no
+//! rounding drifts, nothing is taken back twice, and the last reversal takes back exactly what
+//! is left. Commission is not recomputed from the rules (they may have changed since the
+//! sale): each original commission row (per user and rule) is reversed in that proportion.
+
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::checkout::receipt_number;
+use super::money::{extend, mul_div_round, sum};
+use super::{accounts, FlowError};
+use crate::access::{Actor, Scope};
+use crate::catalog::{
+    Commission, CreditTransaction, GiftCard, GiftCardTransaction, InventoryTransaction,
+    LoyaltyTransaction, Record, Sale, SaleLine, SalePayment, SaleReversal,
+};
+use crate::ids::{RowId, Timestamp};
+use crate::tenant::Role;
+use crate::Result;
+
+/// How a refund gives money back. Each amount is positive; together they must be exactly the
+/// refund's total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum RefundTender {
+    /// Cash handed back.
+    Cash {
+        /// Amount handed back.
+        amount_minor: i64,
+    },
+    /// Credited to a payment card.
+    Card {
+        /// Amount credited.
+        amount_minor: i64,
+        /// Reference from the card terminal.
+        reference: String,
+    },
+    /// Loaded back onto a gift card of this tenant (a `refund` ledger row).
+    GiftCard {
+        /// The card.
+        card_id: RowId,
+        /// Amount loaded.
+        amount_minor: i64,
+    },
+    /// Taken off what the sale's customer owes on store credit (a `refund` ledger row).
+    StoreCredit {
+        /// Amount taken off.
+        amount_minor: i64,
+    },
+    /// Points given back to the sale's customer's loyalty account (a `reverse` ledger row),
+    /// each worth the tenant's point value.
+    Loyalty {
+        /// Points given back.
+        points: i64,
+    },
+}
+
+/// A refund of a sale, or of some of its lines. Build it with [`Refund::new`] and the builder
+/// methods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    /// The sale refunded.
+    pub sale_id: RowId,
+    /// Lines of the sale and the quantity (thousandths) to refund of each; empty refunds all
+    /// that is left of every line.
+    pub lines: Vec<(RowId, i64)>,
+    /// How the money goes back; together exactly the refund's total.
+    pub tenders: Vec<RefundTender>,
+    /// Whether stocked products go back on the shelf (a `refund` stock row each). Default: yes.
+    pub restock: bool,
+    /// Where restocked products go; by default where the sale took them from.
+    pub location: Option<String>,
+    /// The terminal.
+    pub device_id: Option<RowId>,
+    /// Why (kept as the refund's note). Must not be empty.
+    pub reason: String,
+}
+
+impl Refund {
+    /// A refund of all that is left of the sale, restocked, with no tenders yet.
+    pub fn new(sale_id: RowId, reason: &str) -> Self {
+        Self {
+            sale_id,
+            lines: Vec::new(),
+            tenders: Vec::new(),
+            restock: true,
+            location: None,
+            device_id: None,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Refunds this quantity (thousandths) of a line of the sale.
+    pub fn line(mut self, line_id: RowId, quantity_milli: i64) -> Self {
+        self.lines.push((line_id, quantity_milli));
+        self
+    }
+
+    /// Adds a tender.
+    pub fn tender(mut self, tender: RefundTender) -> Self {
+        self.tenders.push(tender);
+        self
+    }
+
+    /// Whether stocked products go back on the shelf.
+    pub fn restock(mut self, restock: bool) -> Self {
+        self.restock = restock;
+        self
+    }
+
+    /// Puts restocked products at this location.
+    pub fn location(mut self, location: &str) -> Self {
+        self.location = Some(location.to_owned());
+        self
+    }
+
+    /// Records the refund on this device.
+    pub fn device(mut self, device: RowId) -> Self {
+        self.device_id = Some(device);
+        self
+    }
+}
+
+/// What a refund or void wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefundReceipt {
+    /// The reversal sale (negative figures).
+    pub sale: Sale,
+    /// Its lines (negative quantities and amounts).
+    pub lines: Vec<SaleLine>,
+    /// What each line reversed, one row per line.
+    pub reversals: Vec<SaleReversal>,
+    /// Money given back (negative amounts).
+    pub payments: Vec<SalePayment>,
+    /// Loyalty points accrued on the original sale and taken back now.
+    pub points_reversed: i64,
+    /// Loyalty points given back as a tender (or, by a void, because the sale was paid with
+    /// them).
+    pub points_returned: i64,
+    /// Commission reversed (negative amounts), one row per original earner and rule.
+    pub commissions: Vec<Commission>,
+}
+
+// ------------------------------------------------------------------------------------- reading
+
+const LINE_COLUMNS: &str = "id, sale_id, line_no, kind, product_id, description, \
+     quantity_milli, unit_price_minor, discount_minor, tax_minor, total_minor";
+
+fn sale_lines(s: &Scope<'_>, sale: RowId) -> Result<Vec<SaleLine>> {
+    let sql =
+        format!("SELECT {LINE_COLUMNS} FROM sale_lines WHERE tenant_id = ?1 AND sale_id = ?2 ORDER BY line_no");
+    let mut stmt = s.connection().prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![s.tenant(), sale], SaleLine::from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn sale_payments(s: &Scope<'_>, sale: RowId) -> Result<Vec<SalePayment>> {
+    let mut stmt = s.connection().prepare_cached(
+        "SELECT id, sale_id, method, amount_minor, currency, tendered_minor, change_minor,
+                reference, gift_card_id, paid_at
+         FROM sale_payments WHERE tenant_id = ?1 AND sale_id = ?2 ORDER BY paid_at, id",
+    )?;
+    let rows = stmt.query_map(params![s.tenant(), sale], SalePayment::from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn count(s: &Scope<'_>, sql: &str, id: RowId) -> Result<i64> {
+    Ok(s.connection()
+        .prepare_cached(sql)?
+        .query_row(params![s.tenant(), id], |r| r.get(0))?)
+}
+
+/// The sale to reverse and its lines; refused unless it is a completed sale (not itself a
+/// reversal).
+fn original(s: &Scope<'_>, sale_id: RowId, action: &'static str) -> Result<(Sale, Vec<SaleLine>)> {
+    let sale: Sale = s.row(sale_id)?;
+    let refuse = |status: String| FlowError::State {
+        what: "sale",
+        id: sale_id,
+        status,
+        action,
+    };
+    if sale.status != "completed" {
+        return Err(refuse(sale.status).into());
+    }
+    let is_reversal = sale.total_minor < 0
+        || count(
+            s,
+            "SELECT count(*) FROM sale_reversals WHERE tenant_id = ?1 AND reversal_sale_id = ?2",
+            sale_id,
+        )? > 0;
+    if is_reversal {
+        return Err(refuse("a refund or void".to_owned()).into());
+    }
+    let lines = sale_lines(s, sale_id)?;
+    Ok((sale, lines))
+}
+
+/// What earlier reversals took of a line: quantity and amounts, all positive.
+#[derive(Debug, Default, Clone, Copy)]
+struct Taken {
+    quantity: i64,
+    gross: i64,
+    discount: i64,
+    tax: i64,
+}
+
+fn taken(s: &Scope<'_>, line: RowId) -> Result<Taken> {
+    let (quantity, gross, discount, tax) = s
+        .connection()
+        .prepare_cached(
+            "SELECT coalesce(sum(r.quantity_milli), 0),
+                    coalesce(-sum(l.total_minor - l.tax_minor + l.discount_minor), 0),
+                    coalesce(-sum(l.discount_minor), 0), coalesce(-sum(l.tax_minor), 0)
+             FROM sale_reversals r
+             JOIN sale_lines l ON l.tenant_id = r.tenant_id AND l.id = r.reversal_line_id
+             WHERE r.tenant_id = ?1 AND r.sale_line_id = ?2",
+        )?
+        .query_row(params![s.tenant(), line], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+    Ok(Taken {
+        quantity,
+        gross,
+        discount,
+        tax,
+    })
+}
+
+// ------------------------------------------------------------------------------------- figures
+
+/// One original line and what this reversal takes of it (positive figures).
+struct Part<'a> {
+    line: &'a SaleLine,
+    quantity: i64,
+    gross: i64,
+    discount: i64,
+    tax: i64,
+}
+
+impl Part<'_> {
+    fn net(&self) -> i64 {
+        self.gross - self.discount
+    }
+
+    fn total(&self) -> i64 {
+        self.gross - self.discount + self.tax
+    }
+}
+
+/// `value` kept between zero and `left` (whichever side of zero `left` is on).
+fn within(value: i64, left: i64) -> i64 {
+    if left >= 0 {
+        value.clamp(0, left)
+    } else {
+        value.clamp(left, 0)
+    }
+}
+
+/// A line's gross (before discount), from its stored figures.
+fn line_gross(line: &SaleLine) -> i64 {
+    line.total_minor - line.tax_minor + line.discount_minor
+}
+
+fn part(line: &SaleLine, taken: Taken, quantity: i64) -> Result<Part<'_>> {
+    let remaining = line.quantity_milli - taken.quantity;
+    if quantity > remaining {
+        return Err(FlowError::ReverseTooMuch {
+            line: line.id,
+            remaining_milli: remaining,
+            wanted_milli: quantity,
+        }
+        .into());
+    }
+    let left_gross = line_gross(line) - taken.gross;
+    let left_discount = line.discount_minor - taken.discount;
+    let left_tax = line.tax_minor - taken.tax;
+    if quantity == remaining {
+        // The rest of the line: exactly what is left, so the parts add up to the line.
+        return Ok(Part {
+            line,
+            quantity,
+            gross: left_gross,
+            discount: left_discount,
+            tax: left_tax,
+        });
+    }
+    let share =
+        |whole: i64| mul_div_round(whole, quantity, line.quantity_milli).ok_or(FlowError::Overflow);
+    Ok(Part {
+        line,
+        quantity,
+        gross: within(extend(quantity, line.unit_price_minor)?, left_gross),
+        discount: within(share(line.discount_minor)?, left_discount),
+        tax: within(share(line.tax_minor)?, left_tax),
+    })
+}
+
+/// The parts a refund asks for: the named lines (quantities of one line added up), or all
+/// that is left of every line.
+fn refund_parts<'a>(
+    sale: &Sale,
+    lines: &'a [SaleLine],
+    taken: &BTreeMap<RowId, Taken>,
+    wanted: &[(RowId, i64)],
+) -> Result<Vec<Part<'a>>> {
+    let taken_of = |id: RowId| taken.get(&id).copied().unwrap_or_default();
+    if wanted.is_empty() {
+        let parts = lines
+            .iter()
+            .filter_map(|l| {
+                let left = l.quantity_milli - taken_of(l.id).quantity;
+                (left > 0).then(|| part(l, taken_of(l.id), left))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if parts.is_empty() {
+            return Err(FlowError::State {
+                what: "sale",
+                id: sale.id,
+                status: "wholly reversed".to_owned(),
+                action: "refund",
+            }
+            .into());
+        }
+        return Ok(parts);
+    }
+    // Receipt order of the first mention; one part per original line.
+    let mut by_line: Vec<(&SaleLine, i64)> = Vec::new();
+    for (i, (id, quantity)) in wanted.iter().enumerate() {
+        if *quantity <= 0 {
+            return Err(FlowError::Quantity {
+                line: i + 1,
+                quantity_milli: *quantity,
+            }
+            .into());
+        }
+        let line = lines
+            .iter()
+            .find(|l| l.id == *id)
+            .ok_or(FlowError::ForeignLine {
+                line: *id,
+                sale: sale.id,
+            })?;
+        match by_line.iter_mut().find(|(l, _)| l.id == *id) {
+            Some((_, q)) => *q = q.checked_add(*quantity).ok_or(FlowError::Overflow)?,
+            None => by_line.push((line, *quantity)),
+        }
+    }
+    by_line
+        .into_iter()
+        .map(|(l, q)| part(l, taken_of(l.id), q))
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------- writing
+
+/// The reversal sale, its lines and one `sale_reversals` row per line.
+struct Written {
+    sale: Sale,
+    lines: Vec<SaleLine>,
+    reversals: Vec<SaleReversal>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_reversal(
+    s: &Scope<'_>,
+    actor: &Actor,
+    original: &Sale,
+    parts: &[Part<'_>],
+    kind: &str,
+    device: Option<RowId>,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Written> {
+    let id = RowId::new();
+    let subtotal = sum(parts.iter().map(|p| p.gross))?;
+    let discount = sum(parts.iter().map(|p| p.discount))?;
+    let tax = sum(parts.iter().map(|p| p.tax))?;
+    let total = sum(parts.iter().map(Part::total))?;
+    let sale = Sale {
+        id,
+        number: receipt_number("R", id),
+        device_id: device,
+        customer_id: original.customer_id,
+        user_id: actor.user_id(),
+        status: "completed".to_owned(),
+        currency: original.currency.clone(),
+        subtotal_minor: -subtotal,
+        discount_minor: -discount,
+        tax_minor: -tax,
+        total_minor: -total,
+        sold_at: now,
+        note: Some(reason.to_owned()),
+    };
+    s.append(actor, &sale)?;
+    let mut lines = Vec::with_capacity(parts.len());
+    let mut reversals = Vec::with_capacity(parts.len());
+    for (i, p) in parts.iter().enumerate() {
+        let line = SaleLine {
+            id: RowId::new(),
+            sale_id: id,
+            line_no: i64::try_from(i + 1).map_err(|_| FlowError::Overflow)?,
+            kind: p.line.kind.clone(),
+            product_id: p.line.product_id,
+            description: p.line.description.clone(),
+            quantity_milli: -p.quantity,
+            unit_price_minor: p.line.unit_price_minor,
+            discount_minor: -p.discount,
+            tax_minor: -p.tax,
+            total_minor: -p.total(),
+        };
+        s.append(actor, &line)?;
+        let reversal = SaleReversal {
+            id: RowId::new(),
+            sale_id: original.id,
+            sale_line_id: p.line.id,
+            reversal_sale_id: id,
+            reversal_line_id: line.id,
+            kind: kind.to_owned(),
+            quantity_milli: p.quantity,
+            created_at: now,
+        };
+        s.append(actor, &reversal)?;
+        lines.push(line);
+        reversals.push(reversal);
+    }
+    Ok(Written {
+        sale,
+        lines,
+        reversals,
+    })
+}
+
+/// A `refund` stock row for each line whose product the original sale took from stock, at
+/// `location` or where the sale took it from.
+#[allow(clippy::too_many_arguments)]
+fn restock(
+    s: &Scope<'_>,
+    actor: &Actor,
+    original: RowId,
+    reversal: RowId,
+    parts: &[Part<'_>],
+    location: Option<&str>,
+    reason: &str,
+    now: Timestamp,
+) -> Result<()> {
+    // Whether a product is stocked is what the sale did, not what the product is now.
+    let mut taken_from: BTreeMap<RowId, (String, Option<i64>)> = BTreeMap::new();
+    {
+        let mut stmt = s.connection().prepare_cached(
+            "SELECT product_id, location, unit_cost_minor FROM inventory_transactions
+             WHERE tenant_id = ?1 AND sale_id = ?2 AND quantity_milli < 0 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![s.tenant(), original], |r| {
+            Ok((r.get::<_, RowId>(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        for row in rows {
+            let (product, loc, cost) = row?;
+            taken_from.entry(product).or_insert((loc, cost));
+        }
+    }
+    for p in parts {
+        let Some((product_id, (from, cost))) = p
+            .line
+            .product_id
+            .and_then(|id| taken_from.get(&id).map(|t| (id, t)))
+        else {
+            continue;
+        };
+        s.append(
+            actor,
+            &InventoryTransaction {
+                id: RowId::new(),
+                product_id,
+                location: location.unwrap_or(from).to_owned(),
+                kind: "refund".to_owned(),
+                quantity_milli: p.quantity,
+                unit_cost_minor: *cost,
+                reason: Some(reason.to_owned()),
+                sale_id: Some(reversal),
+                user_id: Some(actor.user_id()),
+                created_at: now,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Money going back, checked and ready to write (amounts positive).
+enum Payback {
+    Cash(i64),
+    Card(i64, Option<String>),
+    GiftCard(RowId, i64),
+    StoreCredit(RowId, i64),
+    /// Account, points, their amount.
+    Loyalty(RowId, i64, i64),
+}
+
+impl Payback {
+    fn amount(&self) -> i64 {
+        match self {
+            Self::Cash(a) | Self::Card(a, _) | Self::GiftCard(_, a) | Self::StoreCredit(_, a) => *a,
+            Self::Loyalty(_, _, a) => *a,
+        }
+    }
+}
+
+fn account_of(
+    s: &Scope<'_>,
+    sale: &Sale,
+    what: &'static str,
+    account: &'static str,
+) -> Result<RowId> {
+    let no_account = || FlowError::NoAccount { what, account };
+    let customer = sale.customer_id.ok_or_else(no_account)?;
+    let found = if account == "loyalty" {
+        accounts::loyalty_account(s, customer)?
+    } else {
+        accounts::credit_account(s, customer)?
+    };
+    Ok(found.ok_or_else(no_account)?)
+}
+
+/// Checks a refund's tenders and that they give back exactly `due` (positive).
+fn refund_paybacks(
+    s: &Scope<'_>,
+    sale: &Sale,
+    tenders: &[RefundTender],
+    due: i64,
+    now: Timestamp,
+) -> Result<Vec<Payback>> {
+    let positive = |what, amount_minor: i64| {
+        if amount_minor <= 0 {
+            Err(FlowError::Amount {
+                what,
+                rule: "above zero",
+                amount_minor,
+            })
+        } else {
+            Ok(amount_minor)
+        }
+    };
+    let mut out = Vec::with_capacity(tenders.len());
+    for t in tenders {
+        out.push(match t {
+            RefundTender::Cash { amount_minor } => {
+                Payback::Cash(positive("a cash refund", *amount_minor)?)
+            }
+            RefundTender::Card {
+                amount_minor,
+                reference,
+            } => {
+                let amount = positive("a card refund", *amount_minor)?;
+                if reference.trim().is_empty() {
+                    return Err(FlowError::Empty {
+                        what: "a card refund's reference",
+                    }
+                    .into());
+                }
+                Payback::Card(amount, Some(reference.clone()))
+            }
+            RefundTender::GiftCard {
+                card_id,
+                amount_minor,
+            } => {
+                let amount = positive("a gift card refund", *amount_minor)?;
+                let card: GiftCard = s.row(*card_id)?;
+                if card.currency != sale.currency {
+                    return Err(FlowError::Currency {
+                        what: "the gift card",
+                        expected: sale.currency.clone(),
+                        found: card.currency,
+                    }
+                    .into());
+                }
+                if !card.active {
+                    return Err(FlowError::GiftCardUnusable {
+                        card: card.id,
+                        reason: "it is blocked",
+                    }
+                    .into());
+                }
+                if card.expires_at.is_some_and(|e| e <= now) {
+                    return Err(FlowError::GiftCardUnusable {
+                        card: card.id,
+                        reason: "it has expired",
+                    }
+                    .into());
+                }
+                Payback::GiftCard(card.id, amount)
+            }
+            RefundTender::StoreCredit { amount_minor } => {
+                let amount = positive("a store credit refund", *amount_minor)?;
+                let account = account_of(s, sale, "a store credit refund", "store_credit")?;
+                Payback::StoreCredit(account, amount)
+            }
+            RefundTender::Loyalty { points } => {
+                let points = positive("points given back", *points)?;
+                let account = account_of(s, sale, "a loyalty refund", "loyalty")?;
+                let value = i64::from(s.tenant_settings()?.rules.loyalty_point_value_minor);
+                let amount = points.checked_mul(value).ok_or(FlowError::Overflow)?;
+                Payback::Loyalty(account, points, amount)
+            }
+        });
+    }
+    let given = sum(out.iter().map(Payback::amount))?;
+    if given < due {
+        return Err(FlowError::Underpaid {
+            due_minor: due,
+            paid_minor: given,
+        }
+        .into());
+    }
+    if given > due {
+        return Err(FlowError::Overpaid {
+            due_minor: due,
+            paid_minor: given,
+        }
+        .into());
+    }
+    Ok(out)
+}
+
+/// What a void gives back: every payment of the sale by its own method, to the same card or
+/// account; points paid with go back as points, read from the sale's loyalty ledger rows.
+fn void_paybacks(s: &Scope<'_>, sale: &Sale) -> Result<Vec<Payback>> {
+    let mut out = Vec::new();
+    let mut loyalty_minor = 0i64;
+    for p in sale_payments(s, sale.id)? {
+        match p.method.as_str() {
+            "cash" => out.push(Payback::Cash(p.amount_minor)),
+            "card" => out.push(Payback::Card(p.amount_minor, p.reference)),
+            "gift_card" => match p.gift_card_id {
+                Some(card) => out.push(Payback::GiftCard(card, p.amount_minor)),
+                None => out.push(Payback::Cash(p.amount_minor)),
+            },
+            "store_credit" => {
+                let account =
+                    account_of(s, sale, "a void of a store credit payment", "store_credit")?;
+                out.push(Payback::StoreCredit(account, p.amount_minor));
+            }
+            "loyalty" => {
+                loyalty_minor = loyalty_minor
+                    .checked_add(p.amount_minor)
+                    .ok_or(FlowError::Overflow)?;
+            }
+            _ => {
+                return Err(FlowError::TenderNotAccepted {
+                    flow: "a void",
+                    method: "an unknown payment method",
+                }
+                .into())
+            }
+        }
+    }
+    if loyalty_minor != 0 {
+        let mut stmt = s.connection().prepare_cached(
+            "SELECT account_id, -sum(points) FROM loyalty_transactions
+             WHERE tenant_id = ?1 AND sale_id = ?2 AND kind = 'redeem'
+             GROUP BY account_id ORDER BY account_id",
+        )?;
+        let rows: Vec<(RowId, i64)> = stmt
+            .query_map(params![s.tenant(), sale.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if rows.is_empty() {
+            return Err(FlowError::NoAccount {
+                what: "a void of a points payment",
+                account: "loyalty",
+            }
+            .into());
+        }
+        // A customer has one loyalty account, so the money goes with the first; a second
+        // would get its points back with no amount.
+        for (i, (account, points)) in rows.into_iter().enumerate() {
+            let amount = if i == 0 { loyalty_minor } else { 0 };
+            out.push(Payback::Loyalty(account, points, amount));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the ledger rows and negative payments of the paybacks. Returns the payments and the
+/// points given back.
+fn pay_back(
+    s: &Scope<'_>,
+    actor: &Actor,
+    sale: &Sale,
+    paybacks: Vec<Payback>,
+    now: Timestamp,
+) -> Result<(Vec<SalePayment>, i64)> {
+    let mut payments = Vec::with_capacity(paybacks.len());
+    let mut points_returned = 0i64;
+    let payment = |method: &str, amount: i64| SalePayment {
+        id: RowId::new(),
+        sale_id: sale.id,
+        method: method.to_owned(),
+        amount_minor: -amount,
+        currency: sale.currency.clone(),
+        tendered_minor: None,
+        change_minor: 0,
+        reference: None,
+        gift_card_id: None,
+        paid_at: now,
+    };
+    for b in paybacks {
+        let p = match b {
+            Payback::Cash(a) => payment("cash", a),
+            Payback::Card(a, reference) => SalePayment {
+                reference,
+                ..payment("card", a)
+            },
+            Payback::GiftCard(card, a) => {
+                s.append(
+                    actor,
+                    &GiftCardTransaction {
+                        id: RowId::new(),
+                        gift_card_id: card,
+                        kind: "refund".to_owned(),
+                        amount_minor: a,
+                        sale_id: Some(sale.id),
+                        user_id: Some(actor.user_id()),
+                        created_at: now,
+                    },
+                )?;
+                SalePayment {
+                    gift_card_id: Some(card),
+                    ..payment("gift_card", a)
+                }
+            }
+            Payback::StoreCredit(account, a) => {
+                s.append(
+                    actor,
+                    &CreditTransaction {
+                        id: RowId::new(),
+                        account_id: account,
+                        kind: "refund".to_owned(),
+                        amount_minor: -a,
+                        sale_id: Some(sale.id),
+                        user_id: Some(actor.user_id()),
+                        created_at: now,
+                    },
+                )?;
+                payment("store_credit", a)
+            }
+            Payback::Loyalty(account, points, a) => {
+                s.append(
+                    actor,
+                    &LoyaltyTransaction {
+                        id: RowId::new(),
+                        account_id: account,
+                        kind: "reverse".to_owned(),
+                        points,
+                        sale_id: Some(sale.id),
+                        created_at: now,
+                    },
+                )?;
+                points_returned = points_returned
+                    .checked_add(points)
+                    .ok_or(FlowError::Overflow)?;
+                if a == 0 {
+                    continue;
+                }
+                payment("loyalty", a)
+            }
+        };
+        s.append(actor, &p)?;
+        payments.push(p);
+    }
+    Ok((payments, points_returned))
+}
+
+/// How far the sale is reversed, for taking back points and commission in proportion.
+struct Progress {
+    /// The original sale's net (before tax).
+    sale_net: i64,
+    /// Net reversed by every reversal so far, this one included.
+    reversed_net: i64,
+    /// Whether every line is now wholly reversed.
+    whole: bool,
+}
+
+impl Progress {
+    /// What of `earned` should have been taken back in all by now.
+    fn due(&self, earned: i64) -> Result<i64> {
+        if self.whole {
+            return Ok(earned);
+        }
+        if self.sale_net == 0 {
+            return Ok(0);
+        }
+        let r =
+            mul_div_round(earned, self.reversed_net, self.sale_net).ok_or(FlowError::Overflow)?;
+        Ok(within(r, earned))
+    }
+}
+
+const REVERSALS_OF: &str =
+    "SELECT DISTINCT reversal_sale_id FROM sale_reversals WHERE tenant_id = ?1 AND sale_id = ?2";
+
+/// A `reverse` row (negative) per loyalty account that accrued points on the sale, for what
+/// is due by the progress less what earlier reversals took back.
+fn reverse_points(
+    s: &Scope<'_>,
+    actor: &Actor,
+    original: RowId,
+    reversal: RowId,
+    progress: &Progress,
+    now: Timestamp,
+) -> Result<i64> {
+    let sql = format!(
+        "SELECT a.account_id, a.points, coalesce((
+             SELECT -sum(t.points) FROM loyalty_transactions t
+             WHERE t.tenant_id = ?1 AND t.account_id = a.account_id AND t.kind = 'reverse'
+               AND t.points < 0 AND t.sale_id IN ({REVERSALS_OF})), 0)
+         FROM (SELECT account_id, sum(points) AS points FROM loyalty_transactions
+               WHERE tenant_id = ?1 AND sale_id = ?2 AND kind = 'accrue'
+               GROUP BY account_id) a
+         ORDER BY a.account_id"
+    );
+    let rows: Vec<(RowId, i64, i64)> = s
+        .connection()
+        .prepare_cached(&sql)?
+        .query_map(params![s.tenant(), original], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut reversed = 0i64;
+    for (account, accrued, already) in rows {
+        let now_due = within(progress.due(accrued)? - already, accrued - already);
+        if now_due <= 0 {
+            continue;
+        }
+        s.append(
+            actor,
+            &LoyaltyTransaction {
+                id: RowId::new(),
+                account_id: account,
+                kind: "reverse".to_owned(),
+                points: -now_due,
+                sale_id: Some(reversal),
+                created_at: now,
+            },
+        )?;
+        reversed = reversed.checked_add(now_due).ok_or(FlowError::Overflow)?;
+    }
+    Ok(reversed)
+}
+
+/// A negative commission row per earner and rule of the original sale, for what is due by the
+/// progress less what earlier reversals took back.
+fn reverse_commissions(
+    s: &Scope<'_>,
+    actor: &Actor,
+    original: &Sale,
+    reversal: RowId,
+    progress: &Progress,
+    now: Timestamp,
+) -> Result<Vec<Commission>> {
+    type Key = (RowId, Option<RowId>);
+    let grouped = |sql: &str| -> Result<BTreeMap<Key, i64>> {
+        let mut stmt = s.connection().prepare_cached(sql)?;
+        let rows = stmt.query_map(params![s.tenant(), original.id], |r| {
+            Ok(((r.get(0)?, r.get(1)?), r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    };
+    let earned = grouped(
+        "SELECT user_id, rule_id, sum(amount_minor) FROM commissions
+         WHERE tenant_id = ?1 AND sale_id = ?2 GROUP BY user_id, rule_id",
+    )?;
+    if earned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let already = grouped(&format!(
+        "SELECT user_id, rule_id, -sum(amount_minor) FROM commissions
+         WHERE tenant_id = ?1 AND sale_id IN ({REVERSALS_OF}) GROUP BY user_id, rule_id"
+    ))?;
+    let mut out = Vec::new();
+    for ((user, rule), amount) in earned {
+        let before = already.get(&(user, rule)).copied().unwrap_or(0);
+        let now_due = within(progress.due(amount)? - before, amount - before);
+        if now_due == 0 {
+            continue;
+        }
+        let row = Commission {
+            id: RowId::new(),
+            user_id: user,
+            sale_id: reversal,
+            rule_id: rule,
+            amount_minor: -now_due,
+            currency: original.currency.clone(),
+            created_at: now,
+        };
+        s.append(actor, &row)?;
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// Everything after the refusals: the reversal sale, stock, money, points and commission.
+#[allow(clippy::too_many_arguments)]
+fn reverse(
+    s: &Scope<'_>,
+    actor: &Actor,
+    original: &Sale,
+    lines: &[SaleLine],
+    taken: &BTreeMap<RowId, Taken>,
+    parts: &[Part<'_>],
+    kind: &str,
+    paybacks: Vec<Payback>,
+    restock_at: Option<Option<&str>>,
+    device: Option<RowId>,
+    reason: &str,
+    now: Timestamp,
+) -> Result<RefundReceipt> {
+    let written = write_reversal(s, actor, original, parts, kind, device, reason, now)?;
+    let reversal = written.sale.id;
+    if let Some(location) = restock_at {
+        restock(
+            s,
+            actor,
+            original.id,
+            reversal,
+            parts,
+            location,
+            reason,
+            now,
+        )?;
+    }
+    let (payments, points_returned) = pay_back(s, actor, &written.sale, paybacks, now)?;
+    let whole = lines.iter().all(|l| {
+        let before = taken.get(&l.id).map_or(0, |t| t.quantity);
+        let now = parts
+            .iter()
+            .filter(|p| p.line.id == l.id)
+            .map(|p| p.quantity)
+            .sum::<i64>();
+        before + now >= l.quantity_milli
+    });
+    let reversed_net = {
+        let before: i64 = s
+            .connection()
+            .prepare_cached(&format!(
+                "SELECT coalesce(-sum(subtotal_minor - discount_minor), 0) FROM sales
+                 WHERE tenant_id = ?1 AND id IN ({REVERSALS_OF}) AND id <> ?3"
+            ))?
+            .query_row(params![s.tenant(), original.id, reversal], |r| r.get(0))?;
+        before
+            .checked_add(sum(parts.iter().map(Part::net))?)
+            .ok_or(FlowError::Overflow)?
+    };
+    let progress = Progress {
+        sale_net: original.subtotal_minor - original.discount_minor,
+        reversed_net,
+        whole,
+    };
+    let points_reversed = reverse_points(s, actor, original.id, reversal, &progress, now)?;
+    let commissions = reverse_commissions(s, actor, original, reversal, &progress, now)?;
+    Ok(RefundReceipt {
+        sale: written.sale,
+        lines: written.lines,
+        reversals: written.reversals,
+        payments,
+        points_reversed,
+        points_returned,
+        commissions,
+    })
+}
+
+fn reason_given(reason: &str, what: &'static str) -> Result<()> {
+    if reason.trim().is_empty() {
+        return Err(FlowError::Empty { what }.into());
+    }
+    Ok(())
+}
+
+fn taken_by_line(s: &Scope<'_>, lines: &[SaleLine]) -> Result<BTreeMap<RowId, Taken>> {
+    lines.iter().map(|l| Ok((l.id, taken(s, l.id)?))).collect()
+}
+
+/// The refund flow.
+pub(crate) fn refund(s: &Scope<'_>, actor: &Actor, req: &Refund) -> Result<RefundReceipt> {
+    s.require_role(actor, Role::Cashier, "refund", "sales")?;
+    reason_given(&req.reason, "the reason for a refund")?;
+    if let Some(location) = &req.location {
+        if location.trim().is_empty() {
+            return Err(FlowError::Empty { what: "a location" }.into());
+        }
+    }
+    let (sale, lines) = original(s, req.sale_id, "refund")?;
+    let taken = taken_by_line(s, &lines)?;
+    let parts = refund_parts(&sale, &lines, &taken, &req.lines)?;
+    let due = sum(parts.iter().map(Part::total))?;
+    let now = Timestamp::now();
+    let paybacks = refund_paybacks(s, &sale, &req.tenders, due, now)?;
+    let restock_at = req.restock.then_some(req.location.as_deref());
+    reverse(
+        s,
+        actor,
+        &sale,
+        &lines,
+        &taken,
+        &parts,
+        "refund",
+        paybacks,
+        restock_at,
+        req.device_id,
+        &req.reason,
+        now,
+    )
+}
+
+/// The void flow: every line wholly, every payment back by its method, stock back where it
+/// came from. Refused once any part of the sale was reversed.
+pub(crate) fn void(
+    s: &Scope<'_>,
+    actor: &Actor,
+    sale_id: RowId,
+    reason: &str,
+) -> Result<RefundReceipt> {
+    s.require_role(actor, Role::Manager, "void", "sales")?;
+    reason_given(reason, "the reason for a void")?;
+    let (sale, lines) = original(s, sale_id, "void")?;
+    let reversed = count(
+        s,
+        "SELECT count(*) FROM sale_reversals WHERE tenant_id = ?1 AND sale_id = ?2",
+        sale_id,
+    )?;
+    if reversed > 0 {
+        return Err(FlowError::State {
+            what: "sale",
+            id: sale_id,
+            status: "already partly or wholly refunded".to_owned(),
+            action: "void",
+        }
+        .into());
+    }
+    let taken = BTreeMap::new();
+    let parts = lines
+        .iter()
+        .map(|l| part(l, Taken::default(), l.quantity_milli))
+        .collect::<Result<Vec<_>>>()?;
+    let paybacks = void_paybacks(s, &sale)?;
+    // A completed layaway was paid through its own ledger, not the sale's payments: a void
+    // cannot tell how to give that back, a refund with tenders can.
+    if sum(paybacks.iter().map(Payback::amount))? != sale.total_minor {
+        return Err(FlowError::State {
+            what: "sale",
+            id: sale_id,
+            status: "paid outside its sale payments".to_owned(),
+            action: "void (refund it with tenders)",
+        }
+        .into());
+    }
+    reverse(
+        s,
+        actor,
+        &sale,
+        &lines,
+        &taken,
+        &parts,
+        "void",
+        paybacks,
+        Some(None),
+        None,
+        reason,
+        Timestamp::now(),
+    )
+}

@@ -1,0 +1,685 @@
+//! Refunds and voids through the public API: new sales that reverse stock, money, points and
+//! commission, the original never edited, refusals that write nothing, tenants kept apart.
+
+mod common;
+
+use pos_tenancy::catalog::{
+    CommissionRule, CreditAccount, Customer, LoyaltyAccount, Product, Promotion, Sale, SaleLine,
+    SalePayment, User,
+};
+use pos_tenancy::pos::{
+    Checkout, FlowError, LineItem, Pos, Receipt, Refund, RefundReceipt, RefundTender, Tender,
+};
+use pos_tenancy::{
+    Actor, Error, NewTenant, Plan, Result, Role, RowId, Store, TaxRate, Tenant, TenantAccess,
+    TenantSettings, Timestamp,
+};
+
+/// A store's tenant with staff, two stocked products (one at an awkward price, with a 12.5 %
+/// promotion), a customer with loyalty and store credit accounts, 8.875 % tax and a 5 %
+/// commission rule for everyone.
+struct Shop<'s> {
+    t: Tenant<'s>,
+    admin: Actor,
+    cashier: Actor,
+    oil: Product,
+    filter: Product,
+    customer: Customer,
+    loyalty: LoyaltyAccount,
+    credit: CreditAccount,
+}
+
+fn shop<'s>(store: &'s Store, id: &str) -> Result<Shop<'s>> {
+    let mut settings = TenantSettings::new("Caps");
+    settings.tax_rates.push(TaxRate {
+        name: "Sales tax".into(),
+        rate_ppm: 88_750,
+    });
+    store.add_tenant(
+        &NewTenant::new(id.parse()?, "Caps")
+            .plan(Plan::Pro)
+            .settings(settings),
+    )?;
+    let t = store.tenant(&id.parse()?)?;
+    let admin = t.bootstrap_admin("owner", "Owner")?;
+    let now = Timestamp::now();
+    let user = User {
+        id: RowId::new(),
+        username: "till".into(),
+        display_name: "Till".into(),
+        email: None,
+        role: Role::Cashier,
+        pin_hash: None,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    t.insert(&admin, &user)?;
+    let cashier = t.actor(user.id)?;
+    let product = |sku: &str, price_minor| Product {
+        id: RowId::new(),
+        sku: sku.into(),
+        barcode: None,
+        name: sku.into(),
+        description: None,
+        brand: None,
+        category_id: None,
+        kind: "stocked".into(),
+        price_minor,
+        cost_minor: 100,
+        currency: "USD".into(),
+        taxable: true,
+        reorder_level_milli: 0,
+        image: None,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    let oil = product("OIL", 899);
+    let filter = product("FILTER", 333);
+    for p in [&oil, &filter] {
+        t.insert(&admin, p)?;
+        t.receive_stock(&admin, p.id, "main", 20_000, Some(100))?;
+    }
+    t.insert(
+        &admin,
+        &Promotion {
+            id: RowId::new(),
+            code: None,
+            name: "Filters 12.5 % off".into(),
+            kind: "percent".into(),
+            value: 125_000,
+            product_id: Some(filter.id),
+            category_id: None,
+            starts_at: now,
+            ends_at: None,
+            usage_limit: None,
+            active: true,
+        },
+    )?;
+    t.insert(
+        &admin,
+        &CommissionRule {
+            id: RowId::new(),
+            name: "Everyone".into(),
+            user_id: None,
+            category_id: None,
+            rate_ppm: 50_000,
+            active: true,
+            created_at: now,
+        },
+    )?;
+    let customer = Customer {
+        id: RowId::new(),
+        code: "C-1".into(),
+        first_name: "Ana".into(),
+        last_name: "Diaz".into(),
+        company: None,
+        email: None,
+        phone: None,
+        price_level_id: None,
+        tax_exempt: false,
+        notes: None,
+        created_at: now,
+        updated_at: now,
+    };
+    t.insert(&admin, &customer)?;
+    let loyalty = t.enroll_loyalty(&admin, customer.id, "L-1")?;
+    let credit = CreditAccount {
+        id: RowId::new(),
+        customer_id: customer.id,
+        credit_limit_minor: 100_000,
+        currency: "USD".into(),
+        active: true,
+        created_at: now,
+    };
+    t.insert(&admin, &credit)?;
+    Ok(Shop {
+        t,
+        admin,
+        cashier,
+        oil,
+        filter,
+        customer,
+        loyalty,
+        credit,
+    })
+}
+
+fn flow(e: Error) -> FlowError {
+    match e {
+        Error::Flow(f) => f,
+        other => panic!("expected a flow refusal, got {other:?}"),
+    }
+}
+
+const TABLES: &[&str] = &[
+    "sales",
+    "sale_lines",
+    "sale_payments",
+    "sale_reversals",
+    "inventory_transactions",
+    "gift_card_transactions",
+    "loyalty_transactions",
+    "credit_transactions",
+    "commissions",
+];
+
+/// Row counts of every table a refund writes, the outbox, and the balances it moves.
+fn snapshot(shop: &Shop<'_>) -> Vec<i64> {
+    let t = &shop.t;
+    let mut out: Vec<i64> = TABLES
+        .iter()
+        .map(|table| {
+            let r = t
+                .query(&format!("SELECT count(*) FROM {table}"))
+                .expect("count");
+            r.rows[0][0].as_i64().expect("a count")
+        })
+        .collect();
+    out.push(t.pending_operations(100_000).expect("outbox").len() as i64);
+    out.push(t.stock_on_hand(shop.oil.id, "main").expect("stock"));
+    out.push(t.stock_on_hand(shop.filter.id, "main").expect("stock"));
+    out.push(t.loyalty_points(shop.loyalty.id).expect("points"));
+    out.push(t.credit_owed(shop.credit.id).expect("owed"));
+    out
+}
+
+/// A reversal adds up: its lines sum to its figures, gross − discount + tax = total, its
+/// payments sum to its total, and every figure is zero or below.
+fn assert_balanced(r: &RefundReceipt) {
+    let s = &r.sale;
+    assert_eq!(
+        s.subtotal_minor - s.discount_minor + s.tax_minor,
+        s.total_minor
+    );
+    let lines_total: i64 = r.lines.iter().map(|l| l.total_minor).sum();
+    let lines_tax: i64 = r.lines.iter().map(|l| l.tax_minor).sum();
+    let lines_discount: i64 = r.lines.iter().map(|l| l.discount_minor).sum();
+    assert_eq!(lines_total, s.total_minor);
+    assert_eq!(lines_tax, s.tax_minor);
+    assert_eq!(lines_discount, s.discount_minor);
+    let paid: i64 = r.payments.iter().map(|p| p.amount_minor).sum();
+    assert_eq!(paid, s.total_minor, "payments balance the reversal");
+    assert!(s.total_minor <= 0 && s.subtotal_minor <= 0 && s.tax_minor <= 0);
+    assert!(r.lines.iter().all(|l| l.quantity_milli < 0));
+    assert_eq!(r.lines.len(), r.reversals.len());
+    assert!(s.number.starts_with("R-"));
+    assert_eq!(s.status, "completed");
+}
+
+/// The original sale, its lines and payments are exactly as the checkout wrote them.
+fn assert_untouched(t: &Tenant<'_>, sale: &Receipt) {
+    assert_eq!(&t.fetch::<Sale>(sale.sale.id).expect("sale"), &sale.sale);
+    for l in &sale.lines {
+        assert_eq!(&t.fetch::<SaleLine>(l.id).expect("line"), l);
+    }
+    for p in &sale.payments {
+        assert_eq!(&t.fetch::<SalePayment>(p.id).expect("payment"), p);
+    }
+}
+
+fn commission_sum(t: &Tenant<'_>) -> i64 {
+    let r = t
+        .query("SELECT coalesce(sum(amount_minor), 0) FROM commissions")
+        .expect("sum");
+    r.rows[0][0].as_i64().expect("a sum")
+}
+
+/// 2 oil, 1.5 filters (discounted) and an hour of labour to the customer; cash covers what
+/// the other tenders leave.
+fn mixed_sale(shop: &Shop<'_>, tenders: Vec<Tender>) -> Result<Receipt> {
+    let mut sale = Checkout::new()
+        .customer(shop.customer.id)
+        .line(LineItem::product(shop.oil.id, 2_000))
+        .line(LineItem::product(shop.filter.id, 1_500))
+        .line(LineItem::service("Labour", 1_000, 4_000, false));
+    for tender in tenders {
+        sale = sale.tender(tender);
+    }
+    shop.t.checkout(
+        &shop.cashier,
+        &sale.tender(Tender::Cash {
+            tendered_minor: 100_000,
+        }),
+    )
+}
+
+#[test]
+fn a_full_refund_returns_stock_money_points_and_commission() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let sale = mixed_sale(&shop, vec![])?;
+    assert!(sale.points_earned > 0);
+    assert!(commission_sum(t) > 0);
+    let owed = t.credit_owed(shop.credit.id)?;
+    let r = t.refund(
+        &shop.cashier,
+        &Refund::new(sale.sale.id, "changed their mind").tender(RefundTender::Cash {
+            amount_minor: sale.sale.total_minor,
+        }),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(r.sale.total_minor, -sale.sale.total_minor);
+    assert_eq!(r.sale.subtotal_minor, -sale.sale.subtotal_minor);
+    assert_eq!(r.sale.discount_minor, -sale.sale.discount_minor);
+    assert_eq!(r.sale.tax_minor, -sale.sale.tax_minor);
+    assert_eq!(r.sale.customer_id, Some(shop.customer.id));
+    for (orig, rev) in sale.lines.iter().zip(&r.lines) {
+        assert_eq!(rev.quantity_milli, -orig.quantity_milli);
+        assert_eq!(rev.total_minor, -orig.total_minor);
+        assert_eq!(rev.product_id, orig.product_id);
+    }
+    assert!(r.reversals.iter().all(|x| x.kind == "refund"));
+    assert_eq!(t.stock_on_hand(shop.oil.id, "main")?, 20_000);
+    assert_eq!(t.stock_on_hand(shop.filter.id, "main")?, 20_000);
+    assert_eq!(r.points_reversed, sale.points_earned);
+    assert_eq!(t.loyalty_points(shop.loyalty.id)?, 0);
+    assert_eq!(commission_sum(t), 0);
+    assert_eq!(t.credit_owed(shop.credit.id)?, owed);
+    assert_untouched(t, &sale);
+    // Nothing is left to refund.
+    let before = snapshot(&shop);
+    let e = flow(
+        t.refund(&shop.cashier, &Refund::new(sale.sale.id, "again"))
+            .unwrap_err(),
+    );
+    assert!(matches!(e, FlowError::State { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop), before);
+    Ok(())
+}
+
+#[test]
+fn a_partial_refund_by_line_goes_back_to_store_credit() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let sale = mixed_sale(
+        &shop,
+        vec![Tender::StoreCredit {
+            amount_minor: 1_000,
+        }],
+    )?;
+    assert_eq!(t.credit_owed(shop.credit.id)?, 1_000);
+    let points = t.loyalty_points(shop.loyalty.id)?;
+    let oil_line = &sale.lines[0];
+    // One of the two bottles of oil: 899 and its tax, 8.875 % of 1798 is 159.57 → 160, half
+    // of that is 80.
+    let r = t.refund(
+        &shop.cashier,
+        &Refund::new(sale.sale.id, "one bottle leaked")
+            .line(oil_line.id, 1_000)
+            .tender(RefundTender::StoreCredit { amount_minor: 979 }),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(r.lines.len(), 1);
+    assert_eq!(r.lines[0].quantity_milli, -1_000);
+    assert_eq!(r.sale.subtotal_minor, -899);
+    assert_eq!(r.sale.tax_minor, -80);
+    assert_eq!(r.sale.total_minor, -979);
+    assert_eq!(r.reversals[0].quantity_milli, 1_000);
+    assert_eq!(r.reversals[0].sale_line_id, oil_line.id);
+    assert_eq!(t.credit_owed(shop.credit.id)?, 21);
+    assert_eq!(t.stock_on_hand(shop.oil.id, "main")?, 19_000);
+    assert_eq!(t.stock_on_hand(shop.filter.id, "main")?, 18_500);
+    // Points come back in proportion to the net reversed, rounded half away from zero.
+    let net = sale.sale.subtotal_minor - sale.sale.discount_minor;
+    let expected = (sale.points_earned * 899 * 2 + net) / (2 * net);
+    assert_eq!(r.points_reversed, expected);
+    assert_eq!(t.loyalty_points(shop.loyalty.id)?, points - expected);
+    assert_untouched(t, &sale);
+    Ok(())
+}
+
+#[test]
+fn a_line_refunded_in_awkward_parts_returns_exactly_its_total() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    // 7 filters at 3.33 with 12.5 % off and 8.875 % tax: every figure rounds.
+    let sale = t.checkout(
+        &shop.cashier,
+        &Checkout::new()
+            .customer(shop.customer.id)
+            .line(LineItem::product(shop.filter.id, 7_000))
+            .tender(Tender::Cash {
+                tendered_minor: 100_000,
+            }),
+    )?;
+    let line = &sale.lines[0];
+    assert!(line.discount_minor > 0 && line.tax_minor > 0);
+    let mut refunds = Vec::new();
+    let (mut returned, mut taxed, mut discounted) = (0, 0, 0);
+    for part in [1_001, 1_499, 2_500, 333, 1_667] {
+        let due = {
+            // Price the part first in a refund that is refused for its tender, to learn the
+            // total; the refusal writes nothing.
+            let e = flow(
+                t.refund(
+                    &shop.cashier,
+                    &Refund::new(sale.sale.id, "probe")
+                        .line(line.id, part)
+                        .tender(RefundTender::Cash {
+                            amount_minor: 1_000_000,
+                        }),
+                )
+                .unwrap_err(),
+            );
+            match e {
+                FlowError::Overpaid { due_minor, .. } => due_minor,
+                other => panic!("{other:?}"),
+            }
+        };
+        let r = t.refund(
+            &shop.cashier,
+            &Refund::new(sale.sale.id, "returned in parts")
+                .line(line.id, part)
+                .tender(RefundTender::Cash { amount_minor: due }),
+        )?;
+        assert_balanced(&r);
+        returned -= r.sale.total_minor;
+        taxed -= r.sale.tax_minor;
+        discounted -= r.sale.discount_minor;
+        refunds.push(r);
+    }
+    assert_eq!(returned, line.total_minor);
+    assert_eq!(taxed, line.tax_minor);
+    assert_eq!(discounted, line.discount_minor);
+    assert_eq!(t.stock_on_hand(shop.filter.id, "main")?, 20_000);
+    let reversed_points: i64 = refunds.iter().map(|r| r.points_reversed).sum();
+    assert_eq!(reversed_points, sale.points_earned);
+    assert_eq!(t.loyalty_points(shop.loyalty.id)?, 0);
+    assert_eq!(commission_sum(t), 0);
+    // Nothing is left of the line.
+    let before = snapshot(&shop);
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &Refund::new(sale.sale.id, "once more").line(line.id, 1),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(
+        e,
+        FlowError::ReverseTooMuch {
+            line: line.id,
+            remaining_milli: 0,
+            wanted_milli: 1
+        }
+    );
+    assert_eq!(snapshot(&shop), before);
+    assert_untouched(t, &sale);
+    // Every kept balance still equals its ledger, every reference resolves.
+    let report = store.verify()?;
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    Ok(())
+}
+
+#[test]
+fn refusals_write_nothing() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let sale = mixed_sale(&shop, vec![])?;
+    let other = mixed_sale(&shop, vec![])?;
+    let oil = &sale.lines[0];
+    let before = snapshot(&shop);
+    let refused = |refund: Refund| flow(t.refund(&shop.cashier, &refund).unwrap_err());
+    let cash = |amount_minor| RefundTender::Cash { amount_minor };
+
+    let e = refused(Refund::new(sale.sale.id, "too many").line(oil.id, 2_001));
+    assert_eq!(
+        e,
+        FlowError::ReverseTooMuch {
+            line: oil.id,
+            remaining_milli: 2_000,
+            wanted_milli: 2_001
+        }
+    );
+    // Two mentions of one line count together.
+    let e = refused(
+        Refund::new(sale.sale.id, "too many")
+            .line(oil.id, 1_500)
+            .line(oil.id, 1_500),
+    );
+    assert!(matches!(e, FlowError::ReverseTooMuch { .. }), "{e:?}");
+    let e = refused(Refund::new(sale.sale.id, "foreign").line(other.lines[0].id, 1_000));
+    assert_eq!(
+        e,
+        FlowError::ForeignLine {
+            line: other.lines[0].id,
+            sale: sale.sale.id
+        }
+    );
+    for q in [0, -1_000] {
+        let e = refused(Refund::new(sale.sale.id, "zero").line(oil.id, q));
+        assert!(matches!(e, FlowError::Quantity { .. }), "{e:?}");
+    }
+    let e = refused(Refund::new(sale.sale.id, " ").line(oil.id, 1_000));
+    assert!(matches!(e, FlowError::Empty { .. }), "{e:?}");
+    // Tenders must give back exactly the refund (979 for one bottle).
+    let one = || Refund::new(sale.sale.id, "one").line(oil.id, 1_000);
+    let e = refused(one().tender(cash(978)));
+    assert_eq!(
+        e,
+        FlowError::Underpaid {
+            due_minor: 979,
+            paid_minor: 978
+        }
+    );
+    let e = refused(one().tender(cash(500)).tender(cash(480)));
+    assert!(matches!(e, FlowError::Overpaid { .. }), "{e:?}");
+    let e = refused(one().tender(cash(0)).tender(cash(979)));
+    assert!(matches!(e, FlowError::Amount { .. }), "{e:?}");
+    let e = refused(one().tender(RefundTender::Card {
+        amount_minor: 979,
+        reference: String::new(),
+    }));
+    assert!(matches!(e, FlowError::Empty { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop), before);
+    // A sale to nobody has no store credit to refund to.
+    let anonymous = t.checkout(
+        &shop.cashier,
+        &Checkout::new()
+            .line(LineItem::product(shop.oil.id, 1_000))
+            .tender(Tender::Cash {
+                tendered_minor: 979,
+            }),
+    )?;
+    let before_anon = snapshot(&shop);
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &Refund::new(anonymous.sale.id, "no account")
+                .tender(RefundTender::StoreCredit { amount_minor: 979 }),
+        )
+        .unwrap_err(),
+    );
+    assert!(matches!(e, FlowError::NoAccount { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop), before_anon);
+    // A cashier may refund but not void.
+    let e = t
+        .void_sale(&shop.cashier, sale.sale.id, "mistake")
+        .unwrap_err();
+    assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");
+    // A sale that does not exist.
+    let e = t
+        .refund(&shop.cashier, &Refund::new(RowId::new(), "ghost"))
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop), before_anon);
+
+    // A refund cannot itself be refunded or voided.
+    let r = t.refund(&shop.cashier, &one().tender(cash(979)))?;
+    let before = snapshot(&shop);
+    let e = flow(
+        t.refund(&shop.cashier, &Refund::new(r.sale.id, "refund a refund"))
+            .unwrap_err(),
+    );
+    assert!(matches!(e, FlowError::State { .. }), "{e:?}");
+    let e = flow(
+        t.void_sale(&shop.admin, r.sale.id, "void a refund")
+            .unwrap_err(),
+    );
+    assert!(matches!(e, FlowError::State { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop), before);
+    Ok(())
+}
+
+#[test]
+fn a_void_puts_gift_card_and_cash_back() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let card = t.issue_gift_card(&shop.cashier, "GC-1", 1_500, None, None)?;
+    let sale = mixed_sale(
+        &shop,
+        vec![Tender::GiftCard {
+            card_id: card.id,
+            amount_minor: 1_200,
+        }],
+    )?;
+    assert_eq!(t.gift_card_balance(card.id)?, 300);
+    let r = t.void_sale(&shop.admin, sale.sale.id, "rung up twice")?;
+    assert_balanced(&r);
+    assert_eq!(r.sale.total_minor, -sale.sale.total_minor);
+    assert!(r.reversals.iter().all(|x| x.kind == "void"));
+    assert_eq!(t.gift_card_balance(card.id)?, 1_500);
+    let card_back: Vec<_> = r
+        .payments
+        .iter()
+        .filter(|p| p.method == "gift_card")
+        .collect();
+    assert_eq!(card_back.len(), 1);
+    assert_eq!(card_back[0].amount_minor, -1_200);
+    assert_eq!(card_back[0].gift_card_id, Some(card.id));
+    let cash: i64 = r
+        .payments
+        .iter()
+        .filter(|p| p.method == "cash")
+        .map(|p| p.amount_minor)
+        .sum();
+    assert_eq!(cash, -(sale.sale.total_minor - 1_200));
+    assert_eq!(t.stock_on_hand(shop.oil.id, "main")?, 20_000);
+    assert_eq!(t.stock_on_hand(shop.filter.id, "main")?, 20_000);
+    assert_eq!(t.loyalty_points(shop.loyalty.id)?, 0);
+    assert_eq!(commission_sum(t), 0);
+    assert_untouched(t, &sale);
+    // Voided once is voided.
+    let before = snapshot(&shop);
+    let e = flow(t.void_sale(&shop.admin, sale.sale.id, "again").unwrap_err());
+    assert!(matches!(e, FlowError::State { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop), before);
+    Ok(())
+}
+
+#[test]
+fn a_void_gives_points_and_store_credit_back() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let first = mixed_sale(&shop, vec![])?;
+    let points = t.loyalty_points(shop.loyalty.id)?;
+    assert_eq!(points, first.points_earned);
+    let sale = mixed_sale(
+        &shop,
+        vec![
+            Tender::Loyalty { points: 40 },
+            Tender::StoreCredit { amount_minor: 700 },
+        ],
+    )?;
+    assert_eq!(t.credit_owed(shop.credit.id)?, 700);
+    let r = t.void_sale(&shop.admin, sale.sale.id, "wrong customer")?;
+    assert_balanced(&r);
+    assert_eq!(r.points_returned, 40);
+    assert_eq!(r.points_reversed, sale.points_earned);
+    assert_eq!(t.loyalty_points(shop.loyalty.id)?, points);
+    assert_eq!(t.credit_owed(shop.credit.id)?, 0);
+    let report = store.verify()?;
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    Ok(())
+}
+
+#[test]
+fn a_void_after_a_partial_refund_is_refused() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let sale = mixed_sale(&shop, vec![])?;
+    t.refund(
+        &shop.cashier,
+        &Refund::new(sale.sale.id, "one bottle")
+            .line(sale.lines[0].id, 1_000)
+            .restock(false)
+            .tender(RefundTender::Cash { amount_minor: 979 }),
+    )?;
+    // Not restocked.
+    assert_eq!(t.stock_on_hand(shop.oil.id, "main")?, 18_000);
+    let before = snapshot(&shop);
+    let e = flow(
+        t.void_sale(&shop.admin, sale.sale.id, "whole sale")
+            .unwrap_err(),
+    );
+    assert!(matches!(e, FlowError::State { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop), before);
+    Ok(())
+}
+
+#[test]
+fn tenants_never_touch_each_others_sales() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let a = shop(&store, "caps")?;
+    let b = shop(&store, "bolt")?;
+    let sale_b = mixed_sale(&b, vec![])?;
+    let sale_a = mixed_sale(&a, vec![])?;
+    let card_b = b.t.issue_gift_card(&b.cashier, "GC-B", 500, None, None)?;
+    let (before_a, before_b) = (snapshot(&a), snapshot(&b));
+    // B's sale through A's handle does not exist.
+    let e =
+        a.t.refund(&a.cashier, &Refund::new(sale_b.sale.id, "not ours"))
+            .unwrap_err();
+    assert!(matches!(e, Error::NotFound { table: "sales", .. }), "{e:?}");
+    let e =
+        a.t.void_sale(&a.admin, sale_b.sale.id, "not ours")
+            .unwrap_err();
+    assert!(matches!(e, Error::NotFound { table: "sales", .. }), "{e:?}");
+    // B's line on A's sale is a foreign line; B's gift card is not found.
+    let e = flow(
+        a.t.refund(
+            &a.cashier,
+            &Refund::new(sale_a.sale.id, "mixed").line(sale_b.lines[0].id, 1_000),
+        )
+        .unwrap_err(),
+    );
+    assert!(matches!(e, FlowError::ForeignLine { .. }), "{e:?}");
+    let e =
+        a.t.refund(
+            &a.cashier,
+            &Refund::new(sale_a.sale.id, "b's card")
+                .line(sale_a.lines[0].id, 1_000)
+                .tender(RefundTender::GiftCard {
+                    card_id: card_b.id,
+                    amount_minor: 979,
+                }),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    // B's actor on A's handle.
+    let e =
+        a.t.refund(&b.cashier, &Refund::new(sale_a.sale.id, "wrong actor"))
+            .unwrap_err();
+    assert!(matches!(e, Error::ActorTenantMismatch { .. }), "{e:?}");
+    assert_eq!(snapshot(&a), before_a);
+    assert_eq!(snapshot(&b), before_b);
+    // A refund in A writes nothing of B's.
+    a.t.refund(
+        &a.cashier,
+        &Refund::new(sale_a.sale.id, "all").tender(RefundTender::Cash {
+            amount_minor: sale_a.sale.total_minor,
+        }),
+    )?;
+    assert_eq!(snapshot(&b), before_b);
+    assert_untouched(&b.t, &sale_b);
+    Ok(())
+}

@@ -328,6 +328,25 @@ fn a_partial_refund_by_line_goes_back_to_store_credit() -> Result<()> {
     let expected = (sale.points_earned * 899 * 2 + net) / (2 * net);
     assert_eq!(r.points_reversed, expected);
     assert_eq!(t.loyalty_points(shop.loyalty.id)?, points - expected);
+    // Commission likewise, per earner and rule.
+    let earned: i64 = sale.commissions.iter().map(|c| c.amount_minor).sum();
+    let expected = (earned * 899 * 2 + net) / (2 * net);
+    assert_eq!(r.commissions.len(), 1);
+    assert_eq!(r.commissions[0].amount_minor, -expected);
+    assert_eq!(r.commissions[0].sale_id, r.sale.id);
+    assert_eq!(commission_sum(t), earned - expected);
+    // The other bottle, in cash, onto another shelf.
+    let r = t.refund(
+        &shop.cashier,
+        &Refund::new(sale.sale.id, "the other one too")
+            .line(oil_line.id, 1_000)
+            .location("back")
+            .tender(RefundTender::Cash { amount_minor: 979 }),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(r.payments[0].method, "cash");
+    assert_eq!(t.stock_on_hand(shop.oil.id, "main")?, 19_000);
+    assert_eq!(t.stock_on_hand(shop.oil.id, "back")?, 1_000);
     assert_untouched(t, &sale);
     Ok(())
 }

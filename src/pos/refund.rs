@@ -74,6 +74,35 @@ pub enum RefundTender {
 
 /// A refund of a sale, or of some of its lines. Build it with [`Refund::new`] and the builder
 /// methods.
+///
+/// ```
+/// use pos_tenancy::catalog::Product;
+/// use pos_tenancy::pos::{Checkout, LineItem, Pos, Refund, RefundTender, Tender};
+/// use pos_tenancy::{NewTenant, RowId, Store, TenantAccess, Timestamp};
+/// let store = Store::open_in_memory()?;
+/// store.add_tenant(&NewTenant::new("caps".parse()?, "Caps"))?;
+/// let caps = store.tenant(&"caps".parse()?)?;
+/// let admin = caps.bootstrap_admin("owner", "Store Owner")?;
+/// let now = Timestamp::now();
+/// let oil = Product {
+///     id: RowId::new(), sku: "OIL-5W30".into(), barcode: None, name: "5W-30 oil, 1 l".into(),
+///     description: None, brand: None, category_id: None, kind: "stocked".into(),
+///     price_minor: 899, cost_minor: 500, currency: "USD".into(), taxable: true,
+///     reorder_level_milli: 0, image: None, active: true, created_at: now, updated_at: now,
+/// };
+/// caps.insert(&admin, &oil)?;
+/// caps.receive_stock(&admin, oil.id, "main", 10_000, Some(500))?;
+/// let sale = caps.checkout(&admin, &Checkout::new()
+///     .line(LineItem::product(oil.id, 2_000))
+///     .tender(Tender::Cash { tendered_minor: 2_000 }))?;
+/// // One of the two bottles comes back.
+/// let refund = caps.refund(&admin, &Refund::new(sale.sale.id, "leaking")
+///     .line(sale.lines[0].id, 1_000)
+///     .tender(RefundTender::Cash { amount_minor: 899 }))?;
+/// assert_eq!(refund.sale.total_minor, -899);
+/// assert_eq!(caps.stock_on_hand(oil.id, "main")?, 9_000);
+/// # Ok::<(), pos_tenancy::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     /// The sale refunded.

@@ -700,7 +700,6 @@ impl<'c> Scope<'c> {
     }
 
     /// Updates a row as [`TenantAccess::update`] does (documents frozen once closed).
-    #[allow(dead_code)] // for the layaway and work order flows
     pub(crate) fn amend<R: Record>(&self, actor: &Actor, rec: &R) -> Result<()> {
         self.update(actor, rec)
     }

@@ -134,7 +134,6 @@ pub(crate) enum Balance {
 }
 
 /// What a layaway has been paid so far: the sum of its payments (few rows; not kept).
-#[allow(dead_code)] // for the layaway flows
 pub(crate) fn layaway_paid(conn: &Connection, tenant: &TenantId, layaway: RowId) -> Result<i64> {
     Ok(conn
         .prepare_cached(

@@ -114,7 +114,6 @@ pub enum Tender {
 }
 
 impl Tender {
-    #[allow(dead_code)] // for the layaway flows
     pub(crate) fn method(&self) -> &'static str {
         match self {
             Self::Cash { .. } => "cash",

@@ -1,1 +1,387 @@
 //! Layaways: goods put aside against a deposit and part payments; stock leaves on completion.
+//!
+//! Opening prices the lines exactly as a checkout would and writes the sale document with status
+//! `layaway`, so the price the customer was quoted is kept; the payments are rows of the
+//! `layaway_payments` ledger and what has been paid is their sum. Completing takes the stock
+//! (ledger rows of kind `layaway`), pays commission and loyalty points, and amends the sale to
+//! `completed`; cancelling refunds what was paid less the tenant's fee and voids the sale.
+//!
+//! Layaway payments are taken in cash or by card only: gift cards, store credit and points have
+//! ledgers of their own, and a cancellation would have to give back to each of them, while the
+//! refund of a cancelled layaway is paid in cash. A cash payment is the amount handed over (no
+//! change is given; paying more than is left is refused).
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::checkout::{self, Context, PricedLine, Tender, DEFAULT_LOCATION};
+use super::money::{apply_ppm, extend};
+use super::{FlowError, LineItem};
+use crate::access::{Actor, Scope};
+use crate::catalog::{Commission, Layaway, LayawayPayment, Product, PromotionUse, Sale, SaleLine};
+use crate::ids::{RowId, Timestamp};
+use crate::tenant::Role;
+use crate::Result;
+
+/// Goods to put aside for a customer. See [`super::Pos::open_layaway`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayawayOrder {
+    /// The customer holding the goods (required: the goods are theirs once paid).
+    pub customer_id: RowId,
+    /// The lines, priced as a checkout prices them (price level, promotions, tax).
+    pub lines: Vec<LineItem>,
+    /// The first payment, cash or card; at least the tenant's minimum share of the total
+    /// ([`crate::BusinessRules::layaway_min_deposit_ppm`]) and at most the total.
+    pub deposit: Tender,
+    /// When the customer should have paid in full.
+    pub due_at: Option<Timestamp>,
+    /// Layaway number; by default `L-` and twelve hex digits of its random id.
+    pub number: Option<String>,
+    /// Coupon codes entered.
+    pub promotion_codes: Vec<String>,
+}
+
+impl LayawayOrder {
+    /// A layaway of these lines for a customer, opened with this deposit.
+    pub fn new(customer_id: RowId, lines: Vec<LineItem>, deposit: Tender) -> Self {
+        Self {
+            customer_id,
+            lines,
+            deposit,
+            due_at: None,
+            number: None,
+            promotion_codes: Vec::new(),
+        }
+    }
+}
+
+/// What opening a layaway wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayawayReceipt {
+    /// The layaway, open.
+    pub layaway: Layaway,
+    /// Its sale document, status `layaway`.
+    pub sale: Sale,
+    /// The sale's lines.
+    pub lines: Vec<SaleLine>,
+    /// The deposit, the first row of the layaway's payments.
+    pub deposit: LayawayPayment,
+    /// Promotions used, one row per promotion.
+    pub promotions: Vec<PromotionUse>,
+}
+
+/// What completing a layaway wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayawayCompletion {
+    /// The layaway, completed.
+    pub layaway: Layaway,
+    /// Its sale, completed.
+    pub sale: Sale,
+    /// Loyalty points earned.
+    pub points_earned: i64,
+    /// Commission earned by whoever opened the layaway, one row per rule.
+    pub commissions: Vec<Commission>,
+}
+
+/// What cancelling a layaway wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayawayCancellation {
+    /// The layaway, cancelled.
+    pub layaway: Layaway,
+    /// Paid back in cash (a negative payment row when above zero).
+    pub refund_minor: i64,
+    /// Kept by the store by its cancellation rule.
+    pub fee_minor: i64,
+}
+
+/// The amount and method of a layaway payment; cash and card only (see the module docs).
+fn payment_amount(tender: &Tender) -> Result<i64> {
+    let amount = match tender {
+        Tender::Cash { tendered_minor } => *tendered_minor,
+        Tender::Card {
+            amount_minor,
+            reference,
+        } => {
+            if reference.trim().is_empty() {
+                return Err(FlowError::Empty {
+                    what: "a card payment's reference",
+                }
+                .into());
+            }
+            *amount_minor
+        }
+        other => {
+            return Err(FlowError::TenderNotAccepted {
+                flow: "a layaway payment",
+                method: other.method(),
+            }
+            .into())
+        }
+    };
+    if amount <= 0 {
+        return Err(FlowError::Amount {
+            what: "a layaway payment",
+            rule: "above zero",
+            amount_minor: amount,
+        }
+        .into());
+    }
+    Ok(amount)
+}
+
+fn payment_row(
+    actor: &Actor,
+    layaway: RowId,
+    method: &str,
+    amount_minor: i64,
+    now: Timestamp,
+) -> LayawayPayment {
+    LayawayPayment {
+        id: RowId::new(),
+        layaway_id: layaway,
+        method: method.to_owned(),
+        amount_minor,
+        user_id: Some(actor.user_id()),
+        paid_at: now,
+    }
+}
+
+/// The layaway, refused unless it is open.
+fn open_one(s: &Scope<'_>, layaway: RowId, action: &'static str) -> Result<Layaway> {
+    let l: Layaway = s.row(layaway)?;
+    if l.status != "open" {
+        return Err(FlowError::State {
+            what: "layaway",
+            id: l.id,
+            status: l.status,
+            action,
+        }
+        .into());
+    }
+    Ok(l)
+}
+
+fn paid(s: &Scope<'_>, layaway: RowId) -> Result<i64> {
+    crate::ledger::layaway_paid(s.connection(), s.tenant(), layaway)
+}
+
+/// What has been paid into a layaway of this tenant ([`crate::Error::NotFound`] for any other).
+pub(crate) fn paid_so_far(s: &Scope<'_>, layaway: RowId) -> Result<i64> {
+    let l: Layaway = s.row(layaway)?;
+    paid(s, l.id)
+}
+
+pub(crate) fn open(s: &Scope<'_>, actor: &Actor, order: &LayawayOrder) -> Result<LayawayReceipt> {
+    s.require_role(actor, Role::Cashier, "open a layaway", "layaways")?;
+    if order.lines.is_empty() {
+        return Err(FlowError::NoLines {
+            what: "the layaway",
+        }
+        .into());
+    }
+    let deposit = payment_amount(&order.deposit)?;
+    let ctx = Context::load(s, Some(order.customer_id))?;
+    let priced = checkout::price(s, &ctx, &order.lines, &order.promotion_codes)?;
+    // The goods put aside must exist now, though they leave the stock only on completion.
+    checkout::check_stock(s, &ctx, &priced.lines, DEFAULT_LOCATION)?;
+    let id = RowId::new();
+    let min_minor = apply_ppm(
+        priced.total,
+        i64::from(ctx.settings.rules.layaway_min_deposit_ppm),
+    )?;
+    if deposit < min_minor {
+        return Err(FlowError::DepositTooSmall {
+            min_minor,
+            given_minor: deposit,
+        }
+        .into());
+    }
+    if deposit > priced.total {
+        return Err(FlowError::LayawayOverpaid {
+            layaway: id,
+            left_minor: priced.total,
+            given_minor: deposit,
+        }
+        .into());
+    }
+    let sale_id = RowId::new();
+    let (sale, lines) = checkout::write_sale(
+        s,
+        actor,
+        &ctx,
+        &priced,
+        sale_id,
+        checkout::receipt_number("S", sale_id),
+        "layaway",
+        None,
+        None,
+    )?;
+    // The price was agreed now, so the promotion is used now, whatever happens later.
+    let promotions = checkout::record_promotions(s, actor, &ctx, sale.id, &priced.lines)?;
+    let layaway = Layaway {
+        id,
+        number: order
+            .number
+            .clone()
+            .unwrap_or_else(|| checkout::receipt_number("L", id)),
+        customer_id: order.customer_id,
+        sale_id: sale.id,
+        status: "open".to_owned(),
+        total_minor: priced.total,
+        deposit_minor: deposit,
+        currency: ctx.currency().to_owned(),
+        opened_at: ctx.now,
+        due_at: order.due_at,
+        closed_at: None,
+    };
+    s.append(actor, &layaway)?;
+    let deposit = payment_row(actor, id, order.deposit.method(), deposit, ctx.now);
+    s.append(actor, &deposit)?;
+    Ok(LayawayReceipt {
+        layaway,
+        sale,
+        lines,
+        deposit,
+        promotions,
+    })
+}
+
+pub(crate) fn pay(s: &Scope<'_>, actor: &Actor, layaway: RowId, tender: &Tender) -> Result<i64> {
+    s.require_role(actor, Role::Cashier, "pay a layaway", "layaway_payments")?;
+    let amount = payment_amount(tender)?;
+    let l = open_one(s, layaway, "take a payment")?;
+    let before = paid(s, l.id)?;
+    let left_minor = l.total_minor - before;
+    if amount > left_minor {
+        return Err(FlowError::LayawayOverpaid {
+            layaway: l.id,
+            left_minor,
+            given_minor: amount,
+        }
+        .into());
+    }
+    s.append(
+        actor,
+        &payment_row(actor, l.id, tender.method(), amount, Timestamp::now()),
+    )?;
+    Ok(before + amount)
+}
+
+/// The sale's lines as the pricing wrote them, for the ledger rows written on completion (the
+/// agreed prices, not today's).
+fn priced_lines(s: &Scope<'_>, sale: RowId) -> Result<Vec<PricedLine>> {
+    let ids: Vec<RowId> = {
+        let mut stmt = s.connection().prepare_cached(
+            "SELECT id FROM sale_lines WHERE tenant_id = ?1 AND sale_id = ?2 ORDER BY line_no",
+        )?;
+        let rows = stmt.query_map(params![s.tenant(), sale], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let line: SaleLine = s.row(id)?;
+        let product: Option<Product> = line.product_id.map(|p| s.row(p)).transpose()?;
+        let gross = extend(line.quantity_milli, line.unit_price_minor)?;
+        out.push(PricedLine {
+            product,
+            description: line.description,
+            quantity_milli: line.quantity_milli,
+            unit_price_minor: line.unit_price_minor,
+            gross,
+            discount: line.discount_minor,
+            tax: line.tax_minor,
+            promotion: None,
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn complete(s: &Scope<'_>, actor: &Actor, layaway: RowId) -> Result<LayawayCompletion> {
+    s.require_role(actor, Role::Cashier, "complete a layaway", "layaways")?;
+    let l = open_one(s, layaway, "complete")?;
+    let paid_minor = paid(s, l.id)?;
+    if paid_minor != l.total_minor {
+        return Err(FlowError::LayawayUnpaid {
+            layaway: l.id,
+            paid_minor,
+            total_minor: l.total_minor,
+        }
+        .into());
+    }
+    let sale: Sale = s.row(l.sale_id)?;
+    let ctx = Context::load(s, Some(l.customer_id))?;
+    let lines = priced_lines(s, sale.id)?;
+    checkout::check_stock(s, &ctx, &lines, DEFAULT_LOCATION)?;
+    checkout::move_stock(
+        s,
+        actor,
+        &ctx,
+        sale.id,
+        &lines,
+        DEFAULT_LOCATION,
+        "layaway",
+        -1,
+    )?;
+    // Commission goes to whoever sold the goods: the cashier who opened the layaway.
+    let commissions =
+        checkout::record_commissions(s, actor, &ctx, sale.id, sale.user_id, &lines, 1)?;
+    let points_earned = checkout::accrue_points(
+        s,
+        actor,
+        &ctx,
+        sale.id,
+        sale.subtotal_minor - sale.discount_minor,
+    )?;
+    let sale = Sale {
+        status: "completed".to_owned(),
+        ..sale
+    };
+    s.amend(actor, &sale)?;
+    let layaway = Layaway {
+        status: "completed".to_owned(),
+        closed_at: Some(ctx.now),
+        ..l
+    };
+    s.amend(actor, &layaway)?;
+    Ok(LayawayCompletion {
+        layaway,
+        sale,
+        points_earned,
+        commissions,
+    })
+}
+
+pub(crate) fn cancel(s: &Scope<'_>, actor: &Actor, layaway: RowId) -> Result<LayawayCancellation> {
+    s.require_role(actor, Role::Cashier, "cancel a layaway", "layaways")?;
+    let l = open_one(s, layaway, "cancel")?;
+    let settings = s.tenant_settings()?;
+    let paid_minor = paid(s, l.id)?;
+    let fee_minor = apply_ppm(
+        paid_minor,
+        i64::from(settings.rules.layaway_cancellation_fee_ppm),
+    )?;
+    let refund_minor = paid_minor - fee_minor;
+    let now = Timestamp::now();
+    if refund_minor > 0 {
+        s.append(actor, &payment_row(actor, l.id, "cash", -refund_minor, now))?;
+    }
+    let sale: Sale = s.row(l.sale_id)?;
+    s.amend(
+        actor,
+        &Sale {
+            status: "voided".to_owned(),
+            ..sale
+        },
+    )?;
+    let layaway = Layaway {
+        status: "cancelled".to_owned(),
+        closed_at: Some(now),
+        ..l
+    };
+    s.amend(actor, &layaway)?;
+    Ok(LayawayCancellation {
+        layaway,
+        refund_minor,
+        fee_minor,
+    })
+}

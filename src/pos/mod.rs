@@ -53,7 +53,9 @@ mod stock;
 mod work_order;
 
 pub use checkout::{Checkout, LineItem, Receipt, Tender};
+pub use layaway::{LayawayCancellation, LayawayCompletion, LayawayOrder, LayawayReceipt};
 pub use refund::{Refund, RefundReceipt, RefundTender};
+pub use work_order::WorkOrderRequest;
 
 use crate::access::{Actor, TenantAccess};
 use crate::catalog::{GiftCard, LoyaltyAccount};
@@ -267,6 +269,14 @@ pub enum FlowError {
         /// Due.
         total_minor: i64,
     },
+    /// A vehicle named for a customer who does not own it.
+    #[error("vehicle {vehicle} does not belong to customer {customer}")]
+    ForeignVehicle {
+        /// The vehicle.
+        vehicle: RowId,
+        /// The customer named.
+        customer: RowId,
+    },
 }
 
 /// The POS flows on a tenant handle ([`crate::Tenant`]) or inside a transaction
@@ -409,6 +419,92 @@ pub trait Pos: TenantAccess {
             crate::ledger::Balance::Credit,
             account,
         )
+    }
+
+    /// Puts goods aside for a customer against a deposit (cash or card): the lines priced as
+    /// a checkout prices them, the stock checked but not taken, the sale written with status
+    /// `layaway`, the layaway and its deposit as the first row of its payments.
+    fn open_layaway(&self, actor: &Actor, order: &LayawayOrder) -> Result<LayawayReceipt> {
+        self.in_write(|s| layaway::open(s, actor, order))
+    }
+
+    /// Pays into an open layaway (cash or card), never past what is left. Returns what has
+    /// been paid so far.
+    fn pay_layaway(&self, actor: &Actor, layaway: RowId, tender: &Tender) -> Result<i64> {
+        self.in_write(|s| layaway::pay(s, actor, layaway, tender))
+    }
+
+    /// What has been paid into a layaway: the sum of its payments.
+    fn layaway_paid(&self, layaway: RowId) -> Result<i64> {
+        layaway::paid_so_far(&self.scope(), layaway)
+    }
+
+    /// Completes a fully paid layaway: the stock leaves now (`layaway` ledger rows),
+    /// commission and loyalty points are earned, and the sale and the layaway are completed.
+    fn complete_layaway(&self, actor: &Actor, layaway: RowId) -> Result<LayawayCompletion> {
+        self.in_write(|s| layaway::complete(s, actor, layaway))
+    }
+
+    /// Cancels an open layaway: what was paid, less the tenant's cancellation fee, is paid
+    /// back in cash (a negative payment row); the sale is voided and no stock ever moved.
+    fn cancel_layaway(&self, actor: &Actor, layaway: RowId) -> Result<LayawayCancellation> {
+        self.in_write(|s| layaway::cancel(s, actor, layaway))
+    }
+
+    /// Opens a work order for a customer (and one of their vehicles).
+    fn open_work_order(
+        &self,
+        actor: &Actor,
+        request: &WorkOrderRequest,
+    ) -> Result<crate::catalog::WorkOrder> {
+        self.in_write(|s| work_order::open(s, actor, request))
+    }
+
+    /// Adds a part to an open work order at the product's price for the customer's price
+    /// level.
+    fn add_part(
+        &self,
+        actor: &Actor,
+        work_order: RowId,
+        product: RowId,
+        quantity_milli: i64,
+    ) -> Result<crate::catalog::WorkOrderLine> {
+        self.in_write(|s| work_order::add_part(s, actor, work_order, product, quantity_milli))
+    }
+
+    /// Adds labour to an open work order: hours (in thousandths) at a rate per hour.
+    fn add_labour(
+        &self,
+        actor: &Actor,
+        work_order: RowId,
+        description: &str,
+        hours_milli: i64,
+        rate_minor: i64,
+    ) -> Result<crate::catalog::WorkOrderLine> {
+        self.in_write(|s| {
+            work_order::add_labour(s, actor, work_order, description, hours_milli, rate_minor)
+        })
+    }
+
+    /// Completes a work order into a sale to its customer, run as a checkout of its lines
+    /// (parts as products, labour as service lines taxed by the tenant's rule), paid by these
+    /// tenders; the work order is completed and linked to the sale.
+    fn complete_work_order(
+        &self,
+        actor: &Actor,
+        work_order: RowId,
+        tenders: &[Tender],
+    ) -> Result<Receipt> {
+        self.in_write(|s| work_order::complete(s, actor, work_order, tenders))
+    }
+
+    /// Cancels an open work order; nothing is sold.
+    fn cancel_work_order(
+        &self,
+        actor: &Actor,
+        work_order: RowId,
+    ) -> Result<crate::catalog::WorkOrder> {
+        self.in_write(|s| work_order::cancel(s, actor, work_order))
     }
 
     /// Refunds a sale, or some of its lines, as a new sale with negative figures; the

@@ -1,0 +1,601 @@
+//! Layaways and work orders through the tenant handle: stock leaves a layaway only when it is
+//! completed, a cancellation refunds what was paid less the tenant's fee, a work order completes
+//! into a checkout of its parts and labour, and every refusal writes nothing.
+
+mod common;
+
+use common::{customer, now, product, tid};
+use pos_tenancy::catalog::{CustomerVehicle, Layaway, Sale, WorkOrder};
+use pos_tenancy::pos::{FlowError, LayawayOrder, LineItem, Pos, Tender, WorkOrderRequest};
+use pos_tenancy::{
+    Actor, BusinessRules, Error, NewTenant, Plan, Result, RowId, Store, TaxRate, Tenant,
+    TenantAccess, TenantSettings,
+};
+
+/// 10 % sales tax on everything taxable, so the figures below are easy to check by hand.
+const TAX_PPM: u32 = 100_000;
+
+fn settings(name: &str, rules: BusinessRules) -> TenantSettings {
+    let mut s = TenantSettings::new(name);
+    s.tax_rates = vec![TaxRate {
+        name: "Sales tax".into(),
+        rate_ppm: TAX_PPM,
+    }];
+    s.rules = rules;
+    s
+}
+
+/// A store with these tenants, each with the rules given, 10 % tax and an admin.
+fn store(tenants: &[&str], rules: &BusinessRules) -> Store {
+    let store = Store::open_in_memory().expect("in-memory store");
+    for t in tenants {
+        store
+            .add_tenant(
+                &NewTenant::new(tid(t), t)
+                    .plan(Plan::Pro)
+                    .settings(settings(t, rules.clone())),
+            )
+            .expect("tenant added");
+        store
+            .tenant(&tid(t))
+            .expect("handle")
+            .bootstrap_admin("owner", "Owner")
+            .expect("admin");
+    }
+    store
+}
+
+/// One tenant's shop: its admin, a customer and a stocked product at $25.00 with 5 on hand.
+struct Shop<'s> {
+    t: Tenant<'s>,
+    admin: Actor,
+    customer: RowId,
+    product: RowId,
+}
+
+fn shop<'s>(store: &'s Store, tenant: &str) -> Result<Shop<'s>> {
+    let t = store.tenant(&tid(tenant))?;
+    let admin = common::first_admin(&t)?;
+    let c = customer(&format!("C-{tenant}"), None);
+    t.insert(&admin, &c)?;
+    let p = product(&format!("BRK-{tenant}"), 2_500);
+    t.insert(&admin, &p)?;
+    t.receive_stock(&admin, p.id, "main", 5_000, None)?;
+    Ok(Shop {
+        t,
+        admin,
+        customer: c.id,
+        product: p.id,
+    })
+}
+
+fn cash(minor: i64) -> Tender {
+    Tender::Cash {
+        tendered_minor: minor,
+    }
+}
+
+fn card(minor: i64) -> Tender {
+    Tender::Card {
+        amount_minor: minor,
+        reference: "AUTH-1".into(),
+    }
+}
+
+fn flow_error<T: std::fmt::Debug>(r: Result<T>) -> FlowError {
+    match r {
+        Err(Error::Flow(e)) => e,
+        other => panic!("expected a flow refusal, got {other:?}"),
+    }
+}
+
+/// Everything a refusal must leave alone: row counts of every table these flows write, the
+/// outbox, and the stock of the shop's product.
+fn snapshot(shop: &Shop<'_>) -> Result<(Vec<serde_json::Value>, usize, i64)> {
+    let counts = shop.t.query(
+        "SELECT (SELECT count(*) FROM sales), (SELECT count(*) FROM sale_lines),
+                (SELECT count(*) FROM sale_payments), (SELECT count(*) FROM layaways),
+                (SELECT count(*) FROM layaway_payments),
+                (SELECT count(*) FROM inventory_transactions),
+                (SELECT count(*) FROM work_orders), (SELECT count(*) FROM work_order_lines),
+                (SELECT count(*) FROM commissions), (SELECT count(*) FROM loyalty_transactions),
+                (SELECT count(*) FROM promotion_usage), (SELECT count(*) FROM audit_log),
+                (SELECT group_concat(status) FROM (SELECT status FROM sales ORDER BY id)),
+                (SELECT group_concat(status) FROM (SELECT status FROM layaways ORDER BY id)),
+                (SELECT group_concat(status) FROM (SELECT status FROM work_orders ORDER BY id))",
+    )?;
+    Ok((
+        counts.rows.into_iter().flatten().collect(),
+        shop.t.pending_operations(100_000)?.len(),
+        shop.t.stock_on_hand(shop.product, "main")?,
+    ))
+}
+
+/// Two of the product: $50.00 + $5.00 tax = $55.00.
+fn order(shop: &Shop<'_>, deposit: Tender) -> LayawayOrder {
+    LayawayOrder::new(
+        shop.customer,
+        vec![LineItem::product(shop.product, 2_000)],
+        deposit,
+    )
+}
+
+#[test]
+fn a_layaway_takes_its_stock_only_when_completed() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    let account = shop.t.enroll_loyalty(&shop.admin, shop.customer, "L-1")?;
+    assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 5_000);
+
+    let opened = shop
+        .t
+        .open_layaway(&shop.admin, &order(&shop, cash(1_000)))?;
+    assert_eq!(opened.sale.status, "layaway");
+    assert_eq!(
+        (opened.sale.subtotal_minor, opened.sale.tax_minor),
+        (5_000, 500)
+    );
+    assert_eq!(opened.layaway.total_minor, 5_500);
+    assert_eq!(opened.layaway.deposit_minor, 1_000);
+    assert_eq!(opened.layaway.status, "open");
+    assert_eq!(
+        (opened.deposit.method.as_str(), opened.deposit.amount_minor),
+        ("cash", 1_000)
+    );
+    let id = opened.layaway.id;
+    assert_eq!(shop.t.layaway_paid(id)?, 1_000);
+    assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 5_000);
+
+    assert_eq!(shop.t.pay_layaway(&shop.admin, id, &card(2_000))?, 3_000);
+    assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 5_000);
+    assert_eq!(shop.t.pay_layaway(&shop.admin, id, &cash(2_500))?, 5_500);
+    assert_eq!(shop.t.layaway_paid(id)?, 5_500);
+    assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 5_000);
+
+    let done = shop.t.complete_layaway(&shop.admin, id)?;
+    assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 3_000);
+    assert_eq!(done.layaway.status, "completed");
+    assert!(done.layaway.closed_at.is_some());
+    assert_eq!(done.sale.status, "completed");
+    assert_eq!(shop.t.fetch::<Sale>(opened.sale.id)?.status, "completed");
+    assert_eq!(shop.t.fetch::<Layaway>(id)?.status, "completed");
+    // One point per dollar of the net amount, on the customer's account.
+    assert_eq!(done.points_earned, 50);
+    assert_eq!(shop.t.loyalty_points(account.id)?, 50);
+    let stock = shop
+        .t
+        .query("SELECT kind, quantity_milli FROM inventory_transactions WHERE kind <> 'receive'")?;
+    assert_eq!(
+        stock.rows,
+        vec![vec![
+            serde_json::json!("layaway"),
+            serde_json::json!(-2_000)
+        ]]
+    );
+    // A completed layaway takes no more payments and cannot be cancelled.
+    let before = snapshot(&shop)?;
+    assert!(matches!(
+        flow_error(shop.t.pay_layaway(&shop.admin, id, &cash(1))),
+        FlowError::State { .. }
+    ));
+    assert!(matches!(
+        flow_error(shop.t.cancel_layaway(&shop.admin, id)),
+        FlowError::State { .. }
+    ));
+    assert_eq!(snapshot(&shop)?, before);
+    Ok(())
+}
+
+#[test]
+fn a_cancelled_layaway_refunds_what_was_paid_less_the_fee() -> Result<()> {
+    let rules = BusinessRules {
+        layaway_cancellation_fee_ppm: 100_000,
+        ..BusinessRules::default()
+    };
+    let store = store(&["caps"], &rules);
+    let shop = shop(&store, "caps")?;
+    let opened = shop
+        .t
+        .open_layaway(&shop.admin, &order(&shop, card(1_000)))?;
+    let id = opened.layaway.id;
+    shop.t.pay_layaway(&shop.admin, id, &cash(1_235))?;
+
+    let cancelled = shop.t.cancel_layaway(&shop.admin, id)?;
+    // 10 % of 22.35 is 2.235: the half cent rounds away from zero.
+    assert_eq!(cancelled.fee_minor, 224);
+    assert_eq!(cancelled.refund_minor, 2_011);
+    assert_eq!(cancelled.layaway.status, "cancelled");
+    assert!(cancelled.layaway.closed_at.is_some());
+    assert_eq!(shop.t.layaway_paid(id)?, 224);
+    assert_eq!(shop.t.fetch::<Sale>(opened.sale.id)?.status, "voided");
+    let refund = shop
+        .t
+        .query("SELECT method, amount_minor FROM layaway_payments WHERE amount_minor < 0")?;
+    assert_eq!(
+        refund.rows,
+        vec![vec![serde_json::json!("cash"), serde_json::json!(-2_011)]]
+    );
+    // No stock row was ever written for it.
+    assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 5_000);
+    let moves = shop
+        .t
+        .query("SELECT count(*) FROM inventory_transactions WHERE kind <> 'receive'")?;
+    assert_eq!(moves.rows, vec![vec![serde_json::json!(0)]]);
+
+    // Cancelled is final: no payment, no completion, no second refund.
+    let before = snapshot(&shop)?;
+    assert!(matches!(
+        flow_error(shop.t.pay_layaway(&shop.admin, id, &cash(100))),
+        FlowError::State { .. }
+    ));
+    assert!(matches!(
+        flow_error(shop.t.complete_layaway(&shop.admin, id)),
+        FlowError::State { .. }
+    ));
+    assert!(matches!(
+        flow_error(shop.t.cancel_layaway(&shop.admin, id)),
+        FlowError::State { .. }
+    ));
+    assert_eq!(snapshot(&shop)?, before);
+    Ok(())
+}
+
+#[test]
+fn layaway_refusals_write_nothing() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    let before = snapshot(&shop)?;
+
+    // 10 % of $55.00 is the smallest deposit.
+    assert_eq!(
+        flow_error(shop.t.open_layaway(&shop.admin, &order(&shop, cash(549)))),
+        FlowError::DepositTooSmall {
+            min_minor: 550,
+            given_minor: 549
+        }
+    );
+    assert!(matches!(
+        flow_error(shop.t.open_layaway(&shop.admin, &order(&shop, cash(5_501)))),
+        FlowError::LayawayOverpaid {
+            left_minor: 5_500,
+            given_minor: 5_501,
+            ..
+        }
+    ));
+    let gift = Tender::GiftCard {
+        card_id: RowId::new(),
+        amount_minor: 1_000,
+    };
+    assert_eq!(
+        flow_error(shop.t.open_layaway(&shop.admin, &order(&shop, gift))),
+        FlowError::TenderNotAccepted {
+            flow: "a layaway payment",
+            method: "gift_card"
+        }
+    );
+    let too_many = LayawayOrder::new(
+        shop.customer,
+        vec![LineItem::product(shop.product, 6_000)],
+        cash(10_000),
+    );
+    assert!(matches!(
+        flow_error(shop.t.open_layaway(&shop.admin, &too_many)),
+        FlowError::InsufficientStock {
+            on_hand_milli: 5_000,
+            wanted_milli: 6_000,
+            ..
+        }
+    ));
+    assert_eq!(snapshot(&shop)?, before);
+
+    let opened = shop
+        .t
+        .open_layaway(&shop.admin, &order(&shop, cash(1_000)))?;
+    let id = opened.layaway.id;
+    let before = snapshot(&shop)?;
+    assert_eq!(
+        flow_error(shop.t.pay_layaway(&shop.admin, id, &cash(4_501))),
+        FlowError::LayawayOverpaid {
+            layaway: id,
+            left_minor: 4_500,
+            given_minor: 4_501
+        }
+    );
+    assert!(matches!(
+        flow_error(
+            shop.t
+                .pay_layaway(&shop.admin, id, &Tender::Loyalty { points: 10 })
+        ),
+        FlowError::TenderNotAccepted { .. }
+    ));
+    assert!(matches!(
+        flow_error(shop.t.pay_layaway(&shop.admin, id, &cash(0))),
+        FlowError::Amount { .. }
+    ));
+    assert_eq!(
+        flow_error(shop.t.complete_layaway(&shop.admin, id)),
+        FlowError::LayawayUnpaid {
+            layaway: id,
+            paid_minor: 1_000,
+            total_minor: 5_500
+        }
+    );
+    assert_eq!(snapshot(&shop)?, before);
+    assert_eq!(shop.t.layaway_paid(id)?, 1_000);
+
+    // Paying a cancelled layaway is refused and writes nothing.
+    shop.t.cancel_layaway(&shop.admin, id)?;
+    let before = snapshot(&shop)?;
+    assert!(matches!(
+        flow_error(shop.t.pay_layaway(&shop.admin, id, &cash(500))),
+        FlowError::State { status, .. } if status == "cancelled"
+    ));
+    assert_eq!(snapshot(&shop)?, before);
+    assert_eq!(shop.t.layaway_paid(id)?, 0);
+    Ok(())
+}
+
+#[test]
+fn completing_checks_the_stock_again() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    let opened = shop
+        .t
+        .open_layaway(&shop.admin, &order(&shop, cash(5_500)))?;
+    // The shelf was sold meanwhile: the goods put aside are no longer there.
+    shop.t.checkout(
+        &shop.admin,
+        &pos_tenancy::pos::Checkout::new()
+            .line(LineItem::product(shop.product, 4_000))
+            .tender(cash(11_000)),
+    )?;
+    let before = snapshot(&shop)?;
+    assert!(matches!(
+        flow_error(shop.t.complete_layaway(&shop.admin, opened.layaway.id)),
+        FlowError::InsufficientStock {
+            on_hand_milli: 1_000,
+            wanted_milli: 2_000,
+            ..
+        }
+    ));
+    assert_eq!(snapshot(&shop)?, before);
+    Ok(())
+}
+
+fn vehicle(shop: &Shop<'_>, owner: RowId) -> Result<RowId> {
+    let v = CustomerVehicle {
+        id: RowId::new(),
+        customer_id: owner,
+        vin: None,
+        plate: Some("CAP 123".into()),
+        make: "Ford".into(),
+        model: "Focus".into(),
+        year: 2015,
+        engine: None,
+        mileage: None,
+        created_at: now(),
+    };
+    shop.t.insert(&shop.admin, &v)?;
+    Ok(v.id)
+}
+
+/// A work order with two parts (2 pads at $25.00, 1 filter at $8.99) and 1.5 hours of labour
+/// at $80.00.
+fn brake_job(shop: &Shop<'_>) -> Result<(RowId, RowId)> {
+    let filter = product("FLT-1", 899);
+    shop.t.insert(&shop.admin, &filter)?;
+    shop.t
+        .receive_stock(&shop.admin, filter.id, "main", 3_000, None)?;
+    let mut req = WorkOrderRequest::new(shop.customer, "Front brakes");
+    req.vehicle_id = Some(vehicle(shop, shop.customer)?);
+    req.odometer = Some(120_500);
+    let wo = shop.t.open_work_order(&shop.admin, &req)?;
+    assert_eq!(wo.status, "open");
+    let pads = shop.t.add_part(&shop.admin, wo.id, shop.product, 2_000)?;
+    assert_eq!(pads.unit_price_minor, 2_500);
+    shop.t.add_part(&shop.admin, wo.id, filter.id, 1_000)?;
+    let labour = shop
+        .t
+        .add_labour(&shop.admin, wo.id, "Fit pads", 1_500, 8_000)?;
+    assert_eq!(labour.kind, "labour");
+    Ok((wo.id, filter.id))
+}
+
+#[test]
+fn a_work_order_completes_into_a_sale_that_balances() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    let (wo, filter) = brake_job(&shop)?;
+    assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 5_000);
+
+    let receipt = shop
+        .t
+        .complete_work_order(&shop.admin, wo, &[card(10_000), cash(10_000)])?;
+    let sale = &receipt.sale;
+    assert_eq!(sale.status, "completed");
+    assert_eq!(sale.customer_id, Some(shop.customer));
+    // Parts 50.00 + 8.99, labour 1.5 h × 80.00 = 120.00 untaxed by default.
+    assert_eq!(sale.subtotal_minor, 5_000 + 899 + 12_000);
+    assert_eq!(receipt.lines[2].tax_minor, 0);
+    assert_eq!(sale.tax_minor, 500 + 90);
+    let lines_total: i64 = receipt.lines.iter().map(|l| l.total_minor).sum();
+    assert_eq!(lines_total, sale.total_minor);
+    assert_eq!(
+        sale.subtotal_minor + sale.tax_minor - sale.discount_minor,
+        sale.total_minor
+    );
+    let paid: i64 = receipt.payments.iter().map(|p| p.amount_minor).sum();
+    let tendered: i64 = receipt
+        .payments
+        .iter()
+        .map(|p| p.tendered_minor.unwrap_or(p.amount_minor))
+        .sum();
+    assert_eq!(paid, sale.total_minor);
+    assert_eq!(tendered - receipt.change_minor, sale.total_minor);
+    assert_eq!(receipt.change_minor, 20_000 - 18_489);
+    // The stock left with the sale.
+    assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 3_000);
+    assert_eq!(shop.t.stock_on_hand(filter, "main")?, 2_000);
+
+    let done = shop.t.fetch::<WorkOrder>(wo)?;
+    assert_eq!(done.status, "completed");
+    assert_eq!(done.sale_id, Some(sale.id));
+    assert!(done.completed_at.is_some());
+
+    // A completed work order takes no more lines and is not completed twice.
+    let before = snapshot(&shop)?;
+    assert!(matches!(
+        flow_error(shop.t.add_part(&shop.admin, wo, shop.product, 1_000)),
+        FlowError::State { .. }
+    ));
+    assert!(matches!(
+        flow_error(shop.t.add_labour(&shop.admin, wo, "More", 1_000, 100)),
+        FlowError::State { .. }
+    ));
+    assert!(matches!(
+        flow_error(
+            shop.t
+                .complete_work_order(&shop.admin, wo, &[cash(100_000)])
+        ),
+        FlowError::State { .. }
+    ));
+    assert!(matches!(
+        flow_error(shop.t.cancel_work_order(&shop.admin, wo)),
+        FlowError::State { .. }
+    ));
+    assert_eq!(snapshot(&shop)?, before);
+    Ok(())
+}
+
+#[test]
+fn labour_is_taxed_when_the_tenant_says_so() -> Result<()> {
+    let rules = BusinessRules {
+        tax_labour: true,
+        ..BusinessRules::default()
+    };
+    let store = store(&["caps"], &rules);
+    let shop = shop(&store, "caps")?;
+    let (wo, _) = brake_job(&shop)?;
+    let receipt = shop
+        .t
+        .complete_work_order(&shop.admin, wo, &[cash(20_000)])?;
+    assert_eq!(receipt.lines[2].tax_minor, 1_200);
+    assert_eq!(receipt.sale.tax_minor, 500 + 90 + 1_200);
+    assert_eq!(receipt.sale.total_minor, 17_899 + 1_790);
+    Ok(())
+}
+
+#[test]
+fn work_order_refusals_write_nothing() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    let other = customer("C-other", None);
+    shop.t.insert(&shop.admin, &other)?;
+    let theirs = vehicle(&shop, other.id)?;
+    let before = snapshot(&shop)?;
+
+    let mut req = WorkOrderRequest::new(shop.customer, "Oil change");
+    req.vehicle_id = Some(theirs);
+    assert_eq!(
+        flow_error(shop.t.open_work_order(&shop.admin, &req)),
+        FlowError::ForeignVehicle {
+            vehicle: theirs,
+            customer: shop.customer
+        }
+    );
+    let blank = WorkOrderRequest::new(shop.customer, "  ");
+    assert!(matches!(
+        flow_error(shop.t.open_work_order(&shop.admin, &blank)),
+        FlowError::Empty { .. }
+    ));
+    assert_eq!(snapshot(&shop)?, before);
+
+    let wo = shop
+        .t
+        .open_work_order(&shop.admin, &WorkOrderRequest::new(shop.customer, "Oil"))?;
+    let before = snapshot(&shop)?;
+    assert!(matches!(
+        flow_error(
+            shop.t
+                .complete_work_order(&shop.admin, wo.id, &[cash(1_000)])
+        ),
+        FlowError::NoLines { .. }
+    ));
+    assert!(matches!(
+        flow_error(shop.t.add_part(&shop.admin, wo.id, shop.product, 0)),
+        FlowError::Quantity { .. }
+    ));
+    assert!(matches!(
+        flow_error(shop.t.add_labour(&shop.admin, wo.id, "Fit", 1_000, -1)),
+        FlowError::Amount { .. }
+    ));
+    assert_eq!(snapshot(&shop)?, before);
+
+    // An underpaid completion leaves the work order open and writes no sale.
+    shop.t.add_part(&shop.admin, wo.id, shop.product, 1_000)?;
+    let before = snapshot(&shop)?;
+    assert!(matches!(
+        flow_error(
+            shop.t
+                .complete_work_order(&shop.admin, wo.id, &[cash(1_000)])
+        ),
+        FlowError::Underpaid { .. }
+    ));
+    assert_eq!(snapshot(&shop)?, before);
+    assert_eq!(shop.t.fetch::<WorkOrder>(wo.id)?.status, "open");
+
+    let cancelled = shop.t.cancel_work_order(&shop.admin, wo.id)?;
+    assert_eq!(cancelled.status, "cancelled");
+    let before = snapshot(&shop)?;
+    assert!(matches!(
+        flow_error(shop.t.add_labour(&shop.admin, wo.id, "Fit", 1_000, 100)),
+        FlowError::State { .. }
+    ));
+    assert_eq!(snapshot(&shop)?, before);
+    Ok(())
+}
+
+#[test]
+fn one_tenant_cannot_touch_another_tenants_layaway_or_work_order() -> Result<()> {
+    let store = store(&["caps", "bolt"], &BusinessRules::default());
+    let caps = shop(&store, "caps")?;
+    let bolt = shop(&store, "bolt")?;
+    let theirs = bolt
+        .t
+        .open_layaway(&bolt.admin, &order(&bolt, cash(1_000)))?;
+    let id = theirs.layaway.id;
+    let their_wo = bolt
+        .t
+        .open_work_order(&bolt.admin, &WorkOrderRequest::new(bolt.customer, "Brakes"))?;
+    let before = (snapshot(&caps)?, snapshot(&bolt)?);
+
+    let not_found = |r: Result<i64>| {
+        assert!(
+            matches!(r, Err(Error::NotFound { id: found, .. }) if found == id),
+            "{r:?}"
+        )
+    };
+    not_found(caps.t.pay_layaway(&caps.admin, id, &cash(500)));
+    not_found(caps.t.layaway_paid(id));
+    not_found(caps.t.complete_layaway(&caps.admin, id).map(|_| 0));
+    not_found(caps.t.cancel_layaway(&caps.admin, id).map(|_| 0));
+    assert!(matches!(
+        caps.t
+            .add_labour(&caps.admin, their_wo.id, "Fit", 1_000, 100),
+        Err(Error::NotFound { .. })
+    ));
+    // Nor can tenant B's customer or vehicle be named in tenant A.
+    assert!(matches!(
+        caps.t
+            .open_work_order(&caps.admin, &WorkOrderRequest::new(bolt.customer, "Oil")),
+        Err(Error::NotFound { .. })
+    ));
+    // Tenant A's actor on tenant B's handle is refused too.
+    assert!(matches!(
+        bolt.t.pay_layaway(&caps.admin, id, &cash(500)),
+        Err(Error::ActorTenantMismatch { .. })
+    ));
+    assert_eq!((snapshot(&caps)?, snapshot(&bolt)?), before);
+    assert_eq!(bolt.t.layaway_paid(id)?, 1_000);
+    Ok(())
+}

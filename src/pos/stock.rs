@@ -9,6 +9,7 @@ use crate::ledger::stock_on_hand;
 use crate::tenant::Role;
 use crate::Result;
 
+#[allow(clippy::too_many_arguments)]
 fn entry(
     s: &Scope<'_>,
     actor: &Actor,

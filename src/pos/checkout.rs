@@ -584,6 +584,7 @@ pub(crate) fn write_sale(
 }
 
 /// One inventory ledger row per stocked line: `sign` −1 takes stock, +1 puts it back.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn move_stock(
     s: &Scope<'_>,
     actor: &Actor,

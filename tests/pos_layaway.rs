@@ -5,7 +5,7 @@
 mod common;
 
 use common::{customer, now, product, tid};
-use pos_tenancy::catalog::{CustomerVehicle, Layaway, Sale, WorkOrder};
+use pos_tenancy::catalog::{CommissionRule, CustomerVehicle, Layaway, PriceLevel, Sale, WorkOrder};
 use pos_tenancy::pos::{FlowError, LayawayOrder, LineItem, Pos, Tender, WorkOrderRequest};
 use pos_tenancy::{
     Actor, BusinessRules, Error, NewTenant, Plan, Result, RowId, Store, TaxRate, Tenant,
@@ -125,6 +125,18 @@ fn a_layaway_takes_its_stock_only_when_completed() -> Result<()> {
     let store = store(&["caps"], &BusinessRules::default());
     let shop = shop(&store, "caps")?;
     let account = shop.t.enroll_loyalty(&shop.admin, shop.customer, "L-1")?;
+    shop.t.insert(
+        &shop.admin,
+        &CommissionRule {
+            id: RowId::new(),
+            name: "Everyone".into(),
+            user_id: None,
+            category_id: None,
+            rate_ppm: 50_000,
+            active: true,
+            created_at: now(),
+        },
+    )?;
     assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 5_000);
 
     let opened = shop
@@ -151,6 +163,12 @@ fn a_layaway_takes_its_stock_only_when_completed() -> Result<()> {
     assert_eq!(shop.t.pay_layaway(&shop.admin, id, &cash(2_500))?, 5_500);
     assert_eq!(shop.t.layaway_paid(id)?, 5_500);
     assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 5_000);
+    let earned =
+        "SELECT count(*) FROM commissions UNION ALL SELECT count(*) FROM loyalty_transactions";
+    assert_eq!(
+        shop.t.query(earned)?.rows,
+        vec![vec![serde_json::json!(0)], vec![serde_json::json!(0)]]
+    );
 
     let done = shop.t.complete_layaway(&shop.admin, id)?;
     assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 3_000);
@@ -162,6 +180,10 @@ fn a_layaway_takes_its_stock_only_when_completed() -> Result<()> {
     // One point per dollar of the net amount, on the customer's account.
     assert_eq!(done.points_earned, 50);
     assert_eq!(shop.t.loyalty_points(account.id)?, 50);
+    // 5 % of the $50.00 net, to the cashier who opened the layaway.
+    assert_eq!(done.commissions.len(), 1);
+    assert_eq!(done.commissions[0].amount_minor, 250);
+    assert_eq!(done.commissions[0].user_id, shop.admin.user_id());
     let stock = shop
         .t
         .query("SELECT kind, quantity_milli FROM inventory_transactions WHERE kind <> 'receive'")?;
@@ -359,6 +381,41 @@ fn completing_checks_the_stock_again() -> Result<()> {
         }
     ));
     assert_eq!(snapshot(&shop)?, before);
+    Ok(())
+}
+
+#[test]
+fn layaways_and_parts_are_priced_at_the_customers_price_level() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    let trade = PriceLevel {
+        id: RowId::new(),
+        name: "Trade".into(),
+        discount_ppm: 100_000,
+        created_at: now(),
+    };
+    shop.t.insert(&shop.admin, &trade)?;
+    let mut c = customer("C-trade", None);
+    c.price_level_id = Some(trade.id);
+    shop.t.insert(&shop.admin, &c)?;
+
+    let mut o = order(&shop, cash(1_000));
+    o.customer_id = c.id;
+    let opened = shop.t.open_layaway(&shop.admin, &o)?;
+    // $25.00 less 10 % is $22.50; two of them $45.00 plus $4.50 tax.
+    assert_eq!(opened.lines[0].unit_price_minor, 2_250);
+    assert_eq!(opened.layaway.total_minor, 4_950);
+
+    let wo = shop
+        .t
+        .open_work_order(&shop.admin, &WorkOrderRequest::new(c.id, "Brakes"))?;
+    let part = shop.t.add_part(&shop.admin, wo.id, shop.product, 1_000)?;
+    assert_eq!(part.unit_price_minor, 2_250);
+    let receipt = shop
+        .t
+        .complete_work_order(&shop.admin, wo.id, &[cash(2_475)])?;
+    assert_eq!(receipt.sale.total_minor, 2_475);
+    assert_eq!(receipt.change_minor, 0);
     Ok(())
 }
 

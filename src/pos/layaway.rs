@@ -24,6 +24,43 @@ use crate::tenant::Role;
 use crate::Result;
 
 /// Goods to put aside for a customer. See [`super::Pos::open_layaway`].
+///
+/// ```
+/// use pos_tenancy::catalog::{Customer, Product};
+/// use pos_tenancy::pos::{LayawayOrder, LineItem, Pos, Tender};
+/// use pos_tenancy::{NewTenant, RowId, Store, TenantAccess, Timestamp};
+/// let store = Store::open_in_memory()?;
+/// store.add_tenant(&NewTenant::new("caps".parse()?, "Caps"))?;
+/// let caps = store.tenant(&"caps".parse()?)?;
+/// let admin = caps.bootstrap_admin("owner", "Store Owner")?;
+/// let now = Timestamp::now();
+/// let rack = Product {
+///     id: RowId::new(), sku: "RACK-1".into(), barcode: None, name: "Roof rack".into(),
+///     description: None, brand: None, category_id: None, kind: "stocked".into(),
+///     price_minor: 10_000, cost_minor: 6_000, currency: "USD".into(), taxable: true,
+///     reorder_level_milli: 0, image: None, active: true, created_at: now, updated_at: now,
+/// };
+/// caps.insert(&admin, &rack)?;
+/// caps.receive_stock(&admin, rack.id, "main", 1_000, None)?;
+/// let ana = Customer {
+///     id: RowId::new(), code: "C-1".into(), first_name: "Ana".into(), last_name: "Diaz".into(),
+///     company: None, email: None, phone: None, price_level_id: None, tax_exempt: false,
+///     notes: None, created_at: now, updated_at: now,
+/// };
+/// caps.insert(&admin, &ana)?;
+/// // 10 % down holds the rack; it stays on the shelf until it is paid off.
+/// let held = caps.open_layaway(&admin, &LayawayOrder::new(
+///     ana.id,
+///     vec![LineItem::product(rack.id, 1_000)],
+///     Tender::Cash { tendered_minor: 1_000 },
+/// ))?;
+/// assert_eq!(caps.stock_on_hand(rack.id, "main")?, 1_000);
+/// let card = Tender::Card { amount_minor: 9_000, reference: "AUTH-7".into() };
+/// assert_eq!(caps.pay_layaway(&admin, held.layaway.id, &card)?, 10_000);
+/// caps.complete_layaway(&admin, held.layaway.id)?;
+/// assert_eq!(caps.stock_on_hand(rack.id, "main")?, 0);
+/// # Ok::<(), pos_tenancy::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayawayOrder {
     /// The customer holding the goods (required: the goods are theirs once paid).

@@ -3,7 +3,9 @@
 //! equal to their ledger sums and sales whose money balances.
 
 use pos_tenancy::catalog::*;
-use pos_tenancy::pos::{Checkout, FlowError, LineItem, Pos, Tender};
+use pos_tenancy::pos::{
+    Checkout, FlowError, LayawayOrder, LineItem, Pos, Refund, RefundTender, Tender,
+};
 use pos_tenancy::{
     Actor, Error, NewTenant, Plan, Role, RowId, Store, TaxRate, Tenant, TenantAccess,
     TenantSettings, Timestamp,
@@ -857,6 +859,13 @@ enum Step {
     Issue(i64),
     Redeem(i64),
     PayCredit(i64),
+    /// Refund half of the first line of an earlier sale, in cash.
+    RefundHalf(usize),
+    /// Void an earlier sale.
+    Void(usize),
+    /// Open a layaway of these lines with half down; then 0 completes it (after paying the
+    /// rest), 1 cancels it, 2 leaves it open.
+    Layaway(Vec<(usize, i64)>, u8),
 }
 
 #[derive(Debug, Clone)]
@@ -882,6 +891,13 @@ fn step() -> impl Strategy<Value = Step> {
         (1i64..10_000).prop_map(Step::Issue),
         (1i64..3_000).prop_map(Step::Redeem),
         (1i64..3_000).prop_map(Step::PayCredit),
+        (0usize..8).prop_map(Step::RefundHalf),
+        (0usize..8).prop_map(Step::Void),
+        (
+            prop::collection::vec((0usize..3, 1i64..3_000), 1..3),
+            0u8..3
+        )
+            .prop_map(|(l, end)| Step::Layaway(l, end)),
     ]
 }
 
@@ -921,8 +937,11 @@ fn balances_match(shop: &Shop, t: &Tenant<'_>, c: &Catalog, cards: &[RowId]) -> 
     Ok(())
 }
 
-/// Every sale: lines add up to its figures, and lines plus tax minus discounts equals payments
-/// (each cash payment being what was tendered minus the change).
+/// Every sale: lines add up to its figures, and, once completed, lines plus tax minus discounts
+/// equals payments (each cash payment being what was tendered minus the change; a completed
+/// layaway's payments are its layaway payments). Refunds and voids are sales with negative
+/// figures and balance the same way; an open layaway is not paid yet and a cancelled one's
+/// sale is voided.
 fn sales_balance(shop: &Shop) -> R {
     let conn = shop.raw()?;
     let bad: i64 = conn.query_row(
@@ -934,8 +953,12 @@ fn sales_balance(shop: &Shop) -> R {
           OR s.tax_minor IS NOT (SELECT sum(tax_minor) FROM sale_lines l
                                  WHERE l.tenant_id = s.tenant_id AND l.sale_id = s.id)
           OR s.subtotal_minor - s.discount_minor + s.tax_minor IS NOT s.total_minor
-          OR s.total_minor IS NOT (SELECT coalesce(sum(coalesce(p.tendered_minor - p.change_minor, p.amount_minor)), 0)
-                                   FROM sale_payments p WHERE p.tenant_id = s.tenant_id AND p.sale_id = s.id))",
+          OR (s.status = 'completed' AND s.total_minor IS NOT
+                (SELECT coalesce(sum(coalesce(p.tendered_minor - p.change_minor, p.amount_minor)), 0)
+                 FROM sale_payments p WHERE p.tenant_id = s.tenant_id AND p.sale_id = s.id)
+              + (SELECT coalesce(sum(lp.amount_minor), 0) FROM layaways l
+                 JOIN layaway_payments lp ON lp.tenant_id = l.tenant_id AND lp.layaway_id = l.id
+                 WHERE l.tenant_id = s.tenant_id AND l.sale_id = s.id)))",
         [],
         |r| r.get(0),
     )?;
@@ -947,7 +970,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
 
     #[test]
-    fn balances_equal_their_ledgers_and_every_sale_balances(
+    fn balances_equal_their_ledgers_and_every_sale_balances_through_every_flow(
         steps in prop::collection::vec(step(), 1..25),
         negative_stock in any::<bool>(),
     ) {
@@ -957,6 +980,7 @@ proptest! {
             let c = catalog(&caps)?;
             let products = [&c.pads, &c.oil, &c.rotor];
             let mut cards: Vec<RowId> = Vec::new();
+            let mut sold: Vec<(RowId, RowId, i64)> = Vec::new();
             for (i, s) in steps.iter().enumerate() {
                 let before = shop.snapshot("caps")?;
                 let outcome: pos_tenancy::Result<()> = match s {
@@ -968,6 +992,51 @@ proptest! {
                         None => Ok(()),
                     },
                     Step::PayCredit(a) => caps.pay_credit(&c.cashier, c.credit, *a).map(drop),
+                    Step::RefundHalf(k) => match sold.get(k % sold.len().max(1)) {
+                        Some((sale, line, q)) => {
+                            let part = Refund::new(*sale, "prop").line(*line, (q / 2).max(1));
+                            // The amount due is what the refusal of a wrong tender names.
+                            match caps.refund(&c.cashier, &part.clone().tender(RefundTender::Cash { amount_minor: 1 })) {
+                                Err(Error::Flow(FlowError::Underpaid { due_minor, .. } | FlowError::Overpaid { due_minor, .. })) => {
+                                    assert_eq!(shop.snapshot("caps")?, before);
+                                    caps.refund(&c.cashier, &part.tender(RefundTender::Cash { amount_minor: due_minor })).map(drop)
+                                }
+                                other => other.map(drop),
+                            }
+                        }
+                        None => Ok(()),
+                    },
+                    Step::Void(k) => match sold.get(k % sold.len().max(1)) {
+                        Some((sale, _, _)) => caps.void_sale(&c.admin, *sale, "prop").map(drop),
+                        None => Ok(()),
+                    },
+                    Step::Layaway(lines, end) => {
+                        let items: Vec<LineItem> = lines.iter().map(|(p, q)| LineItem::product(products[*p].id, *q)).collect();
+                        let order = |deposit| LayawayOrder::new(c.customer.id, items.clone(), Tender::Cash { tendered_minor: deposit });
+                        match caps.open_layaway(&c.cashier, &order(i64::MAX / 4)) {
+                            Err(Error::Flow(FlowError::LayawayOverpaid { left_minor: total, .. })) => {
+                                assert_eq!(shop.snapshot("caps")?, before);
+                                let opened = caps.open_layaway(&c.cashier, &order(total / 2));
+                                match (opened, end) {
+                                    (Ok(l), 0) => {
+                                        caps.pay_layaway(&c.cashier, l.layaway.id, &Tender::Cash { tendered_minor: total - total / 2 })?;
+                                        let stock: Vec<i64> = products.iter().map(|p| caps.stock_on_hand(p.id, "main")).collect::<pos_tenancy::Result<_>>()?;
+                                        match caps.complete_layaway(&c.cashier, l.layaway.id) {
+                                            Err(Error::Flow(_)) => {
+                                                let after: Vec<i64> = products.iter().map(|p| caps.stock_on_hand(p.id, "main")).collect::<pos_tenancy::Result<_>>()?;
+                                                assert_eq!(after, stock, "a refused completion moves no stock");
+                                                Ok(())
+                                            }
+                                            other => other.map(drop),
+                                        }
+                                    }
+                                    (Ok(l), 1) => caps.cancel_layaway(&c.cashier, l.layaway.id).map(drop),
+                                    (opened, _) => opened.map(drop),
+                                }
+                            }
+                            other => other.map(drop),
+                        }
+                    }
                     Step::Sell(lines, pay) => {
                         let mut sale = Checkout::new().customer(c.customer.id);
                         for (p, q) in lines {
@@ -984,7 +1053,9 @@ proptest! {
                         };
                         let extra = if let Pay::Cash(e) = pay { *e } else { 0 };
                         sale = sale.tender(Tender::Cash { tendered_minor: 200_000 + extra });
-                        caps.checkout(&c.cashier, &sale).map(drop)
+                        caps.checkout(&c.cashier, &sale).map(|r| {
+                            sold.push((r.sale.id, r.lines[0].id, r.lines[0].quantity_milli));
+                        })
                     }
                 };
                 match outcome {

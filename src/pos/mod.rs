@@ -42,6 +42,7 @@
 //! # Ok::<(), pos_tenancy::Error>(())
 //! ```
 
+pub mod demo;
 pub mod money;
 
 mod accounts;
@@ -55,6 +56,10 @@ mod work_order;
 pub use checkout::{Checkout, LineItem, Receipt, Tender};
 pub use layaway::{LayawayCancellation, LayawayCompletion, LayawayOrder, LayawayReceipt};
 pub use refund::{Refund, RefundReceipt, RefundTender};
+pub use reports::{
+    CreditStanding, CustomerHistory, GiftCardHolding, LoyaltyStanding, OpenLayaway, PaymentTotal,
+    ReorderLine, MAX_HISTORY_SALES, PAYMENT_METHOD_ORDER,
+};
 pub use work_order::WorkOrderRequest;
 
 use crate::access::{Actor, TenantAccess};
@@ -419,6 +424,27 @@ pub trait Pos: TenantAccess {
             crate::ledger::Balance::Credit,
             account,
         )
+    }
+
+    /// A day's takings by payment method (UTC day): sale payments and layaway payments paid
+    /// that day, refunds (negative payments) netted in, methods in [`PAYMENT_METHOD_ORDER`];
+    /// methods with no payment that day are left out.
+    fn sales_by_payment(&self, day: chrono::NaiveDate) -> Result<Vec<PaymentTotal>> {
+        reports::sales_by_payment(&self.scope(), day)
+    }
+
+    /// Active stocked products whose stock on hand at `location` is below their reorder level
+    /// (the location's `inventory` row if any, else the product's; a level of 0 means never
+    /// reorder), by SKU.
+    fn stock_below_reorder(&self, location: &str) -> Result<Vec<ReorderLine>> {
+        reports::stock_below_reorder(&self.scope(), location)
+    }
+
+    /// A customer's history: the latest `limit` sales (1 to [`MAX_HISTORY_SALES`]), vehicles,
+    /// work orders, gift cards with balances, loyalty points, credit owed and limit, and open
+    /// layaways with what is paid.
+    fn customer_history(&self, customer: RowId, limit: u32) -> Result<CustomerHistory> {
+        reports::customer_history(&self.scope(), customer, limit)
     }
 
     /// Puts goods aside for a customer against a deposit (cash or card): the lines priced as

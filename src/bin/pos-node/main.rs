@@ -2,6 +2,7 @@
 //! violations, 2 an error (printed on stderr, prefixed by the program name).
 
 mod adopt;
+mod demo;
 mod outbox;
 mod output;
 mod query;
@@ -36,6 +37,8 @@ enum Command {
     },
     /// Adopt a legacy single-tenant store in place (or roll an adoption back).
     Adopt(Box<adopt::AdoptArgs>),
+    /// Fill a tenant with a demo auto-parts store and ring up a day of sales.
+    Demo(demo::DemoArgs),
     /// Manage the tenant registry.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
@@ -117,6 +120,7 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
             Ok(Outcome::Ok)
         }
         Command::Adopt(args) => adopt::run(*args),
+        Command::Demo(args) => demo::run(args),
         Command::Tenant(cmd) => tenant::run(cmd),
         Command::Outbox(cmd) => outbox::run(cmd),
         Command::Verify { db, json } => verify::run(&db, json),

@@ -8,7 +8,9 @@
 //!    the file with SQLite's online backup API and record the copy's SHA-256 beside it;
 //! 2. *rebuild* (SQLite's ALTER TABLE cannot change constraints, so this follows SQLite's
 //!    table-rebuild procedure): the legacy tables are renamed aside, the current schema is created
-//!    exactly as the crate's migrations create it, and every row is copied with the tenant's id;
+//!    exactly as the crate's migrations create it, and every row is copied with the tenant's id
+//!    (with the triggers that keep the balances set aside: the balance tables are then filled
+//!    with one grouped sum of each ledger, and the triggers put back);
 //! 3. *validate* before commit: equal row counts, no row of another or no tenant, every other
 //!    column of every row unchanged (an order-independent digest of both tables), then
 //!    `foreign_key_check` and `integrity_check`.
@@ -132,6 +134,9 @@ pub enum Step {
     Validate,
     /// Building indexes (the schema's and the rescoped extra ones).
     Index,
+    /// Filling the kept balances (stock on hand, card, points, credit) from their ledgers and
+    /// putting back the triggers that keep them.
+    Balances,
     /// Putting back triggers and views.
     Restore,
     /// `PRAGMA foreign_key_check`.
@@ -152,6 +157,7 @@ impl fmt::Display for Step {
             Step::Copy => "copy",
             Step::Validate => "validate",
             Step::Index => "index",
+            Step::Balances => "balances",
             Step::Restore => "restore",
             Step::ForeignKeyCheck => "foreign-key-check",
             Step::IntegrityCheck => "integrity-check",
@@ -1565,6 +1571,14 @@ fn rebuild(
         conn.execute_batch(&format!("DROP INDEX {}", ident(name)))
             .map_err(failed(Step::CreateSchema, None))?;
     }
+    // The triggers that keep the balances would run once per copied ledger row (an upsert
+    // each); they are set aside and the balances filled with one grouped sum per table after
+    // the copy, then the triggers are put back as the migrations wrote them.
+    let balance_triggers = balance_triggers(conn).map_err(failed(Step::CreateSchema, None))?;
+    for (name, _) in &balance_triggers {
+        conn.execute_batch(&format!("DROP TRIGGER {}", ident(name)))
+            .map_err(failed(Step::CreateSchema, None))?;
+    }
     lap(steps, Step::CreateSchema);
 
     let tap = install_digests(conn).map_err(failed(Step::Validate, None))?;
@@ -1726,6 +1740,21 @@ fn rebuild(
     }
     lap(steps, Step::Index);
 
+    // After the indexes: the stock sum reads the covering ledger index in key order, no sort.
+    progress(Progress::Step(Step::Balances));
+    for b in crate::ledger::BALANCES {
+        conn.execute_batch(&b.rebuild_sql())
+            .map_err(failed(Step::Balances, Some(b.table)))?;
+    }
+    for (name, sql) in &balance_triggers {
+        conn.execute_batch(sql).map_err(|e| AdoptError::Failed {
+            step: Step::Balances,
+            table: None,
+            reason: format!("{name}: {e}"),
+        })?;
+    }
+    lap(steps, Step::Balances);
+
     // The legacy tables go last: pages they free now are not reused (and journaled again)
     // by the copies and index builds above.
     for t in audit.tables.iter().filter(|t| t.present) {
@@ -1793,6 +1822,23 @@ fn rebuild(
     }
     lap(steps, Step::IntegrityCheck);
     Ok((reports, total_after))
+}
+
+/// `(name, sql)` of the triggers that keep a balance table of [`crate::ledger::BALANCES`]:
+/// the triggers on its ledger that write to it.
+fn balance_triggers(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 \
+         AND sql IS NOT NULL AND instr(lower(sql), ?2) > 0 ORDER BY name",
+    )?;
+    let mut found = Vec::new();
+    for b in crate::ledger::BALANCES {
+        let rows = stmt.query_map([b.ledger, b.table], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for row in rows {
+            found.push(row?);
+        }
+    }
+    Ok(found)
 }
 
 // ---------------------------------------------------------------- rollback

@@ -81,6 +81,21 @@ impl BalanceDef {
             join = join.join(" AND "),
         )
     }
+
+    /// SQL filling the (empty) balance table from its ledger in one pass: one row per key,
+    /// the sum of its ledger rows. What the triggers would have written row by row, for a
+    /// ledger copied in bulk with them dropped (adoption).
+    pub(crate) fn rebuild_sql(&self) -> String {
+        let keys = self.keys.join(", ");
+        format!(
+            "INSERT INTO {table} (tenant_id, {keys}, {value})
+             SELECT tenant_id, {keys}, sum({amount}) FROM {ledger} GROUP BY tenant_id, {keys}",
+            table = self.table,
+            value = self.value,
+            amount = self.amount,
+            ledger = self.ledger,
+        )
+    }
 }
 
 /// Stock on hand of a product at a location, in thousandths: the sum of its inventory ledger.
@@ -200,6 +215,34 @@ mod tests {
         // A balance written by hand is caught.
         conn.execute("UPDATE stock_levels SET on_hand_milli = 7", [])?;
         assert_eq!(mismatches(&conn)?, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_rebuild_writes_what_the_triggers_keep() -> Result<()> {
+        let conn = db()?;
+        conn.execute_batch(
+            "INSERT INTO inventory_transactions (id, tenant_id, product_id, location, kind,
+                 quantity_milli, created_at)
+             VALUES ('a', 't', 'p', 'main', 'receive', 5000, ''),
+                    ('b', 't', 'p', 'main', 'sale', -1500, ''),
+                    ('c', 't', 'p', 'back', 'receive', 250, '');",
+        )?;
+        let kept: Vec<(String, i64)> = conn
+            .prepare("SELECT location, on_hand_milli FROM stock_levels ORDER BY location")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        assert_eq!(kept, [("back".to_owned(), 250), ("main".to_owned(), 3_500)]);
+        for b in BALANCES {
+            conn.execute_batch(&format!("DELETE FROM {}", b.table))?;
+            conn.execute_batch(&b.rebuild_sql())?;
+        }
+        let rebuilt: Vec<(String, i64)> = conn
+            .prepare("SELECT location, on_hand_milli FROM stock_levels ORDER BY location")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        assert_eq!(rebuilt, kept);
+        assert_eq!(mismatches(&conn)?, 0);
         Ok(())
     }
 }

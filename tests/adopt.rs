@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use pos_tenancy::adopt::{self, adopt, canonical_digest, AdoptError, AdoptOptions, Outcome, Step};
 use pos_tenancy::catalog::{Product, Sale, SaleLine, User};
+use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
 use pos_tenancy::testkit::legacy::{generate, LegacyOptions, LEGACY_SCHEMA};
 use pos_tenancy::{ListQuery, RowId, Store, TenantAccess, TenantId, Timestamp};
 use rand::{Rng, SeedableRng};
@@ -644,6 +645,132 @@ fn rollback_restores_the_original_after_checking_the_backup() {
     let err = adopt::rollback(&path, &report.backup.path).expect_err("refused");
     assert!(matches!(err, AdoptError::ChecksumMismatch { .. }), "{err}");
     assert_eq!(canonical_digest(&path).expect("digest"), adopted_digest);
+}
+
+/// Every kept balance as `(table, key..., value)` text rows, and the same from the ledger sums.
+fn kept_and_summed(conn: &Connection) -> (Vec<String>, Vec<String>) {
+    let rows = |sql: &str| -> Vec<String> {
+        conn.prepare(sql)
+            .expect("prepare")
+            .query_map([], |r| r.get::<_, String>(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    };
+    let kept = rows(
+        "SELECT 's|' || tenant_id || '|' || product_id || '|' || location || '|' || on_hand_milli
+           FROM stock_levels
+         UNION ALL SELECT 'g|' || tenant_id || '|' || gift_card_id || '|' || balance_minor
+           FROM gift_card_balances
+         UNION ALL SELECT 'l|' || tenant_id || '|' || account_id || '|' || points
+           FROM loyalty_balances
+         UNION ALL SELECT 'c|' || tenant_id || '|' || account_id || '|' || owed_minor
+           FROM credit_balances
+         ORDER BY 1",
+    );
+    let summed = rows(
+        "SELECT 's|' || tenant_id || '|' || product_id || '|' || location || '|'
+                || sum(quantity_milli) FROM inventory_transactions
+           GROUP BY tenant_id, product_id, location
+         UNION ALL SELECT 'g|' || tenant_id || '|' || gift_card_id || '|' || sum(amount_minor)
+           FROM gift_card_transactions GROUP BY tenant_id, gift_card_id
+         UNION ALL SELECT 'l|' || tenant_id || '|' || account_id || '|' || sum(points)
+           FROM loyalty_transactions GROUP BY tenant_id, account_id
+         UNION ALL SELECT 'c|' || tenant_id || '|' || account_id || '|' || sum(amount_minor)
+           FROM credit_transactions GROUP BY tenant_id, account_id
+         ORDER BY 1",
+    );
+    (kept, summed)
+}
+
+#[test]
+fn balances_are_filled_from_the_ledgers_and_their_triggers_are_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = legacy(dir.path(), 5_000, 11);
+    let legacy_conn = Connection::open(&path).expect("legacy opens");
+    let ledger_rows: Vec<u64> = [
+        "inventory_transactions",
+        "gift_card_transactions",
+        "loyalty_transactions",
+        "credit_transactions",
+    ]
+    .iter()
+    .map(|t| count(&legacy_conn, t))
+    .collect();
+    assert!(
+        ledger_rows.iter().all(|&n| n > 0),
+        "the fixture writes every ledger: {ledger_rows:?}"
+    );
+    drop(legacy_conn);
+    let report = adopted(adopt(&path, &options(dir.path()), &mut |_| {}).expect("adopts"));
+    assert!(report.step_seconds.contains_key(&Step::Balances));
+
+    let conn = Connection::open(&path).expect("adopted opens");
+    let (kept, summed) = kept_and_summed(&conn);
+    assert!(kept.iter().any(|k| k.starts_with("s|")), "stock is kept");
+    assert_eq!(kept, summed, "every kept balance is its ledger sum");
+    // The ledgers' triggers are those of a store the migrations made, by name and text.
+    let ledger_triggers = |conn: &Connection| -> Vec<(String, String)> {
+        conn.prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name IN
+             ('inventory_transactions', 'gift_card_transactions', 'loyalty_transactions',
+              'credit_transactions') ORDER BY name",
+        )
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows")
+    };
+    let fresh = dir.path().join("fresh.db");
+    drop(Store::open(&fresh).expect("a new store"));
+    let made = ledger_triggers(&Connection::open(&fresh).expect("opens"));
+    assert_eq!(
+        made.iter().filter(|(_, sql)| sql.contains("AFTER")).count(),
+        12,
+        "insert, update and delete on each of the four ledgers: {made:?}"
+    );
+    assert_eq!(ledger_triggers(&conn), made);
+    drop(conn);
+    let store = Store::open(&path).expect("adopted store opens");
+    let verified = store.verify().expect("verify runs");
+    assert!(verified.is_ok(), "{:?}", verified.violations);
+
+    // A sale through the handle moves stock on hand: the triggers keep the balance again.
+    let conn = Connection::open(&path).expect("opens");
+    let (product, on_hand): (String, i64) = conn
+        .query_row(
+            "SELECT s.product_id, s.on_hand_milli FROM stock_levels s
+             JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
+             WHERE s.location = 'main' AND s.on_hand_milli >= 2000 AND p.active = 1
+             ORDER BY s.product_id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("a product in stock");
+    drop(conn);
+    let product: RowId = product.parse().expect("a row id");
+    let caps = store.tenant(&tenant()).expect("tenant");
+    let admins = caps
+        .list::<User>(&ListQuery::new().eq("role", "admin").limit(1))
+        .expect("users");
+    let admin = caps.actor(admins.rows[0].id).expect("actor");
+    assert_eq!(caps.stock_on_hand(product, "main").expect("stock"), on_hand);
+    caps.checkout(
+        &admin,
+        &Checkout::new()
+            .line(LineItem::product(product, 1_000))
+            .tender(Tender::Cash {
+                tendered_minor: 100_000_000,
+            }),
+    )
+    .expect("a sale of an adopted product");
+    assert_eq!(
+        caps.stock_on_hand(product, "main").expect("stock"),
+        on_hand - 1_000
+    );
+    let verified = store.verify().expect("verify runs");
+    assert!(verified.is_ok(), "{:?}", verified.violations);
 }
 
 #[test]

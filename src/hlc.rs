@@ -93,8 +93,14 @@ impl Hlc {
 
     /// The clock part alone, `MMMMMMMMMMMMMMMM.CCCCCC`: the outbox's stored form of a stamp its
     /// own node made (the row names the node anyway). Text order is still clock order.
+    #[cfg(test)]
     pub(crate) fn clock_text(&self) -> String {
-        format!("{:016}.{:06}", self.millis, self.counter)
+        ClockState {
+            millis: self.millis,
+            counter: self.counter,
+        }
+        .stored_text()
+        .into()
     }
 
     /// A stamp read back from the outbox: a clock part made by `node`, or a whole stamp, which
@@ -118,10 +124,20 @@ pub struct ClockState {
 }
 
 impl ClockState {
-    /// The clock part of a stored stamp, with or without its node (see [`Hlc::clock_text`]).
+    /// The clock part of a stored stamp, with or without its node (see [`ClockState::stored_text`]).
     pub(crate) fn from_stored(text: &str) -> Result<Self, HlcError> {
         let clock = text.split_once('@').map_or(text, |(clock, _)| clock);
         parse_clock(clock).ok_or_else(|| HlcError::Malformed(text.to_owned()))
+    }
+
+    /// The stored form `MMMMMMMMMMMMMMMM.CCCCCC`, written digit by digit: it is made on every
+    /// write, and `format!` with padding cost more than the rest of stamping. Values beyond
+    /// [`MAX_MILLIS`] or [`MAX_COUNTER`] (which no [`Hlc`] holds) keep their low digits.
+    pub(crate) fn stored_text(&self) -> ClockText {
+        let mut text = [b'.'; 23];
+        put_digits(&mut text[..16], self.millis);
+        put_digits(&mut text[17..], u64::from(self.counter));
+        ClockText(text)
     }
 
     /// The next local stamp at wall time `now`: strictly after everything issued or seen.
@@ -178,6 +194,39 @@ impl ClockState {
         } else {
             Ok(seen)
         }
+    }
+}
+
+/// A stamp's stored text, on the stack (see [`ClockState::stored_text`]); binds as SQL text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClockText([u8; 23]);
+
+impl ClockText {
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and a dot are ever written, so this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl From<ClockText> for String {
+    fn from(t: ClockText) -> String {
+        t.as_str().to_owned()
+    }
+}
+
+impl rusqlite::ToSql for ClockText {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(
+            rusqlite::types::ValueRef::Text(&self.0),
+        ))
+    }
+}
+
+/// Writes the low `out.len()` decimal digits of `value`, zero-padded.
+fn put_digits(out: &mut [u8], mut value: u64) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
@@ -264,6 +313,12 @@ mod tests {
         let b = Hlc::new(10, 0, node).unwrap();
         let c = Hlc::new(9, 999_999, node).unwrap();
         assert!(c.clock_text() < b.clock_text());
+        let widest = Hlc::new(MAX_MILLIS, MAX_COUNTER, node).unwrap();
+        assert_eq!(widest.clock_text(), "9999999999999999.999999");
+        assert_eq!(
+            Hlc::new(0, 0, node).unwrap().clock_text(),
+            "0000000000000000.000000"
+        );
         for bad in [
             "",
             "12.3",
@@ -318,6 +373,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_stored_text_is_the_padded_numbers(millis in 0..=MAX_MILLIS, counter in 0..=MAX_COUNTER) {
+            let state = ClockState { millis, counter };
+            let text = state.stored_text();
+            prop_assert_eq!(text.as_str(), format!("{millis:016}.{counter:06}"));
+            prop_assert_eq!(ClockState::from_stored(state.stored_text().as_str()), Ok(state));
+        }
+
         #[test]
         fn stamps_never_go_backwards(events in prop::collection::vec((0u64..5_000, any::<bool>(), 0u64..6_000, 0u32..3), 1..200)) {
             let node = RowId::new();

@@ -8,6 +8,8 @@
 //! node is the row's `device_id`, see migration V3);
 //! [`crate::Tenant::pending_operations`] reads them back in wire form.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -253,7 +255,35 @@ fn check_value(
 /// What the crate needs to stamp operations: the node id and the clock.
 pub(crate) struct Stamper<'a> {
     pub(crate) node: RowId,
+    /// The node id as the outbox stores it, made once per store.
+    pub(crate) node_text: &'a str,
     pub(crate) now_millis: &'a (dyn Fn() -> u64 + Send),
+    pub(crate) cache: &'a RefCell<ClockCache>,
+}
+
+/// The newest stamp of each tenant as one store's connection last saw or issued it, so that
+/// stamping a write does not search the outbox's index every time.
+///
+/// The file is the truth; this is only a copy, trusted while `PRAGMA data_version` says no
+/// other connection (another `Store`, another process) has committed since it was read. An
+/// entry may be ahead of the file (its write was rolled back): the next stamp then skips a
+/// value, which breaks nothing; it is never behind it. Writes of `node_state` or
+/// `pending_operations` through the store's own connection other than [`append`] (which keeps
+/// it up to date) must [`ClockCache::clear`] it.
+#[derive(Debug, Default)]
+pub(crate) struct ClockCache {
+    /// `PRAGMA data_version` when the entries were read.
+    data_version: Option<i64>,
+    /// Per tenant: the larger of the clock floor and the tenant's newest stamp.
+    newest: HashMap<TenantId, ClockState>,
+}
+
+impl ClockCache {
+    /// Forgets everything: the next stamp of each tenant reads the file.
+    pub(crate) fn clear(&mut self) {
+        self.data_version = None;
+        self.newest.clear();
+    }
 }
 
 /// The clock floor kept in `node_state` (observed remote stamps, pruned operations).
@@ -300,8 +330,35 @@ impl Stamper<'_> {
     /// Stamps never go backwards within a tenant (the only place they are ever compared:
     /// merges are per tenant); across tenants, after a wall clock set back, one tenant's new
     /// stamp may be lower than another's.
-    fn next(&self, conn: &Connection, tenant: &TenantId) -> crate::Result<Hlc> {
-        // The floor and the tenant's newest stamp in one statement: this runs on every write.
+    ///
+    /// Called inside the write transaction, which holds the write lock: no other connection
+    /// can commit between the check of the cache and the write of the stamp.
+    /// Returns the stamp and the wall-clock reading it was made at.
+    fn next(&self, conn: &Connection, tenant: &TenantId) -> crate::Result<(ClockState, u64)> {
+        let data_version: i64 = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        let mut cache = self.cache.borrow_mut();
+        if cache.data_version != Some(data_version) {
+            cache.clear();
+            cache.data_version = Some(data_version);
+        }
+        let now = (self.now_millis)();
+        if let Some(newest) = cache.newest.get_mut(tenant) {
+            let next = newest.tick(now).map_err(crate::Error::Clock)?;
+            *newest = next;
+            return Ok((next, now));
+        }
+        let next = Self::newest_stored(conn, tenant)?
+            .tick(now)
+            .map_err(crate::Error::Clock)?;
+        cache.newest.insert(tenant.clone(), next);
+        Ok((next, now))
+    }
+
+    /// The larger of the clock floor and the tenant's newest stamp, as the file has them.
+    fn newest_stored(conn: &Connection, tenant: &TenantId) -> crate::Result<ClockState> {
+        // The floor and the tenant's newest stamp in one statement.
         let (millis, counter, last): (i64, i64, Option<String>) = conn
             .prepare_cached(
                 "SELECT hlc_millis, hlc_counter,
@@ -318,11 +375,7 @@ impl Stamper<'_> {
             None => ClockState::default(),
             Some(text) => ClockState::from_stored(&text).map_err(crate::Error::Clock)?,
         };
-        let next = floor
-            .max(last)
-            .tick((self.now_millis)())
-            .map_err(crate::Error::Clock)?;
-        Hlc::new(next.millis, next.counter, self.node).map_err(crate::Error::Clock)
+        Ok(floor.max(last))
     }
 }
 
@@ -363,11 +416,12 @@ pub(crate) fn append(
     } else {
         kind
     };
+    let (stamp, now) = stamper.next(conn, tenant)?;
     let op = Operation {
         id: RowId::new(),
         tenant_id: tenant.clone(),
         device_id: stamper.node,
-        hlc: stamper.next(conn, tenant)?,
+        hlc: Hlc::new(stamp.millis, stamp.counter, stamper.node).map_err(crate::Error::Clock)?,
         actor_user_id: actor,
         table: table.name.to_owned(),
         row_id,
@@ -375,26 +429,447 @@ pub(crate) fn append(
         columns,
     };
     validate(&op)?;
+    let columns = json_text(&op.columns).map_err(|e| crate::Error::InvalidPayload {
+        table: table.name,
+        reason: e.to_string(),
+    })?;
+    // On one line: the statement cache hashes the text on every use.
     conn.prepare_cached(
-        "INSERT INTO pending_operations (id, tenant_id, device_id, hlc, actor_user_id, table_name,
-                                         row_id, kind, columns, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO pending_operations (id,tenant_id,device_id,hlc,actor_user_id,table_name,\
+         row_id,kind,columns,created_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
     )?
     .execute(params![
         op.id,
         op.tenant_id,
-        op.device_id.to_string(),
+        stamper.node_text,
         // The stamp is this node's: the row names the node in device_id already.
-        op.hlc.clock_text(),
+        stamp.stored_text(),
         op.actor_user_id,
         op.table,
-        op.row_id.to_string(),
+        op.row_id,
         op.kind.as_str(),
-        crate::ids::Json(serde_json::Value::Object(op.columns)),
-        Timestamp::now(),
+        columns,
+        // Written when stamped, by the same clock reading.
+        CreatedAt::at(now),
     ])
     .map_err(|e| crate::Error::on_table("pending_operations", e))?;
     Ok(())
+}
+
+/// The JSON text of `value`, byte for byte what `serde_json::to_string` writes: the outbox
+/// stores an operation's columns in this form on every write.
+///
+/// Faster for the flat objects of catalog records: strings with nothing to escape are copied
+/// whole instead of byte by byte, ids are written without a temporary string, integers without
+/// the formatting machinery. Anything it does not handle itself (a float, 128-bit integers,
+/// enum variants with data, non-string map keys) is left to serde_json for the whole value, as
+/// is every error.
+///
+/// ```
+/// use pos_tenancy::outbox::json_text;
+/// let v = serde_json::json!({"name": "Oil \"filter\"", "qty": -3, "tags": [true, null]});
+/// assert_eq!(json_text(&v)?, serde_json::to_string(&v)?);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn json_text<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut out = String::with_capacity(768);
+    match value.serialize(JsonText { out: &mut out }) {
+        Ok(()) => Ok(out),
+        Err(Fallback) => serde_json::to_string(value),
+    }
+}
+
+/// What [`JsonText`] leaves to serde_json.
+#[derive(Debug)]
+struct Fallback;
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("left to serde_json")
+    }
+}
+
+impl std::error::Error for Fallback {}
+
+impl serde::ser::Error for Fallback {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Fallback
+    }
+}
+
+/// The bytes JSON escapes: control characters, the quote and the backslash.
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize;
+        b += 1;
+    }
+    t
+};
+
+/// Appends `s` as a JSON string's contents, escaped as serde_json escapes.
+fn push_escaped(out: &mut String, s: &str) {
+    // Short strings (keys, codes) byte by byte through a table; long ones with no early exit,
+    // so the check runs over whole vectors of bytes.
+    let plain = if s.len() < 16 {
+        s.bytes().all(|b| !ESCAPED[usize::from(b)])
+    } else {
+        s.bytes()
+            .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+    };
+    if plain {
+        out.push_str(s);
+        return;
+    }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Only ASCII bytes are escaped, so `i` is a character boundary.
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+}
+
+fn push_u64(out: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// Escapes what a `Display` writes (ids: `collect_str`), with no temporary string.
+struct Escaping<'a>(&'a mut String);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        push_escaped(self.0, s);
+        Ok(())
+    }
+}
+
+/// A serde serializer writing serde_json's compact form into a string (see [`json_text`]).
+struct JsonText<'a> {
+    out: &'a mut String,
+}
+
+/// An object or array being written.
+struct Compound<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl Compound<'_> {
+    #[inline]
+    fn separate(&mut self) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(',');
+        }
+    }
+}
+
+type Unsupported = serde::ser::Impossible<(), Fallback>;
+
+impl<'a> serde::Serializer for JsonText<'a> {
+    type Ok = ();
+    type Error = Fallback;
+    type SerializeSeq = Compound<'a>;
+    type SerializeTuple = Unsupported;
+    type SerializeTupleStruct = Unsupported;
+    type SerializeTupleVariant = Unsupported;
+    type SerializeMap = Compound<'a>;
+    type SerializeStruct = Compound<'a>;
+    type SerializeStructVariant = Unsupported;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Fallback> {
+        self.out.push_str(if v { "true" } else { "false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), Fallback> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), Fallback> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), Fallback> {
+        self.serialize_i64(i64::from(v))
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), Fallback> {
+        if v < 0 {
+            self.out.push('-');
+        }
+        push_u64(self.out, v.unsigned_abs());
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), Fallback> {
+        self.serialize_u64(u64::from(v))
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), Fallback> {
+        self.serialize_u64(u64::from(v))
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), Fallback> {
+        self.serialize_u64(u64::from(v))
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), Fallback> {
+        push_u64(self.out, v);
+        Ok(())
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Fallback> {
+        Err(Fallback)
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Fallback> {
+        Err(Fallback)
+    }
+    fn serialize_char(self, v: char) -> Result<(), Fallback> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), Fallback> {
+        self.out.push('"');
+        push_escaped(self.out, v);
+        self.out.push('"');
+        Ok(())
+    }
+    fn collect_str<T: fmt::Display + ?Sized>(self, v: &T) -> Result<(), Fallback> {
+        use fmt::Write;
+        self.out.push('"');
+        write!(Escaping(self.out), "{v}").map_err(|_| Fallback)?;
+        self.out.push('"');
+        Ok(())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Fallback> {
+        Err(Fallback)
+    }
+    fn serialize_none(self) -> Result<(), Fallback> {
+        self.serialize_unit()
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), Fallback> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), Fallback> {
+        self.out.push_str("null");
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Fallback> {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Fallback> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), Fallback> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Fallback> {
+        Err(Fallback)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'a>, Fallback> {
+        self.out.push('[');
+        Ok(Compound {
+            out: self.out,
+            first: true,
+        })
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Unsupported, Fallback> {
+        Err(Fallback)
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Unsupported, Fallback> {
+        Err(Fallback)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Unsupported, Fallback> {
+        Err(Fallback)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a>, Fallback> {
+        self.out.push('{');
+        Ok(Compound {
+            out: self.out,
+            first: true,
+        })
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Compound<'a>, Fallback> {
+        self.serialize_map(None)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Unsupported, Fallback> {
+        Err(Fallback)
+    }
+}
+
+impl serde::ser::SerializeSeq for Compound<'_> {
+    type Ok = ();
+    type Error = Fallback;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fallback> {
+        self.separate();
+        v.serialize(JsonText { out: self.out })
+    }
+    fn end(self) -> Result<(), Fallback> {
+        self.out.push(']');
+        Ok(())
+    }
+}
+
+impl serde::ser::SerializeMap for Compound<'_> {
+    type Ok = ();
+    type Error = Fallback;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Fallback> {
+        self.separate();
+        let start = self.out.len();
+        key.serialize(JsonText { out: self.out })?;
+        // serde_json quotes integer and boolean keys, or refuses the key: its business.
+        if !self.out[start..].starts_with('"') {
+            return Err(Fallback);
+        }
+        self.out.push(':');
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fallback> {
+        v.serialize(JsonText { out: self.out })
+    }
+    fn end(self) -> Result<(), Fallback> {
+        self.out.push('}');
+        Ok(())
+    }
+}
+
+impl serde::ser::SerializeStruct for Compound<'_> {
+    type Ok = ();
+    type Error = Fallback;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        v: &T,
+    ) -> Result<(), Fallback> {
+        self.separate();
+        self.out.push('"');
+        push_escaped(self.out, key);
+        self.out.push_str("\":");
+        v.serialize(JsonText { out: self.out })
+    }
+    fn end(self) -> Result<(), Fallback> {
+        self.out.push('}');
+        Ok(())
+    }
+}
+
+/// An operation's `created_at`: a wall-clock reading in [`Timestamp`]'s text form.
+enum CreatedAt {
+    Fast([u8; 24]),
+    Slow(String),
+}
+
+impl CreatedAt {
+    fn at(ms: u64) -> Self {
+        match rfc3339_millis(ms) {
+            Some(text) => CreatedAt::Fast(text),
+            None => CreatedAt::Slow(
+                i64::try_from(ms)
+                    .ok()
+                    .and_then(Timestamp::from_millis)
+                    .unwrap_or_else(Timestamp::now)
+                    .to_rfc3339(),
+            ),
+        }
+    }
+}
+
+impl rusqlite::ToSql for CreatedAt {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        let text: &[u8] = match self {
+            CreatedAt::Fast(text) => text,
+            CreatedAt::Slow(text) => text.as_bytes(),
+        };
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(
+            rusqlite::types::ValueRef::Text(text),
+        ))
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch, as
+/// [`Timestamp::to_rfc3339`] writes it, without going through chrono's formatter (it runs on
+/// every write). `None` after the year 9999.
+fn rfc3339_millis(ms: u64) -> Option<[u8; 24]> {
+    const MAX: u64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    if ms > MAX {
+        return None;
+    }
+    let (days, ms_of_day) = (ms / 86_400_000, ms % 86_400_000);
+    // Days to a civil date (H. Hinnant's algorithm), for days on or after 1970-01-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let mut t = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for d in t[at..at + width].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, ms_of_day / 3_600_000);
+    put(14, 2, ms_of_day / 60_000 % 60);
+    put(17, 2, ms_of_day / 1_000 % 60);
+    put(20, 3, ms_of_day % 1_000);
+    Some(t)
 }
 
 /// The tenant's operations not yet acknowledged by the server, in clock order.
@@ -466,6 +941,72 @@ mod tests {
             kind,
             columns,
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn created_at_is_written_as_timestamps_are(ms in 0u64..=253_402_300_799_999) {
+            let fast = rfc3339_millis(ms).map(|t| String::from_utf8_lossy(&t).into_owned());
+            let chrono = i64::try_from(ms).ok().and_then(Timestamp::from_millis).map(|t| t.to_rfc3339());
+            proptest::prop_assert_eq!(fast, chrono);
+        }
+
+        #[test]
+        fn json_text_is_serde_jsons_text(value in json_value()) {
+            proptest::prop_assert_eq!(json_text(&value).ok(), serde_json::to_string(&value).ok());
+        }
+    }
+
+    /// Any JSON value a few levels deep, strings from all of Unicode (control characters,
+    /// quotes and backslashes included), numbers of every kind.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value as J;
+        let leaf = prop_oneof![
+            Just(J::Null),
+            any::<bool>().prop_map(J::Bool),
+            any::<i64>().prop_map(J::from),
+            any::<u64>().prop_map(J::from),
+            any::<f64>().prop_map(J::from),
+            any::<String>().prop_map(J::String),
+            "[ -~\\x00-\\x1f\\x7f\"\\\\é€😀]{0,40}".prop_map(J::String),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(J::Array),
+                proptest::collection::btree_map(any::<String>(), inner, 0..6)
+                    .prop_map(|m| J::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[test]
+    fn json_text_writes_records_as_serde_json_does() -> crate::Result<()> {
+        let p = crate::catalog::Product {
+            id: RowId::new(),
+            sku: "OF-\"1\"\\\n\u{1}".into(),
+            barcode: None,
+            name: "Ölfilter 😀".into(),
+            description: Some(String::new()),
+            brand: Some("x".repeat(100)),
+            category_id: Some(RowId::new()),
+            kind: "stocked".into(),
+            price_minor: -1299,
+            cost_minor: i64::MIN,
+            currency: "USD".into(),
+            taxable: true,
+            reorder_level_milli: i64::MAX,
+            image: Some(vec![0, 255, 7]),
+            active: false,
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+        };
+        let text = json_text(&p).map_err(|e| crate::Error::InvalidPayload {
+            table: "products",
+            reason: e.to_string(),
+        })?;
+        assert_eq!(Some(text), serde_json::to_string(&p).ok());
+        Ok(())
     }
 
     #[test]

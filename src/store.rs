@@ -59,7 +59,11 @@ pub struct Store {
     location: Location,
     reports: RefCell<Option<ReportConnection>>,
     node_id: RowId,
+    /// `node_id` as operations store it, formatted once.
+    node_text: String,
     clock: Box<dyn Fn() -> u64 + Send>,
+    /// The newest stamps this connection knows, so a write need not look them up.
+    clock_cache: RefCell<crate::outbox::ClockCache>,
     max_skew: Duration,
     query_timeout: Duration,
 }
@@ -144,7 +148,9 @@ impl Store {
             location,
             reports: RefCell::new(None),
             node_id,
+            node_text: node_id.to_string(),
             clock: Box::new(system_millis),
+            clock_cache: RefCell::default(),
             max_skew: crate::hlc::DEFAULT_MAX_SKEW,
             query_timeout: crate::query::DEFAULT_QUERY_TIMEOUT,
         })
@@ -203,6 +209,8 @@ impl Store {
             "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2 WHERE singleton = 1",
             rusqlite::params![i64::try_from(next.millis).unwrap_or(i64::MAX), next.counter],
         )?;
+        // The floor rose on this connection, which PRAGMA data_version does not count.
+        self.clock_cache.borrow_mut().clear();
         tx.commit()?;
         Hlc::new(next.millis, next.counter, self.node_id).map_err(Error::Clock)
     }
@@ -210,7 +218,9 @@ impl Store {
     pub(crate) fn stamper(&self) -> crate::outbox::Stamper<'_> {
         crate::outbox::Stamper {
             node: self.node_id,
+            node_text: &self.node_text,
             now_millis: &*self.clock,
+            cache: &self.clock_cache,
         }
     }
 

@@ -457,3 +457,117 @@ fn only_canonical_ids_timestamps_and_clock_readings_get_in() {
         Err(HlcError::OutOfRange(_))
     ));
 }
+
+/// The newest stamp of the tenant's outbox.
+fn newest_stamp(store: &Store, tenant: &str) -> pos_tenancy::Result<Hlc> {
+    store
+        .tenant(&tid(tenant))?
+        .pending_operations(10_000)?
+        .last()
+        .map(|o| o.hlc)
+        .ok_or(Error::UnknownTable("no operations".into()))
+}
+
+#[test]
+fn a_second_store_on_the_same_file_never_makes_the_first_stamp_backwards() -> R {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("node.db");
+    // The first store's wall clock is an hour behind the second's, so only what it reads from
+    // the file can keep its stamps after the second's.
+    let mut first = Store::open(&path)?;
+    first.set_clock(|| 2_000_000_000_000);
+    first.add_tenant(&NewTenant::new(tid("caps"), "Caps"))?;
+    first.add_tenant(&NewTenant::new(tid("bolt"), "Bolt"))?;
+    let caps = first.tenant(&tid("caps"))?;
+    let admin = caps.bootstrap_admin("owner", "Owner")?;
+    caps.insert(&admin, &product("A", 1))?;
+    let bolt_admin = first
+        .tenant(&tid("bolt"))?
+        .bootstrap_admin("owner", "Owner")?;
+
+    let mut second = Store::open(&path)?;
+    second.set_clock(|| 2_000_003_600_000);
+    assert_eq!(second.node_id(), first.node_id(), "one file, one node");
+    {
+        let caps = second.tenant(&tid("caps"))?;
+        let admin = first_admin(&caps)?;
+        caps.insert(&admin, &product("B", 1))?;
+        caps.insert(&admin, &product("C", 1))?;
+    }
+    let seconds = newest_stamp(&second, "caps")?;
+    assert_eq!(seconds.millis(), 2_000_003_600_000);
+
+    // Back to the first store, whose memory of the clock is now stale.
+    caps.insert(&admin, &product("D", 1))?;
+    let after = newest_stamp(&first, "caps")?;
+    assert!(after > seconds, "{after} must follow {seconds}");
+    let ops = caps.pending_operations(100)?;
+    assert!(
+        ops.windows(2).all(|w| w[0].hlc < w[1].hlc),
+        "stamps increase"
+    );
+
+    // The second store raises the clock floor; the first's next stamp of another tenant
+    // follows it.
+    let remote = Hlc::new(2_000_003_700_000, 5, RowId::new()).map_err(Error::Clock)?;
+    second.set_max_clock_skew(Duration::from_secs(3_600));
+    second.observe_clock(&remote)?;
+    let bolt = first.tenant(&tid("bolt"))?;
+    bolt.insert(&bolt_admin, &product("E", 1))?;
+    let bolts = newest_stamp(&first, "bolt")?;
+    assert!(bolts > remote, "{bolts} must follow {remote}");
+
+    // And the second store, in its turn, continues after the first.
+    {
+        let caps = second.tenant(&tid("caps"))?;
+        let admin = first_admin(&caps)?;
+        caps.insert(&admin, &product("F", 1))?;
+    }
+    let newest = newest_stamp(&second, "caps")?;
+    assert!(newest > after, "{newest} must follow {after}");
+    Ok(())
+}
+
+#[test]
+fn the_clock_goes_on_after_observed_stamps_rollbacks_and_restarts() -> R {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("node.db");
+    let now = 2_000_000_000_000u64;
+    let (last, remote) = {
+        let mut store = Store::open(&path)?;
+        store.set_clock(move || now);
+        store.set_max_clock_skew(Duration::from_secs(60));
+        store.add_tenant(&NewTenant::new(tid("caps"), "Caps"))?;
+        let mut caps = store.tenant(&tid("caps"))?;
+        let admin = caps.bootstrap_admin("owner", "Owner")?;
+        caps.insert(&admin, &product("A", 1))?;
+        // A write rolled back: its stamp is never stored, and the next one still increases.
+        {
+            let tx = caps.transaction()?;
+            tx.insert(&admin, &product("B", 1))?;
+        }
+        caps.insert(&admin, &product("C", 1))?;
+        let ops = caps.pending_operations(100)?;
+        assert!(ops.windows(2).all(|w| w[0].hlc < w[1].hlc));
+        // A remote stamp observed by this very store, after stamps it remembers.
+        let remote = Hlc::new(now + 30_000, 9, RowId::new()).map_err(Error::Clock)?;
+        store.observe_clock(&remote)?;
+        let caps = store.tenant(&tid("caps"))?;
+        caps.insert(&admin, &product("D", 1))?;
+        let last = newest_stamp(&store, "caps")?;
+        assert!(last > remote, "{last} must follow {remote}");
+        (last, remote)
+    };
+    // A restart, the wall clock now a day behind.
+    let mut store = Store::open(&path)?;
+    store.set_clock(move || now - 86_400_000);
+    let caps = store.tenant(&tid("caps"))?;
+    let admin = first_admin(&caps)?;
+    caps.insert(&admin, &product("E", 1))?;
+    let newest = newest_stamp(&store, "caps")?;
+    assert!(
+        newest > last && newest > remote,
+        "{newest} must follow {last}"
+    );
+    Ok(())
+}

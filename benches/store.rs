@@ -7,7 +7,9 @@
 //!   doing the business row and its audit row in one IMMEDIATE transaction, and the same reads
 //!   (the same tenant-filtered SQL, mapped into the same `Product` struct);
 //! * `rusqlite_outbox` (insert only): the same plus the outbox operation the layer writes with
-//!   every synced write, stamped after reading the tenant's last clock stamp.
+//!   every synced write, written as the store writes it: stamped from the newest stamp kept in
+//!   memory while `PRAGMA data_version` is unchanged (read from the outbox otherwise), columns
+//!   as `pos_tenancy::outbox::json_text`, stamp and `created_at` formatted by hand.
 //!
 //! Goals: the layer costs at most 1.3x the baseline on writes and at most 1.1x on reads
 //! (`point_read`, `list`); the outbox costs at most 1.3x a write without it. `layer /
@@ -35,7 +37,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use pos_tenancy::catalog::Product;
 use pos_tenancy::hlc::ClockState;
 use pos_tenancy::{
@@ -281,8 +283,10 @@ fn insert(c: &mut Criterion) {
     {
         files.sync();
         let (mut conn, admin_id, node_id) = files.open_baseline();
+        let node_id = node_id.to_string();
+        let mut clock = BaselineClock::default();
         group.bench_function("rusqlite", |b| {
-            b.iter(|| baseline_insert(&mut conn, &admin_id, &node_id, false))
+            b.iter(|| baseline_insert(&mut conn, &admin_id, &node_id, &mut clock, false))
         });
     }
 
@@ -292,8 +296,10 @@ fn insert(c: &mut Criterion) {
     {
         files.sync();
         let (mut conn, admin_id, node_id) = files.open_baseline();
+        let node_id = node_id.to_string();
+        let mut clock = BaselineClock::default();
         group.bench_function("rusqlite_outbox", |b| {
-            b.iter(|| baseline_insert(&mut conn, &admin_id, &node_id, true))
+            b.iter(|| baseline_insert(&mut conn, &admin_id, &node_id, &mut clock, true))
         });
     }
 
@@ -305,7 +311,13 @@ const OUTBOX_SQL: &str = "INSERT INTO pending_operations (id, tenant_id, device_
      VALUES (?1, ?2, ?3, ?4, ?5, 'products', ?6, 'insert', ?7, ?8)";
 
 /// One product insert by hand: the row, its audit row and, with `outbox`, its operation.
-fn baseline_insert(conn: &mut Connection, admin_id: &RowId, node_id: &RowId, outbox: bool) {
+fn baseline_insert(
+    conn: &mut Connection,
+    admin_id: &RowId,
+    node_id: &str,
+    clock: &mut BaselineClock,
+    outbox: bool,
+) {
     let tenant_id = caps();
     let p = new_product();
     let p = black_box(&p);
@@ -346,34 +358,100 @@ fn baseline_insert(conn: &mut Connection, admin_id: &RowId, node_id: &RowId, out
         ])
         .expect("insert audit row");
     if outbox {
-        let last: Option<String> = tx
-            .prepare_cached(
-                "SELECT hlc FROM pending_operations WHERE tenant_id = ?1 ORDER BY hlc DESC LIMIT 1",
-            )
-            .expect("prepare clock")
-            .query_row([&tenant_id], |r| r.get(0))
-            .optional()
-            .expect("read clock");
-        let state = last.map(|t| parse_clock(&t)).unwrap_or_default();
+        // The newest stamp is kept in memory while no other connection has committed, as the
+        // store keeps it; otherwise it is read from the outbox.
+        let data_version: i64 = tx
+            .prepare_cached("PRAGMA data_version")
+            .expect("prepare data_version")
+            .query_row([], |r| r.get(0))
+            .expect("read data_version");
+        let newest = match clock.newest {
+            Some(newest) if clock.data_version == data_version => newest,
+            _ => tx
+                .prepare_cached(
+                    "SELECT hlc FROM pending_operations WHERE tenant_id = ?1 \
+                     ORDER BY hlc DESC LIMIT 1",
+                )
+                .expect("prepare clock")
+                .query_row([&tenant_id], |r| r.get::<_, String>(0))
+                .optional()
+                .expect("read clock")
+                .map(|t| parse_clock(&t))
+                .unwrap_or_default(),
+        };
         let now = u64::try_from(Timestamp::now().as_millis()).expect("clock after 1970");
-        let next = state.tick(now).expect("tick");
-        let columns = serde_json::to_string(p).expect("product as JSON");
+        let next = newest.tick(now).expect("tick");
+        *clock = BaselineClock {
+            data_version,
+            newest: Some(next),
+        };
+        let columns = pos_tenancy::outbox::json_text(p).expect("product as JSON");
         tx.prepare_cached(OUTBOX_SQL)
             .expect("prepare outbox")
             .execute(params![
                 RowId::new(),
                 tenant_id,
-                node_id.to_string(),
+                node_id,
                 // The stored stamp: the clock part, the node being device_id.
-                format!("{:016}.{:06}", next.millis, next.counter),
+                std::str::from_utf8(&stored_stamp(next)).expect("digits"),
                 admin_id,
-                p.id.to_string(),
+                p.id,
                 columns,
-                Timestamp::now()
+                // Written when stamped, as the store writes it.
+                std::str::from_utf8(&rfc3339_millis(now)).expect("digits")
             ])
             .expect("insert operation");
     }
     tx.commit().expect("COMMIT");
+}
+
+/// The hand-written clock: the newest stamp and `PRAGMA data_version` when it was known.
+#[derive(Default)]
+struct BaselineClock {
+    data_version: i64,
+    newest: Option<ClockState>,
+}
+
+/// A stamp's stored text, `MMMMMMMMMMMMMMMM.CCCCCC`, digit by digit.
+fn stored_stamp(s: ClockState) -> [u8; 23] {
+    let mut text = [b'.'; 23];
+    let mut put = |range: std::ops::Range<usize>, mut v: u64| {
+        for d in text[range].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0..16, s.millis);
+    put(17..23, u64::from(s.counter));
+    text
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` by hand, as the store writes an operation's `created_at`.
+fn rfc3339_millis(ms: u64) -> [u8; 24] {
+    let (days, ms_of_day) = (ms / 86_400_000, ms % 86_400_000);
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let mut t = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for d in t[at..at + width].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, ms_of_day / 3_600_000);
+    put(14, 2, ms_of_day / 60_000 % 60);
+    put(17, 2, ms_of_day / 1_000 % 60);
+    put(20, 3, ms_of_day % 1_000);
+    t
 }
 
 /// The clock part of a stored stamp, `MMMMMMMMMMMMMMMM.CCCCCC`.
@@ -486,4 +564,65 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1));
     targets = insert, point_read, list
 }
-criterion_main!(benches);
+/// Without criterion: `POS_BENCH_INSERTS=<layer|rusqlite|rusqlite_outbox>:<count>` builds the
+/// files of the `insert` group, then runs exactly `count` inserts of one side and exits. For
+/// instruction counts, whose timing-free figures the wall clock of a shared machine cannot
+/// give: `valgrind --tool=callgrind --toggle-collect='*insert_once*'` counts only the inserts,
+/// and every side does the same number of them on the same fresh file.
+fn main() {
+    match std::env::var("POS_BENCH_INSERTS") {
+        Ok(spec) => profile_inserts(&spec),
+        Err(_) => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}
+
+fn profile_inserts(spec: &str) {
+    let (side, count) = spec
+        .split_once(':')
+        .and_then(|(side, n)| Some((side, n.parse::<usize>().ok()?)))
+        .expect("POS_BENCH_INSERTS=<side>:<count>");
+    let files = Files::new();
+    files.sync();
+    let start = std::time::Instant::now();
+    match side {
+        "layer" => {
+            let (store, admin) = files.open_layer();
+            let tenant = tenant_of(&store);
+            for _ in 0..count {
+                layer_insert_once(&tenant, &admin);
+            }
+        }
+        "rusqlite" | "rusqlite_outbox" => {
+            let (mut conn, admin_id, node_id) = files.open_baseline();
+            let node_id = node_id.to_string();
+            let mut clock = BaselineClock::default();
+            let outbox = side == "rusqlite_outbox";
+            for _ in 0..count {
+                baseline_insert_once(&mut conn, &admin_id, &node_id, &mut clock, outbox);
+            }
+        }
+        other => panic!("no insert side {other:?}"),
+    }
+    let per = start.elapsed() / u32::try_from(count.max(1)).unwrap_or(u32::MAX);
+    println!("{side}: {count} inserts, {per:?} each");
+}
+
+#[inline(never)]
+fn layer_insert_once(tenant: &Tenant<'_>, admin: &Actor) {
+    let p = new_product();
+    tenant.insert(admin, black_box(&p)).expect("layer insert");
+}
+
+#[inline(never)]
+fn baseline_insert_once(
+    conn: &mut Connection,
+    admin_id: &RowId,
+    node_id: &str,
+    clock: &mut BaselineClock,
+    outbox: bool,
+) {
+    baseline_insert(conn, admin_id, node_id, clock, outbox)
+}

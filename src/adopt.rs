@@ -1055,7 +1055,36 @@ fn feed_value(h: &mut impl FnMut(&[u8]), v: ValueRef<'_>) {
     }
 }
 
-/// Hashes one row (a function call's arguments) with a key chosen per adoption.
+/// Appends a value to a row's encoding: SQLite's type, then the length of a text or blob, then
+/// its bytes. The encoding of a row is injective (each value is self-delimiting), so rows that
+/// differ in any value, or only in a value's type (`1`, `1.0` and `'1'`), encode differently.
+fn encode_value(buf: &mut Vec<u8>, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => buf.push(0),
+        ValueRef::Integer(i) => {
+            buf.push(1);
+            buf.extend_from_slice(&i.to_le_bytes());
+        }
+        ValueRef::Real(f) => {
+            buf.push(2);
+            buf.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        ValueRef::Text(t) => {
+            buf.push(3);
+            buf.extend_from_slice(&(t.len() as u64).to_le_bytes());
+            buf.extend_from_slice(t);
+        }
+        ValueRef::Blob(b) => {
+            buf.push(4);
+            buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            buf.extend_from_slice(b);
+        }
+    }
+}
+
+/// Hashes one row (a function call's arguments) with a key chosen per adoption: the row is
+/// encoded into a reused buffer, then hashed in one call (SipHash-1-3 over one contiguous
+/// input instead of three small writes per value).
 #[derive(Clone)]
 struct RowHasher {
     key: std::hash::RandomState,
@@ -1068,11 +1097,13 @@ impl RowHasher {
         }
     }
 
-    fn hash(&self, ctx: &Context<'_>) -> u64 {
-        let mut hasher = self.key.build_hasher();
+    fn hash(&self, ctx: &Context<'_>, buf: &mut Vec<u8>) -> u64 {
+        buf.clear();
         for i in 0..ctx.len() {
-            feed_value(&mut |b: &[u8]| hasher.write(b), ctx.get_raw(i));
+            encode_value(buf, ctx.get_raw(i));
         }
+        let mut hasher = self.key.build_hasher();
+        hasher.write(buf);
         hasher.finish()
     }
 }
@@ -1098,27 +1129,39 @@ impl RowDigestAcc {
     }
 }
 
+/// A digest being taken, with the buffer each row is encoded into.
+#[derive(Default)]
+struct DigestState {
+    acc: RowDigestAcc,
+    buf: Vec<u8>,
+}
+
 /// The digest as an SQL aggregate, over the rows a query reads.
 struct RowDigest(RowHasher);
 
-impl Aggregate<RowDigestAcc, String> for RowDigest {
-    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<RowDigestAcc> {
-        Ok(RowDigestAcc::default())
+impl Aggregate<DigestState, String> for RowDigest {
+    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<DigestState> {
+        Ok(DigestState::default())
     }
 
-    fn step(&self, ctx: &mut Context<'_>, acc: &mut RowDigestAcc) -> rusqlite::Result<()> {
-        acc.add(self.0.hash(ctx));
+    fn step(&self, ctx: &mut Context<'_>, state: &mut DigestState) -> rusqlite::Result<()> {
+        let hash = self.0.hash(ctx, &mut state.buf);
+        state.acc.add(hash);
         Ok(())
     }
 
-    fn finalize(&self, _: &mut Context<'_>, acc: Option<RowDigestAcc>) -> rusqlite::Result<String> {
-        Ok(acc.unwrap_or_default().text())
+    fn finalize(
+        &self,
+        _: &mut Context<'_>,
+        state: Option<DigestState>,
+    ) -> rusqlite::Result<String> {
+        Ok(state.map(|s| s.acc).unwrap_or_default().text())
     }
 }
 
 /// The digest of the rows a copy reads, taken as they stream through it (a function in the
 /// copy's WHERE clause that is always true), so the legacy table is not read a second time.
-type Tap = std::sync::Arc<std::sync::Mutex<RowDigestAcc>>;
+type Tap = std::sync::Arc<std::sync::Mutex<DigestState>>;
 
 fn install_digests(conn: &Connection) -> rusqlite::Result<Tap> {
     let hasher = RowHasher::new();
@@ -1132,11 +1175,11 @@ fn install_digests(conn: &Connection) -> rusqlite::Result<Tap> {
     let feed = tap.clone();
     // Not deterministic: it must run once for every row, never be factored out.
     conn.create_scalar_function("adopt_tap", -1, FunctionFlags::SQLITE_UTF8, move |ctx| {
-        let hash = hasher.hash(ctx);
-        let mut acc = feed
+        let mut state = feed
             .lock()
             .map_err(|_| rusqlite::Error::UserFunctionError("digest lock poisoned".into()))?;
-        acc.add(hash);
+        let DigestState { acc, buf } = &mut *state;
+        acc.add(hasher.hash(ctx, buf));
         Ok(true)
     })?;
     Ok(tap)
@@ -1647,7 +1690,7 @@ fn rebuild(
         };
         let reset = |tap: &Tap| {
             tap.lock()
-                .map(|mut acc| std::mem::take(&mut *acc))
+                .map(|mut state| std::mem::take(&mut state.acc))
                 .map_err(|_| AdoptError::Failed {
                     step: Step::Copy,
                     table: Some(t.name.to_owned()),
@@ -2008,16 +2051,59 @@ mod tests {
             RowDigest(RowHasher::new()),
         )
         .expect("registers");
-        let one: String = conn
-            .query_row("SELECT d(x) FROM (SELECT 1 AS x)", [], |r| r.get(0))
-            .expect("digest");
-        let text: String = conn
-            .query_row("SELECT d(x) FROM (SELECT '1' AS x)", [], |r| r.get(0))
-            .expect("digest");
-        let again: String = conn
-            .query_row("SELECT d(x) FROM (SELECT 1 AS x)", [], |r| r.get(0))
-            .expect("digest");
-        assert_ne!(one, text);
-        assert_eq!(one, again);
+        let digest = |values: &str| -> String {
+            conn.query_row(&format!("SELECT d({values})"), [], |r| r.get(0))
+                .expect("digest")
+        };
+        // Every value differs from every other, in type or in where a value ends.
+        let rows = [
+            "1",
+            "1.0",
+            "'1'",
+            "x'31'",
+            "NULL",
+            "''",
+            "x''",
+            "0",
+            "-0.0",
+            "'ab', 'c'",
+            "'a', 'bc'",
+            "'abc', NULL",
+            "NULL, 'abc'",
+            "1, 2",
+            "2, 1",
+        ];
+        let digests: Vec<String> = rows.iter().map(|r| digest(r)).collect();
+        for (i, a) in digests.iter().enumerate() {
+            for (j, b) in digests.iter().enumerate().skip(i + 1) {
+                assert_ne!(a, b, "{} and {}", rows[i], rows[j]);
+            }
+        }
+        assert_eq!(digest("1"), digests[0], "the same row, the same digest");
+    }
+
+    #[test]
+    fn the_tap_and_the_aggregate_agree_in_any_row_order() -> rusqlite::Result<()> {
+        let conn = Connection::open_in_memory()?;
+        let tap = install_digests(&conn)?;
+        conn.execute_batch(
+            "CREATE TABLE t (a, b, c);
+             INSERT INTO t VALUES (1, 'x', NULL), (2.5, x'00ff', 'y'), ('3', 3, 3.0);",
+        )?;
+        let read: i64 = conn.query_row(
+            "SELECT count(*) FROM (SELECT * FROM t WHERE adopt_tap(a, b, c) ORDER BY a DESC)",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(read, 3);
+        let tapped = tap.lock().map(|s| s.acc).expect("not poisoned");
+        let stored: String =
+            conn.query_row("SELECT adopt_row_digest(a, b, c) FROM t", [], |r| r.get(0))?;
+        assert_eq!(tapped.text(), stored);
+        conn.execute_batch("UPDATE t SET c = 3 WHERE c = 3.0")?;
+        let changed: String =
+            conn.query_row("SELECT adopt_row_digest(a, b, c) FROM t", [], |r| r.get(0))?;
+        assert_ne!(changed, stored, "3.0 became 3");
+        Ok(())
     }
 }

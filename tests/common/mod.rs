@@ -227,10 +227,11 @@ pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
         note: None,
     };
     t.insert(admin, &sale)?;
+    let line_id = RowId::new();
     t.insert(
         admin,
         &SaleLine {
-            id: RowId::new(),
+            id: line_id,
             sale_id: sale.id,
             line_no: 1,
             kind: "product".into(),
@@ -482,6 +483,43 @@ pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
             started_at: now,
             finished_at: None,
             error: None,
+        },
+    )?;
+    // A refund of the sale: a sale of its own with the line reversed, and the link between.
+    let refund = Sale {
+        id: RowId::new(),
+        number: format!("V-{tag}"),
+        subtotal_minor: -1299,
+        tax_minor: -104,
+        total_minor: -1403,
+        ..sale.clone()
+    };
+    t.insert(admin, &refund)?;
+    let refund_line = SaleLine {
+        id: RowId::new(),
+        sale_id: refund.id,
+        line_no: 1,
+        kind: "product".into(),
+        product_id: Some(p.id),
+        description: p.name.clone(),
+        quantity_milli: -1000,
+        unit_price_minor: 1299,
+        discount_minor: 0,
+        tax_minor: -104,
+        total_minor: -1403,
+    };
+    t.insert(admin, &refund_line)?;
+    t.insert(
+        admin,
+        &SaleReversal {
+            id: RowId::new(),
+            sale_id: sale.id,
+            sale_line_id: line_id,
+            reversal_sale_id: refund.id,
+            reversal_line_id: refund_line.id,
+            kind: "refund".into(),
+            quantity_milli: 1000,
+            created_at: now,
         },
     )?;
     Ok(Graph {

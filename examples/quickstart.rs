@@ -1,15 +1,15 @@
-//! Quickstart: a node database with two tenants, each selling through its own handle, and
-//! proof that neither sees the other's data.
+//! Quickstart: a node database with two tenants, each selling through its own handle, proof
+//! that neither sees the other's data, and a day of demo trading with its payment report.
 //!
 //! Run with `cargo run --example quickstart [-- path/to/node.db]`.
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
 
-use pos_tenancy::catalog::{InventoryTransaction, Product, Sale, SaleLine, SalePayment};
+use pos_tenancy::catalog::{Product, Sale};
+use pos_tenancy::pos::{demo, Checkout, LineItem, Pos, Tender};
 use pos_tenancy::{
-    Actor, ListQuery, NewTenant, Plan, RowId, Store, TaxRate, Tenant, TenantAccess, TenantSettings,
-    Timestamp,
+    Actor, NewTenant, Plan, RowId, Store, TaxRate, Tenant, TenantAccess, TenantSettings, Timestamp,
 };
 
 fn main() -> Result<(), Box<dyn StdError>> {
@@ -55,23 +55,32 @@ fn main() -> Result<(), Box<dyn StdError>> {
     let caps_admin = caps.bootstrap_admin("maria", "Maria (owner)")?;
     let bolt_admin = bolt.bootstrap_admin("jonas", "Jonas (owner)")?;
 
+    // A day's trading at Caps: the demo store's catalog and customers, then sales, refunds,
+    // gift cards, layaways and work orders through the same flows an application uses.
+    let day = demo::fill(
+        &caps,
+        &caps_admin,
+        &demo::DemoOptions {
+            sales: 150,
+            seed: 7,
+        },
+        &mut |_, _| {},
+    )?;
     // Both stores stock a part with the same SKU: SKUs are unique per tenant, not globally.
     let caps_sale = sell(&mut caps, &caps_admin, "OF-100", "Oil filter", 1_299, 2)?;
     let bolt_sale = sell(&mut bolt, &bolt_admin, "OF-100", "Ölfilter", 1_150, 1)?;
 
     for (name, handle) in [("caps-automotive", &caps), ("bolt-bros", &bolt)] {
         let info = handle.info()?;
-        let sales = handle.list::<Sale>(&ListQuery::new())?.rows;
         let report = handle.query(
-            "SELECT s.number, count(l.id) AS lines, s.total_minor, s.currency
-             FROM sales s JOIN sale_lines l ON l.sale_id = s.id GROUP BY s.id",
+            "SELECT count(*) AS sales, sum(total_minor) AS total_minor, currency FROM sales
+             GROUP BY currency",
         )?;
-        let outbox = handle.pending_operations(1000)?;
+        let outbox = handle.pending_operations(100_000)?;
         println!(
-            "\n{name} ({}, {}): {} sale(s), {} operation(s) waiting for the central server\n  report: {}",
+            "\n{name} ({}, {}): {} operation(s) waiting for the central server\n  report: {}",
             info.settings.brand_name,
             info.settings.currency,
-            sales.len(),
             outbox.len(),
             serde_json::to_string(&report.to_objects())?
         );
@@ -91,6 +100,21 @@ fn main() -> Result<(), Box<dyn StdError>> {
             .unwrap_or_else(|e| e.to_string())
     );
 
+    println!(
+        "\ncaps-automotive after a demo day: {} checkouts, {} refunds, {} voids, {} layaways, {} work orders",
+        day.checkouts, day.refunds, day.voids, day.layaways_opened, day.work_orders
+    );
+    for total in caps.sales_by_payment(Timestamp::now().as_datetime().date_naive())? {
+        println!(
+            "  {:<12} {:>4} payments {:>12} minor units",
+            total.method, total.payments, total.amount_minor
+        );
+    }
+    println!(
+        "  {} products below their reorder level",
+        caps.stock_below_reorder("main")?.len()
+    );
+
     let report = store.verify()?;
     println!(
         "\nverify: {} tenant tables, {} rows, {} violations",
@@ -101,8 +125,9 @@ fn main() -> Result<(), Box<dyn StdError>> {
     Ok(())
 }
 
-/// Sells `qty` of a new product in one transaction: the product, the sale, its line, the
-/// payment and the stock movement commit together (each with its audit row).
+/// Stocks a new product and sells `qty` of it through the checkout flow: the sale, its line,
+/// the card payment and the stock row commit together, each with its audit row and its
+/// pending operation, and the tax comes from the tenant's settings.
 fn sell(
     tenant: &mut Tenant<'_>,
     actor: &Actor,
@@ -132,79 +157,24 @@ fn sell(
         created_at: now,
         updated_at: now,
     };
-    let subtotal = price_minor * qty;
+    tenant.insert(actor, &product)?;
+    tenant.receive_stock(actor, product.id, "main", 10_000, Some(product.cost_minor))?;
     let rate: i64 = settings
         .tax_rates
         .iter()
         .map(|t| i64::from(t.rate_ppm))
         .sum();
-    // Tax rounds half up to the minor unit.
-    let tax = (subtotal * rate + 500_000) / 1_000_000;
-    let sale = Sale {
-        id: RowId::new(),
-        // Receipt numbers, like SKUs, are unique per tenant: both stores start at R-0001.
-        number: "R-0001".into(),
-        device_id: None,
-        customer_id: None,
-        user_id: actor.user_id(),
-        status: "completed".into(),
-        currency: settings.currency.clone(),
-        subtotal_minor: subtotal,
-        discount_minor: 0,
-        tax_minor: tax,
-        total_minor: subtotal + tax,
-        sold_at: now,
-        note: None,
-    };
-    let tx = tenant.transaction()?;
-    tx.insert(actor, &product)?;
-    tx.insert(actor, &sale)?;
-    tx.insert(
+    // The flow rounds tax half away from zero, per line.
+    let subtotal = price_minor * qty;
+    let total = subtotal + (subtotal * rate + 500_000) / 1_000_000;
+    let receipt = tenant.checkout(
         actor,
-        &SaleLine {
-            id: RowId::new(),
-            sale_id: sale.id,
-            line_no: 1,
-            kind: "product".into(),
-            product_id: Some(product.id),
-            description: product.name.clone(),
-            quantity_milli: qty * 1000,
-            unit_price_minor: price_minor,
-            discount_minor: 0,
-            tax_minor: tax,
-            total_minor: subtotal + tax,
-        },
+        &Checkout::new()
+            .line(LineItem::product(product.id, qty * 1000))
+            .tender(Tender::Card {
+                amount_minor: total,
+                reference: "AUTH-000123".into(),
+            }),
     )?;
-    tx.insert(
-        actor,
-        &SalePayment {
-            id: RowId::new(),
-            sale_id: sale.id,
-            method: "card".into(),
-            amount_minor: subtotal + tax,
-            currency: settings.currency.clone(),
-            tendered_minor: None,
-            change_minor: 0,
-            reference: Some("AUTH-000123".into()),
-            gift_card_id: None,
-            paid_at: now,
-        },
-    )?;
-    tx.insert(
-        actor,
-        &InventoryTransaction {
-            id: RowId::new(),
-            product_id: product.id,
-            location: "main".into(),
-            kind: "sale".into(),
-            quantity_milli: -qty * 1000,
-            unit_cost_minor: Some(product.cost_minor),
-            reason: None,
-            sale_id: Some(sale.id),
-            user_id: Some(actor.user_id()),
-            created_at: now,
-        },
-    )?;
-    tx.commit()?;
-    Ok(sale.id)
+    Ok(receipt.sale.id)
 }

@@ -15,7 +15,8 @@
 //!     SELECT` per legacy table in key order, the indexes built, the legacy tables dropped.
 //!     Nothing else: no backup, no verification, no ANALYZE, and the balance tables are left
 //!     empty (adoption fills them with one grouped sum per table, its `balances` step, and
-//!     puts the triggers back), so the floor is the copy alone.
+//!     puts the triggers back), so the floor is the copy alone. The connection has
+//!     adoption's settings (page cache, sorter threads, memory map).
 //!   * `floor_naive`: the same copy with the schema's indexes in place during the inserts
 //!     (the balance triggers still dropped).
 //!
@@ -132,7 +133,8 @@ fn floor(path: &Path, defer_indexes: bool) {
     let mut conn = Connection::open(path).expect("opens");
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON; \
-         PRAGMA cache_size = -131072; PRAGMA threads = 2; PRAGMA temp_store = MEMORY;",
+         PRAGMA cache_size = -131072; PRAGMA threads = 2; PRAGMA temp_store = MEMORY; \
+         PRAGMA mmap_size = 4294967296;",
     )
     .expect("pragmas");
     let tx = conn

@@ -15,7 +15,8 @@
 //!   (`ledger_sum_stock`, `ledger_sum_card`, through the covering index). Goal: under 1 ms.
 //!
 //! Each side of `checkout` has its own file, built the same way through the `Store` API, and
-//! only one side's connection is open while it is measured (all connections of the process
+//! checkpointed the same way (the store's background checkpoint, the same page cap); only one
+//! side's connection is open while it is measured (all connections of the process
 //! share one page cache pool; see benches/store.rs).
 
 use std::hint::black_box;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use criterion::{criterion_group, Criterion};
 use pos_tenancy::catalog::{GiftCard, Product};
 use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
+use pos_tenancy::store::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
 use pos_tenancy::{
     NewTenant, RowId, Store, TaxRate, TenantAccess, TenantId, TenantSettings, Timestamp,
 };
@@ -144,6 +146,8 @@ fn checkout(c: &mut Criterion) {
     });
     group.bench_function("rusqlite", |b| {
         let conn = open_raw(&base_path);
+        // Checkpointed like a store's file: in the background, never in the commit.
+        let _checkpoints = BackgroundCheckpoint::start(&base_path, CHECKPOINT_INTERVAL);
         let node: String = conn
             .query_row("SELECT node_id FROM node_state", [], |r| r.get(0))
             .expect("node id");
@@ -440,6 +444,11 @@ fn profile_checkouts(spec: &str) {
     match side {
         "flow" => {
             let store = Store::open(&path).expect("store opens");
+            if let Some(pages) = wal_pages() {
+                store
+                    .set_wal_autocheckpoint(pages)
+                    .expect("checkpoint interval");
+            }
             let tenant = store.tenant(&caps()).expect("tenant");
             let actor = tenant.actor(setup.admin).expect("actor");
             for n in 0..count {
@@ -448,6 +457,11 @@ fn profile_checkouts(spec: &str) {
         }
         "rusqlite" => {
             let conn = open_raw(&path);
+            let _checkpoints = BackgroundCheckpoint::start(&path, CHECKPOINT_INTERVAL);
+            if let Some(pages) = wal_pages() {
+                conn.pragma_update(None, "wal_autocheckpoint", pages)
+                    .expect("checkpoint interval");
+            }
             let node: String = conn
                 .query_row("SELECT node_id FROM node_state", [], |r| r.get(0))
                 .expect("node id");
@@ -465,6 +479,12 @@ fn profile_checkouts(spec: &str) {
         other => panic!("unknown side {other}"),
     }
     eprintln!("{side}: {count} sales in {:?}", start.elapsed());
+}
+
+/// `POS_BENCH_WAL_PAGES=N` (profile mode only): checkpoint every N pages instead of the
+/// store's default, to see what the checkpoint's writes and syncs cost.
+fn wal_pages() -> Option<u32> {
+    std::env::var("POS_BENCH_WAL_PAGES").ok()?.parse().ok()
 }
 
 #[inline(never)]

@@ -20,7 +20,8 @@
 //! `synchronous=NORMAL`, foreign keys on, two tenants with 10,000 products apiece (so the
 //! tenant filter matters), then closes them. The layer reopens one with `Store::open`; the
 //! baseline opens the other with `rusqlite::Connection::open` and the same pragmas, the store's
-//! checkpoint interval ([`pos_tenancy::store::WAL_AUTOCHECKPOINT`]) included.
+//! checkpoint cap ([`pos_tenancy::store::WAL_AUTOCHECKPOINT`]) and its background checkpoint
+//! ([`pos_tenancy::store::BackgroundCheckpoint`]) included.
 //!
 //! Before each side of `insert` both files are synced to disk. Otherwise the operating system
 //! still holds the freshly built files in its cache, and the first checkpoint's sync of either
@@ -40,6 +41,7 @@ use std::time::Duration;
 use criterion::{criterion_group, Criterion};
 use pos_tenancy::catalog::Product;
 use pos_tenancy::hlc::ClockState;
+use pos_tenancy::store::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
 use pos_tenancy::{
     Actor, ListQuery, NewTenant, RowId, Store, Tenant, TenantAccess, TenantId, Timestamp,
 };
@@ -195,9 +197,10 @@ impl Files {
         (store, admin)
     }
 
-    /// A raw connection to the baseline file, set up as `Store::open` sets its own, `caps`'s
+    /// A raw connection to the baseline file, set up as `Store::open` sets its own (the
+    /// background checkpoint included: keep the last value alive while measuring), `caps`'s
     /// admin user id and the node's id (the device id its operations carry).
-    fn open_baseline(&self) -> (Connection, RowId, RowId) {
+    fn open_baseline(&self) -> (Connection, RowId, RowId, Option<BackgroundCheckpoint>) {
         let conn = Connection::open(&self.baseline).expect("baseline opens");
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .expect("WAL");
@@ -221,7 +224,8 @@ impl Files {
         let node_id = conn
             .query_row("SELECT node_id FROM node_state", [], |r| r.get(0))
             .expect("baseline node id");
-        (conn, admin_id, node_id)
+        let checkpoints = BackgroundCheckpoint::start(&self.baseline, CHECKPOINT_INTERVAL);
+        (conn, admin_id, node_id, checkpoints)
     }
 
     /// Writes both files out of the operating system's cache (see the module notes).
@@ -282,7 +286,7 @@ fn insert(c: &mut Criterion) {
     // Issue 5's baseline: the business row and its audit row, nothing else.
     {
         files.sync();
-        let (mut conn, admin_id, node_id) = files.open_baseline();
+        let (mut conn, admin_id, node_id, _checkpoints) = files.open_baseline();
         let node_id = node_id.to_string();
         let mut clock = BaselineClock::default();
         group.bench_function("rusqlite", |b| {
@@ -295,7 +299,7 @@ fn insert(c: &mut Criterion) {
     // `layer / rusqlite` what the layer plus the outbox cost over a bare write.
     {
         files.sync();
-        let (mut conn, admin_id, node_id) = files.open_baseline();
+        let (mut conn, admin_id, node_id, _checkpoints) = files.open_baseline();
         let node_id = node_id.to_string();
         let mut clock = BaselineClock::default();
         group.bench_function("rusqlite_outbox", |b| {
@@ -480,7 +484,7 @@ fn point_read(c: &mut Criterion) {
     }
 
     {
-        let (conn, _, _) = files.open_baseline();
+        let (conn, _, _, _checkpoints) = files.open_baseline();
         let tenant_id = caps();
         let sql = format!("{SELECT_COLUMNS} WHERE tenant_id = ?1 AND id = ?2");
         let mut ids = Picker::new(&files.baseline_ids, files.baseline_ids.len());
@@ -523,7 +527,7 @@ fn list(c: &mut Criterion) {
     }
 
     {
-        let (conn, _, _) = files.open_baseline();
+        let (conn, _, _, _checkpoints) = files.open_baseline();
         let tenant_id = caps();
         // The same keyset SQL the layer runs: one row more than a page, to know if there is
         // a next page.
@@ -596,7 +600,7 @@ fn profile_inserts(spec: &str) {
             }
         }
         "rusqlite" | "rusqlite_outbox" => {
-            let (mut conn, admin_id, node_id) = files.open_baseline();
+            let (mut conn, admin_id, node_id, _checkpoints) = files.open_baseline();
             let node_id = node_id.to_string();
             let mut clock = BaselineClock::default();
             let outbox = side == "rusqlite_outbox";

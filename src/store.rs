@@ -69,7 +69,9 @@ impl BackgroundCheckpoint {
                 let Ok(mut stopped) = lock.lock() else {
                     return;
                 };
-                loop {
+                // The flag is read before every wait: a stop signalled while the connection
+                // was opening would otherwise wait out a whole interval (a lost wakeup).
+                while !*stopped {
                     let Ok((guard, _)) = wake.wait_timeout(stopped, interval) else {
                         return;
                     };

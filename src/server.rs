@@ -1040,7 +1040,10 @@ impl PartialSchema for TenantSettings {
             )
             .property(
                 "loyalty_point_value_minor",
-                integer_schema("Minor units one point is worth when redeemed (default 1)"),
+                integer_schema(
+                    "Minor units one point is worth when redeemed, at least 1 (default 1)",
+                )
+                .minimum(Some(1)),
             )
             .property(
                 "layaway_min_deposit_ppm",

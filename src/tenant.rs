@@ -288,7 +288,7 @@ pub struct BusinessRules {
     /// Loyalty points earned per whole currency unit of a sale's net amount (before tax, less
     /// what was paid with points), rounded down. 0 switches accrual off. Default: 1.
     pub loyalty_points_per_unit: u32,
-    /// What one point is worth when redeemed, in minor units. Default: 1.
+    /// What one point is worth when redeemed, in minor units, at least 1. Default: 1.
     pub loyalty_point_value_minor: u32,
     /// Smallest deposit that opens a layaway, in parts per million of its total. Default:
     /// 100,000 (10 %).
@@ -384,6 +384,13 @@ impl TenantSettings {
             if len > 1000 {
                 return Err(SettingsError::ReceiptText { which, len });
             }
+        }
+        if self.rules.loyalty_point_value_minor == 0 {
+            // A point worth nothing would let points be spent or refunded without moving money.
+            return Err(SettingsError::Rule {
+                name: "loyalty_point_value_minor",
+                reason: "a point must be worth at least 1 minor unit",
+            });
         }
         for (name, ppm) in [
             (

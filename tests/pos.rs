@@ -545,6 +545,33 @@ fn business_rules_and_bad_input_are_refused_and_write_nothing() -> R {
         caps.adjust_stock(&c.admin, c.oil.id, "main", -1_000, "")
     })?;
     assert!(matches!(e, FlowError::Empty { .. }), "{e}");
+    // Writing off more than is on hand is refused like selling it.
+    let e = refused(&shop, || {
+        caps.adjust_stock(&c.admin, c.oil.id, "main", -10_001, "theft")
+    })?;
+    assert!(
+        matches!(
+            e,
+            FlowError::InsufficientStock {
+                on_hand_milli: 10_000,
+                wanted_milli: 10_001,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = refused(&shop, || {
+        caps.checkout(&c.cashier, &one(&c.oil).location(" ").tender(cash(99_999)))
+    })?;
+    assert!(matches!(e, FlowError::Empty { what: "a location" }), "{e}");
+    // A point worth nothing would let points move without money: the settings refuse it.
+    assert!(matches!(
+        caps.update_settings(
+            &c.admin,
+            &settings(|s| s.rules.loyalty_point_value_minor = 0)
+        ),
+        Err(Error::Settings(_))
+    ));
     let mut inactive = c.pads.clone();
     inactive.active = false;
     caps.update(&c.admin, &inactive)?;

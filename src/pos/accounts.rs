@@ -281,12 +281,15 @@ pub(crate) fn charge_credit(
 ) -> Result<i64> {
     let rules = rules(s, actor, in_sale, "charge")?;
     let amount = positive("a store credit charge", amount_minor)?;
-    let (limit, active): (i64, bool) = s
+    let (limit, active, currency): (i64, bool, String) = s
         .connection()
         .prepare_cached(
-            "SELECT credit_limit_minor, active FROM credit_accounts WHERE tenant_id = ?1 AND id = ?2",
+            "SELECT credit_limit_minor, active, currency FROM credit_accounts
+             WHERE tenant_id = ?1 AND id = ?2",
         )?
-        .query_row(params![s.tenant(), account], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![s.tenant(), account], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?
         .ok_or(crate::Error::NotFound {
             table: "credit_accounts",
@@ -294,6 +297,16 @@ pub(crate) fn charge_credit(
         })?;
     if !active {
         return Err(FlowError::AccountClosed { account }.into());
+    }
+    if let Some((_, ctx)) = in_sale {
+        if currency != ctx.currency() {
+            return Err(FlowError::Currency {
+                what: "the store credit account",
+                expected: ctx.currency().to_owned(),
+                found: currency,
+            }
+            .into());
+        }
     }
     let owed = balance(s.connection(), s.tenant(), Balance::Credit, account)?;
     let after = owed.checked_add(amount).ok_or(FlowError::Overflow)?;

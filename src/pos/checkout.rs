@@ -845,6 +845,15 @@ pub(crate) fn settle(
             }
             Tender::Loyalty { points } => {
                 let points = positive("points redeemed", *points)?;
+                if ctx.settings.rules.loyalty_point_value_minor == 0 {
+                    // Settings validation refuses this; a file written otherwise must not let
+                    // points buy nothing.
+                    return Err(FlowError::TenderNotAccepted {
+                        flow: "checkout (points are worth nothing)",
+                        method: "loyalty",
+                    }
+                    .into());
+                }
                 let account = customer_account(s, ctx, "a loyalty payment", "loyalty")?;
                 accounts::redeem_points(s, actor, account, points, Some((sale, ctx)))?;
                 let amount = points
@@ -916,6 +925,9 @@ pub(crate) fn run(s: &Scope<'_>, actor: &Actor, req: &Checkout) -> Result<Receip
     let ctx = Context::load(s, req.customer_id)?;
     let priced = price(s, &ctx, &req.lines, &req.promotion_codes)?;
     let location = req.location.as_deref().unwrap_or(DEFAULT_LOCATION);
+    if location.trim().is_empty() {
+        return Err(FlowError::Empty { what: "a location" }.into());
+    }
     check_stock(s, &ctx, &priced.lines, location)?;
     let id = RowId::new();
     let number = req

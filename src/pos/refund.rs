@@ -644,6 +644,14 @@ fn refund_paybacks(
                 let points = positive("points given back", *points)?;
                 let account = account_of(s, sale, "a loyalty refund", "loyalty")?;
                 let value = i64::from(s.tenant_settings()?.rules.loyalty_point_value_minor);
+                if value == 0 {
+                    // Points worth nothing would pass the total check and still be given.
+                    return Err(FlowError::TenderNotAccepted {
+                        flow: "a refund (points are worth nothing)",
+                        method: "loyalty",
+                    }
+                    .into());
+                }
                 let amount = points.checked_mul(value).ok_or(FlowError::Overflow)?;
                 Payback::Loyalty(account, points, amount)
             }

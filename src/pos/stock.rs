@@ -109,6 +109,20 @@ pub(crate) fn adjust(
         }
         .into());
     }
+    // Writing off more than the ledger holds is refused like a sale of it, unless the tenant
+    // allows negative stock.
+    if delta_milli < 0 && !s.tenant_settings()?.rules.allow_negative_stock {
+        let on_hand_milli = stock_on_hand(s.connection(), s.tenant(), product, location)?;
+        if on_hand_milli.saturating_add(delta_milli) < 0 {
+            return Err(FlowError::InsufficientStock {
+                product,
+                location: location.to_owned(),
+                on_hand_milli,
+                wanted_milli: delta_milli.saturating_neg(),
+            }
+            .into());
+        }
+    }
     entry(
         s,
         actor,

@@ -9,7 +9,9 @@
 //! [`BALANCES`] describes them; `verify` checks each against its ledger sum
 //! ([`crate::verify::Check::CachedBalance`]).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use std::sync::OnceLock;
+
+use rusqlite::{params, Connection, ToSql};
 
 use crate::ids::{RowId, TenantId};
 use crate::Result;
@@ -98,6 +100,41 @@ impl BalanceDef {
     }
 }
 
+/// Reads the kept balance of `BALANCES[index]` for one key (values in the def's key order), 0
+/// when the ledger has no row. The SELECT is built once per balance table, from the def.
+fn read(conn: &Connection, tenant: &TenantId, index: usize, key: &[&dyn ToSql]) -> Result<i64> {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        BALANCES
+            .iter()
+            .map(|b| {
+                let keys: Vec<String> = b
+                    .keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| format!("{k} = ?{}", i + 2))
+                    .collect();
+                format!(
+                    "SELECT {} FROM {} WHERE tenant_id = ?1 AND {}",
+                    b.value,
+                    b.table,
+                    keys.join(" AND ")
+                )
+            })
+            .collect()
+    });
+    let mut stmt = conn.prepare_cached(&sql[index])?;
+    stmt.raw_bind_parameter(1, tenant)?;
+    for (i, value) in key.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 2, value)?;
+    }
+    let mut rows = stmt.raw_query();
+    Ok(match rows.next()? {
+        Some(row) => row.get(0)?,
+        None => 0,
+    })
+}
+
 /// Stock on hand of a product at a location, in thousandths: the sum of its inventory ledger.
 pub(crate) fn stock_on_hand(
     conn: &Connection,
@@ -105,14 +142,7 @@ pub(crate) fn stock_on_hand(
     product: RowId,
     location: &str,
 ) -> Result<i64> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT on_hand_milli FROM stock_levels
-             WHERE tenant_id = ?1 AND product_id = ?2 AND location = ?3",
-        )?
-        .query_row(params![tenant, product, location], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
+    read(conn, tenant, STOCK, &[&product, &location])
 }
 
 /// A balance kept by key (card or account), 0 when the ledger has no row.
@@ -122,30 +152,18 @@ pub(crate) fn balance(
     which: Balance,
     key: RowId,
 ) -> Result<i64> {
-    let sql = match which {
-        Balance::GiftCard => {
-            "SELECT balance_minor FROM gift_card_balances WHERE tenant_id = ?1 AND gift_card_id = ?2"
-        }
-        Balance::Loyalty => {
-            "SELECT points FROM loyalty_balances WHERE tenant_id = ?1 AND account_id = ?2"
-        }
-        Balance::Credit => {
-            "SELECT owed_minor FROM credit_balances WHERE tenant_id = ?1 AND account_id = ?2"
-        }
-    };
-    Ok(conn
-        .prepare_cached(sql)?
-        .query_row(params![tenant, key], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
+    read(conn, tenant, which as usize, &[&key])
 }
 
-/// Which keyed balance to read.
+/// Where stock sits in [`BALANCES`].
+const STOCK: usize = 0;
+
+/// Which keyed balance to read; the discriminant is its place in [`BALANCES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Balance {
-    GiftCard,
-    Loyalty,
-    Credit,
+    GiftCard = 1,
+    Loyalty = 2,
+    Credit = 3,
 }
 
 /// What a layaway has been paid so far: the sum of its payments (few rows; not kept).
@@ -173,6 +191,20 @@ mod tests {
              VALUES ('p', 't', 'S', 'N', 1, 'USD', '', '');",
         )?;
         Ok(conn)
+    }
+
+    #[test]
+    fn each_balance_reads_its_own_table() {
+        assert_eq!(BALANCES[STOCK].table, "stock_levels");
+        assert_eq!(
+            BALANCES[Balance::GiftCard as usize].table,
+            "gift_card_balances"
+        );
+        assert_eq!(
+            BALANCES[Balance::Loyalty as usize].table,
+            "loyalty_balances"
+        );
+        assert_eq!(BALANCES[Balance::Credit as usize].table, "credit_balances");
     }
 
     fn mismatches(conn: &Connection) -> Result<i64> {

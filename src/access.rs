@@ -704,6 +704,25 @@ impl<'c> Scope<'c> {
         self.update(actor, rec)
     }
 
+    /// This tenant's rows of `R` matching `condition`, in the order and limit `tail` gives.
+    /// Both are SQL text from the crate only (never input); `?1` is the tenant, the caller's
+    /// parameters follow from `?2`. The column list is the catalog's, as every read uses.
+    pub(crate) fn rows_where<R: Record, P: rusqlite::Params>(
+        &self,
+        condition: &str,
+        tail: &str,
+        params: P,
+    ) -> Result<Vec<R>> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE \"tenant_id\" = ?1 AND {condition} {tail}",
+            table_sql(R::TABLE).columns,
+            quoted(R::TABLE.name)
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map(params, R::from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub(crate) fn row<R: Record>(&self, id: RowId) -> Result<R> {
         self.get(id)?.ok_or(Error::NotFound {
             table: R::TABLE.name,

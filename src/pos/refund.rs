@@ -29,7 +29,7 @@ use super::{accounts, FlowError};
 use crate::access::{Actor, Scope};
 use crate::catalog::{
     Commission, CreditTransaction, GiftCard, GiftCardTransaction, InventoryTransaction,
-    LoyaltyTransaction, Record, Sale, SaleLine, SalePayment, SaleReversal,
+    LoyaltyTransaction, Sale, SaleLine, SalePayment, SaleReversal,
 };
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::Role;
@@ -189,25 +189,20 @@ pub struct RefundReceipt {
 
 // ------------------------------------------------------------------------------------- reading
 
-const LINE_COLUMNS: &str = "id, sale_id, line_no, kind, product_id, description, \
-     quantity_milli, unit_price_minor, discount_minor, tax_minor, total_minor";
-
 fn sale_lines(s: &Scope<'_>, sale: RowId) -> Result<Vec<SaleLine>> {
-    let sql =
-        format!("SELECT {LINE_COLUMNS} FROM sale_lines WHERE tenant_id = ?1 AND sale_id = ?2 ORDER BY line_no");
-    let mut stmt = s.connection().prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![s.tenant(), sale], SaleLine::from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    s.rows_where(
+        "sale_id = ?2",
+        "ORDER BY line_no",
+        params![s.tenant(), sale],
+    )
 }
 
 fn sale_payments(s: &Scope<'_>, sale: RowId) -> Result<Vec<SalePayment>> {
-    let mut stmt = s.connection().prepare_cached(
-        "SELECT id, sale_id, method, amount_minor, currency, tendered_minor, change_minor,
-                reference, gift_card_id, paid_at
-         FROM sale_payments WHERE tenant_id = ?1 AND sale_id = ?2 ORDER BY paid_at, id",
-    )?;
-    let rows = stmt.query_map(params![s.tenant(), sale], SalePayment::from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    s.rows_where(
+        "sale_id = ?2",
+        "ORDER BY paid_at, id",
+        params![s.tenant(), sale],
+    )
 }
 
 fn count(s: &Scope<'_>, sql: &str, id: RowId) -> Result<i64> {

@@ -3,14 +3,13 @@
 //! the only text put into SQL is the catalog's own table and column names.
 
 use chrono::NaiveDate;
-use rusqlite::{params, Params};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::FlowError;
 use crate::access::Scope;
 use crate::catalog::{
-    CreditAccount, Customer, CustomerVehicle, GiftCard, Layaway, LoyaltyAccount, Record, Sale,
-    WorkOrder,
+    CreditAccount, Customer, CustomerVehicle, GiftCard, Layaway, LoyaltyAccount, Sale, WorkOrder,
 };
 use crate::ids::RowId;
 use crate::ledger::{balance, Balance};
@@ -118,28 +117,6 @@ pub struct CustomerHistory {
 /// Most sales [`customer_history`] returns.
 pub const MAX_HISTORY_SALES: u32 = 1000;
 
-/// Rows of `R` of this tenant matching `condition` (SQL text from this module only, parameters
-/// from `?2` on; `?1` is the tenant), in the order and limit `tail` gives.
-fn select<R: Record, P: Params>(
-    s: &Scope<'_>,
-    condition: &str,
-    tail: &str,
-    params: P,
-) -> Result<Vec<R>> {
-    let columns: Vec<String> = std::iter::once("id")
-        .chain(R::TABLE.columns.iter().map(|c| c.name))
-        .map(|c| format!("\"{c}\""))
-        .collect();
-    let sql = format!(
-        "SELECT {} FROM \"{}\" WHERE tenant_id = ?1 AND {condition} {tail}",
-        columns.join(", "),
-        R::TABLE.name
-    );
-    let mut stmt = s.connection().prepare_cached(&sql)?;
-    let rows = stmt.query_map(params, R::from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
 /// The RFC 3339 text bounds of a UTC day, as timestamps are stored; `None` past the last day
 /// chrono knows.
 fn day_bounds(day: NaiveDate) -> Option<(String, String)> {
@@ -233,79 +210,76 @@ pub(crate) fn customer_history(
     let sales_count: i64 = conn
         .prepare_cached("SELECT count(*) FROM sales WHERE tenant_id = ?1 AND customer_id = ?2")?
         .query_row(params![tenant, customer_id], |r| r.get(0))?;
-    let sales = select::<Sale, _>(
-        s,
+    let sales = s.rows_where::<Sale, _>(
         "customer_id = ?2",
         "ORDER BY sold_at DESC, id DESC LIMIT ?3",
         params![tenant, customer_id, limit],
     )?;
-    let vehicles = select::<CustomerVehicle, _>(
-        s,
+    let vehicles = s.rows_where::<CustomerVehicle, _>(
         "customer_id = ?2",
         "ORDER BY created_at, id",
         params![tenant, customer_id],
     )?;
-    let work_orders = select::<WorkOrder, _>(
-        s,
+    let work_orders = s.rows_where::<WorkOrder, _>(
         "customer_id = ?2",
         "ORDER BY opened_at DESC, id DESC",
         params![tenant, customer_id],
     )?;
-    let gift_cards = select::<GiftCard, _>(
-        s,
-        "customer_id = ?2",
-        "ORDER BY issued_at DESC, id DESC",
-        params![tenant, customer_id],
-    )?
-    .into_iter()
-    .map(|card| {
-        let balance_minor = balance(conn, tenant, Balance::GiftCard, card.id)?;
-        Ok(GiftCardHolding {
-            card,
-            balance_minor,
-        })
-    })
-    .collect::<Result<_>>()?;
-    let loyalty =
-        select::<LoyaltyAccount, _>(s, "customer_id = ?2", "", params![tenant, customer_id])?
-            .into_iter()
-            .next()
-            .map(|account| {
-                let points = balance(conn, tenant, Balance::Loyalty, account.id)?;
-                Ok::<_, Error>(LoyaltyStanding { account, points })
+    let gift_cards = s
+        .rows_where::<GiftCard, _>(
+            "customer_id = ?2",
+            "ORDER BY issued_at DESC, id DESC",
+            params![tenant, customer_id],
+        )?
+        .into_iter()
+        .map(|card| {
+            let balance_minor = balance(conn, tenant, Balance::GiftCard, card.id)?;
+            Ok(GiftCardHolding {
+                card,
+                balance_minor,
             })
-            .transpose()?;
-    let credit =
-        select::<CreditAccount, _>(s, "customer_id = ?2", "", params![tenant, customer_id])?
-            .into_iter()
-            .next()
-            .map(|account| {
-                let owed_minor = balance(conn, tenant, Balance::Credit, account.id)?;
-                let limit_minor = account.credit_limit_minor;
-                Ok::<_, Error>(CreditStanding {
-                    available_minor: limit_minor.saturating_sub(owed_minor).max(0),
-                    account,
-                    owed_minor,
-                    limit_minor,
-                })
-            })
-            .transpose()?;
-    let open_layaways = select::<Layaway, _>(
-        s,
-        "customer_id = ?2 AND status = 'open'",
-        "ORDER BY opened_at, id",
-        params![tenant, customer_id],
-    )?
-    .into_iter()
-    .map(|layaway| {
-        let paid_minor = crate::ledger::layaway_paid(conn, tenant, layaway.id)?;
-        Ok(OpenLayaway {
-            left_minor: layaway.total_minor.saturating_sub(paid_minor),
-            layaway,
-            paid_minor,
         })
-    })
-    .collect::<Result<_>>()?;
+        .collect::<Result<_>>()?;
+    let loyalty = s
+        .rows_where::<LoyaltyAccount, _>("customer_id = ?2", "", params![tenant, customer_id])?
+        .into_iter()
+        .next()
+        .map(|account| {
+            let points = balance(conn, tenant, Balance::Loyalty, account.id)?;
+            Ok::<_, Error>(LoyaltyStanding { account, points })
+        })
+        .transpose()?;
+    let credit = s
+        .rows_where::<CreditAccount, _>("customer_id = ?2", "", params![tenant, customer_id])?
+        .into_iter()
+        .next()
+        .map(|account| {
+            let owed_minor = balance(conn, tenant, Balance::Credit, account.id)?;
+            let limit_minor = account.credit_limit_minor;
+            Ok::<_, Error>(CreditStanding {
+                available_minor: limit_minor.saturating_sub(owed_minor).max(0),
+                account,
+                owed_minor,
+                limit_minor,
+            })
+        })
+        .transpose()?;
+    let open_layaways = s
+        .rows_where::<Layaway, _>(
+            "customer_id = ?2 AND status = 'open'",
+            "ORDER BY opened_at, id",
+            params![tenant, customer_id],
+        )?
+        .into_iter()
+        .map(|layaway| {
+            let paid_minor = crate::ledger::layaway_paid(conn, tenant, layaway.id)?;
+            Ok(OpenLayaway {
+                left_minor: layaway.total_minor.saturating_sub(paid_minor),
+                layaway,
+                paid_minor,
+            })
+        })
+        .collect::<Result<_>>()?;
     Ok(CustomerHistory {
         customer,
         sales_count,

@@ -519,6 +519,13 @@ fn index_terms(conn: &Connection, index: &str) -> rusqlite::Result<Vec<(Option<S
     rows.collect()
 }
 
+/// The terms in sorted order, to compare two column lists as sets.
+fn sorted(terms: &[String]) -> Vec<&str> {
+    let mut terms: Vec<&str> = terms.iter().map(String::as_str).collect();
+    terms.sort_unstable();
+    terms
+}
+
 /// Builds the current schema in memory and reads what adoption compares against.
 fn reference() -> crate::Result<(Connection, BTreeMap<&'static str, ReferenceTable>)> {
     let conn = Connection::open_in_memory()?;
@@ -901,7 +908,11 @@ fn audit(
                         // The store has an object of this name. If it is an index of the same
                         // uniqueness whose columns (after tenant_id) start with the legacy
                         // one's, it serves every query the legacy index served; anything else
-                        // would be lost silently, so it is refused.
+                        // would be lost silently, so it is refused. One exception: a plain
+                        // index whose leading columns are the legacy one's in another order
+                        // still answers every lookup that fixes all of them, which is what the
+                        // single-tenant `audit_log_row (table_name, row_id)` was for (V6 keys
+                        // it by row id first, so that new entries append).
                         let mine: Vec<String> = index_terms(conn, &index)
                             .map_err(fail)?
                             .into_iter()
@@ -917,8 +928,11 @@ fn audit(
                             .map_err(fail)?
                             .into_iter()
                             .any(|(n, u, _)| n.eq_ignore_ascii_case(&index) && u);
+                        let reordered = !unique
+                            && mine.len() <= theirs.len()
+                            && sorted(&mine) == sorted(&theirs[..mine.len()]);
                         let covered = !mine.is_empty()
-                            && theirs.starts_with(&mine)
+                            && (theirs.starts_with(&mine) || reordered)
                             && (unique == theirs_unique)
                             && (!unique || theirs.len() == mine.len());
                         if !covered {

@@ -223,6 +223,54 @@ fn every_tenant_table_has_an_index_or_key_leading_with_tenant_id() {
     }
 }
 
+/// V6 made the indexes of optional references partial (`WHERE col IS NOT NULL`). That is only
+/// free if every lookup by the reference can still use them: a lookup `col = ?` (what a report
+/// and SQLite's own foreign key check on a parent delete run) must be answerable from the index
+/// (`INDEXED BY` fails to prepare when it is not), and so must the audit history of one row
+/// after `audit_log_row` was rekeyed.
+#[test]
+fn lookups_by_an_optional_reference_can_use_its_partial_index() {
+    let (_dir, conn) = migrated_file();
+    let mut stmt = conn
+        .prepare(
+            "SELECT name, tbl_name FROM sqlite_schema \
+             WHERE type = 'index' AND sql LIKE '%WHERE%IS NOT NULL%' ORDER BY name",
+        )
+        .expect("schema query");
+    let partial: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<rusqlite::Result<_>>()
+        .expect("partial indexes");
+    assert!(partial.len() >= 10, "{partial:?}");
+    let mut lookups: Vec<String> = Vec::new();
+    for (index, table) in &partial {
+        let columns: Vec<String> = strings(
+            &conn,
+            "SELECT name FROM pragma_index_info(?1) ORDER BY seqno",
+            index,
+        )
+        .into_iter()
+        .filter_map(|c| c[0].clone())
+        .collect();
+        assert_eq!(columns[0], "tenant_id", "{index}");
+        lookups.push(format!(
+            "SELECT * FROM {table} INDEXED BY {index} WHERE tenant_id = 'caps' AND {} = 'x'",
+            columns[1]
+        ));
+    }
+    lookups.push(
+        "SELECT * FROM audit_log INDEXED BY audit_log_row \
+         WHERE tenant_id = 'caps' AND table_name = 'sales' AND row_id = 'x'"
+            .into(),
+    );
+    for sql in lookups {
+        if let Err(e) = conn.prepare(&sql) {
+            panic!("{sql}: {e}");
+        }
+    }
+}
+
 /// A dummy value for a declared type, good enough for a row whose checks are switched off.
 fn dummy(decl_type: &str, i: usize) -> rusqlite::types::Value {
     match decl_type {

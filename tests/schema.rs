@@ -567,3 +567,57 @@ fn verify_is_not_fooled_by_a_freeze_that_only_refuses_unknown_tenants() -> pos_t
     );
     Ok(())
 }
+
+/// Every index leads with `tenant_id`, and without planner statistics SQLite takes
+/// `tenant_id = ?` for a selective condition: it answered "the lines of this sale" by scanning
+/// the tenant's whole `sale_lines` through the primary key. A store gathers statistics when it
+/// is opened (`PRAGMA optimize`), so once a store has rows, a lookup by a reference goes
+/// through that reference's index.
+#[test]
+fn a_reopened_store_plans_lookups_by_reference_on_their_indexes() -> pos_tenancy::Result<()> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("node.db");
+    {
+        let store = Store::open(&path)?;
+        store.add_tenant(&pos_tenancy::NewTenant::new(tid("caps"), "Caps"))?;
+        let t = store.tenant(&tid("caps"))?;
+        let admin = t.bootstrap_admin("owner", "Owner")?;
+        let options = pos_tenancy::pos::demo::DemoOptions { sales: 40, seed: 3 };
+        pos_tenancy::pos::demo::fill(&t, &admin, &options, &mut |_, _| {})?;
+    }
+    let lookups = [
+        ("sale_lines", "sale_id"),
+        ("sale_payments", "sale_id"),
+        ("customer_vehicles", "customer_id"),
+        ("inventory_transactions", "sale_id"),
+        ("audit_log", "row_id"),
+    ];
+    let plans = |conn: &Connection| -> Vec<String> {
+        lookups
+            .iter()
+            .map(|(table, column)| {
+                let sql = format!(
+                    "EXPLAIN QUERY PLAN SELECT * FROM {table} \
+                     WHERE tenant_id = 'caps' AND {column} = 'x'"
+                );
+                conn.query_row(&sql, [], |r| r.get::<_, String>(3))
+                    .expect("plan")
+            })
+            .collect()
+    };
+    // What a store that never gathered statistics plans (the same file, read before reopening).
+    let before = plans(&Connection::open(&path).expect("raw connection"));
+    assert!(
+        before.iter().any(|p| p.contains("PRIMARY KEY")),
+        "without statistics some lookup scans the tenant: {before:?}"
+    );
+    drop(Store::open(&path)?);
+    let after = plans(&Connection::open(&path).expect("raw connection"));
+    for ((table, column), plan) in lookups.iter().zip(&after) {
+        assert!(
+            plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"),
+            "{table} by {column}: {plan}"
+        );
+    }
+    Ok(())
+}

@@ -298,6 +298,12 @@ pub struct BusinessRules {
     pub layaway_cancellation_fee_ppm: u32,
     /// Whether labour lines of work orders are taxed. Default: no.
     pub tax_labour: bool,
+    /// Refund by any tender, whatever the sale was paid with (a manager's override: some
+    /// stores refund a card sale in cash). When off, every refund method is capped, across all
+    /// refunds of a sale, at what the sale took by it: cash and card at what they paid, a gift
+    /// card at what that card paid, store credit at what was charged to it, loyalty at the
+    /// points redeemed (see [`crate::pos::RefundTender`]). Default: off.
+    pub allow_refund_to_any_tender: bool,
 }
 
 impl Default for BusinessRules {
@@ -311,6 +317,7 @@ impl Default for BusinessRules {
             layaway_min_deposit_ppm: 100_000,
             layaway_cancellation_fee_ppm: 0,
             tax_labour: false,
+            allow_refund_to_any_tender: false,
         }
     }
 }

@@ -702,3 +702,359 @@ fn tenants_never_touch_each_others_sales() -> Result<()> {
     assert_untouched(&b.t, &sale_b);
     Ok(())
 }
+
+/// A sale of one bottle of oil (979 with tax) to the customer, paid by these tenders.
+fn one_bottle(shop: &Shop<'_>, tenders: Vec<Tender>) -> Result<Receipt> {
+    let mut sale = Checkout::new()
+        .customer(shop.customer.id)
+        .line(LineItem::product(shop.oil.id, 1_000));
+    for tender in tenders {
+        sale = sale.tender(tender);
+    }
+    let receipt = shop.t.checkout(&shop.cashier, &sale)?;
+    assert_eq!(receipt.sale.total_minor, 979);
+    Ok(receipt)
+}
+
+fn exceeds(
+    method: &'static str,
+    gift_card: Option<RowId>,
+    sale_took: i64,
+    refunded: i64,
+    wanted: i64,
+) -> FlowError {
+    FlowError::RefundExceedsTender {
+        method,
+        gift_card,
+        sale_took,
+        refunded,
+        wanted,
+    }
+}
+
+#[test]
+fn a_gift_card_sale_goes_back_onto_its_cards_not_in_cash() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let a = t.issue_gift_card(&shop.cashier, "GC-A", 5_000, None, None)?;
+    let b = t.issue_gift_card(&shop.cashier, "GC-B", 5_000, None, None)?;
+    let other = t.issue_gift_card(&shop.cashier, "GC-C", 5_000, None, None)?;
+    let sale = one_bottle(
+        &shop,
+        vec![
+            Tender::GiftCard {
+                card_id: a.id,
+                amount_minor: 600,
+            },
+            Tender::GiftCard {
+                card_id: b.id,
+                amount_minor: 379,
+            },
+        ],
+    )?;
+    let balances = |t: &Tenant<'_>| -> Result<Vec<i64>> {
+        [a.id, b.id, other.id]
+            .iter()
+            .map(|c| t.gift_card_balance(*c))
+            .collect()
+    };
+    assert_eq!(balances(t)?, [4_400, 4_621, 5_000]);
+    let before = snapshot(&shop);
+    let refused = |tenders: Vec<RefundTender>| {
+        let mut refund = Refund::new(sale.sale.id, "wrong size");
+        for tender in tenders {
+            refund = refund.tender(tender);
+        }
+        flow(t.refund(&shop.cashier, &refund).unwrap_err())
+    };
+    let card = |card_id, amount_minor| RefundTender::GiftCard {
+        card_id,
+        amount_minor,
+    };
+    // Not in cash, not to store credit, not as points: the sale took none of them.
+    let e = refused(vec![RefundTender::Cash { amount_minor: 979 }]);
+    assert_eq!(e, exceeds("cash", None, 0, 0, 979));
+    assert!(e.to_string().contains("the sale took 0 minor units"), "{e}");
+    let e = refused(vec![RefundTender::StoreCredit { amount_minor: 979 }]);
+    assert_eq!(e, exceeds("store_credit", None, 0, 0, 979));
+    // Not onto a card the sale was not paid with, nor more onto a card than it paid.
+    let e = refused(vec![card(other.id, 979)]);
+    assert_eq!(e, exceeds("gift_card", Some(other.id), 0, 0, 979));
+    assert!(e.to_string().contains(&other.id.to_string()), "{e}");
+    let e = refused(vec![card(a.id, 979)]);
+    assert_eq!(e, exceeds("gift_card", Some(a.id), 600, 0, 979));
+    let e = refused(vec![card(a.id, 500), card(a.id, 200), card(b.id, 279)]);
+    assert_eq!(e, exceeds("gift_card", Some(a.id), 600, 0, 700));
+    assert_eq!(snapshot(&shop), before);
+    assert_eq!(balances(t)?, [4_400, 4_621, 5_000]);
+    // Onto the cards it came from.
+    let r = t.refund(
+        &shop.cashier,
+        &Refund::new(sale.sale.id, "wrong size")
+            .tender(card(a.id, 600))
+            .tender(card(b.id, 379)),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(balances(t)?, [5_000, 5_000, 5_000]);
+    let back: Vec<_> = r
+        .payments
+        .iter()
+        .map(|p| (p.method.as_str(), p.gift_card_id, p.amount_minor))
+        .collect();
+    assert_eq!(
+        back,
+        [
+            ("gift_card", Some(a.id), -600),
+            ("gift_card", Some(b.id), -379)
+        ]
+    );
+    assert_untouched(t, &sale);
+    Ok(())
+}
+
+#[test]
+fn cash_refunds_of_a_cash_and_card_sale_stop_at_the_cash_it_took() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let sale = mixed_sale(
+        &shop,
+        vec![Tender::Card {
+            amount_minor: 5_000,
+            reference: "AUTH-1".into(),
+        }],
+    )?;
+    // Cash counts net of change.
+    let cash_paid = sale.sale.total_minor - 5_000;
+    let cash: Vec<_> = sale
+        .payments
+        .iter()
+        .filter(|p| p.method == "cash")
+        .collect();
+    assert_eq!(cash.len(), 1);
+    assert_eq!(cash[0].amount_minor, cash_paid);
+    assert!(cash_paid > 979 && cash_paid < 2 * 979, "{cash_paid}");
+    let oil = &sale.lines[0];
+    let bottle = || Refund::new(sale.sale.id, "a bottle").line(oil.id, 1_000);
+    let card = |amount_minor| RefundTender::Card {
+        amount_minor,
+        reference: "RFD-1".into(),
+    };
+    // The first bottle in cash.
+    t.refund(
+        &shop.cashier,
+        &bottle().tender(RefundTender::Cash { amount_minor: 979 }),
+    )?;
+    // The second in cash would give back more cash than the sale took.
+    let before = snapshot(&shop);
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &bottle().tender(RefundTender::Cash { amount_minor: 979 }),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(e, exceeds("cash", None, cash_paid, 979, 979));
+    assert_eq!(snapshot(&shop), before);
+    // What cash is left, the rest on the card.
+    let left = cash_paid - 979;
+    let r = t.refund(
+        &shop.cashier,
+        &bottle()
+            .tender(RefundTender::Cash { amount_minor: left })
+            .tender(card(979 - left)),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(r.payments[1].reference.as_deref(), Some("RFD-1"));
+    // Cash is used up: even one minor unit more is refused; the rest goes to the card.
+    let rest = Refund::new(sale.sale.id, "the rest");
+    let due = sale.sale.total_minor - 2 * 979;
+    let before = snapshot(&shop);
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &rest
+                .clone()
+                .tender(RefundTender::Cash { amount_minor: 1 })
+                .tender(card(due - 1)),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(e, exceeds("cash", None, cash_paid, cash_paid, 1));
+    assert_eq!(snapshot(&shop), before);
+    let r = t.refund(&shop.cashier, &rest.tender(card(due)))?;
+    assert_balanced(&r);
+    let given: i64 = t
+        .query("SELECT coalesce(sum(amount_minor), 0) FROM sale_payments WHERE method = 'card'")?
+        .rows[0][0]
+        .as_i64()
+        .unwrap_or(-1);
+    assert_eq!(given, 0, "the card got back exactly what it paid");
+    assert_untouched(t, &sale);
+    Ok(())
+}
+
+#[test]
+fn points_go_back_only_as_far_as_the_sale_redeemed_them() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    // A cash sale earns points but redeems none: none go back as a tender.
+    let cash_sale = mixed_sale(&shop, vec![])?;
+    let points = t.loyalty_points(shop.loyalty.id)?;
+    assert!(points > 40, "{points}");
+    let before = snapshot(&shop);
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &Refund::new(cash_sale.sale.id, "points instead")
+                .line(cash_sale.lines[0].id, 1_000)
+                .tender(RefundTender::Loyalty { points: 979 }),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(e, exceeds("loyalty", None, 0, 0, 979));
+    assert!(e.to_string().contains("0 points"), "{e}");
+    assert_eq!(snapshot(&shop), before);
+    // A sale that redeemed 40 points gives back at most 40.
+    let sale = one_bottle(
+        &shop,
+        vec![
+            Tender::Loyalty { points: 40 },
+            Tender::Cash {
+                tendered_minor: 1_000,
+            },
+        ],
+    )?;
+    let half = |points, cash| {
+        Refund::new(sale.sale.id, "half")
+            .line(sale.lines[0].id, 500)
+            .tender(RefundTender::Loyalty { points })
+            .tender(RefundTender::Cash { amount_minor: cash })
+    };
+    // Half a bottle is 490: 30 points and 460 in cash.
+    let r = t.refund(&shop.cashier, &half(30, 460))?;
+    assert_eq!(r.points_returned, 30);
+    let before = snapshot(&shop);
+    let e = flow(t.refund(&shop.cashier, &half(11, 478)).unwrap_err());
+    assert_eq!(e, exceeds("loyalty", None, 40, 30, 11));
+    assert_eq!(snapshot(&shop), before);
+    let r = t.refund(&shop.cashier, &half(10, 479))?;
+    assert_balanced(&r);
+    assert_eq!(r.points_returned, 10);
+    Ok(())
+}
+
+#[test]
+fn a_tenant_may_allow_refunds_to_any_tender() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let settings = t.settings()?;
+    assert!(!settings.rules.allow_refund_to_any_tender, "off by default");
+    let sale = one_bottle(
+        &shop,
+        vec![Tender::Card {
+            amount_minor: 979,
+            reference: "AUTH-1".into(),
+        }],
+    )?;
+    let in_cash = Refund::new(sale.sale.id, "card terminal down")
+        .line(sale.lines[0].id, 500)
+        .tender(RefundTender::Cash { amount_minor: 490 });
+    let before = snapshot(&shop);
+    let e = flow(t.refund(&shop.cashier, &in_cash).unwrap_err());
+    assert_eq!(e, exceeds("cash", None, 0, 0, 490));
+    assert_eq!(snapshot(&shop), before);
+    // The manager's override: a card sale refunded in cash and as points.
+    let mut allowing = settings.clone();
+    allowing.rules.allow_refund_to_any_tender = true;
+    t.update_settings(&shop.admin, &allowing)?;
+    let r = t.refund(&shop.cashier, &in_cash)?;
+    assert_balanced(&r);
+    assert_eq!(r.payments[0].method, "cash");
+    let points = t.loyalty_points(shop.loyalty.id)?;
+    let r = t.refund(
+        &shop.cashier,
+        &Refund::new(sale.sale.id, "rest as points").tender(RefundTender::Loyalty { points: 489 }),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(r.points_returned, 489);
+    assert_eq!(
+        t.loyalty_points(shop.loyalty.id)?,
+        points + 489 - r.points_reversed
+    );
+    assert_untouched(t, &sale);
+    Ok(())
+}
+
+#[test]
+fn a_void_gives_each_payment_back_to_its_own_tender() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    mixed_sale(&shop, vec![])?;
+    let card = t.issue_gift_card(&shop.cashier, "GC-1", 1_500, None, None)?;
+    t.charge_credit(&shop.cashier, shop.credit.id, 250)?;
+    let (held, owed, points) = (
+        t.gift_card_balance(card.id)?,
+        t.credit_owed(shop.credit.id)?,
+        t.loyalty_points(shop.loyalty.id)?,
+    );
+    let sale = mixed_sale(
+        &shop,
+        vec![
+            Tender::GiftCard {
+                card_id: card.id,
+                amount_minor: 1_200,
+            },
+            Tender::StoreCredit { amount_minor: 700 },
+            Tender::Loyalty { points: 40 },
+            Tender::Card {
+                amount_minor: 2_000,
+                reference: "AUTH-7".into(),
+            },
+        ],
+    )?;
+    assert_eq!(sale.payments.len(), 5);
+    assert_eq!(t.gift_card_balance(card.id)?, held - 1_200);
+    assert_eq!(t.credit_owed(shop.credit.id)?, owed + 700);
+    assert_eq!(
+        t.loyalty_points(shop.loyalty.id)?,
+        points - 40 + sale.points_earned
+    );
+    let r = t.void_sale(&shop.admin, sale.sale.id, "wrong customer")?;
+    assert_balanced(&r);
+    // Each payment reversed onto its own method, card and reference, cash net of change.
+    let key = |p: &SalePayment| {
+        (
+            p.method.clone(),
+            p.gift_card_id,
+            p.reference.clone(),
+            p.amount_minor,
+        )
+    };
+    let mut expected: Vec<_> = sale
+        .payments
+        .iter()
+        .map(|p| SalePayment {
+            amount_minor: -p.amount_minor,
+            ..p.clone()
+        })
+        .map(|p| key(&p))
+        .collect();
+    let mut got: Vec<_> = r.payments.iter().map(key).collect();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected);
+    assert_eq!(r.points_returned, 40);
+    // Every balance as it was before the sale.
+    assert_eq!(t.gift_card_balance(card.id)?, held);
+    assert_eq!(t.credit_owed(shop.credit.id)?, owed);
+    assert_eq!(t.loyalty_points(shop.loyalty.id)?, points);
+    assert_untouched(t, &sale);
+    let report = store.verify()?;
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    Ok(())
+}

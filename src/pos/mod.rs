@@ -213,6 +213,28 @@ pub enum FlowError {
         /// The payment method.
         method: &'static str,
     },
+    /// A refund gives back by a method more than the sale took by it (refunds before this one
+    /// counted), and the tenant does not allow refunds to any tender
+    /// ([`crate::BusinessRules::allow_refund_to_any_tender`]). Figures are minor units, or
+    /// points for `loyalty`.
+    #[error(
+        "a refund by {method}{}: the sale took {sale_took} {} by it, {refunded} already \
+         refunded, {wanted} wanted",
+        gift_card.map(|c| format!(" {c}")).unwrap_or_default(),
+        if *method == "loyalty" { "points" } else { "minor units" }
+    )]
+    RefundExceedsTender {
+        /// The refund method: cash, card, gift_card, store_credit or loyalty.
+        method: &'static str,
+        /// The gift card, for `gift_card`.
+        gift_card: Option<RowId>,
+        /// What the sale took by this method (and card).
+        sale_took: i64,
+        /// What earlier refunds of the sale gave back by it.
+        refunded: i64,
+        /// What this refund gives back by it.
+        wanted: i64,
+    },
     /// A figure does not fit in 64 bits.
     #[error("an amount overflowed")]
     Overflow,

@@ -17,6 +17,12 @@
 //! rounding drifts, nothing is taken back twice, and the last reversal takes back exactly what
 //! is left. Commission is not recomputed from the rules (they may have changed since the
 //! sale): each original commission row (per user and rule) is reversed in that proportion.
+//!
+//! Money goes back the way it came. A refund's tenders are capped per method at what the sale
+//! took by it less what its earlier refunds gave back by it (read from the reversal sales'
+//! payments and, for points, their `reverse` loyalty rows), gift cards card by card, unless the
+//! tenant allows refunds to any tender. A void gives every payment back to its own method, card,
+//! account or points.
 
 use std::collections::BTreeMap;
 
@@ -32,11 +38,20 @@ use crate::catalog::{
     LoyaltyTransaction, Sale, SaleLine, SalePayment, SaleReversal,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::Role;
+use crate::tenant::{BusinessRules, Role};
 use crate::Result;
 
 /// How a refund gives money back. Each amount is positive; together they must be exactly the
 /// refund's total.
+///
+/// Money goes back the way it came: unless the tenant allows refunds to any tender
+/// ([`crate::BusinessRules::allow_refund_to_any_tender`], a manager's override), what all refunds
+/// of a sale give back by a method, this one included, may not exceed what the sale took by it.
+/// Cash is capped at the sale's cash payments net of change, card at its card payments, a gift
+/// card at what that very card paid (so only a card the sale was paid with), store credit at
+/// what was charged to the customer's credit, and loyalty at the points redeemed on the sale. A
+/// completed layaway's cash and card payments count as its sale's. Past a cap the refund is
+/// refused with [`FlowError::RefundExceedsTender`] and nothing is written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "method")]
 pub enum RefundTender {
@@ -45,27 +60,29 @@ pub enum RefundTender {
         /// Amount handed back.
         amount_minor: i64,
     },
-    /// Credited to a payment card.
+    /// Credited to a payment card; the sale must have taken at least as much by card.
     Card {
         /// Amount credited.
         amount_minor: i64,
         /// Reference from the card terminal.
         reference: String,
     },
-    /// Loaded back onto a gift card of this tenant (a `refund` ledger row).
+    /// Loaded back onto a gift card the sale was paid with (a `refund` ledger row), up to what
+    /// that card paid.
     GiftCard {
         /// The card.
         card_id: RowId,
         /// Amount loaded.
         amount_minor: i64,
     },
-    /// Taken off what the sale's customer owes on store credit (a `refund` ledger row).
+    /// Taken off what the sale's customer owes on store credit (a `refund` ledger row), up to
+    /// what the sale charged to it.
     StoreCredit {
         /// Amount taken off.
         amount_minor: i64,
     },
     /// Points given back to the sale's customer's loyalty account (a `reverse` ledger row),
-    /// each worth the tenant's point value.
+    /// each worth the tenant's point value, up to the points redeemed on the sale.
     Loyalty {
         /// Points given back.
         points: i64,
@@ -110,7 +127,8 @@ pub struct Refund {
     /// Lines of the sale and the quantity (thousandths) to refund of each; empty refunds all
     /// that is left of every line.
     pub lines: Vec<(RowId, i64)>,
-    /// How the money goes back; together exactly the refund's total.
+    /// How the money goes back; together exactly the refund's total, each method within what
+    /// the sale took by it (see [`RefundTender`]).
     pub tenders: Vec<RefundTender>,
     /// Whether stocked products go back on the shelf (a `refund` stock row each). Default: yes.
     pub restock: bool,
@@ -562,10 +580,12 @@ fn account_of(
     Ok(found.ok_or_else(no_account)?)
 }
 
-/// Checks a refund's tenders and that they give back exactly `due` (positive).
+/// Checks a refund's tenders, that they give back exactly `due` (positive), and, unless the
+/// rules allow any tender, that each method stays within what the sale took by it.
 fn refund_paybacks(
     s: &Scope<'_>,
     sale: &Sale,
+    rules: &BusinessRules,
     tenders: &[RefundTender],
     due: i64,
     now: Timestamp,
@@ -638,7 +658,7 @@ fn refund_paybacks(
             RefundTender::Loyalty { points } => {
                 let points = positive("points given back", *points)?;
                 let account = account_of(s, sale, "a loyalty refund", "loyalty")?;
-                let value = i64::from(s.tenant_settings()?.rules.loyalty_point_value_minor);
+                let value = i64::from(rules.loyalty_point_value_minor);
                 if value == 0 {
                     // Points worth nothing would pass the total check and still be given.
                     return Err(FlowError::TenderNotAccepted {
@@ -667,7 +687,187 @@ fn refund_paybacks(
         }
         .into());
     }
+    if !rules.allow_refund_to_any_tender {
+        within_tenders(s, sale.id, &out)?;
+    }
     Ok(out)
+}
+
+/// A refund method as the caps count it: gift cards one by one, loyalty in points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Method {
+    Cash,
+    Card,
+    GiftCard(RowId),
+    StoreCredit,
+    Loyalty,
+}
+
+impl Method {
+    /// The method of a payment row other than points. A gift card payment that names no card
+    /// counts as cash, as a void gives it back in cash.
+    fn of_payment(method: &str, card: Option<RowId>) -> Option<Self> {
+        match (method, card) {
+            ("cash", _) | ("gift_card", None) => Some(Self::Cash),
+            ("card", _) => Some(Self::Card),
+            ("gift_card", Some(card)) => Some(Self::GiftCard(card)),
+            ("store_credit", _) => Some(Self::StoreCredit),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Cash => "cash",
+            Self::Card => "card",
+            Self::GiftCard(_) => "gift_card",
+            Self::StoreCredit => "store_credit",
+            Self::Loyalty => "loyalty",
+        }
+    }
+
+    fn card(self) -> Option<RowId> {
+        match self {
+            Self::GiftCard(card) => Some(card),
+            _ => None,
+        }
+    }
+}
+
+impl Payback {
+    /// The method and what it gives back by it (points for loyalty).
+    fn method(&self) -> (Method, i64) {
+        match self {
+            Self::Cash(a) => (Method::Cash, *a),
+            Self::Card(a, _) => (Method::Card, *a),
+            Self::GiftCard(card, a) => (Method::GiftCard(*card), *a),
+            Self::StoreCredit(_, a) => (Method::StoreCredit, *a),
+            Self::Loyalty(_, points, _) => (Method::Loyalty, *points),
+        }
+    }
+}
+
+fn add_to(map: &mut BTreeMap<Method, i64>, method: Method, amount: i64) -> Result<()> {
+    let entry = map.entry(method).or_default();
+    *entry = entry.checked_add(amount).ok_or(FlowError::Overflow)?;
+    Ok(())
+}
+
+/// Sums rows of (method, gift card, amount) into `map`, by [`Method::of_payment`].
+fn add_payments(
+    s: &Scope<'_>,
+    sql: &str,
+    sale: RowId,
+    map: &mut BTreeMap<Method, i64>,
+) -> Result<()> {
+    let mut stmt = s.connection().prepare_cached(sql)?;
+    let rows = stmt.query_map(params![s.tenant(), sale], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<RowId>>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (method, card, amount) = row?;
+        if let Some(m) = Method::of_payment(&method, card) {
+            add_to(map, m, amount)?;
+        }
+    }
+    Ok(())
+}
+
+fn points(s: &Scope<'_>, sql: &str, sale: RowId) -> Result<i64> {
+    Ok(s.connection()
+        .prepare_cached(sql)?
+        .query_row(params![s.tenant(), sale], |r| r.get(0))?)
+}
+
+/// What the sale took by each method: its payments (cash net of change), a completed
+/// layaway's payments, and the points redeemed on it.
+fn sale_took(s: &Scope<'_>, sale: RowId) -> Result<BTreeMap<Method, i64>> {
+    let mut took = BTreeMap::new();
+    add_payments(
+        s,
+        "SELECT method, gift_card_id, sum(amount_minor) FROM sale_payments
+         WHERE tenant_id = ?1 AND sale_id = ?2 AND method <> 'loyalty'
+         GROUP BY method, gift_card_id",
+        sale,
+        &mut took,
+    )?;
+    add_payments(
+        s,
+        "SELECT p.method, NULL, sum(p.amount_minor) FROM layaways l
+         JOIN layaway_payments p ON p.tenant_id = l.tenant_id AND p.layaway_id = l.id
+         WHERE l.tenant_id = ?1 AND l.sale_id = ?2 GROUP BY p.method",
+        sale,
+        &mut took,
+    )?;
+    let redeemed = points(
+        s,
+        "SELECT coalesce(-sum(points), 0) FROM loyalty_transactions
+         WHERE tenant_id = ?1 AND sale_id = ?2 AND kind = 'redeem'",
+        sale,
+    )?;
+    add_to(&mut took, Method::Loyalty, redeemed)?;
+    Ok(took)
+}
+
+/// What earlier refunds of the sale gave back by each method: their payments, and the points
+/// they gave back (`reverse` rows above zero; those below take back accrued points).
+fn refunded_before(s: &Scope<'_>, sale: RowId) -> Result<BTreeMap<Method, i64>> {
+    let mut refunded = BTreeMap::new();
+    add_payments(
+        s,
+        &format!(
+            "SELECT method, gift_card_id, -sum(amount_minor) FROM sale_payments
+             WHERE tenant_id = ?1 AND sale_id IN ({REVERSALS_OF}) AND method <> 'loyalty'
+             GROUP BY method, gift_card_id"
+        ),
+        sale,
+        &mut refunded,
+    )?;
+    let returned = points(
+        s,
+        &format!(
+            "SELECT coalesce(sum(points), 0) FROM loyalty_transactions
+             WHERE tenant_id = ?1 AND kind = 'reverse' AND points > 0
+               AND sale_id IN ({REVERSALS_OF})"
+        ),
+        sale,
+    )?;
+    add_to(&mut refunded, Method::Loyalty, returned)?;
+    Ok(refunded)
+}
+
+/// Refuses the first method (in the order the tenders name them) whose refunds in all would
+/// exceed what the sale took by it.
+fn within_tenders(s: &Scope<'_>, sale: RowId, paybacks: &[Payback]) -> Result<()> {
+    let mut wanted: Vec<(Method, i64)> = Vec::new();
+    for (method, amount) in paybacks.iter().map(Payback::method) {
+        match wanted.iter_mut().find(|(m, _)| *m == method) {
+            Some((_, w)) => *w = w.checked_add(amount).ok_or(FlowError::Overflow)?,
+            None => wanted.push((method, amount)),
+        }
+    }
+    let took = sale_took(s, sale)?;
+    let refunded = refunded_before(s, sale)?;
+    for (method, wanted) in wanted {
+        let sale_took = took.get(&method).copied().unwrap_or(0);
+        let refunded = refunded.get(&method).copied().unwrap_or(0);
+        let in_all = refunded.checked_add(wanted).ok_or(FlowError::Overflow)?;
+        if in_all > sale_took {
+            return Err(FlowError::RefundExceedsTender {
+                method: method.name(),
+                gift_card: method.card(),
+                sale_took,
+                refunded,
+                wanted,
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// What a void gives back: every payment of the sale by its own method, to the same card or
@@ -1027,7 +1227,8 @@ fn taken_by_line(s: &Scope<'_>, lines: &[SaleLine]) -> Result<BTreeMap<RowId, Ta
     lines.iter().map(|l| Ok((l.id, taken(s, l.id)?))).collect()
 }
 
-/// The refund flow.
+/// The refund flow: the lines' figures, then the tenders (exactly the total, each method
+/// within what the sale took by it unless the rules allow any tender), then the writes.
 pub(crate) fn refund(s: &Scope<'_>, actor: &Actor, req: &Refund) -> Result<RefundReceipt> {
     s.require_role(actor, Role::Cashier, "refund", "sales")?;
     reason_given(&req.reason, "the reason for a refund")?;
@@ -1041,7 +1242,8 @@ pub(crate) fn refund(s: &Scope<'_>, actor: &Actor, req: &Refund) -> Result<Refun
     let parts = refund_parts(&sale, &lines, &taken, &req.lines)?;
     let due = sum(parts.iter().map(Part::total))?;
     let now = Timestamp::now();
-    let paybacks = refund_paybacks(s, &sale, &req.tenders, due, now)?;
+    let rules = s.tenant_settings()?.rules;
+    let paybacks = refund_paybacks(s, &sale, &rules, &req.tenders, due, now)?;
     let restock_at = req.restock.then_some(req.location.as_deref());
     reverse(
         s,

@@ -1058,6 +1058,10 @@ impl PartialSchema for TenantSettings {
             .property(
                 "tax_labour",
                 flag("Tax labour lines of work orders (default false)"),
+            )
+            .property(
+                "allow_refund_to_any_tender",
+                flag("Refund by any tender, not only the sale's own (default false)"),
             );
         ObjectBuilder::new()
             .description(Some(
@@ -1206,5 +1210,44 @@ mod tests {
         }
         assert!(doc["components"]["schemas"]["Operation"].is_object());
         assert!(doc["components"]["securitySchemes"]["device_token"].is_object());
+    }
+
+    /// The settings schema is written by hand; every field the settings serialize must be in it
+    /// (a new business rule was once missing), nested objects included.
+    #[test]
+    fn the_settings_schema_names_every_field_the_settings_carry() {
+        fn check(value: &serde_json::Value, schema: &serde_json::Value, at: &str) {
+            if let Some(items) = value.as_array() {
+                for item in items {
+                    check(item, &schema["items"], &format!("{at}[]"));
+                }
+                return;
+            }
+            let Some(fields) = value.as_object() else {
+                return;
+            };
+            // A map (feature flags): its keys are data, not fields.
+            if schema["additionalProperties"].is_object() {
+                return;
+            }
+            let properties = schema["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{at}: no properties in {schema}"));
+            for (name, field) in fields {
+                let described = properties
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{at}.{name} is not in the schema"));
+                check(field, described, &format!("{at}.{name}"));
+            }
+        }
+        let doc = serde_json::to_value(openapi()).expect("json");
+        let schema = &doc["components"]["schemas"]["TenantSettings"];
+        let mut settings = crate::TenantSettings::new("Caps");
+        settings.tax_rates.push(crate::TaxRate {
+            name: "Sales tax".into(),
+            rate_ppm: 88_750,
+        });
+        let settings = serde_json::to_value(settings).expect("json");
+        check(&settings, schema, "TenantSettings");
     }
 }

@@ -53,7 +53,7 @@ mod reports;
 mod stock;
 mod work_order;
 
-pub use checkout::{Checkout, LineItem, Receipt, Tender};
+pub use checkout::{Checkout, LineItem, Receipt, Tender, DEFAULT_LOCATION};
 pub use layaway::{LayawayCancellation, LayawayCompletion, LayawayOrder, LayawayReceipt};
 pub use refund::{Refund, RefundReceipt, RefundTender};
 pub use reports::{

@@ -114,7 +114,7 @@ pub struct CustomerHistory {
     pub open_layaways: Vec<OpenLayaway>,
 }
 
-/// Most sales [`customer_history`] returns.
+/// Most sales [`Pos::customer_history`](super::Pos::customer_history) returns.
 pub const MAX_HISTORY_SALES: u32 = 1000;
 
 /// The RFC 3339 text bounds of a UTC day, as timestamps are stored; `None` past the last day

@@ -91,6 +91,36 @@ fn the_demo_is_deterministic_for_a_seed() -> Result<()> {
 }
 
 #[test]
+fn demo_refunds_go_back_to_the_sales_own_tenders() -> Result<()> {
+    // Refunds are capped per tender (cash, card, each gift card, store credit, points): the
+    // demo splits each refund over the tenders its sale was paid with, so the flow never
+    // refuses one, mixed-tender sales included.
+    for seed in [7, 8] {
+        let store = store_with(&["caps"]);
+        let t = store.tenant(&tid("caps"))?;
+        let admin = t.bootstrap_admin("owner", "Owner")?;
+        let s = demo(&t, &admin, 300, seed)?;
+        assert!(s.refunds > 0, "seed {seed}: {s:?}");
+        assert_eq!(
+            s.refusals.get("refund_exceeds_tender"),
+            None,
+            "seed {seed}: {:?}",
+            s.refusals
+        );
+        // Refunds went back by more than one method, not only card and cash.
+        let methods = t.query(
+            "SELECT count(DISTINCT p.method) FROM sale_payments p
+             JOIN sales s ON s.tenant_id = p.tenant_id AND s.id = p.sale_id
+             WHERE p.amount_minor < 0 AND s.number LIKE 'R-%'",
+        )?;
+        assert!(methods.rows[0][0].as_i64().unwrap_or(0) > 1, "seed {seed}");
+        let report = store.verify()?;
+        assert!(report.is_ok(), "{report:?}");
+    }
+    Ok(())
+}
+
+#[test]
 fn a_second_run_on_the_same_tenant_sells_from_its_catalog() -> Result<()> {
     let store = store_with(&["caps", "bolt"]);
     let t = store.tenant(&tid("caps"))?;

@@ -47,7 +47,7 @@ use super::{LayawayOrder, Refund, RefundTender, WorkOrderRequest};
 use crate::access::{Actor, Scope, Tenant, TenantAccess};
 use crate::catalog::{
     CommissionRule, CreditAccount, Customer, CustomerVehicle, Fitment, InventoryItem,
-    LoyaltyTransaction, PriceLevel, Product, ProductCategory, Promotion,
+    LoyaltyTransaction, PriceLevel, Product, ProductCategory, Promotion, SalePayment,
 };
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::{Role, TaxRate};
@@ -848,8 +848,109 @@ struct RecentSale {
     id: RowId,
     /// Its lines: id, quantity (thousandths) and total.
     lines: Vec<(RowId, i64, i64)>,
-    /// Paid by card (refunds go back to the card), else in cash.
-    by_card: bool,
+    /// The tenders it was paid with, in the order of its payments, and what is left to give
+    /// back by each (see [`Paid`]).
+    paid: Vec<(Paid, i64)>,
+}
+
+/// A tender a sale was paid with, as the refund flow caps it: cash net of change, card, each
+/// gift card on its own, store credit, and loyalty counted in points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paid {
+    Cash,
+    Card,
+    GiftCard(RowId),
+    StoreCredit,
+    Loyalty,
+}
+
+impl Paid {
+    /// The tenders of a receipt's payments, in their order, one entry per tender (gift cards
+    /// card by card) with what it took: minor units, points for loyalty (`point_value_minor`
+    /// each, as the sale was paid). A gift card payment naming no card counts as cash, as the
+    /// refund flow counts it.
+    fn of(payments: &[SalePayment], point_value_minor: i64) -> Vec<(Self, i64)> {
+        let mut out: Vec<(Self, i64)> = Vec::new();
+        for p in payments {
+            let (tender, took) = match (p.method.as_str(), p.gift_card_id) {
+                ("cash", _) | ("gift_card", None) => (Self::Cash, p.amount_minor),
+                ("card", _) => (Self::Card, p.amount_minor),
+                ("gift_card", Some(card)) => (Self::GiftCard(card), p.amount_minor),
+                ("store_credit", _) => (Self::StoreCredit, p.amount_minor),
+                ("loyalty", _) if point_value_minor > 0 => {
+                    (Self::Loyalty, p.amount_minor / point_value_minor)
+                }
+                _ => continue,
+            };
+            match out.iter_mut().find(|(t, _)| *t == tender) {
+                Some((_, left)) => *left += took,
+                None => out.push((tender, took)),
+            }
+        }
+        out
+    }
+}
+
+/// Splits a refund of `total` over the sale's own tenders in the order it was paid with
+/// them, each up to what is left of it (which it lowers), so no tender gives back more than
+/// it took: the refund flow refuses that ([`FlowError::RefundExceedsTender`]). Points are
+/// whole, so a loyalty tender gives back at most the points that fit in what is still due and
+/// the tenders after it take the rest. What no tender can take (only a remainder smaller than
+/// a point, when nothing after the points is left) is offered in cash, which the flow then
+/// refuses.
+fn split_refund(
+    paid: &mut [(Paid, i64)],
+    total: i64,
+    point_value_minor: i64,
+    rng: &mut ChaCha8Rng,
+) -> Vec<RefundTender> {
+    let mut due = total;
+    let mut out = Vec::new();
+    for (tender, left) in paid.iter_mut() {
+        if due <= 0 {
+            break;
+        }
+        if *left <= 0 {
+            continue;
+        }
+        let (given, amount) = match *tender {
+            Paid::Loyalty if point_value_minor > 0 => {
+                let points = (*left).min(due / point_value_minor);
+                (points, points * point_value_minor)
+            }
+            Paid::Loyalty => (0, 0),
+            _ => {
+                let amount = (*left).min(due);
+                (amount, amount)
+            }
+        };
+        if given <= 0 {
+            continue;
+        }
+        *left -= given;
+        due -= amount;
+        out.push(match *tender {
+            Paid::Cash => RefundTender::Cash {
+                amount_minor: amount,
+            },
+            Paid::Card => RefundTender::Card {
+                amount_minor: amount,
+                reference: format!("RFD-{:06}", rng.random_range(0..1_000_000)),
+            },
+            Paid::GiftCard(card_id) => RefundTender::GiftCard {
+                card_id,
+                amount_minor: amount,
+            },
+            Paid::StoreCredit => RefundTender::StoreCredit {
+                amount_minor: amount,
+            },
+            Paid::Loyalty => RefundTender::Loyalty { points: given },
+        });
+    }
+    if due > 0 {
+        out.push(RefundTender::Cash { amount_minor: due });
+    }
+    out
 }
 
 /// An open layaway: its id and total.
@@ -1060,7 +1161,7 @@ fn count_receipt(
                 .iter()
                 .map(|l| (l.id, l.quantity_milli, l.total_minor))
                 .collect(),
-            by_card: receipt.payments.iter().any(|p| p.method == "card"),
+            paid: Paid::of(&receipt.payments, world.point_value_minor),
         });
     }
 }
@@ -1269,7 +1370,8 @@ const REFUND_REASONS: &[&str] = &[
     "damaged in the box",
 ];
 
-/// Refunds one whole line of a sale of this run, to the card it was paid with or in cash.
+/// Refunds one whole line of a sale of this run, back to the tenders the sale was paid with
+/// (see [`split_refund`]). A sale is reversed once at most: it leaves the recent sales.
 fn refund_one(
     tenant: &Tenant<'_>,
     actor: &Actor,
@@ -1278,22 +1380,11 @@ fn refund_one(
     summary: &mut DemoSummary,
 ) -> Result<()> {
     let i = rng.random_range(0..world.recent.len());
-    let sale = world.recent.remove(i);
+    let mut sale = world.recent.remove(i);
     let (line, quantity, total) = *pick(rng, &sale.lines);
     // A whole line never reversed before comes back at exactly its total.
-    let tender = if sale.by_card {
-        RefundTender::Card {
-            amount_minor: total,
-            reference: format!("RFD-{:06}", rng.random_range(0..1_000_000)),
-        }
-    } else {
-        RefundTender::Cash {
-            amount_minor: total,
-        }
-    };
-    let request = Refund::new(sale.id, pick::<&str>(rng, REFUND_REASONS))
-        .line(line, quantity)
-        .tender(tender);
+    let mut request = Refund::new(sale.id, pick::<&str>(rng, REFUND_REASONS)).line(line, quantity);
+    request.tenders = split_refund(&mut sale.paid, total, world.point_value_minor, rng);
     let receipt = tenant.refund(actor, &request)?;
     summary.refunds += 1;
     summary.revenue_minor += receipt.sale.total_minor;
@@ -1466,6 +1557,49 @@ mod tests {
         // 200000000001 weighs 2 + 1·3 = 5, so its check digit is 5.
         assert_eq!(barcode(1), "2000000000015");
         assert_eq!(barcode(1).len(), 13);
+    }
+
+    #[test]
+    fn refunds_split_over_the_sales_tenders_in_order_within_what_each_took() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let card = RowId::new();
+        // Points worth 10 each: 30 points paid 300.
+        let mut paid = vec![
+            (Paid::GiftCard(card), 500),
+            (Paid::Loyalty, 30),
+            (Paid::Card, 1_000),
+        ];
+        // 500 on the gift card, 3 points (30) and the 7 that is not a whole point by card.
+        let first = split_refund(&mut paid, 537, 10, &mut rng);
+        assert!(matches!(
+            first.as_slice(),
+            [
+                RefundTender::GiftCard { card_id, amount_minor: 500 },
+                RefundTender::Loyalty { points: 3 },
+                RefundTender::Card { amount_minor: 7, .. },
+            ] if *card_id == card
+        ));
+        assert_eq!(
+            paid,
+            vec![
+                (Paid::GiftCard(card), 0),
+                (Paid::Loyalty, 27),
+                (Paid::Card, 993)
+            ]
+        );
+        // A later refund takes what earlier ones left.
+        let second = split_refund(&mut paid, 1_200, 10, &mut rng);
+        assert!(matches!(
+            second.as_slice(),
+            [
+                RefundTender::Loyalty { points: 27 },
+                RefundTender::Card {
+                    amount_minor: 930,
+                    ..
+                },
+            ]
+        ));
+        assert_eq!(paid[2], (Paid::Card, 63));
     }
 
     #[test]

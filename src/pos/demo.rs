@@ -15,8 +15,18 @@
 //! same things. Row ids, receipt numbers and timestamps are real ([`crate::Timestamp::now`]),
 //! as in a shop: two runs differ in those only.
 //!
-//! A sale a business rule refuses (not enough stock, a credit limit reached) is skipped and
-//! counted in [`DemoSummary::refused`], as a cashier would void the attempt and go on.
+//! The store reorders as a shop does: now and then between sales (about one attempt in ten,
+//! never before the first) the supplier's delivery comes with every product the demo sells
+//! that the reorder report ([`Pos::stock_below_reorder`]) lists, each received
+//! ([`Pos::receive_stock`]'s flow) at the product's cost and counted in
+//! [`DemoSummary::restock_receipts`]. Deliveries need a manager:
+//! a run as a cashier receives none.
+//!
+//! A sale a business rule refuses is skipped and counted in [`DemoSummary::refused`], as a
+//! cashier would void the attempt and go on. Some are on purpose: one product in ten of the
+//! opening stock arrives short, so early sales may find its shelf empty until the first
+//! delivery, a shelf can still sell out between deliveries, and now and then a cashier tries
+//! to put a whole sale on store credit whatever the account's limit.
 //!
 //! ```
 //! use pos_tenancy::pos::demo::{fill, DemoOptions};
@@ -42,7 +52,7 @@ use serde::Serialize;
 
 use super::checkout::{self, Context, LineItem, Tender, DEFAULT_LOCATION};
 use super::money::{apply_ppm, minor_per_major};
-use super::{accounts, layaway, stock, work_order, FlowError, Pos};
+use super::{accounts, layaway, reports, stock, work_order, FlowError, Pos};
 use super::{LayawayOrder, Refund, RefundTender, WorkOrderRequest};
 use crate::access::{Actor, Scope, Tenant, TenantAccess};
 use crate::catalog::{
@@ -131,6 +141,10 @@ pub struct DemoSummary {
     pub refused: u64,
     /// The refused attempts by the rule that refused them (`insufficient_stock`, ...).
     pub refusals: BTreeMap<String, u64>,
+    /// Products received while trading (not attempts): one per product a delivery restocked
+    /// because its stock had fallen below its reorder level. The opening deliveries are in
+    /// `stock_receipts`.
+    pub restock_receipts: u64,
     /// Sum of the totals of the sales completed (checkouts, gift cards, work orders, completed
     /// layaways) less refunds and voids, in minor units.
     pub revenue_minor: i64,
@@ -182,6 +196,10 @@ pub fn fill(
     let total = u64::from(options.sales);
     progress(0, total);
     for done in 1..=total {
+        // The draw is made whoever runs the demo, so a cashier's run sells as a manager's.
+        if done > 1 && rng.random_bool(DELIVERY_CHANCE) && actor.role() >= Role::Manager {
+            receive_delivery(tenant, actor, &world, &mut rng, &mut summary)?;
+        }
         sell_one(tenant, actor, &mut world, &mut rng, &mut summary)?;
         progress(done, total);
     }
@@ -597,8 +615,8 @@ fn make_catalog(
         }
         stocked.push((product.id, p.by_litre, cost));
     }
-    // Opening stock: a delivery for every stocked product; one in ten arrives short, so the
-    // day sells some shelves empty.
+    // Opening stock: a delivery for every stocked product; one in ten arrives short, so some
+    // shelves may sell empty before the first delivery of the day restocks them.
     for (product, by_litre, cost) in stocked {
         let units = if rng.random_bool(0.1) {
             rng.random_range(1..=2)
@@ -824,6 +842,8 @@ struct DemoProduct {
     id: RowId,
     by_litre: bool,
     stocked: bool,
+    /// What the store pays a unit (a litre) of it, in minor units; 0 when unknown.
+    cost_minor: i64,
 }
 
 struct DemoCustomer {
@@ -983,7 +1003,7 @@ impl World {
         let t = tenant.tenant_id();
         let products = conn
             .prepare_cached(
-                "SELECT id, description, kind FROM products
+                "SELECT id, description, kind, cost_minor FROM products
                  WHERE tenant_id = ?1 AND active = 1 AND currency = ?2 ORDER BY sku",
             )?
             .query_map(params![t, settings.currency], |r| {
@@ -992,6 +1012,7 @@ impl World {
                     by_litre: r.get::<_, Option<String>>(1)?.as_deref()
                         == Some("Sold by the litre"),
                     stocked: r.get::<_, String>(2)? == "stocked",
+                    cost_minor: r.get(3)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -1085,6 +1106,49 @@ impl World {
     fn customer(&self, id: RowId) -> Option<&DemoCustomer> {
         self.customers.iter().find(|c| c.id == id)
     }
+
+    fn product(&self, id: RowId) -> Option<&DemoProduct> {
+        self.products.iter().find(|p| p.id == id)
+    }
+}
+
+/// Chance, before each attempt but the first, that the supplier's delivery comes.
+const DELIVERY_CHANCE: f64 = 0.1;
+
+/// The supplier's delivery, in one transaction: every product of the reorder report for the
+/// demo's location that the demo sells is received. The quantity brings it up to two to four
+/// times its reorder level, and to at least its location's reorder quantity, in whole units
+/// (5 litre jugs for products sold by the litre); the unit cost is the product's.
+fn receive_delivery(
+    tenant: &Tenant<'_>,
+    actor: &Actor,
+    world: &World,
+    rng: &mut ChaCha8Rng,
+    summary: &mut DemoSummary,
+) -> Result<()> {
+    let received = tenant.in_write(|s| {
+        let mut received = 0;
+        for line in reports::stock_below_reorder(s, DEFAULT_LOCATION)? {
+            let Some(p) = world.product(line.product_id) else {
+                continue;
+            };
+            let pack: i64 = if p.by_litre { 5_000 } else { 1_000 };
+            let up_to = line
+                .reorder_level_milli
+                .saturating_mul(rng.random_range(2..=4));
+            let wanted = line
+                .reorder_qty_milli
+                .max(up_to.saturating_sub(line.on_hand_milli))
+                .max(1);
+            let quantity = (wanted + pack - 1) / pack * pack;
+            let cost = (p.cost_minor > 0).then_some(p.cost_minor);
+            stock::receive(s, actor, p.id, DEFAULT_LOCATION, quantity, cost)?;
+            received += 1;
+        }
+        Ok(received)
+    })?;
+    summary.restock_receipts += received;
+    Ok(())
 }
 
 /// The rule that refused, in snake case (`InsufficientStock { .. }` is `insufficient_stock`).

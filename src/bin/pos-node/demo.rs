@@ -152,6 +152,12 @@ fn print_summary(tenant: &TenantId, currency: &str, s: &DemoSummary) {
         s.layaways_completed,
         s.work_orders
     );
+    if s.restock_receipts > 0 {
+        println!(
+            "{} products restocked by deliveries between sales (below their reorder level)",
+            s.restock_receipts
+        );
+    }
     if s.refused > 0 {
         let why: Vec<String> = s.refusals.iter().map(|(k, n)| format!("{k} {n}")).collect();
         println!(

@@ -14,8 +14,10 @@
 //!   `gift_card_balance`, kept by the V5 triggers), against the ledger sum they replace
 //!   (`ledger_sum_stock`, `ledger_sum_card`, through the covering index). Goal: under 1 ms.
 //!
-//! Each side of `checkout` has its own file, built the same way through the `Store` API, and
-//! checkpointed the same way (the store's background checkpoint, the same page cap); only one
+//! Each side of `checkout` has its own file, built the same way through the `Store` API,
+//! written the same way (the store's VFS, [`pos_tenancy::vfs`], which hands a commit's log
+//! frames to the OS in one write) and checkpointed the same way (the store's background
+//! checkpoint, the same page cap), so the ratio is the flow's own cost; only one
 //! side's connection is open while it is measured (all connections of the process
 //! share one page cache pool; see benches/store.rs).
 
@@ -169,7 +171,7 @@ fn checkout(c: &mut Criterion) {
 }
 
 fn open_raw(path: &Path) -> Connection {
-    let conn = Connection::open(path).expect("baseline opens");
+    let conn = pos_tenancy::vfs::open(path).expect("baseline opens");
     conn.pragma_update(None, "journal_mode", "WAL")
         .expect("wal");
     conn.pragma_update(None, "synchronous", "NORMAL")

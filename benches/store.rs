@@ -19,9 +19,9 @@
 //! Each group builds two database files the same way, through the `Store` API: WAL,
 //! `synchronous=NORMAL`, foreign keys on, two tenants with 10,000 products apiece (so the
 //! tenant filter matters), then closes them. The layer reopens one with `Store::open`; the
-//! baseline opens the other with `rusqlite::Connection::open` and the same pragmas, the store's
-//! checkpoint cap ([`pos_tenancy::store::WAL_AUTOCHECKPOINT`]) and its background checkpoint
-//! ([`pos_tenancy::store::BackgroundCheckpoint`]) included.
+//! baseline opens the other with [`pos_tenancy::vfs::open`] (the VFS a store writes through)
+//! and the same pragmas, the store's checkpoint cap ([`pos_tenancy::store::WAL_AUTOCHECKPOINT`])
+//! and its background checkpoint ([`pos_tenancy::store::BackgroundCheckpoint`]) included.
 //!
 //! Before each side of `insert` both files are synced to disk. Otherwise the operating system
 //! still holds the freshly built files in its cache, and the first checkpoint's sync of either
@@ -201,7 +201,7 @@ impl Files {
     /// background checkpoint included: keep the last value alive while measuring), `caps`'s
     /// admin user id and the node's id (the device id its operations carry).
     fn open_baseline(&self) -> (Connection, RowId, RowId, Option<BackgroundCheckpoint>) {
-        let conn = Connection::open(&self.baseline).expect("baseline opens");
+        let conn = pos_tenancy::vfs::open(&self.baseline).expect("baseline opens");
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .expect("WAL");
         conn.pragma_update(None, "synchronous", "NORMAL")

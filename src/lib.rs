@@ -49,6 +49,7 @@ pub mod store;
 pub mod tenant;
 pub mod testkit;
 pub mod verify;
+pub mod vfs;
 
 pub use access::{Actor, FilterOp, FilterValue, ListQuery, Page, Tenant, TenantAccess, TenantTx};
 pub use catalog::Record;

@@ -208,7 +208,8 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(open_err)?;
+        // Each commit's log frames in one write (see `vfs`).
+        let conn = crate::vfs::open(&path).map_err(open_err)?;
         // Reading the header is the first access; a non-SQLite file fails here, untouched.
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
             .map_err(open_err)?;

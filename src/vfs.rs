@@ -10,8 +10,11 @@
 //! connection can see a committed frame that is not in the file.
 //!
 //! The buffer is written out before anything that could observe the file (a read, a size, a
-//! sync, a truncate, a file control, close), before a write that is not contiguous with it, and
-//! whenever it passes [`MAX_BUFFER`]. A crash while frames are buffered loses only frames of a
+//! sync, a truncate, a file control, close), before a write that is not contiguous with it,
+//! whenever it passes [`MAX_BUFFER`], and before the connection gives up the WAL write lock
+//! (on its database file, linked to the WAL file through `sqlite3_database_file_object`): the
+//! frames a large transaction spilled and then rolled back must not reach the file after
+//! another connection has committed frames at the same offsets. A crash while frames are buffered loses only frames of a
 //! transaction that had not committed, exactly as a crash before those writes would: WAL
 //! recovery stops at the first frame whose checksum chain breaks. A failed write is reported to
 //! SQLite by the call that made it or by the next one, which rolls the transaction back.
@@ -36,6 +39,9 @@ pub const MAX_BUFFER: usize = 4 << 20;
 /// The most one call hands to the wrapped file: SQLite's unix VFS writes at most 128 KiB - 1
 /// bytes per call (it masks the length) and reports a full disk for a write of exactly 128 KiB.
 const MAX_WRITE: usize = 0x1_f000;
+
+/// The WAL write lock's slot among the shared-memory locks (SQLite's `WAL_WRITE_LOCK`).
+const WAL_WRITE_LOCK: c_int = 0;
 
 /// Size of a WAL file header and of a frame header (SQLite's file format).
 const WAL_HEADER: i64 = 32;
@@ -118,6 +124,10 @@ struct File {
     base: ffi::sqlite3_file,
     /// The WAL file's write buffer; null for every other file.
     wal: *mut WalBuffer,
+    /// A database file's open WAL file, and a WAL file's database file, while both are open
+    /// (null otherwise): releasing the write lock, which SQLite does on the database file,
+    /// must first empty the buffer of its WAL file.
+    partner: *mut File,
     inner: ffi::sqlite3_file,
 }
 
@@ -204,6 +214,11 @@ unsafe fn flush(inner: *mut ffi::sqlite3_file, wal: *mut WalBuffer) -> c_int {
 unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     let (inner, wal) = parts(file);
     let flushed = flush(inner, wal);
+    let this = file.cast::<File>();
+    if let Some(partner) = (*this).partner.as_mut() {
+        partner.partner = ptr::null_mut();
+        (*this).partner = ptr::null_mut();
+    }
     let closed = match methods(inner).xClose {
         Some(close) => close(inner),
         None => ffi::SQLITE_OK,
@@ -418,6 +433,20 @@ unsafe extern "C" fn x_shm_lock(
     flags: c_int,
 ) -> c_int {
     let (inner, _) = parts(file);
+    if flags & ffi::SQLITE_SHM_UNLOCK != 0
+        && offset <= WAL_WRITE_LOCK
+        && WAL_WRITE_LOCK < offset + n
+    {
+        // The write lock goes: a commit has already written its frames out, so anything still
+        // buffered belongs to a transaction that spilled frames and then rolled back. Written
+        // now, while no other connection can write, it is harmless garbage past the end of the
+        // log, as it would have been without the buffer; kept, it would land later on top of
+        // frames another connection had committed in the meantime. A failure here changes
+        // nothing committed, so the unlock goes ahead.
+        if let Some(wal) = (*file.cast::<File>()).partner.as_mut() {
+            let _ = flush(ptr::addr_of_mut!(wal.inner), wal.wal);
+        }
+    }
     match methods(inner).xShmLock {
         Some(lock) => lock(inner, offset, n, flags),
         None => ffi::SQLITE_IOERR,
@@ -504,6 +533,7 @@ unsafe extern "C" fn x_open(
     let this = file.cast::<File>();
     (*this).base.pMethods = ptr::null();
     (*this).wal = ptr::null_mut();
+    (*this).partner = ptr::null_mut();
     let inner = ptr::addr_of_mut!((*this).inner);
     (*inner).pMethods = ptr::null();
     let Some(open) = inner_vfs.as_ref().and_then(|v| v.xOpen) else {
@@ -516,6 +546,15 @@ unsafe extern "C" fn x_open(
     }
     if flags & ffi::SQLITE_OPEN_WAL != 0 {
         (*this).wal = Box::into_raw(Box::default());
+        // SQLite names the database file of a WAL file it opens; it is one of ours when the
+        // database was opened through this VFS, which is the only way a WAL file is.
+        let db = ffi::sqlite3_database_file_object(name).cast::<File>();
+        if let Some(db) = db.as_mut() {
+            if ptr::eq(db.base.pMethods, &METHODS) {
+                db.partner = this;
+                (*this).partner = db;
+            }
+        }
     }
     (*this).base.pMethods = &METHODS;
     rc
@@ -687,6 +726,49 @@ mod tests {
 
     /// Many connections writing and reading one file through the VFS see every commit at
     /// once, and a log appended to by another connection is read correctly.
+    /// A transaction that spills frames into the log and then rolls back leaves them buffered;
+    /// they must not land later on top of what another connection committed at the same
+    /// offsets after the rollback.
+    #[test]
+    fn frames_of_a_rolled_back_transaction_never_overwrite_later_commits() -> rusqlite::Result<()> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("spill.db");
+        let a = open(&path)?;
+        let b = open(&path)?;
+        for conn in [&a, &b] {
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        a.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")?;
+        // An empty log: the rollback then reloads its pages from the database file and never
+        // reads the log (a read would write the buffer out while the lock is still held).
+        a.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        // A tiny cache makes the big transaction spill pages into the log before its end.
+        a.pragma_update(None, "cache_size", 10)?;
+        a.execute_batch(
+            "BEGIN;
+             WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 300)
+             INSERT INTO t SELECT x, randomblob(2000) FROM s;",
+        )?;
+        a.execute_batch("ROLLBACK")?;
+        b.execute_batch(
+            "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 200)
+             INSERT INTO t SELECT x, zeroblob(1500) FROM s",
+        )?;
+        // Anything `a` still held would be written out by its next read.
+        let n: i64 = a.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+        assert_eq!(n, 200);
+        let plain = rusqlite::Connection::open(&path)?;
+        let check: String = plain.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        assert_eq!(check, "ok");
+        let zeros: i64 =
+            plain.query_row("SELECT count(*) FROM t WHERE v = zeroblob(1500)", [], |r| {
+                r.get(0)
+            })?;
+        assert_eq!(zeros, 200);
+        Ok(())
+    }
+
     #[test]
     fn commits_are_visible_to_other_connections_at_once() -> rusqlite::Result<()> {
         let name = register().expect("the default VFS can be wrapped");

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{customer, now, product, tid};
-use pos_tenancy::catalog::{CommissionRule, CustomerVehicle, Layaway, PriceLevel, Sale, WorkOrder};
+use pos_tenancy::catalog::{
+    CommissionRule, CustomerVehicle, Layaway, LayawayPayment, PriceLevel, Sale, WorkOrder,
+};
 use pos_tenancy::pos::{FlowError, LayawayOrder, LineItem, Pos, Tender, WorkOrderRequest};
 use pos_tenancy::{
     Actor, BusinessRules, Error, NewTenant, Plan, Result, RowId, Store, TaxRate, Tenant,
@@ -80,6 +82,13 @@ fn card(minor: i64) -> Tender {
         amount_minor: minor,
         reference: "AUTH-1".into(),
     }
+}
+
+/// The method and amount of each payment row given back, in order.
+fn given_back(rows: &[LayawayPayment]) -> Vec<(&str, i64)> {
+    rows.iter()
+        .map(|p| (p.method.as_str(), p.amount_minor))
+        .collect()
 }
 
 fn flow_error<T: std::fmt::Debug>(r: Result<T>) -> FlowError {
@@ -209,7 +218,7 @@ fn a_layaway_takes_its_stock_only_when_completed() -> Result<()> {
 }
 
 #[test]
-fn a_cancelled_layaway_refunds_what_was_paid_less_the_fee() -> Result<()> {
+fn a_cancelled_layaway_gives_each_payment_back_by_its_own_method_less_the_fee() -> Result<()> {
     let rules = BusinessRules {
         layaway_cancellation_fee_ppm: 100_000,
         ..BusinessRules::default()
@@ -230,12 +239,21 @@ fn a_cancelled_layaway_refunds_what_was_paid_less_the_fee() -> Result<()> {
     assert!(cancelled.layaway.closed_at.is_some());
     assert_eq!(shop.t.layaway_paid(id)?, 224);
     assert_eq!(shop.t.fetch::<Sale>(opened.sale.id)?.status, "voided");
-    let refund = shop
-        .t
-        .query("SELECT method, amount_minor FROM layaway_payments WHERE amount_minor < 0")?;
+    // The fee comes out of the cash; the card deposit goes back to the card whole.
+    assert_eq!(
+        given_back(&cancelled.refunds),
+        [("cash", -1_011), ("card", -1_000)]
+    );
+    let refund = shop.t.query(
+        "SELECT method, amount_minor FROM layaway_payments WHERE amount_minor < 0
+         ORDER BY method DESC",
+    )?;
     assert_eq!(
         refund.rows,
-        vec![vec![serde_json::json!("cash"), serde_json::json!(-2_011)]]
+        vec![
+            vec![serde_json::json!("cash"), serde_json::json!(-1_011)],
+            vec![serde_json::json!("card"), serde_json::json!(-1_000)]
+        ]
     );
     // No stock row was ever written for it.
     assert_eq!(shop.t.stock_on_hand(shop.product, "main")?, 5_000);
@@ -259,6 +277,266 @@ fn a_cancelled_layaway_refunds_what_was_paid_less_the_fee() -> Result<()> {
         FlowError::State { .. }
     ));
     assert_eq!(snapshot(&shop)?, before);
+    Ok(())
+}
+
+fn card_ref(minor: i64, reference: &str) -> Tender {
+    Tender::Card {
+        amount_minor: minor,
+        reference: reference.into(),
+    }
+}
+
+/// The tenant's settings with another cancellation fee.
+fn set_fee(shop: &Shop<'_>, fee_ppm: u32) -> Result<()> {
+    let mut s = shop.t.settings()?;
+    s.rules.layaway_cancellation_fee_ppm = fee_ppm;
+    shop.t.update_settings(&shop.admin, &s)?;
+    Ok(())
+}
+
+/// Net of each method over all the layaway payments of the tenant, by method.
+fn net_by_method(shop: &Shop<'_>) -> Result<Vec<Vec<serde_json::Value>>> {
+    Ok(shop
+        .t
+        .query(
+            "SELECT method, sum(amount_minor) FROM layaway_payments GROUP BY method ORDER BY method",
+        )?
+        .rows)
+}
+
+#[test]
+fn the_cancellation_fee_comes_out_of_cash_first_then_the_card_payments_in_the_order_made(
+) -> Result<()> {
+    let rules = BusinessRules {
+        layaway_cancellation_fee_ppm: 500_000,
+        ..BusinessRules::default()
+    };
+    let store = store(&["caps"], &rules);
+    let shop = shop(&store, "caps")?;
+    let id = shop
+        .t
+        .open_layaway(&shop.admin, &order(&shop, card_ref(1_000, "AUTH-1")))?
+        .layaway
+        .id;
+    shop.t.pay_layaway(&shop.admin, id, &cash(300))?;
+    shop.t
+        .pay_layaway(&shop.admin, id, &card_ref(700, "AUTH-2"))?;
+
+    let cancelled = shop.t.cancel_layaway(&shop.admin, id)?;
+    // Half of 20.00 is kept: all 3.00 of cash, then 7.00 of the card deposit, the first card
+    // payment; the second card payment goes back whole.
+    assert_eq!(cancelled.fee_minor, 1_000);
+    assert_eq!(cancelled.refund_minor, 1_000);
+    assert_eq!(
+        given_back(&cancelled.refunds),
+        [("card", -300), ("card", -700)]
+    );
+    assert!(cancelled
+        .refunds
+        .iter()
+        .all(|p| p.layaway_id == id && p.user_id == Some(shop.admin.user_id())));
+    assert_eq!(shop.t.layaway_paid(id)?, 1_000);
+    assert_eq!(
+        net_by_method(&shop)?,
+        vec![
+            vec![serde_json::json!("card"), serde_json::json!(700)],
+            vec![serde_json::json!("cash"), serde_json::json!(300)]
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_cancellation_without_a_fee_gives_every_payment_back_whole() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    let id = shop
+        .t
+        .open_layaway(&shop.admin, &order(&shop, card_ref(600, "AUTH-3")))?
+        .layaway
+        .id;
+    shop.t
+        .pay_layaway(&shop.admin, id, &card_ref(400, "AUTH-4"))?;
+    shop.t.pay_layaway(&shop.admin, id, &cash(50))?;
+    let cancelled = shop.t.cancel_layaway(&shop.admin, id)?;
+    assert_eq!((cancelled.fee_minor, cancelled.refund_minor), (0, 1_050));
+    assert_eq!(
+        given_back(&cancelled.refunds),
+        [("cash", -50), ("card", -600), ("card", -400)]
+    );
+    assert_eq!(shop.t.layaway_paid(id)?, 0);
+    assert_eq!(
+        net_by_method(&shop)?,
+        vec![
+            vec![serde_json::json!("card"), serde_json::json!(0)],
+            vec![serde_json::json!("cash"), serde_json::json!(0)]
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_fee_of_everything_gives_nothing_back_and_writes_no_refund_row() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    set_fee(&shop, 1_000_000)?;
+    let opened = shop
+        .t
+        .open_layaway(&shop.admin, &order(&shop, cash(1_000)))?;
+    let id = opened.layaway.id;
+    shop.t.pay_layaway(&shop.admin, id, &card(500))?;
+    let cancelled = shop.t.cancel_layaway(&shop.admin, id)?;
+    assert_eq!((cancelled.fee_minor, cancelled.refund_minor), (1_500, 0));
+    assert!(cancelled.refunds.is_empty());
+    assert_eq!(shop.t.layaway_paid(id)?, 1_500);
+    let negative = shop
+        .t
+        .query("SELECT count(*) FROM layaway_payments WHERE amount_minor < 0")?;
+    assert_eq!(negative.rows, vec![vec![serde_json::json!(0)]]);
+    assert_eq!(shop.t.fetch::<Layaway>(id)?.status, "cancelled");
+    assert_eq!(shop.t.fetch::<Sale>(opened.sale.id)?.status, "voided");
+    Ok(())
+}
+
+#[test]
+fn a_card_payment_without_the_terminals_reference_is_refused() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    let before = snapshot(&shop)?;
+    let blank = FlowError::Empty {
+        what: "a card payment's reference",
+    };
+    for reference in ["", "   ", "\t\n"] {
+        assert_eq!(
+            flow_error(
+                shop.t
+                    .open_layaway(&shop.admin, &order(&shop, card_ref(1_000, reference)))
+            ),
+            blank
+        );
+    }
+    assert_eq!(snapshot(&shop)?, before);
+    let id = shop
+        .t
+        .open_layaway(&shop.admin, &order(&shop, cash(1_000)))?
+        .layaway
+        .id;
+    let before = snapshot(&shop)?;
+    assert_eq!(
+        flow_error(shop.t.pay_layaway(&shop.admin, id, &card_ref(500, " "))),
+        blank
+    );
+    assert_eq!(snapshot(&shop)?, before);
+    assert_eq!(shop.t.layaway_paid(id)?, 1_000);
+    Ok(())
+}
+
+#[test]
+fn a_payment_that_cannot_go_back_by_its_own_method_stops_the_cancellation() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    let id = shop
+        .t
+        .open_layaway(&shop.admin, &order(&shop, cash(1_000)))?
+        .layaway
+        .id;
+    // Written past the flows (the generic API, another system's data): a gift card payment,
+    // which has no ledger row of the card to give back to.
+    let odd = LayawayPayment {
+        id: RowId::new(),
+        layaway_id: id,
+        method: "gift_card".into(),
+        amount_minor: 500,
+        user_id: None,
+        paid_at: now(),
+    };
+    shop.t.insert(&shop.admin, &odd)?;
+    let before = snapshot(&shop)?;
+    let e = flow_error(shop.t.cancel_layaway(&shop.admin, id));
+    assert!(
+        matches!(&e, FlowError::State { id: found, status, .. }
+            if *found == id && status.contains("gift_card") && status.contains(&odd.id.to_string())),
+        "{e:?}"
+    );
+    assert_eq!(snapshot(&shop)?, before);
+    assert_eq!(shop.t.fetch::<Layaway>(id)?.status, "open");
+    Ok(())
+}
+
+/// Opens a layaway of the order, pays it off (2,000 by card, the rest in cash) and completes
+/// it, through any handle: the tenant's or a transaction.
+fn lay_away_and_complete(a: &impl TenantAccess, admin: &Actor, o: &LayawayOrder) -> Result<RowId> {
+    let opened = a.open_layaway(admin, o)?;
+    let id = opened.layaway.id;
+    let left = opened.layaway.total_minor - opened.deposit.amount_minor - 2_000;
+    a.pay_layaway(admin, id, &card(2_000))?;
+    a.pay_layaway(admin, id, &cash(left))?;
+    a.complete_layaway(admin, id)?;
+    Ok(id)
+}
+
+#[test]
+fn a_layaway_inside_a_transaction_is_kept_only_if_committed() -> Result<()> {
+    let store = store(&["caps", "bolt"], &BusinessRules::default());
+    let mut caps = shop(&store, "caps")?;
+    let bolt = shop(&store, "bolt")?;
+    let points = caps.t.enroll_loyalty(&caps.admin, caps.customer, "L-1")?.id;
+    bolt.t.enroll_loyalty(&bolt.admin, bolt.customer, "L-1")?;
+    let o = order(&caps, cash(1_000));
+    let before = snapshot(&caps)?;
+
+    let dropped = {
+        let tx = caps.t.transaction()?;
+        let id = lay_away_and_complete(&tx, &caps.admin, &o)?;
+        // The transaction sees its own writes.
+        assert_eq!(tx.fetch::<Layaway>(id)?.status, "completed");
+        assert_eq!(tx.layaway_paid(id)?, 5_500);
+        assert_eq!(tx.stock_on_hand(caps.product, "main")?, 3_000);
+        assert_eq!(tx.loyalty_points(points)?, 50);
+        // A refused flow inside it leaves the earlier ones standing.
+        assert!(matches!(
+            flow_error(tx.cancel_layaway(&caps.admin, id)),
+            FlowError::State { .. }
+        ));
+        assert_eq!(tx.layaway_paid(id)?, 5_500);
+        id
+        // Dropped here without a commit.
+    };
+    assert_eq!(snapshot(&caps)?, before);
+    assert!(matches!(
+        caps.t.layaway_paid(dropped),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(caps.t.loyalty_points(points)?, 0);
+    assert!(store.verify()?.is_ok());
+
+    // Committed, it leaves exactly what the same flows leave through the tenant handle.
+    let tx = caps.t.transaction()?;
+    let id = lay_away_and_complete(&tx, &caps.admin, &o)?;
+    tx.commit()?;
+    lay_away_and_complete(&bolt.t, &bolt.admin, &order(&bolt, cash(1_000)))?;
+    assert_eq!(snapshot(&caps)?, snapshot(&bolt)?);
+    assert_ne!(snapshot(&caps)?, before);
+    assert_eq!(caps.t.fetch::<Layaway>(id)?.status, "completed");
+    assert_eq!(caps.t.layaway_paid(id)?, 5_500);
+    assert_eq!(caps.t.stock_on_hand(caps.product, "main")?, 3_000);
+    assert_eq!(caps.t.loyalty_points(points)?, 50);
+    let tables: Vec<String> = caps
+        .t
+        .pending_operations(100_000)?
+        .into_iter()
+        .map(|op| op.table)
+        .collect();
+    for table in [
+        "sales",
+        "layaways",
+        "layaway_payments",
+        "inventory_transactions",
+    ] {
+        assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
+    }
+    assert!(store.verify()?.is_ok());
     Ok(())
 }
 

@@ -1058,3 +1058,186 @@ fn a_void_gives_each_payment_back_to_its_own_tender() -> Result<()> {
     assert!(report.violations.is_empty(), "{:?}", report.violations);
     Ok(())
 }
+
+/// One bottle of oil (979 with tax) laid away by the customer, 500 down by card and the rest
+/// in cash, completed: its sale.
+fn one_bottle_laid_away(shop: &Shop<'_>) -> Result<Sale> {
+    let t = &shop.t;
+    let opened = t.open_layaway(
+        &shop.cashier,
+        &pos_tenancy::pos::LayawayOrder::new(
+            shop.customer.id,
+            vec![LineItem::product(shop.oil.id, 1_000)],
+            Tender::Card {
+                amount_minor: 500,
+                reference: "AUTH-L".into(),
+            },
+        ),
+    )?;
+    assert_eq!(opened.layaway.total_minor, 979);
+    t.pay_layaway(
+        &shop.cashier,
+        opened.layaway.id,
+        &Tender::Cash {
+            tendered_minor: 479,
+        },
+    )?;
+    Ok(t.complete_layaway(&shop.cashier, opened.layaway.id)?.sale)
+}
+
+#[test]
+fn a_completed_layaways_sale_goes_back_to_the_cash_and_card_that_paid_it() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let sale = one_bottle_laid_away(&shop)?;
+    assert!(t.loyalty_points(shop.loyalty.id)? > 0);
+    assert!(commission_sum(t) > 0);
+    let whole = |tenders: Vec<RefundTender>| {
+        tenders
+            .into_iter()
+            .fold(Refund::new(sale.id, "returned"), Refund::tender)
+    };
+    let card = |amount_minor| RefundTender::Card {
+        amount_minor,
+        reference: "RFD-L".into(),
+    };
+    let before = snapshot(&shop);
+    // Its layaway's payments are its payments: no more cash or card back than each took.
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &whole(vec![RefundTender::Cash { amount_minor: 979 }]),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(e, exceeds("cash", None, 479, 0, 979));
+    let e = flow(
+        t.refund(&shop.cashier, &whole(vec![card(979)]))
+            .unwrap_err(),
+    );
+    assert_eq!(e, exceeds("card", None, 500, 0, 979));
+    // A void cannot tell how the layaway was paid; a refund with tenders can.
+    let e = flow(t.void_sale(&shop.admin, sale.id, "wrong").unwrap_err());
+    assert!(matches!(e, FlowError::State { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop), before);
+
+    let r = t.refund(
+        &shop.cashier,
+        &whole(vec![RefundTender::Cash { amount_minor: 479 }, card(500)]),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(r.payments[1].reference.as_deref(), Some("RFD-L"));
+    assert_eq!(t.stock_on_hand(shop.oil.id, "main")?, 20_000);
+    assert_eq!(t.loyalty_points(shop.loyalty.id)?, 0);
+    assert_eq!(commission_sum(t), 0);
+    assert_eq!(t.fetch::<Sale>(sale.id)?, sale);
+    Ok(())
+}
+
+#[test]
+fn a_cancelled_layaways_sale_is_not_refunded_again() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let opened = t.open_layaway(
+        &shop.cashier,
+        &pos_tenancy::pos::LayawayOrder::new(
+            shop.customer.id,
+            vec![LineItem::product(shop.oil.id, 1_000)],
+            Tender::Cash {
+                tendered_minor: 500,
+            },
+        ),
+    )?;
+    t.cancel_layaway(&shop.cashier, opened.layaway.id)?;
+    let before = snapshot(&shop);
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &Refund::new(opened.sale.id, "again").tender(RefundTender::Cash { amount_minor: 500 }),
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        matches!(&e, FlowError::State { status, .. } if status == "voided"),
+        "{e:?}"
+    );
+    assert_eq!(snapshot(&shop), before);
+    Ok(())
+}
+
+/// A whole refund of `sale` in cash, through any handle: the tenant's or a transaction.
+fn refund_in_cash(a: &impl TenantAccess, cashier: &Actor, sale: &Receipt) -> Result<RowId> {
+    let r = a.refund(
+        cashier,
+        &Refund::new(sale.sale.id, "changed their mind").tender(RefundTender::Cash {
+            amount_minor: sale.sale.total_minor,
+        }),
+    )?;
+    assert_balanced(&r);
+    Ok(r.sale.id)
+}
+
+#[test]
+fn a_refund_inside_a_transaction_is_kept_only_if_committed() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let mut caps = shop(&store, "caps")?;
+    let bolt = shop(&store, "bolt")?;
+    let sale = mixed_sale(&caps, vec![])?;
+    let same = mixed_sale(&bolt, vec![])?;
+    let before = snapshot(&caps);
+    assert_eq!(snapshot(&bolt), before);
+
+    let dropped = {
+        let tx = caps.t.transaction()?;
+        let id = refund_in_cash(&tx, &caps.cashier, &sale)?;
+        // The transaction sees its own writes.
+        assert_eq!(tx.stock_on_hand(caps.oil.id, "main")?, 20_000);
+        assert_eq!(tx.loyalty_points(caps.loyalty.id)?, 0);
+        assert!(tx.fetch::<Sale>(id)?.total_minor < 0);
+        // A refused flow inside it leaves the earlier one standing: nothing is left to refund.
+        let e = flow(
+            tx.refund(&caps.cashier, &Refund::new(sale.sale.id, "again"))
+                .unwrap_err(),
+        );
+        assert!(matches!(e, FlowError::State { .. }), "{e:?}");
+        assert_eq!(tx.stock_on_hand(caps.oil.id, "main")?, 20_000);
+        id
+        // Dropped here without a commit.
+    };
+    assert_eq!(snapshot(&caps), before);
+    assert!(matches!(
+        caps.t.fetch::<Sale>(dropped),
+        Err(Error::NotFound { .. })
+    ));
+    assert_untouched(&caps.t, &sale);
+    assert!(store.verify()?.is_ok());
+
+    // Committed, it leaves exactly what the same refund leaves through the tenant handle.
+    let tx = caps.t.transaction()?;
+    let id = refund_in_cash(&tx, &caps.cashier, &sale)?;
+    tx.commit()?;
+    refund_in_cash(&bolt.t, &bolt.cashier, &same)?;
+    assert_eq!(snapshot(&caps), snapshot(&bolt));
+    assert_ne!(snapshot(&caps), before);
+    assert_eq!(
+        caps.t.fetch::<Sale>(id)?.total_minor,
+        -sale.sale.total_minor
+    );
+    assert_eq!(caps.t.stock_on_hand(caps.oil.id, "main")?, 20_000);
+    assert_eq!(caps.t.loyalty_points(caps.loyalty.id)?, 0);
+    assert_eq!(commission_sum(&caps.t), 0);
+    let tables: Vec<String> = caps
+        .t
+        .pending_operations(100_000)?
+        .into_iter()
+        .map(|op| op.table)
+        .collect();
+    for table in ["sale_reversals", "sale_payments", "inventory_transactions"] {
+        assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
+    }
+    assert_untouched(&caps.t, &sale);
+    assert!(store.verify()?.is_ok());
+    Ok(())
+}

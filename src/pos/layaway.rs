@@ -4,18 +4,22 @@
 //! `layaway`, so the price the customer was quoted is kept; the payments are rows of the
 //! `layaway_payments` ledger and what has been paid is their sum. Completing takes the stock
 //! (ledger rows of kind `layaway`), pays commission and loyalty points, and amends the sale to
-//! `completed`; cancelling refunds what was paid less the tenant's fee and voids the sale.
+//! `completed`; the sale gets no payment rows of its own, its layaway's payments are its
+//! payments (refunds of it are capped by them, see [`super::RefundTender`]). Cancelling gives
+//! each payment back by its own method less the tenant's fee, kept out of the cash first and
+//! then out of the card payments in the order they were made, and voids the sale.
 //!
 //! Layaway payments are taken in cash or by card only: gift cards, store credit and points have
-//! ledgers of their own, and a cancellation would have to give back to each of them, while the
-//! refund of a cancelled layaway is paid in cash. A cash payment is the amount handed over (no
-//! change is given; paying more than is left is refused).
+//! ledgers of their own that a cancellation would have to give back to. A cash payment is the
+//! amount handed over (no change is given; paying more than is left is refused). A card payment
+//! needs the card terminal's reference, as at checkout; `layaway_payments` has no column for it
+//! (unlike `sale_payments`), so the reference is checked but not kept.
 
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::checkout::{self, Context, PricedLine, Tender, DEFAULT_LOCATION};
-use super::money::{apply_ppm, extend};
+use super::money::{apply_ppm, extend, sum};
 use super::{FlowError, LineItem};
 use crate::access::{Actor, Scope};
 use crate::catalog::{Commission, Layaway, LayawayPayment, Product, PromotionUse, Sale, SaleLine};
@@ -120,15 +124,20 @@ pub struct LayawayCompletion {
     pub commissions: Vec<Commission>,
 }
 
-/// What cancelling a layaway wrote.
+/// What cancelling a layaway wrote. `refund_minor + fee_minor` is exactly what had been paid.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayawayCancellation {
     /// The layaway, cancelled.
     pub layaway: Layaway,
-    /// Paid back in cash (a negative payment row when above zero).
+    /// Given back in all: the sum of `refunds`, negated.
     pub refund_minor: i64,
-    /// Kept by the store by its cancellation rule.
+    /// Kept by the store by its cancellation rule, out of the cash paid first, then out of the
+    /// card payments in the order they were made.
     pub fee_minor: i64,
+    /// The payments given back, negative rows of the layaway's payments: first one `cash` row
+    /// of all the cash given back, then one `card` row per card payment given back, in the
+    /// order the card payments were made. A payment the fee took whole gets no row.
+    pub refunds: Vec<LayawayPayment>,
 }
 
 /// The amount and method of a layaway payment; cash and card only (see the module docs).
@@ -388,20 +397,84 @@ pub(crate) fn complete(s: &Scope<'_>, actor: &Actor, layaway: RowId) -> Result<L
     })
 }
 
+/// What a cancellation gives back of each payment, the fee kept out of the cash first and then
+/// out of the card payments in the order given (oldest first). Returns the cash given back and,
+/// for each card payment, what goes back to it. With `0 <= fee_minor <= cash_minor + sum(cards)`
+/// and every amount zero or above, the cash, the cards and the fee add up to what was paid.
+fn give_back(fee_minor: i64, cash_minor: i64, cards_minor: &[i64]) -> (i64, Vec<i64>) {
+    let from_cash = fee_minor.min(cash_minor).max(0);
+    let mut fee_left = fee_minor - from_cash;
+    let cards = cards_minor
+        .iter()
+        .map(|&paid| {
+            let kept = fee_left.min(paid).max(0);
+            fee_left -= kept;
+            paid - kept
+        })
+        .collect();
+    (cash_minor - from_cash, cards)
+}
+
+/// Cancels an open layaway: every payment goes back by its own method, less the tenant's
+/// cancellation fee ([`crate::BusinessRules::layaway_cancellation_fee_ppm`] of what was paid,
+/// rounded half away from zero, never more than was paid); the sale is voided.
+///
+/// The fee comes out of the cash first, then out of the card payments in the order they were
+/// made (the deposit first): the store keeps the fee from the money already in its drawer, so
+/// the drawer never pays out cash for a card payment, and a card payment goes back to its card
+/// whole wherever the cash covers the fee. All the cash given back is one negative `cash` row;
+/// each card payment given back is a negative `card` row of its own, since each may be a
+/// different card.
+///
+/// Refused, writing nothing, unless the layaway is open and every one of its payments is a cash
+/// or card payment of zero or above (the only kind this module writes before a cancellation).
 pub(crate) fn cancel(s: &Scope<'_>, actor: &Actor, layaway: RowId) -> Result<LayawayCancellation> {
     s.require_role(actor, Role::Cashier, "cancel a layaway", "layaways")?;
     let l = open_one(s, layaway, "cancel")?;
     let settings = s.tenant_settings()?;
-    let paid_minor = paid(s, l.id)?;
+    let payments: Vec<LayawayPayment> = s.rows_where(
+        "layaway_id = ?2",
+        "ORDER BY paid_at, id",
+        params![s.tenant(), l.id],
+    )?;
+    let mut cash_minor = 0i64;
+    let mut cards_minor = Vec::new();
+    for p in &payments {
+        match p.method.as_str() {
+            _ if p.amount_minor < 0 => return Err(unrefundable(&l, p)),
+            "cash" => {
+                cash_minor = cash_minor
+                    .checked_add(p.amount_minor)
+                    .ok_or(FlowError::Overflow)?
+            }
+            "card" => cards_minor.push(p.amount_minor),
+            _ => return Err(unrefundable(&l, p)),
+        }
+    }
+    let paid_minor = sum(cards_minor.iter().copied())?
+        .checked_add(cash_minor)
+        .ok_or(FlowError::Overflow)?;
+    // Settings refuse a fee above 1,000,000 ppm; the bound keeps the money balanced anyway
+    // (`paid_minor` is zero or above: every payment was checked to be).
     let fee_minor = apply_ppm(
         paid_minor,
         i64::from(settings.rules.layaway_cancellation_fee_ppm),
-    )?;
-    let refund_minor = paid_minor - fee_minor;
+    )?
+    .min(paid_minor)
+    .max(0);
+    let (cash_back, cards_back) = give_back(fee_minor, cash_minor, &cards_minor);
     let now = Timestamp::now();
-    if refund_minor > 0 {
-        s.append(actor, &payment_row(actor, l.id, "cash", -refund_minor, now))?;
+    let mut refunds = Vec::new();
+    if cash_back > 0 {
+        refunds.push(payment_row(actor, l.id, "cash", -cash_back, now));
     }
+    for back in cards_back.into_iter().filter(|b| *b > 0) {
+        refunds.push(payment_row(actor, l.id, "card", -back, now));
+    }
+    for row in &refunds {
+        s.append(actor, row)?;
+    }
+    let refund_minor = paid_minor - fee_minor;
     let sale: Sale = s.row(l.sale_id)?;
     s.amend(
         actor,
@@ -420,5 +493,57 @@ pub(crate) fn cancel(s: &Scope<'_>, actor: &Actor, layaway: RowId) -> Result<Lay
         layaway,
         refund_minor,
         fee_minor,
+        refunds,
     })
+}
+
+/// A payment a cancellation cannot give back by its own method: not cash or card (written by
+/// something other than this module), or already negative.
+fn unrefundable(l: &Layaway, p: &LayawayPayment) -> crate::Error {
+    FlowError::State {
+        what: "layaway",
+        id: l.id,
+        status: format!("paid {} by {} (payment {})", p.amount_minor, p.method, p.id),
+        action: "cancel: only cash and card payments of zero or above can be given back",
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::give_back;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_fee_comes_out_of_cash_first_then_the_oldest_card_payments() {
+        assert_eq!(give_back(0, 300, &[1_000, 700]), (300, vec![1_000, 700]));
+        assert_eq!(give_back(224, 1_235, &[1_000]), (1_011, vec![1_000]));
+        assert_eq!(give_back(1_000, 300, &[1_000, 700]), (0, vec![300, 700]));
+        assert_eq!(give_back(1_500, 300, &[1_000, 700]), (0, vec![0, 500]));
+        assert_eq!(give_back(2_000, 300, &[1_000, 700]), (0, vec![0, 0]));
+        assert_eq!(give_back(0, 0, &[]), (0, vec![]));
+    }
+
+    proptest! {
+        #[test]
+        fn what_goes_back_and_the_fee_add_up_to_what_was_paid(
+            cash in 0i64..1_000_000,
+            cards in prop::collection::vec(0i64..1_000_000, 0..5),
+            share in 0u32..=1_000_000,
+        ) {
+            let paid = cash + cards.iter().sum::<i64>();
+            let fee = super::apply_ppm(paid, i64::from(share))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (cash_back, cards_back) = give_back(fee, cash, &cards);
+            prop_assert_eq!(cash_back + cards_back.iter().sum::<i64>() + fee, paid);
+            prop_assert!((0..=cash).contains(&cash_back));
+            for (back, card) in cards_back.iter().zip(&cards) {
+                prop_assert!((0..=*card).contains(back));
+            }
+            // Cash pays the fee before any card does.
+            if cards_back != cards {
+                prop_assert_eq!(cash_back, 0);
+            }
+        }
+    }
 }

@@ -493,8 +493,10 @@ pub trait Pos: TenantAccess {
         self.in_write(|s| layaway::complete(s, actor, layaway))
     }
 
-    /// Cancels an open layaway: what was paid, less the tenant's cancellation fee, is paid
-    /// back in cash (a negative payment row); the sale is voided and no stock ever moved.
+    /// Cancels an open layaway: what was paid, less the tenant's cancellation fee, goes back by
+    /// the method each payment came in (negative payment rows: the cash in one, each card
+    /// payment in its own), the fee taken out of the cash first, then out of the card payments
+    /// oldest first; the sale is voided and no stock ever moved.
     fn cancel_layaway(&self, actor: &Actor, layaway: RowId) -> Result<LayawayCancellation> {
         self.in_write(|s| layaway::cancel(s, actor, layaway))
     }

@@ -41,13 +41,14 @@ use tempfile::TempDir;
 
 const TENANT: &str = "caps-automotive";
 /// Every node migration, so the floor builds the same schema adoption does.
-const SCHEMA: [&str; 6] = [
+const SCHEMA: [&str; 7] = [
     include_str!("../migrations/node/V1__initial_schema.sql"),
     include_str!("../migrations/node/V2__node_state.sql"),
     include_str!("../migrations/node/V3__outbox_compact_rows.sql"),
     include_str!("../migrations/node/V4__covering_ledger_indexes.sql"),
     include_str!("../migrations/node/V5__ledger_balances.sql"),
     include_str!("../migrations/node/V6__append_friendly_indexes.sql"),
+    include_str!("../migrations/node/V7__layaway_payment_reference.sql"),
 ];
 
 struct Fixture {

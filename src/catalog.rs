@@ -629,6 +629,8 @@ catalog! {
         user_id: Option<RowId> => users,
         /// When.
         paid_at: Timestamp,
+        /// Card terminal reference, for card payments.
+        reference: Option<String>,
     }
 
     /// A service job on a customer's vehicle.

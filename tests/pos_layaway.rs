@@ -347,6 +347,95 @@ fn the_cancellation_fee_comes_out_of_cash_first_then_the_card_payments_in_the_or
     Ok(())
 }
 
+/// Every payment row of the layaway as the store holds it, read back through the generic API,
+/// oldest first (refunds last).
+fn payments_of(shop: &Shop<'_>, layaway: RowId) -> Result<Vec<LayawayPayment>> {
+    let ids = shop.t.query(&format!(
+        "SELECT id FROM layaway_payments WHERE layaway_id = '{layaway}' ORDER BY paid_at, id"
+    ))?;
+    ids.rows
+        .iter()
+        .map(|row| {
+            let id: RowId = row[0].as_str().expect("id text").parse()?;
+            shop.t.fetch::<LayawayPayment>(id)
+        })
+        .collect()
+}
+
+/// Method, amount and reference of each row.
+fn with_references(rows: &[LayawayPayment]) -> Vec<(&str, i64, Option<&str>)> {
+    rows.iter()
+        .map(|p| (p.method.as_str(), p.amount_minor, p.reference.as_deref()))
+        .collect()
+}
+
+#[test]
+fn a_card_payment_keeps_the_terminals_reference_and_cash_has_none() -> Result<()> {
+    let store = store(&["caps"], &BusinessRules::default());
+    let shop = shop(&store, "caps")?;
+    let opened = shop
+        .t
+        .open_layaway(&shop.admin, &order(&shop, card_ref(1_000, "AUTH-DEP")))?;
+    assert_eq!(opened.deposit.reference.as_deref(), Some("AUTH-DEP"));
+    let id = opened.layaway.id;
+    shop.t.pay_layaway(&shop.admin, id, &cash(300))?;
+    shop.t
+        .pay_layaway(&shop.admin, id, &card_ref(700, "AUTH-PAY"))?;
+
+    let stored = payments_of(&shop, id)?;
+    assert_eq!(stored[0], opened.deposit);
+    assert_eq!(
+        with_references(&stored),
+        [
+            ("card", 1_000, Some("AUTH-DEP")),
+            ("cash", 300, None),
+            ("card", 700, Some("AUTH-PAY")),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_cancellations_card_refund_carries_the_reference_of_the_payment_it_gives_back() -> Result<()> {
+    for (fee_ppm, expected) in [
+        // No fee: the cash back in one row, each card payment back to its own card.
+        (
+            0,
+            vec![
+                ("cash", -300, None),
+                ("card", -1_000, Some("AUTH-1")),
+                ("card", -700, Some("AUTH-2")),
+            ],
+        ),
+        // 75 % of 20.00: the cash and the whole first card payment are kept, and 2.00 of the
+        // second; what goes back goes to the second card, under its reference.
+        (750_000, vec![("card", -500, Some("AUTH-2"))]),
+    ] {
+        let store = store(&["caps"], &BusinessRules::default());
+        let shop = shop(&store, "caps")?;
+        set_fee(&shop, fee_ppm)?;
+        let id = shop
+            .t
+            .open_layaway(&shop.admin, &order(&shop, card_ref(1_000, "AUTH-1")))?
+            .layaway
+            .id;
+        shop.t.pay_layaway(&shop.admin, id, &cash(300))?;
+        shop.t
+            .pay_layaway(&shop.admin, id, &card_ref(700, "AUTH-2"))?;
+
+        let cancelled = shop.t.cancel_layaway(&shop.admin, id)?;
+        assert_eq!(
+            with_references(&cancelled.refunds),
+            expected,
+            "fee {fee_ppm}"
+        );
+        // As returned, so as stored.
+        let stored = payments_of(&shop, id)?;
+        assert_eq!(stored[3..], cancelled.refunds[..], "fee {fee_ppm}");
+    }
+    Ok(())
+}
+
 #[test]
 fn a_cancellation_without_a_fee_gives_every_payment_back_whole() -> Result<()> {
     let store = store(&["caps"], &BusinessRules::default());
@@ -450,6 +539,7 @@ fn a_payment_that_cannot_go_back_by_its_own_method_stops_the_cancellation() -> R
         amount_minor: 500,
         user_id: None,
         paid_at: now(),
+        reference: None,
     };
     shop.t.insert(&shop.admin, &odd)?;
     let before = snapshot(&shop)?;

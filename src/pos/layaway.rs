@@ -12,8 +12,10 @@
 //! Layaway payments are taken in cash or by card only: gift cards, store credit and points have
 //! ledgers of their own that a cancellation would have to give back to. A cash payment is the
 //! amount handed over (no change is given; paying more than is left is refused). A card payment
-//! needs the card terminal's reference, as at checkout; `layaway_payments` has no column for it
-//! (unlike `sale_payments`), so the reference is checked but not kept.
+//! needs the card terminal's reference, as at checkout, and keeps it in
+//! `layaway_payments.reference` (as `sale_payments.reference` does); the negative card row a
+//! cancellation writes carries the reference of the card payment it gives back. Cash rows have
+//! none.
 
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
@@ -136,14 +138,16 @@ pub struct LayawayCancellation {
     pub fee_minor: i64,
     /// The payments given back, negative rows of the layaway's payments: first one `cash` row
     /// of all the cash given back, then one `card` row per card payment given back, in the
-    /// order the card payments were made. A payment the fee took whole gets no row.
+    /// order the card payments were made, each with the reference of the payment it gives
+    /// back. A payment the fee took whole gets no row.
     pub refunds: Vec<LayawayPayment>,
 }
 
-/// The amount and method of a layaway payment; cash and card only (see the module docs).
-fn payment_amount(tender: &Tender) -> Result<i64> {
-    let amount = match tender {
-        Tender::Cash { tendered_minor } => *tendered_minor,
+/// The amount of a layaway payment and, for a card, the terminal's reference; cash and card
+/// only (see the module docs).
+fn payment_amount(tender: &Tender) -> Result<(i64, Option<&str>)> {
+    let (amount, reference) = match tender {
+        Tender::Cash { tendered_minor } => (*tendered_minor, None),
         Tender::Card {
             amount_minor,
             reference,
@@ -154,7 +158,7 @@ fn payment_amount(tender: &Tender) -> Result<i64> {
                 }
                 .into());
             }
-            *amount_minor
+            (*amount_minor, Some(reference.as_str()))
         }
         other => {
             return Err(FlowError::TenderNotAccepted {
@@ -172,14 +176,16 @@ fn payment_amount(tender: &Tender) -> Result<i64> {
         }
         .into());
     }
-    Ok(amount)
+    Ok((amount, reference))
 }
 
+/// A row of the layaway's payments; `reference` is the card terminal's, `None` for cash.
 fn payment_row(
     actor: &Actor,
     layaway: RowId,
     method: &str,
     amount_minor: i64,
+    reference: Option<&str>,
     now: Timestamp,
 ) -> LayawayPayment {
     LayawayPayment {
@@ -189,6 +195,7 @@ fn payment_row(
         amount_minor,
         user_id: Some(actor.user_id()),
         paid_at: now,
+        reference: reference.map(str::to_owned),
     }
 }
 
@@ -225,7 +232,7 @@ pub(crate) fn open(s: &Scope<'_>, actor: &Actor, order: &LayawayOrder) -> Result
         }
         .into());
     }
-    let deposit = payment_amount(&order.deposit)?;
+    let (deposit, deposit_reference) = payment_amount(&order.deposit)?;
     let ctx = Context::load(s, Some(order.customer_id))?;
     let priced = checkout::price(s, &ctx, &order.lines, &order.promotion_codes)?;
     // The goods put aside must exist now, though they leave the stock only on completion.
@@ -281,7 +288,14 @@ pub(crate) fn open(s: &Scope<'_>, actor: &Actor, order: &LayawayOrder) -> Result
         closed_at: None,
     };
     s.append(actor, &layaway)?;
-    let deposit = payment_row(actor, id, order.deposit.method(), deposit, ctx.now);
+    let deposit = payment_row(
+        actor,
+        id,
+        order.deposit.method(),
+        deposit,
+        deposit_reference,
+        ctx.now,
+    );
     s.append(actor, &deposit)?;
     Ok(LayawayReceipt {
         layaway,
@@ -294,7 +308,7 @@ pub(crate) fn open(s: &Scope<'_>, actor: &Actor, order: &LayawayOrder) -> Result
 
 pub(crate) fn pay(s: &Scope<'_>, actor: &Actor, layaway: RowId, tender: &Tender) -> Result<i64> {
     s.require_role(actor, Role::Cashier, "pay a layaway", "layaway_payments")?;
-    let amount = payment_amount(tender)?;
+    let (amount, reference) = payment_amount(tender)?;
     let l = open_one(s, layaway, "take a payment")?;
     let before = paid(s, l.id)?;
     let left_minor = l.total_minor - before;
@@ -308,7 +322,14 @@ pub(crate) fn pay(s: &Scope<'_>, actor: &Actor, layaway: RowId, tender: &Tender)
     }
     s.append(
         actor,
-        &payment_row(actor, l.id, tender.method(), amount, Timestamp::now()),
+        &payment_row(
+            actor,
+            l.id,
+            tender.method(),
+            amount,
+            reference,
+            Timestamp::now(),
+        ),
     )?;
     Ok(before + amount)
 }
@@ -424,7 +445,7 @@ fn give_back(fee_minor: i64, cash_minor: i64, cards_minor: &[i64]) -> (i64, Vec<
 /// the drawer never pays out cash for a card payment, and a card payment goes back to its card
 /// whole wherever the cash covers the fee. All the cash given back is one negative `cash` row;
 /// each card payment given back is a negative `card` row of its own, since each may be a
-/// different card.
+/// different card, carrying the reference of the card payment it gives back.
 ///
 /// Refused, writing nothing, unless the layaway is open and every one of its payments is a cash
 /// or card payment of zero or above (the only kind this module writes before a cancellation).
@@ -439,6 +460,8 @@ pub(crate) fn cancel(s: &Scope<'_>, actor: &Actor, layaway: RowId) -> Result<Lay
     )?;
     let mut cash_minor = 0i64;
     let mut cards_minor = Vec::new();
+    // The card payments, in the same order as `cards_minor`: each refund row carries its reference.
+    let mut cards = Vec::new();
     for p in &payments {
         match p.method.as_str() {
             _ if p.amount_minor < 0 => return Err(unrefundable(&l, p)),
@@ -447,7 +470,10 @@ pub(crate) fn cancel(s: &Scope<'_>, actor: &Actor, layaway: RowId) -> Result<Lay
                     .checked_add(p.amount_minor)
                     .ok_or(FlowError::Overflow)?
             }
-            "card" => cards_minor.push(p.amount_minor),
+            "card" => {
+                cards_minor.push(p.amount_minor);
+                cards.push(p);
+            }
             _ => return Err(unrefundable(&l, p)),
         }
     }
@@ -466,10 +492,17 @@ pub(crate) fn cancel(s: &Scope<'_>, actor: &Actor, layaway: RowId) -> Result<Lay
     let now = Timestamp::now();
     let mut refunds = Vec::new();
     if cash_back > 0 {
-        refunds.push(payment_row(actor, l.id, "cash", -cash_back, now));
+        refunds.push(payment_row(actor, l.id, "cash", -cash_back, None, now));
     }
-    for back in cards_back.into_iter().filter(|b| *b > 0) {
-        refunds.push(payment_row(actor, l.id, "card", -back, now));
+    for (back, card) in cards_back.into_iter().zip(&cards).filter(|(b, _)| *b > 0) {
+        refunds.push(payment_row(
+            actor,
+            l.id,
+            "card",
+            -back,
+            card.reference.as_deref(),
+            now,
+        ));
     }
     for row in &refunds {
         s.append(actor, row)?;

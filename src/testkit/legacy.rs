@@ -463,8 +463,25 @@ fn legacy_tables() -> &'static [&'static catalog::TableDef] {
     &catalog::TABLES[..TABLE_COUNT]
 }
 
-/// One prepared INSERT per table, columns in catalog order (`id`, then the catalog's columns),
-/// and the rows written so far.
+/// Columns the catalog gained after the single-tenant app was retired, as (table, column): its
+/// files never had them, so [`LEGACY_SCHEMA`] leaves them out and the generator writes none
+/// (adoption fills them with NULL; each is nullable). Added by migrations after V1.
+const ADDED_SINCE: &[(&str, &str)] = &[
+    // V7: the card terminal's reference of a layaway payment.
+    ("layaway_payments", "reference"),
+];
+
+/// The catalog's columns of `table` that the legacy table has, in catalog order (without `id`).
+fn legacy_columns(table: &catalog::TableDef) -> impl Iterator<Item = &'static catalog::ColumnDef> {
+    let name = table.name;
+    table
+        .columns
+        .iter()
+        .filter(move |c| !ADDED_SINCE.contains(&(name, c.name)))
+}
+
+/// One prepared INSERT per table, columns in catalog order (`id`, then the catalog's columns the
+/// legacy table has), and the rows written so far.
 struct Writer<'c> {
     stmts: Vec<Statement<'c>>,
     counts: [u64; TABLE_COUNT],
@@ -476,7 +493,7 @@ impl<'c> Writer<'c> {
         for table in legacy_tables() {
             // Identifiers from the crate's own catalog, never from input.
             let columns: Vec<&str> = std::iter::once("id")
-                .chain(table.columns.iter().map(|c| c.name))
+                .chain(legacy_columns(table).map(|c| c.name))
                 .collect();
             let sql = format!(
                 "INSERT INTO {} ({}) VALUES ({})",
@@ -3453,7 +3470,7 @@ mod tests {
             assert_eq!(old, columns(&current, table.name)?, "{}", table.name);
             let names: Vec<&str> = old.iter().map(|c| c.0.as_str()).collect();
             let expected: Vec<&str> = std::iter::once("id")
-                .chain(table.columns.iter().map(|c| c.name))
+                .chain(legacy_columns(table).map(|c| c.name))
                 .collect();
             assert_eq!(names, expected, "{} in catalog order", table.name);
             assert_eq!(
@@ -3462,6 +3479,32 @@ mod tests {
                 "CHECKs of {}",
                 table.name
             );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn columns_added_since_are_nullable_catalog_columns_the_old_app_lacked() -> TestResult {
+        let legacy = schema_db(LEGACY_SCHEMA)?;
+        let first = schema_db(CURRENT_SCHEMA)?;
+        for &(table, column) in ADDED_SINCE {
+            let def = legacy_tables()
+                .iter()
+                .find(|t| t.name == table)
+                .ok_or(table)?;
+            let col = def
+                .columns
+                .iter()
+                .find(|c| c.name == column)
+                .ok_or(column)?;
+            // Adoption fills it with NULL, and the old app's rows must still read as records.
+            assert!(col.nullable, "{table}.{column} must be nullable");
+            for db in [&legacy, &first] {
+                assert!(
+                    !columns(db, table)?.iter().any(|c| c.0 == column),
+                    "{table}.{column} is not a column of the old app"
+                );
+            }
         }
         Ok(())
     }
@@ -3716,8 +3759,15 @@ mod tests {
     impl RecordVisitor for ReadAll<'_> {
         type Output = rusqlite::Result<u64>;
         fn visit<R: Record>(self) -> rusqlite::Result<u64> {
-            let columns: Vec<&str> = std::iter::once("id")
-                .chain(R::TABLE.columns.iter().map(|c| c.name))
+            // A column added since reads as NULL, as adoption fills it.
+            let columns: Vec<String> = std::iter::once("id".to_owned())
+                .chain(R::TABLE.columns.iter().map(|c| {
+                    if ADDED_SINCE.contains(&(R::TABLE.name, c.name)) {
+                        format!("NULL AS {}", c.name)
+                    } else {
+                        c.name.to_owned()
+                    }
+                }))
                 .collect();
             let sql = format!("SELECT {} FROM {}", columns.join(", "), R::TABLE.name);
             let mut stmt = self.0.prepare(&sql)?;
@@ -3753,7 +3803,7 @@ mod tests {
         current.execute_batch("BEGIN; PRAGMA defer_foreign_keys = ON;")?;
         for table in legacy_tables() {
             let columns: Vec<&str> = std::iter::once("id")
-                .chain(table.columns.iter().map(|c| c.name))
+                .chain(legacy_columns(table).map(|c| c.name))
                 .collect();
             let columns = columns.join(", ");
             current.execute(
@@ -3793,7 +3843,7 @@ mod tests {
         );
         for table in legacy_tables() {
             let mut ids = vec![("id", ColumnKind::Id)];
-            ids.extend(table.columns.iter().map(|c| (c.name, c.kind)));
+            ids.extend(legacy_columns(table).map(|c| (c.name, c.kind)));
             for (column, kind) in ids {
                 if kind != ColumnKind::Id && kind != ColumnKind::Timestamp {
                     continue;
@@ -3833,7 +3883,7 @@ mod tests {
             if s.summary.rows(table.name).unwrap_or(0) < 50 {
                 continue;
             }
-            for column in table.columns.iter().filter(|c| c.nullable) {
+            for column in legacy_columns(table).filter(|c| c.nullable) {
                 let (nulls, values): (i64, i64) = db.query_row(
                     &format!(
                         "SELECT count(*) - count({0}), count({0}) FROM {1}",

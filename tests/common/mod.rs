@@ -311,6 +311,7 @@ pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
             amount_minor: 300,
             user_id: Some(user.id),
             paid_at: now,
+            reference: None,
         },
     )?;
     let wo = WorkOrder {

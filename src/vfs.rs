@@ -153,11 +153,12 @@ struct WalBuffer {
     /// write below it rewrites bytes of the current transaction (SQLite rewriting frame
     /// checksums, or a page it spilled earlier) and goes straight to the file, in order.
     end: i64,
-    /// A write of buffered frames failed outside the call that made them: every later write
-    /// and sync fails too, so the transaction cannot commit over frames that never reached
-    /// the file. Cleared when the write lock goes (in `locking_mode=EXCLUSIVE`, which a store
-    /// never uses, only when the connection leaves that mode: until then it cannot write).
-    failed: bool,
+    /// A write of buffered frames failed (the offset of the first byte that never reached the
+    /// file): every later write and sync fails too, so the transaction cannot commit over
+    /// frames that are not in the file. Cleared when the write lock goes, or when SQLite,
+    /// having rolled back past the lost frames, writes a new frame header at or below it (in
+    /// `locking_mode=EXCLUSIVE` no lock ever goes).
+    failed: Option<i64>,
 }
 
 impl WalBuffer {
@@ -211,7 +212,8 @@ impl WalBuffer {
         for chunk in self.data.chunks(MAX_WRITE) {
             rc = write_through(inner, chunk, offset);
             if rc != ffi::SQLITE_OK {
-                self.failed = true;
+                // Everything before `offset` is in the file; nothing from it on is.
+                self.failed = Some(self.failed.map_or(offset, |hole| hole.min(offset)));
                 break;
             }
             offset += chunk.len() as i64;
@@ -230,7 +232,7 @@ impl WalBuffer {
         let _ = self.flush(inner);
         self.end = 0;
         self.committing = false;
-        self.failed = false;
+        self.failed = None;
     }
 }
 
@@ -321,8 +323,15 @@ unsafe extern "C" fn x_write(
     let Some(wal) = wal.as_mut() else {
         return write_through(inner, bytes, offset);
     };
-    if wal.failed {
-        return ffi::SQLITE_IOERR_WRITE;
+    if let Some(hole) = wal.failed {
+        // A new frame at or below the first byte that never reached the file: SQLite rolled
+        // back (or back to a savepoint) past the lost frames and appends again.
+        if !wal.is_frame_header(offset, len) || offset > hole {
+            return ffi::SQLITE_IOERR_WRITE;
+        }
+        wal.failed = None;
+        wal.committing = false;
+        wal.end = wal.end.min(offset);
     }
     if offset == 0 && len >= WAL_HEADER as usize {
         // A new WAL header (the log restarts): it names the page size, and what came before
@@ -344,6 +353,12 @@ unsafe extern "C" fn x_write(
             }
         }
     }
+    if offset < wal.end && !wal.committing && wal.is_frame_header(offset, len) {
+        // SQLite rewrites frame headers only after the commit frame (checksums). A header
+        // below `end` before that is a new frame after frames were undone (ROLLBACK in
+        // exclusive mode, ROLLBACK TO after a spill): appending, so buffering, resumes here.
+        wal.end = offset;
+    }
     if wal.page_size.is_none() || offset < wal.end {
         // Not a log we can read frames of, or a rewrite of bytes this transaction wrote:
         // straight to the file, after what is buffered. SQLite publishes a commit right after
@@ -352,6 +367,7 @@ unsafe extern "C" fn x_write(
         if rc != ffi::SQLITE_OK {
             return rc;
         }
+        wal.end = wal.end.max(offset + len as i64);
         return write_through(inner, bytes, offset);
     }
     wal.end = offset + len as i64;
@@ -395,7 +411,7 @@ unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int
     if rc != ffi::SQLITE_OK {
         return rc;
     }
-    if wal.as_ref().is_some_and(|w| w.failed) {
+    if wal.as_ref().is_some_and(|w| w.failed.is_some()) {
         return ffi::SQLITE_IOERR_WRITE;
     }
     match methods(inner).xSync {

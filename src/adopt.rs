@@ -519,12 +519,14 @@ fn index_terms(conn: &Connection, index: &str) -> rusqlite::Result<Vec<(Option<S
     rows.collect()
 }
 
-/// The terms in sorted order, to compare two column lists as sets.
-fn sorted(terms: &[String]) -> Vec<&str> {
-    let mut terms: Vec<&str> = terms.iter().map(String::as_str).collect();
-    terms.sort_unstable();
-    terms
-}
+/// Indexes of the single-tenant product that the store keeps under the same name with other
+/// leading columns, with their old columns. Such a legacy index is the store's own, replaced
+/// on purpose: `audit_log_row` was (table_name, row_id); V6 keys it by row id first (row ids
+/// are UUIDv7, unique across tables), so a sale's audit rows append instead of splitting
+/// pages in the middle of four table groups, and it still answers every lookup of a row's
+/// history. Any other same-named index with other columns is refused, since queries it served
+/// could be lost.
+const REKEYED: &[(&str, &[&str])] = &[("audit_log_row", &["table_name", "row_id"])];
 
 /// Builds the current schema in memory and reads what adoption compares against.
 fn reference() -> crate::Result<(Connection, BTreeMap<&'static str, ReferenceTable>)> {
@@ -908,11 +910,9 @@ fn audit(
                         // The store has an object of this name. If it is an index of the same
                         // uniqueness whose columns (after tenant_id) start with the legacy
                         // one's, it serves every query the legacy index served; anything else
-                        // would be lost silently, so it is refused. One exception: a plain
-                        // index whose leading columns are the legacy one's in another order
-                        // still answers every lookup that fixes all of them, which is what the
-                        // single-tenant `audit_log_row (table_name, row_id)` was for (V6 keys
-                        // it by row id first, so that new entries append).
+                        // would be lost silently, so it is refused. The exceptions are the
+                        // single-tenant product's own indexes that the store rekeyed on
+                        // purpose (`REKEYED`), matched by name and exact old columns.
                         let mine: Vec<String> = index_terms(conn, &index)
                             .map_err(fail)?
                             .into_iter()
@@ -928,11 +928,17 @@ fn audit(
                             .map_err(fail)?
                             .into_iter()
                             .any(|(n, u, _)| n.eq_ignore_ascii_case(&index) && u);
-                        let reordered = !unique
-                            && mine.len() <= theirs.len()
-                            && sorted(&mine) == sorted(&theirs[..mine.len()]);
+                        let mine_columns: Vec<String> = index_terms(conn, &index)
+                            .map_err(fail)?
+                            .into_iter()
+                            .map(|(name, _)| name.unwrap_or_default().to_ascii_lowercase())
+                            .collect();
+                        let rekeyed = !unique
+                            && REKEYED.iter().any(|(name, columns)| {
+                                name.eq_ignore_ascii_case(&index) && mine_columns == *columns
+                            });
                         let covered = !mine.is_empty()
-                            && (theirs.starts_with(&mine) || reordered)
+                            && (theirs.starts_with(&mine) || rekeyed)
                             && (unique == theirs_unique)
                             && (!unique || theirs.len() == mine.len());
                         if !covered {

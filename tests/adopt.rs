@@ -528,6 +528,22 @@ fn files_that_are_not_legacy_stores_are_refused_untouched() {
     assert!(matches!(err, AdoptError::Unsupported { .. }), "{err}");
     assert!(err.to_string().contains("loyalty_cards_v0"));
 
+    // A legacy index with the name of a store index but other leading columns: queries it
+    // served could be lost, so it is refused (only the store's own rekeyed audit_log_row,
+    // matched by its old columns, is taken over).
+    let reordered = legacy(dir.path(), 1_000, 7);
+    Connection::open(&reordered)
+        .expect("opens")
+        .execute_batch(
+            "DROP INDEX inventory_transactions_product;
+             CREATE INDEX inventory_transactions_product
+                 ON inventory_transactions(location, product_id);",
+        )
+        .expect("redefined index");
+    let err = refused(&reordered, &opts);
+    assert!(matches!(err, AdoptError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("another definition"), "{err}");
+
     // Truncated: the second half of the file is gone.
     let truncated = legacy(dir.path(), 5_000, 6);
     let full = std::fs::read(&truncated).expect("read");

@@ -4,15 +4,15 @@
 mod common;
 
 use pos_tenancy::catalog::{
-    CommissionRule, CreditAccount, Customer, LoyaltyAccount, Product, Promotion, Sale, SaleLine,
-    SalePayment, User,
+    CommissionRule, CreditAccount, Customer, LayawayPayment, LoyaltyAccount, Product, Promotion,
+    Sale, SaleLine, SalePayment, User,
 };
 use pos_tenancy::pos::{
     Checkout, FlowError, LineItem, Pos, Receipt, Refund, RefundReceipt, RefundTender, Tender,
 };
 use pos_tenancy::{
-    Actor, Error, NewTenant, Plan, Result, Role, RowId, Store, TaxRate, Tenant, TenantAccess,
-    TenantSettings, Timestamp,
+    Actor, BusinessRules, Error, NewTenant, Plan, Result, Role, RowId, Store, TaxRate, Tenant,
+    TenantAccess, TenantSettings, Timestamp,
 };
 
 /// A store's tenant with staff, two stocked products (one at an awkward price, with a 12.5 %
@@ -946,6 +946,181 @@ fn points_go_back_only_as_far_as_the_sale_redeemed_them() -> Result<()> {
     Ok(())
 }
 
+/// Changes the tenant's business rules.
+fn set_rules(shop: &Shop<'_>, change: impl FnOnce(&mut BusinessRules)) -> Result<()> {
+    let mut settings = shop.t.settings()?;
+    change(&mut settings.rules);
+    shop.t.update_settings(&shop.admin, &settings)?;
+    Ok(())
+}
+
+/// (method, amount) of each payment of a refund.
+fn paid_back(r: &RefundReceipt) -> Vec<(&str, i64)> {
+    r.payments
+        .iter()
+        .map(|p| (p.method.as_str(), p.amount_minor))
+        .collect()
+}
+
+#[test]
+fn points_go_back_at_the_sales_own_rate_not_todays() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    mixed_sale(&shop, vec![])?;
+    assert!(t.loyalty_points(shop.loyalty.id)? >= 50);
+    // Paid 50 points worth 2 each and 879 in cash; then a point is worth 1.
+    set_rules(&shop, |r| r.loyalty_point_value_minor = 2)?;
+    let sale = one_bottle(
+        &shop,
+        vec![
+            Tender::Loyalty { points: 50 },
+            Tender::Cash {
+                tendered_minor: 879,
+            },
+        ],
+    )?;
+    let paid: Vec<_> = sale
+        .payments
+        .iter()
+        .map(|p| (p.method.as_str(), p.amount_minor))
+        .collect();
+    assert_eq!(paid, [("loyalty", 100), ("cash", 879)]);
+    set_rules(&shop, |r| r.loyalty_point_value_minor = 1)?;
+    let whole = |points, cash| {
+        Refund::new(sale.sale.id, "returned")
+            .tender(RefundTender::Loyalty { points })
+            .tender(RefundTender::Cash { amount_minor: cash })
+    };
+    let before = snapshot(&shop);
+    // The 50 points are still worth the 100 they paid: 929 in cash is too much, and 100
+    // points are more than the sale redeemed.
+    let e = flow(t.refund(&shop.cashier, &whole(50, 929)).unwrap_err());
+    assert_eq!(
+        e,
+        FlowError::Overpaid {
+            due_minor: 979,
+            paid_minor: 1_029
+        }
+    );
+    let e = flow(t.refund(&shop.cashier, &whole(100, 779)).unwrap_err());
+    assert_eq!(e, exceeds("loyalty", None, 50, 0, 100));
+    assert_eq!(snapshot(&shop), before);
+    // The points and the cash that paid.
+    let points = t.loyalty_points(shop.loyalty.id)?;
+    let r = t.refund(&shop.cashier, &whole(50, 879))?;
+    assert_balanced(&r);
+    assert_eq!(paid_back(&r), [("loyalty", -100), ("cash", -879)]);
+    assert_eq!(r.points_returned, 50);
+    assert_eq!(
+        t.loyalty_points(shop.loyalty.id)?,
+        points + 50 - r.points_reversed
+    );
+    assert_untouched(t, &sale);
+    Ok(())
+}
+
+#[test]
+fn what_points_cannot_cover_goes_back_in_cash_past_the_cap() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    set_rules(&shop, |r| r.loyalty_points_per_unit = 100)?;
+    mixed_sale(&shop, vec![])?;
+    set_rules(&shop, |r| {
+        r.loyalty_points_per_unit = 1;
+        r.loyalty_point_value_minor = 2;
+    })?;
+    assert!(t.loyalty_points(shop.loyalty.id)? >= 1_079);
+    // Two bottles paid wholly with points worth 2 each: a bottle (979) is an odd amount.
+    let two_bottles = |tenders: Vec<Tender>| {
+        let sale = tenders.into_iter().fold(
+            Checkout::new()
+                .customer(shop.customer.id)
+                .line(LineItem::product(shop.oil.id, 2_000)),
+            Checkout::tender,
+        );
+        let receipt = t.checkout(&shop.cashier, &sale)?;
+        assert_eq!(receipt.sale.total_minor, 1_958);
+        Ok::<_, Error>(receipt)
+    };
+    let sale = two_bottles(vec![Tender::Loyalty { points: 979 }])?;
+    let bottle = |sale: &Receipt, tenders: Vec<RefundTender>| {
+        tenders.into_iter().fold(
+            Refund::new(sale.sale.id, "a bottle").line(sale.lines[0].id, 1_000),
+            Refund::tender,
+        )
+    };
+    let points = |points| RefundTender::Loyalty { points };
+    let cash = |amount_minor| RefundTender::Cash { amount_minor };
+    let before = snapshot(&shop);
+    // Points alone cannot make 979.
+    let e = flow(
+        t.refund(&shop.cashier, &bottle(&sale, vec![points(489)]))
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e,
+        FlowError::Underpaid {
+            due_minor: 979,
+            paid_minor: 978
+        }
+    );
+    let e = flow(
+        t.refund(&shop.cashier, &bottle(&sale, vec![points(490)]))
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e,
+        FlowError::Overpaid {
+            due_minor: 979,
+            paid_minor: 980
+        }
+    );
+    // Cash past the cap only by less than one point's value.
+    let e = flow(
+        t.refund(&shop.cashier, &bottle(&sale, vec![points(488), cash(3)]))
+            .unwrap_err(),
+    );
+    assert_eq!(e, exceeds("cash", None, 0, 0, 3));
+    assert_eq!(snapshot(&shop), before);
+    // Each bottle: 489 points and the 1 they cannot cover in cash.
+    for _ in 0..2 {
+        let r = t.refund(&shop.cashier, &bottle(&sale, vec![points(489), cash(1)]))?;
+        assert_balanced(&r);
+        assert_eq!(paid_back(&r), [("loyalty", -978), ("cash", -1)]);
+        assert_eq!(r.points_returned, 489);
+    }
+    assert_untouched(t, &sale);
+
+    // Once the points are all back there is no remainder to cover: the cash cap holds.
+    let sale = two_bottles(vec![
+        Tender::Loyalty { points: 100 },
+        Tender::Card {
+            amount_minor: 1_758,
+            reference: "AUTH-2".into(),
+        },
+    ])?;
+    let card = |amount_minor| RefundTender::Card {
+        amount_minor,
+        reference: "RFD-2".into(),
+    };
+    let r = t.refund(&shop.cashier, &bottle(&sale, vec![points(100), card(779)]))?;
+    assert_balanced(&r);
+    assert_eq!(paid_back(&r), [("loyalty", -200), ("card", -779)]);
+    let before = snapshot(&shop);
+    let e = flow(
+        t.refund(&shop.cashier, &bottle(&sale, vec![card(978), cash(1)]))
+            .unwrap_err(),
+    );
+    assert_eq!(e, exceeds("cash", None, 0, 0, 1));
+    assert_eq!(snapshot(&shop), before);
+    let r = t.refund(&shop.cashier, &bottle(&sale, vec![card(979)]))?;
+    assert_balanced(&r);
+    assert_untouched(t, &sale);
+    Ok(())
+}
+
 #[test]
 fn a_tenant_may_allow_refunds_to_any_tender() -> Result<()> {
     let store = Store::open_in_memory()?;
@@ -1132,6 +1307,65 @@ fn a_completed_layaways_sale_goes_back_to_the_cash_and_card_that_paid_it() -> Re
     assert_eq!(t.loyalty_points(shop.loyalty.id)?, 0);
     assert_eq!(commission_sum(t), 0);
     assert_eq!(t.fetch::<Sale>(sale.id)?, sale);
+    Ok(())
+}
+
+#[test]
+fn a_layaway_payment_of_a_method_layaways_do_not_take_counts_for_nothing() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let opened = t.open_layaway(
+        &shop.cashier,
+        &pos_tenancy::pos::LayawayOrder::new(
+            shop.customer.id,
+            vec![LineItem::product(shop.oil.id, 1_000)],
+            Tender::Card {
+                amount_minor: 500,
+                reference: "AUTH-L".into(),
+            },
+        ),
+    )?;
+    // Written past the flows: a gift card payment naming no card, which a layaway never takes
+    // (and its cancellation refuses).
+    t.insert(
+        &shop.admin,
+        &LayawayPayment {
+            id: RowId::new(),
+            layaway_id: opened.layaway.id,
+            method: "gift_card".into(),
+            amount_minor: 479,
+            user_id: None,
+            paid_at: Timestamp::now(),
+            reference: None,
+        },
+    )?;
+    let sale = t.complete_layaway(&shop.cashier, opened.layaway.id)?.sale;
+    let card = |amount_minor| RefundTender::Card {
+        amount_minor,
+        reference: "RFD-L".into(),
+    };
+    let whole = Refund::new(sale.id, "returned")
+        .tender(RefundTender::Cash { amount_minor: 479 })
+        .tender(card(500));
+    let before = snapshot(&shop);
+    // It is not cash the sale took.
+    let e = flow(t.refund(&shop.cashier, &whole).unwrap_err());
+    assert_eq!(e, exceeds("cash", None, 0, 0, 479));
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &Refund::new(sale.id, "returned").tender(card(979)),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(e, exceeds("card", None, 500, 0, 979));
+    assert_eq!(snapshot(&shop), before);
+    // Only the manager's override gives it back.
+    set_rules(&shop, |r| r.allow_refund_to_any_tender = true)?;
+    let r = t.refund(&shop.cashier, &whole)?;
+    assert_balanced(&r);
+    assert_eq!(paid_back(&r), [("cash", -479), ("card", -500)]);
     Ok(())
 }
 

@@ -196,7 +196,9 @@ pub fn fill(
     let total = u64::from(options.sales);
     progress(0, total);
     for done in 1..=total {
-        // The draw is made whoever runs the demo, so a cashier's run sells as a manager's.
+        // The draw is made whoever runs the demo, but only a manager receives the delivery
+        // (which draws more from the stream and restocks), so a cashier's run follows a
+        // manager's only up to the first delivery (or void, also a manager's).
         if done > 1 && rng.random_bool(DELIVERY_CHANCE) && actor.role() >= Role::Manager {
             receive_delivery(tenant, actor, &world, &mut rng, &mut summary)?;
         }

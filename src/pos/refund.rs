@@ -23,6 +23,15 @@
 //! payments and, for points, their `reverse` loyalty rows), gift cards card by card, unless the
 //! tenant allows refunds to any tender. A void gives every payment back to its own method, card,
 //! account or points.
+//!
+//! Points given back are worth what they were worth on the sale, not the tenant's point value
+//! today: the sale's rate is what its points payments took over the points it redeemed. The
+//! points given back by all refunds of the sale, this one included, are valued together
+//! (`points in all × rate`, half away from zero) less what the points of earlier refunds were
+//! valued at, so no rounding drifts and all the points redeemed give back exactly what they
+//! paid. Points cannot always cover an amount exactly (a point worth 2 and 979 due), so while
+//! the sale has redeemed points not yet given back, a refund may give cash past the cash cap
+//! by less than one point's value at the sale's rate: the remainder the points cannot cover.
 
 use std::collections::BTreeMap;
 
@@ -50,8 +59,17 @@ use crate::Result;
 /// Cash is capped at the sale's cash payments net of change, card at its card payments, a gift
 /// card at what that very card paid (so only a card the sale was paid with), store credit at
 /// what was charged to the customer's credit, and loyalty at the points redeemed on the sale. A
-/// completed layaway's cash and card payments count as its sale's. Past a cap the refund is
-/// refused with [`FlowError::RefundExceedsTender`] and nothing is written.
+/// completed layaway's cash and card payments count as its sale's (a layaway takes no other
+/// method; a row of another method, written past the flows, counts for nothing). Past a cap the
+/// refund is refused with [`FlowError::RefundExceedsTender`] and nothing is written.
+///
+/// Points are worth the sale's own rate (what its points payments took over the points it
+/// redeemed), whatever the tenant's point value is today; a sale that redeemed none (refunded
+/// as points by the override) values them at today's point value. One exception to the cash
+/// cap: points cannot always cover an amount exactly, so while the sale has redeemed points
+/// not yet given back, a refund may give cash past the cash cap by less than one point's value
+/// at the sale's rate (a sale paid 979 points worth 2 each, refunded half: 489 points and 1 in
+/// cash). Amounts must still add up exactly to the refund's total.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "method")]
 pub enum RefundTender {
@@ -82,7 +100,8 @@ pub enum RefundTender {
         amount_minor: i64,
     },
     /// Points given back to the sale's customer's loyalty account (a `reverse` ledger row),
-    /// each worth the tenant's point value, up to the points redeemed on the sale.
+    /// worth what they were worth on the sale (not the tenant's point value today), up to the
+    /// points redeemed on the sale.
     Loyalty {
         /// Points given back.
         points: i64,
@@ -601,6 +620,18 @@ fn refund_paybacks(
             Ok(amount_minor)
         }
     };
+    let gives_points = tenders
+        .iter()
+        .any(|t| matches!(t, RefundTender::Loyalty { .. }));
+    let tally = if gives_points || !rules.allow_refund_to_any_tender {
+        Some(Tally::of(s, sale.id, rules)?)
+    } else {
+        None
+    };
+    // Points given back before this refund, then with each loyalty tender of it.
+    let mut points_back = tally.as_ref().map_or(0, |t| {
+        t.refunded.get(&Method::Loyalty).copied().unwrap_or(0)
+    });
     let mut out = Vec::with_capacity(tenders.len());
     for t in tenders {
         out.push(match t {
@@ -658,8 +689,11 @@ fn refund_paybacks(
             RefundTender::Loyalty { points } => {
                 let points = positive("points given back", *points)?;
                 let account = account_of(s, sale, "a loyalty refund", "loyalty")?;
-                let value = i64::from(rules.loyalty_point_value_minor);
-                if value == 0 {
+                let rate = match &tally {
+                    Some(t) => t.rate,
+                    None => PointRate::today(rules),
+                };
+                if rate.minor <= 0 {
                     // Points worth nothing would pass the total check and still be given.
                     return Err(FlowError::TenderNotAccepted {
                         flow: "a refund (points are worth nothing)",
@@ -667,7 +701,12 @@ fn refund_paybacks(
                     }
                     .into());
                 }
-                let amount = points.checked_mul(value).ok_or(FlowError::Overflow)?;
+                let after = points_back.checked_add(points).ok_or(FlowError::Overflow)?;
+                let amount = rate
+                    .value(after)?
+                    .checked_sub(rate.value(points_back)?)
+                    .ok_or(FlowError::Overflow)?;
+                points_back = after;
                 Payback::Loyalty(account, points, amount)
             }
         });
@@ -687,10 +726,84 @@ fn refund_paybacks(
         }
         .into());
     }
-    if !rules.allow_refund_to_any_tender {
-        within_tenders(s, sale.id, &out)?;
+    if let (false, Some(tally)) = (rules.allow_refund_to_any_tender, &tally) {
+        within_tenders(tally, &out)?;
     }
     Ok(out)
+}
+
+/// What points given back are worth: `minor` minor units for every `points` points.
+#[derive(Debug, Clone, Copy)]
+struct PointRate {
+    minor: i64,
+    points: i64,
+}
+
+impl PointRate {
+    /// The tenant's point value today.
+    fn today(rules: &BusinessRules) -> Self {
+        Self {
+            minor: i64::from(rules.loyalty_point_value_minor),
+            points: 1,
+        }
+    }
+
+    /// What `points` are worth, half away from zero.
+    fn value(self, points: i64) -> Result<i64> {
+        Ok(mul_div_round(points, self.minor, self.points).ok_or(FlowError::Overflow)?)
+    }
+
+    /// Whether `amount` is less than one point's value.
+    fn below_one_point(self, amount: i64) -> bool {
+        i128::from(amount) * i128::from(self.points) < i128::from(self.minor)
+    }
+}
+
+/// What a sale took by each method, what its earlier refunds gave back by each, and the rate
+/// its points are given back at.
+struct Tally {
+    took: BTreeMap<Method, i64>,
+    refunded: BTreeMap<Method, i64>,
+    rate: PointRate,
+    /// Whether the rate is the sale's own (it redeemed points), not today's point value.
+    redeemed: bool,
+}
+
+impl Tally {
+    fn of(s: &Scope<'_>, sale: RowId, rules: &BusinessRules) -> Result<Self> {
+        let took = sale_took(s, sale)?;
+        let refunded = refunded_before(s, sale)?;
+        let redeemed_points = took.get(&Method::Loyalty).copied().unwrap_or(0);
+        let (rate, redeemed) = if redeemed_points > 0 {
+            let minor = points(
+                s,
+                "SELECT coalesce(sum(amount_minor), 0) FROM sale_payments
+                 WHERE tenant_id = ?1 AND sale_id = ?2 AND method = 'loyalty'",
+                sale,
+            )?;
+            let rate = PointRate {
+                minor,
+                points: redeemed_points,
+            };
+            (rate, true)
+        } else {
+            (PointRate::today(rules), false)
+        };
+        Ok(Self {
+            took,
+            refunded,
+            rate,
+            redeemed,
+        })
+    }
+
+    /// Cash this refund may give past the cash cap: less than one point's value at the sale's
+    /// rate, while the sale has redeemed points not yet given back.
+    fn cash_over_cap_allowed(&self, over: i64) -> bool {
+        let took = self.took.get(&Method::Loyalty).copied().unwrap_or(0);
+        let back = self.refunded.get(&Method::Loyalty).copied().unwrap_or(0);
+        self.redeemed && back < took && self.rate.below_one_point(over)
+    }
 }
 
 /// A refund method as the caps count it: gift cards one by one, loyalty in points.
@@ -784,7 +897,9 @@ fn points(s: &Scope<'_>, sql: &str, sale: RowId) -> Result<i64> {
 }
 
 /// What the sale took by each method: its payments (cash net of change), a completed
-/// layaway's payments, and the points redeemed on it.
+/// layaway's cash and card payments (the methods a layaway takes; a row of another method was
+/// written past the flows, and a layaway's cancellation refuses it too), and the points
+/// redeemed on it.
 fn sale_took(s: &Scope<'_>, sale: RowId) -> Result<BTreeMap<Method, i64>> {
     let mut took = BTreeMap::new();
     add_payments(
@@ -799,7 +914,8 @@ fn sale_took(s: &Scope<'_>, sale: RowId) -> Result<BTreeMap<Method, i64>> {
         s,
         "SELECT p.method, NULL, sum(p.amount_minor) FROM layaways l
          JOIN layaway_payments p ON p.tenant_id = l.tenant_id AND p.layaway_id = l.id
-         WHERE l.tenant_id = ?1 AND l.sale_id = ?2 GROUP BY p.method",
+         WHERE l.tenant_id = ?1 AND l.sale_id = ?2 AND p.method IN ('cash', 'card')
+         GROUP BY p.method",
         sale,
         &mut took,
     )?;
@@ -841,8 +957,9 @@ fn refunded_before(s: &Scope<'_>, sale: RowId) -> Result<BTreeMap<Method, i64>> 
 }
 
 /// Refuses the first method (in the order the tenders name them) whose refunds in all would
-/// exceed what the sale took by it.
-fn within_tenders(s: &Scope<'_>, sale: RowId, paybacks: &[Payback]) -> Result<()> {
+/// exceed what the sale took by it, but for cash past its cap by less than one point's value
+/// ([`Tally::cash_over_cap_allowed`]).
+fn within_tenders(tally: &Tally, paybacks: &[Payback]) -> Result<()> {
     let mut wanted: Vec<(Method, i64)> = Vec::new();
     for (method, amount) in paybacks.iter().map(Payback::method) {
         match wanted.iter_mut().find(|(m, _)| *m == method) {
@@ -850,13 +967,13 @@ fn within_tenders(s: &Scope<'_>, sale: RowId, paybacks: &[Payback]) -> Result<()
             None => wanted.push((method, amount)),
         }
     }
-    let took = sale_took(s, sale)?;
-    let refunded = refunded_before(s, sale)?;
     for (method, wanted) in wanted {
-        let sale_took = took.get(&method).copied().unwrap_or(0);
-        let refunded = refunded.get(&method).copied().unwrap_or(0);
+        let sale_took = tally.took.get(&method).copied().unwrap_or(0);
+        let refunded = tally.refunded.get(&method).copied().unwrap_or(0);
         let in_all = refunded.checked_add(wanted).ok_or(FlowError::Overflow)?;
-        if in_all > sale_took {
+        // What this refund gives past the cap (earlier refunds may be past it already).
+        let over = in_all - sale_took.max(refunded);
+        if in_all > sale_took && !(method == Method::Cash && tally.cash_over_cap_allowed(over)) {
             return Err(FlowError::RefundExceedsTender {
                 method: method.name(),
                 gift_card: method.card(),

@@ -2,12 +2,14 @@
 //! its ledger.
 
 use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
 
-use super::checkout::Context;
+use super::checkout::{self, Context, Priced, PricedLine, Tender};
 use super::FlowError;
 use crate::access::{Actor, Scope};
 use crate::catalog::{
-    CreditTransaction, GiftCard, GiftCardTransaction, LoyaltyAccount, LoyaltyTransaction,
+    CreditTransaction, GiftCard, GiftCardTransaction, LoyaltyAccount, LoyaltyTransaction, Sale,
+    SaleLine, SalePayment,
 };
 use crate::ids::{RowId, Timestamp};
 use crate::ledger::{balance, Balance};
@@ -75,6 +77,193 @@ pub(crate) fn issue_gift_card(
     s.append(actor, &card)?;
     card_entry(s, actor, card.id, "issue", amount, None, now)?;
     Ok(card)
+}
+
+/// A gift card to sell: the card's code and the amount it is loaded with, paid for by the
+/// customer. Build it with [`GiftCardSale::new`] and the builder methods, and ring it up with
+/// [`crate::pos::Pos::sell_gift_card`].
+///
+/// The sale takes money like a checkout (cash with change, card, store credit) but is not
+/// goods: one untaxed service line, no promotions, no loyalty points (the card earns them when
+/// it is spent) and no commission. Paying for a gift card with a gift card or with loyalty
+/// points is refused.
+///
+/// ```
+/// use pos_tenancy::pos::{GiftCardSale, Pos, Tender};
+/// use pos_tenancy::{NewTenant, Store, TenantAccess};
+/// let store = Store::open_in_memory()?;
+/// store.add_tenant(&NewTenant::new("caps".parse()?, "Caps"))?;
+/// let caps = store.tenant(&"caps".parse()?)?;
+/// let admin = caps.bootstrap_admin("owner", "Store Owner")?;
+/// let sold = caps.sell_gift_card(&admin, &GiftCardSale::new("GC-0001", 5_000)
+///     .tender(Tender::Cash { tendered_minor: 6_000 }))?;
+/// assert_eq!(sold.sale.total_minor, 5_000);
+/// assert_eq!(sold.change_minor, 1_000);
+/// assert_eq!(caps.gift_card_balance(sold.card.id)?, 5_000);
+/// # Ok::<(), pos_tenancy::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GiftCardSale {
+    /// The card's code (printed or encoded on it); not blank.
+    pub code: String,
+    /// What the card is loaded with, and what the sale costs; above zero.
+    pub amount_minor: i64,
+    /// How it is paid: cash, card or store credit.
+    pub tenders: Vec<Tender>,
+    /// The customer buying it, who also holds the card.
+    pub customer_id: Option<RowId>,
+    /// When the card expires; never by default.
+    pub expires_at: Option<Timestamp>,
+    /// The terminal.
+    pub device_id: Option<RowId>,
+}
+
+impl GiftCardSale {
+    /// A card with this code loaded with `amount_minor`, with no tenders yet.
+    pub fn new(code: &str, amount_minor: i64) -> Self {
+        Self {
+            code: code.to_owned(),
+            amount_minor,
+            tenders: Vec::new(),
+            customer_id: None,
+            expires_at: None,
+            device_id: None,
+        }
+    }
+
+    /// Adds a tender.
+    pub fn tender(mut self, tender: Tender) -> Self {
+        self.tenders.push(tender);
+        self
+    }
+
+    /// Sells to this customer, who holds the card.
+    pub fn customer(mut self, customer: RowId) -> Self {
+        self.customer_id = Some(customer);
+        self
+    }
+
+    /// The card expires at this time.
+    pub fn expires_at(mut self, at: Timestamp) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Rings the sale up on this device.
+    pub fn device(mut self, device: RowId) -> Self {
+        self.device_id = Some(device);
+        self
+    }
+}
+
+/// What selling a gift card wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GiftCardReceipt {
+    /// The sale.
+    pub sale: Sale,
+    /// Its one line, "Gift card <code>", untaxed.
+    pub line: SaleLine,
+    /// Its payments.
+    pub payments: Vec<SalePayment>,
+    /// Cash given back.
+    pub change_minor: i64,
+    /// The card, whose `issue` ledger row names the sale.
+    pub card: GiftCard,
+}
+
+/// The gift card sale flow: the sale and its payments as a checkout writes them (without
+/// promotions, points or commission), then the card and its `issue` row linked to the sale.
+pub(crate) fn sell_gift_card(
+    s: &Scope<'_>,
+    actor: &Actor,
+    req: &GiftCardSale,
+) -> Result<GiftCardReceipt> {
+    s.require_role(actor, Role::Cashier, "sell", "gift_cards")?;
+    let amount = positive("a gift card's first load", req.amount_minor)?;
+    if req.code.trim().is_empty() {
+        return Err(FlowError::Empty {
+            what: "a gift card code",
+        }
+        .into());
+    }
+    for t in &req.tenders {
+        if matches!(t, Tender::GiftCard { .. } | Tender::Loyalty { .. }) {
+            return Err(FlowError::TenderNotAccepted {
+                flow: "a gift card sale",
+                method: t.method(),
+            }
+            .into());
+        }
+    }
+    let ctx = Context::load(s, req.customer_id)?;
+    let card_id = RowId::new();
+    if req.expires_at.is_some_and(|e| e <= ctx.now) {
+        return Err(FlowError::GiftCardUnusable {
+            card: card_id,
+            reason: "it would be sold already expired",
+        }
+        .into());
+    }
+    let priced = Priced {
+        lines: vec![PricedLine {
+            product: None,
+            description: format!("Gift card {}", req.code),
+            quantity_milli: 1000,
+            unit_price_minor: amount,
+            gross: amount,
+            discount: 0,
+            tax: 0,
+            promotion: None,
+        }],
+        subtotal: amount,
+        discount: 0,
+        tax: 0,
+        total: amount,
+    };
+    let id = RowId::new();
+    let (sale, mut lines) = checkout::write_sale(
+        s,
+        actor,
+        &ctx,
+        &priced,
+        id,
+        checkout::receipt_number("S", id),
+        "completed",
+        req.device_id,
+        None,
+    )?;
+    let settled = checkout::settle(s, actor, &ctx, sale.id, amount, &req.tenders)?;
+    let card = GiftCard {
+        id: card_id,
+        code: req.code.clone(),
+        currency: ctx.currency().to_owned(),
+        customer_id: req.customer_id,
+        issued_at: ctx.now,
+        expires_at: req.expires_at,
+        active: true,
+    };
+    s.append(actor, &card)?;
+    card_entry(s, actor, card.id, "issue", amount, Some(sale.id), ctx.now)?;
+    let line = lines.pop().ok_or(FlowError::NoLines { what: "the sale" })?;
+    Ok(GiftCardReceipt {
+        sale,
+        line,
+        payments: settled.payments,
+        change_minor: settled.change_minor,
+        card,
+    })
+}
+
+/// The gift card a sale sold, if it sold one: its `issue` ledger row names the sale.
+pub(crate) fn card_sold_by(s: &Scope<'_>, sale: RowId) -> Result<Option<RowId>> {
+    Ok(s.connection()
+        .prepare_cached(
+            "SELECT gift_card_id FROM gift_card_transactions
+             WHERE tenant_id = ?1 AND sale_id = ?2 AND kind = 'issue'
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row(params![s.tenant(), sale], |r| r.get(0))
+        .optional()?)
 }
 
 fn card_entry(

@@ -53,7 +53,7 @@ use serde::Serialize;
 use super::checkout::{self, Context, LineItem, Tender, DEFAULT_LOCATION};
 use super::money::{apply_ppm, minor_per_major};
 use super::{accounts, layaway, reports, stock, work_order, FlowError, Pos};
-use super::{LayawayOrder, Refund, RefundTender, WorkOrderRequest};
+use super::{GiftCardSale, LayawayOrder, Refund, RefundTender, WorkOrderRequest};
 use crate::access::{Actor, Scope, Tenant, TenantAccess};
 use crate::catalog::{
     CommissionRule, CreditAccount, Customer, CustomerVehicle, Fitment, InventoryItem,
@@ -123,7 +123,8 @@ pub struct DemoSummary {
     pub attempted: u64,
     /// Checkouts completed.
     pub checkouts: u64,
-    /// Gift cards sold (a checkout of the card and its issue, in one transaction).
+    /// Gift cards sold (the sale of the card and its issue, in one transaction; no points or
+    /// commission).
     pub gift_cards_sold: u64,
     /// Refunds made (one whole line of a sale of this run each).
     pub refunds: u64,
@@ -1390,7 +1391,8 @@ fn pay_rest(world: &World, rng: &mut ChaCha8Rng, left: i64, change: bool) -> Ten
     }
 }
 
-/// A gift card sold: a checkout of the card (not taxed) and its issue, in one transaction.
+/// A gift card sold through [`Pos::sell_gift_card`]: the sale of the card (untaxed, earning no
+/// points or commission) and its issue, in one transaction.
 fn sell_gift_card(
     tenant: &Tenant<'_>,
     actor: &Actor,
@@ -1401,30 +1403,24 @@ fn sell_gift_card(
     let customer = pick_customer(world, rng).map(|c| c.id);
     let amount = minor_per_major(&world.currency) * *pick(rng, &[25, 50, 50, 100]);
     let tender = pay_rest(world, rng, amount, true);
-    let (receipt, card) = tenant.in_write(|s| {
-        // Terminals sell cards offline too: the code is random, like receipt numbers.
-        let code = checkout::receipt_number("GC", RowId::new());
-        let mut sale = checkout::Checkout::new()
-            .line(LineItem::service(
-                &format!("Gift card {code}"),
-                1000,
-                amount,
-                false,
-            ))
-            .tender(tender);
-        if let Some(c) = customer {
-            sale = sale.customer(c);
-        }
-        let receipt = checkout::run(s, actor, &sale)?;
-        let expires = Timestamp::from_millis(receipt.sale.sold_at.as_millis() + 730 * DAY_MS);
-        let card = accounts::issue_gift_card(s, actor, &code, amount, customer, expires)?;
-        Ok((receipt, card))
-    })?;
+    // Terminals sell cards offline too: the code is random, like receipt numbers.
+    let code = checkout::receipt_number("GC", RowId::new());
+    let mut sale = GiftCardSale::new(&code, amount).tender(tender);
+    if let Some(c) = customer {
+        sale = sale.customer(c);
+    }
+    if let Some(expires) = Timestamp::from_millis(Timestamp::now().as_millis() + 730 * DAY_MS) {
+        sale = sale.expires_at(expires);
+    }
+    let sold = tenant.sell_gift_card(actor, &sale)?;
     summary.gift_cards_sold += 1;
-    // A sold card is not refunded as goods: its money is on the card.
-    count_receipt(world, summary, &receipt, false);
+    // A sold card is not refunded as goods (refunds refuse it): its money is on the card.
+    summary.revenue_minor += sold.sale.total_minor;
+    for p in &sold.payments {
+        *summary.payments_minor.entry(p.method.clone()).or_default() += p.amount_minor;
+    }
     world.cards.push(DemoCard {
-        id: card.id,
+        id: sold.card.id,
         customer,
     });
     Ok(())

@@ -53,6 +53,7 @@ mod reports;
 mod stock;
 mod work_order;
 
+pub use accounts::{GiftCardReceipt, GiftCardSale};
 pub use checkout::{Checkout, LineItem, Receipt, Tender, DEFAULT_LOCATION};
 pub use layaway::{LayawayCancellation, LayawayCompletion, LayawayOrder, LayawayReceipt};
 pub use refund::{Refund, RefundReceipt, RefundTender};
@@ -235,6 +236,20 @@ pub enum FlowError {
         /// What this refund gives back by it.
         wanted: i64,
     },
+    /// Refunding or voiding a sale that sold a gift card: its money is on the card, and the
+    /// card is what would have to be unloaded (redeem what is left on it instead).
+    #[error(
+        "sale {sale} sold gift card {card}: its money is on the card, so the sale cannot be \
+         reversed by {action}; redeem the card instead"
+    )]
+    SoldGiftCard {
+        /// The sale.
+        sale: RowId,
+        /// The card it sold.
+        card: RowId,
+        /// `refund` or `void`.
+        action: &'static str,
+    },
     /// A figure does not fit in 64 bits.
     #[error("an amount overflowed")]
     Overflow,
@@ -362,7 +377,8 @@ pub trait Pos: TenantAccess {
         self.in_write(|s| stock::count(s, actor, product, location, counted_milli))
     }
 
-    /// Issues a gift card loaded with `amount_minor`: the card and its `issue` ledger row.
+    /// Issues a gift card loaded with `amount_minor`: the card and its `issue` ledger row. No
+    /// money is taken (a promotional card); [`Pos::sell_gift_card`] sells one.
     fn issue_gift_card(
         &self,
         actor: &Actor,
@@ -374,6 +390,17 @@ pub trait Pos: TenantAccess {
         self.in_write(|s| {
             accounts::issue_gift_card(s, actor, code, amount_minor, customer, expires_at)
         })
+    }
+
+    /// Sells a gift card for money, in one transaction: a sale of one untaxed service line
+    /// "Gift card <code>" for the card's amount, its payments by the tenders given (cash with
+    /// change, card, store credit; a gift card or loyalty points are refused with
+    /// [`FlowError::TenderNotAccepted`]), then the card and its `issue` ledger row naming the
+    /// sale. No promotions, loyalty points or commission: the card earns points when it is
+    /// spent. The sale cannot be refunded or voided ([`FlowError::SoldGiftCard`]). See
+    /// [`GiftCardSale`]; [`Pos::issue_gift_card`] loads a card without taking money.
+    fn sell_gift_card(&self, actor: &Actor, sale: &GiftCardSale) -> Result<GiftCardReceipt> {
+        self.in_write(|s| accounts::sell_gift_card(s, actor, sale))
     }
 
     /// Loads more onto a gift card: a `top_up` ledger row. Returns the new balance.
@@ -560,15 +587,16 @@ pub trait Pos: TenantAccess {
     /// Refunds a sale, or some of its lines, as a new sale with negative figures; the
     /// original is never edited. Stock goes back when asked, the money by the tenders given
     /// (exactly the refund's total), and loyalty points and commission earned on the sale are
-    /// taken back in proportion. See [`Refund`]. Needs a cashier.
+    /// taken back in proportion. See [`Refund`]. Needs a cashier. A sale of a gift card is
+    /// refused ([`FlowError::SoldGiftCard`]).
     fn refund(&self, actor: &Actor, refund: &Refund) -> Result<RefundReceipt> {
         self.in_write(|s| refund::refund(s, actor, refund))
     }
 
     /// Voids a whole sale: every line reversed, stock back where it came from, every payment
     /// back by its own method (gift card, store credit and points to where they came from),
-    /// points and commission taken back. Refused once any part of the sale was refunded.
-    /// Needs a manager.
+    /// points and commission taken back. Refused once any part of the sale was refunded, and
+    /// for a sale of a gift card ([`FlowError::SoldGiftCard`]). Needs a manager.
     fn void_sale(&self, actor: &Actor, sale_id: RowId, reason: &str) -> Result<RefundReceipt> {
         self.in_write(|s| refund::void(s, actor, sale_id, reason))
     }

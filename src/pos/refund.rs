@@ -249,7 +249,7 @@ fn count(s: &Scope<'_>, sql: &str, id: RowId) -> Result<i64> {
 }
 
 /// The sale to reverse and its lines; refused unless it is a completed sale (not itself a
-/// reversal).
+/// reversal, nor a sale of a gift card, whose money is on the card).
 fn original(s: &Scope<'_>, sale_id: RowId, action: &'static str) -> Result<(Sale, Vec<SaleLine>)> {
     let sale: Sale = s.row(sale_id)?;
     let refuse = |status: String| FlowError::State {
@@ -269,6 +269,15 @@ fn original(s: &Scope<'_>, sale_id: RowId, action: &'static str) -> Result<(Sale
         )? > 0;
     if is_reversal {
         return Err(refuse("a refund or void".to_owned()).into());
+    }
+    // A gift card sale's money is on the card: giving it back would leave the card loaded.
+    if let Some(card) = accounts::card_sold_by(s, sale_id)? {
+        return Err(FlowError::SoldGiftCard {
+            sale: sale_id,
+            card,
+            action,
+        }
+        .into());
     }
     let lines = sale_lines(s, sale_id)?;
     Ok((sale, lines))

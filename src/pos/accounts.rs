@@ -57,6 +57,22 @@ pub(crate) fn issue_gift_card(
     expires_at: Option<Timestamp>,
 ) -> Result<GiftCard> {
     s.require_role(actor, Role::Cashier, "issue", "gift_cards")?;
+    let amount = new_card_load(code, amount_minor)?;
+    let card = GiftCard {
+        id: RowId::new(),
+        code: code.to_owned(),
+        currency: s.tenant_settings()?.currency,
+        customer_id: customer,
+        issued_at: Timestamp::now(),
+        expires_at,
+        active: true,
+    };
+    write_new_card(s, actor, card, amount, None)
+}
+
+/// A new card's first load, refused with a typed error when it is not positive or the card
+/// has a blank code.
+fn new_card_load(code: &str, amount_minor: i64) -> Result<i64> {
     let amount = positive("a gift card's first load", amount_minor)?;
     if code.trim().is_empty() {
         return Err(FlowError::Empty {
@@ -64,18 +80,19 @@ pub(crate) fn issue_gift_card(
         }
         .into());
     }
-    let now = Timestamp::now();
-    let card = GiftCard {
-        id: RowId::new(),
-        code: code.to_owned(),
-        currency: s.tenant_settings()?.currency,
-        customer_id: customer,
-        issued_at: now,
-        expires_at,
-        active: true,
-    };
+    Ok(amount)
+}
+
+/// Writes a new card and its `issue` ledger row, which names the sale that sold the card.
+fn write_new_card(
+    s: &Scope<'_>,
+    actor: &Actor,
+    card: GiftCard,
+    amount: i64,
+    sold_by: Option<RowId>,
+) -> Result<GiftCard> {
     s.append(actor, &card)?;
-    card_entry(s, actor, card.id, "issue", amount, None, now)?;
+    card_entry(s, actor, card.id, "issue", amount, sold_by, card.issued_at)?;
     Ok(card)
 }
 
@@ -179,13 +196,7 @@ pub(crate) fn sell_gift_card(
     req: &GiftCardSale,
 ) -> Result<GiftCardReceipt> {
     s.require_role(actor, Role::Cashier, "sell", "gift_cards")?;
-    let amount = positive("a gift card's first load", req.amount_minor)?;
-    if req.code.trim().is_empty() {
-        return Err(FlowError::Empty {
-            what: "a gift card code",
-        }
-        .into());
-    }
+    let amount = new_card_load(&req.code, req.amount_minor)?;
     for t in &req.tenders {
         if matches!(t, Tender::GiftCard { .. } | Tender::Loyalty { .. }) {
             return Err(FlowError::TenderNotAccepted {
@@ -242,8 +253,7 @@ pub(crate) fn sell_gift_card(
         expires_at: req.expires_at,
         active: true,
     };
-    s.append(actor, &card)?;
-    card_entry(s, actor, card.id, "issue", amount, Some(sale.id), ctx.now)?;
+    let card = write_new_card(s, actor, card, amount, Some(sale.id))?;
     let line = lines.pop().ok_or(FlowError::NoLines { what: "the sale" })?;
     Ok(GiftCardReceipt {
         sale,

@@ -180,7 +180,7 @@ fn floor(path: &Path, defer_indexes: bool) {
         tx.execute_batch(sql).expect("schema");
     }
     // The triggers on the ledgers that write a balance table: not part of the bare copy.
-    for b in pos_tenancy::ledger::BALANCES {
+    for b in pos_tenancy::catalog::BALANCES {
         let names: Vec<String> = tx
             .prepare(
                 "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 \

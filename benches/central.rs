@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pos_tenancy::central::{CentralStore, RateLimit, SqliteCentral};
-use pos_tenancy::hlc::Hlc;
+use pos_tenancy::protocol::RateLimit;
 use pos_tenancy::server::{app, issue_token, AppState};
+use pos_tenancy::Hlc;
+use pos_tenancy::{CentralStore, SqliteCentral};
 use pos_tenancy::{NewTenant, Operation, OperationKind, Plan, RowId, TenantId};
 
 const BATCH: usize = 500;

@@ -28,7 +28,7 @@ use std::time::Duration;
 use criterion::{criterion_group, Criterion};
 use pos_tenancy::catalog::{GiftCard, Product};
 use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
-use pos_tenancy::store::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
+use pos_tenancy::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
 use pos_tenancy::{
     NewTenant, RowId, Store, TaxRate, TenantAccess, TenantId, TenantSettings, Timestamp,
 };
@@ -178,12 +178,8 @@ fn open_raw(path: &Path) -> Connection {
         .expect("synchronous");
     conn.pragma_update(None, "foreign_keys", true)
         .expect("foreign keys");
-    conn.pragma_update(
-        None,
-        "wal_autocheckpoint",
-        pos_tenancy::store::WAL_AUTOCHECKPOINT,
-    )
-    .expect("checkpoint interval");
+    conn.pragma_update(None, "wal_autocheckpoint", pos_tenancy::WAL_AUTOCHECKPOINT)
+        .expect("checkpoint interval");
     conn
 }
 

@@ -9,7 +9,7 @@
 //! * `rusqlite_outbox` (insert only): the same plus the outbox operation the layer writes with
 //!   every synced write, written as the store writes it: stamped from the newest stamp kept in
 //!   memory while `PRAGMA data_version` is unchanged (read from the outbox otherwise), columns
-//!   as `pos_tenancy::outbox::json_text`, stamp and `created_at` formatted by hand.
+//!   as `pos_tenancy::json_text`, stamp and `created_at` formatted by hand.
 //!
 //! Goals: the layer costs at most 1.3x the baseline on writes and at most 1.1x on reads
 //! (`point_read`, `list`); the outbox costs at most 1.3x a write without it. `layer /
@@ -20,8 +20,8 @@
 //! `synchronous=NORMAL`, foreign keys on, two tenants with 10,000 products apiece (so the
 //! tenant filter matters), then closes them. The layer reopens one with `Store::open`; the
 //! baseline opens the other with [`pos_tenancy::vfs::open`] (the VFS a store writes through)
-//! and the same pragmas, the store's checkpoint cap ([`pos_tenancy::store::WAL_AUTOCHECKPOINT`])
-//! and its background checkpoint ([`pos_tenancy::store::BackgroundCheckpoint`]) included.
+//! and the same pragmas, the store's checkpoint cap ([`pos_tenancy::WAL_AUTOCHECKPOINT`])
+//! and its background checkpoint ([`pos_tenancy::BackgroundCheckpoint`]) included.
 //!
 //! Before each side of `insert` both files are synced to disk. Otherwise the operating system
 //! still holds the freshly built files in its cache, and the first checkpoint's sync of either
@@ -40,11 +40,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, Criterion};
 use pos_tenancy::catalog::Product;
-use pos_tenancy::hlc::ClockState;
-use pos_tenancy::store::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
+use pos_tenancy::ClockState;
 use pos_tenancy::{
     Actor, ListQuery, NewTenant, RowId, Store, Tenant, TenantAccess, TenantId, Timestamp,
 };
+use pos_tenancy::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tempfile::TempDir;
 
@@ -208,12 +208,8 @@ impl Files {
             .expect("synchronous=NORMAL");
         conn.pragma_update(None, "foreign_keys", true)
             .expect("foreign keys on");
-        conn.pragma_update(
-            None,
-            "wal_autocheckpoint",
-            pos_tenancy::store::WAL_AUTOCHECKPOINT,
-        )
-        .expect("the store's checkpoint interval");
+        conn.pragma_update(None, "wal_autocheckpoint", pos_tenancy::WAL_AUTOCHECKPOINT)
+            .expect("the store's checkpoint interval");
         let admin_id = conn
             .query_row(
                 "SELECT id FROM users WHERE tenant_id = ?1 AND username = 'owner'",
@@ -389,7 +385,7 @@ fn baseline_insert(
             data_version,
             newest: Some(next),
         };
-        let columns = pos_tenancy::outbox::json_text(p).expect("product as JSON");
+        let columns = pos_tenancy::json_text(p).expect("product as JSON");
         tx.prepare_cached(OUTBOX_SQL)
             .expect("prepare outbox")
             .execute(params![

@@ -7,7 +7,8 @@ use std::error::Error as StdError;
 use std::path::PathBuf;
 
 use pos_tenancy::catalog::{Product, Sale};
-use pos_tenancy::pos::{demo, Checkout, LineItem, Pos, Tender};
+use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
+use pos_tenancy::testkit::demo;
 use pos_tenancy::{
     Actor, NewTenant, Plan, RowId, Store, TaxRate, Tenant, TenantAccess, TenantSettings, Timestamp,
 };

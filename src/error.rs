@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use rusqlite::ffi;
 
 use crate::ids::{RowId, RowIdError, TenantId, TenantIdError};
-use crate::query::QueryError;
-use crate::tenant::{Role, SettingsError, TenantStatus};
+use crate::tenant::query::QueryError;
+use crate::tenant::settings::{Role, SettingsError, TenantStatus};
 
 /// Which database constraint refused a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +183,7 @@ pub enum Error {
     Clock(crate::hlc::HlcError),
     /// An operation that does not fit the catalog.
     #[error("invalid operation: {0}")]
-    Operation(#[from] crate::outbox::OperationError),
+    Operation(#[from] crate::protocol::OperationError),
     /// The database rolled the whole transaction back (a trigger's RAISE(ROLLBACK), a full
     /// disk); nothing of it was kept and it takes no more writes.
     #[error("the transaction was rolled back by the database; start a new one")]

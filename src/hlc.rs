@@ -50,11 +50,11 @@ pub const DEFAULT_MAX_SKEW: Duration = Duration::from_secs(300);
 /// One stamp of the hybrid logical clock.
 ///
 /// ```
-/// use pos_tenancy::hlc::Hlc;
+/// use pos_tenancy::Hlc;
 /// let a: Hlc = "0001732433333123.000001@01937a5e-7f4e-7c2a-9a4b-1f2e3d4c5b6a".parse()?;
 /// assert_eq!(a.millis(), 1_732_433_333_123);
 /// assert_eq!(a.to_string().parse::<Hlc>()?, a);
-/// # Ok::<(), pos_tenancy::hlc::HlcError>(())
+/// # Ok::<(), pos_tenancy::HlcError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Hlc {

@@ -32,38 +32,47 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod access;
+// Private modules behind a flat facade: files can move without breaking the API. The public
+// namespaces are the vocabularies a user reaches for as a whole: the catalog's record types,
+// the wire contract, the POS flows, adoption, the server and the test kit.
+mod central;
+mod error;
+mod hlc;
+mod ids;
+mod outbox;
+mod store;
+mod tenant;
+
 pub mod adopt;
 pub mod catalog;
-pub mod central;
-pub mod error;
-pub mod hlc;
-pub mod ids;
-pub mod ledger;
-pub mod outbox;
 pub mod pos;
-pub mod query;
+pub mod protocol;
 #[cfg(feature = "server")]
 pub mod server;
-pub mod store;
-pub mod tenant;
 pub mod testkit;
-pub mod verify;
-pub mod vfs;
 
-pub use access::{Actor, FilterOp, FilterValue, ListQuery, Page, Tenant, TenantAccess, TenantTx};
 pub use catalog::Record;
-pub use error::{ConstraintKind, Error};
-pub use hlc::Hlc;
-pub use ids::{Json, RowId, RowIdError, TenantId, TenantIdError, Timestamp};
-pub use outbox::{Operation, OperationKind};
-pub use query::{QueryError, QueryResult};
-pub use store::Store;
-pub use tenant::{
-    BusinessRules, Domain, NewTenant, Plan, PlanLimits, Role, SettingsError, TaxRate, TenantInfo,
-    TenantSettings, TenantStatus, Tier,
+pub use central::{
+    check_skew, CentralError, CentralStore, CentralTenant, LimitsUpdate, SqliteCentral,
 };
-pub use verify::{Check, VerifyReport, Violation};
+pub use error::{ConstraintKind, Error};
+pub use hlc::{ClockState, Hlc, HlcError, DEFAULT_MAX_SKEW, MAX_COUNTER, MAX_MILLIS};
+pub use ids::{Json, RowId, RowIdError, TenantId, TenantIdError, Timestamp};
+pub use outbox::json_text;
+pub use protocol::{Operation, OperationKind};
+pub use store::verify::{Check, VerifyReport, Violation};
+pub use store::vfs;
+pub use store::{
+    BackgroundCheckpoint, Store, BUSY_TIMEOUT, CHECKPOINT_INTERVAL, WAL_AUTOCHECKPOINT,
+};
+pub use tenant::query::{
+    QueryError, QueryResult, DEFAULT_QUERY_TIMEOUT, MAX_ROWS, MAX_VALUE_BYTES,
+};
+pub use tenant::settings::{
+    is_iso4217, BusinessRules, Domain, NewTenant, Plan, PlanLimits, Role, SettingsError, TaxRate,
+    TenantInfo, TenantSettings, TenantStatus, Tier, UnknownWord,
+};
+pub use tenant::{Actor, FilterOp, FilterValue, ListQuery, Page, Tenant, TenantAccess, TenantTx};
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,7 +6,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
-use pos_tenancy::central::{CentralStore, OperationStatus, SqliteCentral};
+use pos_tenancy::protocol::OperationStatus;
+use pos_tenancy::{CentralStore, SqliteCentral};
 use pos_tenancy::{NewTenant, Operation};
 use proptest::prelude::*;
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::*;
 use pos_tenancy::catalog::{GiftCardTransaction, Product, Session};
-use pos_tenancy::hlc::{Hlc, HlcError};
-use pos_tenancy::outbox::validate;
+use pos_tenancy::protocol::validate;
 use pos_tenancy::{Error, NewTenant, Operation, OperationKind, RowId, Store, TenantAccess};
+use pos_tenancy::{Hlc, HlcError};
 
 type R = pos_tenancy::Result<()>;
 

@@ -8,8 +8,8 @@ use std::process::Command;
 
 use chrono::NaiveDate;
 use pos_tenancy::catalog::{GiftCard, InventoryItem, Product, Sale};
-use pos_tenancy::pos::demo::{fill, DemoOptions, DemoSummary};
 use pos_tenancy::pos::{Checkout, LineItem, Pos, Receipt, Tender, PAYMENT_METHOD_ORDER};
+use pos_tenancy::testkit::demo::{fill, DemoOptions, DemoSummary};
 use pos_tenancy::{
     Actor, Error, FilterOp, ListQuery, Result, RowId, Tenant, TenantAccess, Timestamp,
 };

@@ -430,7 +430,7 @@ fn verify_is_clean_on_a_populated_store_and_names_every_broken_rule() -> pos_ten
         // The catalog's tables and the balances kept beside the ledgers.
         assert_eq!(
             report.tables_checked,
-            pos_tenancy::catalog::TABLES.len() + pos_tenancy::ledger::BALANCES.len()
+            pos_tenancy::catalog::TABLES.len() + pos_tenancy::catalog::BALANCES.len()
         );
         assert!(report.rows_checked > 36);
     }
@@ -582,8 +582,8 @@ fn a_reopened_store_plans_lookups_by_reference_on_their_indexes() -> pos_tenancy
         store.add_tenant(&pos_tenancy::NewTenant::new(tid("caps"), "Caps"))?;
         let t = store.tenant(&tid("caps"))?;
         let admin = t.bootstrap_admin("owner", "Owner")?;
-        let options = pos_tenancy::pos::demo::DemoOptions { sales: 40, seed: 3 };
-        pos_tenancy::pos::demo::fill(&t, &admin, &options, &mut |_, _| {})?;
+        let options = pos_tenancy::testkit::demo::DemoOptions { sales: 40, seed: 3 };
+        pos_tenancy::testkit::demo::fill(&t, &admin, &options, &mut |_, _| {})?;
     }
     let lookups = [
         ("sale_lines", "sale_id"),

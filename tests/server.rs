@@ -15,8 +15,10 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use common::*;
-use pos_tenancy::central::{CentralStore, OperationStatus, SqliteCentral};
-use pos_tenancy::server::{issue_token, BatchResults};
+use pos_tenancy::protocol::BatchResults;
+use pos_tenancy::protocol::OperationStatus;
+use pos_tenancy::server::issue_token;
+use pos_tenancy::{CentralStore, SqliteCentral};
 use pos_tenancy::{Hlc, Operation};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
@@ -276,7 +278,7 @@ fn pushes_pulls_duplicates_and_config() {
     assert!(first
         .results
         .iter()
-        .all(|r| r.status == pos_tenancy::central::OperationStatus::Accepted));
+        .all(|r| r.status == pos_tenancy::protocol::OperationStatus::Accepted));
     let again: BatchResults = push(&c, &s, "caps", &tok, &ops)
         .expect("push")
         .json()
@@ -284,7 +286,7 @@ fn pushes_pulls_duplicates_and_config() {
     assert!(again
         .results
         .iter()
-        .all(|r| r.status == pos_tenancy::central::OperationStatus::Duplicate));
+        .all(|r| r.status == pos_tenancy::protocol::OperationStatus::Duplicate));
     let (high, seqs, _) = pulled_ids(&c, &s, "caps", &tok);
     assert_eq!(high as usize, ops.len());
     assert_eq!(seqs, (1..=ops.len() as u64).collect::<Vec<_>>());
@@ -1279,7 +1281,7 @@ fn a_stamp_too_far_ahead_of_the_servers_clock_refuses_the_batch() {
     }
     // The default bound is the crate's hlc::DEFAULT_MAX_SKEW (5 minutes).
     let s = start(&env);
-    let default_ms = pos_tenancy::hlc::DEFAULT_MAX_SKEW.as_millis() as u64;
+    let default_ms = pos_tenancy::DEFAULT_MAX_SKEW.as_millis() as u64;
     let mut far = ahead(default_ms + 60_000);
     for op in &mut far[..2] {
         op.id = pos_tenancy::RowId::new();
@@ -1580,9 +1582,9 @@ fn sigterm_during_a_push_answers_the_batch_in_flight_and_exits_cleanly() {
     // A full batch (1000 operations): the outboxes of many nodes of the tenant.
     let ops: Vec<Operation> = (0..40)
         .flat_map(|i| outbox("caps", &format!("t{i}")))
-        .take(pos_tenancy::central::MAX_BATCH)
+        .take(pos_tenancy::protocol::MAX_BATCH)
         .collect();
-    assert_eq!(ops.len(), pos_tenancy::central::MAX_BATCH);
+    assert_eq!(ops.len(), pos_tenancy::protocol::MAX_BATCH);
     let body = serde_json::to_vec(&serde_json::json!({ "operations": ops })).expect("json");
     let (mut s, log) = spawn(&env, &[], true);
     let log = log.expect("log");

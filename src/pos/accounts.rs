@@ -6,14 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use super::checkout::{self, Context, Priced, PricedLine, Tender};
 use super::FlowError;
-use crate::access::{Actor, Scope};
+use crate::catalog::ledger::{balance, Balance};
 use crate::catalog::{
     CreditTransaction, GiftCard, GiftCardTransaction, LoyaltyAccount, LoyaltyTransaction, Sale,
     SaleLine, SalePayment,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::ledger::{balance, Balance};
-use crate::tenant::{BusinessRules, Role};
+use crate::tenant::settings::{BusinessRules, Role};
+use crate::tenant::{Actor, Scope};
 use crate::Result;
 
 /// Inside a checkout the sale and its context; standalone, `None`.
@@ -178,7 +178,7 @@ impl GiftCardSale {
 pub struct GiftCardReceipt {
     /// The sale.
     pub sale: Sale,
-    /// Its one line, "Gift card <code>", untaxed.
+    /// Its one line, "Gift card `<code>`", untaxed.
     pub line: SaleLine,
     /// Its payments.
     pub payments: Vec<SalePayment>,

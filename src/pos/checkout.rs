@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::money::{apply_ppm, extend, minor_per_major, sum};
 use super::{accounts, FlowError};
-use crate::access::{Actor, Scope};
 use crate::catalog::{
     Commission, Customer, InventoryTransaction, LoyaltyTransaction, Product, PromotionUse, Sale,
     SaleLine, SalePayment,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::{Role, TenantSettings};
+use crate::tenant::settings::{Role, TenantSettings};
+use crate::tenant::{Actor, Scope};
 use crate::Result;
 
 /// Where stock is kept when a flow names no location.
@@ -514,7 +514,7 @@ pub(crate) fn check_stock(
     }
     for (product, wanted_milli) in wanted {
         let on_hand_milli =
-            crate::ledger::stock_on_hand(s.connection(), s.tenant(), product, location)?;
+            crate::catalog::ledger::stock_on_hand(s.connection(), s.tenant(), product, location)?;
         if on_hand_milli < wanted_milli {
             return Err(FlowError::InsufficientStock {
                 product,

@@ -23,10 +23,10 @@ use serde::{Deserialize, Serialize};
 use super::checkout::{self, Context, PricedLine, Tender, DEFAULT_LOCATION};
 use super::money::{apply_ppm, extend, sum};
 use super::{FlowError, LineItem};
-use crate::access::{Actor, Scope};
 use crate::catalog::{Commission, Layaway, LayawayPayment, Product, PromotionUse, Sale, SaleLine};
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::Role;
+use crate::tenant::settings::Role;
+use crate::tenant::{Actor, Scope};
 use crate::Result;
 
 /// Goods to put aside for a customer. See [`super::Pos::open_layaway`].
@@ -215,7 +215,7 @@ fn open_one(s: &Scope<'_>, layaway: RowId, action: &'static str) -> Result<Layaw
 }
 
 fn paid(s: &Scope<'_>, layaway: RowId) -> Result<i64> {
-    crate::ledger::layaway_paid(s.connection(), s.tenant(), layaway)
+    crate::catalog::ledger::layaway_paid(s.connection(), s.tenant(), layaway)
 }
 
 /// What has been paid into a layaway of this tenant ([`crate::Error::NotFound`] for any other).

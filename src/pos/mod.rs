@@ -8,7 +8,7 @@
 //!
 //! Balances are never a number two terminals overwrite. Stock on hand, gift card balances,
 //! loyalty points, credit owed and layaway payments are sums of append-only ledger rows
-//! ([`crate::ledger`]), so merging two terminals' work is a union of rows. The business rules a
+//! ([`crate::catalog::BALANCES`]), so merging two terminals' work is a union of rows. The business rules a
 //! single terminal enforces (no selling below zero stock, no redeeming more than a card holds, no
 //! charging past a credit limit) are refused here with a [`FlowError`] unless the tenant's
 //! [`crate::BusinessRules`] allow them; two terminals offline can still break them together, and
@@ -42,16 +42,15 @@
 //! # Ok::<(), pos_tenancy::Error>(())
 //! ```
 
-pub mod demo;
 pub mod money;
 
-mod accounts;
-mod checkout;
-mod layaway;
-mod refund;
-mod reports;
-mod stock;
-mod work_order;
+pub(crate) mod accounts;
+pub(crate) mod checkout;
+pub(crate) mod layaway;
+pub(crate) mod refund;
+pub(crate) mod reports;
+pub(crate) mod stock;
+pub(crate) mod work_order;
 
 pub use accounts::{GiftCardReceipt, GiftCardSale};
 pub use checkout::{Checkout, LineItem, Receipt, Tender, DEFAULT_LOCATION};
@@ -63,9 +62,9 @@ pub use reports::{
 };
 pub use work_order::WorkOrderRequest;
 
-use crate::access::{Actor, TenantAccess};
 use crate::catalog::{GiftCard, LoyaltyAccount};
 use crate::ids::{RowId, Timestamp};
+use crate::tenant::{Actor, TenantAccess};
 use crate::Result;
 
 /// A POS flow refused: a business rule or bad input. Nothing was written.
@@ -334,7 +333,7 @@ pub trait Pos: TenantAccess {
     /// Stock on hand of a product at a location, in thousandths: the sum of its ledger.
     fn stock_on_hand(&self, product: RowId, location: &str) -> Result<i64> {
         let s = self.scope();
-        crate::ledger::stock_on_hand(s.connection(), s.tenant(), product, location)
+        crate::catalog::ledger::stock_on_hand(s.connection(), s.tenant(), product, location)
     }
 
     /// Receives stock (a delivery): a `receive` ledger row. Needs a manager.
@@ -393,7 +392,7 @@ pub trait Pos: TenantAccess {
     }
 
     /// Sells a gift card for money, in one transaction: a sale of one untaxed service line
-    /// "Gift card <code>" for the card's amount, its payments by the tenders given (cash with
+    /// "Gift card `<code>`" for the card's amount, its payments by the tenders given (cash with
     /// change, card, store credit; a gift card or loyalty points are refused with
     /// [`FlowError::TenderNotAccepted`]), then the card and its `issue` ledger row naming the
     /// sale. No promotions, loyalty points or commission: the card earns points when it is
@@ -417,10 +416,10 @@ pub trait Pos: TenantAccess {
     /// A gift card's balance: the sum of its ledger.
     fn gift_card_balance(&self, card: RowId) -> Result<i64> {
         let s = self.scope();
-        crate::ledger::balance(
+        crate::catalog::ledger::balance(
             s.connection(),
             s.tenant(),
-            crate::ledger::Balance::GiftCard,
+            crate::catalog::ledger::Balance::GiftCard,
             card,
         )
     }
@@ -438,10 +437,10 @@ pub trait Pos: TenantAccess {
     /// Points on a loyalty account: the sum of its ledger.
     fn loyalty_points(&self, account: RowId) -> Result<i64> {
         let s = self.scope();
-        crate::ledger::balance(
+        crate::catalog::ledger::balance(
             s.connection(),
             s.tenant(),
-            crate::ledger::Balance::Loyalty,
+            crate::catalog::ledger::Balance::Loyalty,
             account,
         )
     }
@@ -467,10 +466,10 @@ pub trait Pos: TenantAccess {
     /// What a store credit account owes: the sum of its ledger.
     fn credit_owed(&self, account: RowId) -> Result<i64> {
         let s = self.scope();
-        crate::ledger::balance(
+        crate::catalog::ledger::balance(
             s.connection(),
             s.tenant(),
-            crate::ledger::Balance::Credit,
+            crate::catalog::ledger::Balance::Credit,
             account,
         )
     }

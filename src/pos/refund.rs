@@ -41,13 +41,13 @@ use serde::{Deserialize, Serialize};
 use super::checkout::receipt_number;
 use super::money::{extend, mul_div_round, sum};
 use super::{accounts, FlowError};
-use crate::access::{Actor, Scope};
 use crate::catalog::{
     Commission, CreditTransaction, GiftCard, GiftCardTransaction, InventoryTransaction,
     LoyaltyTransaction, Sale, SaleLine, SalePayment, SaleReversal,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::{BusinessRules, Role};
+use crate::tenant::settings::{BusinessRules, Role};
+use crate::tenant::{Actor, Scope};
 use crate::Result;
 
 /// How a refund gives money back. Each amount is positive; together they must be exactly the

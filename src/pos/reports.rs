@@ -7,12 +7,12 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::FlowError;
-use crate::access::Scope;
+use crate::catalog::ledger::{balance, Balance};
 use crate::catalog::{
     CreditAccount, Customer, CustomerVehicle, GiftCard, Layaway, LoyaltyAccount, Sale, WorkOrder,
 };
 use crate::ids::RowId;
-use crate::ledger::{balance, Balance};
+use crate::tenant::Scope;
 use crate::{Error, Result};
 
 /// Payment methods in the order reports list them.
@@ -272,7 +272,7 @@ pub(crate) fn customer_history(
         )?
         .into_iter()
         .map(|layaway| {
-            let paid_minor = crate::ledger::layaway_paid(conn, tenant, layaway.id)?;
+            let paid_minor = crate::catalog::ledger::layaway_paid(conn, tenant, layaway.id)?;
             Ok(OpenLayaway {
                 left_minor: layaway.total_minor.saturating_sub(paid_minor),
                 layaway,

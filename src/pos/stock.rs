@@ -1,12 +1,12 @@
 //! Stock: receive, adjust with a reason, count. Stock on hand is the sum of the product's
-//! inventory ledger at a location ([`crate::ledger`]).
+//! inventory ledger at a location ([`crate::catalog::ledger`]).
 
 use super::FlowError;
-use crate::access::{Actor, Scope};
+use crate::catalog::ledger::stock_on_hand;
 use crate::catalog::{InventoryTransaction, Product};
 use crate::ids::{RowId, Timestamp};
-use crate::ledger::stock_on_hand;
-use crate::tenant::Role;
+use crate::tenant::settings::Role;
+use crate::tenant::{Actor, Scope};
 use crate::Result;
 
 #[allow(clippy::too_many_arguments)]

@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::checkout::{self, Checkout, Context, LineItem, Receipt, Tender};
 use super::FlowError;
-use crate::access::{Actor, Scope};
 use crate::catalog::{Customer, CustomerVehicle, User, WorkOrder, WorkOrderLine};
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::Role;
+use crate::tenant::settings::Role;
+use crate::tenant::{Actor, Scope};
 use crate::Result;
 
 /// A job to open. See [`super::Pos::open_work_order`].

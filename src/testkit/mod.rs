@@ -3,4 +3,6 @@
 //!
 //! - [`legacy`]: stores of the old single-tenant POS (no `tenant_id`), as adoption finds them.
 
+pub mod demo;
+
 pub mod legacy;

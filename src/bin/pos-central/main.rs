@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use pos_tenancy::central::{
-    CentralError, CentralStore, CentralTenant, LimitsUpdate, RateLimit, SqliteCentral,
-};
-use pos_tenancy::hlc::DEFAULT_MAX_SKEW;
+use pos_tenancy::protocol::RateLimit;
 use pos_tenancy::server::{app, issue_token, AppState, ServerError, DEFAULT_RATE_LIMIT};
+use pos_tenancy::DEFAULT_MAX_SKEW;
+use pos_tenancy::{CentralError, CentralStore, CentralTenant, LimitsUpdate, SqliteCentral};
 use pos_tenancy::{
     NewTenant, Plan, SettingsError, TenantId, TenantIdError, TenantSettings, TenantStatus,
 };
@@ -371,7 +370,7 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
             let rate_limit = match rate_limit.as_deref() {
                 None => None,
                 Some("default") => Some(None),
-                Some(r) => Some(Some(r.parse::<RateLimit>()?)),
+                Some(r) => Some(Some(r.parse::<RateLimit>().map_err(CentralError::from)?)),
             };
             // Merged with what is stored in the store's one UPDATE, not here.
             let update = LimitsUpdate {

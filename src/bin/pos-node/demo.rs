@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pos_tenancy::catalog::User;
-use pos_tenancy::pos::demo::{fill, DemoOptions, DemoSummary};
 use pos_tenancy::pos::money::minor_per_major;
+use pos_tenancy::testkit::demo::{fill, DemoOptions, DemoSummary};
 use pos_tenancy::{Actor, ListQuery, Role, Tenant, TenantAccess, TenantId};
 
 use crate::output::print_json;

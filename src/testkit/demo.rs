@@ -29,7 +29,7 @@
 //! to put a whole sale on store credit whatever the account's limit.
 //!
 //! ```
-//! use pos_tenancy::pos::demo::{fill, DemoOptions};
+//! use pos_tenancy::testkit::demo::{fill, DemoOptions};
 //! use pos_tenancy::{NewTenant, Store};
 //! let store = Store::open_in_memory()?;
 //! store.add_tenant(&NewTenant::new("caps".parse()?, "Caps"))?;
@@ -50,17 +50,17 @@ use rand_chacha::ChaCha8Rng;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::checkout::{self, Context, LineItem, Tender, DEFAULT_LOCATION};
-use super::money::{apply_ppm, minor_per_major};
-use super::{accounts, layaway, reports, stock, work_order, FlowError, Pos};
-use super::{GiftCardSale, LayawayOrder, Refund, RefundTender, WorkOrderRequest};
-use crate::access::{Actor, Scope, Tenant, TenantAccess};
 use crate::catalog::{
     CommissionRule, CreditAccount, Customer, CustomerVehicle, Fitment, InventoryItem,
     LoyaltyTransaction, PriceLevel, Product, ProductCategory, Promotion, SalePayment,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::{Role, TaxRate};
+use crate::pos::checkout::{self, Context, LineItem, Tender, DEFAULT_LOCATION};
+use crate::pos::money::{apply_ppm, minor_per_major};
+use crate::pos::{accounts, layaway, reports, stock, work_order, FlowError, Pos};
+use crate::pos::{GiftCardSale, LayawayOrder, Refund, RefundTender, WorkOrderRequest};
+use crate::tenant::settings::{Role, TaxRate};
+use crate::tenant::{Actor, Scope, Tenant, TenantAccess};
 use crate::{Error, Result};
 
 /// What [`fill`] does.
@@ -1304,7 +1304,7 @@ fn tenders(
     customer: Option<&DemoCustomer>,
     due: i64,
 ) -> Result<Vec<Tender>> {
-    use crate::ledger::{balance, Balance};
+    use crate::catalog::ledger::{balance, Balance};
     let (conn, t) = (s.connection(), s.tenant());
     let mut left = due;
     let mut out = Vec::new();

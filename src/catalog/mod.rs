@@ -2,6 +2,10 @@
 //! it) from which generic CRUD, `verify` and the report views are driven. Each entry also defines
 //! the table's typed record struct, so a new table is one entry here plus one migration.
 
+pub(crate) mod ledger;
+
+pub use ledger::{BalanceDef, BALANCES};
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
@@ -11,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Json, RowId, Timestamp};
-use crate::tenant::Role;
+use crate::tenant::settings::Role;
 
 /// How a table's changes travel between terminals (see the design notes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

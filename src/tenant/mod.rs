@@ -1,5 +1,8 @@
 //! Tenant-scoped access: the handle, actors, generic CRUD over the catalog, transactions.
 
+pub(crate) mod query;
+pub(crate) mod settings;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -8,13 +11,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::catalog::{self, Access, AuditEntry, Record, RecordVisitor, SyncClass, TableDef, User};
-use crate::outbox::{self, Operation, OperationKind};
+use crate::outbox;
+use crate::protocol::{Operation, OperationKind};
 
 use crate::error::Error;
 use crate::ids::{Json, RowId, TenantId, Timestamp};
-use crate::query::QueryResult;
 use crate::store::Store;
-use crate::tenant::{Role, TenantInfo, TenantSettings, TenantStatus};
+use crate::tenant::query::QueryResult;
+use crate::tenant::settings::{Role, TenantInfo, TenantSettings, TenantStatus};
 use crate::Result;
 
 /// A user of one tenant acting through its handle, with the role the database gave them.
@@ -970,7 +974,7 @@ impl<'s> Tenant<'s> {
 
     /// Runs a read-only SELECT over this tenant's rows only. SQLite itself confines it: table
     /// names resolve to views filtered to this tenant, and an authorizer refuses base tables,
-    /// writes, ATTACH, PRAGMA and the schema tables. See [`crate::query`].
+    /// writes, ATTACH, PRAGMA and the schema tables. See [`crate::QueryError`].
     pub fn query(&self, sql: &str) -> Result<QueryResult> {
         self.store
             .with_reports(|r, timeout| Ok(r.run(&self.id, sql, timeout)?))

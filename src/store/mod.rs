@@ -1,5 +1,9 @@
 //! Opening a node database, migrating it, and the tenant registry.
 
+pub(crate) mod clock;
+pub(crate) mod verify;
+pub mod vfs;
+
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -7,14 +11,14 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::access::Tenant;
 use crate::error::Error;
 use crate::hlc::Hlc;
 use crate::ids::{Json, RowId, TenantId, Timestamp};
-use crate::query::ReportConnection;
-use crate::tenant::{NewTenant, Plan, PlanLimits, TenantInfo, TenantStatus};
-use crate::verify::{self, VerifyReport};
+use crate::tenant::query::ReportConnection;
+use crate::tenant::settings::{NewTenant, Plan, PlanLimits, TenantInfo, TenantStatus};
+use crate::tenant::Tenant;
 use crate::Result;
+use verify::VerifyReport;
 
 mod embedded {
     refinery::embed_migrations!("migrations/node");
@@ -164,7 +168,7 @@ pub struct Store {
     node_text: String,
     clock: Box<dyn Fn() -> u64 + Send>,
     /// The newest stamps this connection knows, so a write need not look them up.
-    clock_cache: RefCell<crate::outbox::ClockCache>,
+    clock_cache: RefCell<clock::ClockCache>,
     max_skew: Duration,
     query_timeout: Duration,
     /// File stores only; dropped after the connection above.
@@ -199,7 +203,7 @@ impl Store {
             source,
         };
         // Each commit's log frames in one write (see `vfs`).
-        let conn = crate::vfs::open(&path).map_err(open_err)?;
+        let conn = crate::store::vfs::open(&path).map_err(open_err)?;
         // Reading the header is the first access; a non-SQLite file fails here, untouched.
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
             .map_err(open_err)?;
@@ -272,7 +276,7 @@ impl Store {
             clock: Box::new(system_millis),
             clock_cache: RefCell::default(),
             max_skew: crate::hlc::DEFAULT_MAX_SKEW,
-            query_timeout: crate::query::DEFAULT_QUERY_TIMEOUT,
+            query_timeout: crate::tenant::query::DEFAULT_QUERY_TIMEOUT,
             _checkpointer: checkpointer,
         })
     }
@@ -308,14 +312,14 @@ impl Store {
     }
 
     /// How long one report query may run before it is stopped (default
-    /// [`crate::query::DEFAULT_QUERY_TIMEOUT`]).
+    /// [`crate::tenant::query::DEFAULT_QUERY_TIMEOUT`]).
     pub fn set_query_timeout(&mut self, timeout: Duration) {
         self.query_timeout = timeout;
     }
 
     /// The last stamp this node issued or observed.
     pub fn clock(&self) -> Result<Hlc> {
-        let state = crate::outbox::clock_state(&self.conn)?;
+        let state = clock::clock_state(&self.conn)?;
         Hlc::new(state.millis, state.counter, self.node_id).map_err(Error::Clock)
     }
 
@@ -323,7 +327,7 @@ impl Store {
     /// further ahead than the allowed skew is refused ([`Error::Clock`]) and changes nothing.
     pub fn observe_clock(&self, remote: &Hlc) -> Result<Hlc> {
         let tx = self.begin_write()?;
-        let next = crate::outbox::clock_state(&tx)?
+        let next = clock::clock_state(&tx)?
             .observe(remote, (self.clock)(), self.max_skew)
             .map_err(Error::Clock)?;
         tx.execute(
@@ -431,7 +435,7 @@ impl Store {
         if change(&tx, &now).map_err(|e| Error::on_table("tenants", e))? == 0 {
             return Err(Error::TenantNotFound(id.clone()));
         }
-        crate::access::Scope::new(self, id).audit(
+        crate::tenant::Scope::new(self, id).audit(
             None,
             action,
             "tenants",

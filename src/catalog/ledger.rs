@@ -7,7 +7,7 @@
 //! `loyalty_balances`, `credit_balances`) by triggers on every insert, update and delete of the
 //! ledger (migration V5), so a read is one index lookup however long the ledger grows.
 //! [`BALANCES`] describes them; `verify` checks each against its ledger sum
-//! ([`crate::verify::Check::CachedBalance`]).
+//! ([`crate::store::verify::Check::CachedBalance`]).
 
 use std::sync::OnceLock;
 

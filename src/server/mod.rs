@@ -41,18 +41,19 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::central::{
-    self, CentralError, CentralStore, OperationPage, OperationResult, OperationStatus, RateLimit,
-};
+use crate::central::{self, CentralError, CentralStore};
 use crate::hlc::{Hlc, DEFAULT_MAX_SKEW};
 use crate::ids::{RowId, TenantId, Timestamp};
-use crate::outbox::Operation;
-use crate::tenant::{Plan, PlanLimits, TenantSettings, TenantStatus};
+use crate::protocol::{
+    Batch, BatchResults, Claims, ErrorBody, OperationPage, OperationResult, OperationStatus,
+    RateLimit, TenantConfig,
+};
+use crate::tenant::settings::{Plan, PlanLimits, TenantSettings, TenantStatus};
 
 /// The shortest signing secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
-/// The largest request body taken, in bytes: a batch is at most [`central::MAX_BATCH`]
+/// The largest request body taken, in bytes: a batch is at most [`crate::protocol::MAX_BATCH`]
 /// operations and at most this much JSON (413 beyond either).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
@@ -62,17 +63,6 @@ pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
     requests: 100,
     per_secs: 1,
 };
-
-/// Claims of a device token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    /// The tenant the device belongs to.
-    pub tenant: String,
-    /// The device (node id).
-    pub device: String,
-    /// Expiry, seconds since the Unix epoch.
-    pub exp: u64,
-}
 
 /// Why the server or a token could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -454,17 +444,6 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
-/// The body of every error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// A stable code: `bad_request`, `clock_skew`, `unauthorized`, `wrong_tenant`,
-    /// `tenant_inactive`, `unknown_tenant`, `not_found`, `method_not_allowed`,
-    /// `batch_too_large`, `rate_limited`, `plan_limit` or `internal`.
-    pub error: String,
-    /// What was wrong, for a person.
-    pub message: String,
-}
-
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -731,22 +710,6 @@ fn seconds_to_next_month() -> u64 {
         .unwrap_or(3600)
 }
 
-/// A pushed batch.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Batch {
-    /// The operations, each exactly as `pos-node outbox list --json` prints it; at most
-    /// [`central::MAX_BATCH`].
-    pub operations: Vec<Operation>,
-}
-
-/// The answer to a push.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct BatchResults {
-    /// One entry per operation, in order.
-    pub results: Vec<OperationResult>,
-}
-
 /// Pushes a batch of the tenant's operations. The answer comes after the commit, so an
 /// answer means durable; a batch re-sent after a lost answer is stored once (`duplicate`,
 /// with the sequence numbers first given).
@@ -858,23 +821,6 @@ async fn pull(
     let page =
         blocking(move || store.operations_after(&id, q.after, q.limit.unwrap_or(500))).await?;
     Ok(Json(page))
-}
-
-/// What a node pulls to configure itself.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct TenantConfig {
-    /// The tenant.
-    pub id: TenantId,
-    /// Trading name.
-    pub name: String,
-    /// Its plan.
-    pub plan: Plan,
-    /// Its limits.
-    pub limits: PlanLimits,
-    /// The request rate its devices get (its own, or the server's default).
-    pub rate_limit: RateLimit,
-    /// White-label settings.
-    pub settings: TenantSettings,
 }
 
 /// The tenant's plan, limits and white-label settings, for nodes to pull.
@@ -1170,8 +1116,10 @@ mod tests {
     #[test]
     fn hand_written_schemas_match_what_serde_writes() {
         let mut settings = TenantSettings::new("Caps");
-        settings.domain = Some(crate::tenant::Domain::Custom("pos.caps.example".into()));
-        settings.tax_rates.push(crate::tenant::TaxRate {
+        settings.domain = Some(crate::tenant::settings::Domain::Custom(
+            "pos.caps.example".into(),
+        ));
+        settings.tax_rates.push(crate::tenant::settings::TaxRate {
             name: "State".into(),
             rate_ppm: 60_000,
         });

@@ -7,9 +7,7 @@
 //! a PostgreSQL backend can follow; [`SqliteCentral`] is the embedded default. The HTTP API
 //! (`pos-central`) is built on top of this module.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -17,17 +15,17 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Json, RowId, TenantId, Timestamp};
-use crate::outbox::{self, Operation, OperationError};
-use crate::tenant::{NewTenant, Plan, PlanLimits, SettingsError, TenantSettings, TenantStatus};
+use crate::protocol::{
+    self, BadRateLimit, Operation, OperationError, OperationPage, OperationResult, OperationStatus,
+    RateLimit, SequencedOperation, MAX_BATCH, MAX_PAGE,
+};
+use crate::tenant::settings::{
+    NewTenant, Plan, PlanLimits, SettingsError, TenantSettings, TenantStatus,
+};
 
 mod embedded {
     refinery::embed_migrations!("migrations/central");
 }
-
-/// Most operations one push may carry.
-pub const MAX_BATCH: usize = 1000;
-/// Most operations one pull returns.
-pub const MAX_PAGE: u32 = 1000;
 
 /// What went wrong in the central store.
 #[derive(Debug, thiserror::Error)]
@@ -116,89 +114,9 @@ pub enum CentralError {
 
 type Result<T, E = CentralError> = std::result::Result<T, E>;
 
-/// A request rate for a token bucket: up to `requests` per `per_secs` seconds, in bursts of up
-/// to `requests`. Its text form is `100/s`, `600/m` or `5000/h`.
-///
-/// ```
-/// use pos_tenancy::central::RateLimit;
-/// let r: RateLimit = "600/m".parse()?;
-/// assert_eq!((r.requests, r.per_secs), (600, 60));
-/// assert_eq!(r.to_string(), "600/m");
-/// assert!("0/s".parse::<RateLimit>().is_err());
-/// # Ok::<(), pos_tenancy::central::CentralError>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-// Read through `new`, so JSON cannot bring in a rate of 0 (an endless Retry-After).
-#[serde(try_from = "RateLimitFields")]
-pub struct RateLimit {
-    /// Requests allowed per period, and the largest burst; at least 1.
-    #[cfg_attr(feature = "server", schema(minimum = 1))]
-    pub requests: u32,
-    /// The period in seconds; at least 1.
-    #[cfg_attr(feature = "server", schema(minimum = 1))]
-    pub per_secs: u32,
-}
-
-/// A [`RateLimit`]'s JSON form, before [`RateLimit::new`] checks it.
-#[derive(Deserialize)]
-struct RateLimitFields {
-    requests: u32,
-    per_secs: u32,
-}
-
-impl TryFrom<RateLimitFields> for RateLimit {
-    type Error = CentralError;
-    fn try_from(f: RateLimitFields) -> Result<Self> {
-        Self::new(f.requests, f.per_secs)
-    }
-}
-
-impl RateLimit {
-    /// The rate, checked: both numbers at least 1.
-    pub fn new(requests: u32, per_secs: u32) -> Result<Self> {
-        if requests == 0 || per_secs == 0 {
-            return Err(CentralError::BadRateLimit(format!(
-                "{requests}/{per_secs}s"
-            )));
-        }
-        Ok(Self { requests, per_secs })
-    }
-
-    /// Tokens added per second.
-    pub fn per_second(&self) -> f64 {
-        f64::from(self.requests) / f64::from(self.per_secs)
-    }
-}
-
-impl fmt::Display for RateLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.per_secs {
-            1 => write!(f, "{}/s", self.requests),
-            60 => write!(f, "{}/m", self.requests),
-            3600 => write!(f, "{}/h", self.requests),
-            n => write!(f, "{}/{n}s", self.requests),
-        }
-    }
-}
-
-impl FromStr for RateLimit {
-    type Err = CentralError;
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || CentralError::BadRateLimit(s.to_owned());
-        let (n, unit) = s.split_once('/').ok_or_else(bad)?;
-        let requests: u32 = n.trim().parse().map_err(|_| bad())?;
-        let per_secs = match unit.trim() {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            // The Display form of other periods, such as `10/30s`.
-            other => other
-                .strip_suffix('s')
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(bad)?,
-        };
-        Self::new(requests, per_secs).map_err(|_| bad())
+impl From<BadRateLimit> for CentralError {
+    fn from(e: BadRateLimit) -> Self {
+        CentralError::BadRateLimit(e.0)
     }
 }
 
@@ -224,56 +142,6 @@ pub struct CentralTenant {
     pub created_at: Timestamp,
     /// Last changed.
     pub updated_at: Timestamp,
-}
-
-/// What happened to one pushed operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum OperationStatus {
-    /// Stored now, with a new sequence number.
-    Accepted,
-    /// Stored before (same id, same content); its sequence number is the original one.
-    Duplicate,
-    /// Not stored; see the reason.
-    Rejected,
-}
-
-/// The answer for one pushed operation, in the order they were sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct OperationResult {
-    /// The operation id.
-    pub id: RowId,
-    /// Accepted, duplicate or rejected.
-    pub status: OperationStatus,
-    /// Its place in the tenant's log (accepted and duplicate ones).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-    /// Why it was rejected.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// An operation with its place in the tenant's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct SequencedOperation {
-    /// Gap-free per-tenant sequence number, from 1.
-    pub seq: u64,
-    /// The operation as accepted.
-    pub operation: Operation,
-}
-
-/// A page of a tenant's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-pub struct OperationPage {
-    /// Operations after the cursor, in sequence order.
-    pub operations: Vec<SequencedOperation>,
-    /// The highest sequence number the tenant's log holds now.
-    pub high: u64,
 }
 
 /// A change of a tenant's limits: each part that is given replaces the stored one, the others
@@ -360,7 +228,7 @@ pub trait CentralStore: Send + Sync {
 /// The embedded SQLite implementation of [`CentralStore`].
 ///
 /// ```
-/// use pos_tenancy::central::{CentralStore, SqliteCentral};
+/// use pos_tenancy::{CentralStore, SqliteCentral};
 /// use pos_tenancy::NewTenant;
 /// let central = SqliteCentral::open_in_memory()?;
 /// central.add_tenant(&NewTenant::new("caps".parse()?, "Caps"))?;
@@ -502,7 +370,7 @@ fn check_batch(tenant: &TenantId, ops: &[Operation]) -> Result<()> {
                 op.tenant_id
             )));
         }
-        outbox::validate(op).map_err(|e: OperationError| refuse(e.to_string()))?;
+        protocol::validate(op).map_err(|e: OperationError| refuse(e.to_string()))?;
     }
     Ok(())
 }
@@ -513,7 +381,7 @@ fn check_batch(tenant: &TenantId, ops: &[Operation]) -> Result<()> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use pos_tenancy::central::check_skew;
+/// use pos_tenancy::check_skew;
 /// use pos_tenancy::Timestamp;
 /// assert!(check_skew(&[], Timestamp::now(), Duration::from_secs(1)).is_ok());
 /// ```
@@ -812,7 +680,7 @@ fn usage_month(at: Timestamp) -> String {
 mod tests {
     use super::*;
     use crate::hlc::Hlc;
-    use crate::outbox::OperationKind;
+    use crate::protocol::OperationKind;
 
     fn central(tenants: &[&str]) -> SqliteCentral {
         let c = SqliteCentral::open_in_memory().expect("central");
@@ -1122,7 +990,10 @@ mod tests {
         );
         for bad in ["", "5", "0/s", "5/0s", "5/d", "-1/s", "x/m", "5/é"] {
             assert!(
-                matches!(bad.parse::<RateLimit>(), Err(CentralError::BadRateLimit(_))),
+                matches!(
+                    bad.parse::<RateLimit>(),
+                    Err(crate::protocol::BadRateLimit(_))
+                ),
                 "{bad:?}"
             );
         }

@@ -1,0 +1,15 @@
+//! The node/central contract: every type that crosses the wire, and [`validate`].
+//!
+//! The outbox writes [`Operation`]s, the central store and the server accept and serve them,
+//! and the sync client pushes and pulls them; each of those imports its wire types from here
+//! and none from another. Nothing here needs the `server` feature: with it, the types also
+//! describe themselves for the OpenAPI document.
+
+mod messages;
+mod operation;
+
+pub use messages::{
+    BadRateLimit, Batch, BatchResults, Claims, ErrorBody, OperationPage, OperationResult,
+    OperationStatus, RateLimit, SequencedOperation, TenantConfig, MAX_BATCH, MAX_PAGE,
+};
+pub use operation::{validate, Operation, OperationError, OperationKind};

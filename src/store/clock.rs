@@ -1,0 +1,73 @@
+//! The node's clock as the file keeps it: the floor in `node_state` (observed remote stamps,
+//! pruned operations) and each tenant's newest pending operation, with an in-memory copy of the
+//! newest stamps that a store trusts while no other connection has committed.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::hlc::ClockState;
+use crate::ids::TenantId;
+
+/// The newest stamp of each tenant as one store's connection last saw or issued it, so that
+/// stamping a write does not search the outbox's index every time.
+///
+/// The file is the truth; this is only a copy, trusted while `PRAGMA data_version` says no
+/// other connection (another `Store`, another process) has committed since it was read. An
+/// entry may be ahead of the file (its write was rolled back): the next stamp then skips a
+/// value, which breaks nothing; it is never behind it. Writes of `node_state` or
+/// `pending_operations` through the store's own connection other than [`append`] (which keeps
+/// it up to date) must [`ClockCache::clear`] it.
+#[derive(Debug, Default)]
+pub(crate) struct ClockCache {
+    /// `PRAGMA data_version` when the entries were read.
+    pub(crate) data_version: Option<i64>,
+    /// Per tenant: the larger of the clock floor and the tenant's newest stamp.
+    pub(crate) newest: HashMap<TenantId, ClockState>,
+}
+
+impl ClockCache {
+    /// Forgets everything: the next stamp of each tenant reads the file.
+    pub(crate) fn clear(&mut self) {
+        self.data_version = None;
+        self.newest.clear();
+    }
+}
+
+/// The clock floor kept in `node_state` (observed remote stamps, pruned operations).
+pub(crate) fn clock_floor(conn: &Connection) -> crate::Result<ClockState> {
+    let (millis, counter): (i64, i64) = conn
+        .prepare_cached("SELECT hlc_millis, hlc_counter FROM node_state WHERE singleton = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(ClockState {
+        millis: u64::try_from(millis).unwrap_or(0),
+        counter: u32::try_from(counter).unwrap_or(0),
+    })
+}
+
+/// The stamp of the tenant's newest operation still in the outbox.
+fn last_stamp(conn: &Connection, tenant: &TenantId) -> crate::Result<Option<ClockState>> {
+    let last: Option<String> = conn
+        .prepare_cached(
+            "SELECT hlc FROM pending_operations WHERE tenant_id = ?1 ORDER BY hlc DESC LIMIT 1",
+        )?
+        .query_row([tenant], |r| r.get(0))
+        .optional()?;
+    last.map(|text| ClockState::from_stored(&text).map_err(crate::Error::Clock))
+        .transpose()
+}
+
+/// Everything the node's clock has issued or seen: the floor and every tenant's newest
+/// pending operation.
+pub(crate) fn clock_state(conn: &Connection) -> crate::Result<ClockState> {
+    let mut state = clock_floor(conn)?;
+    let tenants: Vec<TenantId> = {
+        let mut stmt = conn.prepare_cached("SELECT id FROM tenants")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for t in &tenants {
+        state = state.max(last_stamp(conn, t)?.unwrap_or_default());
+    }
+    Ok(state)
+}

@@ -53,6 +53,8 @@ fn batch(counter: &mut u64) -> Vec<Operation> {
                 row_id: RowId::new(),
                 kind: OperationKind::Insert,
                 columns: columns.as_object().cloned().unwrap_or_default(),
+                unit: None,
+                base: None,
             }
         })
         .collect()

@@ -151,6 +151,23 @@ impl RowId {
     pub fn as_uuid(&self) -> &Uuid {
         &self.0
     }
+
+    /// An id derived from `parts` alone (SHA-256, laid out as a UUID): every node that derives
+    /// it from the same parts gets the same id, so two terminals recording the same sync
+    /// conflict write one row.
+    pub(crate) fn derived(parts: &[&str]) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for part in parts {
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        let digest = hasher.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(uuid::Builder::from_random_bytes(bytes).into_uuid())
+    }
 }
 
 impl FromStr for RowId {

@@ -314,6 +314,8 @@ fn operations_written_before_the_compact_outbox_read_back_unchanged() -> R {
         row_id: RowId::new(),
         kind,
         columns: columns.as_object().cloned().unwrap_or_default(),
+        unit: None,
+        base: None,
     };
     let stamp = |counter, node| Hlc::new(t, counter, node).map_err(Error::Clock);
     let mut columns =
@@ -424,6 +426,8 @@ fn only_canonical_ids_timestamps_and_clock_readings_get_in() {
         row_id: RowId::new(),
         kind: OperationKind::Update,
         columns: Default::default(),
+        unit: None,
+        base: None,
     };
     for (col, value) in [
         ("product_id", json!(node.to_string().to_uppercase())),

@@ -851,8 +851,10 @@ catalog! {
         error: Option<String>,
     }
 
-    /// A merge conflict kept for a person to review.
-    SyncConflict => sync_conflicts (LocalOnly, Admin, Internal) {
+    /// A merge conflict kept for a person to review. Synced, so every terminal of the tenant
+    /// sees the same conflicts and a resolution made on one shows on all; its ids are derived
+    /// from what conflicted, so two terminals detecting the same conflict record one row.
+    SyncConflict => sync_conflicts (MasterData, Admin, Internal) {
         /// Table.
         table_name: String,
         /// Row.
@@ -898,6 +900,12 @@ catalog! {
         synced_at: Option<Timestamp>,
         /// Server sequence number.
         seq: Option<i64>,
+        /// The local transaction it belongs to (the id of that transaction's first operation).
+        txn_id: Option<String>,
+        /// For an update: the newest stamp the row had here when it was changed.
+        base: Option<String>,
+        /// Why the server refused it for good; set aside operations are no longer pushed.
+        set_aside: Option<String>,
     }
 
     /// Where backups go.
@@ -988,6 +996,41 @@ catalog! {
         /// When.
         created_at: Timestamp,
     }
+
+    /// Where a tenant's sync stands on this node (the sync engine's bookkeeping).
+    SyncState => sync_state (LocalOnly, Admin, Internal) {
+        /// The last log sequence number applied here.
+        cursor: i64,
+        /// The server's highest sequence number, as last seen.
+        server_high: i64,
+        /// Last push that reached the server.
+        last_push_at: Option<Timestamp>,
+        /// Last pull that reached the server.
+        last_pull_at: Option<Timestamp>,
+        /// Last time an operation moved either way.
+        last_progress_at: Option<Timestamp>,
+        /// Whether the last attempt reached the server.
+        online: bool,
+        /// The last error's class.
+        #[one_of("transient", "auth", "suspended", "refused", "fatal")]
+        error_class: Option<String>,
+        /// The step that failed: push, pull or config.
+        error_step: Option<String>,
+        /// The last error, for a person.
+        error: Option<String>,
+        /// When it happened.
+        error_at: Option<Timestamp>,
+    }
+
+    /// Clock stamps of a synced row's values, keyed by the row's id (the merge's memory).
+    SyncStamps => sync_stamps (LocalOnly, Admin, Internal) {
+        /// The row's table.
+        table_name: String,
+        /// Column to stamp; `""` is the row's insert, `"#deleted"` its deletion.
+        stamps: Json,
+        /// The row's last values once deleted.
+        tombstone: Option<Json>,
+    }
 }
 
 #[cfg(test)]
@@ -1003,7 +1046,7 @@ mod tests {
                 R::TABLE.name
             }
         }
-        assert_eq!(TABLES.len(), 37);
+        assert_eq!(TABLES.len(), 39);
         for t in TABLES {
             assert_eq!(table(t.name), Some(*t));
             assert_eq!(visit_table(t.name, Name), Some(t.name));

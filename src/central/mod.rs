@@ -705,6 +705,8 @@ mod tests {
             row_id: RowId::new(),
             kind: OperationKind::Insert,
             columns: columns.as_object().cloned().unwrap_or_default(),
+            unit: None,
+            base: None,
         }
     }
 

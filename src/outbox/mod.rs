@@ -18,7 +18,7 @@ use rusqlite::{params, Connection};
 use crate::catalog::{SyncClass, TableDef};
 use crate::hlc::{ClockState, Hlc};
 use crate::ids::{RowId, TenantId, Timestamp};
-use crate::protocol::{validate, Operation, OperationError, OperationKind};
+use crate::protocol::{validate, Operation, OperationError, OperationKind, Unit};
 use crate::store::clock::ClockCache;
 
 /// What the crate needs to stamp operations: the node id and the clock.
@@ -31,6 +31,21 @@ pub(crate) struct Stamper<'a> {
 }
 
 impl Stamper<'_> {
+    /// The id of the transaction the operation `id` is written in: the id of its first
+    /// operation. A commit or rollback of the connection ends the transaction (see
+    /// `ClockCache::txn_epoch`).
+    fn txn(&self, id: RowId) -> RowId {
+        let mut cache = self.cache.borrow_mut();
+        let epoch = cache.txn_epoch.load(std::sync::atomic::Ordering::Relaxed);
+        match cache.txn {
+            Some((e, txn)) if e == epoch => txn,
+            _ => {
+                cache.txn = Some((epoch, id));
+                id
+            }
+        }
+    }
+
     /// The next stamp for one of the tenant's operations. Called inside the write transaction:
     /// the operation row it goes into is what persists it, so the clock costs no extra write.
     /// Stamps never go backwards within a tenant (the only place they are ever compared:
@@ -97,25 +112,29 @@ pub(crate) struct Change {
     pub(crate) kind: OperationKind,
     /// Columns with their values.
     pub(crate) columns: serde_json::Map<String, serde_json::Value>,
+    /// For a delete: the row's values before it, kept so the row can come back if a sale that
+    /// refers to it arrives from another terminal.
+    pub(crate) before: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Appends an operation for a write in the caller's transaction. Local-only tables are
-/// skipped; anything else is validated first.
+/// Appends an operation for a write in the caller's transaction and returns its stamp.
+/// Local-only tables are skipped (`None`); anything else is validated first.
 pub(crate) fn append(
     conn: &Connection,
     stamper: &Stamper<'_>,
     tenant: &TenantId,
     change: Change,
-) -> crate::Result<()> {
+) -> crate::Result<Option<Hlc>> {
     let Change {
         actor,
         table,
         row_id,
         kind,
         columns,
+        before,
     } = change;
     if table.sync_class == SyncClass::LocalOnly {
-        return Ok(());
+        return Ok(None);
     }
     let kind = if table.sync_class == SyncClass::Ledger && kind == OperationKind::Insert {
         OperationKind::LedgerAppend
@@ -123,18 +142,28 @@ pub(crate) fn append(
         kind
     };
     let (stamp, now) = stamper.next(conn, tenant)?;
-    let op = Operation {
-        id: RowId::new(),
+    let id = RowId::new();
+    let txn = stamper.txn(id);
+    let hlc = Hlc::new(stamp.millis, stamp.counter, stamper.node).map_err(crate::Error::Clock)?;
+    let mut op = Operation {
+        id,
         tenant_id: tenant.clone(),
         device_id: stamper.node,
-        hlc: Hlc::new(stamp.millis, stamp.counter, stamper.node).map_err(crate::Error::Clock)?,
+        hlc,
         actor_user_id: actor,
         table: table.name.to_owned(),
         row_id,
         kind,
         columns,
+        unit: None,
+        base: None,
     };
     validate(&op)?;
+    // Changes of rows that are merged column by column leave their stamps: the merge compares
+    // a remote write with them, and an update carries what its writer had seen (`base`).
+    if matches!(kind, OperationKind::Update | OperationKind::Delete) {
+        op.base = crate::sync::stamps::record_local(conn, tenant, table, row_id, &op, before)?;
+    }
     let columns = json_text(&op.columns).map_err(|e| crate::Error::InvalidPayload {
         table: table.name,
         reason: e.to_string(),
@@ -142,7 +171,7 @@ pub(crate) fn append(
     // On one line: the statement cache hashes the text on every use.
     conn.prepare_cached(
         "INSERT INTO pending_operations (id,tenant_id,device_id,hlc,actor_user_id,table_name,\
-         row_id,kind,columns,created_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+         row_id,kind,columns,created_at,txn_id,base) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
     )?
     .execute(params![
         op.id,
@@ -157,9 +186,11 @@ pub(crate) fn append(
         columns,
         // Written when stamped, by the same clock reading.
         CreatedAt::at(now),
+        txn,
+        op.base.map(|b| b.to_string()),
     ])
     .map_err(|e| crate::Error::on_table("pending_operations", e))?;
-    Ok(())
+    Ok(Some(hlc))
 }
 
 /// An operation's `created_at`: a wall-clock reading in [`Timestamp`]'s text form.
@@ -237,11 +268,14 @@ pub(crate) fn pending(
     tenant: &TenantId,
     limit: u32,
 ) -> crate::Result<Vec<Operation>> {
+    // One more than asked: whether the last one ends its transaction depends on the next.
     let mut stmt = conn.prepare_cached(
-        "SELECT id, tenant_id, device_id, hlc, table_name, row_id, kind, columns, actor_user_id
-         FROM pending_operations WHERE tenant_id = ?1 AND synced_at IS NULL ORDER BY hlc LIMIT ?2",
+        "SELECT id, tenant_id, device_id, hlc, table_name, row_id, kind, columns, actor_user_id,
+                txn_id, base
+         FROM pending_operations WHERE tenant_id = ?1 AND synced_at IS NULL AND set_aside IS NULL
+         ORDER BY hlc LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![tenant, limit], |r| {
+    let rows = stmt.query_map(params![tenant, i64::from(limit) + 1], |r| {
         Ok((
             r.get::<_, RowId>(0)?,
             r.get::<_, TenantId>(1)?,
@@ -252,11 +286,14 @@ pub(crate) fn pending(
             r.get::<_, String>(6)?,
             r.get::<_, crate::ids::Json>(7)?,
             r.get::<_, Option<RowId>>(8)?,
+            r.get::<_, Option<RowId>>(9)?,
+            r.get::<_, Option<String>>(10)?,
         ))
     })?;
-    let mut out = Vec::new();
+    let mut out: Vec<Operation> = Vec::new();
     for row in rows {
-        let (id, tenant_id, device, hlc, table, row_id, kind, columns, actor_user_id) = row?;
+        let (id, tenant_id, device, hlc, table, row_id, kind, columns, actor_user_id, txn, base) =
+            row?;
         let malformed = |what: &str| {
             crate::Error::Operation(OperationError::Malformed(format!(
                 "stored operation {id}: {what}"
@@ -276,7 +313,29 @@ pub(crate) fn pending(
             row_id: row_id.parse().map_err(|_| malformed("row id"))?,
             kind: kind.parse()?,
             columns,
+            unit: txn.map(|txn| Unit { txn, last: true }),
+            base: match base {
+                Some(b) => Some(b.parse().map_err(|_| malformed("base stamp"))?),
+                None => None,
+            },
         });
+    }
+    // A transaction's operations are consecutive in clock order (it holds the write lock):
+    // an operation is its transaction's last unless the next one shares it.
+    for i in 1..out.len() {
+        let next = out[i].unit.map(|u| u.txn);
+        if let Some(unit) = out[i - 1].unit.as_mut() {
+            unit.last = next != Some(unit.txn);
+        }
+    }
+    let extra = out.len() > limit as usize;
+    out.truncate(limit as usize);
+    if !extra {
+        // Nothing follows the last one read: its transaction is complete (all of a
+        // transaction's operations commit together).
+        if let Some(unit) = out.last_mut().and_then(|o| o.unit.as_mut()) {
+            unit.last = true;
+        }
     }
     Ok(out)
 }
@@ -299,6 +358,8 @@ mod tests {
             row_id: RowId::new(),
             kind,
             columns,
+            unit: None,
+            base: None,
         }
     }
 

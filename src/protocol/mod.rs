@@ -12,4 +12,4 @@ pub use messages::{
     BadRateLimit, Batch, BatchResults, Claims, ErrorBody, OperationPage, OperationResult,
     OperationStatus, RateLimit, SequencedOperation, TenantConfig, MAX_BATCH, MAX_PAGE,
 };
-pub use operation::{validate, Operation, OperationError, OperationKind};
+pub use operation::{validate, Operation, OperationError, OperationKind, Unit};

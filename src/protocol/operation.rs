@@ -99,6 +99,27 @@ pub struct Operation {
     /// changed ones for updates, none for deletes.
     #[cfg_attr(feature = "server", schema(value_type = Object))]
     pub columns: serde_json::Map<String, serde_json::Value>,
+    /// The local transaction the operation belongs to. Receivers apply a transaction's
+    /// operations together, in one transaction of their own, once they hold its last one; an
+    /// operation without a unit stands alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Unit>,
+    /// For an update: the newest stamp the row had on the writing node when it was changed, so
+    /// a receiver can tell an edit made over its own value from a concurrent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Hlc>,
+}
+
+/// Where an operation stands in the local transaction that wrote it (a checkout writes a sale,
+/// its lines, payments, stock and points rows in one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Unit {
+    /// The transaction: the id of its first operation.
+    pub txn: RowId,
+    /// Whether this is the transaction's last operation.
+    pub last: bool,
 }
 
 /// Why an operation does not fit the catalog.

@@ -24,6 +24,11 @@ pub(crate) struct ClockCache {
     pub(crate) data_version: Option<i64>,
     /// Per tenant: the larger of the clock floor and the tenant's newest stamp.
     pub(crate) newest: HashMap<TenantId, ClockState>,
+    /// Counts the connection's commits and rollbacks (its hooks add one each), so the outbox
+    /// can tell one transaction's operations from the next one's.
+    pub(crate) txn_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The epoch of the transaction being written and its id (its first operation's).
+    pub(crate) txn: Option<(u64, crate::ids::RowId)>,
 }
 
 impl ClockCache {

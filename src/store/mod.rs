@@ -263,6 +263,20 @@ impl Store {
             |r| r.get(0),
         )?;
         refresh_statistics(&conn)?;
+        // Each commit and rollback ends a transaction: the outbox groups a transaction's
+        // operations by this count (see `ClockCache::txn_epoch`).
+        let clock_cache = clock::ClockCache::default();
+        let (committed, rolled_back) = (
+            Arc::clone(&clock_cache.txn_epoch),
+            Arc::clone(&clock_cache.txn_epoch),
+        );
+        conn.commit_hook(Some(move || {
+            committed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false
+        }))?;
+        conn.rollback_hook(Some(move || {
+            rolled_back.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }))?;
         let checkpointer = match &location {
             Location::File(path) => BackgroundCheckpoint::start(path.clone(), CHECKPOINT_INTERVAL),
             Location::Memory(_) => None,
@@ -274,7 +288,7 @@ impl Store {
             node_id,
             node_text: node_id.to_string(),
             clock: Box::new(system_millis),
-            clock_cache: RefCell::default(),
+            clock_cache: RefCell::new(clock_cache),
             max_skew: crate::hlc::DEFAULT_MAX_SKEW,
             query_timeout: crate::tenant::query::DEFAULT_QUERY_TIMEOUT,
             _checkpointer: checkpointer,
@@ -338,6 +352,12 @@ impl Store {
         self.clock_cache.borrow_mut().clear();
         tx.commit()?;
         Hlc::new(next.millis, next.counter, self.node_id).map_err(Error::Clock)
+    }
+
+    /// Forgets the stamps this connection cached: the clock's floor was raised under them (a
+    /// remote stamp observed by the merge).
+    pub(crate) fn forget_cached_clock(&self) {
+        self.clock_cache.borrow_mut().clear();
     }
 
     pub(crate) fn stamper(&self) -> crate::outbox::Stamper<'_> {

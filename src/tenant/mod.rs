@@ -273,8 +273,9 @@ impl<'c> Scope<'c> {
             row_id,
             kind,
             columns,
+            before: None,
         };
-        outbox::append(self.conn(), &self.store.stamper(), self.tenant, change)
+        outbox::append(self.conn(), &self.store.stamper(), self.tenant, change).map(|_| ())
     }
 
     /// Inserts a record's row, with no checks and no audit: the one INSERT every table shares.
@@ -589,6 +590,11 @@ impl<'c> Scope<'c> {
     fn delete<R: Record>(&self, actor: &Actor, id: RowId) -> Result<()> {
         let table = R::TABLE;
         self.authorize(actor, table, "delete")?;
+        // The row's last values stay with its deletion's stamp (see `crate::sync`).
+        let before = match self.get::<R>(id)? {
+            Some(rec) => Some(record_columns(&rec)?),
+            None => None,
+        };
         let n = self
             .conn()
             .prepare_cached(&table_sql(table).delete)?
@@ -601,13 +607,15 @@ impl<'c> Scope<'c> {
             });
         }
         self.ensure_an_admin_remains(table)?;
-        self.append_operation(
-            actor.user_id,
+        let change = outbox::Change {
+            actor: Some(actor.user_id),
             table,
-            id,
-            OperationKind::Delete,
-            serde_json::Map::new(),
-        )?;
+            row_id: id,
+            kind: OperationKind::Delete,
+            columns: serde_json::Map::new(),
+            before,
+        };
+        outbox::append(self.conn(), &self.store.stamper(), self.tenant, change)?;
         self.audit(
             Some(actor.user_id),
             "delete",

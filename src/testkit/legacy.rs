@@ -469,6 +469,10 @@ fn legacy_tables() -> &'static [&'static catalog::TableDef] {
 const ADDED_SINCE: &[(&str, &str)] = &[
     // V7: the card terminal's reference of a layaway payment.
     ("layaway_payments", "reference"),
+    // V8: the sync engine's transaction, base stamp and refusal of an outbox operation.
+    ("pending_operations", "txn_id"),
+    ("pending_operations", "base"),
+    ("pending_operations", "set_aside"),
 ];
 
 /// The catalog's columns of `table` that the legacy table has, in catalog order (without `id`).

@@ -1,0 +1,467 @@
+//! One sync round of one tenant, synchronously: push everything pending, pull to the server's
+//! head and merge, fetch the settings. The engine ([`super::SyncEngine`]) runs rounds on its own
+//! thread; `pos-node sync --once` and tests run them directly through [`Syncer`].
+
+use rusqlite::{params, TransactionBehavior};
+use serde::Serialize;
+
+use crate::hlc::Hlc;
+use crate::ids::{Json, RowId, TenantId, Timestamp};
+use crate::outbox;
+use crate::protocol::{
+    Operation, OperationResult, OperationStatus, SequencedOperation, MAX_BATCH, MAX_PAGE,
+};
+use crate::store::Store;
+use crate::sync::conflicts::{self, ConflictKind, NewConflict};
+use crate::sync::merge::{self, Resolvers};
+use crate::sync::state::{self, Step, SyncError};
+use crate::sync::transport::{ErrorClass, Transport, TransportError};
+
+/// How a round moves operations.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    batch_size: usize,
+    page_size: u32,
+    resolvers: Resolvers,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            page_size: 500,
+            resolvers: Resolvers::default(),
+        }
+    }
+}
+
+impl SyncOptions {
+    /// Operations per push, 1 to [`MAX_BATCH`] (default 500). A transaction is never split
+    /// across pushes unless it alone holds more than this.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.clamp(1, MAX_BATCH);
+        self
+    }
+
+    /// Operations per pull page, 1 to [`MAX_PAGE`] (default 500). A transaction split over
+    /// pages is applied once its last operation arrives.
+    pub fn page_size(mut self, n: u32) -> Self {
+        self.page_size = n.clamp(1, MAX_PAGE);
+        self
+    }
+
+    /// How master-data columns written on two terminals merge, per table (default: the newer
+    /// stamp wins, see [`crate::sync::LastWriterWins`]).
+    pub fn resolvers(mut self, resolvers: Resolvers) -> Self {
+        self.resolvers = resolvers;
+        self
+    }
+}
+
+/// What a round (or one of its steps) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RoundReport {
+    /// Operations the server acknowledged (accepted, or held already).
+    pub pushed: usize,
+    /// Operations the server refused for good, now set aside.
+    pub set_aside: usize,
+    /// Operations pulled from the log (this node's own included).
+    pub pulled: usize,
+    /// Other terminals' operations merged here.
+    pub applied: usize,
+    /// Conflicts recorded new on this terminal.
+    pub conflicts: Vec<RowId>,
+    /// The last log sequence number applied here.
+    pub cursor: u64,
+    /// The server's highest sequence number.
+    pub server_high: u64,
+    /// Whether the tenant's settings changed.
+    pub settings_changed: bool,
+}
+
+/// Runs sync steps of one store against one transport.
+pub struct Syncer<'a, T: Transport + ?Sized> {
+    store: &'a Store,
+    transport: &'a T,
+    options: &'a SyncOptions,
+}
+
+impl<T: Transport + ?Sized> std::fmt::Debug for Syncer<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer")
+            .field("store", self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+fn transport_error(tenant: &TenantId, step: Step, e: TransportError) -> SyncError {
+    let mut err = SyncError::new(tenant, step, e.class(), e.to_string());
+    err.retry_after = e.retry_after();
+    err
+}
+
+impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
+    /// A syncer of `store` through `transport`.
+    pub fn new(store: &'a Store, transport: &'a T, options: &'a SyncOptions) -> Self {
+        Self {
+            store,
+            transport,
+            options,
+        }
+    }
+
+    /// Push, pull, then settings: a whole round for the tenant. The first failing step ends
+    /// the round; what the steps before it did stays done.
+    pub fn round(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
+        let pushed = self.push(tenant, token)?;
+        let pulled = self.pull(tenant, token)?;
+        let settings_changed = self.pull_config(tenant, token)?;
+        let mut conflicts = pushed.conflicts;
+        conflicts.extend(pulled.conflicts);
+        Ok(RoundReport {
+            pushed: pushed.pushed,
+            set_aside: pushed.set_aside,
+            pulled: pulled.pulled,
+            applied: pulled.applied,
+            conflicts,
+            cursor: pulled.cursor,
+            server_high: pulled.server_high,
+            settings_changed,
+        })
+    }
+
+    /// Records a step's outcome in `sync_state` and `sync_log`. Bookkeeping that fails is not
+    /// allowed to hide the step's own outcome.
+    fn finish<R>(
+        &self,
+        tenant: &TenantId,
+        step: Step,
+        started: Timestamp,
+        result: Result<R, SyncError>,
+        moved: impl Fn(&R) -> (usize, Option<u64>),
+    ) -> Result<R, SyncError> {
+        let conn = &self.store.conn;
+        let booked = match &result {
+            Ok(r) => {
+                let (n, high) = moved(r);
+                state::record_success(conn, tenant, step, n, high)
+                    .and_then(|()| state::log(conn, tenant, step, started, n, high, None))
+            }
+            Err(e) => state::record_error(conn, tenant, e).and_then(|()| {
+                state::log(conn, tenant, step, started, 0, None, Some(&e.to_string()))
+            }),
+        };
+        match (result, booked) {
+            (Ok(_), Err(e)) => Err(SyncError::local(tenant, step, e)),
+            (result, _) => result,
+        }
+    }
+
+    /// Pushes every pending operation of the tenant, in clock order, in batches that keep each
+    /// transaction whole. Acknowledged operations leave the outbox (the clock floor raised to
+    /// them first); a batch the server refuses is pushed again a transaction at a time, and
+    /// the transactions it refuses are set aside with its reason, so one bad operation never
+    /// holds the others back.
+    pub fn push(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
+        let started = Timestamp::now();
+        let result = self.push_all(tenant, token);
+        self.finish(tenant, Step::Push, started, result, |r| (r.pushed, None))
+    }
+
+    fn push_all(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
+        let local = |e| SyncError::local(tenant, Step::Push, e);
+        let mut report = RoundReport::default();
+        loop {
+            let limit = u32::try_from(self.options.batch_size).unwrap_or(500);
+            let ops = outbox::pending(&self.store.conn, tenant, limit).map_err(local)?;
+            if ops.is_empty() {
+                return Ok(report);
+            }
+            let ops = whole_units(ops);
+            match self.transport.push(tenant, token, &ops) {
+                Ok(results) => self.acknowledge(tenant, &ops, &results, &mut report)?,
+                Err(e) if e.class() == ErrorClass::Refused => {
+                    // Find what the server refuses: a transaction at a time.
+                    let units = split_units(&ops);
+                    if units.len() == 1 {
+                        self.set_aside(tenant, &ops, &e.to_string(), &mut report)?;
+                        continue;
+                    }
+                    for unit in units {
+                        match self.transport.push(tenant, token, unit) {
+                            Ok(results) => self.acknowledge(tenant, unit, &results, &mut report)?,
+                            Err(e) if e.class() == ErrorClass::Refused => {
+                                self.set_aside(tenant, unit, &e.to_string(), &mut report)?
+                            }
+                            Err(e) => return Err(transport_error(tenant, Step::Push, e)),
+                        }
+                    }
+                }
+                Err(e) => return Err(transport_error(tenant, Step::Push, e)),
+            }
+        }
+    }
+
+    /// Takes the server's answer: acknowledged operations leave the outbox, refused ones are
+    /// set aside; one transaction.
+    fn acknowledge(
+        &self,
+        tenant: &TenantId,
+        ops: &[Operation],
+        results: &[OperationResult],
+        report: &mut RoundReport,
+    ) -> Result<(), SyncError> {
+        let local = |e| SyncError::local(tenant, Step::Push, e);
+        if results.len() != ops.len() || results.iter().zip(ops).any(|(r, o)| r.id != o.id) {
+            return Err(SyncError::new(
+                tenant,
+                Step::Push,
+                ErrorClass::Transient,
+                "the server's results do not match the operations pushed".into(),
+            ));
+        }
+        let conn = &self.store.conn;
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            .map_err(|e| local(e.into()))?;
+        // The floor first: pruned stamps must still bound the clock.
+        let acked = ops
+            .iter()
+            .zip(results)
+            .filter(|(_, r)| r.status != OperationStatus::Rejected)
+            .map(|(o, _)| o.hlc)
+            .max();
+        merge::raise_floor(conn, acked).map_err(local)?;
+        let mut refused = Vec::new();
+        for (op, result) in ops.iter().zip(results) {
+            if result.status == OperationStatus::Rejected {
+                refused.push((op, result.reason.clone().unwrap_or_default()));
+                continue;
+            }
+            let (clock, whole) = stored_stamps(op.hlc);
+            conn.prepare_cached(
+                "DELETE FROM pending_operations
+                 WHERE tenant_id = ?1 AND (hlc = ?2 OR hlc = ?3) AND id = ?4",
+            )
+            .and_then(|mut s| s.execute(params![tenant, clock, whole, op.id]))
+            .map_err(|e| local(e.into()))?;
+            report.pushed += 1;
+        }
+        for (op, reason) in refused {
+            self.mark_set_aside(tenant, std::slice::from_ref(op), &reason, report)
+                .map_err(local)?;
+        }
+        tx.commit().map_err(|e| local(e.into()))?;
+        Ok(())
+    }
+
+    fn set_aside(
+        &self,
+        tenant: &TenantId,
+        ops: &[Operation],
+        reason: &str,
+        report: &mut RoundReport,
+    ) -> Result<(), SyncError> {
+        let local = |e| SyncError::local(tenant, Step::Push, e);
+        let conn = &self.store.conn;
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            .map_err(|e| local(e.into()))?;
+        self.mark_set_aside(tenant, ops, reason, report)
+            .map_err(local)?;
+        tx.commit().map_err(|e| local(e.into()))?;
+        Ok(())
+    }
+
+    /// Marks operations set aside and records one conflict for them, in the caller's
+    /// transaction.
+    fn mark_set_aside(
+        &self,
+        tenant: &TenantId,
+        ops: &[Operation],
+        reason: &str,
+        report: &mut RoundReport,
+    ) -> crate::Result<()> {
+        let conn = &self.store.conn;
+        for op in ops {
+            let (clock, whole) = stored_stamps(op.hlc);
+            conn.prepare_cached(
+                "UPDATE pending_operations SET set_aside = ?5
+                 WHERE tenant_id = ?1 AND (hlc = ?2 OR hlc = ?3) AND id = ?4",
+            )?
+            .execute(params![tenant, clock, whole, op.id, reason])?;
+            report.set_aside += 1;
+        }
+        let Some(first) = ops.first() else {
+            return Ok(());
+        };
+        let conflict = NewConflict {
+            kind: ConflictKind::RefusedOperation,
+            key: vec![first.id.to_string()],
+            table: first.table.clone(),
+            row: first.row_id.to_string(),
+            column: None,
+            local: serde_json::to_value(ops).ok(),
+            remote: Some(serde_json::json!({ "reason": reason })),
+        };
+        if let Some(id) = conflicts::record(conn, &self.store.stamper(), tenant, conflict)? {
+            report.conflicts.push(id);
+        }
+        Ok(())
+    }
+
+    /// Pulls the tenant's log after its cursor, to the server's head, and merges each
+    /// transaction of other terminals in one local transaction, moving the cursor with it.
+    pub fn pull(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
+        let started = Timestamp::now();
+        let result = self.pull_all(tenant, token);
+        self.finish(tenant, Step::Pull, started, result, |r| {
+            (r.applied, Some(r.server_high))
+        })
+    }
+
+    fn pull_all(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
+        let local = |e| SyncError::local(tenant, Step::Pull, e);
+        let conn = &self.store.conn;
+        state::ensure(conn, tenant).map_err(local)?;
+        let mut after = state::cursor(conn, tenant).map_err(local)?;
+        let mut report = RoundReport {
+            cursor: after,
+            ..RoundReport::default()
+        };
+        // Operations of transactions whose last operation has not arrived yet.
+        let mut waiting: Vec<SequencedOperation> = Vec::new();
+        loop {
+            let page = self
+                .transport
+                .pull(tenant, token, after, self.options.page_size)
+                .map_err(|e| transport_error(tenant, Step::Pull, e))?;
+            report.server_high = report.server_high.max(page.high);
+            let fetched = page.operations.len();
+            for sop in page.operations {
+                if sop.seq <= after {
+                    continue; // A page never goes back; ignore what would.
+                }
+                after = sop.seq;
+                report.pulled += 1;
+                let (complete, txn) = match sop.operation.unit {
+                    None => (true, None),
+                    Some(u) => (u.last, Some(u.txn)),
+                };
+                let seq = sop.seq;
+                waiting.push(sop);
+                if !complete {
+                    continue;
+                }
+                let (unit, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|w| {
+                    w.seq == seq || (txn.is_some() && w.operation.unit.map(|u| u.txn) == txn)
+                });
+                waiting = rest;
+                // Everything up to here is applied but what still waits.
+                let cursor = waiting.first().map_or(seq, |w| w.seq - 1);
+                let ops: Vec<Operation> = unit.into_iter().map(|w| w.operation).collect();
+                let applied =
+                    merge::apply_unit(self.store, tenant, &ops, cursor, &self.options.resolvers)
+                        .map_err(local)?;
+                report.applied += applied.operations;
+                report
+                    .conflicts
+                    .extend(applied.conflicts.iter().map(|(id, _)| *id));
+                report.cursor = report.cursor.max(cursor);
+            }
+            if fetched == 0 || after >= page.high {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Fetches the tenant's configuration and stores what changed (name, plan, limits,
+    /// white-label settings), so a change made centrally reaches every terminal. Returns
+    /// whether anything changed.
+    pub fn pull_config(&self, tenant: &TenantId, token: &str) -> Result<bool, SyncError> {
+        let local = |e| SyncError::local(tenant, Step::Config, e);
+        let config = self
+            .transport
+            .config(tenant, token)
+            .map_err(|e| transport_error(tenant, Step::Config, e))?;
+        if config.id != *tenant {
+            return Err(SyncError::new(
+                tenant,
+                Step::Config,
+                ErrorClass::Fatal,
+                format!("the server sent the configuration of tenant {}", config.id),
+            ));
+        }
+        config.settings.validate().map_err(|e| {
+            SyncError::new(tenant, Step::Config, ErrorClass::Refused, e.to_string())
+        })?;
+        let settings = serde_json::to_value(&config.settings)
+            .map(Json)
+            .map_err(|e| SyncError::new(tenant, Step::Config, ErrorClass::Fatal, e.to_string()))?;
+        let changed = self
+            .store
+            .conn
+            .prepare_cached(
+                "UPDATE tenants SET name = ?2, plan = ?3, max_users = ?4, max_api_calls_month = ?5,
+                     settings = ?6, updated_at = ?7
+                 WHERE id = ?1 AND (name IS NOT ?2 OR plan IS NOT ?3 OR max_users IS NOT ?4
+                     OR max_api_calls_month IS NOT ?5 OR settings IS NOT json(?6))",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant,
+                    config.name,
+                    config.plan.as_str(),
+                    i64::from(config.limits.max_users),
+                    i64::try_from(config.limits.max_api_calls_month).unwrap_or(i64::MAX),
+                    settings,
+                    Timestamp::now()
+                ])
+            })
+            .map_err(|e| local(e.into()))?;
+        Ok(changed > 0)
+    }
+}
+
+/// The stamp as the outbox may store it: the clock part alone (the node is the row's device)
+/// or whole (a row adopted with another node's stamp).
+fn stored_stamps(hlc: Hlc) -> (String, String) {
+    (
+        format!("{:016}.{:06}", hlc.millis(), hlc.counter()),
+        hlc.to_string(),
+    )
+}
+
+/// Drops a trailing transaction that continues past what was read, unless it is the only one
+/// (a transaction larger than a batch travels in parts).
+fn whole_units(mut ops: Vec<Operation>) -> Vec<Operation> {
+    let Some(last) = ops.last().and_then(|o| o.unit) else {
+        return ops;
+    };
+    if last.last {
+        return ops;
+    }
+    let start = ops
+        .iter()
+        .rposition(|o| o.unit.map(|u| u.txn) != Some(last.txn))
+        .map_or(0, |i| i + 1);
+    if start > 0 {
+        ops.truncate(start);
+    }
+    ops
+}
+
+/// Consecutive operations of one transaction each.
+fn split_units(ops: &[Operation]) -> Vec<&[Operation]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=ops.len() {
+        let boundary = i == ops.len() || {
+            let (a, b) = (ops[i - 1].unit, ops[i].unit);
+            a.is_none() || b.is_none() || a.map(|u| u.txn) != b.map(|u| u.txn)
+        };
+        if boundary {
+            out.push(&ops[start..i]);
+            start = i;
+        }
+    }
+    out
+}

@@ -1,0 +1,358 @@
+//! How a node reaches the central server: the [`Transport`] trait, its HTTP implementation
+//! ([`HttpTransport`], reqwest's blocking client with rustls), and one that calls a
+//! [`CentralStore`] in the same process ([`DirectTransport`], for tests and tools).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::central::{CentralError, CentralStore};
+use crate::ids::TenantId;
+use crate::protocol::{
+    Batch, BatchResults, ErrorBody, Operation, OperationPage, OperationResult, TenantConfig,
+};
+
+/// What kind of failure a sync step met, which decides what the engine does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The network, a 5xx, a 429 or a 503: retried by itself with backoff.
+    Transient,
+    /// The device token was refused (401): a new token is asked for once, then backoff.
+    Auth,
+    /// The tenant is not active on the server, or the token is another tenant's (403).
+    Suspended,
+    /// The server refused what was sent (400): the operations are set aside for a person.
+    Refused,
+    /// Nothing a retry can mend: an unknown tenant, a damaged local store.
+    Fatal,
+}
+
+impl ErrorClass {
+    /// The stored word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Auth => "auth",
+            ErrorClass::Suspended => "suspended",
+            ErrorClass::Refused => "refused",
+            ErrorClass::Fatal => "fatal",
+        }
+    }
+
+    /// What a person can do about an error of this class.
+    pub fn action(&self) -> &'static str {
+        match self {
+            ErrorClass::Transient => {
+                "nothing: the terminal keeps selling and retries by itself; if it lasts, check \
+                 the network and that the central server is up"
+            }
+            ErrorClass::Auth => {
+                "give the terminal a new device token for this tenant (pos-central token issue)"
+            }
+            ErrorClass::Suspended => {
+                "ask the vendor to reactivate the tenant, or check the token is this tenant's"
+            }
+            ErrorClass::Refused => {
+                "review the operations set aside (pos-node conflicts list); the rest went on"
+            }
+            ErrorClass::Fatal => {
+                "check the server URL and tenant id, and run pos-node verify on this database"
+            }
+        }
+    }
+}
+
+/// A failed call to the central server.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The server could not be reached or the answer did not arrive (connection refused,
+    /// reset, timed out).
+    #[error("cannot reach the central server: {0}")]
+    Unreachable(String),
+    /// The server answered with an error.
+    #[error("the central server answered {status} {code}: {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The error body's stable code (`bad_request`, `unauthorized`, ...).
+        code: String,
+        /// The server's message.
+        message: String,
+        /// How long the server asked to wait (`Retry-After`).
+        retry_after: Option<Duration>,
+    },
+    /// An answer that is not what the API promises.
+    #[error("the central server's answer is not understood: {0}")]
+    Malformed(String),
+}
+
+impl TransportError {
+    /// The error's class.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            TransportError::Unreachable(_) | TransportError::Malformed(_) => ErrorClass::Transient,
+            TransportError::Server { status, .. } => match status {
+                401 => ErrorClass::Auth,
+                403 => ErrorClass::Suspended,
+                400 | 413 | 422 => ErrorClass::Refused,
+                404 => ErrorClass::Fatal,
+                _ => ErrorClass::Transient,
+            },
+        }
+    }
+
+    /// How long the server asked to wait before a retry.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TransportError::Server { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The central server's sync API, as a node uses it. Every call names the tenant and carries
+/// that tenant's device token.
+pub trait Transport: Send {
+    /// Pushes a batch; one result per operation, in order, after the server's commit.
+    fn push(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        operations: &[Operation],
+    ) -> Result<Vec<OperationResult>, TransportError>;
+    /// Up to `limit` operations of the tenant's log after sequence number `after`.
+    fn pull(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<OperationPage, TransportError>;
+    /// The tenant's plan, limits and settings.
+    fn config(&self, tenant: &TenantId, token: &str) -> Result<TenantConfig, TransportError>;
+}
+
+impl<T: Transport + Sync + ?Sized> Transport for Arc<T> {
+    fn push(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        operations: &[Operation],
+    ) -> Result<Vec<OperationResult>, TransportError> {
+        (**self).push(tenant, token, operations)
+    }
+    fn pull(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<OperationPage, TransportError> {
+        (**self).pull(tenant, token, after, limit)
+    }
+    fn config(&self, tenant: &TenantId, token: &str) -> Result<TenantConfig, TransportError> {
+        (**self).config(tenant, token)
+    }
+}
+
+/// How long a request may take before it is abandoned (and retried later).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The HTTP transport: `pos-central`'s API over HTTP or HTTPS (rustls, the bundled web roots).
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    client: reqwest::blocking::Client,
+    base: String,
+}
+
+impl HttpTransport {
+    /// A transport to the server at `base` (`http://127.0.0.1:8080`, `https://central.example`).
+    pub fn new(base: &str) -> Result<Self, TransportError> {
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(TransportError::Malformed(format!(
+                "server URL {base:?} must start with http:// or https://"
+            )));
+        }
+        let client = reqwest::blocking::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("pos-tenancy/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| TransportError::Malformed(e.to_string()))?;
+        Ok(Self { client, base })
+    }
+
+    fn url(&self, tenant: &TenantId, rest: &str) -> String {
+        // Tenant ids are validated slugs ([a-z0-9-]): nothing to escape.
+        format!("{}/v1/tenants/{tenant}/{rest}", self.base)
+    }
+
+    fn answer<T: serde::de::DeserializeOwned>(
+        result: reqwest::Result<reqwest::blocking::Response>,
+    ) -> Result<T, TransportError> {
+        let response = result.map_err(|e| TransportError::Unreachable(error_chain(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return response
+                .json::<T>()
+                .map_err(|e| TransportError::Malformed(error_chain(&e)));
+        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let (code, message) = match response.json::<ErrorBody>() {
+            Ok(body) => (body.error, body.message),
+            Err(_) => (
+                status.as_str().to_owned(),
+                status.canonical_reason().unwrap_or("error").to_owned(),
+            ),
+        };
+        Err(TransportError::Server {
+            status: status.as_u16(),
+            code,
+            message,
+            retry_after,
+        })
+    }
+}
+
+/// An error and its causes on one line (reqwest's own message hides the reason).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl Transport for HttpTransport {
+    fn push(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        operations: &[Operation],
+    ) -> Result<Vec<OperationResult>, TransportError> {
+        let batch = Batch {
+            operations: operations.to_vec(),
+        };
+        let results: BatchResults = Self::answer(
+            self.client
+                .post(self.url(tenant, "operations"))
+                .bearer_auth(token)
+                .json(&batch)
+                .send(),
+        )?;
+        if results.results.len() != operations.len() {
+            return Err(TransportError::Malformed(format!(
+                "{} results for {} operations",
+                results.results.len(),
+                operations.len()
+            )));
+        }
+        Ok(results.results)
+    }
+
+    fn pull(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<OperationPage, TransportError> {
+        Self::answer(
+            self.client
+                .get(self.url(tenant, &format!("operations?after={after}&limit={limit}")))
+                .bearer_auth(token)
+                .send(),
+        )
+    }
+
+    fn config(&self, tenant: &TenantId, token: &str) -> Result<TenantConfig, TransportError> {
+        Self::answer(
+            self.client
+                .get(self.url(tenant, "config"))
+                .bearer_auth(token)
+                .send(),
+        )
+    }
+}
+
+/// A transport that calls a [`CentralStore`] in the same process, with no HTTP and no token
+/// check: for tests, simulations and benchmarks of the merge alone.
+#[derive(Debug)]
+pub struct DirectTransport<S> {
+    store: Arc<S>,
+}
+
+impl<S: CentralStore> DirectTransport<S> {
+    /// A transport to `store`.
+    pub fn new(store: Arc<S>) -> Self {
+        Self { store }
+    }
+}
+
+fn central_error(e: CentralError) -> TransportError {
+    let (status, code) = match &e {
+        CentralError::TenantNotFound(_) => (404, "unknown_tenant"),
+        CentralError::TenantInactive { .. } => (403, "tenant_inactive"),
+        CentralError::BatchRejected { .. }
+        | CentralError::BatchTooLarge { .. }
+        | CentralError::BadLimit { .. } => (400, "bad_request"),
+        _ => (500, "internal"),
+    };
+    TransportError::Server {
+        status,
+        code: code.to_owned(),
+        message: e.to_string(),
+        retry_after: None,
+    }
+}
+
+impl<S: CentralStore> Transport for DirectTransport<S> {
+    fn push(
+        &self,
+        tenant: &TenantId,
+        _token: &str,
+        operations: &[Operation],
+    ) -> Result<Vec<OperationResult>, TransportError> {
+        self.store.append(tenant, operations).map_err(central_error)
+    }
+
+    fn pull(
+        &self,
+        tenant: &TenantId,
+        _token: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<OperationPage, TransportError> {
+        self.store
+            .operations_after(tenant, after, limit)
+            .map_err(central_error)
+    }
+
+    fn config(&self, tenant: &TenantId, _token: &str) -> Result<TenantConfig, TransportError> {
+        let t = self.store.tenant(tenant).map_err(central_error)?;
+        Ok(TenantConfig {
+            id: t.id,
+            name: t.name,
+            plan: t.plan,
+            limits: t.limits,
+            rate_limit: t.rate_limit.unwrap_or(crate::protocol::RateLimit {
+                requests: 100,
+                per_secs: 1,
+            }),
+            settings: t.settings,
+        })
+    }
+}

@@ -441,12 +441,11 @@ fn profile_checkouts(spec: &str) {
     let start = std::time::Instant::now();
     match side {
         "flow" => {
-            let store = Store::open(&path).expect("store opens");
-            if let Some(pages) = wal_pages() {
-                store
-                    .set_wal_autocheckpoint(pages)
-                    .expect("checkpoint interval");
-            }
+            let builder = match wal_pages() {
+                Some(pages) => Store::builder().wal_autocheckpoint(pages),
+                None => Store::builder(),
+            };
+            let store = builder.open(&path).expect("store opens");
             let tenant = store.tenant(&caps()).expect("tenant");
             let actor = tenant.actor(setup.admin).expect("actor");
             for n in 0..count {

@@ -64,7 +64,8 @@ pub use protocol::{Operation, OperationKind};
 pub use store::verify::{Check, VerifyReport, Violation};
 pub use store::vfs;
 pub use store::{
-    BackgroundCheckpoint, Store, BUSY_TIMEOUT, CHECKPOINT_INTERVAL, WAL_AUTOCHECKPOINT,
+    BackgroundCheckpoint, Store, StoreBuilder, BUSY_TIMEOUT, CHECKPOINT_INTERVAL,
+    WAL_AUTOCHECKPOINT,
 };
 pub use tenant::query::{
     QueryError, QueryResult, DEFAULT_QUERY_TIMEOUT, MAX_ROWS, MAX_VALUE_BYTES,

@@ -172,8 +172,7 @@ fn stamps_never_go_backwards_across_restarts_and_clocks_set_back() -> R {
         move || now.load(Ordering::SeqCst)
     };
     let last = {
-        let mut store = Store::open(&path)?;
-        store.set_clock(clock.clone());
+        let store = Store::builder().clock(clock.clone()).open(&path)?;
         store.add_tenant(&NewTenant::new(tid("caps"), "Caps"))?;
         let caps = store.tenant(&tid("caps"))?;
         let admin = caps.bootstrap_admin("owner", "Owner")?;
@@ -188,8 +187,7 @@ fn stamps_never_go_backwards_across_restarts_and_clocks_set_back() -> R {
             .ok_or(Error::UnknownTable("none".into()))?
     };
     // Restart with the clock still behind: stamps continue after the last one.
-    let mut store = Store::open(&path)?;
-    store.set_clock(clock);
+    let store = Store::builder().clock(clock).open(&path)?;
     assert_eq!(store.clock()?, last);
     let caps = store.tenant(&tid("caps"))?;
     let admin = first_admin(&caps)?;
@@ -210,10 +208,13 @@ fn stamps_never_go_backwards_across_restarts_and_clocks_set_back() -> R {
 
 #[test]
 fn a_remote_stamp_moves_the_clock_forward_within_the_allowed_skew_only() -> R {
-    let mut store = store_with(&["caps"]);
     let now = 2_000_000_000_000u64;
-    store.set_clock(move || now);
-    store.set_max_clock_skew(Duration::from_secs(60));
+    let store = built_store_with(
+        Store::builder()
+            .clock(move || now)
+            .max_clock_skew(Duration::from_secs(60)),
+        &["caps"],
+    );
     let other = RowId::new();
     let ahead = Hlc::new(now + 30_000, 7, other).map_err(Error::Clock)?;
     store.observe_clock(&ahead)?;
@@ -372,7 +373,8 @@ fn operations_written_before_the_compact_outbox_read_back_unchanged() -> R {
         }
     }
 
-    let mut store = Store::open(&path)?;
+    // The wall clock a minute behind the stamps already stored (used by the write below).
+    let store = Store::builder().clock(move || t - 60_000).open(&path)?;
     assert_eq!(store.schema_version()?, Store::supported_schema_version());
     let report = store.verify()?;
     assert!(report.is_ok(), "{:?}", violations(&report));
@@ -395,7 +397,6 @@ fn operations_written_before_the_compact_outbox_read_back_unchanged() -> R {
         ]
     );
     // The clock goes on after the newest stamp, even with the wall clock behind it.
-    store.set_clock(move || t - 60_000);
     let caps = store.tenant(&tid("caps"))?;
     let actor = caps.actor(admin)?;
     caps.insert(&actor, &product("OF-2", 1))?;
@@ -478,8 +479,7 @@ fn a_second_store_on_the_same_file_never_makes_the_first_stamp_backwards() -> R 
     let path = dir.path().join("node.db");
     // The first store's wall clock is an hour behind the second's, so only what it reads from
     // the file can keep its stamps after the second's.
-    let mut first = Store::open(&path)?;
-    first.set_clock(|| 2_000_000_000_000);
+    let first = Store::builder().clock(|| 2_000_000_000_000).open(&path)?;
     first.add_tenant(&NewTenant::new(tid("caps"), "Caps"))?;
     first.add_tenant(&NewTenant::new(tid("bolt"), "Bolt"))?;
     let caps = first.tenant(&tid("caps"))?;
@@ -489,8 +489,11 @@ fn a_second_store_on_the_same_file_never_makes_the_first_stamp_backwards() -> R 
         .tenant(&tid("bolt"))?
         .bootstrap_admin("owner", "Owner")?;
 
-    let mut second = Store::open(&path)?;
-    second.set_clock(|| 2_000_003_600_000);
+    // It accepts remote stamps up to an hour ahead of its clock (see the floor raised below).
+    let second = Store::builder()
+        .clock(|| 2_000_003_600_000)
+        .max_clock_skew(Duration::from_secs(3_600))
+        .open(&path)?;
     assert_eq!(second.node_id(), first.node_id(), "one file, one node");
     {
         let caps = second.tenant(&tid("caps"))?;
@@ -514,7 +517,6 @@ fn a_second_store_on_the_same_file_never_makes_the_first_stamp_backwards() -> R 
     // The second store raises the clock floor; the first's next stamp of another tenant
     // follows it.
     let remote = Hlc::new(2_000_003_700_000, 5, RowId::new()).map_err(Error::Clock)?;
-    second.set_max_clock_skew(Duration::from_secs(3_600));
     second.observe_clock(&remote)?;
     let bolt = first.tenant(&tid("bolt"))?;
     bolt.insert(&bolt_admin, &product("E", 1))?;
@@ -538,9 +540,10 @@ fn the_clock_goes_on_after_observed_stamps_rollbacks_and_restarts() -> R {
     let path = dir.path().join("node.db");
     let now = 2_000_000_000_000u64;
     let (last, remote) = {
-        let mut store = Store::open(&path)?;
-        store.set_clock(move || now);
-        store.set_max_clock_skew(Duration::from_secs(60));
+        let store = Store::builder()
+            .clock(move || now)
+            .max_clock_skew(Duration::from_secs(60))
+            .open(&path)?;
         store.add_tenant(&NewTenant::new(tid("caps"), "Caps"))?;
         let mut caps = store.tenant(&tid("caps"))?;
         let admin = caps.bootstrap_admin("owner", "Owner")?;
@@ -563,8 +566,9 @@ fn the_clock_goes_on_after_observed_stamps_rollbacks_and_restarts() -> R {
         (last, remote)
     };
     // A restart, the wall clock now a day behind.
-    let mut store = Store::open(&path)?;
-    store.set_clock(move || now - 86_400_000);
+    let store = Store::builder()
+        .clock(move || now - 86_400_000)
+        .open(&path)?;
     let caps = store.tenant(&tid("caps"))?;
     let admin = first_admin(&caps)?;
     caps.insert(&admin, &product("E", 1))?;

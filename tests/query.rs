@@ -4,14 +4,19 @@
 mod common;
 
 use common::*;
-use pos_tenancy::{Error, QueryError, Store, Tenant, TenantAccess};
+use pos_tenancy::{Error, QueryError, Store, StoreBuilder, Tenant, TenantAccess};
 
 struct Fixture {
     store: Store,
 }
 
 fn fixture() -> Fixture {
-    let store = store_with(&["caps", "bolt"]);
+    fixture_with(Store::builder())
+}
+
+/// The fixture on a store opened with these settings.
+fn fixture_with(builder: StoreBuilder) -> Fixture {
+    let store = built_store_with(builder, &["caps", "bolt"]);
     for (t, tag) in [("caps", "c"), ("bolt", "b")] {
         let h = store.tenant(&tid(t)).expect("handle");
         let admin = h.bootstrap_admin("owner", "Owner").expect("admin");
@@ -235,9 +240,7 @@ fn pin_hashes_are_not_in_the_report_views_and_json_functions_work() {
 
 #[test]
 fn runaway_reports_are_stopped() {
-    let mut f = fixture();
-    f.store
-        .set_query_timeout(std::time::Duration::from_millis(200));
+    let f = fixture_with(Store::builder().query_timeout(std::time::Duration::from_millis(200)));
     let caps = f.caps();
     let e = refused(caps.query(
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
@@ -245,10 +248,17 @@ fn runaway_reports_are_stopped() {
     assert!(matches!(e, QueryError::TimedOut(_)), "{e:?}");
     let e = refused(caps.query("SELECT randomblob(50000000)"));
     assert!(matches!(e, QueryError::Sql(_)), "{e:?}");
+    // The connection is still good after a stopped query.
+    assert_eq!(
+        caps.query("SELECT count(*) FROM products")
+            .expect("count")
+            .rows[0][0],
+        2
+    );
     // The row cap, under a timeout no loaded machine reaches first (100,001 rows took over
-    // 200 ms while other test binaries were running).
-    f.store
-        .set_query_timeout(std::time::Duration::from_secs(60));
+    // 200 ms while other test binaries were running): a store configured so from the start,
+    // as a store's settings are given before it opens.
+    let f = fixture_with(Store::builder().query_timeout(std::time::Duration::from_secs(60)));
     let caps = f.caps();
     let e = refused(caps.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100001) SELECT x FROM c"));
     assert!(matches!(e, QueryError::TooManyRows(100_000)), "{e:?}");

@@ -13,7 +13,13 @@ pub fn tid(s: &str) -> TenantId {
 
 /// An in-memory store with these tenants registered (plan pro, so a few users fit).
 pub fn store_with(tenants: &[&str]) -> Store {
-    let store = Store::open_in_memory().expect("in-memory store");
+    built_store_with(Store::builder(), tenants)
+}
+
+/// An in-memory store opened with these settings, with these tenants registered as
+/// [`store_with`] registers them.
+pub fn built_store_with(builder: pos_tenancy::StoreBuilder, tenants: &[&str]) -> Store {
+    let store = builder.open_in_memory().expect("in-memory store");
     for t in tenants {
         store
             .add_tenant(&NewTenant::new(tid(t), &format!("{t} store")).plan(pos_tenancy::Plan::Pro))

@@ -1,0 +1,223 @@
+//! The tenant registry: the `tenants` table's rows (id, name, status, plan and its limits,
+//! tier, settings), and the door to a tenant's data ([`Store::tenant`]).
+//!
+//! Invariants: a tenant's settings and name are validated before anything is written; every
+//! change of a registry row after its creation is audited in the same transaction; a cancelled
+//! tenant gets no handle at all, a suspended one a handle that reads but does not write.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::Store;
+use crate::error::Error;
+use crate::ids::{Json, TenantId, Timestamp};
+use crate::tenant::settings::{NewTenant, Plan, PlanLimits, TenantInfo, TenantStatus};
+use crate::tenant::Tenant;
+use crate::Result;
+
+impl Store {
+    /// Registers a tenant. Its settings are validated first; nothing is written on error.
+    pub fn add_tenant(&self, new: &NewTenant) -> Result<TenantInfo> {
+        check_new_tenant(new)?;
+        let tx = self.begin_write()?;
+        if !insert_tenant(&tx, new, Timestamp::now())? {
+            return Err(Error::TenantExists(new.id.clone()));
+        }
+        tx.commit()?;
+        self.tenant_info(&new.id)
+    }
+
+    /// Every registered tenant, by id.
+    pub fn tenants(&self) -> Result<Vec<TenantInfo>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{TENANT_SELECT} ORDER BY id"))?;
+        let rows = stmt.query_map([], tenant_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One tenant's registry entry.
+    pub fn tenant_info(&self, id: &TenantId) -> Result<TenantInfo> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{TENANT_SELECT} WHERE id = ?1"))?;
+        stmt.query_row([id], tenant_from_row)
+            .optional()?
+            .ok_or_else(|| Error::TenantNotFound(id.clone()))
+    }
+
+    /// Changes a tenant's status (suspend, activate, cancel), with an audit row.
+    pub fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantInfo> {
+        let detail = serde_json::json!({ "status": status.as_str() });
+        self.update_registry(id, "status", detail, |tx, now| {
+            tx.execute(
+                "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, status, now],
+            )
+        })
+    }
+
+    /// Moves a tenant to another plan and resets its limits to that plan's.
+    pub fn set_tenant_plan(&self, id: &TenantId, plan: Plan) -> Result<TenantInfo> {
+        let limits = plan.limits();
+        let detail = serde_json::json!({ "plan": plan.as_str() });
+        self.update_registry(id, "plan", detail, |tx, now| {
+            tx.execute(
+                "UPDATE tenants SET plan = ?2, max_users = ?3, max_api_calls_month = ?4,
+                                    updated_at = ?5 WHERE id = ?1",
+                params![
+                    id,
+                    plan,
+                    limits.max_users,
+                    clamp_i64(limits.max_api_calls_month),
+                    now
+                ],
+            )
+        })
+    }
+
+    /// Applies one change to a registry row and audits it, atomically.
+    pub(crate) fn update_registry(
+        &self,
+        id: &TenantId,
+        action: &str,
+        detail: serde_json::Value,
+        change: impl FnOnce(&Connection, &Timestamp) -> rusqlite::Result<usize>,
+    ) -> Result<TenantInfo> {
+        let tx = self.begin_write()?;
+        let now = Timestamp::now();
+        if change(&tx, &now).map_err(|e| Error::on_table("tenants", e))? == 0 {
+            return Err(Error::TenantNotFound(id.clone()));
+        }
+        crate::tenant::Scope::new(self, id).audit(
+            None,
+            action,
+            "tenants",
+            id.as_str(),
+            Some(detail),
+        )?;
+        tx.commit()?;
+        self.tenant_info(id)
+    }
+
+    /// A handle on one tenant's data. Refused for unknown and cancelled tenants; a suspended
+    /// tenant's handle reads but does not write.
+    pub fn tenant(&self, id: &TenantId) -> Result<Tenant<'_>> {
+        let status: Option<TenantStatus> = self
+            .conn
+            .prepare_cached("SELECT status FROM tenants WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        match status {
+            None => Err(Error::TenantNotFound(id.clone())),
+            Some(TenantStatus::Cancelled) => Err(Error::TenantInactive {
+                tenant: id.clone(),
+                status: TenantStatus::Cancelled,
+                operation: "read",
+            }),
+            Some(_) => Ok(Tenant::new(self, id.clone())),
+        }
+    }
+}
+
+/// Plan limits are u64 in Rust but SQLite integers are signed.
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+const TENANT_SELECT: &str = "SELECT id, name, status, plan, max_users, max_api_calls_month, tier, \
+                             settings, created_at, updated_at FROM tenants";
+
+fn tenant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TenantInfo> {
+    Ok(TenantInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        status: r.get(2)?,
+        plan: r.get(3)?,
+        limits: PlanLimits::from_sql(r.get(4)?, r.get(5)?),
+        tier: r.get(6)?,
+        settings: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+    })
+}
+
+/// Refuses a new tenant whose settings fail validation or whose name is empty.
+pub(crate) fn check_new_tenant(new: &NewTenant) -> Result<()> {
+    new.settings.validate()?;
+    if new.name.trim().is_empty() {
+        return Err(Error::InvalidPayload {
+            table: "tenants",
+            reason: "the tenant name is empty".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes a new tenant's registry row with its plan's limits; `false` when the id is taken.
+/// The caller validated the name and settings and owns the transaction.
+pub(crate) fn insert_tenant(conn: &Connection, new: &NewTenant, now: Timestamp) -> Result<bool> {
+    let limits = new.plan.limits();
+    let settings =
+        Json(
+            serde_json::to_value(&new.settings).map_err(|e| Error::InvalidPayload {
+                table: "tenants",
+                reason: e.to_string(),
+            })?,
+        );
+    let inserted = conn.execute(
+        "INSERT INTO tenants (id, name, status, plan, max_users, max_api_calls_month, tier,
+                              settings, created_at, updated_at)
+         VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+         ON CONFLICT (id) DO NOTHING",
+        params![
+            new.id,
+            new.name,
+            new.plan,
+            limits.max_users,
+            clamp_i64(limits.max_api_calls_month),
+            new.tier,
+            settings,
+            now
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        Store::open_in_memory().expect("in-memory store opens")
+    }
+
+    #[test]
+    fn duplicate_tenants_and_bad_settings_change_nothing() -> Result<()> {
+        let s = store();
+        let id: TenantId = "caps".parse()?;
+        s.add_tenant(&NewTenant::new(id.clone(), "Caps"))?;
+        assert!(matches!(
+            s.add_tenant(&NewTenant::new(id, "Again")),
+            Err(Error::TenantExists(_))
+        ));
+        let mut bad = NewTenant::new("other".parse()?, "Other");
+        bad.settings.currency = "DOLLARS".into();
+        assert!(matches!(s.add_tenant(&bad), Err(Error::Settings(_))));
+        assert_eq!(s.tenants()?.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn cancelled_tenants_get_no_handle() -> Result<()> {
+        let s = store();
+        let id: TenantId = "caps".parse()?;
+        s.add_tenant(&NewTenant::new(id.clone(), "Caps"))?;
+        s.set_tenant_status(&id, TenantStatus::Cancelled)?;
+        assert!(matches!(s.tenant(&id), Err(Error::TenantInactive { .. })));
+        assert!(matches!(
+            s.tenant(&"nobody".parse()?),
+            Err(Error::TenantNotFound(_))
+        ));
+        Ok(())
+    }
+}

@@ -21,6 +21,9 @@
 //! was; a process killed mid-way leaves SQLite's journal, which the next opener rolls back.
 //! [`rollback`] restores the backup afterwards, after checking its SHA-256.
 //!
+//! The backup and the digests come from the crate's backup kit, which knows nothing of
+//! adoption and serves any other long operation too.
+//!
 //! ```
 //! use pos_tenancy::adopt::{adopt, AdoptOptions, Outcome};
 //! # let dir = std::env::temp_dir().join(format!("pos-adopt-doc-{}", std::process::id()));
@@ -52,27 +55,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::functions::{Aggregate, Context, FunctionFlags};
-use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use crate::backup::{
+    self, digest_connection, ident, install_digests, schema_objects, verify_checksum, BackupError,
+    Pages, PendingBackup, Tap, BACKUP_PAGES_PER_STEP, LOCK_WAIT,
+};
 use crate::catalog;
 use crate::ids::{TenantId, Timestamp};
 use crate::tenant::settings::{NewTenant, Plan};
 
-/// How long adoption waits for another process's lock before it reports the file as locked.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
+pub use crate::backup::{checksum_path, BackupFile};
+
 /// The prefix legacy tables are renamed to while their rows are copied.
 const LEGACY_PREFIX: &str = "adopt_legacy_";
-/// Pages copied per step of the online backup, between progress reports.
-const BACKUP_PAGES_PER_STEP: i32 = 1024;
 
 /// What to adopt the file as.
 #[derive(Debug, Clone)]
@@ -269,6 +269,27 @@ pub enum AdoptError {
     },
 }
 
+impl AdoptError {
+    /// The backup kit's error in adoption's words (the variants adoption has always had).
+    fn from_backup(e: BackupError) -> Self {
+        match e {
+            BackupError::NotFound { path } => AdoptError::NotFound { path },
+            BackupError::Sqlite { path, source } => classify(&path, source),
+            BackupError::Write { path, reason } => AdoptError::Backup { path, reason },
+            BackupError::Checksum { path, reason } => AdoptError::Checksum { path, reason },
+            BackupError::ChecksumMismatch {
+                path,
+                expected,
+                found,
+            } => AdoptError::ChecksumMismatch {
+                path,
+                expected,
+                found,
+            },
+        }
+    }
+}
+
 /// What adoption will do to one table (or did).
 #[derive(Debug, Clone, Serialize)]
 pub struct TablePlan {
@@ -320,17 +341,6 @@ pub struct TableReport {
     pub constraints_rescoped: usize,
     /// Seconds spent copying and validating this table.
     pub seconds: f64,
-}
-
-/// The backup adoption took before changing anything.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupFile {
-    /// The copy of the database.
-    pub path: PathBuf,
-    /// Its SHA-256, also written to `<path>.sha256` in `sha256sum` format.
-    pub sha256: String,
-    /// Its size in bytes.
-    pub bytes: u64,
 }
 
 /// A completed adoption.
@@ -467,11 +477,6 @@ struct Audit {
     triggers: Vec<(String, String)>,
     views: Vec<(String, String)>,
     virtual_tables: Vec<String>,
-}
-
-/// Quotes an identifier read from a schema (never user input) for use in SQL.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Column>> {
@@ -619,16 +624,6 @@ fn open_existing(path: &Path) -> Result<Connection, AdoptError> {
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
         .map_err(|e| classify(path, e))?;
     Ok(conn)
-}
-
-/// A row of `sqlite_schema`: type, name, table and SQL text.
-type SchemaObject = (String, String, String, Option<String>);
-
-fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<SchemaObject>> {
-    let mut stmt =
-        conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-    rows.collect()
 }
 
 /// Whether a column default read from the legacy schema is a plain literal (a number, a
@@ -1050,259 +1045,11 @@ fn plan_of(
 
 // ---------------------------------------------------------------- digests
 
-/// SQLite's type of a value and its bytes, fed to a hasher so that `1`, `1.0` and `'1'` differ.
-fn feed_value(h: &mut impl FnMut(&[u8]), v: ValueRef<'_>) {
-    match v {
-        ValueRef::Null => h(&[0]),
-        ValueRef::Integer(i) => {
-            h(&[1]);
-            h(&i.to_le_bytes());
-        }
-        ValueRef::Real(f) => {
-            h(&[2]);
-            h(&f.to_bits().to_le_bytes());
-        }
-        ValueRef::Text(t) => {
-            h(&[3]);
-            h(&(t.len() as u64).to_le_bytes());
-            h(t);
-        }
-        ValueRef::Blob(b) => {
-            h(&[4]);
-            h(&(b.len() as u64).to_le_bytes());
-            h(b);
-        }
-    }
-}
-
-/// Appends a value to a row's encoding: SQLite's type, then the length of a text or blob, then
-/// its bytes. The encoding of a row is injective (each value is self-delimiting), so rows that
-/// differ in any value, or only in a value's type (`1`, `1.0` and `'1'`), encode differently.
-fn encode_value(buf: &mut Vec<u8>, v: ValueRef<'_>) {
-    match v {
-        ValueRef::Null => buf.push(0),
-        ValueRef::Integer(i) => {
-            buf.push(1);
-            buf.extend_from_slice(&i.to_le_bytes());
-        }
-        ValueRef::Real(f) => {
-            buf.push(2);
-            buf.extend_from_slice(&f.to_bits().to_le_bytes());
-        }
-        ValueRef::Text(t) => {
-            buf.push(3);
-            buf.extend_from_slice(&(t.len() as u64).to_le_bytes());
-            buf.extend_from_slice(t);
-        }
-        ValueRef::Blob(b) => {
-            buf.push(4);
-            buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
-            buf.extend_from_slice(b);
-        }
-    }
-}
-
-/// Hashes one row (a function call's arguments) with a key chosen per adoption: the row is
-/// encoded into a reused buffer, then hashed in one call (SipHash-1-3 over one contiguous
-/// input instead of three small writes per value).
-#[derive(Clone)]
-struct RowHasher {
-    key: std::hash::RandomState,
-}
-
-impl RowHasher {
-    fn new() -> Self {
-        Self {
-            key: std::hash::RandomState::new(),
-        }
-    }
-
-    fn hash(&self, ctx: &Context<'_>, buf: &mut Vec<u8>) -> u64 {
-        buf.clear();
-        for i in 0..ctx.len() {
-            encode_value(buf, ctx.get_raw(i));
-        }
-        let mut hasher = self.key.build_hasher();
-        hasher.write(buf);
-        hasher.finish()
-    }
-}
-
-/// An order-independent digest of a table's rows: the count and the wrapping sum of keyed
-/// 64-bit row hashes (SipHash with a random key, so no input is crafted to collide). Comparing
-/// it before and after the copy proves every column of every row unchanged, up to a 2^-64
-/// chance, without sorting or joining either table.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct RowDigestAcc {
-    rows: u64,
-    sum: u64,
-}
-
-impl RowDigestAcc {
-    fn add(&mut self, hash: u64) {
-        self.rows += 1;
-        self.sum = self.sum.wrapping_add(hash);
-    }
-
-    fn text(&self) -> String {
-        format!("{}:{:016x}", self.rows, self.sum)
-    }
-}
-
-/// A digest being taken, with the buffer each row is encoded into.
-#[derive(Default)]
-struct DigestState {
-    acc: RowDigestAcc,
-    buf: Vec<u8>,
-}
-
-/// The digest as an SQL aggregate, over the rows a query reads.
-struct RowDigest(RowHasher);
-
-impl Aggregate<DigestState, String> for RowDigest {
-    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<DigestState> {
-        Ok(DigestState::default())
-    }
-
-    fn step(&self, ctx: &mut Context<'_>, state: &mut DigestState) -> rusqlite::Result<()> {
-        let hash = self.0.hash(ctx, &mut state.buf);
-        state.acc.add(hash);
-        Ok(())
-    }
-
-    fn finalize(
-        &self,
-        _: &mut Context<'_>,
-        state: Option<DigestState>,
-    ) -> rusqlite::Result<String> {
-        Ok(state.map(|s| s.acc).unwrap_or_default().text())
-    }
-}
-
-/// The digest of the rows a copy reads, taken as they stream through it (a function in the
-/// copy's WHERE clause that is always true), so the legacy table is not read a second time.
-type Tap = std::sync::Arc<std::sync::Mutex<DigestState>>;
-
-fn install_digests(conn: &Connection) -> rusqlite::Result<Tap> {
-    let hasher = RowHasher::new();
-    conn.create_aggregate_function(
-        "adopt_row_digest",
-        -1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        RowDigest(hasher.clone()),
-    )?;
-    let tap = Tap::default();
-    let feed = tap.clone();
-    // Not deterministic: it must run once for every row, never be factored out.
-    conn.create_scalar_function("adopt_tap", -1, FunctionFlags::SQLITE_UTF8, move |ctx| {
-        let mut state = feed
-            .lock()
-            .map_err(|_| rusqlite::Error::UserFunctionError("digest lock poisoned".into()))?;
-        let DigestState { acc, buf } = &mut *state;
-        acc.add(hasher.hash(ctx, buf));
-        Ok(true)
-    })?;
-    Ok(tap)
-}
-
 /// A SHA-256 over a database's schema and every row of every table, in a canonical order
 /// (schema objects by type and name, tables by name, rows by all their columns). Two files with
 /// the same digest hold the same schema and the same rows, whatever their page layout.
 pub fn canonical_digest(path: &Path) -> Result<String, AdoptError> {
-    if !path.is_file() {
-        return Err(AdoptError::NotFound {
-            path: path.to_path_buf(),
-        });
-    }
-    // Read-write (it writes nothing) so that SQLite can roll back a hot journal left by a
-    // killed process before the rows are read; a read-only connection cannot.
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| classify(path, e))?;
-    conn.busy_timeout(LOCK_WAIT)
-        .map_err(|e| classify(path, e))?;
-    digest_connection(&conn).map_err(|e| classify(path, e))
-}
-
-fn digest_connection(conn: &Connection) -> rusqlite::Result<String> {
-    let mut sha = Sha256::new();
-    let objects = schema_objects(conn)?;
-    for (kind, name, table, sql) in &objects {
-        for part in [kind, name, table] {
-            feed_value(
-                &mut |b: &[u8]| sha.update(b),
-                ValueRef::Text(part.as_bytes()),
-            );
-        }
-        let sql = sql.as_deref().map(str::as_bytes);
-        feed_value(
-            &mut |b: &[u8]| sha.update(b),
-            sql.map_or(ValueRef::Null, ValueRef::Text),
-        );
-    }
-    let mut tables: Vec<&str> = objects
-        .iter()
-        .filter(|(k, n, _, sql)| k == "table" && sql.is_some() && !n.starts_with("sqlite_"))
-        .map(|(_, n, _, _)| n.as_str())
-        .collect();
-    tables.sort_unstable();
-    for table in tables {
-        let cols = columns(conn, table)?;
-        if cols.is_empty() {
-            continue;
-        }
-        let order: Vec<String> = (1..=cols.len()).map(|i| i.to_string()).collect();
-        let sql = format!(
-            "SELECT * FROM {} ORDER BY {}",
-            ident(table),
-            order.join(", ")
-        );
-        // A virtual table's module may be missing here; its shadow tables carry its rows.
-        let Ok(mut stmt) = conn.prepare(&sql) else {
-            continue;
-        };
-        let n = stmt.column_count();
-        feed_value(
-            &mut |b: &[u8]| sha.update(b),
-            ValueRef::Text(table.as_bytes()),
-        );
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            for i in 0..n {
-                feed_value(&mut |b: &[u8]| sha.update(b), row.get_ref(i)?);
-            }
-        }
-    }
-    Ok(hex(&sha.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut sha = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut bytes = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        bytes += n as u64;
-        sha.update(&buf[..n]);
-    }
-    Ok((hex(&sha.finalize()), bytes))
-}
-
-/// The file that records a backup's SHA-256, in `sha256sum` format.
-pub fn checksum_path(backup: &Path) -> PathBuf {
-    let mut name = backup.as_os_str().to_owned();
-    name.push(".sha256");
-    PathBuf::from(name)
+    backup::canonical_digest(path).map_err(AdoptError::from_backup)
 }
 
 // ---------------------------------------------------------------- adoption
@@ -1381,7 +1128,7 @@ pub fn adopt(
     // The hash is waited for on every path, so that a failed adoption still leaves a backup
     // with its checksum (the original is unchanged, but the copy is still a good one).
     let hash_wait = Instant::now();
-    let backup = backup.finish();
+    let backup = backup.finish().map_err(AdoptError::from_backup);
     *steps.entry(Step::Backup).or_insert(0.0) += hash_wait.elapsed().as_secs_f64();
     let (tables, total_rows_after) = rebuilt?;
     let backup = backup?;
@@ -1429,6 +1176,8 @@ fn already_multi_tenant(conn: &Connection, path: &Path) -> Result<Outcome, Adopt
     })
 }
 
+/// Takes the backup into the backup directory (the database's own by default) as
+/// `<stem>.pre-adopt-<UTC time>.db`, with its `.sha256` beside it.
 fn take_backup(
     conn: &Connection,
     path: &Path,
@@ -1447,113 +1196,14 @@ fn take_backup(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "store".into());
     let stamp = Timestamp::now().as_datetime().format("%Y%m%dT%H%M%S%.3fZ");
-    let target = dir.join(format!("{stem}.pre-adopt-{stamp}.db"));
-    let fail = |reason: String| AdoptError::Backup {
-        path: target.clone(),
-        reason,
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
-    if target.exists() {
-        return Err(fail("the file already exists".into()));
-    }
-    let result = (|| {
-        let mut dst = Connection::open(&target).map_err(|e| e.to_string())?;
-        let backup = rusqlite::backup::Backup::new(conn, &mut dst).map_err(|e| e.to_string())?;
-        let mut busy_waits = 0u128;
-        loop {
-            let step = backup
-                .step(BACKUP_PAGES_PER_STEP)
-                .map_err(|e| e.to_string())?;
-            let p = backup.progress();
-            let total = u64::try_from(p.pagecount).unwrap_or(0);
-            let done = total.saturating_sub(u64::try_from(p.remaining).unwrap_or(0));
-            progress(Progress::Backup { done, total });
-            match step {
-                rusqlite::backup::StepResult::Done => break,
-                rusqlite::backup::StepResult::More => {}
-                // Busy or locked: retried for a bounded time.
-                _ => {
-                    busy_waits += 1;
-                    if busy_waits > LOCK_WAIT.as_millis() / 10 {
-                        return Err("the database stayed locked during the backup".to_owned());
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        }
-        drop(backup);
-        drop(dst);
-        Ok::<_, String>(())
-    })();
-    if let Err(reason) = result {
-        // A half-written backup must not be mistaken for a good one later.
-        let _ = std::fs::remove_file(&target);
-        return Err(fail(reason));
-    }
-    // Hashing 300 MB takes a good part of a second; it runs on another core while the
-    // rebuild goes on, and adoption waits for it before committing.
-    let path = target.clone();
-    let hashing = std::thread::spawn(move || {
-        let (sha256, bytes) = sha256_file(&path)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // The backup must survive a power cut before the original is changed: the copy, its
-        // checksum (written whole under a temporary name, then renamed) and the directory
-        // entries are synced before adoption commits.
-        std::fs::File::open(&path)?.sync_all()?;
-        let sums = checksum_path(&path);
-        let mut partial = sums.clone().into_os_string();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        {
-            let mut file = std::fs::File::create(&partial)?;
-            std::io::Write::write_all(&mut file, format!("{sha256}  {name}\n").as_bytes())?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&partial, &sums)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(BackupFile {
-            path,
-            sha256,
-            bytes,
+    let name = format!("{stem}.pre-adopt-{stamp}.db");
+    backup::take_snapshot(conn, &dir, &name, &mut |pages: Pages| {
+        progress(Progress::Backup {
+            done: pages.done,
+            total: pages.total,
         })
-    });
-    Ok(PendingBackup {
-        path: target,
-        hashing,
     })
-}
-
-/// A backup written and being hashed.
-struct PendingBackup {
-    path: PathBuf,
-    hashing: std::thread::JoinHandle<std::io::Result<BackupFile>>,
-}
-
-impl PendingBackup {
-    /// Waits for the hashing and removes the backup and its checksum.
-    fn discard(self) {
-        let _ = self.hashing.join();
-        let _ = std::fs::remove_file(&self.path);
-        let _ = std::fs::remove_file(checksum_path(&self.path));
-    }
-
-    /// Waits for the hash and its checksum file.
-    fn finish(self) -> Result<BackupFile, AdoptError> {
-        let fail = |reason: String| AdoptError::Backup {
-            path: self.path.clone(),
-            reason,
-        };
-        match self.hashing.join() {
-            Ok(Ok(file)) => Ok(file),
-            Ok(Err(e)) => Err(fail(format!("cannot hash the backup: {e}"))),
-            Err(_) => Err(fail("the hashing thread panicked".into())),
-        }
-    }
+    .map_err(AdoptError::from_backup)
 }
 
 /// The rebuild inside the caller's transaction; any error leaves the transaction to roll back.
@@ -1931,31 +1581,7 @@ pub fn rollback(db: &Path, backup: &Path) -> Result<RollbackReport, AdoptError> 
             path: backup.to_path_buf(),
         });
     }
-    let sums = checksum_path(backup);
-    let recorded = std::fs::read_to_string(&sums).map_err(|e| AdoptError::Checksum {
-        path: sums.clone(),
-        reason: e.to_string(),
-    })?;
-    let expected = recorded
-        .split_whitespace()
-        .next()
-        .filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
-        .ok_or_else(|| AdoptError::Checksum {
-            path: sums.clone(),
-            reason: "it does not start with a SHA-256 in hex".into(),
-        })?
-        .to_ascii_lowercase();
-    let (found, _) = sha256_file(backup).map_err(|e| AdoptError::Checksum {
-        path: backup.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    if found != expected {
-        return Err(AdoptError::ChecksumMismatch {
-            path: backup.to_path_buf(),
-            expected,
-            found,
-        });
-    }
+    let found = verify_checksum(backup).map_err(AdoptError::from_backup)?;
     let restore_err = |reason: String| AdoptError::Restore {
         backup: backup.to_path_buf(),
         db: db.to_path_buf(),
@@ -2046,11 +1672,6 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
-    }
-
-    #[test]
     fn the_reference_describes_every_catalog_table() {
         let (_, tables) = reference().expect("the schema builds");
         assert_eq!(tables.len(), catalog::TABLES.len());
@@ -2064,71 +1685,5 @@ mod tests {
             .iter()
             .any(|c| c == "FOREIGN KEY (tenant_id, category_id) -> product_categories"));
         assert_eq!(tables["pending_operations"].key, ["hlc"]);
-    }
-
-    #[test]
-    fn digests_tell_types_apart() {
-        let conn = Connection::open_in_memory().expect("memory");
-        conn.create_aggregate_function(
-            "d",
-            -1,
-            FunctionFlags::SQLITE_UTF8,
-            RowDigest(RowHasher::new()),
-        )
-        .expect("registers");
-        let digest = |values: &str| -> String {
-            conn.query_row(&format!("SELECT d({values})"), [], |r| r.get(0))
-                .expect("digest")
-        };
-        // Every value differs from every other, in type or in where a value ends.
-        let rows = [
-            "1",
-            "1.0",
-            "'1'",
-            "x'31'",
-            "NULL",
-            "''",
-            "x''",
-            "0",
-            "-0.0",
-            "'ab', 'c'",
-            "'a', 'bc'",
-            "'abc', NULL",
-            "NULL, 'abc'",
-            "1, 2",
-            "2, 1",
-        ];
-        let digests: Vec<String> = rows.iter().map(|r| digest(r)).collect();
-        for (i, a) in digests.iter().enumerate() {
-            for (j, b) in digests.iter().enumerate().skip(i + 1) {
-                assert_ne!(a, b, "{} and {}", rows[i], rows[j]);
-            }
-        }
-        assert_eq!(digest("1"), digests[0], "the same row, the same digest");
-    }
-
-    #[test]
-    fn the_tap_and_the_aggregate_agree_in_any_row_order() -> rusqlite::Result<()> {
-        let conn = Connection::open_in_memory()?;
-        let tap = install_digests(&conn)?;
-        conn.execute_batch(
-            "CREATE TABLE t (a, b, c);
-             INSERT INTO t VALUES (1, 'x', NULL), (2.5, x'00ff', 'y'), ('3', 3, 3.0);",
-        )?;
-        let read: i64 = conn.query_row(
-            "SELECT count(*) FROM (SELECT * FROM t WHERE adopt_tap(a, b, c) ORDER BY a DESC)",
-            [],
-            |r| r.get(0),
-        )?;
-        assert_eq!(read, 3);
-        let tapped = tap.lock().map(|s| s.acc).expect("not poisoned");
-        let stored: String =
-            conn.query_row("SELECT adopt_row_digest(a, b, c) FROM t", [], |r| r.get(0))?;
-        assert_eq!(tapped.text(), stored);
-        conn.execute_batch("UPDATE t SET c = 3 WHERE c = 3.0")?;
-        let changed: String =
-            conn.query_row("SELECT adopt_row_digest(a, b, c) FROM t", [], |r| r.get(0))?;
-        assert_ne!(changed, stored, "3.0 became 3");
-        Ok(())
     }
 }

@@ -35,6 +35,7 @@
 // Private modules behind a flat facade: files can move without breaking the API. The public
 // namespaces are the vocabularies a user reaches for as a whole: the catalog's record types,
 // the wire contract, the POS flows, adoption, the server and the test kit.
+mod backup;
 mod central;
 mod error;
 mod hlc;

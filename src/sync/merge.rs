@@ -271,12 +271,17 @@ impl Merger<'_> {
             }
             None => None,
         };
+        let action = match op.kind {
+            OperationKind::Update => "update",
+            OperationKind::Delete => "delete",
+            OperationKind::Insert | OperationKind::LedgerAppend => "insert",
+        };
         crate::tenant::Scope::new(self.store, self.tenant).audit(
             actor,
-            &format!("sync_{}", op.kind),
+            action,
             table.name,
             &op.row_id.to_string(),
-            Some(serde_json::json!({ "operation": op.id, "device": op.device_id })),
+            Some(serde_json::json!({ "synced": { "operation": op.id, "device": op.device_id } })),
         )
     }
 

@@ -1,0 +1,161 @@
+//! Device tokens: issuing them (HS256, for `pos-central token issue`) and letting a request in
+//! for the tenant in its path.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use chrono::{Datelike, TimeZone, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+
+use super::app::{blocking, AppState};
+use super::error::{ApiError, ServerError};
+use crate::central::CentralError;
+use crate::ids::{TenantId, Timestamp};
+use crate::protocol::{Claims, RateLimit};
+use crate::tenant::settings::{Plan, PlanLimits, TenantStatus};
+
+/// The shortest signing secret accepted, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+/// Refuses a secret too short to sign with: tokens are only as strong as it.
+pub(super) fn check_secret(secret: &[u8]) -> Result<(), ServerError> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(ServerError::WeakSecret(secret.len()));
+    }
+    Ok(())
+}
+
+/// Signs a device token (HS256) for `tenant` and `device`, valid until `exp` (Unix seconds).
+pub fn issue_token(
+    secret: &[u8],
+    tenant: &TenantId,
+    device: &str,
+    exp: u64,
+) -> Result<String, ServerError> {
+    check_secret(secret)?;
+    let claims = Claims {
+        tenant: tenant.to_string(),
+        device: device.to_owned(),
+        exp,
+    };
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )?)
+}
+/// What [`admit`] found out in the store.
+enum Admission {
+    /// Let in, and counted against the month.
+    In,
+    /// Over the tenant's request rate; try again in this many seconds.
+    Throttled { rate: RateLimit, retry_after: u64 },
+    /// The month's API calls of the plan are used up; not counted.
+    OverPlan { limits: PlanLimits, plan: Plan },
+}
+
+/// Authenticates the device for the tenant in the path, checks the tenant, takes one request
+/// from its rate, and counts the call against its monthly plan while under the plan's limit.
+/// Refused requests (401, 403, 404, 429) store nothing and count nothing; a call let in counts
+/// whatever it then answers (bad input included: the tenant's device made the server work).
+pub(super) async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> Result<TenantId, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("a device token is required (Authorization: Bearer ...)"))?;
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.leeway = 0;
+    let claims = jsonwebtoken::decode::<Claims>(
+        token,
+        &DecodingKey::from_secret(&state.secret),
+        &validation,
+    )
+    .map_err(|e| unauthorized(&format!("invalid device token: {e}")))?
+    .claims;
+    if claims.tenant != tenant {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_tenant",
+            "the device token is for another tenant",
+        ));
+    }
+    let id: TenantId = tenant
+        .parse()
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "unknown_tenant", format!("{e}")))?;
+    let store = Arc::clone(&state.store);
+    let limiter = Arc::clone(&state.limiter);
+    let default_rate = state.rate_limit;
+    let t = id.clone();
+    let admission = blocking(move || {
+        let info = store.tenant(&t)?;
+        if info.status != TenantStatus::Active {
+            return Err(CentralError::TenantInactive {
+                tenant: t,
+                status: info.status,
+            });
+        }
+        let rate = info.rate_limit.unwrap_or(default_rate);
+        if let Err(retry_after) = limiter.take(&t, rate, Instant::now()) {
+            return Ok(Admission::Throttled { rate, retry_after });
+        }
+        let max = info.limits.max_api_calls_month;
+        Ok(match store.count_api_call(&t, Timestamp::now(), max)? {
+            Some(_) => Admission::In,
+            None => Admission::OverPlan {
+                limits: info.limits,
+                plan: info.plan,
+            },
+        })
+    })
+    .await?;
+    match admission {
+        Admission::Throttled { rate, retry_after } => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "tenant {id} may make {} requests per {} s ({rate}); try again in {retry_after} s",
+                    rate.requests, rate.per_secs
+                ),
+            );
+            e.retry_after = Some(retry_after);
+            Err(e)
+        }
+        Admission::OverPlan { limits, plan } => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "plan_limit",
+                format!(
+                    "the {plan} plan allows {} API calls a month",
+                    limits.max_api_calls_month
+                ),
+            );
+            e.retry_after = Some(seconds_to_next_month());
+            Err(e)
+        }
+        Admission::In => Ok(id),
+    }
+}
+
+fn seconds_to_next_month() -> u64 {
+    let now = Utc::now();
+    let (y, m) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+        .single()
+        .map(|next| {
+            u64::try_from((next - now).num_seconds())
+                .unwrap_or(0)
+                .max(1)
+        })
+        .unwrap_or(3600)
+}

@@ -1,10 +1,17 @@
 //! Device tokens: issuing them (HS256, for `pos-central token issue`) and letting a request in
 //! for the tenant in its path.
+//!
+//! The check is an extractor, [`Admitted`]: a handler that serves a tenant takes one as an
+//! argument, and it is the only way a handler gets the tenant's id, so no handler can serve a
+//! tenant without the check, nor run its body before it.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, TimeZone, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
@@ -54,15 +61,43 @@ enum Admission {
     OverPlan { limits: PlanLimits, plan: Plan },
 }
 
-/// Authenticates the device for the tenant in the path, checks the tenant, takes one request
-/// from its rate, and counts the call against its monthly plan while under the plan's limit.
+/// A request let in for the tenant in its path: the device token is valid (HS256, not expired)
+/// and for that tenant, the tenant exists and is active, one request was taken from its rate,
+/// and the call was counted against its plan's monthly API calls.
+///
 /// Refused requests (401, 403, 404, 429) store nothing and count nothing; a call let in counts
 /// whatever it then answers (bad input included: the tenant's device made the server work).
-pub(super) async fn admit(
-    state: &AppState,
-    headers: &HeaderMap,
-    tenant: &str,
-) -> Result<TenantId, ApiError> {
+/// Extractors run in argument order and the body last, so a handler that takes this before
+/// its body reads no body for a stranger.
+#[derive(Debug)]
+pub(super) struct Admitted(TenantId);
+
+impl Admitted {
+    /// The tenant the request was let in for.
+    pub(super) fn tenant(&self) -> &TenantId {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for Admitted {
+    /// An [`ApiError`] as a response, or axum's own answer to a path it cannot decode (what
+    /// the handlers answered when each took the path itself).
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Path(tenant) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        admit(state, &parts.headers, &tenant)
+            .await
+            .map(Self)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+/// Authenticates the device for `tenant`, checks the tenant, takes one request from its rate,
+/// and counts the call against its monthly plan while under the plan's limit ([`Admitted`]).
+async fn admit(state: &AppState, headers: &HeaderMap, tenant: &str) -> Result<TenantId, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     let token = headers
         .get(header::AUTHORIZATION)

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::app::{blocking, AppState};
-use super::auth::admit;
+use super::auth::Admitted;
 use super::error::ApiError;
 use super::openapi::openapi;
 use crate::central;
@@ -105,14 +105,14 @@ pub(super) async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
 )]
 pub(super) async fn push(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    request: Request,
+    admitted: Admitted,
+    // After `Admitted`: the body is read only once the device is let in, so a stranger cannot
+    // make the server buffer up to MAX_BODY_BYTES. Axum's own extractor reads it
+    // (DefaultBodyLimit applies), because it tells a body over the limit (413) from one that
+    // failed to arrive (400).
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchResults>, ApiError> {
-    let id = admit(&state, request.headers(), &tenant).await?;
-    // The body is read only once the device is let in, so a stranger cannot make the server
-    // buffer up to MAX_BODY_BYTES. Axum's own extractor reads it (DefaultBodyLimit applies),
-    // because it tells a body over the limit (413) from one that failed to arrive (400).
-    let body = Bytes::from_request(request, &state).await.map_err(|e| {
+    let body = body.map_err(|e| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(status, "batch_too_large", e.body_text())
@@ -122,7 +122,7 @@ pub(super) async fn push(
     })?;
     let store = Arc::clone(&state.store);
     let max_skew = state.max_skew;
-    let t = id.clone();
+    let t = admitted.tenant().clone();
     // Parsing up to 4 MiB of JSON and checking every stamp is CPU work: it runs with the
     // append, off the async threads that serve every other request.
     let results = blocking(move || -> Result<_, ApiError> {
@@ -139,7 +139,7 @@ pub(super) async fn push(
     .await?;
     #[cfg(feature = "fault-injection")]
     state.faults.after_commit();
-    state.metrics.results(&id, &results);
+    state.metrics.results(admitted.tenant(), &results);
     Ok(Json(BatchResults { results }))
 }
 
@@ -177,11 +177,10 @@ pub struct PullQuery {
 )]
 pub(super) async fn pull(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
+    admitted: Admitted,
     query: Result<Query<PullQuery>, QueryRejection>,
 ) -> Result<Json<OperationPage>, ApiError> {
-    let id = admit(&state, &headers, &tenant).await?;
+    let id = admitted.tenant().clone();
     let Query(q) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let store = Arc::clone(&state.store);
@@ -210,10 +209,9 @@ pub(super) async fn pull(
 )]
 pub(super) async fn config(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
+    admitted: Admitted,
 ) -> Result<Json<TenantConfig>, ApiError> {
-    let id = admit(&state, &headers, &tenant).await?;
+    let id = admitted.tenant().clone();
     let store = Arc::clone(&state.store);
     let t = blocking(move || store.tenant(&id)).await?;
     Ok(Json(TenantConfig {

@@ -82,7 +82,8 @@ impl Metrics {
                 OperationStatus::Rejected => rejected += 1,
             }
         }
-        // Labels only for tenants that passed `admit`, so their number is the registry's.
+        // Labels only for tenants that were let in (`Admitted`), so their number is the
+        // registry's.
         for (status, n) in [
             ("accepted", accepted),
             ("duplicate", duplicate),

@@ -33,6 +33,7 @@ pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
     requests: 100,
     per_secs: 1,
 };
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -113,6 +114,7 @@ impl Faults {
         }
     }
 }
+
 /// Every route, each with its OpenAPI description: one list, so the router and the
 /// document cannot disagree.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -123,6 +125,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::metrics))
         .routes(routes!(handlers::openapi_json))
 }
+
 /// The router; tests drive it directly or over a real socket.
 pub fn app(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
@@ -135,7 +138,9 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
-/// Unknown paths: a JSON 404 like every other error (counted under the route [`UNMATCHED`]).
+
+/// Unknown paths: a JSON 404 like every other error (counted under the route
+/// [`UNMATCHED`](super::metrics::UNMATCHED)).
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
@@ -149,6 +154,7 @@ async fn method_not_allowed() -> ApiError {
         "this route does not take this method",
     )
 }
+
 /// Runs blocking work (the store, CPU-heavy parsing) off the async threads.
 pub(super) async fn blocking<T, E>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,

@@ -24,6 +24,7 @@ use crate::tenant::settings::{Plan, PlanLimits, TenantStatus};
 
 /// The shortest signing secret accepted, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
+
 /// Refuses a secret too short to sign with: tokens are only as strong as it.
 pub(super) fn check_secret(secret: &[u8]) -> Result<(), ServerError> {
     if secret.len() < MIN_SECRET_LEN {
@@ -50,15 +51,6 @@ pub fn issue_token(
         &claims,
         &EncodingKey::from_secret(secret),
     )?)
-}
-/// What [`admit`] found out in the store.
-enum Admission {
-    /// Let in, and counted against the month.
-    In,
-    /// Over the tenant's request rate; try again in this many seconds.
-    Throttled { rate: RateLimit, retry_after: u64 },
-    /// The month's API calls of the plan are used up; not counted.
-    OverPlan { limits: PlanLimits, plan: Plan },
 }
 
 /// A request let in for the tenant in its path: the device token is valid (HS256, not expired)
@@ -150,34 +142,39 @@ async fn admit(state: &AppState, headers: &HeaderMap, tenant: &str) -> Result<Te
     })
     .await?;
     match admission {
-        Admission::Throttled { rate, retry_after } => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "tenant {id} may make {} requests per {} s ({rate}); try again in {retry_after} s",
-                    rate.requests, rate.per_secs
-                ),
-            );
-            e.retry_after = Some(retry_after);
-            Err(e)
-        }
-        Admission::OverPlan { limits, plan } => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "plan_limit",
-                format!(
-                    "the {plan} plan allows {} API calls a month",
-                    limits.max_api_calls_month
-                ),
-            );
-            e.retry_after = Some(seconds_to_next_month());
-            Err(e)
-        }
+        Admission::Throttled { rate, retry_after } => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "tenant {id} may make {} requests per {} s ({rate}); try again in {retry_after} s",
+                rate.requests, rate.per_secs
+            ),
+        )
+        .retry_after(retry_after)),
+        Admission::OverPlan { limits, plan } => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "plan_limit",
+            format!(
+                "the {plan} plan allows {} API calls a month",
+                limits.max_api_calls_month
+            ),
+        )
+        .retry_after(seconds_to_next_month())),
         Admission::In => Ok(id),
     }
 }
 
+/// What [`admit`] found out in the store.
+enum Admission {
+    /// Let in, and counted against the month.
+    In,
+    /// Over the tenant's request rate; try again in this many seconds.
+    Throttled { rate: RateLimit, retry_after: u64 },
+    /// The month's API calls of the plan are used up; not counted.
+    OverPlan { limits: PlanLimits, plan: Plan },
+}
+
+/// Seconds until the next calendar month (UTC), when the plan's monthly calls start again.
 fn seconds_to_next_month() -> u64 {
     let now = Utc::now();
     let (y, m) = if now.month() == 12 {

@@ -23,13 +23,14 @@ pub enum ServerError {
     #[error("cannot set up the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }
+
 /// An API error: its HTTP mapping lives here, and internals never reach the client.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    pub(super) retry_after: Option<u64>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -40,6 +41,12 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
         }
+    }
+
+    /// The same error, answered with `Retry-After: secs`.
+    pub(super) fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub(super) fn internal() -> Self {

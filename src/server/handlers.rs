@@ -77,6 +77,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
 pub(super) async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
     Json(openapi())
 }
+
 /// Pushes a batch of the tenant's operations. The answer comes after the commit, so an
 /// answer means durable; a batch re-sent after a lost answer is stored once (`duplicate`,
 /// with the sequence numbers first given).

@@ -56,6 +56,7 @@ impl RateLimiter {
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -266,6 +266,26 @@ impl FromStr for Hlc {
     }
 }
 
+/// The stamp as the OpenAPI document describes it (feature `server`): its text form, as serde
+/// writes it. By hand, because a derive would describe the fields, which never travel.
+#[cfg(feature = "server")]
+impl utoipa::PartialSchema for Hlc {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A hybrid logical clock stamp: 16 digits of milliseconds since the Unix epoch, \
+                 '.', a 6-digit counter, '@', the node's id; text order is clock order",
+            ))
+            .pattern(Some(r"^[0-9]{16}\.[0-9]{6}@[0-9a-f-]{36}$"))
+            .examples(["0001732433333123.000001@01937a5e-7f4e-7c2a-9a4b-1f2e3d4c5b6a"])
+            .into()
+    }
+}
+
+#[cfg(feature = "server")]
+impl utoipa::ToSchema for Hlc {}
+
 impl Serialize for Hlc {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

@@ -47,6 +47,15 @@ pub enum TenantIdError {
 /// # Ok::<(), pos_tenancy::TenantIdError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "server",
+    derive(utoipa::ToSchema),
+    schema(
+        description = "A tenant's slug: 1 to 64 of a-z, 0-9 and '-'",
+        pattern = "^[a-z0-9-]{1,64}$",
+        examples("caps-automotive")
+    )
+)]
 pub struct TenantId(String);
 
 impl TenantId {
@@ -138,6 +147,15 @@ pub struct RowIdError {
 /// assert!("not-a-uuid".parse::<RowId>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "server",
+    derive(utoipa::ToSchema),
+    schema(
+        value_type = String,
+        format = "uuid",
+        description = "A UUID (v7 for rows and operations made on a node), lowercase, hyphenated"
+    )
+)]
 pub struct RowId(Uuid);
 
 impl RowId {

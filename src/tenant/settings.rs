@@ -82,6 +82,7 @@ text_enum!(TenantStatus, "tenant status", {
 
 /// A commercial plan, which sets default limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Plan {
@@ -96,6 +97,7 @@ text_enum!(Plan, "plan", { Free => "free", Pro => "pro", Enterprise => "enterpri
 
 /// What a plan allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct PlanLimits {
     /// Most users (staff accounts) the tenant may have.
     pub max_users: u32,
@@ -217,6 +219,7 @@ pub enum SettingsError {
 
 /// How a white-label tenant is reached on the web.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind", content = "name")]
 pub enum Domain {
     /// `name.<platform domain>`; one DNS label.
@@ -227,10 +230,12 @@ pub enum Domain {
 
 /// A named tax rate, in parts per million (8.875 % is `88_750`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TaxRate {
     /// Shown on receipts, for example "State sales tax".
     pub name: String,
     /// Parts per million, 0 to 1,000,000.
+    #[cfg_attr(feature = "server", schema(maximum = 1_000_000))]
     pub rate_ppm: u32,
 }
 
@@ -245,14 +250,21 @@ pub struct TaxRate {
 /// assert!(s.validate().is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "server",
+    derive(utoipa::ToSchema),
+    schema(description = "White-label and business settings, validated on the server")
+)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// The brand shown on screens and receipts.
+    #[cfg_attr(feature = "server", schema(min_length = 1, max_length = 100))]
     pub brand_name: String,
     /// Where the tenant's web back office is reached, if anywhere.
     #[serde(default)]
     pub domain: Option<Domain>,
     /// ISO 4217 currency code of the store's prices.
+    #[cfg_attr(feature = "server", schema(pattern = "^[A-Z]{3}$"))]
     pub currency: String,
     /// Language tag for formatting (`en-US`).
     pub locale: String,
@@ -261,9 +273,11 @@ pub struct TenantSettings {
     pub tax_rates: Vec<TaxRate>,
     /// Printed above each receipt.
     #[serde(default)]
+    #[cfg_attr(feature = "server", schema(max_length = 1000))]
     pub receipt_header: String,
     /// Printed below each receipt.
     #[serde(default)]
+    #[cfg_attr(feature = "server", schema(max_length = 1000))]
     pub receipt_footer: String,
     /// Features switched on or off for this tenant.
     #[serde(default)]
@@ -276,6 +290,14 @@ pub struct TenantSettings {
 /// A tenant's business rules for the POS flows ([`crate::pos`]). Each field has a default, so
 /// settings written before a field existed still load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "server",
+    derive(utoipa::ToSchema),
+    schema(
+        description = "Business rules of the POS flows; every field has a default",
+        default
+    )
+)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusinessRules {
     /// Sell a stocked product even when the count says there is not enough (many stores sell
@@ -289,12 +311,15 @@ pub struct BusinessRules {
     /// what was paid with points), rounded down. 0 switches accrual off. Default: 1.
     pub loyalty_points_per_unit: u32,
     /// What one point is worth when redeemed, in minor units, at least 1. Default: 1.
+    #[cfg_attr(feature = "server", schema(minimum = 1))]
     pub loyalty_point_value_minor: u32,
     /// Smallest deposit that opens a layaway, in parts per million of its total. Default:
     /// 100,000 (10 %).
+    #[cfg_attr(feature = "server", schema(maximum = 1_000_000))]
     pub layaway_min_deposit_ppm: u32,
     /// Share of a cancelled layaway's payments the store keeps, in parts per million; the rest
     /// is refunded. Default: 0.
+    #[cfg_attr(feature = "server", schema(maximum = 1_000_000))]
     pub layaway_cancellation_fee_ppm: u32,
     /// Whether labour lines of work orders are taxed. Default: no.
     pub tax_labour: bool,

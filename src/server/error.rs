@@ -1,0 +1,106 @@
+//! The server's errors: [`ServerError`] when it cannot be set up, [`ApiError`] for what a
+//! request is answered, with its HTTP mapping. Internals never reach the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::auth::MIN_SECRET_LEN;
+use crate::central::CentralError;
+use crate::protocol::ErrorBody;
+
+/// Why the server or a token could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The secret is too short to sign with.
+    #[error("the signing secret must be at least {MIN_SECRET_LEN} bytes, got {0}")]
+    WeakSecret(usize),
+    /// Signing failed.
+    #[error("cannot sign the token: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+    /// The metrics registry refused a metric.
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// An API error: its HTTP mapping lives here, and internals never reach the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The same error, answered with `Retry-After: secs`.
+    pub(super) fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    pub(super) fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+}
+
+impl From<CentralError> for ApiError {
+    fn from(e: CentralError) -> Self {
+        match e {
+            CentralError::TenantNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "unknown_tenant", e.to_string())
+            }
+            CentralError::TenantInactive { .. } => {
+                Self::new(StatusCode::FORBIDDEN, "tenant_inactive", e.to_string())
+            }
+            CentralError::ClockSkew { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "clock_skew", e.to_string())
+            }
+            CentralError::BatchRejected { .. }
+            | CentralError::BadLimit { .. }
+            | CentralError::BadRateLimit(_)
+            | CentralError::Settings(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+            }
+            CentralError::BatchTooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                e.to_string(),
+            ),
+            other => {
+                tracing::error!(error = %other, "central store failure");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(ErrorBody {
+            error: self.code.to_owned(),
+            message: self.message,
+        });
+        let mut response = (self.status, body).into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}

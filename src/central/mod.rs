@@ -10,6 +10,9 @@
 //!   (`check_batch`, `check_page_limit`, [`check_skew`]).
 //! - `sqlite.rs`: [`SqliteCentral`], the embedded default backend. A PostgreSQL backend will
 //!   sit beside it.
+//!
+//! What a backend promises is written down as code in the test kit,
+//! `testkit::central_conformance`: a conformance suite that each backend runs against itself.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -167,6 +170,9 @@ impl LimitsUpdate {
 }
 
 /// Storage of the central server. Every method is safe to call from many request handlers.
+///
+/// A backend keeps the promises of the test kit's conformance suite
+/// (`testkit::central_conformance::run_all`), which every backend runs against itself.
 pub trait CentralStore: Send + Sync {
     /// Registers a tenant with its plan's limits (settings validated first).
     fn add_tenant(&self, new: &NewTenant) -> Result<CentralTenant> {

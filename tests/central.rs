@@ -1,15 +1,44 @@
 //! The central store takes exactly what a node's outbox holds: pushed twice, stored once, in a
 //! gap-free per-tenant order, whatever mix of batches and re-sends arrives.
+//!
+//! What any backend promises is the conformance suite
+//! (`pos_tenancy::testkit::central_conformance`); here the SQLite backend runs all of it, in
+//! memory and in a file, and takes a node's outbox as `pos-node` prints it.
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
 use pos_tenancy::protocol::OperationStatus;
+use pos_tenancy::testkit::central_conformance;
 use pos_tenancy::{CentralStore, SqliteCentral};
 use pos_tenancy::{NewTenant, Operation};
-use proptest::prelude::*;
+
+fn in_memory() -> SqliteCentral {
+    SqliteCentral::open_in_memory().expect("central")
+}
+
+#[test]
+fn an_in_memory_sqlite_central_keeps_every_promise() {
+    if let Err(broken) = central_conformance::run_all(in_memory) {
+        panic!("{broken}");
+    }
+}
+
+#[test]
+fn a_sqlite_central_file_keeps_every_promise() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let made = AtomicUsize::new(0);
+    let in_a_file = || {
+        let n = made.fetch_add(1, Ordering::Relaxed);
+        SqliteCentral::open(dir.path().join(format!("central-{n}.db"))).expect("central")
+    };
+    if let Err(broken) = central_conformance::run_all(in_a_file) {
+        panic!("{broken}");
+    }
+    assert!(made.into_inner() > 1, "each promise had a fresh store");
+}
 
 fn node_operations(tag: &str) -> Vec<Operation> {
     let store = store_with(&["caps"]);
@@ -26,7 +55,7 @@ fn a_nodes_outbox_as_json_is_accepted_and_a_resend_is_a_duplicate() {
     // Exactly what `pos-node outbox list --json` prints is what the server takes.
     let json = serde_json::to_string(&ops).expect("json");
     let wire: Vec<Operation> = serde_json::from_str(&json).expect("operations");
-    let central = SqliteCentral::open_in_memory().expect("central");
+    let central = in_memory();
     central
         .add_tenant(&NewTenant::new(tid("caps"), "Caps"))
         .expect("tenant");
@@ -47,34 +76,4 @@ fn a_nodes_outbox_as_json_is_accepted_and_a_resend_is_a_duplicate() {
         pulled, ops,
         "the log gives back what was pushed, in push order"
     );
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
-
-    /// Batches drawn from a pool with repeats (a node re-sending after a lost answer): every
-    /// operation is stored exactly once and sequence numbers run 1..=n without gaps.
-    #[test]
-    fn resends_in_any_order_store_each_operation_once_without_gaps(
-        picks in prop::collection::vec(prop::collection::vec(0usize..40, 1..12), 1..10)
-    ) {
-        let pool = node_operations("p");
-        let central = SqliteCentral::open_in_memory().expect("central");
-        central.add_tenant(&NewTenant::new(tid("caps"), "Caps")).expect("tenant");
-        let mut sent = BTreeSet::new();
-        for batch in picks {
-            let ops: Vec<Operation> = batch.iter().map(|i| pool[i % pool.len()].clone()).collect();
-            let results = central.append(&tid("caps"), &ops).expect("push");
-            for (op, r) in ops.iter().zip(&results) {
-                let fresh = sent.insert(op.id);
-                prop_assert_eq!(r.status, if fresh { OperationStatus::Accepted } else { OperationStatus::Duplicate });
-            }
-        }
-        let page = central.operations_after(&tid("caps"), 0, 1000).expect("pull");
-        prop_assert_eq!(page.high as usize, sent.len());
-        let seqs: Vec<u64> = page.operations.iter().map(|o| o.seq).collect();
-        prop_assert_eq!(seqs, (1..=sent.len() as u64).collect::<Vec<_>>());
-        let ids: BTreeSet<_> = page.operations.iter().map(|o| o.operation.id).collect();
-        prop_assert_eq!(ids, sent);
-    }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`legacy`]: stores of the old single-tenant POS (no `tenant_id`), as adoption finds them.
 
+pub mod central_conformance;
 pub mod demo;
 
 pub mod legacy;

@@ -183,6 +183,8 @@ fn op(tenant: &str, millis: u64) -> Result<Operation, Fail> {
         row_id: RowId::new(),
         kind: OperationKind::Insert,
         columns: columns.as_object().cloned().unwrap_or_default(),
+        unit: None,
+        base: None,
     })
 }
 

@@ -34,6 +34,9 @@ pub enum Error {
     /// A POS flow refused by a business rule or bad input; nothing was written.
     #[error(transparent)]
     Flow(#[from] crate::pos::FlowError),
+    /// A sync conflict that cannot be resolved as asked; nothing was written.
+    #[error(transparent)]
+    Conflict(#[from] crate::sync::ConflictError),
     /// A tenant id that is not a valid slug.
     #[error(transparent)]
     TenantId(#[from] TenantIdError),

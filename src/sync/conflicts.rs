@@ -4,6 +4,12 @@
 //! A conflict's id is derived from what conflicted (its kind and the rows, columns and stamps
 //! involved), never drawn at random: two terminals that detect the same conflict, each when it
 //! merges the other's work, write the same row, and the merge of the two copies is one row.
+//!
+//! A person resolves a conflict with [`Tenant::resolve_conflict`]: an `update` operation of the
+//! conflict's row (its `resolved_at`, `resolved_by` and `resolution` columns), stamped and
+//! pushed like any master-data change, so the resolution shows on every terminal. The table is
+//! internal (no application writes it through the generic CRUD): this is its only writer
+//! besides the merge.
 
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -13,7 +19,154 @@ use crate::ids::{Json, RowId, TenantId, Timestamp};
 use crate::outbox::{self, Change, Stamper};
 use crate::protocol::OperationKind;
 use crate::sync::stamps;
+use crate::tenant::settings::Role;
+use crate::tenant::{Actor, Scope, Tenant, TenantAccess};
 use crate::Result;
+
+/// The longest resolution note, in characters.
+pub const MAX_RESOLUTION_CHARS: usize = 1000;
+
+/// Why a conflict could not be resolved as asked; nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConflictError {
+    /// The conflict was resolved already (here, or on another terminal and synced here).
+    #[error(
+        "conflict {id} was resolved already at {at}{}: {resolution}",
+        by.map(|u| format!(" by user {u}")).unwrap_or_default()
+    )]
+    AlreadyResolved {
+        /// The conflict.
+        id: RowId,
+        /// When it was resolved.
+        at: Timestamp,
+        /// By whom.
+        by: Option<RowId>,
+        /// The note it was resolved with.
+        resolution: String,
+    },
+    /// A resolution note that is empty (or only spaces) or longer than
+    /// [`MAX_RESOLUTION_CHARS`].
+    #[error("a resolution note must be 1 to {max} characters, got {chars}")]
+    BadResolution {
+        /// Characters given (after trimming spaces).
+        chars: usize,
+        /// The most allowed.
+        max: usize,
+    },
+}
+
+/// Reading and resolving the conflicts the merge recorded (see [`crate::sync`]).
+impl Tenant<'_> {
+    /// The tenant's conflicts on this terminal, oldest first (by detection time, then id);
+    /// only those not resolved yet with `open_only`.
+    pub fn conflicts(&self, open_only: bool) -> Result<Vec<SyncConflict>> {
+        let scope = self.scope();
+        // Both conditions are fixed text; the tenant is the one parameter.
+        let condition = if open_only {
+            "resolved_at IS NULL"
+        } else {
+            "1"
+        };
+        scope.rows_where::<SyncConflict, _>(condition, "ORDER BY detected_at, id", [scope.tenant()])
+    }
+
+    /// Marks a conflict resolved by `actor` with a note saying what was done about it (1 to
+    /// [`MAX_RESOLUTION_CHARS`] characters, surrounding spaces trimmed), and returns the
+    /// conflict as it now is. Needs a manager or an admin.
+    ///
+    /// The resolution is an `update` operation of the conflict's row, in one transaction with
+    /// the row and an audit entry: it reaches every terminal of the tenant with the next sync.
+    /// An unknown id is [`crate::Error::NotFound`]; a conflict resolved already (here or on
+    /// another terminal) is refused with [`ConflictError::AlreadyResolved`].
+    pub fn resolve_conflict(
+        &self,
+        actor: &Actor,
+        id: RowId,
+        resolution: &str,
+    ) -> Result<SyncConflict> {
+        let note = resolution.trim();
+        let chars = note.chars().count();
+        if chars == 0 || chars > MAX_RESOLUTION_CHARS {
+            return Err(ConflictError::BadResolution {
+                chars,
+                max: MAX_RESOLUTION_CHARS,
+            }
+            .into());
+        }
+        self.in_write(|scope| resolve(scope, actor, id, note))
+    }
+}
+
+/// The columns a resolution writes, as its operation carries them.
+const RESOLUTION_COLUMNS: [&str; 3] = ["resolved_at", "resolved_by", "resolution"];
+
+fn resolve(scope: &Scope<'_>, actor: &Actor, id: RowId, note: &str) -> Result<SyncConflict> {
+    let table = SyncConflict::TABLE;
+    scope.require_role(actor, Role::Manager, "resolve", table.name)?;
+    let mut row: SyncConflict = scope.row(id)?;
+    if let Some(at) = row.resolved_at {
+        return Err(ConflictError::AlreadyResolved {
+            id,
+            at,
+            by: row.resolved_by,
+            resolution: row.resolution.unwrap_or_default(),
+        }
+        .into());
+    }
+    row.resolved_at = Some(Timestamp::now());
+    row.resolved_by = Some(actor.user_id());
+    row.resolution = Some(note.to_owned());
+    let conn = scope.connection();
+    let tenant = scope.tenant();
+    conn.prepare_cached(
+        "UPDATE sync_conflicts SET resolved_at = ?3, resolved_by = ?4, resolution = ?5
+         WHERE tenant_id = ?1 AND id = ?2",
+    )?
+    .execute(params![
+        tenant,
+        id,
+        row.resolved_at,
+        row.resolved_by,
+        row.resolution
+    ])
+    .map_err(|e| crate::Error::on_table(table.name, e))?;
+    let columns = match serde_json::to_value(&row) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.retain(|name, _| RESOLUTION_COLUMNS.contains(&name.as_str()));
+            map
+        }
+        _ => {
+            return Err(crate::Error::InvalidPayload {
+                table: table.name,
+                reason: "a conflict does not serialize as an object".into(),
+            })
+        }
+    };
+    // Stamped like any master-data update: per-column stamps and the writer's view (`base`),
+    // so the merge on the other terminals takes it by the same rules.
+    outbox::append(
+        conn,
+        &scope.store().stamper(),
+        tenant,
+        Change {
+            actor: Some(actor.user_id()),
+            table,
+            row_id: id,
+            kind: OperationKind::Update,
+            columns,
+            before: None,
+        },
+    )?;
+    scope.audit(
+        Some(actor.user_id()),
+        "update",
+        table.name,
+        &id.to_string(),
+        Some(serde_json::json!({ "columns": RESOLUTION_COLUMNS, "resolution": note })),
+    )?;
+    Ok(row)
+}
 
 /// What kind of rule a merge found broken. Its text is what `sync_conflicts.kind` stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -52,7 +52,7 @@ pub(crate) mod stamps;
 mod state;
 mod transport;
 
-pub use conflicts::ConflictKind;
+pub use conflicts::{ConflictError, ConflictKind, MAX_RESOLUTION_CHARS};
 pub use engine::{read_token, SyncConfig, SyncEngine, SyncEvent, TokenDir, TokenProvider};
 pub use merge::{ColumnMerge, ColumnResolver, LastWriterWins, Resolvers};
 pub use round::{RoundReport, SyncOptions, Syncer};

@@ -666,6 +666,12 @@ impl<'c> Scope<'c> {
         self.conn()
     }
 
+    /// The store, for writers outside this module that stamp operations (sync's conflict
+    /// resolution).
+    pub(crate) fn store(&self) -> &'c Store {
+        self.store
+    }
+
     pub(crate) fn tenant(&self) -> &'c TenantId {
         self.tenant
     }

@@ -1,11 +1,14 @@
-//! `pos-node`: the store-side command line. Exit codes: 0 all well, 1 `verify` found
-//! violations, 2 an error (printed on stderr, prefixed by the program name).
+//! `pos-node`: the store-side command line. Exit codes: 0 all well, 1 `verify` or `status`
+//! found problems, 2 an error (printed on stderr, prefixed by the program name).
 
 mod adopt;
+mod conflicts;
 mod demo;
 mod outbox;
 mod output;
 mod query;
+mod status;
+mod sync;
 mod tenant;
 mod verify;
 
@@ -54,6 +57,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sync with the central server: once, or until SIGTERM or Ctrl-C.
+    Sync(sync::SyncArgs),
+    /// Where each tenant's sync stands; exit 1 if one is stalled, failing or has operations
+    /// set aside.
+    Status(status::StatusArgs),
+    /// List and resolve the conflicts the merge recorded.
+    #[command(subcommand)]
+    Conflicts(conflicts::ConflictsCommand),
     /// Run a read-only SELECT confined to one tenant's rows.
     Query {
         /// The database file.
@@ -73,7 +84,10 @@ enum Command {
 /// What a command wants the process to exit with, when it did not fail.
 pub(crate) enum Outcome {
     Ok,
+    /// Exit 1: the command found problems and listed them.
     Problems,
+    /// Exit 2: the command failed and has said why on stderr already.
+    Failed,
 }
 
 /// Errors of the command line: the library's, or a usage problem it found itself.
@@ -91,6 +105,8 @@ pub(crate) enum CliError {
     Usage(String),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
 }
 
 /// Opens an existing database; read commands never create one by accident.
@@ -124,6 +140,9 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Tenant(cmd) => tenant::run(cmd),
         Command::Outbox(cmd) => outbox::run(cmd),
         Command::Verify { db, json } => verify::run(&db, json),
+        Command::Sync(args) => sync::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Conflicts(cmd) => conflicts::run(cmd),
         Command::Query {
             db,
             tenant,
@@ -138,8 +157,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
+        Ok(Outcome::Failed) => ExitCode::from(2),
         Err(e) => {
-            eprintln!("pos-node: error: {e}");
+            output::warn(&format!("error: {e}"));
             ExitCode::from(2)
         }
     }

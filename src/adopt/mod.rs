@@ -1810,7 +1810,7 @@ fn rebuild(
 
     // After the indexes: the stock sum reads the covering ledger index in key order, no sort.
     progress(Progress::Step(Step::Balances));
-    for b in crate::catalog::ledger::BALANCES {
+    for b in catalog::BALANCES {
         conn.execute_batch(&b.rebuild_sql())
             .map_err(failed(Step::Balances, Some(b.table)))?;
     }
@@ -1892,7 +1892,7 @@ fn rebuild(
     Ok((reports, total_after))
 }
 
-/// `(name, sql)` of the triggers that keep a balance table of [`crate::catalog::ledger::BALANCES`]:
+/// `(name, sql)` of the triggers that keep a balance table of [`catalog::BALANCES`]:
 /// the triggers on its ledger that write to it.
 fn balance_triggers(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare(
@@ -1900,7 +1900,7 @@ fn balance_triggers(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>
          AND sql IS NOT NULL AND instr(lower(sql), ?2) > 0 ORDER BY name",
     )?;
     let mut found = Vec::new();
-    for b in crate::catalog::ledger::BALANCES {
+    for b in catalog::BALANCES {
         let rows = stmt.query_map([b.ledger, b.table], |r| Ok((r.get(0)?, r.get(1)?)))?;
         for row in rows {
             found.push(row?);

@@ -11,9 +11,12 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{
+    params, params_from_iter, Connection, OptionalExtension, ParamsFromIter, Row, ToSql,
+};
 
 use super::{Actor, FilterOp, ListQuery, Page};
+use crate::catalog::ledger::{self, KeptBalance};
 use crate::catalog::{self, Access, AuditEntry, Record, RecordVisitor, SyncClass, TableDef, User};
 use crate::error::Error;
 use crate::ids::{Json, RowId, TenantId, Timestamp};
@@ -389,12 +392,12 @@ impl<'c> Scope<'c> {
             id: rec.id(),
         })?;
         let old = record_columns(&old)?;
-        let final_status = ["completed", "voided", "cancelled"];
-        let frozen = table.sync_class == SyncClass::Document
-            && old
-                .get("status")
+        // A document in one of its closed states (the catalog's `#[closed_when]`) is frozen.
+        let frozen = table.state.is_some_and(|state| {
+            old.get(state.column)
                 .and_then(|v| v.as_str())
-                .is_some_and(|s| final_status.contains(&s));
+                .is_some_and(|s| state.is_closed(s))
+        });
         if frozen {
             return Err(Error::AppendOnly {
                 table: table.name,
@@ -514,17 +517,22 @@ impl<'c> Scope<'c> {
     }
 }
 
+/// `?1` the tenant, then `params` from `?2`: how every statement of a scope is bound.
+fn bound<'a>(
+    tenant: &'a TenantId,
+    params: &'a [&'a dyn ToSql],
+) -> ParamsFromIter<impl Iterator<Item = &'a dyn ToSql>> {
+    params_from_iter(std::iter::once(tenant as &dyn ToSql).chain(params.iter().copied()))
+}
+
 /// What the POS flows ([`crate::pos`]) build on: one authorization per flow, then rows written
-/// with their operation and audit entry each.
+/// with their operation and audit entry each, and reads that bind the tenant themselves.
+///
+/// The reads take SQL text from the crate only (never input) that names the tenant as `?1`
+/// (`WHERE tenant_id = ?1 AND ...`) and the caller's parameters from `?2`; the scope binds `?1`
+/// itself, so a flow cannot bind another tenant or forget to bind one. Statements are
+/// prepared once per connection and cached.
 impl<'c> Scope<'c> {
-    pub(crate) fn connection(&self) -> &'c Connection {
-        self.conn()
-    }
-
-    pub(crate) fn tenant(&self) -> &'c TenantId {
-        self.tenant
-    }
-
     /// The tenant's settings as they are inside this transaction.
     pub(crate) fn tenant_settings(&self) -> Result<TenantSettings> {
         Ok(self
@@ -566,35 +574,80 @@ impl<'c> Scope<'c> {
         self.insert_unchecked(actor.user_id, "insert", rec)
     }
 
-    /// Updates a row as [`TenantAccess::update`] does (documents frozen once closed).
+    /// Updates a row as [`crate::TenantAccess::update`] does (documents frozen once closed).
     pub(crate) fn amend<R: Record>(&self, actor: &Actor, rec: &R) -> Result<()> {
         self.update(actor, rec)
     }
 
-    /// This tenant's rows of `R` matching `condition`, in the order and limit `tail` gives.
-    /// Both are SQL text from the crate only (never input); `?1` is the tenant, the caller's
-    /// parameters follow from `?2`. The column list is the catalog's, as every read uses.
-    pub(crate) fn rows_where<R: Record, P: rusqlite::Params>(
+    /// The row of `R` with this id, or [`Error::NotFound`].
+    pub(crate) fn row<R: Record>(&self, id: RowId) -> Result<R> {
+        self.get(id)?.ok_or(Error::NotFound {
+            table: R::TABLE.name,
+            id,
+        })
+    }
+
+    /// This tenant's rows of `R` matching `condition`, in the order and limit `tail` gives, in
+    /// one statement. Both are SQL text from the crate only (never input); the caller's
+    /// parameters are `?2` onwards. The column list is the catalog's, as every read uses.
+    pub(crate) fn rows_where<R: Record>(
         &self,
         condition: &str,
         tail: &str,
-        params: P,
+        params: &[&dyn ToSql],
     ) -> Result<Vec<R>> {
         let sql = format!(
             "SELECT {} FROM {} WHERE \"tenant_id\" = ?1 AND {condition} {tail}",
             table_sql(R::TABLE).columns,
             quoted(R::TABLE.name)
         );
-        let mut stmt = self.conn().prepare_cached(&sql)?;
-        let rows = stmt.query_map(params, R::from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.query_map(&sql, params, R::from_row)
     }
 
-    pub(crate) fn row<R: Record>(&self, id: RowId) -> Result<R> {
-        self.get(id)?.ok_or(Error::NotFound {
-            table: R::TABLE.name,
-            id,
-        })
+    /// The balance kept beside ledger `L` for one key (values in the order of its
+    /// [`BalanceDef::keys`](crate::catalog::BalanceDef::keys)), 0 when the ledger has no row.
+    pub(crate) fn balance<L: KeptBalance>(&self, key: &[&dyn ToSql]) -> Result<i64> {
+        ledger::read::<L>(self.conn(), self.tenant, key)
+    }
+
+    /// The first row `sql` returns, mapped by `f`; a statement that returns none is an error
+    /// ([`rusqlite::Error::QueryReturnedNoRows`]), as for aggregates that always return one.
+    pub(crate) fn query_row<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToSql],
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        Ok(self
+            .conn()
+            .prepare_cached(sql)?
+            .query_row(bound(self.tenant, params), f)?)
+    }
+
+    /// The first row `sql` returns, mapped by `f`, if it returns one.
+    pub(crate) fn query_optional<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToSql],
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        Ok(self
+            .conn()
+            .prepare_cached(sql)?
+            .query_row(bound(self.tenant, params), f)
+            .optional()?)
+    }
+
+    /// Every row `sql` returns, mapped by `f`, collected in order (into a `Vec`, a map...).
+    pub(crate) fn query_map<T, C: FromIterator<T>>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToSql],
+        f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<C> {
+        let mut stmt = self.conn().prepare_cached(sql)?;
+        let rows = stmt.query_map(bound(self.tenant, params), f)?;
+        Ok(rows.collect::<rusqlite::Result<C>>()?)
     }
 }
 
@@ -631,5 +684,36 @@ impl RecordVisitor for InsertJson<'_, '_> {
             })?;
         self.scope.insert(self.actor, &rec)?;
         Ok(rec.id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::settings::NewTenant;
+
+    #[test]
+    fn reads_bind_the_scope_tenant_and_check_the_parameter_count() -> Result<()> {
+        let store = Store::open_in_memory()?;
+        for id in ["caps", "bolt"] {
+            store.add_tenant(&NewTenant::new(id.parse()?, id))?;
+            store.tenant(&id.parse()?)?.bootstrap_admin(id, "Owner")?;
+        }
+        let caps: TenantId = "caps".parse()?;
+        let s = Scope::new(&store, &caps);
+        let sql = "SELECT username FROM users WHERE tenant_id = ?1 AND role = ?2";
+        let names: Vec<String> = s.query_map(sql, &[&Role::Admin], |r| r.get(0))?;
+        assert_eq!(names, ["caps"]);
+        let count = "SELECT count(*) FROM users WHERE tenant_id = ?1";
+        assert_eq!(s.query_row(count, &[], |r| r.get::<_, i64>(0))?, 1);
+        let bolt = "SELECT id FROM users WHERE tenant_id = ?1 AND username = ?2";
+        assert!(s
+            .query_optional(bolt, &[&"bolt"], |r| r.get::<_, RowId>(0))?
+            .is_none());
+        // A parameter short is an error, never the value bound when the statement last ran.
+        assert!(s
+            .query_map::<String, Vec<_>>(sql, &[], |r| r.get(0))
+            .is_err());
+        Ok(())
     }
 }

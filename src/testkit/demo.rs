@@ -47,12 +47,12 @@ use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::catalog::{
-    CommissionRule, CreditAccount, Customer, CustomerVehicle, Fitment, InventoryItem,
-    LoyaltyTransaction, PriceLevel, Product, ProductCategory, Promotion, SalePayment,
+    CommissionRule, CreditAccount, CreditTransaction, Customer, CustomerVehicle, Fitment,
+    GiftCardTransaction, InventoryItem, LoyaltyTransaction, PriceLevel, Product, ProductCategory,
+    Promotion, SalePayment,
 };
 use crate::ids::{RowId, Timestamp};
 use crate::pos::checkout::{self, Context, LineItem, Tender, DEFAULT_LOCATION};
@@ -175,11 +175,11 @@ pub fn fill(
         seed: options.seed,
         ..DemoSummary::default()
     };
-    let products: i64 = tenant
-        .scope()
-        .connection()
-        .prepare_cached("SELECT count(*) FROM products WHERE tenant_id = ?1")?
-        .query_row([tenant.tenant_id()], |r| r.get(0))?;
+    let products: i64 = tenant.scope().query_row(
+        "SELECT count(*) FROM products WHERE tenant_id = ?1",
+        &[],
+        |r| r.get(0),
+    )?;
     if products == 0 {
         tenant.in_write(|s| make_catalog(s, actor, &mut rng, &mut summary))?;
         summary.catalog_created = true;
@@ -1002,14 +1002,11 @@ impl World {
     fn load(tenant: &Tenant<'_>) -> Result<Self> {
         let settings = tenant.settings()?;
         let scope = tenant.scope();
-        let conn = scope.connection();
-        let t = tenant.tenant_id();
-        let products = conn
-            .prepare_cached(
-                "SELECT id, description, kind, cost_minor FROM products
-                 WHERE tenant_id = ?1 AND active = 1 AND currency = ?2 ORDER BY sku",
-            )?
-            .query_map(params![t, settings.currency], |r| {
+        let products = scope.query_map(
+            "SELECT id, description, kind, cost_minor FROM products
+             WHERE tenant_id = ?1 AND active = 1 AND currency = ?2 ORDER BY sku",
+            &[&settings.currency],
+            |r| {
                 Ok(DemoProduct {
                     id: r.get(0)?,
                     by_litre: r.get::<_, Option<String>>(1)?.as_deref()
@@ -1017,79 +1014,74 @@ impl World {
                     stocked: r.get::<_, String>(2)? == "stocked",
                     cost_minor: r.get(3)?,
                 })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let customers = conn
-            .prepare_cached(
-                "SELECT c.id, l.id, a.id FROM customers c
-                 LEFT JOIN loyalty_accounts l ON l.tenant_id = c.tenant_id AND l.customer_id = c.id
-                 LEFT JOIN credit_accounts a
-                   ON a.tenant_id = c.tenant_id AND a.customer_id = c.id AND a.active = 1
-                 WHERE c.tenant_id = ?1 ORDER BY c.code",
-            )?
-            .query_map([t], |r| {
+            },
+        )?;
+        let customers = scope.query_map(
+            "SELECT c.id, l.id, a.id FROM customers c
+             LEFT JOIN loyalty_accounts l ON l.tenant_id = c.tenant_id AND l.customer_id = c.id
+             LEFT JOIN credit_accounts a
+               ON a.tenant_id = c.tenant_id AND a.customer_id = c.id AND a.active = 1
+             WHERE c.tenant_id = ?1 ORDER BY c.code",
+            &[],
+            |r| {
                 Ok(DemoCustomer {
                     id: r.get(0)?,
                     loyalty: r.get(1)?,
                     credit: r.get(2)?,
                 })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let vehicles = conn
-            .prepare_cached(
-                "SELECT v.id, v.customer_id, v.mileage FROM customer_vehicles v
-                 JOIN customers c ON c.tenant_id = v.tenant_id AND c.id = v.customer_id
-                 WHERE v.tenant_id = ?1 ORDER BY c.code, v.vin, v.plate, v.make, v.model, v.year",
-            )?
-            .query_map([t], |r| {
+            },
+        )?;
+        let vehicles = scope.query_map(
+            "SELECT v.id, v.customer_id, v.mileage FROM customer_vehicles v
+             JOIN customers c ON c.tenant_id = v.tenant_id AND c.id = v.customer_id
+             WHERE v.tenant_id = ?1 ORDER BY c.code, v.vin, v.plate, v.make, v.model, v.year",
+            &[],
+            |r| {
                 Ok(DemoVehicle {
                     id: r.get(0)?,
                     customer: r.get(1)?,
                     mileage: r.get(2)?,
                 })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let cards = conn
-            .prepare_cached(
-                "SELECT id, customer_id FROM gift_cards
-                 WHERE tenant_id = ?1 AND active = 1 AND currency = ?2
-                   AND (expires_at IS NULL OR expires_at > ?3)
-                 ORDER BY code",
-            )?
-            .query_map(params![t, settings.currency, Timestamp::now()], |r| {
+            },
+        )?;
+        let cards = scope.query_map(
+            "SELECT id, customer_id FROM gift_cards
+             WHERE tenant_id = ?1 AND active = 1 AND currency = ?2
+               AND (expires_at IS NULL OR expires_at > ?3)
+             ORDER BY code",
+            &[&settings.currency, &Timestamp::now()],
+            |r| {
                 Ok(DemoCard {
                     id: r.get(0)?,
                     customer: r.get(1)?,
                 })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let codes = conn
-            .prepare_cached(
-                "SELECT code FROM promotions
-                 WHERE tenant_id = ?1 AND active = 1 AND code IS NOT NULL ORDER BY code",
-            )?
-            .query_map([t], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let layaways = conn
-            .prepare_cached(
-                "SELECT id, total_minor FROM layaways
-                 WHERE tenant_id = ?1 AND status = 'open' AND currency = ?2
-                 ORDER BY opened_at, number",
-            )?
-            .query_map(params![t, settings.currency], |r| {
+            },
+        )?;
+        let codes = scope.query_map(
+            "SELECT code FROM promotions
+             WHERE tenant_id = ?1 AND active = 1 AND code IS NOT NULL ORDER BY code",
+            &[],
+            |r| r.get(0),
+        )?;
+        let layaways = scope.query_map(
+            "SELECT id, total_minor FROM layaways
+             WHERE tenant_id = ?1 AND status = 'open' AND currency = ?2
+             ORDER BY opened_at, number",
+            &[&settings.currency],
+            |r| {
                 Ok(DemoLayaway {
                     id: r.get(0)?,
                     total_minor: r.get(1)?,
                 })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let labour_rate_minor = conn
-            .prepare_cached(
+            },
+        )?;
+        let labour_rate_minor = scope
+            .query_optional(
                 "SELECT price_minor FROM products
                  WHERE tenant_id = ?1 AND sku = 'SVC-LAB' AND currency = ?2",
+                &[&settings.currency],
+                |r| r.get(0),
             )?
-            .query_row(params![t, settings.currency], |r| r.get(0))
-            .optional()?
             .unwrap_or(9_500 * minor_per_major(&settings.currency) / 100);
         Ok(Self {
             point_value_minor: i64::from(settings.rules.loyalty_point_value_minor),
@@ -1304,8 +1296,6 @@ fn tenders(
     customer: Option<&DemoCustomer>,
     due: i64,
 ) -> Result<Vec<Tender>> {
-    use crate::catalog::ledger::{balance, Balance};
-    let (conn, t) = (s.connection(), s.tenant());
     let mut left = due;
     let mut out = Vec::new();
     // The customer's own card, or one in four walk-ins hands over a card they were given.
@@ -1321,7 +1311,7 @@ fn tenders(
         None
     };
     if let Some(card) = card {
-        let held = balance(conn, t, Balance::GiftCard, card.id)?;
+        let held = s.balance::<GiftCardTransaction>(&[&card.id])?;
         let amount = held.min(left);
         if amount > 0 {
             out.push(Tender::GiftCard {
@@ -1332,7 +1322,7 @@ fn tenders(
         }
     }
     if let Some(account) = customer.and_then(|c| c.loyalty) {
-        let points = balance(conn, t, Balance::Loyalty, account)?;
+        let points = s.balance::<LoyaltyTransaction>(&[&account])?;
         if world.point_value_minor > 0 && points >= 100 && left > 0 && rng.random_bool(0.3) {
             let spend = points.min(left / world.point_value_minor);
             if spend > 0 {
@@ -1343,12 +1333,8 @@ fn tenders(
     }
     if let Some(account) = customer.and_then(|c| c.credit) {
         if left > 0 && rng.random_bool(0.5) {
-            let owed = balance(conn, t, Balance::Credit, account)?;
-            let limit: i64 = conn
-                .prepare_cached(
-                    "SELECT credit_limit_minor FROM credit_accounts WHERE tenant_id = ?1 AND id = ?2",
-                )?
-                .query_row(params![t, account], |r| r.get(0))?;
+            let owed = s.balance::<CreditTransaction>(&[&account])?;
+            let limit = s.row::<CreditAccount>(account)?.credit_limit_minor;
             // Now and then the cashier tries the whole amount whatever the limit, and the
             // flow refuses it past the limit.
             let amount = if rng.random_bool(0.1) {
@@ -1539,7 +1525,7 @@ fn pay_layaway(
         summary.layaway_payments += 1;
         *summary
             .payments_minor
-            .entry(tender.method().to_owned())
+            .entry(tender.method().as_str().to_owned())
             .or_default() += amount;
         if amount < left {
             return Ok(());

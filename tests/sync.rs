@@ -192,12 +192,18 @@ fn the_same_page_applied_twice_changes_nothing_and_own_operations_are_recognised
     w.sync_all()?;
     let b = w.terminals[1].tenant(&w.tenant)?;
     let before = w.dump(1)?;
-    // Pull everything again from the start: union by id, nothing doubles.
     let page = w.central.operations_after(&w.tenant, 0, 1000)?;
     assert!(page.operations.len() >= 3);
-    let again = pos_tenancy::sync::Syncer::new(&w.terminals[1], &w.transport, &w.options);
-    drop(again);
-    // Replaying goes through a fresh terminal file copy: apply the whole log once more.
+    // As if terminal 1 had crashed before its cursor moved: the whole log comes again.
+    {
+        let raw = rusqlite::Connection::open(w._dir.path().join("t1.db"))?;
+        raw.execute("UPDATE sync_state SET cursor = 0", [])?;
+    }
+    let report = w.sync(1)?;
+    assert_eq!(
+        report.pulled as u64, page.high,
+        "the whole log was fetched again"
+    );
     for i in 0..2 {
         let status = w.terminals[i].sync_status(&w.tenant)?;
         assert_eq!(status.cursor, page.high);

@@ -180,6 +180,9 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
             let ops = whole_units(ops);
             match self.transport.push(tenant, token, &ops) {
                 Ok(results) => self.acknowledge(tenant, &ops, &results, &mut report)?,
+                // Stamped ahead of the server's clock: this terminal's clock is wrong, not the
+                // operations. They wait (nothing is lost) until the clock is set right.
+                Err(e) if e.is_clock_skew() => return Err(transport_error(tenant, Step::Push, e)),
                 Err(e) if e.class() == ErrorClass::Refused => {
                     // Find what the server refuses: a transaction at a time.
                     let units = split_units(&ops);
@@ -190,7 +193,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     for unit in units {
                         match self.transport.push(tenant, token, unit) {
                             Ok(results) => self.acknowledge(tenant, unit, &results, &mut report)?,
-                            Err(e) if e.class() == ErrorClass::Refused => {
+                            Err(e) if e.class() == ErrorClass::Refused && !e.is_clock_skew() => {
                                 self.set_aside(tenant, unit, &e.to_string(), &mut report)?
                             }
                             Err(e) => return Err(transport_error(tenant, Step::Push, e)),
@@ -336,6 +339,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                 .map_err(|e| transport_error(tenant, Step::Pull, e))?;
             report.server_high = report.server_high.max(page.high);
             let fetched = page.operations.len();
+            let mut units: Vec<Vec<Operation>> = Vec::new();
             for sop in page.operations {
                 if sop.seq <= after {
                     continue; // A page never goes back; ignore what would.
@@ -355,11 +359,13 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     w.seq == seq || (txn.is_some() && w.operation.unit.map(|u| u.txn) == txn)
                 });
                 waiting = rest;
-                // Everything up to here is applied but what still waits.
-                let cursor = waiting.first().map_or(seq, |w| w.seq - 1);
-                let ops: Vec<Operation> = unit.into_iter().map(|w| w.operation).collect();
+                units.push(unit.into_iter().map(|w| w.operation).collect());
+            }
+            if !units.is_empty() {
+                // Everything fetched is applied but what still waits for its transaction's end.
+                let cursor = waiting.first().map_or(after, |w| w.seq - 1);
                 let applied =
-                    merge::apply_unit(self.store, tenant, &ops, cursor, &self.options.resolvers)
+                    merge::apply_units(self.store, tenant, &units, cursor, &self.options.resolvers)
                         .map_err(local)?;
                 report.applied += applied.operations;
                 report

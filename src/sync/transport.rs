@@ -54,7 +54,9 @@ impl ErrorClass {
                 "ask the vendor to reactivate the tenant, or check the token is this tenant's"
             }
             ErrorClass::Refused => {
-                "review the operations set aside (pos-node conflicts list); the rest went on"
+                "review the operations set aside (pos-node conflicts list); the rest went on. \
+                 If the server names clock skew, set this terminal's clock right: its \
+                 operations wait until then"
             }
             ErrorClass::Fatal => {
                 "check the server URL and tenant id, and run pos-node verify on this database"
@@ -101,6 +103,12 @@ impl TransportError {
                 _ => ErrorClass::Transient,
             },
         }
+    }
+
+    /// Whether the server refused operations stamped too far ahead of its clock: this
+    /// terminal's clock runs ahead. Not a reason to set operations aside.
+    pub fn is_clock_skew(&self) -> bool {
+        matches!(self, TransportError::Server { code, .. } if code == "clock_skew")
     }
 
     /// How long the server asked to wait before a retry.

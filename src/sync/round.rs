@@ -110,12 +110,23 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         }
     }
 
-    /// Push, pull, then settings: a whole round for the tenant. The first failing step ends
-    /// the round; what the steps before it did stays done.
+    /// Push, pull, then settings: a whole round for the tenant. A push the server refuses
+    /// (a clock running ahead) does not keep the pull from running: pull never waits for
+    /// pushes; the push's error is returned after it. Any other failure ends the round; what
+    /// the steps before it did stays done.
     pub fn round(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
-        let pushed = self.push(tenant, token)?;
+        let pushed = self.push(tenant, token);
+        if let Err(e) = &pushed {
+            if matches!(
+                e.class,
+                ErrorClass::Transient | ErrorClass::Auth | ErrorClass::Suspended
+            ) {
+                return pushed;
+            }
+        }
         let pulled = self.pull(tenant, token)?;
         let settings_changed = self.pull_config(tenant, token)?;
+        let pushed = pushed?;
         let mut conflicts = pushed.conflicts;
         conflicts.extend(pulled.conflicts);
         Ok(RoundReport {

@@ -297,7 +297,8 @@ impl Transport for HttpTransport {
 }
 
 /// A transport that calls a [`CentralStore`] in the same process, with no HTTP and no token
-/// check: for tests, simulations and benchmarks of the merge alone.
+/// check (the server's clock check is kept): for tests, simulations and benchmarks of the
+/// merge alone.
 #[derive(Debug)]
 pub struct DirectTransport<S> {
     store: Arc<S>,
@@ -334,6 +335,15 @@ impl<S: CentralStore> Transport for DirectTransport<S> {
         _token: &str,
         operations: &[Operation],
     ) -> Result<Vec<OperationResult>, TransportError> {
+        // The server's clock check, so a terminal whose clock runs ahead meets here what it
+        // meets over HTTP.
+        crate::central::check_skew(operations, crate::Timestamp::now(), crate::DEFAULT_MAX_SKEW)
+            .map_err(|e| TransportError::Server {
+                status: 400,
+                code: "clock_skew".to_owned(),
+                message: e.to_string(),
+                retry_after: None,
+            })?;
         self.store.append(tenant, operations).map_err(central_error)
     }
 

@@ -49,6 +49,7 @@ pub mod pos;
 pub mod protocol;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use catalog::Record;

@@ -9,5 +9,6 @@
 //! generators nor their random-number crates.
 
 pub mod demo;
-
 pub mod legacy;
+
+mod reference;

@@ -1,9 +1,12 @@
-//! Reference data and helpers of the test kit's generators: the vocabularies they name things
-//! with (brands, people, companies, vehicle makes and engines), the VIN alphabet, EAN-13
-//! barcodes, and a day, an hour and a minute in milliseconds.
+//! Reference data and helpers both generators share: the vocabularies they name things with
+//! (brands, people, companies, vehicle makes and engines), the VIN alphabet, EAN-13 barcodes,
+//! and a day, an hour and a minute in milliseconds.
 //!
-//! A generator picks an entry of a [`Vocabulary`] by an index drawn from its seeded stream: a
-//! list's length and order are part of what every seed generates.
+//! Each generator has its own [`Vocabulary`]: the legacy store's is international on purpose
+//! (accents, CJK, emoji: text adoption must copy byte for byte), the demo's is a plain shop's.
+//! They are two lists, not one merged list, because a generator picks an entry by an index
+//! drawn from its seeded stream: a list's length and order are part of what every seed
+//! generates, and merging them would change every store a seed has generated so far.
 
 /// Milliseconds in a day.
 pub(super) const DAY_MS: i64 = 86_400_000;
@@ -125,6 +128,82 @@ pub(super) const LEGACY: Vocabulary = Vocabulary {
         "1.2 PureTech",
         "3.0 i6",
         "Elektro",
+    ],
+};
+
+/// The demo's vocabulary: a plain shop's.
+pub(super) const DEMO: Vocabulary = Vocabulary {
+    brands: &[
+        "Bosch",
+        "Mann-Filter",
+        "Brembo",
+        "Febi",
+        "Valeo",
+        "NGK",
+        "Castrol",
+        "Gates",
+        "Monroe",
+        "Osram",
+        "Denso",
+        "ACDelco",
+        "Motorcraft",
+        "Mahle",
+    ],
+    first_names: &[
+        ("Ana", "ana"),
+        ("José", "jose"),
+        ("Jürgen", "juergen"),
+        ("Zoë", "zoe"),
+        ("François", "francois"),
+        ("Emma", "emma"),
+        ("Liam", "liam"),
+        ("Olivia", "olivia"),
+        ("Noah", "noah"),
+        ("Aarav", "aarav"),
+        ("Fatima", "fatima"),
+        ("Mia", "mia"),
+        ("Lucas", "lucas"),
+        ("Grace", "grace"),
+        ("Mateo", "mateo"),
+        ("Hana", "hana"),
+    ],
+    last_names: &[
+        ("Díaz", "diaz"),
+        ("Müller", "mueller"),
+        ("García", "garcia"),
+        ("Smith", "smith"),
+        ("Johnson", "johnson"),
+        ("Brown", "brown"),
+        ("O'Connor", "oconnor"),
+        ("Kowalski", "kowalski"),
+        ("Nguyen", "nguyen"),
+        ("Rossi", "rossi"),
+        ("Dubois", "dubois"),
+        ("Wilson", "wilson"),
+        ("Fischer", "fischer"),
+        ("Martínez", "martinez"),
+        ("Yamada", "yamada"),
+        ("Okafor", "okafor"),
+    ],
+    companies: &[
+        "Joe's Garage",
+        "Fleet Solutions Ltd",
+        "City Cabs",
+        "Green Valley Farms",
+        "Rapid Couriers",
+        "Northside Motors",
+    ],
+    makes: &[
+        ("Toyota", "JT2", &["Corolla", "Hilux", "RAV4"]),
+        ("Volkswagen", "WVW", &["Golf", "Passat", "Polo"]),
+        ("Ford", "1FT", &["F-150", "Focus", "Transit"]),
+        ("Honda", "JHM", &["Civic", "Accord"]),
+        ("Chevrolet", "1GC", &["Silverado", "Malibu"]),
+        ("Nissan", "JN1", &["Navara", "Micra"]),
+        ("BMW", "WBA", &["3 Series", "X5"]),
+    ],
+    engines: &[
+        "1.6 16V", "2.0 TDI", "1.5 VTEC", "5.0 V8", "2.4 D-4D", "3.0 i6",
     ],
 };
 

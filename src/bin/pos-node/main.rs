@@ -2,6 +2,7 @@
 //! violations, 2 an error (printed on stderr, prefixed by the program name).
 
 mod adopt;
+#[cfg(feature = "testkit")]
 mod demo;
 mod outbox;
 mod output;
@@ -38,6 +39,7 @@ enum Command {
     /// Adopt a legacy single-tenant store in place (or roll an adoption back).
     Adopt(Box<adopt::AdoptArgs>),
     /// Fill a tenant with a demo auto-parts store and ring up a day of sales.
+    #[cfg(feature = "testkit")]
     Demo(demo::DemoArgs),
     /// Manage the tenant registry.
     #[command(subcommand)]
@@ -120,6 +122,7 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
             Ok(Outcome::Ok)
         }
         Command::Adopt(args) => adopt::run(*args),
+        #[cfg(feature = "testkit")]
         Command::Demo(args) => demo::run(args),
         Command::Tenant(cmd) => tenant::run(cmd),
         Command::Outbox(cmd) => outbox::run(cmd),

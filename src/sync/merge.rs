@@ -125,14 +125,16 @@ impl From<rusqlite::Error> for Failure {
 /// Applies units of other terminals' operations (this node's own are recognised and skipped),
 /// each whole or not at all (a savepoint per unit), and moves the tenant's cursor to `cursor`,
 /// all in one transaction: a crash anywhere leaves the cursor where the units start, and they
-/// are fetched and applied again.
+/// are fetched and applied again. `None` when `dies_before_commit` says the terminal died
+/// before the commit (a test kit's crash point): nothing was written.
 pub(crate) fn apply_units(
     store: &Store,
     tenant: &TenantId,
     units: &[Vec<Operation>],
     cursor: u64,
     resolvers: &Resolvers,
-) -> Result<Applied> {
+    dies_before_commit: &dyn Fn() -> bool,
+) -> Result<Option<Applied>> {
     let conn = &store.conn;
     let node = store.node_id();
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
@@ -187,12 +189,16 @@ pub(crate) fn apply_units(
         }
     }
     crate::sync::state::set_cursor(conn, tenant, cursor)?;
+    if dies_before_commit() {
+        // A simulated crash: the transaction rolls back as it is dropped.
+        return Ok(None);
+    }
     tx.commit()?;
     if observed {
         // The floor moved under the connection's cached stamps.
         store.forget_cached_clock();
     }
-    Ok(applied)
+    Ok(Some(applied))
 }
 
 /// Raises the node's clock floor to a stamp it has seen, so its next stamps come after it.

@@ -2,6 +2,8 @@
 //! head and merge, fetch the settings. The engine ([`super::SyncEngine`]) runs rounds on its own
 //! thread; `pos-node sync --once` and tests run them directly through [`Syncer`].
 
+use std::sync::Arc;
+
 use rusqlite::{params, TransactionBehavior};
 use serde::Serialize;
 
@@ -17,12 +19,42 @@ use crate::sync::merge::{self, Resolvers};
 use crate::sync::state::{self, Step, SyncError};
 use crate::sync::transport::{ErrorClass, Transport, TransportError};
 
+/// A point of a round where a test kit can make the terminal "die" (see
+/// [`SyncOptions::crash_points`]): what the round did before it stays, what it was doing is
+/// rolled back, as after a process killed there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CrashPoint {
+    /// The server committed a push and answered; the terminal has not recorded the answer.
+    PushAnswered,
+    /// A page of the log arrived; nothing of it is applied.
+    PullFetched,
+    /// A page's units are merged; the merge's transaction has not committed.
+    MergeApplied,
+}
+
+/// Decides, at each crash point, whether the terminal dies there.
+pub type CrashHook = Arc<dyn Fn(CrashPoint) -> bool + Send + Sync>;
+
 /// How a round moves operations.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SyncOptions {
     batch_size: usize,
     page_size: u32,
     resolvers: Resolvers,
+    crash: Option<CrashHook>,
+}
+
+impl std::fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("batch_size", &self.batch_size)
+            .field("page_size", &self.page_size)
+            .field("resolvers", &self.resolvers)
+            .field("crash_points", &self.crash.is_some())
+            .finish()
+    }
 }
 
 impl Default for SyncOptions {
@@ -31,6 +63,7 @@ impl Default for SyncOptions {
             batch_size: 500,
             page_size: 500,
             resolvers: Resolvers::default(),
+            crash: None,
         }
     }
 }
@@ -56,6 +89,27 @@ impl SyncOptions {
         self.resolvers = resolvers;
         self
     }
+
+    /// For test kits (default: none): asked at each [`CrashPoint`]; when it answers `true`
+    /// the step stops there as if the process died (its transaction rolls back) and fails
+    /// with a transient error naming the point. Restart the terminal from its file to go on.
+    pub fn crash_points(mut self, hook: CrashHook) -> Self {
+        self.crash = Some(hook);
+        self
+    }
+
+    fn crashes_at(&self, point: CrashPoint) -> bool {
+        self.crash.as_ref().is_some_and(|hook| hook(point))
+    }
+}
+
+fn crashed(tenant: &TenantId, step: Step, point: CrashPoint) -> SyncError {
+    SyncError::new(
+        tenant,
+        step,
+        ErrorClass::Transient,
+        format!("the terminal died at {point:?} (a simulated crash)"),
+    )
 }
 
 /// What a round (or one of its steps) did.
@@ -264,6 +318,9 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
             self.mark_set_aside(tenant, std::slice::from_ref(op), &reason, report)
                 .map_err(local)?;
         }
+        if self.options.crashes_at(CrashPoint::PushAnswered) {
+            return Err(crashed(tenant, Step::Push, CrashPoint::PushAnswered));
+        }
         tx.commit().map_err(|e| local(e.into()))?;
         Ok(())
     }
@@ -375,9 +432,20 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
             if !units.is_empty() {
                 // Everything fetched is applied but what still waits for its transaction's end.
                 let cursor = waiting.first().map_or(after, |w| w.seq - 1);
-                let applied =
-                    merge::apply_units(self.store, tenant, &units, cursor, &self.options.resolvers)
-                        .map_err(local)?;
+                if self.options.crashes_at(CrashPoint::PullFetched) {
+                    return Err(crashed(tenant, Step::Pull, CrashPoint::PullFetched));
+                }
+                let before_commit = || self.options.crashes_at(CrashPoint::MergeApplied);
+                let applied = merge::apply_units(
+                    self.store,
+                    tenant,
+                    &units,
+                    cursor,
+                    &self.options.resolvers,
+                    &before_commit,
+                )
+                .map_err(local)?
+                .ok_or_else(|| crashed(tenant, Step::Pull, CrashPoint::MergeApplied))?;
                 report.applied += applied.operations;
                 report
                     .conflicts

@@ -173,3 +173,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn three_tills_and_a_thousand_operations_settle_and_check() -> R {
+    let mut world = World::builder(21).tenant("caps", 3).build()?;
+    let admin = world.admin("caps")?;
+    let tills: Vec<_> = (0..3).map(|n| world.terminal("caps", n)).collect();
+    for sku in ["OF-1", "AF-2", "SP-7", "WB-4"] {
+        world.product(tills[0], &admin, sku, 700, 50_000)?;
+    }
+    // About five operations a checkout: a thousand operations in all.
+    for round in 0..6 {
+        for t in &tills {
+            for _ in 0..25 {
+                world.random_action(*t, &admin)?;
+            }
+            if round % 2 == 1 {
+                world.sync(*t)?.ok();
+            }
+        }
+    }
+    world.quiesce()?;
+    world.check_all()?;
+    let head = world
+        .store(tills[0])
+        .sync_status(&"caps".parse().map_err(|_| "id")?)?
+        .server_high;
+    assert!(head >= 1_000, "{head} operations in the log");
+    Ok(())
+}

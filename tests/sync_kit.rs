@@ -202,3 +202,23 @@ fn three_tills_and_a_thousand_operations_settle_and_check() -> R {
     assert!(head >= 1_000, "{head} operations in the log");
     Ok(())
 }
+
+#[cfg(feature = "server")]
+#[test]
+fn the_same_scenario_over_real_http_on_loopback_converges_with_faults() -> R {
+    let mut world = World::builder(13).tenant("caps", 3).http().build()?;
+    let admin = world.admin("caps")?;
+    let tills: Vec<_> = (0..3).map(|n| world.terminal("caps", n)).collect();
+    world.product(tills[0], &admin, "OF-1", 900, 10_000)?;
+    world.offline(tills[2]);
+    for t in &tills {
+        for _ in 0..6 {
+            world.random_action(*t, &admin)?;
+        }
+    }
+    world.online(tills[2]);
+    world.lose_next_answer(tills[1]);
+    world.crash_at(tills[0], CrashPoint::PushAnswered);
+    world.quiesce()?;
+    Ok(world.check_all()?)
+}

@@ -1,6 +1,8 @@
 //! A kit for sync conflict tests: a world built from a seed (a central store, tenants, and
 //! terminals each on its own SQLite file with its own clock), faults reproducible from the
-//! seed, a bounded quiesce, and checkers a test calls by name.
+//! seed, a bounded quiesce, and checkers a test calls by name. Terminals reach the central
+//! store through the sync engine's direct transport, or over `pos-central`'s real HTTP API on
+//! 127.0.0.1 ([`WorldBuilder::http`]).
 //!
 //! ```
 //! use pos_tenancy::testkit::sync::World;
@@ -92,12 +94,24 @@ pub struct WorldBuilder {
     seed: u64,
     tenants: Vec<(String, usize)>,
     options: SyncOptions,
+    /// Over HTTP (only with the `server` feature).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    http: bool,
 }
 
 impl WorldBuilder {
     /// A tenant with `terminals` terminals of its own.
     pub fn tenant(mut self, id: &str, terminals: usize) -> Self {
         self.tenants.push((id.to_owned(), terminals));
+        self
+    }
+
+    /// Terminals reach the central store through `pos-central`'s HTTP API on 127.0.0.1 (a
+    /// server in this process, on a free port, with a device token per terminal) instead of
+    /// the direct transport. Needs the `server` feature.
+    #[cfg(feature = "server")]
+    pub fn http(mut self) -> Self {
+        self.http = true;
         self
     }
 
@@ -137,7 +151,13 @@ impl WorldBuilder {
             terminals: Vec::new(),
             options: self.options,
             trace: Vec::new(),
+            #[cfg(feature = "server")]
+            server: None,
         };
+        #[cfg(feature = "server")]
+        if self.http {
+            world.server = Some(HttpServer::start(Arc::clone(&world.central)).map_err(fail)?);
+        }
         for (tenant, count) in &self.tenants {
             let id: TenantId = tenant
                 .parse()
@@ -181,7 +201,7 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 /// A terminal's way to the central store: the direct transport behind the terminal's link and
 /// the world's chaos.
 struct KitTransport {
-    inner: DirectTransport<SqliteCentral>,
+    inner: Box<dyn Transport + Send + Sync>,
     terminal: usize,
     shared: Arc<Mutex<Shared>>,
 }
@@ -279,6 +299,90 @@ pub struct World {
     terminals: Vec<Terminal>,
     options: SyncOptions,
     trace: Vec<String>,
+    #[cfg(feature = "server")]
+    server: Option<HttpServer>,
+}
+
+/// `pos-central`'s HTTP API over the world's central store, on 127.0.0.1.
+#[cfg(feature = "server")]
+struct HttpServer {
+    url: String,
+    secret: Vec<u8>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+#[cfg(feature = "server")]
+impl HttpServer {
+    fn start(central: Arc<SqliteCentral>) -> Result<Self, String> {
+        let secret: Vec<u8> = (0..3)
+            .flat_map(|_| *RowId::new().as_uuid().as_bytes())
+            .collect();
+        // The kit's terminals sync far more often than a shop's: no rate limit in the way.
+        let state = crate::server::AppState::new(central, secret.clone())
+            .map_err(|e| e.to_string())?
+            .rate_limit(crate::protocol::RateLimit {
+                requests: 1_000_000,
+                per_secs: 1,
+            });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .map_err(|e| e.to_string())?;
+        let url = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        runtime.spawn(async move { axum::serve(listener, crate::server::app(state)).await });
+        Ok(Self {
+            url,
+            secret,
+            runtime: Some(runtime),
+        })
+    }
+}
+
+#[cfg(feature = "server")]
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The HTTP transport with one terminal's device token in place of the kit's placeholder.
+#[cfg(feature = "server")]
+struct TokenTransport {
+    http: crate::sync::HttpTransport,
+    token: String,
+}
+
+#[cfg(feature = "server")]
+impl Transport for TokenTransport {
+    fn push(
+        &self,
+        tenant: &TenantId,
+        _token: &str,
+        operations: &[Operation],
+    ) -> Result<Vec<OperationResult>, TransportError> {
+        self.http.push(tenant, &self.token, operations)
+    }
+    fn pull(
+        &self,
+        tenant: &TenantId,
+        _token: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<OperationPage, TransportError> {
+        self.http.pull(tenant, &self.token, after, limit)
+    }
+    fn config(&self, tenant: &TenantId, _token: &str) -> Result<TenantConfig, TransportError> {
+        self.http.config(tenant, &self.token)
+    }
 }
 
 impl std::fmt::Debug for World {
@@ -305,6 +409,7 @@ impl World {
             seed,
             tenants: Vec::new(),
             options: SyncOptions::default(),
+            http: false,
         }
     }
 
@@ -330,6 +435,30 @@ impl World {
         &self.trace
     }
 
+    /// How terminal `index` reaches the central store.
+    fn transport_for(
+        &self,
+        index: usize,
+        tenant: &TenantId,
+    ) -> KitResult<Box<dyn Transport + Send + Sync>> {
+        #[cfg(feature = "server")]
+        if let Some(server) = &self.server {
+            let exp = u64::try_from(Timestamp::now().as_millis() / 1000).unwrap_or(0) + 24 * 3600;
+            let token = crate::server::issue_token(
+                &server.secret,
+                tenant,
+                &format!("terminal-{index}"),
+                exp,
+            )
+            .map_err(|e| self.fail(format!("token: {e}")))?;
+            let http = crate::sync::HttpTransport::new(&server.url)
+                .map_err(|e| self.fail(format!("transport: {e}")))?;
+            return Ok(Box::new(TokenTransport { http, token }));
+        }
+        let _ = (index, tenant);
+        Ok(Box::new(DirectTransport::new(Arc::clone(&self.central))))
+    }
+
     fn add_terminal(&mut self, tenant: &TenantId) -> KitResult<TerminalId> {
         let index = self.terminals.len();
         let path = self.dir.path().join(format!("terminal-{index}.db"));
@@ -346,7 +475,7 @@ impl World {
             store: Some(store),
             clock_offset,
             transport: KitTransport {
-                inner: DirectTransport::new(Arc::clone(&self.central)),
+                inner: self.transport_for(index, tenant)?,
                 terminal: index,
                 shared: Arc::clone(&self.shared),
             },

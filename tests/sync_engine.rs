@@ -349,3 +349,46 @@ fn a_5xx_pauses_only_its_round_and_the_status_says_so() -> R {
     );
     Ok(())
 }
+
+#[test]
+fn a_paused_tenant_is_not_synced_until_resumed() -> R {
+    let s = Setup::new(&["caps", "bolt"])?;
+    let store = s.terminal("a.db", &["caps", "bolt"])?;
+    for t in ["caps", "bolt"] {
+        let h = store.tenant(&tid(t))?;
+        let admin = h.bootstrap_admin("owner", "Owner")?;
+        h.insert(&admin, &product("OF-1", 100))?;
+    }
+    let engine = SyncEngine::start(
+        s.terminal("a.db", &[])?,
+        s.transport(),
+        |_: &TenantId, _: bool| Ok::<_, String>("tok".to_owned()),
+        SyncConfig::new()
+            .interval(Duration::from_secs(60))
+            .paused(vec![tid("caps")]),
+    );
+    assert!(engine.sync_and_wait(None, Duration::from_secs(10)));
+    assert_eq!(s.logged("caps")?, 0, "paused from the start");
+    engine.resume(&tid("caps"));
+    assert!(engine.sync_and_wait(Some(&tid("caps")), Duration::from_secs(10)));
+    assert_eq!(s.logged("caps")?, 2);
+    engine.pause(&tid("caps"));
+    store
+        .tenant(&tid("caps"))?
+        .insert(&first_admin(&store)?, &product("OF-2", 100))?;
+    assert!(engine.sync_and_wait(None, Duration::from_secs(10)));
+    assert_eq!(s.logged("caps")?, 2, "paused again: the new product waits");
+    assert_eq!(s.logged("bolt")?, 2);
+    engine.resume(&tid("caps"));
+    assert!(engine.sync_and_wait(Some(&tid("caps")), Duration::from_secs(10)));
+    engine.shutdown();
+    assert_eq!(s.logged("caps")?, 3);
+    Ok(())
+}
+
+fn first_admin(store: &Store) -> Result<pos_tenancy::Actor, Box<dyn std::error::Error>> {
+    let h = store.tenant(&tid("caps"))?;
+    let users = h.list::<pos_tenancy::catalog::User>(&pos_tenancy::ListQuery::new())?;
+    let user = users.rows.first().ok_or("no user")?;
+    Ok(h.actor(user.id)?)
+}

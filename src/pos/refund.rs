@@ -32,6 +32,12 @@
 //! paid. Points cannot always cover an amount exactly (a point worth 2 and 979 due), so while
 //! the sale has redeemed points not yet given back, a refund may give cash past the cash cap
 //! by less than one point's value at the sale's rate: the remainder the points cannot cover.
+//!
+//! One file of about 1,400 lines, on purpose for now: the figures of a partial line, the caps
+//! per tender and the points rate are three views of one tally of the sale's reversals, read
+//! and checked in one place so a refund and a void cannot disagree about what is left. The caps
+//! (`Tally`, `Method`, `PointRate` and their reads) are the seam to split along when the file
+//! grows further.
 
 use std::collections::BTreeMap;
 

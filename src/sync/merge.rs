@@ -17,6 +17,11 @@
 //!
 //! A unit that cannot be applied whole (it refers to a row this terminal never had) is not
 //! applied at all; its operations are kept in a [`ConflictKind::NotApplied`] conflict.
+//!
+//! The rules and the row-level SQL they run on live together here (about 1,000 lines): each
+//! rule reads and writes rows through the helpers at the end of the file, by catalog
+//! identifiers only. The helpers are the seam to split along (a `rows` module) when the rules
+//! grow.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

@@ -51,6 +51,7 @@ pub mod protocol;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod sync;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use catalog::Record;

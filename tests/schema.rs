@@ -573,6 +573,7 @@ fn verify_is_not_fooled_by_a_freeze_that_only_refuses_unknown_tenants() -> pos_t
 /// the tenant's whole `sale_lines` through the primary key. A store gathers statistics when it
 /// is opened (`PRAGMA optimize`), so once a store has rows, a lookup by a reference goes
 /// through that reference's index.
+#[cfg(feature = "testkit")]
 #[test]
 fn a_reopened_store_plans_lookups_by_reference_on_their_indexes() -> pos_tenancy::Result<()> {
     let dir = tempfile::tempdir().expect("temp dir");

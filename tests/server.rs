@@ -970,7 +970,15 @@ fn node_printed_keys(dir: &Path) -> BTreeSet<String> {
             .expect("tenant");
         let h = store.tenant(&tid("caps")).expect("tenant");
         let admin = h.bootstrap_admin("owner", "Owner").expect("admin");
-        populate(&h, &admin, "o").expect("populated");
+        let g = populate(&h, &admin, "o").expect("populated");
+        // Edited twice: the second edit carries what its writer had seen (`base`), and every
+        // operation of a transaction its `unit`.
+        use pos_tenancy::TenantAccess;
+        for price in [101, 102] {
+            let mut p: pos_tenancy::catalog::Product = h.fetch(g.product).expect("product");
+            p.price_minor = price;
+            h.update(&admin, &p).expect("edit");
+        }
     }
     let out = Command::new(env!("CARGO_BIN_EXE_pos-node"))
         .args(["outbox", "list", "--tenant", "caps", "--json", "--db"])

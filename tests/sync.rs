@@ -192,12 +192,18 @@ fn the_same_page_applied_twice_changes_nothing_and_own_operations_are_recognised
     w.sync_all()?;
     let b = w.terminals[1].tenant(&w.tenant)?;
     let before = w.dump(1)?;
-    // Pull everything again from the start: union by id, nothing doubles.
     let page = w.central.operations_after(&w.tenant, 0, 1000)?;
     assert!(page.operations.len() >= 3);
-    let again = pos_tenancy::sync::Syncer::new(&w.terminals[1], &w.transport, &w.options);
-    drop(again);
-    // Replaying goes through a fresh terminal file copy: apply the whole log once more.
+    // As if terminal 1 had crashed before its cursor moved: the whole log comes again.
+    {
+        let raw = rusqlite::Connection::open(w._dir.path().join("t1.db"))?;
+        raw.execute("UPDATE sync_state SET cursor = 0", [])?;
+    }
+    let report = w.sync(1)?;
+    assert_eq!(
+        report.pulled as u64, page.high,
+        "the whole log was fetched again"
+    );
     for i in 0..2 {
         let status = w.terminals[i].sync_status(&w.tenant)?;
         assert_eq!(status.cursor, page.high);
@@ -457,5 +463,129 @@ fn a_checkout_arrives_whole_even_one_operation_a_page() -> R {
         .last()
         .is_some_and(|s| s.operation.unit.is_some_and(|u| u.last)));
     w.assert_converged()?;
+    Ok(())
+}
+
+#[test]
+fn a_gift_card_spent_on_two_offline_terminals_keeps_both_and_records_the_overdraw() -> R {
+    let w = World::new(2)?;
+    let admin = w.admin()?;
+    let a = w.terminals[0].tenant(&w.tenant)?;
+    let card = a.issue_gift_card(&admin, "GC-77", 5_000, None, None)?;
+    w.sync_all()?;
+    let b = w.terminals[1].tenant(&w.tenant)?;
+    a.redeem_gift_card(&admin, card.id, 4_000)?;
+    b.redeem_gift_card(&w.actor(1, &admin)?, card.id, 3_000)?;
+    w.sync_all()?;
+    for i in 0..2 {
+        let t = w.terminals[i].tenant(&w.tenant)?;
+        assert_eq!(t.gift_card_balance(card.id)?, -2_000, "terminal {i}");
+        let kinds: Vec<String> = w.conflict_kinds(i)?.into_iter().map(|(_, k)| k).collect();
+        assert_eq!(kinds, ["gift_card_overdrawn"], "terminal {i}");
+    }
+    w.assert_converged()?;
+    Ok(())
+}
+
+#[test]
+fn a_sale_refunded_on_two_terminals_is_recorded_as_refunded_past_what_it_sold() -> R {
+    let w = World::new(2)?;
+    let admin = w.admin()?;
+    let a = w.terminals[0].tenant(&w.tenant)?;
+    let p = product("BR-9", 1_000);
+    a.insert(&admin, &p)?;
+    a.receive_stock(&admin, p.id, "main", 5_000, None)?;
+    let receipt = a.checkout(&admin, &cash_sale(&p, 1_000))?;
+    let total = receipt.sale.total_minor;
+    w.sync_all()?;
+    let b = w.terminals[1].tenant(&w.tenant)?;
+    let refund = pos_tenancy::pos::Refund::new(receipt.sale.id, "customer returned it").tender(
+        pos_tenancy::pos::RefundTender::Cash {
+            amount_minor: total,
+        },
+    );
+    a.refund(&admin, &refund)?;
+    b.refund(&w.actor(1, &admin)?, &refund)?;
+    w.sync_all()?;
+    for i in 0..2 {
+        let kinds: Vec<String> = w.conflict_kinds(i)?.into_iter().map(|(_, k)| k).collect();
+        assert_eq!(kinds, ["over_refunded"], "terminal {i}");
+    }
+    assert_eq!(w.conflict_kinds(0)?, w.conflict_kinds(1)?);
+    w.assert_converged()?;
+    Ok(())
+}
+
+#[test]
+fn a_terminal_whose_clock_is_a_year_ahead_keeps_its_writes_waiting_and_cannot_win() -> R {
+    let dir = tempfile::tempdir()?;
+    let w = World::new(1)?;
+    let admin = w.admin()?;
+    let a = w.terminals[0].tenant(&w.tenant)?;
+    let mut p = product("FAST-1", 1_000);
+    a.insert(&admin, &p)?;
+    w.sync_all()?;
+    // A second terminal whose wall clock runs a year ahead.
+    const YEAR_MS: u64 = 365 * 24 * 3600 * 1000;
+    let ahead = Store::builder()
+        .clock(|| u64::try_from(pos_tenancy::Timestamp::now().as_millis()).unwrap_or(0) + YEAR_MS)
+        .open(dir.path().join("ahead.db"))?;
+    ahead.add_tenant(&NewTenant::new(w.tenant.clone(), "Caps Automotive"))?;
+    let sync_ahead = || Syncer::new(&ahead, &w.transport, &w.options).round(&w.tenant, "t");
+    sync_ahead()?;
+    let fast = ahead.tenant(&w.tenant)?;
+    let mut q = fast.fetch::<Product>(p.id)?;
+    q.price_minor = 1;
+    fast.update(&fast.actor(admin.user_id())?, &q)?;
+    let err = sync_ahead()
+        .err()
+        .ok_or("a year-ahead stamp was accepted")?;
+    assert!(err.message.contains("clock_skew"), "{err}");
+    let status = ahead.sync_status(&w.tenant)?;
+    assert_eq!(status.pending, 1, "its write waits, it is not lost");
+    assert_eq!(status.set_aside, 0, "and it is not set aside");
+    // A later edit on a terminal with a good clock stands.
+    p.price_minor = 1_250;
+    a.update(&admin, &p)?;
+    w.sync_all()?;
+    let err = sync_ahead().err().ok_or("the stamp is still ahead")?;
+    // Its pull went on all the same: it holds the other terminal's later writes.
+    let status = ahead.sync_status(&w.tenant)?;
+    assert_eq!(
+        status.cursor, status.server_high,
+        "pull is not blocked by the refused push"
+    );
+    assert_eq!(
+        status.last_error.map(|e| (e.class, e.step)),
+        Some(("refused".to_owned(), "push".to_owned())),
+        "{err}"
+    );
+    // Its own newer-stamped value stays here until its clock is right and it syncs.
+    assert_eq!(fast.fetch::<Product>(p.id)?.price_minor, 1);
+    assert_eq!(a.fetch::<Product>(p.id)?.price_minor, 1_250);
+    let logged = w.central.operations_after(&w.tenant, 0, 1000)?;
+    assert!(logged
+        .operations
+        .iter()
+        .all(|s| s.operation.device_id != ahead.node_id()));
+    Ok(())
+}
+
+#[test]
+fn settings_changed_centrally_reach_the_terminal() -> R {
+    let w = World::new(1)?;
+    w.admin()?;
+    let mut settings = pos_tenancy::TenantSettings::new("Caps Performance");
+    settings.receipt_footer = "See you at Caps!".into();
+    w.central.set_settings(&w.tenant, &settings)?;
+    let report = w.sync(0)?;
+    assert!(report.settings_changed);
+    let info = w.terminals[0].tenant_info(&w.tenant)?;
+    assert_eq!(info.settings.brand_name, "Caps Performance");
+    assert_eq!(info.settings.receipt_footer, "See you at Caps!");
+    assert!(
+        !w.sync(0)?.settings_changed,
+        "unchanged settings are not written again"
+    );
     Ok(())
 }

@@ -40,7 +40,7 @@ pub(super) fn fill_balances(
     conn: &Connection,
     balance_triggers: &[(String, String)],
 ) -> Result<(), AdoptError> {
-    for b in crate::catalog::ledger::BALANCES {
+    for b in crate::catalog::BALANCES {
         conn.execute_batch(&b.rebuild_sql())
             .map_err(failed(Step::Balances, Some(b.table)))?;
     }
@@ -66,7 +66,7 @@ pub(super) fn analyze(conn: &Connection) -> Result<(), AdoptError> {
     Ok(())
 }
 
-/// `(name, sql)` of the triggers that keep a balance table of [`crate::catalog::ledger::BALANCES`]:
+/// `(name, sql)` of the triggers that keep a balance table of [`crate::catalog::BALANCES`]:
 /// the triggers on its ledger that write to it.
 pub(super) fn balance_triggers(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare(
@@ -74,7 +74,7 @@ pub(super) fn balance_triggers(conn: &Connection) -> rusqlite::Result<Vec<(Strin
          AND sql IS NOT NULL AND instr(lower(sql), ?2) > 0 ORDER BY name",
     )?;
     let mut found = Vec::new();
-    for b in crate::catalog::ledger::BALANCES {
+    for b in crate::catalog::BALANCES {
         let rows = stmt.query_map([b.ledger, b.table], |r| Ok((r.get(0)?, r.get(1)?)))?;
         for row in rows {
             found.push(row?);

@@ -1,23 +1,27 @@
-//! Balances derived from append-only ledgers: stock on hand, gift card balances, loyalty points,
-//! store credit owed and layaway payments.
+//! Balances derived from append-only ledgers: stock on hand, gift card balances, loyalty points
+//! and store credit owed.
 //!
 //! A balance is never a number two terminals overwrite: it is the sum of ledger rows, so merging
 //! two terminals' work is a union of rows and no sale is lost. The four busiest sums are kept
 //! beside their ledgers in balance tables (`stock_levels`, `gift_card_balances`,
 //! `loyalty_balances`, `credit_balances`) by triggers on every insert, update and delete of the
 //! ledger (migration V5), so a read is one index lookup however long the ledger grows.
-//! [`BALANCES`] describes them; `verify` checks each against its ledger sum
-//! ([`crate::store::verify::Check::CachedBalance`]).
+//!
+//! Each is declared on its ledger's catalog entry (`#[balance(...)]`), which makes the ledger's
+//! [`TableDef::balance`](super::TableDef::balance), its [`KeptBalance`] impl (how the flows read
+//! it, by the ledger's record type) and its place in [`BALANCES`](super::BALANCES) (what
+//! `verify` checks against the ledger sums, [`crate::store::verify::Check::CachedBalance`], and
+//! what adoption rebuilds).
 
-use std::sync::OnceLock;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, ToSql};
+use serde::Serialize;
 
-use rusqlite::{params, Connection, ToSql};
-
-use crate::ids::{RowId, TenantId};
+use super::Record;
+use crate::ids::TenantId;
 use crate::Result;
 
-/// One balance table and the ledger it sums. Identifiers only, all fixed here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One balance table and the ledger it sums. Identifiers only, all fixed by the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BalanceDef {
     /// The balance table.
     pub table: &'static str,
@@ -31,37 +35,16 @@ pub struct BalanceDef {
     pub amount: &'static str,
 }
 
-/// Every balance table kept by triggers, with its ledger.
-pub const BALANCES: &[BalanceDef] = &[
-    BalanceDef {
-        table: "stock_levels",
-        keys: &["product_id", "location"],
-        value: "on_hand_milli",
-        ledger: "inventory_transactions",
-        amount: "quantity_milli",
-    },
-    BalanceDef {
-        table: "gift_card_balances",
-        keys: &["gift_card_id"],
-        value: "balance_minor",
-        ledger: "gift_card_transactions",
-        amount: "amount_minor",
-    },
-    BalanceDef {
-        table: "loyalty_balances",
-        keys: &["account_id"],
-        value: "points",
-        ledger: "loyalty_transactions",
-        amount: "points",
-    },
-    BalanceDef {
-        table: "credit_balances",
-        keys: &["account_id"],
-        value: "owed_minor",
-        ledger: "credit_transactions",
-        amount: "amount_minor",
-    },
-];
+/// A ledger whose sums are kept in a balance table. Implemented by the catalog for each ledger
+/// with a `#[balance]`, so a read names the ledger's record type and cannot pick another
+/// balance's table.
+pub(crate) trait KeptBalance: Record {
+    /// The balance kept beside this ledger.
+    const BALANCE: &'static BalanceDef;
+    /// `SELECT <value> FROM <table> WHERE tenant_id = ?1 AND <key> = ?...`, one parameter per
+    /// key in [`BalanceDef::keys`] order after the tenant.
+    const READ_SQL: &'static str;
+}
 
 impl BalanceDef {
     /// SQL counting the keys whose kept balance differs from the ledger sum: ledger keys with
@@ -100,87 +83,30 @@ impl BalanceDef {
     }
 }
 
-/// Reads the kept balance of `BALANCES[index]` for one key (values in the def's key order), 0
-/// when the ledger has no row. The SELECT is built once per balance table, from the def.
-fn read(conn: &Connection, tenant: &TenantId, index: usize, key: &[&dyn ToSql]) -> Result<i64> {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let sql = SQL.get_or_init(|| {
-        BALANCES
-            .iter()
-            .map(|b| {
-                let keys: Vec<String> = b
-                    .keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| format!("{k} = ?{}", i + 2))
-                    .collect();
-                format!(
-                    "SELECT {} FROM {} WHERE tenant_id = ?1 AND {}",
-                    b.value,
-                    b.table,
-                    keys.join(" AND ")
-                )
-            })
-            .collect()
-    });
-    let mut stmt = conn.prepare_cached(&sql[index])?;
-    stmt.raw_bind_parameter(1, tenant)?;
-    for (i, value) in key.iter().enumerate() {
-        stmt.raw_bind_parameter(i + 2, value)?;
-    }
-    let mut rows = stmt.raw_query();
-    Ok(match rows.next()? {
-        Some(row) => row.get(0)?,
-        None => 0,
-    })
-}
-
-/// Stock on hand of a product at a location, in thousandths: the sum of its inventory ledger.
-pub(crate) fn stock_on_hand(
+/// Reads the balance kept beside ledger `L` for one key (values in [`BalanceDef::keys`] order),
+/// 0 when the ledger has no row for it. The tenant is bound here, as `?1`.
+pub(crate) fn read<L: KeptBalance>(
     conn: &Connection,
     tenant: &TenantId,
-    product: RowId,
-    location: &str,
+    key: &[&dyn ToSql],
 ) -> Result<i64> {
-    read(conn, tenant, STOCK, &[&product, &location])
-}
-
-/// A balance kept by key (card or account), 0 when the ledger has no row.
-pub(crate) fn balance(
-    conn: &Connection,
-    tenant: &TenantId,
-    which: Balance,
-    key: RowId,
-) -> Result<i64> {
-    read(conn, tenant, which as usize, &[&key])
-}
-
-/// Where stock sits in [`BALANCES`].
-const STOCK: usize = 0;
-
-/// Which keyed balance to read; the discriminant is its place in [`BALANCES`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Balance {
-    GiftCard = 1,
-    Loyalty = 2,
-    Credit = 3,
-}
-
-/// What a layaway has been paid so far: the sum of its payments (few rows; not kept).
-pub(crate) fn layaway_paid(conn: &Connection, tenant: &TenantId, layaway: RowId) -> Result<i64> {
+    let params = std::iter::once(tenant as &dyn ToSql).chain(key.iter().copied());
     Ok(conn
-        .prepare_cached(
-            "SELECT coalesce(sum(amount_minor), 0) FROM layaway_payments
-             WHERE tenant_id = ?1 AND layaway_id = ?2",
-        )?
-        .query_row(params![tenant, layaway], |r| r.get(0))?)
+        .prepare_cached(L::READ_SQL)?
+        .query_row(params_from_iter(params), |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::{
+        CreditTransaction, GiftCardTransaction, InventoryTransaction, LoyaltyTransaction, BALANCES,
+    };
     use crate::store::install_schema;
-    use crate::Timestamp;
+    use crate::{RowId, Timestamp};
+    use rusqlite::params;
 
     fn db() -> Result<Connection> {
         let conn = Connection::open_in_memory()?;
@@ -195,16 +121,29 @@ mod tests {
 
     #[test]
     fn each_balance_reads_its_own_table() {
-        assert_eq!(BALANCES[STOCK].table, "stock_levels");
+        assert_eq!(InventoryTransaction::BALANCE.table, "stock_levels");
+        assert_eq!(GiftCardTransaction::BALANCE.table, "gift_card_balances");
+        assert_eq!(LoyaltyTransaction::BALANCE.table, "loyalty_balances");
+        assert_eq!(CreditTransaction::BALANCE.table, "credit_balances");
         assert_eq!(
-            BALANCES[Balance::GiftCard as usize].table,
-            "gift_card_balances"
+            InventoryTransaction::READ_SQL,
+            "SELECT on_hand_milli FROM stock_levels WHERE tenant_id = ?1 AND product_id = ? \
+             AND location = ?"
         );
-        assert_eq!(
-            BALANCES[Balance::Loyalty as usize].table,
-            "loyalty_balances"
-        );
-        assert_eq!(BALANCES[Balance::Credit as usize].table, "credit_balances");
+        for b in BALANCES {
+            let ledger = crate::catalog::table(b.ledger).map(|t| t.balance);
+            assert_eq!(ledger, Some(Some(b)), "{}", b.table);
+        }
+    }
+
+    /// Stock on hand of a product at a location, read as the flows read it.
+    fn stock_on_hand(
+        conn: &Connection,
+        tenant: &TenantId,
+        product: RowId,
+        location: &str,
+    ) -> Result<i64> {
+        read::<InventoryTransaction>(conn, tenant, &[&product, &location])
     }
 
     fn mismatches(conn: &Connection) -> Result<i64> {

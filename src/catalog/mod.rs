@@ -1,10 +1,25 @@
-//! The table catalog: one description of every tenant table (columns, sync class, who may write
-//! it) from which generic CRUD, `verify` and the report views are driven. Each entry also defines
-//! the table's typed record struct, so a new table is one entry here plus one migration.
+//! The table catalog: one description of every tenant table from which generic CRUD, `verify`,
+//! adoption, the outbox's checks and the report views are driven. Each entry also defines the
+//! table's typed record struct, so a new table is one entry plus one migration.
+//!
+//! The catalog owns every per-table fact; nothing else in the crate keeps its own list of them:
+//! - columns, their kinds, references and the words an enum-like column accepts
+//!   ([`ColumnDef`]); payment methods are one typed enum, [`PaymentMethod`], whose words the
+//!   payment tables accept and whose order reports use;
+//! - the columns report SQL never shows ([`ColumnDef::hidden`]);
+//! - the column holding a document's state and the states that close it ([`StateDef`]): a
+//!   closed document is frozen;
+//! - the balance table kept beside a ledger ([`BalanceDef`], listed in [`BALANCES`]), which
+//!   `verify` checks, adoption rebuilds and the POS flows read.
+//!
+//! `tables.rs` holds the entries; this file says what an entry is.
 
 pub(crate) mod ledger;
+mod payment;
 
-pub use ledger::{BalanceDef, BALANCES};
+pub use ledger::BalanceDef;
+pub use payment::PaymentMethod;
+pub use tables::*;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -109,6 +124,8 @@ pub struct ColumnDef {
     pub references: Option<&'static str>,
     /// The only words a text column may hold (its CHECK constraint), if it is enum-like.
     pub one_of: Option<&'static [&'static str]>,
+    /// Kept out of the report views: report SQL can never read it (a PIN hash).
+    pub hidden: bool,
 }
 
 /// One tenant table.
@@ -124,12 +141,40 @@ pub struct TableDef {
     pub access: Access,
     /// Its columns after `id` and `tenant_id`, in schema order.
     pub columns: &'static [ColumnDef],
+    /// For a document with a life cycle: its state column and the states that close it.
+    pub state: Option<StateDef>,
+    /// For a ledger whose sums are kept: the balance table beside it.
+    pub balance: Option<&'static BalanceDef>,
+}
+
+/// Where a document keeps its state and which states close it. A closed document is frozen:
+/// the handle refuses to update it ([`crate::Error::AppendOnly`]), and what follows (a refund, a
+/// payment back) is written as new rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StateDef {
+    /// The state column.
+    pub column: &'static str,
+    /// The states that close the document.
+    pub closed: &'static [&'static str],
+}
+
+impl StateDef {
+    /// Whether `state` closes the document.
+    pub fn is_closed(&self, state: &str) -> bool {
+        self.closed.contains(&state)
+    }
 }
 
 impl TableDef {
     /// The column with this name, if the table has it.
     pub fn column(&self, name: &str) -> Option<&'static ColumnDef> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether `state` closes a document of this table (never, for a table with no
+    /// [`TableDef::state`]).
+    pub fn is_closed(&self, state: &str) -> bool {
+        self.state.is_some_and(|s| s.is_closed(state))
     }
 
     /// Every column name in schema order: `id`, `tenant_id`, then [`TableDef::columns`].
@@ -146,7 +191,7 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A typed row of one catalog table. Implemented by every struct in this module (and sealed:
+/// A typed row of one catalog table. Implemented by every record struct of the catalog (and sealed:
 /// nothing else can claim to be a row of a catalog table); the generic CRUD of the tenant handle
 /// works on any `Record`.
 pub trait Record:
@@ -175,25 +220,31 @@ pub trait RecordVisitor {
     fn visit<R: Record>(self) -> Self::Output;
 }
 
-/// How a sale or a layaway is paid (`sale_payments.method`, `layaway_payments.method`).
-const PAYMENT_METHODS: &[&str] = &["cash", "card", "gift_card", "store_credit", "loyalty"];
-
-/// Where a job that runs and ends stands (`sync_log.status`, `backups.status`).
-const RUN_STATUSES: &[&str] = &["running", "ok", "failed"];
-
 macro_rules! catalog {
     (@parent) => { None };
     (@parent $parent:ident) => { Some(stringify!($parent)) };
     (@words) => { None };
-    // A list shared by several columns, named once (`#[one_of(PAYMENT_METHODS)]`).
-    (@words $list:ident) => { Some($list) };
     (@words $($word:literal),+ $(,)?) => { Some(&[$($word),+]) };
+    // A list named once and shared (`#[one_of(PaymentMethod::WORDS)]`).
+    (@words $list:path) => { Some($list) };
+    (@hidden) => { false };
+    (@hidden $why:literal) => { true };
+    (@state) => { None };
+    (@state $column:ident $($closed:literal)+) => {
+        Some(StateDef { column: stringify!($column), closed: &[$($closed),+] })
+    };
+    (@balance $ty:ident) => { None };
+    (@balance $ty:ident $kept:ident) => { Some(<$ty as KeptBalance>::BALANCE) };
+    (@kept $ty:ident $kept:ident) => { *<$ty as KeptBalance>::BALANCE };
     ($(
         $(#[doc = $tdoc:literal])*
+        $(#[balance($kept:ident . $value:ident = sum($amount:ident) by $($key:ident),+)])?
+        $(#[closed_when($state:ident in $($closed:literal),+)])?
         $ty:ident => $table:ident ($class:ident, $role:ident, $access:ident) {
             $(
                 $(#[doc = $cdoc:literal])*
                 $(#[one_of($($words:tt)+)])?
+                $(#[hidden($why:literal)])?
                 $col:ident : $cty:ty $(=> $parent:ident)?
             ),* $(,)?
         }
@@ -222,7 +273,10 @@ macro_rules! catalog {
                         nullable: <$cty as ColumnType>::NULLABLE,
                         references: catalog!(@parent $($parent)?),
                         one_of: catalog!(@words $($($words)+)?),
+                        hidden: catalog!(@hidden $($why)?),
                     }),*],
+                    state: catalog!(@state $($state $($closed)+)?),
+                    balance: catalog!(@balance $ty $($kept)?),
                 };
 
                 fn id(&self) -> RowId {
@@ -245,10 +299,30 @@ macro_rules! catalog {
                     })
                 }
             }
+
+            $(
+                impl KeptBalance for $ty {
+                    const BALANCE: &'static BalanceDef = &BalanceDef {
+                        table: stringify!($kept),
+                        keys: &[$(stringify!($key)),+],
+                        value: stringify!($value),
+                        ledger: stringify!($table),
+                        amount: stringify!($amount),
+                    };
+                    const READ_SQL: &'static str = concat!(
+                        "SELECT ", stringify!($value), " FROM ", stringify!($kept),
+                        " WHERE tenant_id = ?1" $(, " AND ", stringify!($key), " = ?")+
+                    );
+                }
+            )?
         )*
 
         /// Every tenant table, in migration order (parents before children).
         pub static TABLES: &[&TableDef] = &[$(<$ty as Record>::TABLE),*];
+
+        /// Every balance table kept beside a ledger, in catalog order: the
+        /// [`TableDef::balance`] of each ledger that has one.
+        pub const BALANCES: &[BalanceDef] = &[$($(catalog!(@kept $ty $kept),)?)*];
 
         /// Calls `visitor` with the record type of the table named `name`; `None` if the catalog
         /// has no such table.
@@ -261,6 +335,9 @@ macro_rules! catalog {
     };
 }
 
+// After the macro: the entries use it.
+mod tables;
+
 /// Tables that belong to the node rather than to a tenant: the registry and the node's own
 /// state (identity and clock). Every other table is a tenant table.
 pub const NODE_TABLES: &[&str] = &["tenants", "node_state", "refinery_schema_history"];
@@ -272,765 +349,6 @@ pub fn table(name: &str) -> Option<&'static TableDef> {
         .get_or_init(|| TABLES.iter().map(|t| (t.name, *t)).collect())
         .get(name)
         .copied()
-}
-
-catalog! {
-    /// A member of staff who can sign in at a terminal.
-    User => users (MasterData, Admin, Api) {
-        /// Sign-in name, unique within the tenant.
-        username: String,
-        /// Shown on receipts.
-        display_name: String,
-        /// Unique within the tenant when set.
-        email: Option<String>,
-        /// What the user may do.
-        #[one_of("admin", "manager", "cashier")]
-        role: Role,
-        /// Hash of the terminal PIN (never the PIN).
-        pin_hash: Option<String>,
-        /// Disabled users cannot act.
-        active: bool,
-        /// Created.
-        created_at: Timestamp,
-        /// Last changed.
-        updated_at: Timestamp,
-    }
-
-    /// A terminal or other device of a store.
-    Device => devices (MasterData, Admin, Api) {
-        /// Unique within the tenant ("Till 1").
-        name: String,
-        /// terminal, back_office or mobile.
-        #[one_of("terminal", "back_office", "mobile")]
-        kind: String,
-        /// Store or area.
-        location: Option<String>,
-        /// Registered.
-        registered_at: Timestamp,
-        /// Last contact.
-        last_seen_at: Option<Timestamp>,
-        /// Retired devices are inactive.
-        active: bool,
-    }
-
-    /// A user signed in at a device (local to the node).
-    Session => sessions (LocalOnly, Cashier, Api) {
-        /// Who.
-        user_id: RowId => users,
-        /// Where.
-        device_id: Option<RowId> => devices,
-        /// Signed in.
-        started_at: Timestamp,
-        /// Expires.
-        expires_at: Timestamp,
-        /// Signed out.
-        ended_at: Option<Timestamp>,
-    }
-
-    /// Who changed what, written by the crate with every write. Each node keeps its own: the
-    /// actor travels inside the operation, and a node applying a remote operation writes its
-    /// own entry for it, so audit rows are never synced themselves.
-    AuditEntry => audit_log (LocalOnly, Admin, Internal) {
-        /// When.
-        at: Timestamp,
-        /// Who; none for platform actions.
-        actor_user_id: Option<RowId> => users,
-        /// insert, update, delete, bootstrap, settings, status or plan.
-        #[one_of("insert", "update", "delete", "bootstrap", "settings", "status", "plan")]
-        action: String,
-        /// The table written.
-        table_name: String,
-        /// The row written.
-        row_id: String,
-        /// Changed columns or other detail.
-        detail: Option<Json>,
-    }
-
-    /// A product category, optionally nested.
-    ProductCategory => product_categories (MasterData, Manager, Api) {
-        /// Unique within the tenant.
-        name: String,
-        /// Parent category.
-        parent_id: Option<RowId> => product_categories,
-        /// Created.
-        created_at: Timestamp,
-    }
-
-    /// A part, product or service for sale.
-    Product => products (MasterData, Manager, Api) {
-        /// Stock-keeping unit, unique within the tenant.
-        sku: String,
-        /// EAN/UPC, unique within the tenant when set.
-        barcode: Option<String>,
-        /// Name.
-        name: String,
-        /// Longer text.
-        description: Option<String>,
-        /// Manufacturer.
-        brand: Option<String>,
-        /// Category.
-        category_id: Option<RowId> => product_categories,
-        /// stocked, non_stocked or service.
-        #[one_of("stocked", "non_stocked", "service")]
-        kind: String,
-        /// List price in minor units.
-        price_minor: i64,
-        /// Cost in minor units.
-        cost_minor: i64,
-        /// ISO 4217.
-        currency: String,
-        /// Whether sales tax applies.
-        taxable: bool,
-        /// Reorder when stock falls to this many thousandths.
-        reorder_level_milli: i64,
-        /// Thumbnail.
-        image: Option<Vec<u8>>,
-        /// Inactive products are not sold.
-        active: bool,
-        /// Created.
-        created_at: Timestamp,
-        /// Last changed.
-        updated_at: Timestamp,
-    }
-
-    /// Which vehicles a part fits.
-    Fitment => fitment_data (MasterData, Manager, Api) {
-        /// The part.
-        product_id: RowId => products,
-        /// Vehicle make.
-        make: String,
-        /// Vehicle model.
-        model: String,
-        /// First model year.
-        year_from: i64,
-        /// Last model year.
-        year_to: i64,
-        /// Engine code.
-        engine: Option<String>,
-        /// Notes.
-        notes: Option<String>,
-    }
-
-    /// Stock settings of a product at a location (the quantity is the ledger's sum).
-    InventoryItem => inventory (MasterData, Manager, Api) {
-        /// The product.
-        product_id: RowId => products,
-        /// Store or warehouse.
-        location: String,
-        /// Shelf bin.
-        bin: Option<String>,
-        /// Reorder level in thousandths.
-        reorder_level_milli: i64,
-        /// Reorder quantity in thousandths.
-        reorder_qty_milli: i64,
-        /// Last changed.
-        updated_at: Timestamp,
-    }
-
-    /// A price level (trade, fleet...) as a discount off list price.
-    PriceLevel => price_levels (MasterData, Manager, Api) {
-        /// Unique within the tenant.
-        name: String,
-        /// Discount in parts per million.
-        discount_ppm: i64,
-        /// Created.
-        created_at: Timestamp,
-    }
-
-    /// A customer.
-    Customer => customers (MasterData, Cashier, Api) {
-        /// Customer number, unique within the tenant.
-        code: String,
-        /// First name.
-        first_name: String,
-        /// Last name.
-        last_name: String,
-        /// Company.
-        company: Option<String>,
-        /// Unique within the tenant when set.
-        email: Option<String>,
-        /// Phone.
-        phone: Option<String>,
-        /// Price level.
-        price_level_id: Option<RowId> => price_levels,
-        /// Exempt from sales tax.
-        tax_exempt: bool,
-        /// Notes.
-        notes: Option<String>,
-        /// Created.
-        created_at: Timestamp,
-        /// Last changed.
-        updated_at: Timestamp,
-    }
-
-    /// A customer's vehicle.
-    CustomerVehicle => customer_vehicles (MasterData, Cashier, Api) {
-        /// Owner.
-        customer_id: RowId => customers,
-        /// VIN (17 characters since 1981, 5 to 13 before), unique within the tenant when set.
-        vin: Option<String>,
-        /// Licence plate.
-        plate: Option<String>,
-        /// Make.
-        make: String,
-        /// Model.
-        model: String,
-        /// Model year.
-        year: i64,
-        /// Engine.
-        engine: Option<String>,
-        /// Odometer.
-        mileage: Option<i64>,
-        /// Created.
-        created_at: Timestamp,
-    }
-
-    /// A sale (receipt).
-    Sale => sales (Document, Cashier, Api) {
-        /// Receipt number, unique within the tenant.
-        number: String,
-        /// Terminal.
-        device_id: Option<RowId> => devices,
-        /// Customer.
-        customer_id: Option<RowId> => customers,
-        /// Cashier.
-        user_id: RowId => users,
-        /// open, layaway, completed or voided.
-        #[one_of("open", "layaway", "completed", "voided")]
-        status: String,
-        /// ISO 4217.
-        currency: String,
-        /// Sum of lines before discounts.
-        subtotal_minor: i64,
-        /// Discounts.
-        discount_minor: i64,
-        /// Tax.
-        tax_minor: i64,
-        /// Total due.
-        total_minor: i64,
-        /// When.
-        sold_at: Timestamp,
-        /// Note.
-        note: Option<String>,
-    }
-
-    /// A line of a sale.
-    SaleLine => sale_lines (Document, Cashier, Api) {
-        /// The sale.
-        sale_id: RowId => sales,
-        /// Position, from 1.
-        line_no: i64,
-        /// product or service.
-        #[one_of("product", "service")]
-        kind: String,
-        /// Product sold.
-        product_id: Option<RowId> => products,
-        /// Text on the receipt.
-        description: String,
-        /// Quantity in thousandths.
-        quantity_milli: i64,
-        /// Unit price.
-        unit_price_minor: i64,
-        /// Discount.
-        discount_minor: i64,
-        /// Tax.
-        tax_minor: i64,
-        /// Line total.
-        total_minor: i64,
-    }
-
-    /// A gift card.
-    GiftCard => gift_cards (MasterData, Cashier, Api) {
-        /// Card code, unique within the tenant.
-        code: String,
-        /// ISO 4217.
-        currency: String,
-        /// Holder.
-        customer_id: Option<RowId> => customers,
-        /// Issued.
-        issued_at: Timestamp,
-        /// Expires.
-        expires_at: Option<Timestamp>,
-        /// Blocked cards are inactive.
-        active: bool,
-    }
-
-    /// A payment towards a sale.
-    SalePayment => sale_payments (Document, Cashier, Api) {
-        /// The sale.
-        sale_id: RowId => sales,
-        /// cash, card, gift_card, store_credit or loyalty.
-        #[one_of(PAYMENT_METHODS)]
-        method: String,
-        /// Amount applied.
-        amount_minor: i64,
-        /// ISO 4217.
-        currency: String,
-        /// Cash handed over.
-        tendered_minor: Option<i64>,
-        /// Change given.
-        change_minor: i64,
-        /// Card authorisation reference.
-        reference: Option<String>,
-        /// Gift card used.
-        gift_card_id: Option<RowId> => gift_cards,
-        /// When.
-        paid_at: Timestamp,
-    }
-
-    /// A gift card ledger row (the balance is the sum).
-    GiftCardTransaction => gift_card_transactions (Ledger, Cashier, Api) {
-        /// The card.
-        gift_card_id: RowId => gift_cards,
-        /// issue, top_up, redeem, refund or adjust.
-        #[one_of("issue", "top_up", "redeem", "refund", "adjust")]
-        kind: String,
-        /// Signed amount.
-        amount_minor: i64,
-        /// Sale.
-        sale_id: Option<RowId> => sales,
-        /// Cashier.
-        user_id: Option<RowId> => users,
-        /// When.
-        created_at: Timestamp,
-    }
-
-    /// Goods put aside against part payments.
-    Layaway => layaways (Document, Cashier, Api) {
-        /// Number, unique within the tenant.
-        number: String,
-        /// Customer.
-        customer_id: RowId => customers,
-        /// The sale holding the lines.
-        sale_id: RowId => sales,
-        /// open, completed or cancelled.
-        #[one_of("open", "completed", "cancelled")]
-        status: String,
-        /// Total due.
-        total_minor: i64,
-        /// Deposit required.
-        deposit_minor: i64,
-        /// ISO 4217.
-        currency: String,
-        /// Opened.
-        opened_at: Timestamp,
-        /// Due.
-        due_at: Option<Timestamp>,
-        /// Completed or cancelled.
-        closed_at: Option<Timestamp>,
-    }
-
-    /// A payment towards a layaway (ledger).
-    LayawayPayment => layaway_payments (Ledger, Cashier, Api) {
-        /// The layaway.
-        layaway_id: RowId => layaways,
-        /// Payment method.
-        #[one_of(PAYMENT_METHODS)]
-        method: String,
-        /// Signed amount (refunds are negative).
-        amount_minor: i64,
-        /// Cashier.
-        user_id: Option<RowId> => users,
-        /// When.
-        paid_at: Timestamp,
-        /// Card terminal reference, for card payments.
-        reference: Option<String>,
-    }
-
-    /// A service job on a customer's vehicle.
-    WorkOrder => work_orders (Document, Cashier, Api) {
-        /// Number, unique within the tenant.
-        number: String,
-        /// Customer.
-        customer_id: RowId => customers,
-        /// Vehicle.
-        vehicle_id: Option<RowId> => customer_vehicles,
-        /// Technician.
-        technician_user_id: Option<RowId> => users,
-        /// open, in_progress, completed or cancelled.
-        #[one_of("open", "in_progress", "completed", "cancelled")]
-        status: String,
-        /// What to do.
-        description: String,
-        /// Odometer at check-in.
-        odometer: Option<i64>,
-        /// The sale it completed into.
-        sale_id: Option<RowId> => sales,
-        /// Opened.
-        opened_at: Timestamp,
-        /// Completed.
-        completed_at: Option<Timestamp>,
-    }
-
-    /// A part or labour line of a work order.
-    WorkOrderLine => work_order_lines (Document, Cashier, Api) {
-        /// The work order.
-        work_order_id: RowId => work_orders,
-        /// part or labour.
-        #[one_of("part", "labour")]
-        kind: String,
-        /// Part used.
-        product_id: Option<RowId> => products,
-        /// Text.
-        description: String,
-        /// Quantity or hours in thousandths.
-        quantity_milli: i64,
-        /// Unit price.
-        unit_price_minor: i64,
-        /// Added.
-        created_at: Timestamp,
-    }
-
-    /// How salespeople earn commission.
-    CommissionRule => commission_rules (MasterData, Manager, Api) {
-        /// Unique within the tenant.
-        name: String,
-        /// Only for this user.
-        user_id: Option<RowId> => users,
-        /// Only for this category.
-        category_id: Option<RowId> => product_categories,
-        /// Rate in parts per million.
-        rate_ppm: i64,
-        /// In force.
-        active: bool,
-        /// Created.
-        created_at: Timestamp,
-    }
-
-    /// Commission earned on a sale (ledger).
-    Commission => commissions (Ledger, Cashier, Api) {
-        /// Earner.
-        user_id: RowId => users,
-        /// Sale.
-        sale_id: RowId => sales,
-        /// Rule applied.
-        rule_id: Option<RowId> => commission_rules,
-        /// Signed amount.
-        amount_minor: i64,
-        /// ISO 4217.
-        currency: String,
-        /// When.
-        created_at: Timestamp,
-    }
-
-    /// A customer's loyalty account.
-    LoyaltyAccount => loyalty_accounts (MasterData, Cashier, Api) {
-        /// Customer (one account each).
-        customer_id: RowId => customers,
-        /// Card number, unique within the tenant.
-        number: String,
-        /// Created.
-        created_at: Timestamp,
-    }
-
-    /// Points earned or spent (ledger).
-    LoyaltyTransaction => loyalty_transactions (Ledger, Cashier, Api) {
-        /// Account.
-        account_id: RowId => loyalty_accounts,
-        /// accrue, redeem, reverse or adjust.
-        #[one_of("accrue", "redeem", "reverse", "adjust")]
-        kind: String,
-        /// Signed points.
-        points: i64,
-        /// Sale.
-        sale_id: Option<RowId> => sales,
-        /// When.
-        created_at: Timestamp,
-    }
-
-    /// A customer's store credit account.
-    CreditAccount => credit_accounts (MasterData, Manager, Api) {
-        /// Customer (one account each).
-        customer_id: RowId => customers,
-        /// Most that may be owed.
-        credit_limit_minor: i64,
-        /// ISO 4217.
-        currency: String,
-        /// Open for charges.
-        active: bool,
-        /// Created.
-        created_at: Timestamp,
-    }
-
-    /// A store credit charge or payment (ledger; owed is the sum).
-    CreditTransaction => credit_transactions (Ledger, Cashier, Api) {
-        /// Account.
-        account_id: RowId => credit_accounts,
-        /// charge, payment, refund or adjust.
-        #[one_of("charge", "payment", "refund", "adjust")]
-        kind: String,
-        /// Signed amount (charges positive).
-        amount_minor: i64,
-        /// Sale.
-        sale_id: Option<RowId> => sales,
-        /// Cashier.
-        user_id: Option<RowId> => users,
-        /// When.
-        created_at: Timestamp,
-    }
-
-    /// A promotion.
-    Promotion => promotions (MasterData, Manager, Api) {
-        /// Coupon code, unique within the tenant when set.
-        code: Option<String>,
-        /// Name.
-        name: String,
-        /// percent or amount.
-        #[one_of("percent", "amount")]
-        kind: String,
-        /// Parts per million or minor units.
-        value: i64,
-        /// Only this product.
-        product_id: Option<RowId> => products,
-        /// Only this category.
-        category_id: Option<RowId> => product_categories,
-        /// Starts.
-        starts_at: Timestamp,
-        /// Ends.
-        ends_at: Option<Timestamp>,
-        /// Most uses.
-        usage_limit: Option<i64>,
-        /// In force.
-        active: bool,
-    }
-
-    /// One use of a promotion (ledger).
-    PromotionUse => promotion_usage (Ledger, Cashier, Api) {
-        /// Promotion.
-        promotion_id: RowId => promotions,
-        /// Sale.
-        sale_id: RowId => sales,
-        /// Customer.
-        customer_id: Option<RowId> => customers,
-        /// Discount given.
-        discount_minor: i64,
-        /// When.
-        used_at: Timestamp,
-    }
-
-    /// A stock movement (ledger; stock on hand is the sum).
-    InventoryTransaction => inventory_transactions (Ledger, Cashier, Api) {
-        /// Product.
-        product_id: RowId => products,
-        /// Location.
-        location: String,
-        /// receive, sale, refund, adjust, count, transfer or layaway.
-        #[one_of("receive", "sale", "refund", "adjust", "count", "transfer", "layaway")]
-        kind: String,
-        /// Signed quantity in thousandths.
-        quantity_milli: i64,
-        /// Unit cost.
-        unit_cost_minor: Option<i64>,
-        /// Why (adjustments).
-        reason: Option<String>,
-        /// Sale.
-        sale_id: Option<RowId> => sales,
-        /// Who.
-        user_id: Option<RowId> => users,
-        /// When.
-        created_at: Timestamp,
-    }
-
-    /// One push or pull of the sync engine (local bookkeeping).
-    SyncLogEntry => sync_log (LocalOnly, Admin, Internal) {
-        /// push or pull.
-        #[one_of("push", "pull")]
-        direction: String,
-        /// Started.
-        started_at: Timestamp,
-        /// Finished.
-        finished_at: Option<Timestamp>,
-        /// Operations moved.
-        operations: i64,
-        /// Server sequence reached.
-        cursor: Option<i64>,
-        /// running, ok or failed.
-        #[one_of(RUN_STATUSES)]
-        status: String,
-        /// Failure.
-        error: Option<String>,
-    }
-
-    /// A merge conflict kept for a person to review. Synced, so every terminal of the tenant
-    /// sees the same conflicts and a resolution made on one shows on all; its ids are derived
-    /// from what conflicted, so two terminals detecting the same conflict record one row.
-    SyncConflict => sync_conflicts (MasterData, Admin, Internal) {
-        /// Table.
-        table_name: String,
-        /// Row.
-        row_id: String,
-        /// Column, for master data.
-        column_name: Option<String>,
-        /// What kind of conflict.
-        kind: String,
-        /// Our value.
-        local_value: Option<Json>,
-        /// Their value.
-        remote_value: Option<Json>,
-        /// Detected.
-        detected_at: Timestamp,
-        /// Resolved.
-        resolved_at: Option<Timestamp>,
-        /// By whom.
-        resolved_by: Option<RowId> => users,
-        /// How.
-        resolution: Option<String>,
-    }
-
-    /// A write waiting to be pushed to the central server (the outbox).
-    PendingOperation => pending_operations (LocalOnly, Admin, Internal) {
-        /// Device that wrote it.
-        device_id: String,
-        /// Hybrid logical clock stamp.
-        hlc: String,
-        /// Who made the change.
-        actor_user_id: Option<RowId> => users,
-        /// Table.
-        table_name: String,
-        /// Row.
-        row_id: String,
-        /// insert, update, delete or ledger_append.
-        #[one_of("insert", "update", "delete", "ledger_append")]
-        kind: String,
-        /// Changed columns and values.
-        columns: Json,
-        /// Written.
-        created_at: Timestamp,
-        /// Acknowledged by the server.
-        synced_at: Option<Timestamp>,
-        /// Server sequence number.
-        seq: Option<i64>,
-        /// The local transaction it belongs to (the id of that transaction's first operation).
-        txn_id: Option<String>,
-        /// For an update: the newest stamp the row had here when it was changed.
-        base: Option<String>,
-        /// Why the server refused it for good; set aside operations are no longer pushed.
-        set_aside: Option<String>,
-    }
-
-    /// Where backups go.
-    BackupDestination => backup_destinations (MasterData, Admin, Api) {
-        /// Unique within the tenant.
-        name: String,
-        /// local_dir, s3 or sftp.
-        #[one_of("local_dir", "s3", "sftp")]
-        kind: String,
-        /// Directory or URL.
-        target: String,
-        /// In use.
-        active: bool,
-        /// Created.
-        created_at: Timestamp,
-    }
-
-    /// The tenant's backup schedule (one row).
-    BackupSettings => backup_settings (MasterData, Admin, Api) {
-        /// Cron expression.
-        schedule: String,
-        /// Days kept.
-        retention_days: i64,
-        /// Encrypt archives.
-        encrypt: bool,
-        /// Default destination.
-        destination_id: Option<RowId> => backup_destinations,
-        /// Last changed.
-        updated_at: Timestamp,
-    }
-
-    /// A backup taken on this node.
-    Backup => backups (LocalOnly, Admin, Api) {
-        /// full or tenant_export.
-        #[one_of("full", "tenant_export")]
-        kind: String,
-        /// Destination.
-        destination_id: Option<RowId> => backup_destinations,
-        /// File.
-        path: String,
-        /// SHA-256 hex.
-        sha256: Option<String>,
-        /// Size.
-        size_bytes: Option<i64>,
-        /// running, ok or failed.
-        #[one_of(RUN_STATUSES)]
-        status: String,
-        /// Started.
-        created_at: Timestamp,
-        /// Finished.
-        finished_at: Option<Timestamp>,
-    }
-
-    /// A restore of a backup.
-    RestoreJob => restore_jobs (LocalOnly, Admin, Api) {
-        /// Backup restored.
-        backup_id: RowId => backups,
-        /// pending, running, ok or failed.
-        #[one_of("pending", "running", "ok", "failed")]
-        status: String,
-        /// Who asked.
-        requested_by: Option<RowId> => users,
-        /// Started.
-        started_at: Timestamp,
-        /// Finished.
-        finished_at: Option<Timestamp>,
-        /// Failure.
-        error: Option<String>,
-    }
-
-    /// How much of a sale line a refund or void reversed (ledger). The reversal is a sale of its
-    /// own whose line `reversal_line_id` carries the negative quantity; the original is never
-    /// edited.
-    SaleReversal => sale_reversals (Ledger, Cashier, Api) {
-        /// The original sale.
-        sale_id: RowId => sales,
-        /// The original line.
-        sale_line_id: RowId => sale_lines,
-        /// The refund or void sale.
-        reversal_sale_id: RowId => sales,
-        /// Its line reversing `sale_line_id`.
-        reversal_line_id: RowId => sale_lines,
-        /// refund or void.
-        #[one_of("refund", "void")]
-        kind: String,
-        /// Quantity reversed, in thousandths (positive).
-        quantity_milli: i64,
-        /// When.
-        created_at: Timestamp,
-    }
-
-    /// Where a tenant's sync stands on this node (the sync engine's bookkeeping).
-    SyncState => sync_state (LocalOnly, Admin, Internal) {
-        /// The last log sequence number applied here.
-        cursor: i64,
-        /// The server's highest sequence number, as last seen.
-        server_high: i64,
-        /// Last push that reached the server.
-        last_push_at: Option<Timestamp>,
-        /// Last pull that reached the server.
-        last_pull_at: Option<Timestamp>,
-        /// Last time an operation moved either way.
-        last_progress_at: Option<Timestamp>,
-        /// Whether the last attempt reached the server.
-        online: bool,
-        /// The last error's class.
-        #[one_of("transient", "auth", "suspended", "refused", "fatal")]
-        error_class: Option<String>,
-        /// The step that failed: push, pull or config.
-        error_step: Option<String>,
-        /// The last error, for a person.
-        error: Option<String>,
-        /// When it happened.
-        error_at: Option<Timestamp>,
-    }
-
-    /// Clock stamps of a synced row's values, keyed by the row's id (the merge's memory).
-    SyncStamps => sync_stamps (LocalOnly, Admin, Internal) {
-        /// The row's table.
-        table_name: String,
-        /// Column to stamp; `""` is the row's insert, `"#deleted"` its deletion.
-        stamps: Json,
-        /// The row's last values once deleted.
-        tombstone: Option<Json>,
-    }
 }
 
 #[cfg(test)]
@@ -1069,6 +387,81 @@ mod tests {
                     assert!(table(parent).is_some(), "{}.{} -> {parent}", t.name, c.name);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_document_state_is_a_column_that_accepts_its_closed_states() {
+        let mut documents = Vec::new();
+        for t in TABLES {
+            let Some(state) = t.state else { continue };
+            assert_eq!(t.sync_class, SyncClass::Document, "{}", t.name);
+            let column = t.column(state.column).map(|c| c.one_of);
+            let words = column.flatten().unwrap_or_default();
+            assert!(!state.closed.is_empty(), "{}", t.name);
+            for closed in state.closed {
+                assert!(
+                    words.contains(closed),
+                    "{}.{} {closed}",
+                    t.name,
+                    state.column
+                );
+            }
+            documents.push(t.name);
+        }
+        assert_eq!(documents, ["sales", "layaways", "work_orders"]);
+        assert!(Sale::TABLE.is_closed("voided") && !Sale::TABLE.is_closed("layaway"));
+        assert!(Layaway::TABLE.is_closed("cancelled") && !Layaway::TABLE.is_closed("open"));
+        assert!(!WorkOrder::TABLE.is_closed("in_progress"));
+        assert!(!SaleLine::TABLE.is_closed("completed"));
+    }
+
+    #[test]
+    fn every_kept_balance_sums_a_column_of_its_ledger_by_ledger_columns() {
+        let kept: Vec<&str> = TABLES
+            .iter()
+            .filter_map(|t| t.balance.map(|b| (t, b)))
+            .map(|(t, b)| {
+                assert_eq!(t.sync_class, SyncClass::Ledger, "{}", t.name);
+                assert_eq!(b.ledger, t.name);
+                assert_eq!(
+                    t.column(b.amount).map(|c| c.kind),
+                    Some(ColumnKind::Integer),
+                    "{}",
+                    b.table
+                );
+                for key in b.keys {
+                    assert!(t.column(key).is_some(), "{}.{key}", t.name);
+                }
+                assert!(
+                    table(b.table).is_none(),
+                    "{} is not a tenant table",
+                    b.table
+                );
+                b.table
+            })
+            .collect();
+        let listed: Vec<&str> = BALANCES.iter().map(|b| b.table).collect();
+        assert_eq!(kept, listed);
+        assert_eq!(listed.len(), 4);
+    }
+
+    #[test]
+    fn only_the_pin_hash_is_hidden_from_reports() {
+        let hidden: Vec<(&str, &str)> = TABLES
+            .iter()
+            .flat_map(|t| t.columns.iter().map(move |c| (t, c)))
+            .filter(|(_, c)| c.hidden)
+            .map(|(t, c)| (t.name, c.name))
+            .collect();
+        assert_eq!(hidden, [("users", "pin_hash")]);
+    }
+
+    #[test]
+    fn the_payment_tables_accept_exactly_the_payment_methods() {
+        for t in [SalePayment::TABLE, LayawayPayment::TABLE] {
+            let words = t.column("method").and_then(|c| c.one_of);
+            assert_eq!(words, Some(PaymentMethod::WORDS), "{}", t.name);
         }
     }
 

@@ -1,15 +1,13 @@
 //! Gift cards, loyalty points and store credit: each an account whose balance is the sum of
 //! its ledger.
 
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::checkout::{self, Context, Priced, PricedLine, Tender};
 use super::FlowError;
-use crate::catalog::ledger::{balance, Balance};
 use crate::catalog::{
-    CreditTransaction, GiftCard, GiftCardTransaction, LoyaltyAccount, LoyaltyTransaction, Sale,
-    SaleLine, SalePayment,
+    CreditAccount, CreditTransaction, GiftCard, GiftCardTransaction, LoyaltyAccount,
+    LoyaltyTransaction, Sale, SaleLine, SalePayment,
 };
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::settings::{BusinessRules, Role};
@@ -201,7 +199,7 @@ pub(crate) fn sell_gift_card(
         if matches!(t, Tender::GiftCard { .. } | Tender::Loyalty { .. }) {
             return Err(FlowError::TenderNotAccepted {
                 flow: "a gift card sale",
-                method: t.method(),
+                method: t.method().as_str(),
             }
             .into());
         }
@@ -266,14 +264,13 @@ pub(crate) fn sell_gift_card(
 
 /// The gift card a sale sold, if it sold one: its `issue` ledger row names the sale.
 pub(crate) fn card_sold_by(s: &Scope<'_>, sale: RowId) -> Result<Option<RowId>> {
-    Ok(s.connection()
-        .prepare_cached(
-            "SELECT gift_card_id FROM gift_card_transactions
-             WHERE tenant_id = ?1 AND sale_id = ?2 AND kind = 'issue'
-             ORDER BY id LIMIT 1",
-        )?
-        .query_row(params![s.tenant(), sale], |r| r.get(0))
-        .optional()?)
+    s.query_optional(
+        "SELECT gift_card_id FROM gift_card_transactions
+         WHERE tenant_id = ?1 AND sale_id = ?2 AND kind = 'issue'
+         ORDER BY id LIMIT 1",
+        &[&sale],
+        |r| r.get(0),
+    )
 }
 
 fn card_entry(
@@ -297,7 +294,7 @@ fn card_entry(
             created_at: at,
         },
     )?;
-    balance(s.connection(), s.tenant(), Balance::GiftCard, card)
+    s.balance::<GiftCardTransaction>(&[&card])
 }
 
 /// A card that can take money now: active, not expired.
@@ -354,7 +351,7 @@ pub(crate) fn redeem_gift_card(
             .into());
         }
     }
-    let held = balance(s.connection(), s.tenant(), Balance::GiftCard, card)?;
+    let held = s.balance::<GiftCardTransaction>(&[&card])?;
     if held < amount && !rules.allow_gift_card_overdraw {
         return Err(FlowError::GiftCardBalance {
             card,
@@ -376,20 +373,20 @@ pub(crate) fn redeem_gift_card(
 
 /// The customer's loyalty account, if any.
 pub(crate) fn loyalty_account(s: &Scope<'_>, customer: RowId) -> Result<Option<RowId>> {
-    Ok(s.connection()
-        .prepare_cached(
-            "SELECT id FROM loyalty_accounts WHERE tenant_id = ?1 AND customer_id = ?2",
-        )?
-        .query_row(params![s.tenant(), customer], |r| r.get(0))
-        .optional()?)
+    s.query_optional(
+        "SELECT id FROM loyalty_accounts WHERE tenant_id = ?1 AND customer_id = ?2",
+        &[&customer],
+        |r| r.get(0),
+    )
 }
 
 /// The customer's store credit account, if any.
 pub(crate) fn credit_account(s: &Scope<'_>, customer: RowId) -> Result<Option<RowId>> {
-    Ok(s.connection()
-        .prepare_cached("SELECT id FROM credit_accounts WHERE tenant_id = ?1 AND customer_id = ?2")?
-        .query_row(params![s.tenant(), customer], |r| r.get(0))
-        .optional()?)
+    s.query_optional(
+        "SELECT id FROM credit_accounts WHERE tenant_id = ?1 AND customer_id = ?2",
+        &[&customer],
+        |r| r.get(0),
+    )
 }
 
 pub(crate) fn enroll_loyalty(
@@ -424,7 +421,7 @@ pub(crate) fn redeem_points(
 ) -> Result<i64> {
     rules(s, actor, in_sale, "redeem")?;
     let points = positive("points redeemed", points)?;
-    let held = balance(s.connection(), s.tenant(), Balance::Loyalty, account)?;
+    let held = s.balance::<LoyaltyTransaction>(&[&account])?;
     if held < points {
         return Err(FlowError::LoyaltyPoints {
             account,
@@ -468,7 +465,7 @@ fn credit_entry(
             created_at: at,
         },
     )?;
-    balance(s.connection(), s.tenant(), Balance::Credit, account)
+    s.balance::<CreditTransaction>(&[&account])
 }
 
 pub(crate) fn charge_credit(
@@ -480,20 +477,12 @@ pub(crate) fn charge_credit(
 ) -> Result<i64> {
     let rules = rules(s, actor, in_sale, "charge")?;
     let amount = positive("a store credit charge", amount_minor)?;
-    let (limit, active, currency): (i64, bool, String) = s
-        .connection()
-        .prepare_cached(
-            "SELECT credit_limit_minor, active, currency FROM credit_accounts
-             WHERE tenant_id = ?1 AND id = ?2",
-        )?
-        .query_row(params![s.tenant(), account], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?
-        .ok_or(crate::Error::NotFound {
-            table: "credit_accounts",
-            id: account,
-        })?;
+    let CreditAccount {
+        credit_limit_minor: limit,
+        active,
+        currency,
+        ..
+    } = s.row(account)?;
     if !active {
         return Err(FlowError::AccountClosed { account }.into());
     }
@@ -507,7 +496,7 @@ pub(crate) fn charge_credit(
             .into());
         }
     }
-    let owed = balance(s.connection(), s.tenant(), Balance::Credit, account)?;
+    let owed = s.balance::<CreditTransaction>(&[&account])?;
     let after = owed.checked_add(amount).ok_or(FlowError::Overflow)?;
     if after > limit && !rules.allow_credit_over_limit {
         return Err(FlowError::CreditLimit {
@@ -539,7 +528,7 @@ pub(crate) fn pay_credit(
     s.require_role(actor, Role::Cashier, "pay", "credit_transactions")?;
     let amount = positive("a store credit payment", amount_minor)?;
     // The account must be this tenant's; paying more than is owed leaves a credit balance.
-    s.row::<crate::catalog::CreditAccount>(account)?;
+    s.row::<CreditAccount>(account)?;
     credit_entry(
         s,
         actor,

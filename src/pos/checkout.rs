@@ -4,14 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::money::{apply_ppm, extend, minor_per_major, sum};
 use super::{accounts, FlowError};
 use crate::catalog::{
-    Commission, Customer, InventoryTransaction, LoyaltyTransaction, Product, PromotionUse, Sale,
-    SaleLine, SalePayment,
+    Commission, Customer, InventoryTransaction, LoyaltyTransaction, PaymentMethod, PriceLevel,
+    Product, PromotionUse, Sale, SaleLine, SalePayment,
 };
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::settings::{Role, TenantSettings};
@@ -114,13 +113,13 @@ pub enum Tender {
 }
 
 impl Tender {
-    pub(crate) fn method(&self) -> &'static str {
+    pub(crate) fn method(&self) -> PaymentMethod {
         match self {
-            Self::Cash { .. } => "cash",
-            Self::Card { .. } => "card",
-            Self::GiftCard { .. } => "gift_card",
-            Self::StoreCredit { .. } => "store_credit",
-            Self::Loyalty { .. } => "loyalty",
+            Self::Cash { .. } => PaymentMethod::Cash,
+            Self::Card { .. } => PaymentMethod::Card,
+            Self::GiftCard { .. } => PaymentMethod::GiftCard,
+            Self::StoreCredit { .. } => PaymentMethod::StoreCredit,
+            Self::Loyalty { .. } => PaymentMethod::Loyalty,
         }
     }
 }
@@ -233,12 +232,7 @@ impl Context {
         let settings = s.tenant_settings()?;
         let customer: Option<Customer> = customer.map(|id| s.row(id)).transpose()?;
         let level_ppm = match customer.as_ref().and_then(|c| c.price_level_id) {
-            Some(level) => s
-                .connection()
-                .prepare_cached(
-                    "SELECT discount_ppm FROM price_levels WHERE tenant_id = ?1 AND id = ?2",
-                )?
-                .query_row(params![s.tenant(), level], |r| r.get(0))?,
+            Some(level) => s.row::<PriceLevel>(level)?.discount_ppm,
             None => 0,
         };
         let exempt = customer.as_ref().is_some_and(|c| c.tax_exempt);
@@ -302,6 +296,8 @@ pub(crate) struct Priced {
 
 struct Promo {
     id: RowId,
+    /// The coupon code that must be entered, if any.
+    code: Option<String>,
     kind: String,
     value: i64,
     product: Option<RowId>,
@@ -332,31 +328,24 @@ impl Promo {
 }
 
 fn promotions(s: &Scope<'_>, ctx: &Context, codes: &[String]) -> Result<Vec<Promo>> {
-    let mut stmt = s.connection().prepare_cached(
+    let mut out: Vec<Promo> = s.query_map(
         "SELECT id, code, kind, value, product_id, category_id, usage_limit FROM promotions
          WHERE tenant_id = ?1 AND active = 1 AND starts_at <= ?2
            AND (ends_at IS NULL OR ends_at > ?2)",
-    )?;
-    let rows = stmt.query_map(params![s.tenant(), ctx.now], |r| {
-        Ok((
-            r.get::<_, Option<String>>(1)?,
-            Promo {
+        &[&ctx.now],
+        |r| {
+            Ok(Promo {
                 id: r.get(0)?,
+                code: r.get(1)?,
                 kind: r.get(2)?,
                 value: r.get(3)?,
                 product: r.get(4)?,
                 category: r.get(5)?,
                 usage_limit: r.get(6)?,
-            },
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (code, promo) = row?;
-        if code.is_none_or(|c| codes.contains(&c)) {
-            out.push(promo);
-        }
-    }
+            })
+        },
+    )?;
+    out.retain(|p| p.code.as_ref().is_none_or(|c| codes.contains(c)));
     Ok(out)
 }
 
@@ -479,11 +468,11 @@ pub(crate) fn price(
 }
 
 fn uses(s: &Scope<'_>, promotion: RowId) -> Result<i64> {
-    Ok(s.connection()
-        .prepare_cached(
-            "SELECT count(*) FROM promotion_usage WHERE tenant_id = ?1 AND promotion_id = ?2",
-        )?
-        .query_row(params![s.tenant(), promotion], |r| r.get(0))?)
+    s.query_row(
+        "SELECT count(*) FROM promotion_usage WHERE tenant_id = ?1 AND promotion_id = ?2",
+        &[&promotion],
+        |r| r.get(0),
+    )
 }
 
 /// A receipt number from the sale's id: its last twelve hex digits are random, so terminals
@@ -513,8 +502,7 @@ pub(crate) fn check_stock(
         *wanted.entry(p.0.id).or_default() += p.1;
     }
     for (product, wanted_milli) in wanted {
-        let on_hand_milli =
-            crate::catalog::ledger::stock_on_hand(s.connection(), s.tenant(), product, location)?;
+        let on_hand_milli = s.balance::<InventoryTransaction>(&[&product, &location])?;
         if on_hand_milli < wanted_milli {
             return Err(FlowError::InsufficientStock {
                 product,
@@ -659,16 +647,12 @@ pub(crate) fn record_commissions(
     lines: &[PricedLine],
     sign: i64,
 ) -> Result<Vec<Commission>> {
-    let rules: Vec<(RowId, Option<RowId>, Option<RowId>, i64)> = {
-        let mut stmt = s.connection().prepare_cached(
-            "SELECT id, user_id, category_id, rate_ppm FROM commission_rules
-             WHERE tenant_id = ?1 AND active = 1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([s.tenant()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
+    let rules: Vec<(RowId, Option<RowId>, Option<RowId>, i64)> = s.query_map(
+        "SELECT id, user_id, category_id, rate_ppm FROM commission_rules
+         WHERE tenant_id = ?1 AND active = 1 ORDER BY id",
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     if rules.is_empty() {
         return Ok(Vec::new());
     }
@@ -773,10 +757,10 @@ pub(crate) fn settle(
     let mut cash_tendered = 0i64;
     let mut has_cash = false;
     let mut non_cash = 0i64;
-    let payment = |method: &str, amount_minor: i64| SalePayment {
+    let payment = |method: PaymentMethod, amount_minor: i64| SalePayment {
         id: RowId::new(),
         sale_id: sale,
-        method: method.to_owned(),
+        method: method.as_str().to_owned(),
         amount_minor,
         currency: ctx.currency().to_owned(),
         tendered_minor: None,
@@ -823,7 +807,7 @@ pub(crate) fn settle(
                     }
                     .into());
                 }
-                let mut p = payment("card", amount);
+                let mut p = payment(PaymentMethod::Card, amount);
                 p.reference = Some(reference.clone());
                 payments.push(p);
             }
@@ -833,15 +817,16 @@ pub(crate) fn settle(
             } => {
                 let amount = positive("a gift card payment", *amount_minor)?;
                 accounts::redeem_gift_card(s, actor, *card_id, amount, Some((sale, ctx)))?;
-                let mut p = payment("gift_card", amount);
+                let mut p = payment(PaymentMethod::GiftCard, amount);
                 p.gift_card_id = Some(*card_id);
                 payments.push(p);
             }
             Tender::StoreCredit { amount_minor } => {
                 let amount = positive("a store credit payment", *amount_minor)?;
-                let account = customer_account(s, ctx, "a store credit payment", "store_credit")?;
+                let account =
+                    customer_account(s, ctx, "a store credit payment", PaymentMethod::StoreCredit)?;
                 accounts::charge_credit(s, actor, account, amount, Some((sale, ctx)))?;
-                payments.push(payment("store_credit", amount));
+                payments.push(payment(PaymentMethod::StoreCredit, amount));
             }
             Tender::Loyalty { points } => {
                 let points = positive("points redeemed", *points)?;
@@ -850,17 +835,18 @@ pub(crate) fn settle(
                     // points buy nothing.
                     return Err(FlowError::TenderNotAccepted {
                         flow: "checkout (points are worth nothing)",
-                        method: "loyalty",
+                        method: PaymentMethod::Loyalty.as_str(),
                     }
                     .into());
                 }
-                let account = customer_account(s, ctx, "a loyalty payment", "loyalty")?;
+                let account =
+                    customer_account(s, ctx, "a loyalty payment", PaymentMethod::Loyalty)?;
                 accounts::redeem_points(s, actor, account, points, Some((sale, ctx)))?;
                 let amount = points
                     .checked_mul(i64::from(ctx.settings.rules.loyalty_point_value_minor))
                     .ok_or(FlowError::Overflow)?;
                 loyalty_minor += amount;
-                payments.push(payment("loyalty", amount));
+                payments.push(payment(PaymentMethod::Loyalty, amount));
             }
         }
         if let Some(p) = payments.last() {
@@ -888,7 +874,7 @@ pub(crate) fn settle(
     }
     let change_minor = cash_tendered - rest;
     if has_cash {
-        let mut p = payment("cash", rest);
+        let mut p = payment(PaymentMethod::Cash, rest);
         p.tendered_minor = Some(cash_tendered);
         p.change_minor = change_minor;
         payments.push(p);
@@ -903,15 +889,19 @@ pub(crate) fn settle(
     })
 }
 
+/// The customer's store credit or loyalty account, for a tender by that `method`.
 fn customer_account(
     s: &Scope<'_>,
     ctx: &Context,
     what: &'static str,
-    account: &'static str,
+    method: PaymentMethod,
 ) -> Result<RowId> {
-    let no_account = || FlowError::NoAccount { what, account };
+    let no_account = || FlowError::NoAccount {
+        what,
+        account: method.as_str(),
+    };
     let customer = ctx.customer.as_ref().ok_or_else(no_account)?;
-    let found = if account == "loyalty" {
+    let found = if method == PaymentMethod::Loyalty {
         accounts::loyalty_account(s, customer.id)?
     } else {
         accounts::credit_account(s, customer.id)?

@@ -17,13 +17,14 @@
 //! cancellation writes carries the reference of the card payment it gives back. Cash rows have
 //! none.
 
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::checkout::{self, Context, PricedLine, Tender, DEFAULT_LOCATION};
 use super::money::{apply_ppm, extend, sum};
 use super::{FlowError, LineItem};
-use crate::catalog::{Commission, Layaway, LayawayPayment, Product, PromotionUse, Sale, SaleLine};
+use crate::catalog::{
+    Commission, Layaway, LayawayPayment, PaymentMethod, Product, PromotionUse, Sale, SaleLine,
+};
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::settings::Role;
 use crate::tenant::{Actor, Scope};
@@ -163,7 +164,7 @@ fn payment_amount(tender: &Tender) -> Result<(i64, Option<&str>)> {
         other => {
             return Err(FlowError::TenderNotAccepted {
                 flow: "a layaway payment",
-                method: other.method(),
+                method: other.method().as_str(),
             }
             .into())
         }
@@ -183,7 +184,7 @@ fn payment_amount(tender: &Tender) -> Result<(i64, Option<&str>)> {
 fn payment_row(
     actor: &Actor,
     layaway: RowId,
-    method: &str,
+    method: PaymentMethod,
     amount_minor: i64,
     reference: Option<&str>,
     now: Timestamp,
@@ -191,7 +192,7 @@ fn payment_row(
     LayawayPayment {
         id: RowId::new(),
         layaway_id: layaway,
-        method: method.to_owned(),
+        method: method.as_str().to_owned(),
         amount_minor,
         user_id: Some(actor.user_id()),
         paid_at: now,
@@ -214,8 +215,15 @@ fn open_one(s: &Scope<'_>, layaway: RowId, action: &'static str) -> Result<Layaw
     Ok(l)
 }
 
-fn paid(s: &Scope<'_>, layaway: RowId) -> Result<i64> {
-    crate::catalog::ledger::layaway_paid(s.connection(), s.tenant(), layaway)
+/// What a layaway has been paid so far: the sum of its payments (few rows; not kept in a
+/// balance table).
+pub(crate) fn paid(s: &Scope<'_>, layaway: RowId) -> Result<i64> {
+    s.query_row(
+        "SELECT coalesce(sum(amount_minor), 0) FROM layaway_payments
+         WHERE tenant_id = ?1 AND layaway_id = ?2",
+        &[&layaway],
+        |r| r.get(0),
+    )
 }
 
 /// What has been paid into a layaway of this tenant ([`crate::Error::NotFound`] for any other).
@@ -337,16 +345,9 @@ pub(crate) fn pay(s: &Scope<'_>, actor: &Actor, layaway: RowId, tender: &Tender)
 /// The sale's lines as the pricing wrote them, for the ledger rows written on completion (the
 /// agreed prices, not today's).
 fn priced_lines(s: &Scope<'_>, sale: RowId) -> Result<Vec<PricedLine>> {
-    let ids: Vec<RowId> = {
-        let mut stmt = s.connection().prepare_cached(
-            "SELECT id FROM sale_lines WHERE tenant_id = ?1 AND sale_id = ?2 ORDER BY line_no",
-        )?;
-        let rows = stmt.query_map(params![s.tenant(), sale], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let line: SaleLine = s.row(id)?;
+    let lines: Vec<SaleLine> = s.rows_where("sale_id = ?2", "ORDER BY line_no", &[&sale])?;
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
         let product: Option<Product> = line.product_id.map(|p| s.row(p)).transpose()?;
         let gross = extend(line.quantity_milli, line.unit_price_minor)?;
         out.push(PricedLine {
@@ -453,24 +454,21 @@ pub(crate) fn cancel(s: &Scope<'_>, actor: &Actor, layaway: RowId) -> Result<Lay
     s.require_role(actor, Role::Cashier, "cancel a layaway", "layaways")?;
     let l = open_one(s, layaway, "cancel")?;
     let settings = s.tenant_settings()?;
-    let payments: Vec<LayawayPayment> = s.rows_where(
-        "layaway_id = ?2",
-        "ORDER BY paid_at, id",
-        params![s.tenant(), l.id],
-    )?;
+    let payments: Vec<LayawayPayment> =
+        s.rows_where("layaway_id = ?2", "ORDER BY paid_at, id", &[&l.id])?;
     let mut cash_minor = 0i64;
     let mut cards_minor = Vec::new();
     // The card payments, in the same order as `cards_minor`: each refund row carries its reference.
     let mut cards = Vec::new();
     for p in &payments {
-        match p.method.as_str() {
+        match p.method.parse() {
             _ if p.amount_minor < 0 => return Err(unrefundable(&l, p)),
-            "cash" => {
+            Ok(PaymentMethod::Cash) => {
                 cash_minor = cash_minor
                     .checked_add(p.amount_minor)
                     .ok_or(FlowError::Overflow)?
             }
-            "card" => {
+            Ok(PaymentMethod::Card) => {
                 cards_minor.push(p.amount_minor);
                 cards.push(p);
             }
@@ -492,13 +490,20 @@ pub(crate) fn cancel(s: &Scope<'_>, actor: &Actor, layaway: RowId) -> Result<Lay
     let now = Timestamp::now();
     let mut refunds = Vec::new();
     if cash_back > 0 {
-        refunds.push(payment_row(actor, l.id, "cash", -cash_back, None, now));
+        refunds.push(payment_row(
+            actor,
+            l.id,
+            PaymentMethod::Cash,
+            -cash_back,
+            None,
+            now,
+        ));
     }
     for (back, card) in cards_back.into_iter().zip(&cards).filter(|(b, _)| *b > 0) {
         refunds.push(payment_row(
             actor,
             l.id,
-            "card",
+            PaymentMethod::Card,
             -back,
             card.reference.as_deref(),
             now,

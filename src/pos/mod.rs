@@ -62,7 +62,10 @@ pub use reports::{
 };
 pub use work_order::WorkOrderRequest;
 
-use crate::catalog::{GiftCard, LoyaltyAccount};
+use crate::catalog::{
+    CreditTransaction, GiftCard, GiftCardTransaction, InventoryTransaction, LoyaltyAccount,
+    LoyaltyTransaction, PaymentMethod,
+};
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::{Actor, TenantAccess};
 use crate::Result;
@@ -170,7 +173,7 @@ pub enum FlowError {
     NoAccount {
         /// What needed it.
         what: &'static str,
-        /// store_credit or loyalty.
+        /// The account's payment method, `store_credit` or `loyalty` ([`PaymentMethod::as_str`]).
         account: &'static str,
     },
     /// The store credit account is closed for charges.
@@ -210,7 +213,7 @@ pub enum FlowError {
     TenderNotAccepted {
         /// The flow.
         flow: &'static str,
-        /// The payment method.
+        /// The payment method ([`PaymentMethod::as_str`]).
         method: &'static str,
     },
     /// A refund gives back by a method more than the sale took by it (refunds before this one
@@ -221,10 +224,10 @@ pub enum FlowError {
         "a refund by {method}{}: the sale took {sale_took} {} by it, {refunded} already \
          refunded, {wanted} wanted",
         gift_card.map(|c| format!(" {c}")).unwrap_or_default(),
-        if *method == "loyalty" { "points" } else { "minor units" }
+        if *method == PaymentMethod::Loyalty.as_str() { "points" } else { "minor units" }
     )]
     RefundExceedsTender {
-        /// The refund method: cash, card, gift_card, store_credit or loyalty.
+        /// The refund method ([`PaymentMethod::as_str`]).
         method: &'static str,
         /// The gift card, for `gift_card`.
         gift_card: Option<RowId>,
@@ -332,8 +335,8 @@ pub trait Pos: TenantAccess {
 
     /// Stock on hand of a product at a location, in thousandths: the sum of its ledger.
     fn stock_on_hand(&self, product: RowId, location: &str) -> Result<i64> {
-        let s = self.scope();
-        crate::catalog::ledger::stock_on_hand(s.connection(), s.tenant(), product, location)
+        self.scope()
+            .balance::<InventoryTransaction>(&[&product, &location])
     }
 
     /// Receives stock (a delivery): a `receive` ledger row. Needs a manager.
@@ -415,13 +418,7 @@ pub trait Pos: TenantAccess {
 
     /// A gift card's balance: the sum of its ledger.
     fn gift_card_balance(&self, card: RowId) -> Result<i64> {
-        let s = self.scope();
-        crate::catalog::ledger::balance(
-            s.connection(),
-            s.tenant(),
-            crate::catalog::ledger::Balance::GiftCard,
-            card,
-        )
+        self.scope().balance::<GiftCardTransaction>(&[&card])
     }
 
     /// Opens the customer's loyalty account (one per customer) under a card number.
@@ -436,13 +433,7 @@ pub trait Pos: TenantAccess {
 
     /// Points on a loyalty account: the sum of its ledger.
     fn loyalty_points(&self, account: RowId) -> Result<i64> {
-        let s = self.scope();
-        crate::catalog::ledger::balance(
-            s.connection(),
-            s.tenant(),
-            crate::catalog::ledger::Balance::Loyalty,
-            account,
-        )
+        self.scope().balance::<LoyaltyTransaction>(&[&account])
     }
 
     /// Redeems points outside a checkout (a reward): a `redeem` ledger row. Returns the points
@@ -465,13 +456,7 @@ pub trait Pos: TenantAccess {
 
     /// What a store credit account owes: the sum of its ledger.
     fn credit_owed(&self, account: RowId) -> Result<i64> {
-        let s = self.scope();
-        crate::catalog::ledger::balance(
-            s.connection(),
-            s.tenant(),
-            crate::catalog::ledger::Balance::Credit,
-            account,
-        )
+        self.scope().balance::<CreditTransaction>(&[&account])
     }
 
     /// A day's takings by payment method (UTC day): sale payments and layaway payments paid

@@ -32,10 +32,16 @@
 //! paid. Points cannot always cover an amount exactly (a point worth 2 and 979 due), so while
 //! the sale has redeemed points not yet given back, a refund may give cash past the cash cap
 //! by less than one point's value at the sale's rate: the remainder the points cannot cover.
+//!
+//! One file of about 1,400 lines, on purpose for now: the figures of a partial line, the caps
+//! per tender and the points rate are three views of one tally of the sale's reversals, read
+//! and checked in one place so a refund and a void cannot disagree about what is left. The caps
+//! (`Tally`, `Method`, `PointRate` and their reads) are the seam to split along when the file
+//! grows further.
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
+use rusqlite::ToSql;
 use serde::{Deserialize, Serialize};
 
 use super::checkout::receipt_number;
@@ -43,7 +49,7 @@ use super::money::{extend, mul_div_round, sum};
 use super::{accounts, FlowError};
 use crate::catalog::{
     Commission, CreditTransaction, GiftCard, GiftCardTransaction, InventoryTransaction,
-    LoyaltyTransaction, Sale, SaleLine, SalePayment, SaleReversal,
+    LoyaltyTransaction, PaymentMethod, Sale, SaleLine, SalePayment, SaleReversal,
 };
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::settings::{BusinessRules, Role};
@@ -227,25 +233,15 @@ pub struct RefundReceipt {
 // ------------------------------------------------------------------------------------- reading
 
 fn sale_lines(s: &Scope<'_>, sale: RowId) -> Result<Vec<SaleLine>> {
-    s.rows_where(
-        "sale_id = ?2",
-        "ORDER BY line_no",
-        params![s.tenant(), sale],
-    )
+    s.rows_where("sale_id = ?2", "ORDER BY line_no", &[&sale])
 }
 
 fn sale_payments(s: &Scope<'_>, sale: RowId) -> Result<Vec<SalePayment>> {
-    s.rows_where(
-        "sale_id = ?2",
-        "ORDER BY paid_at, id",
-        params![s.tenant(), sale],
-    )
+    s.rows_where("sale_id = ?2", "ORDER BY paid_at, id", &[&sale])
 }
 
 fn count(s: &Scope<'_>, sql: &str, id: RowId) -> Result<i64> {
-    Ok(s.connection()
-        .prepare_cached(sql)?
-        .query_row(params![s.tenant(), id], |r| r.get(0))?)
+    s.query_row(sql, &[&id], |r| r.get(0))
 }
 
 /// The sale to reverse and its lines; refused unless it is a completed sale (not itself a
@@ -293,19 +289,16 @@ struct Taken {
 }
 
 fn taken(s: &Scope<'_>, line: RowId) -> Result<Taken> {
-    let (quantity, gross, discount, tax) = s
-        .connection()
-        .prepare_cached(
-            "SELECT coalesce(sum(r.quantity_milli), 0),
-                    coalesce(-sum(l.total_minor - l.tax_minor + l.discount_minor), 0),
-                    coalesce(-sum(l.discount_minor), 0), coalesce(-sum(l.tax_minor), 0)
-             FROM sale_reversals r
-             JOIN sale_lines l ON l.tenant_id = r.tenant_id AND l.id = r.reversal_line_id
-             WHERE r.tenant_id = ?1 AND r.sale_line_id = ?2",
-        )?
-        .query_row(params![s.tenant(), line], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
+    let (quantity, gross, discount, tax) = s.query_row(
+        "SELECT coalesce(sum(r.quantity_milli), 0),
+                coalesce(-sum(l.total_minor - l.tax_minor + l.discount_minor), 0),
+                coalesce(-sum(l.discount_minor), 0), coalesce(-sum(l.tax_minor), 0)
+         FROM sale_reversals r
+         JOIN sale_lines l ON l.tenant_id = r.tenant_id AND l.id = r.reversal_line_id
+         WHERE r.tenant_id = ?1 AND r.sale_line_id = ?2",
+        &[&line],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     Ok(Taken {
         quantity,
         gross,
@@ -533,18 +526,15 @@ fn restock(
 ) -> Result<()> {
     // Whether a product is stocked is what the sale did, not what the product is now.
     let mut taken_from: BTreeMap<RowId, (String, Option<i64>)> = BTreeMap::new();
-    {
-        let mut stmt = s.connection().prepare_cached(
-            "SELECT product_id, location, unit_cost_minor FROM inventory_transactions
-             WHERE tenant_id = ?1 AND sale_id = ?2 AND quantity_milli < 0 ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![s.tenant(), original], |r| {
-            Ok((r.get::<_, RowId>(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        for row in rows {
-            let (product, loc, cost) = row?;
-            taken_from.entry(product).or_insert((loc, cost));
-        }
+    let rows: Vec<(RowId, String, Option<i64>)> = s.query_map(
+        "SELECT product_id, location, unit_cost_minor FROM inventory_transactions
+         WHERE tenant_id = ?1 AND sale_id = ?2 AND quantity_milli < 0 ORDER BY id",
+        &[&original],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    // The first row of each product says where the sale took it from.
+    for (product, loc, cost) in rows {
+        taken_from.entry(product).or_insert((loc, cost));
     }
     for p in parts {
         let Some((product_id, (from, cost))) = p
@@ -592,15 +582,19 @@ impl Payback {
     }
 }
 
+/// The sale's customer's store credit or loyalty account, for money going back by `method`.
 fn account_of(
     s: &Scope<'_>,
     sale: &Sale,
     what: &'static str,
-    account: &'static str,
+    method: PaymentMethod,
 ) -> Result<RowId> {
-    let no_account = || FlowError::NoAccount { what, account };
+    let no_account = || FlowError::NoAccount {
+        what,
+        account: method.as_str(),
+    };
     let customer = sale.customer_id.ok_or_else(no_account)?;
-    let found = if account == "loyalty" {
+    let found = if method == PaymentMethod::Loyalty {
         accounts::loyalty_account(s, customer)?
     } else {
         accounts::credit_account(s, customer)?
@@ -639,7 +633,7 @@ fn refund_paybacks(
     };
     // Points given back before this refund, then with each loyalty tender of it.
     let mut points_back = tally.as_ref().map_or(0, |t| {
-        t.refunded.get(&Method::Loyalty).copied().unwrap_or(0)
+        t.refunded.get(&Method::LOYALTY).copied().unwrap_or(0)
     });
     let mut out = Vec::with_capacity(tenders.len());
     for t in tenders {
@@ -692,12 +686,13 @@ fn refund_paybacks(
             }
             RefundTender::StoreCredit { amount_minor } => {
                 let amount = positive("a store credit refund", *amount_minor)?;
-                let account = account_of(s, sale, "a store credit refund", "store_credit")?;
+                let account =
+                    account_of(s, sale, "a store credit refund", PaymentMethod::StoreCredit)?;
                 Payback::StoreCredit(account, amount)
             }
             RefundTender::Loyalty { points } => {
                 let points = positive("points given back", *points)?;
-                let account = account_of(s, sale, "a loyalty refund", "loyalty")?;
+                let account = account_of(s, sale, "a loyalty refund", PaymentMethod::Loyalty)?;
                 let rate = match &tally {
                     Some(t) => t.rate,
                     None => PointRate::today(rules),
@@ -706,7 +701,7 @@ fn refund_paybacks(
                     // Points worth nothing would pass the total check and still be given.
                     return Err(FlowError::TenderNotAccepted {
                         flow: "a refund (points are worth nothing)",
-                        method: "loyalty",
+                        method: PaymentMethod::Loyalty.as_str(),
                     }
                     .into());
                 }
@@ -782,13 +777,13 @@ impl Tally {
     fn of(s: &Scope<'_>, sale: RowId, rules: &BusinessRules) -> Result<Self> {
         let took = sale_took(s, sale)?;
         let refunded = refunded_before(s, sale)?;
-        let redeemed_points = took.get(&Method::Loyalty).copied().unwrap_or(0);
+        let redeemed_points = took.get(&Method::LOYALTY).copied().unwrap_or(0);
         let (rate, redeemed) = if redeemed_points > 0 {
             let minor = points(
                 s,
                 "SELECT coalesce(sum(amount_minor), 0) FROM sale_payments
-                 WHERE tenant_id = ?1 AND sale_id = ?2 AND method = 'loyalty'",
-                sale,
+                 WHERE tenant_id = ?1 AND sale_id = ?2 AND method = ?3",
+                &[&sale, &PaymentMethod::Loyalty],
             )?;
             let rate = PointRate {
                 minor,
@@ -809,49 +804,42 @@ impl Tally {
     /// Cash this refund may give past the cash cap: less than one point's value at the sale's
     /// rate, while the sale has redeemed points not yet given back.
     fn cash_over_cap_allowed(&self, over: i64) -> bool {
-        let took = self.took.get(&Method::Loyalty).copied().unwrap_or(0);
-        let back = self.refunded.get(&Method::Loyalty).copied().unwrap_or(0);
+        let took = self.took.get(&Method::LOYALTY).copied().unwrap_or(0);
+        let back = self.refunded.get(&Method::LOYALTY).copied().unwrap_or(0);
         self.redeemed && back < took && self.rate.below_one_point(over)
     }
 }
 
-/// A refund method as the caps count it: gift cards one by one, loyalty in points.
+/// A refund method as the caps count it: a payment method, gift cards one by one (each card
+/// is capped at what it paid), loyalty in points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Method {
-    Cash,
-    Card,
-    GiftCard(RowId),
-    StoreCredit,
-    Loyalty,
+struct Method {
+    method: PaymentMethod,
+    /// The card, for [`PaymentMethod::GiftCard`] only.
+    card: Option<RowId>,
 }
 
 impl Method {
-    /// The method of a payment row other than points. A gift card payment that names no card
-    /// counts as cash, as a void gives it back in cash.
+    const CASH: Self = Self::of(PaymentMethod::Cash);
+    const LOYALTY: Self = Self::of(PaymentMethod::Loyalty);
+
+    /// A method other than a gift card.
+    const fn of(method: PaymentMethod) -> Self {
+        Self { method, card: None }
+    }
+
+    /// The method of a payment row other than points (those are counted from the loyalty
+    /// ledger). A gift card payment that names no card counts as cash, as a void gives it back
+    /// in cash.
     fn of_payment(method: &str, card: Option<RowId>) -> Option<Self> {
-        match (method, card) {
-            ("cash", _) | ("gift_card", None) => Some(Self::Cash),
-            ("card", _) => Some(Self::Card),
-            ("gift_card", Some(card)) => Some(Self::GiftCard(card)),
-            ("store_credit", _) => Some(Self::StoreCredit),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Cash => "cash",
-            Self::Card => "card",
-            Self::GiftCard(_) => "gift_card",
-            Self::StoreCredit => "store_credit",
-            Self::Loyalty => "loyalty",
-        }
-    }
-
-    fn card(self) -> Option<RowId> {
-        match self {
-            Self::GiftCard(card) => Some(card),
-            _ => None,
+        match (method.parse().ok()?, card) {
+            (PaymentMethod::Loyalty, _) => None,
+            (PaymentMethod::GiftCard, None) => Some(Self::CASH),
+            (PaymentMethod::GiftCard, Some(card)) => Some(Self {
+                method: PaymentMethod::GiftCard,
+                card: Some(card),
+            }),
+            (method, _) => Some(Self::of(method)),
         }
     }
 }
@@ -860,11 +848,17 @@ impl Payback {
     /// The method and what it gives back by it (points for loyalty).
     fn method(&self) -> (Method, i64) {
         match self {
-            Self::Cash(a) => (Method::Cash, *a),
-            Self::Card(a, _) => (Method::Card, *a),
-            Self::GiftCard(card, a) => (Method::GiftCard(*card), *a),
-            Self::StoreCredit(_, a) => (Method::StoreCredit, *a),
-            Self::Loyalty(_, points, _) => (Method::Loyalty, *points),
+            Self::Cash(a) => (Method::CASH, *a),
+            Self::Card(a, _) => (Method::of(PaymentMethod::Card), *a),
+            Self::GiftCard(card, a) => (
+                Method {
+                    method: PaymentMethod::GiftCard,
+                    card: Some(*card),
+                },
+                *a,
+            ),
+            Self::StoreCredit(_, a) => (Method::of(PaymentMethod::StoreCredit), *a),
+            Self::Loyalty(_, points, _) => (Method::LOYALTY, *points),
         }
     }
 }
@@ -879,19 +873,12 @@ fn add_to(map: &mut BTreeMap<Method, i64>, method: Method, amount: i64) -> Resul
 fn add_payments(
     s: &Scope<'_>,
     sql: &str,
-    sale: RowId,
+    params: &[&dyn ToSql],
     map: &mut BTreeMap<Method, i64>,
 ) -> Result<()> {
-    let mut stmt = s.connection().prepare_cached(sql)?;
-    let rows = stmt.query_map(params![s.tenant(), sale], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Option<RowId>>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (method, card, amount) = row?;
+    let rows: Vec<(String, Option<RowId>, i64)> =
+        s.query_map(sql, params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    for (method, card, amount) in rows {
         if let Some(m) = Method::of_payment(&method, card) {
             add_to(map, m, amount)?;
         }
@@ -899,10 +886,8 @@ fn add_payments(
     Ok(())
 }
 
-fn points(s: &Scope<'_>, sql: &str, sale: RowId) -> Result<i64> {
-    Ok(s.connection()
-        .prepare_cached(sql)?
-        .query_row(params![s.tenant(), sale], |r| r.get(0))?)
+fn points(s: &Scope<'_>, sql: &str, params: &[&dyn ToSql]) -> Result<i64> {
+    s.query_row(sql, params, |r| r.get(0))
 }
 
 /// What the sale took by each method: its payments (cash net of change), a completed
@@ -914,27 +899,27 @@ fn sale_took(s: &Scope<'_>, sale: RowId) -> Result<BTreeMap<Method, i64>> {
     add_payments(
         s,
         "SELECT method, gift_card_id, sum(amount_minor) FROM sale_payments
-         WHERE tenant_id = ?1 AND sale_id = ?2 AND method <> 'loyalty'
+         WHERE tenant_id = ?1 AND sale_id = ?2 AND method <> ?3
          GROUP BY method, gift_card_id",
-        sale,
+        &[&sale, &PaymentMethod::Loyalty],
         &mut took,
     )?;
     add_payments(
         s,
         "SELECT p.method, NULL, sum(p.amount_minor) FROM layaways l
          JOIN layaway_payments p ON p.tenant_id = l.tenant_id AND p.layaway_id = l.id
-         WHERE l.tenant_id = ?1 AND l.sale_id = ?2 AND p.method IN ('cash', 'card')
+         WHERE l.tenant_id = ?1 AND l.sale_id = ?2 AND p.method IN (?3, ?4)
          GROUP BY p.method",
-        sale,
+        &[&sale, &PaymentMethod::Cash, &PaymentMethod::Card],
         &mut took,
     )?;
     let redeemed = points(
         s,
         "SELECT coalesce(-sum(points), 0) FROM loyalty_transactions
          WHERE tenant_id = ?1 AND sale_id = ?2 AND kind = 'redeem'",
-        sale,
+        &[&sale],
     )?;
-    add_to(&mut took, Method::Loyalty, redeemed)?;
+    add_to(&mut took, Method::LOYALTY, redeemed)?;
     Ok(took)
 }
 
@@ -946,10 +931,10 @@ fn refunded_before(s: &Scope<'_>, sale: RowId) -> Result<BTreeMap<Method, i64>> 
         s,
         &format!(
             "SELECT method, gift_card_id, -sum(amount_minor) FROM sale_payments
-             WHERE tenant_id = ?1 AND sale_id IN ({REVERSALS_OF}) AND method <> 'loyalty'
+             WHERE tenant_id = ?1 AND sale_id IN ({REVERSALS_OF}) AND method <> ?3
              GROUP BY method, gift_card_id"
         ),
-        sale,
+        &[&sale, &PaymentMethod::Loyalty],
         &mut refunded,
     )?;
     let returned = points(
@@ -959,9 +944,9 @@ fn refunded_before(s: &Scope<'_>, sale: RowId) -> Result<BTreeMap<Method, i64>> 
              WHERE tenant_id = ?1 AND kind = 'reverse' AND points > 0
                AND sale_id IN ({REVERSALS_OF})"
         ),
-        sale,
+        &[&sale],
     )?;
-    add_to(&mut refunded, Method::Loyalty, returned)?;
+    add_to(&mut refunded, Method::LOYALTY, returned)?;
     Ok(refunded)
 }
 
@@ -982,10 +967,10 @@ fn within_tenders(tally: &Tally, paybacks: &[Payback]) -> Result<()> {
         let in_all = refunded.checked_add(wanted).ok_or(FlowError::Overflow)?;
         // What this refund gives past the cap (earlier refunds may be past it already).
         let over = in_all - sale_took.max(refunded);
-        if in_all > sale_took && !(method == Method::Cash && tally.cash_over_cap_allowed(over)) {
+        if in_all > sale_took && !(method == Method::CASH && tally.cash_over_cap_allowed(over)) {
             return Err(FlowError::RefundExceedsTender {
-                method: method.name(),
-                gift_card: method.card(),
+                method: method.method.as_str(),
+                gift_card: method.card,
                 sale_took,
                 refunded,
                 wanted,
@@ -1002,19 +987,23 @@ fn void_paybacks(s: &Scope<'_>, sale: &Sale) -> Result<Vec<Payback>> {
     let mut out = Vec::new();
     let mut loyalty_minor = 0i64;
     for p in sale_payments(s, sale.id)? {
-        match p.method.as_str() {
-            "cash" => out.push(Payback::Cash(p.amount_minor)),
-            "card" => out.push(Payback::Card(p.amount_minor, p.reference)),
-            "gift_card" => match p.gift_card_id {
+        match p.method.parse() {
+            Ok(PaymentMethod::Cash) => out.push(Payback::Cash(p.amount_minor)),
+            Ok(PaymentMethod::Card) => out.push(Payback::Card(p.amount_minor, p.reference)),
+            Ok(PaymentMethod::GiftCard) => match p.gift_card_id {
                 Some(card) => out.push(Payback::GiftCard(card, p.amount_minor)),
                 None => out.push(Payback::Cash(p.amount_minor)),
             },
-            "store_credit" => {
-                let account =
-                    account_of(s, sale, "a void of a store credit payment", "store_credit")?;
+            Ok(PaymentMethod::StoreCredit) => {
+                let account = account_of(
+                    s,
+                    sale,
+                    "a void of a store credit payment",
+                    PaymentMethod::StoreCredit,
+                )?;
                 out.push(Payback::StoreCredit(account, p.amount_minor));
             }
-            "loyalty" => {
+            Ok(PaymentMethod::Loyalty) => {
                 loyalty_minor = loyalty_minor
                     .checked_add(p.amount_minor)
                     .ok_or(FlowError::Overflow)?;
@@ -1029,18 +1018,17 @@ fn void_paybacks(s: &Scope<'_>, sale: &Sale) -> Result<Vec<Payback>> {
         }
     }
     if loyalty_minor != 0 {
-        let mut stmt = s.connection().prepare_cached(
+        let rows: Vec<(RowId, i64)> = s.query_map(
             "SELECT account_id, -sum(points) FROM loyalty_transactions
              WHERE tenant_id = ?1 AND sale_id = ?2 AND kind = 'redeem'
              GROUP BY account_id ORDER BY account_id",
+            &[&sale.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let rows: Vec<(RowId, i64)> = stmt
-            .query_map(params![s.tenant(), sale.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
         if rows.is_empty() {
             return Err(FlowError::NoAccount {
                 what: "a void of a points payment",
-                account: "loyalty",
+                account: PaymentMethod::Loyalty.as_str(),
             }
             .into());
         }
@@ -1065,10 +1053,10 @@ fn pay_back(
 ) -> Result<(Vec<SalePayment>, i64)> {
     let mut payments = Vec::with_capacity(paybacks.len());
     let mut points_returned = 0i64;
-    let payment = |method: &str, amount: i64| SalePayment {
+    let payment = |method: PaymentMethod, amount: i64| SalePayment {
         id: RowId::new(),
         sale_id: sale.id,
-        method: method.to_owned(),
+        method: method.as_str().to_owned(),
         amount_minor: -amount,
         currency: sale.currency.clone(),
         tendered_minor: None,
@@ -1079,10 +1067,10 @@ fn pay_back(
     };
     for b in paybacks {
         let p = match b {
-            Payback::Cash(a) => payment("cash", a),
+            Payback::Cash(a) => payment(PaymentMethod::Cash, a),
             Payback::Card(a, reference) => SalePayment {
                 reference,
-                ..payment("card", a)
+                ..payment(PaymentMethod::Card, a)
             },
             Payback::GiftCard(card, a) => {
                 s.append(
@@ -1099,7 +1087,7 @@ fn pay_back(
                 )?;
                 SalePayment {
                     gift_card_id: Some(card),
-                    ..payment("gift_card", a)
+                    ..payment(PaymentMethod::GiftCard, a)
                 }
             }
             Payback::StoreCredit(account, a) => {
@@ -1115,7 +1103,7 @@ fn pay_back(
                         created_at: now,
                     },
                 )?;
-                payment("store_credit", a)
+                payment(PaymentMethod::StoreCredit, a)
             }
             Payback::Loyalty(account, points, a) => {
                 s.append(
@@ -1135,7 +1123,7 @@ fn pay_back(
                 if a == 0 {
                     continue;
                 }
-                payment("loyalty", a)
+                payment(PaymentMethod::Loyalty, a)
             }
         };
         s.append(actor, &p)?;
@@ -1192,13 +1180,9 @@ fn reverse_points(
                GROUP BY account_id) a
          ORDER BY a.account_id"
     );
-    let rows: Vec<(RowId, i64, i64)> = s
-        .connection()
-        .prepare_cached(&sql)?
-        .query_map(params![s.tenant(), original], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let rows: Vec<(RowId, i64, i64)> = s.query_map(&sql, &[&original], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
     let mut reversed = 0i64;
     for (account, accrued, already) in rows {
         let now_due = within(progress.due(accrued)? - already, accrued - already);
@@ -1233,11 +1217,9 @@ fn reverse_commissions(
 ) -> Result<Vec<Commission>> {
     type Key = (RowId, Option<RowId>);
     let grouped = |sql: &str| -> Result<BTreeMap<Key, i64>> {
-        let mut stmt = s.connection().prepare_cached(sql)?;
-        let rows = stmt.query_map(params![s.tenant(), original.id], |r| {
+        s.query_map(sql, &[&original.id], |r| {
             Ok(((r.get(0)?, r.get(1)?), r.get(2)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     };
     let earned = grouped(
         "SELECT user_id, rule_id, sum(amount_minor) FROM commissions
@@ -1313,13 +1295,14 @@ fn reverse(
         before + now >= l.quantity_milli
     });
     let reversed_net = {
-        let before: i64 = s
-            .connection()
-            .prepare_cached(&format!(
+        let before: i64 = s.query_row(
+            &format!(
                 "SELECT coalesce(-sum(subtotal_minor - discount_minor), 0) FROM sales
                  WHERE tenant_id = ?1 AND id IN ({REVERSALS_OF}) AND id <> ?3"
-            ))?
-            .query_row(params![s.tenant(), original.id, reversal], |r| r.get(0))?;
+            ),
+            &[&original.id, &reversal],
+            |r| r.get(0),
+        )?;
         before
             .checked_add(sum(parts.iter().map(Part::net))?)
             .ok_or(FlowError::Overflow)?

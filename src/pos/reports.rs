@@ -3,26 +3,26 @@
 //! the only text put into SQL is the catalog's own table and column names.
 
 use chrono::NaiveDate;
-use rusqlite::params;
 use serde::Serialize;
 
-use super::FlowError;
-use crate::catalog::ledger::{balance, Balance};
+use super::{layaway, FlowError};
 use crate::catalog::{
-    CreditAccount, Customer, CustomerVehicle, GiftCard, Layaway, LoyaltyAccount, Sale, WorkOrder,
+    CreditAccount, CreditTransaction, Customer, CustomerVehicle, GiftCard, GiftCardTransaction,
+    Layaway, LoyaltyAccount, LoyaltyTransaction, PaymentMethod, Sale, WorkOrder,
 };
 use crate::ids::RowId;
 use crate::tenant::Scope;
 use crate::{Error, Result};
 
-/// Payment methods in the order reports list them.
-pub const PAYMENT_METHOD_ORDER: &[&str] = &["cash", "card", "gift_card", "store_credit", "loyalty"];
+/// Payment methods in the order reports list them: the words of
+/// [`PaymentMethod`](crate::catalog::PaymentMethod), in its order.
+pub const PAYMENT_METHOD_ORDER: &[&str] = PaymentMethod::WORDS;
 
 /// What one payment method took in a day: sale payments and layaway payments together, refunds
 /// (negative payments) netted in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentTotal {
-    /// `cash`, `card`, `gift_card`, `store_credit` or `loyalty`.
+    /// The method's word ([`PaymentMethod`](crate::catalog::PaymentMethod)).
     pub method: String,
     /// How many payment rows (refunds included).
     pub payments: i64,
@@ -131,7 +131,7 @@ pub(crate) fn sales_by_payment(s: &Scope<'_>, day: NaiveDate) -> Result<Vec<Paym
     };
     // Text comparison on the fixed-width UTC form is time comparison, and the (tenant_id,
     // method, paid_at) index serves the sale payments.
-    let mut stmt = s.connection().prepare_cached(
+    let mut out: Vec<PaymentTotal> = s.query_map(
         "SELECT method, count(*), sum(amount_minor) FROM (
              SELECT method, amount_minor FROM sale_payments
              WHERE tenant_id = ?1 AND paid_at >= ?2 AND paid_at < ?3
@@ -139,15 +139,15 @@ pub(crate) fn sales_by_payment(s: &Scope<'_>, day: NaiveDate) -> Result<Vec<Paym
              SELECT method, amount_minor FROM layaway_payments
              WHERE tenant_id = ?1 AND paid_at >= ?2 AND paid_at < ?3)
          GROUP BY method",
+        &[&from, &to],
+        |r| {
+            Ok(PaymentTotal {
+                method: r.get(0)?,
+                payments: r.get(1)?,
+                amount_minor: r.get(2)?,
+            })
+        },
     )?;
-    let rows = stmt.query_map(params![s.tenant(), from, to], |r| {
-        Ok(PaymentTotal {
-            method: r.get(0)?,
-            payments: r.get(1)?,
-            amount_minor: r.get(2)?,
-        })
-    })?;
-    let mut out: Vec<PaymentTotal> = rows.collect::<rusqlite::Result<_>>()?;
     out.sort_by_key(|t| {
         PAYMENT_METHOD_ORDER
             .iter()
@@ -161,7 +161,7 @@ pub(crate) fn stock_below_reorder(s: &Scope<'_>, location: &str) -> Result<Vec<R
     if location.trim().is_empty() {
         return Err(FlowError::Empty { what: "a location" }.into());
     }
-    let mut stmt = s.connection().prepare_cached(
+    s.query_map(
         "SELECT p.id, p.sku, p.name, coalesce(l.on_hand_milli, 0) AS on_hand,
                 coalesce(i.reorder_level_milli, p.reorder_level_milli) AS level,
                 coalesce(i.reorder_qty_milli, 0)
@@ -173,25 +173,25 @@ pub(crate) fn stock_below_reorder(s: &Scope<'_>, location: &str) -> Result<Vec<R
          WHERE p.tenant_id = ?1 AND p.active = 1 AND p.kind = 'stocked'
            AND level > 0 AND on_hand < level
          ORDER BY p.sku",
-    )?;
-    let rows = stmt.query_map(params![s.tenant(), location], |r| {
-        let on_hand_milli: i64 = r.get(3)?;
-        let reorder_level_milli: i64 = r.get(4)?;
-        let qty: i64 = r.get(5)?;
-        Ok(ReorderLine {
-            product_id: r.get(0)?,
-            sku: r.get(1)?,
-            name: r.get(2)?,
-            on_hand_milli,
-            reorder_level_milli,
-            reorder_qty_milli: if qty > 0 {
-                qty
-            } else {
-                reorder_level_milli.saturating_sub(on_hand_milli)
-            },
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        &[&location],
+        |r| {
+            let on_hand_milli: i64 = r.get(3)?;
+            let reorder_level_milli: i64 = r.get(4)?;
+            let qty: i64 = r.get(5)?;
+            Ok(ReorderLine {
+                product_id: r.get(0)?,
+                sku: r.get(1)?,
+                name: r.get(2)?,
+                on_hand_milli,
+                reorder_level_milli,
+                reorder_qty_milli: if qty > 0 {
+                    qty
+                } else {
+                    reorder_level_milli.saturating_sub(on_hand_milli)
+                },
+            })
+        },
+    )
 }
 
 pub(crate) fn customer_history(
@@ -206,34 +206,35 @@ pub(crate) fn customer_history(
         });
     }
     let customer: Customer = s.row(customer_id)?;
-    let (conn, tenant) = (s.connection(), s.tenant());
-    let sales_count: i64 = conn
-        .prepare_cached("SELECT count(*) FROM sales WHERE tenant_id = ?1 AND customer_id = ?2")?
-        .query_row(params![tenant, customer_id], |r| r.get(0))?;
-    let sales = s.rows_where::<Sale, _>(
+    let sales_count: i64 = s.query_row(
+        "SELECT count(*) FROM sales WHERE tenant_id = ?1 AND customer_id = ?2",
+        &[&customer_id],
+        |r| r.get(0),
+    )?;
+    let sales = s.rows_where::<Sale>(
         "customer_id = ?2",
         "ORDER BY sold_at DESC, id DESC LIMIT ?3",
-        params![tenant, customer_id, limit],
+        &[&customer_id, &limit],
     )?;
-    let vehicles = s.rows_where::<CustomerVehicle, _>(
+    let vehicles = s.rows_where::<CustomerVehicle>(
         "customer_id = ?2",
         "ORDER BY created_at, id",
-        params![tenant, customer_id],
+        &[&customer_id],
     )?;
-    let work_orders = s.rows_where::<WorkOrder, _>(
+    let work_orders = s.rows_where::<WorkOrder>(
         "customer_id = ?2",
         "ORDER BY opened_at DESC, id DESC",
-        params![tenant, customer_id],
+        &[&customer_id],
     )?;
     let gift_cards = s
-        .rows_where::<GiftCard, _>(
+        .rows_where::<GiftCard>(
             "customer_id = ?2",
             "ORDER BY issued_at DESC, id DESC",
-            params![tenant, customer_id],
+            &[&customer_id],
         )?
         .into_iter()
         .map(|card| {
-            let balance_minor = balance(conn, tenant, Balance::GiftCard, card.id)?;
+            let balance_minor = s.balance::<GiftCardTransaction>(&[&card.id])?;
             Ok(GiftCardHolding {
                 card,
                 balance_minor,
@@ -241,20 +242,20 @@ pub(crate) fn customer_history(
         })
         .collect::<Result<_>>()?;
     let loyalty = s
-        .rows_where::<LoyaltyAccount, _>("customer_id = ?2", "", params![tenant, customer_id])?
+        .rows_where::<LoyaltyAccount>("customer_id = ?2", "", &[&customer_id])?
         .into_iter()
         .next()
         .map(|account| {
-            let points = balance(conn, tenant, Balance::Loyalty, account.id)?;
+            let points = s.balance::<LoyaltyTransaction>(&[&account.id])?;
             Ok::<_, Error>(LoyaltyStanding { account, points })
         })
         .transpose()?;
     let credit = s
-        .rows_where::<CreditAccount, _>("customer_id = ?2", "", params![tenant, customer_id])?
+        .rows_where::<CreditAccount>("customer_id = ?2", "", &[&customer_id])?
         .into_iter()
         .next()
         .map(|account| {
-            let owed_minor = balance(conn, tenant, Balance::Credit, account.id)?;
+            let owed_minor = s.balance::<CreditTransaction>(&[&account.id])?;
             let limit_minor = account.credit_limit_minor;
             Ok::<_, Error>(CreditStanding {
                 available_minor: limit_minor.saturating_sub(owed_minor).max(0),
@@ -265,14 +266,14 @@ pub(crate) fn customer_history(
         })
         .transpose()?;
     let open_layaways = s
-        .rows_where::<Layaway, _>(
+        .rows_where::<Layaway>(
             "customer_id = ?2 AND status = 'open'",
             "ORDER BY opened_at, id",
-            params![tenant, customer_id],
+            &[&customer_id],
         )?
         .into_iter()
         .map(|layaway| {
-            let paid_minor = crate::catalog::ledger::layaway_paid(conn, tenant, layaway.id)?;
+            let paid_minor = layaway::paid(s, layaway.id)?;
             Ok(OpenLayaway {
                 left_minor: layaway.total_minor.saturating_sub(paid_minor),
                 layaway,

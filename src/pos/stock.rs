@@ -1,8 +1,8 @@
 //! Stock: receive, adjust with a reason, count. Stock on hand is the sum of the product's
-//! inventory ledger at a location ([`crate::catalog::ledger`]).
+//! inventory ledger at a location, kept in `stock_levels` (the catalog's balance of
+//! [`InventoryTransaction`]).
 
 use super::FlowError;
-use crate::catalog::ledger::stock_on_hand;
 use crate::catalog::{InventoryTransaction, Product};
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::settings::Role;
@@ -48,7 +48,11 @@ fn entry(
             created_at: Timestamp::now(),
         },
     )?;
-    stock_on_hand(s.connection(), s.tenant(), product, location)
+    stock_on_hand(s, product, location)
+}
+
+fn stock_on_hand(s: &Scope<'_>, product: RowId, location: &str) -> Result<i64> {
+    s.balance::<InventoryTransaction>(&[&product, &location])
 }
 
 pub(crate) fn receive(
@@ -112,7 +116,7 @@ pub(crate) fn adjust(
     // Writing off more than the ledger holds is refused like a sale of it, unless the tenant
     // allows negative stock.
     if delta_milli < 0 && !s.tenant_settings()?.rules.allow_negative_stock {
-        let on_hand_milli = stock_on_hand(s.connection(), s.tenant(), product, location)?;
+        let on_hand_milli = stock_on_hand(s, product, location)?;
         if on_hand_milli.saturating_add(delta_milli) < 0 {
             return Err(FlowError::InsufficientStock {
                 product,
@@ -150,7 +154,7 @@ pub(crate) fn count(
         }
         .into());
     }
-    let on_hand = stock_on_hand(s.connection(), s.tenant(), product, location)?;
+    let on_hand = stock_on_hand(s, product, location)?;
     let delta = counted_milli
         .checked_sub(on_hand)
         .ok_or(FlowError::Overflow)?;

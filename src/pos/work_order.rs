@@ -8,12 +8,11 @@
 //! priced again at completion (today's price level and promotions); labour keeps its rate and is
 //! taxed by [`crate::BusinessRules::tax_labour`].
 
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::checkout::{self, Checkout, Context, LineItem, Receipt, Tender};
 use super::FlowError;
-use crate::catalog::{Customer, CustomerVehicle, User, WorkOrder, WorkOrderLine};
+use crate::catalog::{Customer, CustomerVehicle, Record, User, WorkOrder, WorkOrderLine};
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::settings::Role;
 use crate::tenant::{Actor, Scope};
@@ -53,7 +52,7 @@ impl WorkOrderRequest {
 /// The work order, refused unless it can still change (open or in progress).
 fn changeable(s: &Scope<'_>, work_order: RowId, action: &'static str) -> Result<WorkOrder> {
     let wo: WorkOrder = s.row(work_order)?;
-    if wo.status == "completed" || wo.status == "cancelled" {
+    if WorkOrder::TABLE.is_closed(&wo.status) {
         return Err(FlowError::State {
             what: "work order",
             id: wo.id,
@@ -193,15 +192,11 @@ pub(crate) fn add_labour(
 
 /// The work order's lines in the order they were added.
 fn lines(s: &Scope<'_>, work_order: RowId) -> Result<Vec<WorkOrderLine>> {
-    let ids: Vec<RowId> = {
-        let mut stmt = s.connection().prepare_cached(
-            "SELECT id FROM work_order_lines WHERE tenant_id = ?1 AND work_order_id = ?2
-             ORDER BY created_at, id",
-        )?;
-        let rows = stmt.query_map(params![s.tenant(), work_order], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    ids.into_iter().map(|id| s.row(id)).collect()
+    s.rows_where(
+        "work_order_id = ?2",
+        "ORDER BY created_at, id",
+        &[&work_order],
+    )
 }
 
 pub(crate) fn complete(

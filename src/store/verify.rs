@@ -248,7 +248,7 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
             ),
         }
     }
-    for b in crate::catalog::ledger::BALANCES {
+    for b in catalog::BALANCES {
         if !is_tenant_table(b.table) {
             f.add(Check::CatalogMismatch, Some(b.table), "table is missing");
             continue;

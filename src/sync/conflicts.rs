@@ -61,14 +61,14 @@ impl Tenant<'_> {
     /// The tenant's conflicts on this terminal, oldest first (by detection time, then id);
     /// only those not resolved yet with `open_only`.
     pub fn conflicts(&self, open_only: bool) -> Result<Vec<SyncConflict>> {
-        let scope = self.scope();
-        // Both conditions are fixed text; the tenant is the one parameter.
+        // Both conditions are fixed text; the scope binds the tenant.
         let condition = if open_only {
             "resolved_at IS NULL"
         } else {
             "1"
         };
-        scope.rows_where::<SyncConflict, _>(condition, "ORDER BY detected_at, id", [scope.tenant()])
+        self.scope()
+            .rows_where::<SyncConflict>(condition, "ORDER BY detected_at, id", &[])
     }
 
     /// Marks a conflict resolved by `actor` with a note saying what was done about it (1 to
@@ -94,14 +94,20 @@ impl Tenant<'_> {
             }
             .into());
         }
-        self.in_write(|scope| resolve(scope, actor, id, note))
+        self.in_write(|scope| resolve(scope, self.tenant_id(), actor, id, note))
     }
 }
 
 /// The columns a resolution writes, as its operation carries them.
 const RESOLUTION_COLUMNS: [&str; 3] = ["resolved_at", "resolved_by", "resolution"];
 
-fn resolve(scope: &Scope<'_>, actor: &Actor, id: RowId, note: &str) -> Result<SyncConflict> {
+fn resolve(
+    scope: &Scope<'_>,
+    tenant: &TenantId,
+    actor: &Actor,
+    id: RowId,
+    note: &str,
+) -> Result<SyncConflict> {
     let table = SyncConflict::TABLE;
     scope.require_role(actor, Role::Manager, "resolve", table.name)?;
     let mut row: SyncConflict = scope.row(id)?;
@@ -117,8 +123,8 @@ fn resolve(scope: &Scope<'_>, actor: &Actor, id: RowId, note: &str) -> Result<Sy
     row.resolved_at = Some(Timestamp::now());
     row.resolved_by = Some(actor.user_id());
     row.resolution = Some(note.to_owned());
-    let conn = scope.connection();
-    let tenant = scope.tenant();
+    let store = scope.store();
+    let conn = &store.conn;
     conn.prepare_cached(
         "UPDATE sync_conflicts SET resolved_at = ?3, resolved_by = ?4, resolution = ?5
          WHERE tenant_id = ?1 AND id = ?2",
@@ -147,7 +153,7 @@ fn resolve(scope: &Scope<'_>, actor: &Actor, id: RowId, note: &str) -> Result<Sy
     // so the merge on the other terminals takes it by the same rules.
     outbox::append(
         conn,
-        &scope.store().stamper(),
+        &store.stamper(),
         tenant,
         Change {
             actor: Some(actor.user_id()),

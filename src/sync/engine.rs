@@ -86,6 +86,7 @@ pub struct SyncConfig {
     max_backoff: Duration,
     options: SyncOptions,
     tenants: Option<Vec<TenantId>>,
+    paused: Vec<TenantId>,
 }
 
 impl Default for SyncConfig {
@@ -96,6 +97,7 @@ impl Default for SyncConfig {
             max_backoff: Duration::from_secs(60),
             options: SyncOptions::default(),
             tenants: None,
+            paused: Vec::new(),
         }
     }
 }
@@ -124,6 +126,12 @@ impl SyncConfig {
     /// Batch and page sizes and merge resolvers (see [`SyncOptions`]).
     pub fn options(mut self, options: SyncOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// Tenants that start paused, until [`SyncEngine::resume`] (default: none).
+    pub fn paused(mut self, tenants: Vec<TenantId>) -> Self {
+        self.paused = tenants;
         self
     }
 
@@ -305,7 +313,11 @@ impl<T: Transport, P: TokenProvider> Worker<T, P> {
             let tenants = self.tenants();
             self.runs.retain(|t, _| tenants.contains(t));
             for t in &tenants {
-                self.runs.entry(t.clone()).or_insert_with(|| Run::new(now));
+                let paused = self.config.paused.contains(t);
+                self.runs.entry(t.clone()).or_insert_with(|| Run {
+                    paused,
+                    ..Run::new(now)
+                });
             }
             let due: Vec<TenantId> = self
                 .runs
@@ -330,10 +342,11 @@ impl<T: Transport, P: TokenProvider> Worker<T, P> {
                         Some(t) => vec![t],
                         None => self.runs.keys().cloned().collect(),
                     };
+                    let known = self.tenants();
                     for t in targets {
-                        if self.runs.get(&t).is_some_and(|r| !r.paused)
-                            || self.tenants().contains(&t)
-                        {
+                        // A paused tenant stays paused; an unknown one is not synced.
+                        let paused = self.runs.get(&t).is_some_and(|r| r.paused);
+                        if !paused && (self.runs.contains_key(&t) || known.contains(&t)) {
                             self.runs
                                 .entry(t.clone())
                                 .or_insert_with(|| Run::new(Instant::now()));

@@ -2,6 +2,8 @@
 //! head and merge, fetch the settings. The engine ([`super::SyncEngine`]) runs rounds on its own
 //! thread; `pos-node sync --once` and tests run them directly through [`Syncer`].
 
+use std::sync::Arc;
+
 use rusqlite::{params, TransactionBehavior};
 use serde::Serialize;
 
@@ -17,12 +19,42 @@ use crate::sync::merge::{self, Resolvers};
 use crate::sync::state::{self, Step, SyncError};
 use crate::sync::transport::{ErrorClass, Transport, TransportError};
 
+/// A point of a round where a test kit can make the terminal "die" (see
+/// [`SyncOptions::crash_points`]): what the round did before it stays, what it was doing is
+/// rolled back, as after a process killed there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CrashPoint {
+    /// The server committed a push and answered; the terminal has not recorded the answer.
+    PushAnswered,
+    /// A page of the log arrived; nothing of it is applied.
+    PullFetched,
+    /// A page's units are merged; the merge's transaction has not committed.
+    MergeApplied,
+}
+
+/// Decides, at each crash point, whether the terminal dies there.
+pub type CrashHook = Arc<dyn Fn(CrashPoint) -> bool + Send + Sync>;
+
 /// How a round moves operations.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SyncOptions {
     batch_size: usize,
     page_size: u32,
     resolvers: Resolvers,
+    crash: Option<CrashHook>,
+}
+
+impl std::fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("batch_size", &self.batch_size)
+            .field("page_size", &self.page_size)
+            .field("resolvers", &self.resolvers)
+            .field("crash_points", &self.crash.is_some())
+            .finish()
+    }
 }
 
 impl Default for SyncOptions {
@@ -31,6 +63,7 @@ impl Default for SyncOptions {
             batch_size: 500,
             page_size: 500,
             resolvers: Resolvers::default(),
+            crash: None,
         }
     }
 }
@@ -56,6 +89,27 @@ impl SyncOptions {
         self.resolvers = resolvers;
         self
     }
+
+    /// For test kits (default: none): asked at each [`CrashPoint`]; when it answers `true`
+    /// the step stops there as if the process died (its transaction rolls back) and fails
+    /// with a transient error naming the point. Restart the terminal from its file to go on.
+    pub fn crash_points(mut self, hook: CrashHook) -> Self {
+        self.crash = Some(hook);
+        self
+    }
+
+    fn crashes_at(&self, point: CrashPoint) -> bool {
+        self.crash.as_ref().is_some_and(|hook| hook(point))
+    }
+}
+
+fn crashed(tenant: &TenantId, step: Step, point: CrashPoint) -> SyncError {
+    SyncError::new(
+        tenant,
+        step,
+        ErrorClass::Transient,
+        format!("the terminal died at {point:?} (a simulated crash)"),
+    )
 }
 
 /// What a round (or one of its steps) did.
@@ -110,12 +164,23 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         }
     }
 
-    /// Push, pull, then settings: a whole round for the tenant. The first failing step ends
-    /// the round; what the steps before it did stays done.
+    /// Push, pull, then settings: a whole round for the tenant. A push the server refuses
+    /// (a clock running ahead) does not keep the pull from running: pull never waits for
+    /// pushes; the push's error is returned after it. Any other failure ends the round; what
+    /// the steps before it did stays done.
     pub fn round(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
-        let pushed = self.push(tenant, token)?;
+        let pushed = self.push(tenant, token);
+        if let Err(e) = &pushed {
+            if matches!(
+                e.class,
+                ErrorClass::Transient | ErrorClass::Auth | ErrorClass::Suspended
+            ) {
+                return pushed;
+            }
+        }
         let pulled = self.pull(tenant, token)?;
         let settings_changed = self.pull_config(tenant, token)?;
+        let pushed = pushed?;
         let mut conflicts = pushed.conflicts;
         conflicts.extend(pulled.conflicts);
         Ok(RoundReport {
@@ -180,6 +245,9 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
             let ops = whole_units(ops);
             match self.transport.push(tenant, token, &ops) {
                 Ok(results) => self.acknowledge(tenant, &ops, &results, &mut report)?,
+                // Stamped ahead of the server's clock: this terminal's clock is wrong, not the
+                // operations. They wait (nothing is lost) until the clock is set right.
+                Err(e) if e.is_clock_skew() => return Err(transport_error(tenant, Step::Push, e)),
                 Err(e) if e.class() == ErrorClass::Refused => {
                     // Find what the server refuses: a transaction at a time.
                     let units = split_units(&ops);
@@ -190,7 +258,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     for unit in units {
                         match self.transport.push(tenant, token, unit) {
                             Ok(results) => self.acknowledge(tenant, unit, &results, &mut report)?,
-                            Err(e) if e.class() == ErrorClass::Refused => {
+                            Err(e) if e.class() == ErrorClass::Refused && !e.is_clock_skew() => {
                                 self.set_aside(tenant, unit, &e.to_string(), &mut report)?
                             }
                             Err(e) => return Err(transport_error(tenant, Step::Push, e)),
@@ -249,6 +317,9 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         for (op, reason) in refused {
             self.mark_set_aside(tenant, std::slice::from_ref(op), &reason, report)
                 .map_err(local)?;
+        }
+        if self.options.crashes_at(CrashPoint::PushAnswered) {
+            return Err(crashed(tenant, Step::Push, CrashPoint::PushAnswered));
         }
         tx.commit().map_err(|e| local(e.into()))?;
         Ok(())
@@ -336,6 +407,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                 .map_err(|e| transport_error(tenant, Step::Pull, e))?;
             report.server_high = report.server_high.max(page.high);
             let fetched = page.operations.len();
+            let mut units: Vec<Vec<Operation>> = Vec::new();
             for sop in page.operations {
                 if sop.seq <= after {
                     continue; // A page never goes back; ignore what would.
@@ -355,12 +427,25 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     w.seq == seq || (txn.is_some() && w.operation.unit.map(|u| u.txn) == txn)
                 });
                 waiting = rest;
-                // Everything up to here is applied but what still waits.
-                let cursor = waiting.first().map_or(seq, |w| w.seq - 1);
-                let ops: Vec<Operation> = unit.into_iter().map(|w| w.operation).collect();
-                let applied =
-                    merge::apply_unit(self.store, tenant, &ops, cursor, &self.options.resolvers)
-                        .map_err(local)?;
+                units.push(unit.into_iter().map(|w| w.operation).collect());
+            }
+            if !units.is_empty() {
+                // Everything fetched is applied but what still waits for its transaction's end.
+                let cursor = waiting.first().map_or(after, |w| w.seq - 1);
+                if self.options.crashes_at(CrashPoint::PullFetched) {
+                    return Err(crashed(tenant, Step::Pull, CrashPoint::PullFetched));
+                }
+                let before_commit = || self.options.crashes_at(CrashPoint::MergeApplied);
+                let applied = merge::apply_units(
+                    self.store,
+                    tenant,
+                    &units,
+                    cursor,
+                    &self.options.resolvers,
+                    &before_commit,
+                )
+                .map_err(local)?
+                .ok_or_else(|| crashed(tenant, Step::Pull, CrashPoint::MergeApplied))?;
                 report.applied += applied.operations;
                 report
                     .conflicts

@@ -77,7 +77,8 @@ fn to_i64(v: u64) -> i64 {
 }
 
 /// Records a step that reached the server: online, its time, the server's head (never moving
-/// back), and progress when operations moved; the last error is cleared.
+/// back), and progress when operations moved; the last error is cleared if this step made it
+/// (a pull that works does not hide a push that keeps failing).
 pub(crate) fn record_success(
     conn: &Connection,
     tenant: &TenantId,
@@ -97,14 +98,18 @@ pub(crate) fn record_success(
         "UPDATE sync_state SET online = 1, {column} = max(coalesce({column}, ''), ?2),
              server_high = max(server_high, ?3),
              last_progress_at = CASE WHEN ?4 > 0 THEN ?2 ELSE last_progress_at END,
-             error_class = NULL, error_step = NULL, error = NULL, error_at = NULL
+             error_class = CASE WHEN error_step = ?5 THEN NULL ELSE error_class END,
+             error = CASE WHEN error_step = ?5 THEN NULL ELSE error END,
+             error_at = CASE WHEN error_step = ?5 THEN NULL ELSE error_at END,
+             error_step = CASE WHEN error_step = ?5 THEN NULL ELSE error_step END
          WHERE tenant_id = ?1"
     ))?
     .execute(params![
         tenant,
         now,
         to_i64(server_high.unwrap_or(0)),
-        to_i64(moved as u64)
+        to_i64(moved as u64),
+        step.as_str()
     ])?;
     Ok(())
 }

@@ -54,7 +54,9 @@ impl ErrorClass {
                 "ask the vendor to reactivate the tenant, or check the token is this tenant's"
             }
             ErrorClass::Refused => {
-                "review the operations set aside (pos-node conflicts list); the rest went on"
+                "review the operations set aside (pos-node conflicts list); the rest went on. \
+                 If the server names clock skew, set this terminal's clock right: its \
+                 operations wait until then"
             }
             ErrorClass::Fatal => {
                 "check the server URL and tenant id, and run pos-node verify on this database"
@@ -101,6 +103,12 @@ impl TransportError {
                 _ => ErrorClass::Transient,
             },
         }
+    }
+
+    /// Whether the server refused operations stamped too far ahead of its clock: this
+    /// terminal's clock runs ahead. Not a reason to set operations aside.
+    pub fn is_clock_skew(&self) -> bool {
+        matches!(self, TransportError::Server { code, .. } if code == "clock_skew")
     }
 
     /// How long the server asked to wait before a retry.
@@ -289,7 +297,8 @@ impl Transport for HttpTransport {
 }
 
 /// A transport that calls a [`CentralStore`] in the same process, with no HTTP and no token
-/// check: for tests, simulations and benchmarks of the merge alone.
+/// check (the server's clock check is kept): for tests, simulations and benchmarks of the
+/// merge alone.
 #[derive(Debug)]
 pub struct DirectTransport<S> {
     store: Arc<S>,
@@ -326,6 +335,15 @@ impl<S: CentralStore> Transport for DirectTransport<S> {
         _token: &str,
         operations: &[Operation],
     ) -> Result<Vec<OperationResult>, TransportError> {
+        // The server's clock check, so a terminal whose clock runs ahead meets here what it
+        // meets over HTTP.
+        crate::central::check_skew(operations, crate::Timestamp::now(), crate::DEFAULT_MAX_SKEW)
+            .map_err(|e| TransportError::Server {
+                status: 400,
+                code: "clock_skew".to_owned(),
+                message: e.to_string(),
+                retry_after: None,
+            })?;
         self.store.append(tenant, operations).map_err(central_error)
     }
 

@@ -6,7 +6,8 @@
 //! is random per connection, and only the inner view reads the real table, filtered to the
 //! current tenant. The authorizer allows a read of a real table only when that inner view is
 //! the accessor: a CTE named `sales` that reads `main.sales` has accessor `sales` and is
-//! refused, and nobody can name the inner view without knowing it. Everything else that is not
+//! refused, and nobody can name the inner view without knowing it. The inner views leave out
+//! the columns the catalog marks hidden ([`crate::catalog::ColumnDef::hidden`]: a PIN hash). Everything else that is not
 //! a plain read is refused: writes, ATTACH, PRAGMA (including `pragma_*` table functions),
 //! `sqlite_schema`. A deadline, a row cap and a value-size limit bound what one report may
 //! cost the terminal.
@@ -91,9 +92,6 @@ pub const MAX_ROWS: usize = 100_000;
 /// The largest text or blob value a report may build, in bytes.
 pub const MAX_VALUE_BYTES: i32 = 1_000_000;
 
-/// Columns that never appear in report views: a PIN hash is brute-forced in seconds.
-const HIDDEN_COLUMNS: &[(&str, &str)] = &[("users", "pin_hash")];
-
 pub(crate) struct ReportConnection {
     conn: Connection,
     shared: Arc<Mutex<Shared>>,
@@ -134,9 +132,10 @@ impl ReportConnection {
         let mut public: Vec<(&str, Vec<&str>)> = catalog::TABLES
             .iter()
             .map(|t| {
+                // The catalog's hidden columns (a PIN hash) are never in a view.
                 let cols = t
                     .all_column_names()
-                    .filter(|c| !HIDDEN_COLUMNS.contains(&(t.name, *c)))
+                    .filter(|c| !t.column(c).is_some_and(|c| c.hidden))
                     .collect();
                 (t.name, cols)
             })

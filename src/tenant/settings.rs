@@ -1,56 +1,66 @@
 //! The tenant registry: who the tenants are, their status, plan, tier and white-label settings.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{TenantId, Timestamp};
 
 /// Implements text conversion (Display, FromStr, SQL) for a fieldless enum stored as a word.
+/// Paths are absolute so any module of the crate can use it (the catalog's payment methods).
 macro_rules! text_enum {
     ($ty:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $ty {
             /// Every value, in order.
             pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
 
+            /// Every stored word, in the order of [`Self::ALL`].
+            pub const WORDS: &'static [&'static str] = &[$($text),+];
+
             /// The stored word.
             pub fn as_str(&self) -> &'static str {
                 match self { $($ty::$variant => $text),+ }
             }
         }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
-        impl FromStr for $ty {
-            type Err = UnknownWord;
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::tenant::settings::UnknownWord;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($ty::$variant),)+
-                    _ => Err(UnknownWord {
+                    _ => Err($crate::tenant::settings::UnknownWord {
                         what: $what,
                         found: s.to_owned(),
-                        expected: &[$($text),+],
+                        expected: Self::WORDS,
                     }),
                 }
             }
         }
-        impl ToSql for $ty {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.as_str().as_bytes())))
+        impl ::rusqlite::types::ToSql for $ty {
+            fn to_sql(&self) -> ::rusqlite::Result<::rusqlite::types::ToSqlOutput<'_>> {
+                Ok(::rusqlite::types::ToSqlOutput::Borrowed(
+                    ::rusqlite::types::ValueRef::Text(self.as_str().as_bytes()),
+                ))
             }
         }
-        impl FromSql for $ty {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                value.as_str()?.parse().map_err(|e| FromSqlError::Other(Box::new(e)))
+        impl ::rusqlite::types::FromSql for $ty {
+            fn column_result(
+                value: ::rusqlite::types::ValueRef<'_>,
+            ) -> ::rusqlite::types::FromSqlResult<Self> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e| ::rusqlite::types::FromSqlError::Other(Box::new(e)))
             }
         }
     };
 }
+pub(crate) use text_enum;
 
 /// A word that is not one of the values an enum accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,6 +3,7 @@
 
 mod adopt;
 mod conflicts;
+#[cfg(feature = "testkit")]
 mod demo;
 mod outbox;
 mod output;
@@ -41,6 +42,7 @@ enum Command {
     /// Adopt a legacy single-tenant store in place (or roll an adoption back).
     Adopt(Box<adopt::AdoptArgs>),
     /// Fill a tenant with a demo auto-parts store and ring up a day of sales.
+    #[cfg(feature = "testkit")]
     Demo(demo::DemoArgs),
     /// Manage the tenant registry.
     #[command(subcommand)]
@@ -136,6 +138,7 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
             Ok(Outcome::Ok)
         }
         Command::Adopt(args) => adopt::run(*args),
+        #[cfg(feature = "testkit")]
         Command::Demo(args) => demo::run(args),
         Command::Tenant(cmd) => tenant::run(cmd),
         Command::Outbox(cmd) => outbox::run(cmd),

@@ -13,7 +13,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    check_batch, check_page_limit, CentralError, CentralStore, CentralTenant, LimitsUpdate, Result,
+    check_batch, check_limits, check_page_limit, CentralError, CentralStore, CentralTenant,
+    LimitsUpdate, PageBudget, Result,
 };
 use crate::ids::{Json, TenantId, Timestamp};
 use crate::protocol::{
@@ -187,6 +188,7 @@ impl CentralStore for SqliteCentral {
         limits: &LimitsUpdate,
     ) -> Result<CentralTenant> {
         new.settings.validate()?;
+        check_limits(limits)?;
         let plan = new.plan.limits();
         let settings = settings_json(&new.settings)?;
         let mut conn = self.conn();
@@ -235,6 +237,7 @@ impl CentralStore for SqliteCentral {
     }
 
     fn update_limits(&self, id: &TenantId, update: &LimitsUpdate) -> Result<CentralTenant> {
+        check_limits(update)?;
         let conn = self.conn();
         if apply_limits(&conn, id, update)? == 0 {
             return Err(CentralError::TenantNotFound(id.clone()));
@@ -357,6 +360,7 @@ impl CentralStore for SqliteCentral {
         let tx = conn.unchecked_transaction()?;
         active_tenant(&tx, tenant)?;
         let mut operations = Vec::new();
+        let mut budget = PageBudget::default();
         {
             let mut stmt = tx.prepare_cached(
                 "SELECT seq, body FROM operations WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
@@ -365,6 +369,11 @@ impl CentralStore for SqliteCentral {
             while let Some(r) = rows.next()? {
                 let seq: i64 = r.get(0)?;
                 let body: String = r.get(1)?;
+                // The stored text is the operation's JSON as taken, so its length is what the
+                // budget counts.
+                if !budget.admits(body.len()) {
+                    break;
+                }
                 let operation: Operation = serde_json::from_str(&body)
                     .map_err(|e| CentralError::Corrupt(format!("operation {seq}: {e}")))?;
                 operations.push(SequencedOperation {

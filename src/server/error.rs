@@ -73,12 +73,18 @@ impl From<CentralError> for ApiError {
             CentralError::BatchRejected { .. }
             | CentralError::BadLimit { .. }
             | CentralError::BadRateLimit(_)
+            | CentralError::ApiCallLimitTooLarge { .. }
             | CentralError::Settings(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
             }
             CentralError::BatchTooLarge { .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "batch_too_large",
+                e.to_string(),
+            ),
+            CentralError::OperationTooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "operation_too_large",
                 e.to_string(),
             ),
             other => {

@@ -153,6 +153,17 @@ pub enum CentralError {
         /// Why.
         source: rusqlite::Error,
     },
+    /// The file is a database of something else (a node's); nothing was written to it.
+    #[error(
+        "{path} is {what}, not a pos-central one; pos-central keeps its own database (a new \
+         one is made by `pos-central tenant add --db FILE ...`)"
+    )]
+    NotCentral {
+        /// The file.
+        path: PathBuf,
+        /// What it is: `a pos-node database`, or `another SQLite database`.
+        what: &'static str,
+    },
     /// Migrating the database failed; nothing was applied.
     #[error("migrating the central database failed, nothing was applied: {0}")]
     Migration(String),

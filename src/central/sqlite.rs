@@ -59,6 +59,10 @@ impl SqliteCentral {
         let conn = Connection::open(&path).map_err(open_err)?;
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
             .map_err(open_err)?;
+        // Before anything is written to it (the journal mode, the migrations).
+        if let Some(what) = foreign_database(&conn).map_err(open_err)? {
+            return Err(CentralError::NotCentral { path, what });
+        }
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
         Self::setup(conn)
     }
@@ -102,6 +106,32 @@ impl SqliteCentral {
         // transaction that rolled back when the guard's transaction was dropped.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// What a database that is not a central one is, if it is one: a node's (it has the node's
+/// tables), or another SQLite database (tables, but neither the central log nor a migration
+/// history). An empty file, and a central database of any version, are `None`.
+fn foreign_database(conn: &Connection) -> rusqlite::Result<Option<&'static str>> {
+    let has = |table: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if has("products")? || has("node_state")? {
+        return Ok(Some("a pos-node database"));
+    }
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables > 0 && !has("operations")? && !has("refinery_schema_history")? {
+        return Ok(Some("another SQLite database"));
+    }
+    Ok(None)
 }
 
 const TENANT_SELECT: &str =

@@ -31,6 +31,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<u64>,
+    close: bool,
 }
 
 impl ApiError {
@@ -40,12 +41,20 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            close: false,
         }
     }
 
     /// The same error, answered with `Retry-After: secs`.
     pub(super) fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
+        self
+    }
+
+    /// The same error, answered with `Connection: close`: the connection is not used again
+    /// (a body left half read).
+    pub(super) fn close_connection(mut self) -> Self {
+        self.close = true;
         self
     }
 
@@ -106,6 +115,11 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -57,6 +57,7 @@ pub mod testkit;
 pub use catalog::Record;
 pub use central::{
     check_skew, CentralError, CentralStore, CentralTenant, LimitsUpdate, SqliteCentral,
+    MAX_API_CALLS_LIMIT, MAX_OPERATION_BYTES, MAX_PAGE_BYTES,
 };
 pub use error::{ConstraintKind, Error};
 pub use hlc::{ClockState, Hlc, HlcError, DEFAULT_MAX_SKEW, MAX_COUNTER, MAX_MILLIS};

@@ -7,7 +7,8 @@
 //!
 //! - This file: the [`CentralStore`] trait, what every backend promises, its error and the
 //!   tenant types, and the checks every backend runs before it stores anything
-//!   (`check_batch`, `check_page_limit`, [`check_skew`]).
+//!   (`check_batch`, `check_page_limit`, `check_limits`, [`check_skew`]) or while it fills a
+//!   page (`PageBudget`).
 //! - `sqlite.rs`: [`SqliteCentral`], the embedded default backend. A PostgreSQL backend will
 //!   sit beside it.
 //!
@@ -31,6 +32,25 @@ use crate::tenant::settings::{
 mod sqlite;
 
 pub use sqlite::SqliteCentral;
+
+/// The most operation JSON one page of the log carries, in bytes (the sum of its operations'
+/// JSON, as [`CentralStore::append`] took them): a page stops before the operation that would
+/// take it past this bound, so a pull answer stays a few MiB however large the operations are,
+/// and the server's memory per pull with it. A page always holds at least one operation when
+/// the log has one after the cursor, so a client that pages on while `after < high` (as a
+/// node's sync client does) always makes progress.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The largest operation taken, in bytes of its JSON: one row of one table. A quarter of
+/// [`MAX_PAGE_BYTES`], so a page under the budget holds several of the largest; a product with
+/// a photo of about 250 KiB (a blob travels as an array of byte values) still fits. A batch
+/// holding a larger operation is refused whole.
+pub const MAX_OPERATION_BYTES: usize = 1024 * 1024;
+
+/// The highest monthly API call limit a tenant can have: the largest value a backend stores
+/// (SQLite's and PostgreSQL's 64-bit signed integers). Higher limits are refused rather than
+/// stored as something else; a limit this high never binds.
+pub const MAX_API_CALLS_LIMIT: u64 = i64::MAX as u64;
 
 /// What went wrong in the central store.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +112,33 @@ pub enum CentralError {
         /// The configured bound.
         max_skew_ms: u64,
     },
+    /// An operation of a batch is larger than [`MAX_OPERATION_BYTES`]; nothing of the batch was
+    /// stored.
+    #[error(
+        "operation {index} ({id}) refused, nothing of the batch was stored: it is {bytes} bytes \
+         of JSON; an operation may be at most {max} bytes"
+    )]
+    OperationTooLarge {
+        /// Its position in the batch, from 0.
+        index: usize,
+        /// Its id.
+        id: RowId,
+        /// Its size, in bytes of JSON.
+        bytes: usize,
+        /// The bound, [`MAX_OPERATION_BYTES`].
+        max: usize,
+    },
+    /// A monthly API call limit over [`MAX_API_CALLS_LIMIT`]; nothing was changed.
+    #[error(
+        "a tenant's monthly API calls can be limited to at most {max} (as good as no limit), \
+         not {value}"
+    )]
+    ApiCallLimitTooLarge {
+        /// The limit asked for.
+        value: u64,
+        /// The bound, [`MAX_API_CALLS_LIMIT`].
+        max: u64,
+    },
     /// Not a rate such as `100/s`, `600/m` or `5000/h`.
     #[error("{0:?} is not a rate like 100/s, 600/m or 5000/h (at least 1 request)")]
     BadRateLimit(String),
@@ -105,6 +152,17 @@ pub enum CentralError {
         path: PathBuf,
         /// Why.
         source: rusqlite::Error,
+    },
+    /// The file is a database of something else (a node's); nothing was written to it.
+    #[error(
+        "{path} is {what}, not a pos-central one; pos-central keeps its own database (a new \
+         one is made by `pos-central tenant add --db FILE ...`)"
+    )]
+    NotCentral {
+        /// The file.
+        path: PathBuf,
+        /// What it is: `a pos-node database`, or `another SQLite database`.
+        what: &'static str,
     },
     /// Migrating the database failed; nothing was applied.
     #[error("migrating the central database failed, nothing was applied: {0}")]
@@ -222,7 +280,10 @@ pub trait CentralStore: Send + Sync {
     /// accepted with the next sequence number, or recognised as a duplicate, or rejected (an
     /// id reused with different content). Returns after the commit.
     fn append(&self, tenant: &TenantId, ops: &[Operation]) -> Result<Vec<OperationResult>>;
-    /// Up to `limit` operations after sequence number `after`, and the log's high mark.
+    /// Up to `limit` operations after sequence number `after`, and the log's high mark. A page
+    /// also stops before it would carry more than [`MAX_PAGE_BYTES`] of operation JSON, but
+    /// holds at least one operation when there is one after `after`: a caller pages on while
+    /// its cursor is below `high`.
     fn operations_after(&self, tenant: &TenantId, after: u64, limit: u32) -> Result<OperationPage>;
     /// Counts one API call of the tenant in the calendar month (UTC) of `at`, but only while
     /// the month's count is under `max`: returns the count including this call, or `None`
@@ -242,6 +303,15 @@ fn check_batch(tenant: &TenantId, ops: &[Operation]) -> Result<()> {
         });
     }
     for (index, op) in ops.iter().enumerate() {
+        let bytes = operation_bytes(op);
+        if bytes > MAX_OPERATION_BYTES {
+            return Err(CentralError::OperationTooLarge {
+                index,
+                id: op.id,
+                bytes,
+                max: MAX_OPERATION_BYTES,
+            });
+        }
         let refuse = |reason: String| CentralError::BatchRejected {
             index,
             id: op.id,
@@ -256,6 +326,61 @@ fn check_batch(tenant: &TenantId, ops: &[Operation]) -> Result<()> {
         protocol::validate(op).map_err(|e: OperationError| refuse(e.to_string()))?;
     }
     Ok(())
+}
+
+/// The size of an operation's JSON in bytes, as a backend stores and serves it, counted
+/// without building the text.
+pub(crate) fn operation_bytes(op: &Operation) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // An operation is plain data: writing it cannot fail, and a count cannot either.
+    match serde_json::to_writer(&mut count, op) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// Checks a change of limits before anything is stored: a monthly API call limit is at most
+/// [`MAX_API_CALLS_LIMIT`] (a larger one would be stored as another number).
+fn check_limits(update: &LimitsUpdate) -> Result<()> {
+    match update.max_api_calls_month {
+        Some(value) if value > MAX_API_CALLS_LIMIT => Err(CentralError::ApiCallLimitTooLarge {
+            value,
+            max: MAX_API_CALLS_LIMIT,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The bytes of a page being filled, against [`MAX_PAGE_BYTES`]: every backend fills its pages
+/// through one, so every backend stops where the others do.
+#[derive(Debug, Default)]
+struct PageBudget {
+    bytes: usize,
+    operations: usize,
+}
+
+impl PageBudget {
+    /// Whether an operation of `bytes` bytes of JSON goes on the page (and counts it if so):
+    /// the first always does, a later one only while the page stays within the budget.
+    fn admits(&mut self, bytes: usize) -> bool {
+        let total = self.bytes.saturating_add(bytes);
+        if self.operations > 0 && total > MAX_PAGE_BYTES {
+            return false;
+        }
+        self.bytes = total;
+        self.operations += 1;
+        true
+    }
 }
 
 /// Checks a page size: 1 to [`MAX_PAGE`].
@@ -321,6 +446,42 @@ mod tests {
             unit: None,
             base: None,
         }
+    }
+
+    #[test]
+    fn a_page_budget_takes_the_first_operation_and_stops_before_the_bound() {
+        let mut page = PageBudget::default();
+        assert!(page.admits(MAX_PAGE_BYTES + 1), "the first, however large");
+        assert!(!page.admits(1), "nothing after it");
+        let mut page = PageBudget::default();
+        assert!(page.admits(MAX_PAGE_BYTES - 10) && page.admits(10));
+        assert!(!page.admits(1), "exactly at the bound, then full");
+    }
+
+    #[test]
+    fn an_operation_is_measured_as_its_json() {
+        let o = op("caps", 5);
+        let text = serde_json::to_string(&o).expect("json");
+        assert_eq!(operation_bytes(&o), text.len());
+        let mut big = op("caps", 6);
+        big.columns
+            .insert("name".into(), "x".repeat(MAX_OPERATION_BYTES).into());
+        let err = check_batch(&"caps".parse().expect("id"), &[o, big]).expect_err("too large");
+        assert!(
+            matches!(err, CentralError::OperationTooLarge { index: 1, bytes, max: MAX_OPERATION_BYTES, .. } if bytes > MAX_OPERATION_BYTES),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn api_call_limits_beyond_what_is_stored_are_refused() {
+        let at = |n| LimitsUpdate {
+            max_api_calls_month: Some(n),
+            ..LimitsUpdate::default()
+        };
+        assert!(check_limits(&at(MAX_API_CALLS_LIMIT)).is_ok());
+        let err = check_limits(&at(u64::MAX)).expect_err("over");
+        assert!(err.to_string().contains("18446744073709551615"), "{err}");
     }
 
     #[test]

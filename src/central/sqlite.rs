@@ -13,7 +13,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    check_batch, check_page_limit, CentralError, CentralStore, CentralTenant, LimitsUpdate, Result,
+    check_batch, check_limits, check_page_limit, CentralError, CentralStore, CentralTenant,
+    LimitsUpdate, PageBudget, Result,
 };
 use crate::ids::{Json, TenantId, Timestamp};
 use crate::protocol::{
@@ -58,6 +59,10 @@ impl SqliteCentral {
         let conn = Connection::open(&path).map_err(open_err)?;
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
             .map_err(open_err)?;
+        // Before anything is written to it (the journal mode, the migrations).
+        if let Some(what) = foreign_database(&conn).map_err(open_err)? {
+            return Err(CentralError::NotCentral { path, what });
+        }
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
         Self::setup(conn)
     }
@@ -101,6 +106,32 @@ impl SqliteCentral {
         // transaction that rolled back when the guard's transaction was dropped.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// What a database that is not a central one is, if it is one: a node's (it has the node's
+/// tables), or another SQLite database (tables, but neither the central log nor a migration
+/// history). An empty file, and a central database of any version, are `None`.
+fn foreign_database(conn: &Connection) -> rusqlite::Result<Option<&'static str>> {
+    let has = |table: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if has("products")? || has("node_state")? {
+        return Ok(Some("a pos-node database"));
+    }
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables > 0 && !has("operations")? && !has("refinery_schema_history")? {
+        return Ok(Some("another SQLite database"));
+    }
+    Ok(None)
 }
 
 const TENANT_SELECT: &str =
@@ -187,6 +218,7 @@ impl CentralStore for SqliteCentral {
         limits: &LimitsUpdate,
     ) -> Result<CentralTenant> {
         new.settings.validate()?;
+        check_limits(limits)?;
         let plan = new.plan.limits();
         let settings = settings_json(&new.settings)?;
         let mut conn = self.conn();
@@ -235,6 +267,7 @@ impl CentralStore for SqliteCentral {
     }
 
     fn update_limits(&self, id: &TenantId, update: &LimitsUpdate) -> Result<CentralTenant> {
+        check_limits(update)?;
         let conn = self.conn();
         if apply_limits(&conn, id, update)? == 0 {
             return Err(CentralError::TenantNotFound(id.clone()));
@@ -357,6 +390,7 @@ impl CentralStore for SqliteCentral {
         let tx = conn.unchecked_transaction()?;
         active_tenant(&tx, tenant)?;
         let mut operations = Vec::new();
+        let mut budget = PageBudget::default();
         {
             let mut stmt = tx.prepare_cached(
                 "SELECT seq, body FROM operations WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
@@ -365,6 +399,11 @@ impl CentralStore for SqliteCentral {
             while let Some(r) = rows.next()? {
                 let seq: i64 = r.get(0)?;
                 let body: String = r.get(1)?;
+                // The stored text is the operation's JSON as taken, so its length is what the
+                // budget counts.
+                if !budget.admits(body.len()) {
+                    break;
+                }
                 let operation: Operation = serde_json::from_str(&body)
                     .map_err(|e| CentralError::Corrupt(format!("operation {seq}: {e}")))?;
                 operations.push(SequencedOperation {

@@ -170,8 +170,9 @@ pub struct Claims {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// A stable code: `bad_request`, `clock_skew`, `unauthorized`, `wrong_tenant`,
-    /// `tenant_inactive`, `unknown_tenant`, `not_found`, `method_not_allowed`,
-    /// `batch_too_large`, `rate_limited`, `plan_limit` or `internal`.
+    /// `tenant_inactive`, `unknown_tenant`, `not_found`, `method_not_allowed`, `body_timeout`,
+    /// `batch_too_large`, `operation_too_large`, `uri_too_long`, `headers_too_large`,
+    /// `rate_limited`, `plan_limit` or `internal`.
     pub error: String,
     /// What was wrong, for a person.
     pub message: String,

@@ -27,6 +27,12 @@ use crate::protocol::RateLimit;
 /// operations and at most this much JSON (413 beyond either).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// How long a request's body may take to arrive once the handler reads it (after the device
+/// was let in): then the request answers 408 `body_timeout`, stores nothing, and the connection
+/// is closed. A full push (4 MiB) takes well under a second on a shop's link; 30 s leaves
+/// room for a poor one, and keeps a client that trickles its body from holding a connection.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The request rate of tenants that have none of their own, unless the server is configured
 /// with another ([`AppState::rate_limit`], `pos-central serve --rate-limit`).
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit {
@@ -41,6 +47,7 @@ pub struct AppState {
     pub(super) secret: Arc<Vec<u8>>,
     pub(super) rate_limit: RateLimit,
     pub(super) max_skew: Duration,
+    pub(super) body_timeout: Duration,
     pub(super) limiter: Arc<RateLimiter>,
     pub(super) metrics: Arc<Metrics>,
     #[cfg(feature = "fault-injection")]
@@ -49,7 +56,8 @@ pub struct AppState {
 
 impl AppState {
     /// State over a store, with the token-signing secret; the default request rate
-    /// ([`DEFAULT_RATE_LIMIT`]) and clock skew ([`DEFAULT_MAX_SKEW`]).
+    /// ([`DEFAULT_RATE_LIMIT`]), clock skew ([`DEFAULT_MAX_SKEW`]) and body timeout
+    /// ([`BODY_READ_TIMEOUT`]).
     pub fn new(store: Arc<dyn CentralStore>, secret: Vec<u8>) -> Result<Self, ServerError> {
         check_secret(&secret)?;
         Ok(Self {
@@ -57,6 +65,7 @@ impl AppState {
             secret: Arc::new(secret),
             rate_limit: DEFAULT_RATE_LIMIT,
             max_skew: DEFAULT_MAX_SKEW,
+            body_timeout: BODY_READ_TIMEOUT,
             limiter: Arc::new(RateLimiter::default()),
             metrics: Arc::new(Metrics::new()?),
             #[cfg(feature = "fault-injection")]
@@ -74,6 +83,12 @@ impl AppState {
     /// [`DEFAULT_MAX_SKEW`]); a batch holding one further ahead is refused whole.
     pub fn max_skew(mut self, skew: Duration) -> Self {
         self.max_skew = skew;
+        self
+    }
+
+    /// How long a request's body may take to arrive (default [`BODY_READ_TIMEOUT`]).
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
         self
     }
 

@@ -31,6 +31,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<u64>,
+    close: bool,
 }
 
 impl ApiError {
@@ -40,12 +41,20 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            close: false,
         }
     }
 
     /// The same error, answered with `Retry-After: secs`.
     pub(super) fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
+        self
+    }
+
+    /// The same error, answered with `Connection: close`: the connection is not used again
+    /// (a body left half read).
+    pub(super) fn close_connection(mut self) -> Self {
+        self.close = true;
         self
     }
 
@@ -73,12 +82,18 @@ impl From<CentralError> for ApiError {
             CentralError::BatchRejected { .. }
             | CentralError::BadLimit { .. }
             | CentralError::BadRateLimit(_)
+            | CentralError::ApiCallLimitTooLarge { .. }
             | CentralError::Settings(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
             }
             CentralError::BatchTooLarge { .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "batch_too_large",
+                e.to_string(),
+            ),
+            CentralError::OperationTooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "operation_too_large",
                 e.to_string(),
             ),
             other => {
@@ -100,6 +115,11 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

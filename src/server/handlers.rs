@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -96,8 +96,11 @@ pub(super) async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
         (status = 401, description = "No, forged or expired device token", body = ErrorBody),
         (status = 403, description = "A token of another tenant, or the tenant is not active", body = ErrorBody),
         (status = 404, description = "Unknown tenant", body = ErrorBody),
-        (status = 413, description = "More operations than a batch may hold (1000), or a \
-            body over 4 MiB", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within 30 s (`body_timeout`); \
+            nothing was stored and the connection is closed", body = ErrorBody),
+        (status = 413, description = "More operations than a batch may hold (1000), a body \
+            over 4 MiB (`batch_too_large`), or an operation over 1 MiB of JSON \
+            (`operation_too_large`); nothing was stored", body = ErrorBody),
         (status = 429, description = "The tenant's request rate or its plan's monthly API calls \
             are used up; nothing was stored", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
@@ -108,19 +111,10 @@ pub(super) async fn push(
     State(state): State<AppState>,
     admitted: Admitted,
     // After `Admitted`: the body is read only once the device is let in, so a stranger cannot
-    // make the server buffer up to MAX_BODY_BYTES. Axum's own extractor reads it
-    // (DefaultBodyLimit applies), because it tells a body over the limit (413) from one that
-    // failed to arrive (400).
-    body: Result<Bytes, BytesRejection>,
+    // make the server buffer up to MAX_BODY_BYTES.
+    request: Request,
 ) -> Result<Json<BatchResults>, ApiError> {
-    let body = body.map_err(|e| {
-        let status = e.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "batch_too_large", e.body_text())
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
-        }
-    })?;
+    let body = read_body(&state, request).await?;
     let store = Arc::clone(&state.store);
     let max_skew = state.max_skew;
     let t = admitted.tenant().clone();
@@ -144,6 +138,34 @@ pub(super) async fn push(
     Ok(Json(BatchResults { results }))
 }
 
+/// Reads a request's body within the state's body timeout. Axum's own extractor reads it
+/// (DefaultBodyLimit applies), because it tells a body over the limit (413) from one that
+/// failed to arrive (400); a body still arriving at the timeout answers 408 and closes the
+/// connection, so a client that trickles its body holds neither a task nor a connection.
+async fn read_body(state: &AppState, request: Request) -> Result<Bytes, ApiError> {
+    let timeout = state.body_timeout;
+    match tokio::time::timeout(timeout, Bytes::from_request(request, state)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => {
+            let status = e.status();
+            Err(if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(status, "batch_too_large", e.body_text())
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+            })
+        }
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s; nothing was stored",
+                timeout.as_secs_f64()
+            ),
+        )
+        .close_connection()),
+    }
+}
+
 /// Query of a pull.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -151,7 +173,8 @@ pub struct PullQuery {
     /// Sequence number already seen (default 0).
     #[serde(default)]
     pub after: u64,
-    /// Page size, 1 to 1000 (default 500).
+    /// Page size, 1 to 1000 (default 500). A page also stops before 4 MiB of operation JSON
+    /// (but holds at least one operation): page on while `after` is below `high`.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }

@@ -21,10 +21,11 @@
 //! and changed; every accepted operation gets the next number of a gap-free per-tenant
 //! sequence from 1; an operation id is stored once per tenant (re-sent: `duplicate` with its
 //! first number; re-used with other content: `rejected`); a batch is refused whole on one bad
-//! operation or when it is over [`MAX_BATCH`]; pages follow the cursor in order with limits
-//! 1 to [`MAX_PAGE`]; tenants never see each other's operations; inactive tenants neither push
-//! nor pull; API calls are counted per calendar month and never past the limit; and all of it
-//! holds under concurrent callers. Everything is checked through the trait only, so a backend
+//! operation or when it is over [`MAX_BATCH`]; an operation over [`MAX_OPERATION_BYTES`] and a
+//! monthly limit over [`MAX_API_CALLS_LIMIT`] are refused; pages follow the cursor in order
+//! with limits 1 to [`MAX_PAGE`] and stop before [`MAX_PAGE_BYTES`]; tenants never see each
+//! other's operations; inactive tenants neither push nor pull; API calls are counted per
+//! calendar month and never past the limit; and all of it holds under concurrent callers. Everything is checked through the trait only, so a backend
 //! passes or fails on what it answers, never on how it stores.
 //!
 //! One file on purpose, although long: it is the list of promises, one function each, read
@@ -37,7 +38,10 @@ use std::sync::Barrier;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::central::{CentralError, CentralStore, LimitsUpdate};
+use crate::central::{
+    CentralError, CentralStore, LimitsUpdate, MAX_API_CALLS_LIMIT, MAX_OPERATION_BYTES,
+    MAX_PAGE_BYTES,
+};
 use crate::hlc::Hlc;
 use crate::ids::{RowId, TenantId, Timestamp};
 use crate::protocol::{
@@ -144,7 +148,9 @@ pub fn run_all<S: CentralStore>(make: impl Fn() -> S) -> Result<(), Broken> {
     resends_in_any_order_store_each_operation_once_without_gaps(&make)?;
     a_bad_operation_refuses_the_whole_batch_and_stores_nothing(&make)?;
     batches_over_max_batch_are_refused(&make)?;
+    operations_and_api_call_limits_beyond_their_bounds_are_refused(&make)?;
     pages_follow_the_cursor_in_order(&make)?;
+    pages_stop_before_max_page_bytes_and_page_on_to_the_end(&make)?;
     one_tenants_operations_never_appear_in_anothers_log(&make)?;
     suspended_cancelled_and_unknown_tenants_neither_push_nor_pull(&make)?;
     api_calls_are_counted_per_month_and_never_past_the_limit(&make)?;
@@ -660,6 +666,75 @@ pub fn batches_over_max_batch_are_refused<S: CentralStore>(
     })
 }
 
+/// An operation of more than [`MAX_OPERATION_BYTES`] of JSON refuses its batch whole; a monthly
+/// API call limit over [`MAX_API_CALLS_LIMIT`] is refused (the tenant is not added, its limits
+/// do not change) rather than stored as another number, and one of exactly that is kept.
+pub fn operations_and_api_call_limits_beyond_their_bounds_are_refused<S: CentralStore>(
+    make: impl Fn() -> S,
+) -> Result<(), Broken> {
+    promise(
+        "operations_and_api_call_limits_beyond_their_bounds_are_refused",
+        || {
+            let c = store_with(&make, &["caps"])?;
+            let caps = tid("caps")?;
+            let mut big = op("caps", 2)?;
+            big.columns
+                .insert("name".into(), "x".repeat(MAX_OPERATION_BYTES).into());
+            let big_id = big.id;
+            ensure_matches!(
+                c.append(&caps, &[op("caps", 1)?, big]),
+                Err(CentralError::OperationTooLarge { index: 1, id, bytes, max: MAX_OPERATION_BYTES })
+                    if id == big_id && bytes > MAX_OPERATION_BYTES
+            );
+            ensure_eq!(c.operations_after(&caps, 0, 100)?.high, 0, "nothing stored");
+
+            let over = LimitsUpdate {
+                max_api_calls_month: Some(MAX_API_CALLS_LIMIT + 1),
+                ..LimitsUpdate::default()
+            };
+            let bolt = tid("bolt")?;
+            ensure_matches!(
+                c.add_tenant_with_limits(&NewTenant::new(bolt.clone(), "Bolt"), &over),
+                Err(CentralError::ApiCallLimitTooLarge { value, max: MAX_API_CALLS_LIMIT })
+                    if value == MAX_API_CALLS_LIMIT + 1
+            );
+            ensure_matches!(c.tenant(&bolt), Err(CentralError::TenantNotFound(_)));
+            let before = c.tenant(&caps)?.limits;
+            let all = LimitsUpdate {
+                max_api_calls_month: Some(u64::MAX),
+                max_users: Some(3),
+                ..LimitsUpdate::default()
+            };
+            ensure_matches!(
+                c.update_limits(&caps, &all),
+                Err(CentralError::ApiCallLimitTooLarge {
+                    value: u64::MAX,
+                    ..
+                })
+            );
+            ensure_eq!(
+                c.tenant(&caps)?.limits,
+                before,
+                "nothing of the update applied"
+            );
+            let most = LimitsUpdate {
+                max_api_calls_month: Some(MAX_API_CALLS_LIMIT),
+                ..LimitsUpdate::default()
+            };
+            ensure_eq!(
+                c.update_limits(&caps, &most)?.limits.max_api_calls_month,
+                MAX_API_CALLS_LIMIT
+            );
+            ensure_eq!(
+                c.tenant(&caps)?.limits.max_api_calls_month,
+                MAX_API_CALLS_LIMIT,
+                "read back as given"
+            );
+            Ok(())
+        },
+    )
+}
+
 /// A page holds the operations after the cursor, in sequence order, at most `limit` of them,
 /// and the log's high mark; following the cursor reads the whole log once. Limits run from
 /// 1 to [`MAX_PAGE`]; 0 and more are refused.
@@ -711,6 +786,108 @@ pub fn pages_follow_the_cursor_in_order<S: CentralStore>(
         }
         Ok(())
     })
+}
+
+/// A page carries at most [`MAX_PAGE_BYTES`] of operation JSON whatever its limit, and stops
+/// only where the next operation would not fit (or at the limit, or at the end of the log);
+/// paging on while the cursor is below the high mark reads every operation once, in order.
+///
+/// The operations carry the longest name the catalog takes, up to 512 KiB (the largest of a
+/// few lengths that a probe tenant's push accepts), and there are enough of them to fill
+/// several pages.
+pub fn pages_stop_before_max_page_bytes_and_page_on_to_the_end<S: CentralStore>(
+    make: impl Fn() -> S,
+) -> Result<(), Broken> {
+    promise(
+        "pages_stop_before_max_page_bytes_and_page_on_to_the_end",
+        || {
+            let c = store_with(&make, &["caps", "probe"])?;
+            let caps = tid("caps")?;
+            let probe = tid("probe")?;
+            let large = |tenant: &str, millis: u64, len: usize| -> Result<Operation, Fail> {
+                let mut o = op(tenant, millis)?;
+                o.columns.insert(
+                    "name".into(),
+                    format!("{millis:08} {}", "n".repeat(len)).into(),
+                );
+                Ok(o)
+            };
+            let mut text = None;
+            for (i, len) in [512 * 1024, 64 * 1024, 8 * 1024, 1024, 64]
+                .into_iter()
+                .enumerate()
+            {
+                match c.append(&probe, &[large("probe", i as u64 + 1, len)?]) {
+                    Ok(_) => {
+                        text = Some(len);
+                        break;
+                    }
+                    Err(CentralError::BatchRejected { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let Some(len) = text else {
+                return Err(Fail("no name length was accepted".into()));
+            };
+            let size = |o: &Operation| serde_json::to_vec(o).map_or(0, |v| v.len());
+            let one = size(&large("caps", 1, len)?);
+            let n = (MAX_PAGE_BYTES * 5 / 2 / one + 1).min(3 * MAX_BATCH) as u64;
+            let pushed: Vec<Operation> = (1..=n)
+                .map(|i| large("caps", i, len))
+                .collect::<Result<_, _>>()?;
+            for batch in pushed.chunks(MAX_BATCH) {
+                c.append(&caps, batch)?;
+            }
+            let total: usize = pushed.iter().map(size).sum();
+            let mut after = 0;
+            let mut read: Vec<Operation> = Vec::new();
+            let mut pages = 0;
+            loop {
+                let page = c.operations_after(&caps, after, MAX_PAGE)?;
+                ensure_eq!(page.high, n, "every page tells the high mark");
+                if after >= page.high {
+                    ensure!(page.operations.is_empty(), "nothing past the end");
+                    break;
+                }
+                ensure!(
+                    !page.operations.is_empty(),
+                    "a page after {after} below the high mark {} holds an operation",
+                    page.high
+                );
+                let bytes: usize = page.operations.iter().map(|o| size(&o.operation)).sum();
+                ensure!(
+                    bytes <= MAX_PAGE_BYTES || page.operations.len() == 1,
+                    "a page of {} operations carries {bytes} bytes, over {MAX_PAGE_BYTES}",
+                    page.operations.len()
+                );
+                let last = page.operations.last().map_or(after, |o| o.seq);
+                ensure_eq!(
+                    seqs(&page.operations),
+                    (after + 1..=last).collect::<Vec<_>>(),
+                    "the operations right after the cursor, in order"
+                );
+                let full = page.operations.len() == MAX_PAGE as usize;
+                if let Some(next) = pushed.get(usize::try_from(last).unwrap_or(usize::MAX)) {
+                    ensure!(
+                        full || bytes + size(next) > MAX_PAGE_BYTES,
+                        "a page of {bytes} bytes stopped before an operation of {} that fits",
+                        size(next)
+                    );
+                }
+                after = last;
+                read.extend(page.operations.into_iter().map(|o| o.operation));
+                pages += 1;
+            }
+            ensure_eq!(read, pushed, "paging on reads the whole log once, in order");
+            if total > MAX_PAGE_BYTES {
+                ensure!(
+                    pages > 1,
+                    "{total} bytes in {n} operations came in one page"
+                );
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Each tenant has its own log and its own sequence from 1; an operation id is one tenant's

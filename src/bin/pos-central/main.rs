@@ -10,16 +10,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use pos_tenancy::protocol::RateLimit;
-use pos_tenancy::server::{app, issue_token, AppState, ServerError, DEFAULT_RATE_LIMIT};
+use pos_tenancy::server::{
+    app, issue_token, serve as serve_app, AppState, ServeOptions, ServerError, Stopped,
+    BODY_READ_TIMEOUT, DEFAULT_RATE_LIMIT, MAX_TOKEN_TTL,
+};
 use pos_tenancy::DEFAULT_MAX_SKEW;
 use pos_tenancy::{CentralError, CentralStore, CentralTenant, LimitsUpdate, SqliteCentral};
 use pos_tenancy::{
     NewTenant, Plan, SettingsError, TenantId, TenantIdError, TenantSettings, TenantStatus,
 };
-
-/// How long requests in flight may take to finish after SIGTERM before the server exits
-/// anyway (their transactions either committed or did not; nodes re-send what got no answer).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The central sync server of pos-tenancy: takes each tenant's operations from its nodes and
 /// serves them back in one order.
@@ -173,7 +172,7 @@ enum TokenCommand {
         /// The device (node id).
         #[arg(long)]
         device: String,
-        /// How long it is valid: 30d, 12h, 15m or 90s.
+        /// How long it is valid: 30d, 12h, 15m or 90s; from 1s to 365d.
         #[arg(long, default_value = "30d")]
         ttl: String,
     },
@@ -195,6 +194,17 @@ enum CliError {
     NoSecret,
     #[error("{flag} {value:?} is not a duration like 30d, 12h, 15m or 90s")]
     Duration { flag: &'static str, value: String },
+    #[error(
+        "--ttl {0} would issue a token that has already expired; give a lifetime from 1s to {max}d",
+        max = MAX_TOKEN_TTL.as_secs() / 86_400
+    )]
+    ZeroTtl(String),
+    #[error(
+        "--ttl {0} is longer than a device token may live ({max}d at most; the server refuses \
+         tokens valid for longer): issue a new token before this one expires",
+        max = MAX_TOKEN_TTL.as_secs() / 86_400
+    )]
+    LongTtl(String),
     #[error("nothing to change: pass --max-users, --max-api-calls or --rate-limit")]
     NoChange,
     #[error("no database at {0} (create one with `pos-central tenant add --db {0} ...`)")]
@@ -265,6 +275,18 @@ fn duration(flag: &'static str, value: &str) -> Result<Duration, CliError> {
         flag,
         value: value.to_owned(),
     })
+}
+
+/// A token's lifetime: a duration from 1 s to [`MAX_TOKEN_TTL`].
+fn token_ttl(value: &str) -> Result<Duration, CliError> {
+    let ttl = duration("--ttl", value)?;
+    if ttl.is_zero() {
+        return Err(CliError::ZeroTtl(value.to_owned()));
+    }
+    if ttl > MAX_TOKEN_TTL {
+        return Err(CliError::LongTtl(value.to_owned()));
+    }
+    Ok(ttl)
 }
 
 fn show(t: &CentralTenant, json: bool) -> Result<(), CliError> {
@@ -415,41 +437,37 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Serve(listen, e))?;
         // The one line on stdout: scripts and tests read the port from it.
         println!("listening on {addr}");
+        let options = ServeOptions::default();
         tracing::info!(%addr, rate_limit = %args.rate_limit, max_skew_secs = max_skew.as_secs(),
-            "pos-central serving");
+            header_timeout_secs = options.header_read_timeout.as_secs(),
+            body_timeout_secs = BODY_READ_TIMEOUT.as_secs(),
+            max_connections = options.max_connections, "pos-central serving");
         // Said on every start, armed or not: the hooks can crash the server on a flag.
         #[cfg(feature = "fault-injection")]
         tracing::warn!(
             "this is a test build (feature fault-injection, with crash hooks); \
              never run it in production"
         );
-        let (stopping, mut stopped) = tokio::sync::watch::channel(false);
-        let signal = async move {
+        let signal = async {
             shutdown_signal().await;
             tracing::info!("shutdown signal received; finishing requests in flight");
-            let _ = stopping.send(true);
         };
-        let server = axum::serve(listener, app(state)).with_graceful_shutdown(signal);
-        let grace = async move {
-            if stopped.wait_for(|s| *s).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        tokio::select! {
-            served = async { server.await } => served.map_err(|e| CliError::Serve(addr, e))?,
-            () = grace => tracing::warn!(
-                grace_secs = SHUTDOWN_GRACE.as_secs(),
+        if let Stopped::GraceExpired { connections } =
+            serve_app(listener, app(state), options, signal).await
+        {
+            tracing::warn!(
+                grace_secs = options.shutdown_grace.as_secs(),
+                connections,
                 "requests still in flight after the grace period; exiting without their answers"
-            ),
+            );
         }
         tracing::info!("pos-central stopped");
         Ok(())
     })
 }
 
-/// SIGTERM or Ctrl-C: stop taking connections, let requests in flight (and their commits)
-/// finish, then exit.
+/// SIGTERM or Ctrl-C: stop taking connections, close idle ones, let requests in flight (and
+/// their commits) finish within the grace period, then exit.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -479,10 +497,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             device,
             ttl,
         }) => {
+            // The lifetime first: a token that could not be used is not worth a look at the
+            // database.
+            let ttl = token_ttl(&ttl)?;
             let secret = read_secret(secret_file.as_deref())?;
             let tenant: TenantId = tenant.parse()?;
             open_existing(&db)?.tenant(&tenant)?;
-            let ttl = duration("--ttl", &ttl)?;
             let exp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()

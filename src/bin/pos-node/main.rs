@@ -2,12 +2,15 @@
 //! violations, 2 an error (printed on stderr, prefixed by the program name).
 
 mod adopt;
+// Backups and tenant export (issue 16): see the block marked below in `Command` and `run`.
+mod backup;
 #[cfg(feature = "testkit")]
 mod demo;
 mod outbox;
 mod output;
 mod query;
 mod tenant;
+mod tenant_io;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +73,15 @@ enum Command {
         /// The SELECT statement.
         sql: String,
     },
+    // ---- Backups and tenant export (issue 16) ----
+    /// Back up the whole node, list, verify, restore and prune its backups.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+    /// Export one tenant's rows to a standalone SQLite file, with its SHA-256.
+    Export(tenant_io::ExportArgs),
+    /// Replace one tenant's rows with those of its export, in one transaction.
+    Restore(tenant_io::RestoreArgs),
+    // ---- end of backups and tenant export ----
 }
 
 /// What a command wants the process to exit with, when it did not fail.
@@ -93,6 +105,10 @@ pub(crate) enum CliError {
     Usage(String),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Backup(#[from] pos_tenancy::backup::BackupError),
+    #[error(transparent)]
+    TenantIo(#[from] pos_tenancy::TenantIoError),
 }
 
 /// Opens an existing database; read commands never create one by accident.
@@ -133,6 +149,11 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
             json,
             sql,
         } => query::run(&db, &tenant, json, &sql),
+        // ---- Backups and tenant export (issue 16) ----
+        Command::Backup(cmd) => backup::run(cmd),
+        Command::Export(args) => tenant_io::export(args),
+        Command::Restore(args) => tenant_io::restore(args),
+        // ---- end of backups and tenant export ----
     }
 }
 

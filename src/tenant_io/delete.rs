@@ -44,7 +44,7 @@ impl Store {
             rusqlite::TransactionBehavior::Immediate,
         )
         .map_err(|e| failed(TenantIoStep::Check, tenant, e, "nothing was changed"))?;
-        let discarded = check_unsynced(&tx, tenant, if_unsynced)?;
+        let discarded = check_unsynced(&tx, tenant, None, if_unsynced)?;
         let export = write_export(&tx, tenant, export_to, self.node_id(), progress)?;
         let kept = format!(
             "rolled back, the tenant is as it was; its export {} is kept",

@@ -51,20 +51,24 @@ pub enum TenantIoError {
         /// The tenant asked for.
         tenant: TenantId,
     },
-    /// The tenant has operations the central server has not acknowledged; replacing or
-    /// deleting its rows would lose them.
+    /// The tenant has operations the central server has not acknowledged that the change
+    /// would lose: all of them for offboarding, those the export does not hold for a restore.
     #[error(
-        "tenant {tenant} has {pending} operations not yet synced{}; let sync send them first, \
-         or pass --force to lose them (nothing was changed)",
+        "tenant {tenant} has {pending} operations not yet synced{}{}; let sync send them \
+         first, or pass --force to lose them (nothing was changed)",
+        if *not_in_export { " that the export does not hold" } else { "" },
         if *set_aside > 0 { format!(" ({set_aside} of them set aside by the server)") } else { String::new() }
     )]
     Unsynced {
         /// The tenant.
         tenant: TenantId,
-        /// Operations without the server's acknowledgement, set aside ones included.
+        /// Operations without the server's acknowledgement that would be lost, set aside ones
+        /// included.
         pending: u64,
         /// Of those, the ones the server refused for good (kept for a person).
         set_aside: u64,
+        /// Whether the count leaves out operations the export holds (a restore).
+        not_in_export: bool,
     },
     /// The export's destination already exists; an export never overwrites a file.
     #[error("{path} already exists; an export never overwrites a file (nothing was changed)")]

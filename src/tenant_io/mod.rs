@@ -43,9 +43,11 @@
 //! - The registry row: a restore keeps the node's status, plan, limits and tier (the
 //!   operator's and the central server's to change) and takes the name and settings from the
 //!   export; a tenant the node no longer has (offboarded) is registered again from it.
-//! - Replacing or deleting a tenant's rows is refused while it has operations the server has
-//!   not acknowledged ([`TenantIoError::Unsynced`]), unless the caller says to lose them
-//!   ([`IfUnsynced::Discard`]).
+//! - Replacing or deleting a tenant's rows is refused when it would lose operations the server
+//!   has not acknowledged ([`TenantIoError::Unsynced`], saying how many), unless the caller
+//!   says to lose them ([`IfUnsynced::Discard`]). A restore loses those the export does not
+//!   hold (the export's own come back with their outbox and are pushed again); offboarding
+//!   loses all of them, since they will never reach the server.
 //! - Offboarding holds the store's write lock from its check of the outbox to the end of the
 //!   delete, so the export holds exactly the rows deleted; other tenants' writes wait for it
 //!   (up to the busy timeout), which is why it is an operator's command, not a till's.
@@ -150,7 +152,8 @@ pub struct TenantRestore {
     pub rows: u64,
     /// Rows of the tenant deleted first.
     pub rows_replaced: u64,
-    /// Operations not yet synced that the restore discarded ([`IfUnsynced::Discard`]).
+    /// Operations not yet synced, and not in the export, that the restore lost
+    /// ([`IfUnsynced::Discard`]).
     pub unsynced_discarded: u64,
     /// Whether the tenant was registered again (the node no longer had it).
     pub registered: bool,
@@ -180,29 +183,36 @@ pub struct TenantDeletion {
     pub seconds: f64,
 }
 
-/// The tenant's operations without the server's acknowledgement: all, and set aside.
-pub(crate) fn unsynced(conn: &Connection, tenant: &TenantId) -> rusqlite::Result<(u64, u64)> {
-    conn.query_row(
-        "SELECT count(*), count(*) FILTER (WHERE set_aside IS NOT NULL)
-         FROM pending_operations WHERE tenant_id = ?1 AND synced_at IS NULL",
-        [tenant],
-        |r| {
-            Ok((
-                u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-            ))
-        },
-    )
-}
-
-/// Refuses when the tenant has unsynced operations and the caller did not say to lose them;
-/// returns how many would be lost.
+/// Refuses when the tenant has operations without the server's acknowledgement that the
+/// change would lose and the caller did not say to lose them; returns how many it loses.
+/// `kept` holds the ids of operations the change keeps (a restore puts the export's outbox
+/// back, so those of them not yet synced are pushed again; offboarding keeps none).
 pub(crate) fn check_unsynced(
     conn: &Connection,
     tenant: &TenantId,
+    kept: Option<&std::collections::HashSet<String>>,
     if_unsynced: IfUnsynced,
 ) -> Result<u64, TenantIoError> {
-    let (pending, set_aside) = unsynced(conn, tenant).map_err(|e| TenantIoError::Failed {
+    let read = || -> rusqlite::Result<(u64, u64)> {
+        let mut stmt = conn.prepare(
+            "SELECT id, set_aside IS NOT NULL FROM pending_operations
+             WHERE tenant_id = ?1 AND synced_at IS NULL",
+        )?;
+        let mut rows = stmt.query([tenant])?;
+        let (mut lost, mut set_aside) = (0u64, 0u64);
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            if kept.is_some_and(|k| k.contains(&id)) {
+                continue;
+            }
+            lost += 1;
+            if row.get::<_, bool>(1)? {
+                set_aside += 1;
+            }
+        }
+        Ok((lost, set_aside))
+    };
+    let (pending, set_aside) = read().map_err(|e| TenantIoError::Failed {
         step: TenantIoStep::Check,
         tenant: tenant.clone(),
         reason: e.to_string(),
@@ -213,6 +223,7 @@ pub(crate) fn check_unsynced(
             tenant: tenant.clone(),
             pending,
             set_aside,
+            not_in_export: kept.is_some(),
         });
     }
     Ok(pending)

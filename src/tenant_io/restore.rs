@@ -241,7 +241,14 @@ fn replace(
     let restore_failed = |e: &dyn std::fmt::Display| failed(TenantIoStep::Restore, tenant, e, left);
     tx.pragma_update(None, "defer_foreign_keys", true)
         .map_err(|e| restore_failed(&e))?;
-    let discarded = check_unsynced(tx, tenant, if_unsynced)?;
+    // Operations the export holds come back with it (and are pushed again if unsynced).
+    let exported: std::collections::HashSet<String> = (|| {
+        let mut stmt = src.prepare("SELECT id FROM pending_operations WHERE tenant_id = ?1")?;
+        let ids = stmt.query_map([tenant], |r| r.get(0))?;
+        ids.collect::<rusqlite::Result<_>>()
+    })()
+    .map_err(|e| failed(TenantIoStep::Check, tenant, e, "nothing was changed"))?;
+    let discarded = check_unsynced(tx, tenant, Some(&exported), if_unsynced)?;
     // The registry row: the node keeps status, plan, limits and tier; name and settings are
     // the export's. A tenant the node no longer has is registered again.
     let registered = !tx

@@ -269,10 +269,10 @@ fn print_checks(checks: &[BackupCheck]) {
 }
 
 fn print_pruned(report: &PruneReport) {
-    let verb = if report.dry_run {
-        "would remove"
+    let (verb, done) = if report.dry_run {
+        ("would remove", "would be removed")
     } else {
-        "removed"
+        ("removed", "removed")
     };
     for b in &report.removed {
         println!(
@@ -292,7 +292,7 @@ fn print_pruned(report: &PruneReport) {
         );
     }
     println!(
-        "pruning: {} backups {verb}, {} kept",
+        "pruning: {} backups {done}, {} kept",
         report.removed.len(),
         report.kept
     );

@@ -116,7 +116,7 @@ pub(crate) fn restore(args: RestoreArgs) -> Result<Outcome, CliError> {
         }
         if restored.unsynced_discarded > 0 {
             println!(
-                "{} operations not yet synced were discarded (--force)",
+                "{} operations not yet synced and not in the export were lost (--force)",
                 restored.unsynced_discarded
             );
         }

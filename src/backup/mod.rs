@@ -38,10 +38,10 @@
 //! replaced file's log over, so the backups taken after the one restored stay listed (and can
 //! be restored in turn), and retention keeps governing them.
 //!
-//! The same folder keeps the kit that adoption and the tenant export build on: [`snapshot`]
-//! (online copy, sealing a file with its checksum), [`digest`] (canonical digests of a
-//! database, order-independent row digests), [`progress`] ([`Pages`]). The kit knows neither
-//! tenants nor the catalog; its failures are [`SnapshotError`]s that each caller words itself.
+//! The same folder keeps the kit that adoption and the tenant export build on: `snapshot`
+//! (online copy, sealing a file with its checksum), `digest` (canonical digests of a
+//! database, order-independent row digests), `progress` ([`Pages`]). The kit knows neither
+//! tenants nor the catalog; its failures are `SnapshotError`s that each caller words itself.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -150,7 +150,8 @@ pub struct BackupCheck {
 /// called after every step with the pages copied so far.
 ///
 /// `db` must exist (a backup never creates a database). A failure removes the half-written
-/// copy and marks the rows `failed`.
+/// copy and marks the rows `failed`. A node with no tenant has no row to record the backup
+/// in: the copy and its `.sha256` are written all the same, and [`list`] does not show it.
 pub fn create(
     db: &Path,
     dir: &Path,

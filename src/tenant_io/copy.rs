@@ -128,11 +128,7 @@ pub(crate) fn copy_registry_row(
     tenant: &TenantId,
 ) -> rusqlite::Result<usize> {
     let mut select = src.prepare("SELECT * FROM tenants WHERE id = ?1")?;
-    let names: Vec<String> = select
-        .column_names()
-        .into_iter()
-        .map(|n| ident(n))
-        .collect();
+    let names: Vec<String> = select.column_names().into_iter().map(ident).collect();
     let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
     let mut insert = dst.prepare(&format!(
         "INSERT INTO tenants ({}) VALUES ({})",

@@ -1,5 +1,6 @@
 //! `pos-node`: the store-side command line. Exit codes: 0 all well, 1 `verify` found
-//! violations, 2 an error (printed on stderr, prefixed by the program name).
+//! violations (or `backup verify` a bad backup), 2 an error (printed on stderr, prefixed by the
+//! program name).
 
 mod adopt;
 // Backups and tenant export (issue 16): see the block marked below in `Command` and `run`.

@@ -375,6 +375,13 @@ fn bad_backups_are_never_restored_and_change_nothing() -> TestResult {
     ));
     unchanged("a tenant export");
 
+    // A backup restored over itself.
+    assert!(matches!(
+        backup::restore(&taken.file.path, &taken.file.path, &mut |_| {}),
+        Err(BackupError::Destination { .. })
+    ));
+    assert!(backup::verify(&db, Some(taken.id))?[0].problem.is_none());
+
     // No file.
     assert!(matches!(
         backup::restore(&db, &dir.path().join("nowhere.db"), &mut |_| {}),

@@ -274,7 +274,13 @@ fn copy_in_read_transaction(
     })();
     // Ends the read transaction whatever happened (it wrote nothing).
     let _ = conn.execute_batch("COMMIT");
-    copy?.finish().map_err(|e| e.to_string())
+    let path = dir.join(name);
+    copy?.finish().map_err(|e| {
+        // A copy that could not be hashed must not be taken for a good one later.
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(checksum_path(&path));
+        e.to_string()
+    })
 }
 
 /// Marks a backup's rows failed (best effort: the caller is already reporting a failure).

@@ -96,6 +96,12 @@ pub fn restore(
         path: from.to_path_buf(),
         reason: e.to_string(),
     })?;
+    if db.canonicalize().is_ok_and(|d| d == from_abs) {
+        return Err(BackupError::Destination {
+            path: db.to_path_buf(),
+            reason: "it is the backup itself".into(),
+        });
+    }
     let replaced = if db.exists() {
         Some(lock_replaced(db, &from_abs, &sha256)?)
     } else {

@@ -34,8 +34,7 @@
 
 // Private modules behind a flat facade: files can move without breaking the API. The public
 // namespaces are the vocabularies a user reaches for as a whole: the catalog's record types,
-// the wire contract, the POS flows, adoption, the server and the test kit.
-mod backup;
+// the wire contract, the POS flows, adoption, backups, the server and the test kit.
 mod central;
 mod error;
 mod hlc;
@@ -43,8 +42,10 @@ mod ids;
 mod outbox;
 mod store;
 mod tenant;
+mod tenant_io;
 
 pub mod adopt;
+pub mod backup;
 pub mod catalog;
 pub mod pos;
 pub mod protocol;
@@ -78,6 +79,10 @@ pub use tenant::settings::{
     TenantInfo, TenantSettings, TenantStatus, Tier, UnknownWord,
 };
 pub use tenant::{Actor, FilterOp, FilterValue, ListQuery, Page, Tenant, TenantAccess, TenantTx};
+pub use tenant_io::{
+    IfUnsynced, TableCopied, TableDigest, TenantDeletion, TenantDigest, TenantExport,
+    TenantIoError, TenantIoStep, TenantRestore, EXPORT_APPLICATION_ID,
+};
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::ErrorCode;
 
 use super::Step;
-use crate::backup::BackupError;
+use crate::backup::SnapshotError as BackupError;
 
 /// Why adoption or its rollback did not happen. In every case the database file holds what it
 /// held before.

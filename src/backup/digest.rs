@@ -20,7 +20,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use super::{hex, BackupError, LOCK_WAIT};
+use super::{hex, SnapshotError, LOCK_WAIT};
 
 /// Quotes an identifier read from a schema (never user input) for use in SQL.
 pub(crate) fn ident(name: &str) -> String {
@@ -39,7 +39,7 @@ pub(crate) fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<SchemaOb
 }
 
 /// SQLite's type of a value and its bytes, fed to a hasher so that `1`, `1.0` and `'1'` differ.
-fn feed_value(h: &mut impl FnMut(&[u8]), v: ValueRef<'_>) {
+pub(crate) fn feed_value(h: &mut impl FnMut(&[u8]), v: ValueRef<'_>) {
     match v {
         ValueRef::Null => h(&[0]),
         ValueRef::Integer(i) => {
@@ -201,13 +201,13 @@ pub(crate) fn install_digests(conn: &Connection) -> rusqlite::Result<Tap> {
 /// A SHA-256 over a database's schema and every row of every table, in a canonical order
 /// (schema objects by type and name, tables by name, rows by all their columns). Two files with
 /// the same digest hold the same schema and the same rows, whatever their page layout.
-pub(crate) fn canonical_digest(path: &Path) -> Result<String, BackupError> {
+pub(crate) fn canonical_digest(path: &Path) -> Result<String, SnapshotError> {
     if !path.is_file() {
-        return Err(BackupError::NotFound {
+        return Err(SnapshotError::NotFound {
             path: path.to_path_buf(),
         });
     }
-    let sqlite = |source: rusqlite::Error| BackupError::Sqlite {
+    let sqlite = |source: rusqlite::Error| SnapshotError::Sqlite {
         path: path.to_path_buf(),
         source,
     };

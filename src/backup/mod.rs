@@ -1,41 +1,91 @@
-//! Snapshots of a database and the digests that prove two copies equal: the kit adoption uses
-//! before it changes a file, and that export, restore and tier promotion are to build on.
+//! Backups of a whole node: taken while the till keeps selling, recorded in the `backups`
+//! table with their SHA-256, checked, restored, and pruned by each tenant's retention.
 //!
-//! - [`snapshot`]: a copy taken with SQLite's online backup API while the source stays open,
-//!   its SHA-256 recorded beside it (`<copy>.sha256`, in `sha256sum` format), and the check of
-//!   a copy against that record before it is used.
-//! - [`digest`]: the canonical digest of a whole database (its schema and rows in a canonical
-//!   order, so that files with the same content have the same digest whatever their page
-//!   layout), and the order-independent row digest as an SQL aggregate, which compares a table
-//!   before and after a copy without sorting either.
-//! - [`progress`]: how far a copy has come, for a progress bar.
+//! ```no_run
+//! use std::path::Path;
+//! use pos_tenancy::backup::{self, CreateOptions};
 //!
-//! Nothing here knows tenants or the catalog: it works on any SQLite file, and the store's
-//! invariants are the caller's to keep. Failures are [`BackupError`]s, which each caller maps
-//! into its own error with its own wording (what was or was not changed is the caller's to say).
+//! let db = Path::new("node.db");
+//! let report = backup::create(db, Path::new("backups/"), &CreateOptions::default(), &mut |_| {})?;
+//! println!("{} ({} bytes, SHA-256 {})", report.file.path.display(), report.file.bytes, report.file.sha256);
+//! for check in backup::verify(db, Some(report.id))? {
+//!     assert!(check.problem.is_none());
+//! }
+//! backup::restore(db, &report.file.path, &mut |_| {})?; // with the till closed
+//! # Ok::<(), pos_tenancy::backup::BackupError>(())
+//! ```
+//!
+//! - [`create`]: a copy with SQLite's online backup API, inside one read transaction of its own
+//!   connection (so other connections' commits neither restart it nor wait for it: in WAL mode
+//!   a reader never blocks a writer), a few pages a step; its SHA-256 beside it
+//!   (`<copy>.sha256`, `sha256sum` format) and in `backups`; then [`prune`].
+//! - [`list`], [`verify`] (re-hash against the table and the `.sha256`, then
+//!   `integrity_check` on a read-only open), [`restore`] (the whole node, refused over a file
+//!   another connection has open, never from a copy that fails its checksum), [`prune`] with a
+//!   [`Retention`] per tenant.
+//!
+//! How a whole-node backup is recorded: `backups` is a tenant table, so a backup of the node
+//! is one row *per tenant on the node*, all with the same id. Each tenant's admins then see,
+//! through their own handle, that their data is in that file and where; each tenant's own
+//! retention (its `backup_settings`, or its plan's default) decides how long *its* row is
+//! kept, and the file goes when no tenant's row names it any more. Recording it only for a
+//! tenant that asked would hide from every other tenant a file that holds its rows, and let
+//! one tenant's retention delete another's backup.
+//!
+//! The rows are written (`running`) before the copy starts, so a backup contains its own
+//! record; a restore marks it `ok` with its checksum. The backup log (`backups`,
+//! `restore_jobs`) is the node's history rather than data to rewind: a restore carries the
+//! replaced file's log over, so the backups taken after the one restored stay listed (and can
+//! be restored in turn), and retention keeps governing them.
+//!
+//! The same folder keeps the kit that adoption and the tenant export build on: `snapshot`
+//! (online copy, sealing a file with its checksum), `digest` (canonical digests of a
+//! database, order-independent row digests), `progress` ([`Pages`]). The kit knows neither
+//! tenants nor the catalog; its failures are `SnapshotError`s that each caller words itself.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 mod digest;
+mod error;
+mod log;
+mod node;
 mod progress;
+mod restore;
+mod retention;
 mod snapshot;
 
 pub(crate) use digest::{
-    canonical_digest, digest_connection, ident, install_digests, schema_objects, Tap,
+    canonical_digest, digest_connection, feed_value, ident, install_digests, schema_objects, Tap,
 };
-pub(crate) use progress::Pages;
-pub(crate) use snapshot::{take_snapshot, verify_checksum, PendingBackup, BACKUP_PAGES_PER_STEP};
-// Public through `adopt`, whose report and API have named them since before this module.
+pub(crate) use snapshot::{
+    seal, sync_dir, take_snapshot, verify_checksum, PendingBackup, BACKUP_PAGES_PER_STEP,
+};
+
+pub use error::{BackupError, BackupStep};
+pub(crate) use log::{is_backup_log, mend_log};
+pub(crate) use node::{check_checksum, inspect_copy};
+pub use node::{
+    create, list, verify, BackupCheck, BackupEntry, BackupKind, BackupReport, BackupStatus,
+    CreateOptions,
+};
+pub use progress::Pages;
+pub use restore::{restore, RestoreReport};
+pub use retention::{
+    prune, PruneOptions, PruneReport, PrunedBackup, Retention, DEFAULT_DAILY_DAYS,
+    DEFAULT_KEEP_LAST,
+};
+// Also public through `adopt`, whose report and API have named them since before this module.
 pub use snapshot::{checksum_path, BackupFile};
 
 /// How long the kit, and adoption with it, waits for another process's lock before it reports
 /// the file as locked.
 pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(2);
 
-/// Why a snapshot, its checksum or a digest could not be taken or checked.
+/// Why a snapshot, its checksum or a digest could not be taken or checked (the kit's error;
+/// each caller maps it into its own).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum BackupError {
+pub(crate) enum SnapshotError {
     /// There is no file at the path.
     #[error("{path}: no such file")]
     NotFound {
@@ -79,6 +129,6 @@ pub(crate) enum BackupError {
 }
 
 /// Lowercase hex of a digest.
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -2,13 +2,14 @@
 //! by page, and the total can change while it runs (another connection may grow the file), so
 //! each report carries both counts.
 
-/// Pages of a database copied so far, out of the pages it has now.
+/// Pages of a database copied so far, out of the pages it has now (a page is 4 KiB).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Pages {
+#[non_exhaustive]
+pub struct Pages {
     /// Pages copied.
-    pub(crate) done: u64,
+    pub done: u64,
     /// Pages in all.
-    pub(crate) total: u64,
+    pub total: u64,
 }
 
 impl Pages {

@@ -20,7 +20,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{hex, BackupError, Pages, LOCK_WAIT};
+use super::{hex, Pages, SnapshotError, LOCK_WAIT};
 
 /// Pages copied per step of the online backup, between progress reports.
 pub(crate) const BACKUP_PAGES_PER_STEP: i32 = 1024;
@@ -46,9 +46,21 @@ pub(crate) fn take_snapshot(
     dir: &Path,
     name: &str,
     progress: &mut dyn FnMut(Pages),
-) -> Result<PendingBackup, BackupError> {
+) -> Result<PendingBackup, SnapshotError> {
+    take_snapshot_in_steps(conn, dir, name, BACKUP_PAGES_PER_STEP, progress)
+}
+
+/// [`take_snapshot`], copying `pages_per_step` pages a step and yielding the processor between
+/// steps, so that a copy beside a busy writer shares the disk with it in small pieces.
+pub(crate) fn take_snapshot_in_steps(
+    conn: &Connection,
+    dir: &Path,
+    name: &str,
+    pages_per_step: i32,
+    progress: &mut dyn FnMut(Pages),
+) -> Result<PendingBackup, SnapshotError> {
     let target = dir.join(name);
-    let fail = |reason: String| BackupError::Write {
+    let fail = |reason: String| SnapshotError::Write {
         path: target.clone(),
         reason,
     };
@@ -61,13 +73,11 @@ pub(crate) fn take_snapshot(
         let backup = rusqlite::backup::Backup::new(conn, &mut dst).map_err(|e| e.to_string())?;
         let mut busy_waits = 0u128;
         loop {
-            let step = backup
-                .step(BACKUP_PAGES_PER_STEP)
-                .map_err(|e| e.to_string())?;
+            let step = backup.step(pages_per_step).map_err(|e| e.to_string())?;
             progress(Pages::of(backup.progress()));
             match step {
                 rusqlite::backup::StepResult::Done => break,
-                rusqlite::backup::StepResult::More => {}
+                rusqlite::backup::StepResult::More => std::thread::yield_now(),
                 // Busy or locked: retried for a bounded time.
                 _ => {
                     busy_waits += 1;
@@ -91,28 +101,7 @@ pub(crate) fn take_snapshot(
     // goes on (adoption rebuilds the store meanwhile), and the caller waits for it in `finish`.
     let path = target.clone();
     let hashing = std::thread::spawn(move || {
-        let (sha256, bytes) = sha256_file(&path)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // The backup must survive a power cut before the original is changed: the copy, its
-        // checksum (written whole under a temporary name, then renamed) and the directory
-        // entries are synced before `finish` returns (so before adoption commits).
-        std::fs::File::open(&path)?.sync_all()?;
-        let sums = checksum_path(&path);
-        let mut partial = sums.clone().into_os_string();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        {
-            let mut file = std::fs::File::create(&partial)?;
-            std::io::Write::write_all(&mut file, format!("{sha256}  {name}\n").as_bytes())?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&partial, &sums)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
+        let (sha256, bytes) = seal(&path, &path)?;
         Ok(BackupFile {
             path,
             sha256,
@@ -123,6 +112,42 @@ pub(crate) fn take_snapshot(
         path: target,
         hashing,
     })
+}
+
+/// Hashes the finished file at `file`, syncs it, and records its SHA-256 for `name` (the
+/// path the file has, or will have once renamed) in `<name>.sha256`, written whole under a
+/// temporary name and renamed, with the directory synced: after a power cut, either the
+/// record is there and whole, or it is not there. Returns the digest and the size in bytes.
+///
+/// The backup must survive a power cut before the original is changed, so callers that go on
+/// to change the original call this first.
+pub(crate) fn seal(file: &Path, name: &Path) -> std::io::Result<(String, u64)> {
+    let (sha256, bytes) = sha256_file(file)?;
+    std::fs::File::open(file)?.sync_all()?;
+    let base = name
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sums = checksum_path(name);
+    let mut partial = sums.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    {
+        let mut out = std::fs::File::create(&partial)?;
+        std::io::Write::write_all(&mut out, format!("{sha256}  {base}\n").as_bytes())?;
+        out.sync_all()?;
+    }
+    std::fs::rename(&partial, &sums)?;
+    sync_dir(name)?;
+    Ok((sha256, bytes))
+}
+
+/// Syncs the directory holding `path`, so a file created or renamed there survives a power cut.
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// A backup written and being hashed.
@@ -140,8 +165,8 @@ impl PendingBackup {
     }
 
     /// Waits for the hash and its checksum file.
-    pub(crate) fn finish(self) -> Result<BackupFile, BackupError> {
-        let fail = |reason: String| BackupError::Write {
+    pub(crate) fn finish(self) -> Result<BackupFile, SnapshotError> {
+        let fail = |reason: String| SnapshotError::Write {
             path: self.path.clone(),
             reason,
         };
@@ -155,9 +180,9 @@ impl PendingBackup {
 
 /// Checks the snapshot at `backup` against the SHA-256 recorded in `<backup>.sha256` and
 /// returns it.
-pub(crate) fn verify_checksum(backup: &Path) -> Result<String, BackupError> {
+pub(crate) fn verify_checksum(backup: &Path) -> Result<String, SnapshotError> {
     let sums = checksum_path(backup);
-    let recorded = std::fs::read_to_string(&sums).map_err(|e| BackupError::Checksum {
+    let recorded = std::fs::read_to_string(&sums).map_err(|e| SnapshotError::Checksum {
         path: sums.clone(),
         reason: e.to_string(),
     })?;
@@ -165,17 +190,17 @@ pub(crate) fn verify_checksum(backup: &Path) -> Result<String, BackupError> {
         .split_whitespace()
         .next()
         .filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
-        .ok_or_else(|| BackupError::Checksum {
+        .ok_or_else(|| SnapshotError::Checksum {
             path: sums.clone(),
             reason: "it does not start with a SHA-256 in hex".into(),
         })?
         .to_ascii_lowercase();
-    let (found, _) = sha256_file(backup).map_err(|e| BackupError::Checksum {
+    let (found, _) = sha256_file(backup).map_err(|e| SnapshotError::Checksum {
         path: backup.to_path_buf(),
         reason: e.to_string(),
     })?;
     if found != expected {
-        return Err(BackupError::ChecksumMismatch {
+        return Err(SnapshotError::ChecksumMismatch {
             path: backup.to_path_buf(),
             expected,
             found,
@@ -185,7 +210,7 @@ pub(crate) fn verify_checksum(backup: &Path) -> Result<String, BackupError> {
 }
 
 /// The SHA-256 of a file and its size in bytes.
-fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     let mut file = std::fs::File::open(path)?;
     let mut sha = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];

@@ -1,7 +1,10 @@
 //! `pos-node`: the store-side command line. Exit codes: 0 all well, 1 `verify` or `status`
-//! found problems, 2 an error (printed on stderr, prefixed by the program name).
+//! found problems (or `backup verify` a bad backup), 2 an error (printed on stderr, prefixed by
+//! the program name).
 
 mod adopt;
+// Backups and tenant export (issue 16): see the block marked below in `Command` and `run`.
+mod backup;
 mod conflicts;
 #[cfg(feature = "testkit")]
 mod demo;
@@ -11,6 +14,7 @@ mod query;
 mod status;
 mod sync;
 mod tenant;
+mod tenant_io;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +85,15 @@ enum Command {
         /// The SELECT statement.
         sql: String,
     },
+    // ---- Backups and tenant export (issue 16) ----
+    /// Back up the whole node, list, verify, restore and prune its backups.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+    /// Export one tenant's rows to a standalone SQLite file, with its SHA-256.
+    Export(tenant_io::ExportArgs),
+    /// Replace one tenant's rows with those of its export, in one transaction.
+    Restore(tenant_io::RestoreArgs),
+    // ---- end of backups and tenant export ----
 }
 
 /// What a command wants the process to exit with, when it did not fail.
@@ -109,6 +122,10 @@ pub(crate) enum CliError {
     Json(#[from] serde_json::Error),
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
+    #[error(transparent)]
+    Backup(#[from] pos_tenancy::backup::BackupError),
+    #[error(transparent)]
+    TenantIo(#[from] pos_tenancy::TenantIoError),
 }
 
 /// Opens an existing database; read commands never create one by accident.
@@ -152,6 +169,11 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
             json,
             sql,
         } => query::run(&db, &tenant, json, &sql),
+        // ---- Backups and tenant export (issue 16) ----
+        Command::Backup(cmd) => backup::run(cmd),
+        Command::Export(args) => tenant_io::export(args),
+        Command::Restore(args) => tenant_io::restore(args),
+        // ---- end of backups and tenant export ----
     }
 }
 

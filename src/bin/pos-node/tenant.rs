@@ -45,6 +45,8 @@ pub(crate) enum TenantCommand {
     Activate(Target),
     /// Cancel a tenant: its data can be neither read nor written.
     Cancel(Target),
+    /// Offboard a tenant: export its rows, then delete every one of them from this node.
+    Delete(crate::tenant_io::DeleteArgs),
 }
 
 #[derive(Args)]
@@ -103,6 +105,7 @@ pub(crate) fn run(cmd: TenantCommand) -> Result<Outcome, CliError> {
         TenantCommand::Suspend(t) => set_status(t, TenantStatus::Suspended)?,
         TenantCommand::Activate(t) => set_status(t, TenantStatus::Active)?,
         TenantCommand::Cancel(t) => set_status(t, TenantStatus::Cancelled)?,
+        TenantCommand::Delete(args) => return crate::tenant_io::delete(args),
     }
     Ok(Outcome::Ok)
 }

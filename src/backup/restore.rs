@@ -1,0 +1,466 @@
+//! Restoring a whole node from one of its backups.
+//!
+//! Invariants, and why:
+//! - A backup that does not match the SHA-256 recorded beside it (or in the `backups` table of
+//!   the database it replaces), or that `integrity_check` finds damaged, is never restored.
+//! - The database is replaced only while this process holds SQLite's exclusive lock on it
+//!   (`locking_mode=EXCLUSIVE`, taken with a short timeout): a database another connection has
+//!   open (a till, a sync engine) is refused, since replacing it under them would tear their
+//!   view of it.
+//! - The copy is prepared in full beside the database (`<db>.restore-partial`) and then copied
+//!   in with the online backup API in one step, which is one transaction of the database: a
+//!   crash at any moment leaves either the old database or the restored one, never a mix.
+//! - Identity: the restored node keeps the backup's node id only when restored onto the same
+//!   terminal, known by the database being replaced having that same node id. Onto any other
+//!   file (another terminal's database, or none: a new disk) it gets a new node id, so two
+//!   terminals never stamp operations with the same device. Its operations already in the
+//!   outbox keep the device that wrote them.
+//! - The clock never goes back: the restored node's clock floor is raised to the replaced
+//!   database's clock, so a stamp issued after the restore follows every stamp issued before.
+//! - The replaced database's backup log is carried over (see the module docs of `backup`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+
+use super::error::{BackupError, BackupStep};
+use super::log::{carry_log, mend_log, read_log, LogRows};
+use super::node::{check_checksum, describe, inspect_copy};
+use super::{digest_connection, Pages};
+use crate::hlc::ClockState;
+use crate::ids::{RowId, TenantId, Timestamp};
+use crate::store::clock::clock_state;
+
+/// How long a restore waits for another connection to let go of the database before it
+/// reports the database as in use.
+const IN_USE_WAIT: Duration = Duration::from_millis(500);
+
+/// What [`restore`] did.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct RestoreReport {
+    /// The database restored.
+    pub db: PathBuf,
+    /// The backup it was restored from.
+    pub backup: PathBuf,
+    /// The backup's SHA-256, checked before anything was changed.
+    pub sha256: String,
+    /// The backup's id in `backups`.
+    pub backup_id: RowId,
+    /// The node id of the database now.
+    pub node_id: RowId,
+    /// The node id in the backup.
+    pub backup_node_id: RowId,
+    /// Whether the node kept its id: restored onto the terminal it was taken on.
+    pub same_terminal: bool,
+    /// Whether there was no database before (a new disk).
+    pub created: bool,
+    /// The tenants in the restored database.
+    pub tenants: Vec<TenantId>,
+    /// Rows of the backup log carried over from the database replaced.
+    pub log_rows_carried: usize,
+    /// The restored database's canonical digest (schema and rows).
+    pub canonical_digest: String,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// What the database being replaced said about itself.
+struct Replaced {
+    conn: Connection,
+    node_id: RowId,
+    clock: ClockState,
+    log: LogRows,
+}
+
+/// Restores the node database `db` from the backup `from`, after checking the backup against
+/// its recorded SHA-256 and `integrity_check`. Refused over a database another connection has
+/// open. `db` may be missing (a new disk); then it is created. `progress` is called with the
+/// pages copied while the backup is prepared.
+pub fn restore(
+    db: &Path,
+    from: &Path,
+    progress: &mut dyn FnMut(Pages),
+) -> Result<RestoreReport, BackupError> {
+    let started = Instant::now();
+    let sha256 = check_checksum(from)?;
+    let info = inspect_copy(from)?;
+    if info.export {
+        return Err(BackupError::TenantExport {
+            path: from.to_path_buf(),
+        });
+    }
+    let from_abs = from.canonicalize().map_err(|e| BackupError::NotANode {
+        path: from.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if db.canonicalize().is_ok_and(|d| d == from_abs) {
+        return Err(BackupError::Destination {
+            path: db.to_path_buf(),
+            reason: "it is the backup itself".into(),
+        });
+    }
+    let replaced = if db.exists() {
+        Some(lock_replaced(db, &from_abs, &sha256)?)
+    } else {
+        match db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) if !dir.is_dir() => {
+                return Err(BackupError::Destination {
+                    path: db.to_path_buf(),
+                    reason: format!("{} is not a directory", dir.display()),
+                })
+            }
+            _ => None,
+        }
+    };
+    let staging = staging_path(db);
+    let _ = std::fs::remove_file(&staging);
+    let prepared = prepare(
+        from,
+        &from_abs,
+        &sha256,
+        &staging,
+        replaced.as_ref(),
+        progress,
+    );
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staging);
+            return Err(e);
+        }
+    };
+    let replaced_existing = replaced.is_some();
+    let result = replace(db, &staging, replaced, &prepared.digest);
+    let _ = std::fs::remove_file(&staging);
+    result?;
+    Ok(RestoreReport {
+        db: db.to_path_buf(),
+        backup: from.to_path_buf(),
+        sha256,
+        backup_id: prepared.backup_id,
+        node_id: prepared.node_id,
+        backup_node_id: info.node_id,
+        same_terminal: prepared.node_id == info.node_id,
+        created: !replaced_existing,
+        tenants: prepared.tenants,
+        log_rows_carried: prepared.carried,
+        canonical_digest: prepared.digest,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn staging_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".restore-partial");
+    PathBuf::from(name)
+}
+
+/// Takes the exclusive lock on the database to be replaced (refusing one in use) and reads
+/// its identity, clock and backup log.
+fn lock_replaced(db: &Path, from: &Path, sha256: &str) -> Result<Replaced, BackupError> {
+    let not_node = |reason: String| BackupError::NotANode {
+        path: db.to_path_buf(),
+        reason,
+    };
+    let conn = crate::store::vfs::open(db).map_err(|e| not_node(e.to_string()))?;
+    let in_use = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            BackupError::InUse {
+                path: db.to_path_buf(),
+            }
+        }
+        _ => not_node(e.to_string()),
+    };
+    conn.busy_timeout(IN_USE_WAIT).map_err(in_use)?;
+    conn.pragma_update_and_check(None, "locking_mode", "EXCLUSIVE", |_| Ok(()))
+        .map_err(in_use)?;
+    // In exclusive locking mode a write transaction takes the file's exclusive lock, which
+    // SQLite cannot get while another connection holds so much as a shared lock (in WAL mode
+    // every open connection does), and keeps it until the connection closes.
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(in_use)?;
+    let read = (|| {
+        let info = describe(&conn).map_err(not_node)?;
+        if info.export {
+            return Err(not_node("it is a tenant export".into()));
+        }
+        let recorded: Option<String> = conn
+            .query_row(
+                "SELECT sha256 FROM backups WHERE kind = 'full' AND status = 'ok' AND path = ?1
+                 AND sha256 IS NOT NULL LIMIT 1",
+                [from.to_string_lossy()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| not_node(e.to_string()))?;
+        if let Some(recorded) = recorded.filter(|r| r != sha256) {
+            return Err(BackupError::ChecksumMismatch {
+                path: from.to_path_buf(),
+                recorded_in: format!("the backups table of {}", db.display()),
+                expected: recorded,
+                found: sha256.to_owned(),
+            });
+        }
+        let clock = clock_state(&conn).map_err(|e| not_node(e.to_string()))?;
+        let log = read_log(&conn).map_err(|e| not_node(e.to_string()))?;
+        Ok((info.node_id, clock, log))
+    })();
+    // Ends the transaction; the exclusive lock stays with the connection.
+    let _ = conn.execute_batch("COMMIT");
+    let (node_id, clock, log) = read?;
+    Ok(Replaced {
+        conn,
+        node_id,
+        clock,
+        log,
+    })
+}
+
+/// The prepared copy.
+struct Prepared {
+    backup_id: RowId,
+    node_id: RowId,
+    tenants: Vec<TenantId>,
+    carried: usize,
+    digest: String,
+}
+
+/// Copies the backup to `staging` and sets it up as the restored node: identity, clock, the
+/// backup's own rows marked `ok`, the replaced database's backup log, a restore job per tenant.
+fn prepare(
+    from: &Path,
+    from_abs: &Path,
+    sha256: &str,
+    staging: &Path,
+    replaced: Option<&Replaced>,
+    progress: &mut dyn FnMut(Pages),
+) -> Result<Prepared, BackupError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        BackupError::failed(
+            BackupStep::Prepare,
+            staging,
+            e,
+            "the prepared copy was removed, nothing was changed",
+        )
+    };
+    let src = Connection::open_with_flags(
+        from,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| failed(&e))?;
+    let mut conn = Connection::open(staging).map_err(|e| failed(&e))?;
+    {
+        let copy = rusqlite::backup::Backup::new(&src, &mut conn).map_err(|e| failed(&e))?;
+        loop {
+            let step = copy.step(1024).map_err(|e| failed(&e))?;
+            progress(Pages::of(copy.progress()));
+            if step == rusqlite::backup::StepResult::Done {
+                break;
+            }
+        }
+    }
+    drop(src);
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(|e| failed(&e))?;
+    let tx = conn.transaction().map_err(|e| failed(&e))?;
+    tx.pragma_update(None, "defer_foreign_keys", true)
+        .map_err(|e| failed(&e))?;
+    let backup_node: RowId = tx
+        .query_row(
+            "SELECT node_id FROM node_state WHERE singleton = 1",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| failed(&e))?;
+    let node_id = match replaced {
+        Some(r) if r.node_id == backup_node => backup_node,
+        _ => RowId::new(),
+    };
+    tx.execute(
+        "UPDATE node_state SET node_id = ?1 WHERE singleton = 1",
+        [node_id],
+    )
+    .map_err(|e| failed(&e))?;
+    if let Some(r) = replaced {
+        let ours = clock_state(&tx).map_err(|e| failed(&e))?;
+        if r.clock > ours {
+            tx.execute(
+                "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2 WHERE singleton = 1",
+                params![
+                    i64::try_from(r.clock.millis).unwrap_or(i64::MAX),
+                    r.clock.counter
+                ],
+            )
+            .map_err(|e| failed(&e))?;
+        }
+    }
+    let tenants: Vec<TenantId> = {
+        let mut stmt = tx
+            .prepare("SELECT id FROM tenants ORDER BY id")
+            .map_err(|e| failed(&e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| failed(&e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| failed(&e))?
+    };
+    let now = Timestamp::now();
+    let bytes = std::fs::metadata(from).map(|m| m.len()).unwrap_or(0);
+    let backup_id = own_record(&tx, from, from_abs, sha256, bytes, now).map_err(|e| failed(&e))?;
+    let carried = match replaced {
+        Some(r) => carry_log(&tx, &r.log, backup_id).map_err(|e| failed(&e))?,
+        None => 0,
+    };
+    mend_log(&tx, None).map_err(|e| failed(&e))?;
+    tx.execute(
+        "INSERT INTO restore_jobs (id, tenant_id, backup_id, status, requested_by, started_at,
+                                   finished_at, error)
+         SELECT ?1, id, ?2, 'ok', NULL, ?3, ?4, NULL FROM tenants",
+        params![RowId::new(), backup_id, now, Timestamp::now()],
+    )
+    .map_err(|e| failed(&e))?;
+    tx.commit().map_err(|e| failed(&e))?;
+    let digest = digest_connection(&conn).map_err(|e| failed(&e))?;
+    Ok(Prepared {
+        backup_id,
+        node_id,
+        tenants,
+        carried,
+        digest,
+    })
+}
+
+/// Marks the backup's own rows (written `running` before the copy, so inside it) `ok` with its
+/// checksum, or records it anew when the copy does not know itself (its file was renamed), and
+/// returns its id.
+fn own_record(
+    conn: &Connection,
+    from: &Path,
+    from_abs: &Path,
+    sha256: &str,
+    bytes: u64,
+    now: Timestamp,
+) -> rusqlite::Result<RowId> {
+    let name = from.file_name();
+    let running: Vec<(RowId, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT id, path FROM backups WHERE kind = 'full' AND status = 'running'",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let own = running
+        .into_iter()
+        .find(|(_, path)| Path::new(path).file_name() == name)
+        .map(|(id, _)| id);
+    let size = i64::try_from(bytes).unwrap_or(i64::MAX);
+    let path = from_abs.to_string_lossy();
+    match own {
+        Some(id) => {
+            conn.execute(
+                "UPDATE backups SET status = 'ok', sha256 = ?2, size_bytes = ?3, path = ?4,
+                                    finished_at = coalesce(finished_at, ?5)
+                 WHERE id = ?1",
+                params![id, sha256, size, path, now],
+            )?;
+            Ok(id)
+        }
+        None => {
+            let id = RowId::new();
+            conn.execute(
+                "INSERT INTO backups (id, tenant_id, kind, destination_id, path, sha256,
+                                      size_bytes, status, created_at, finished_at)
+                 SELECT ?1, id, 'full', NULL, ?2, ?3, ?4, 'ok', ?5, ?5 FROM tenants",
+                params![id, path, sha256, size, now],
+            )?;
+            Ok(id)
+        }
+    }
+}
+
+/// Copies the prepared file into the database in one transaction, under the exclusive lock,
+/// and checks the result against the prepared copy's digest.
+fn replace(
+    db: &Path,
+    staging: &Path,
+    replaced: Option<Replaced>,
+    digest: &str,
+) -> Result<(), BackupError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        BackupError::failed(
+            BackupStep::Replace,
+            db,
+            e,
+            "the database was not changed (the copy into it is one transaction)",
+        )
+    };
+    let mut conn = match replaced {
+        Some(r) => r.conn,
+        None => {
+            let conn = crate::store::vfs::open(db).map_err(|e| failed(&e))?;
+            conn.pragma_update_and_check(None, "locking_mode", "EXCLUSIVE", |_| Ok(()))
+                .map_err(|e| failed(&e))?;
+            conn
+        }
+    };
+    let src = Connection::open_with_flags(
+        staging,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| failed(&e))?;
+    {
+        let copy = rusqlite::backup::Backup::new(&src, &mut conn).map_err(|e| failed(&e))?;
+        // One step: the whole copy is one transaction of the database.
+        match copy.step(-1).map_err(|e| failed(&e))? {
+            rusqlite::backup::StepResult::Done => {}
+            other => return Err(failed(&format!("the copy stopped early ({other:?})"))),
+        }
+    }
+    drop(src);
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+        .map_err(|e| failed(&e))?;
+    let restored = digest_connection(&conn).map_err(|e| failed(&e))?;
+    if restored != digest {
+        return Err(BackupError::failed(
+            BackupStep::Replace,
+            db,
+            "the restored database differs from the prepared copy",
+            "restore again from the same backup",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewTenant, Store};
+
+    #[test]
+    fn a_database_another_connection_has_open_is_refused_and_unchanged() -> crate::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("node.db");
+        let store = Store::open(&db)?;
+        store.add_tenant(&NewTenant::new("caps".parse()?, "Caps"))?;
+        let report = super::super::create(
+            &db,
+            &dir.path().join("bk"),
+            &super::super::CreateOptions::default(),
+            &mut |_| {},
+        )
+        .map_err(|e| crate::Error::Migration(e.to_string()))?;
+        store.add_tenant(&NewTenant::new("bolt".parse()?, "Bolt"))?;
+        match restore(&db, &report.file.path, &mut |_| {}) {
+            Err(BackupError::InUse { .. }) => {}
+            other => panic!("expected InUse, got {other:?}"),
+        }
+        assert_eq!(store.tenants()?.len(), 2, "nothing was changed");
+        assert!(!staging_path(&db).exists());
+        drop(store);
+        let restored = restore(&db, &report.file.path, &mut |_| {})
+            .map_err(|e| crate::Error::Migration(e.to_string()))?;
+        assert!(restored.same_terminal);
+        assert_eq!(Store::open(&db)?.tenants()?.len(), 1);
+        Ok(())
+    }
+}

@@ -411,6 +411,32 @@ impl<'c> Scope<'c> {
         if changed.is_empty() {
             return Ok(());
         }
+        // A document is amended only in the columns its entry names (its state, what closing
+        // it records); the rest was written once.
+        if changed.keys().any(|c| !table.is_amendable(c)) {
+            return Err(Error::AppendOnly {
+                table: table.name,
+                operation: "update",
+                rule: match table.amends {
+                    [] => "documents written once and never updated",
+                    _ => "documents amended only in their state columns",
+                },
+            });
+        }
+        let names: Vec<String> = changed.keys().cloned().collect();
+        // Ordered pairs travel together, so the pair a row ends with is one writer's.
+        if !table.ordered.is_empty() {
+            let new = record_columns(rec)?;
+            for &(low, high) in table.ordered {
+                for (one, other) in [(low, high), (high, low)] {
+                    if changed.contains_key(one) && !changed.contains_key(other) {
+                        if let Some(value) = new.get(other) {
+                            changed.insert(other.to_owned(), value.clone());
+                        }
+                    }
+                }
+            }
+        }
         let mut stmt = self.conn().prepare_cached(&table_sql(table).update)?;
         stmt.raw_bind_parameter(1, self.tenant)?;
         stmt.raw_bind_parameter(2, rec.id())?;
@@ -418,14 +444,13 @@ impl<'c> Scope<'c> {
         stmt.raw_execute()
             .map_err(|e| Error::on_table(table.name, e))?;
         self.ensure_an_admin_remains(table)?;
-        let names: Vec<&String> = changed.keys().collect();
         let detail = serde_json::json!({ "columns": names });
         self.append_operation(
             actor.user_id,
             table,
             rec.id(),
             OperationKind::Update,
-            changed.clone(),
+            changed,
         )?;
         self.audit(
             Some(actor.user_id),

@@ -65,7 +65,9 @@ pub enum SyncClass {
 pub enum Access {
     /// Written through the handle's CRUD, by actors with at least the table's role.
     Api,
-    /// Written only by the crate itself (audit, sync bookkeeping); readable through the handle.
+    /// Written only by the crate itself (audit, sync bookkeeping, and the money rows only the
+    /// POS flows write); readable through the handle. Generic CRUD refuses it
+    /// ([`crate::Error::InternalTable`]); sync applies it from other terminals.
     Internal,
 }
 
@@ -708,6 +710,30 @@ mod tests {
         assert!(Sale::TABLE.is_amendable("status") && !Sale::TABLE.is_amendable("total_minor"));
         assert!(Product::TABLE.is_amendable("price_minor"));
         assert!(!GiftCardTransaction::TABLE.is_amendable("amount_minor"));
+    }
+
+    #[test]
+    fn money_rows_that_set_refund_caps_are_written_only_by_flows_and_sync() {
+        let internal: Vec<&str> = TABLES
+            .iter()
+            .filter(|t| t.access == Access::Internal)
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            internal,
+            [
+                "audit_log",
+                "sale_payments",
+                "layaway_payments",
+                "loyalty_transactions",
+                "sync_log",
+                "sync_conflicts",
+                "pending_operations",
+                "sale_reversals",
+                "sync_state",
+                "sync_stamps",
+            ]
+        );
     }
 
     #[test]

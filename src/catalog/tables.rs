@@ -8,6 +8,11 @@
 //! The node schema's CHECK constraints say the same in SQL (a test walks them all); the catalog
 //! may be stricter (bounded texts, ISO 4217 codes), never looser. A new table is one entry here
 //! plus one migration.
+//!
+//! Tables whose rows only the POS flows write are `Internal`: money rows that set what a refund
+//! may give back (sale and layaway payments, loyalty points, sale reversals). Generic CRUD
+//! refuses them; the flows write them through the crate's own insert path, and sync applies
+//! them from other terminals.
 
 use super::ledger::{BalanceDef, KeptBalance};
 use super::payment::PaymentMethod;
@@ -337,8 +342,10 @@ catalog! {
         active: bool,
     }
 
-    /// A payment towards a sale.
-    SalePayment => sale_payments (Document, Cashier, Api) {
+    /// A payment towards a sale. Written only by the flows (checkout, refunds, voids) and sync:
+    /// what a sale took by each method caps what its refunds give back, so a row added by hand
+    /// would raise that cap.
+    SalePayment => sale_payments (Document, Cashier, Internal) {
         /// The sale.
         sale_id: RowId => sales,
         /// How it was paid: a [`PaymentMethod`] word.
@@ -411,8 +418,9 @@ catalog! {
         closed_at: Option<Timestamp>,
     }
 
-    /// A payment towards a layaway (ledger).
-    LayawayPayment => layaway_payments (Ledger, Cashier, Api) {
+    /// A payment towards a layaway (ledger). Written only by the layaway flows and sync: a
+    /// completed layaway's payments count as its sale's for the refund caps.
+    LayawayPayment => layaway_payments (Ledger, Cashier, Internal) {
         /// The layaway.
         layaway_id: RowId => layaways,
         /// How it was paid: a [`PaymentMethod`] word (the layaway flows take cash and card).
@@ -524,9 +532,10 @@ catalog! {
         created_at: Timestamp,
     }
 
-    /// Points earned or spent (ledger).
+    /// Points earned or spent (ledger). Written only by the flows and sync: points are money
+    /// (they pay for sales), and the points a sale redeemed cap what its refunds give back.
     #[balance(loyalty_balances.points = sum(points) by account_id)]
-    LoyaltyTransaction => loyalty_transactions (Ledger, Cashier, Api) {
+    LoyaltyTransaction => loyalty_transactions (Ledger, Cashier, Internal) {
         /// Account.
         account_id: RowId => loyalty_accounts,
         /// accrue, redeem, reverse or adjust.
@@ -802,8 +811,9 @@ catalog! {
 
     /// How much of a sale line a refund or void reversed (ledger). The reversal is a sale of its
     /// own whose line `reversal_line_id` carries the negative quantity; the original is never
-    /// edited.
-    SaleReversal => sale_reversals (Ledger, Cashier, Api) {
+    /// edited. Written only by the refund flows and sync: these rows say which sales are a
+    /// sale's refunds, and so what its refunds gave back already.
+    SaleReversal => sale_reversals (Ledger, Cashier, Internal) {
         /// The original sale.
         sale_id: RowId => sales,
         /// The original line.

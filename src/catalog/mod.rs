@@ -344,7 +344,14 @@ pub trait Record:
 
     /// Reads a row selected as `id, <columns in catalog order>`.
     #[doc(hidden)]
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self>;
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Self::from_row_at(row, 0)
+    }
+
+    /// Reads a row selected as `id, <columns in catalog order>` from result column `first`
+    /// on (after columns of a join).
+    #[doc(hidden)]
+    fn from_row_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Self>;
 }
 
 /// Something to do with a record type chosen by table name at run time.
@@ -446,10 +453,10 @@ macro_rules! catalog {
                 }
 
                 #[allow(unused_assignments, unused_mut)]
-                fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
-                    let mut i = 0;
+                fn from_row_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Self> {
+                    let mut i = first;
                     Ok(Self {
-                        id: row.get(0)?,
+                        id: row.get(first)?,
                         $( $col: { i += 1; row.get(i)? }, )*
                     })
                 }

@@ -84,6 +84,20 @@ pub enum Error {
         /// `read` or `write`.
         operation: &'static str,
     },
+    /// A change of status the tenant may not go through
+    /// ([`TenantStatus::TRANSITIONS`]: cancelled is final).
+    #[error(
+        "tenant {tenant} is {from} and cannot become {to} (active and suspended change into each \
+         other, either into cancelled, and cancelled is final); nothing was changed"
+    )]
+    TenantStatusChange {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its status.
+        from: TenantStatus,
+        /// The status refused.
+        to: TenantStatus,
+    },
     /// The actor's role is not enough.
     #[error("a {role} may not {operation} {table}; it needs a {needed}")]
     PermissionDenied {

@@ -262,6 +262,70 @@ fn suspended_tenants_read_but_do_not_write_and_cancelled_ones_do_neither() -> R 
 }
 
 #[test]
+fn a_cancelled_tenant_stays_cancelled_and_a_handle_opened_before_reads_nothing() -> R {
+    use pos_tenancy::pos::Pos;
+    let store = store_with(&["caps"]);
+    let mut caps = store.tenant(&tid("caps"))?;
+    let admin = caps.bootstrap_admin("owner", "Owner")?;
+    let p = product("A", 1);
+    caps.insert(&admin, &p)?;
+    // Suspended and active change into each other; a suspended tenant still reads.
+    store.set_tenant_status(&tid("caps"), TenantStatus::Suspended)?;
+    assert!(caps.get::<Product>(p.id)?.is_some());
+    store.set_tenant_status(&tid("caps"), TenantStatus::Active)?;
+    store.set_tenant_status(&tid("caps"), TenantStatus::Suspended)?;
+    store.set_tenant_status(&tid("caps"), TenantStatus::Cancelled)?;
+    // The handle was opened before the cancellation: every read is refused now.
+    let cancelled = |r: pos_tenancy::Result<()>| {
+        matches!(
+            r,
+            Err(Error::TenantInactive {
+                status: TenantStatus::Cancelled,
+                operation: "read",
+                ..
+            })
+        )
+    };
+    assert!(cancelled(caps.get::<Product>(p.id).map(drop)));
+    assert!(cancelled(caps.get::<Product>(RowId::new()).map(drop)));
+    assert!(cancelled(caps.fetch::<Product>(p.id).map(drop)));
+    assert!(cancelled(caps.list::<Product>(&ListQuery::new()).map(drop)));
+    assert!(cancelled(caps.query("SELECT sku FROM products").map(drop)));
+    assert!(cancelled(caps.actor(admin.user_id()).map(drop)));
+    assert!(cancelled(caps.pending_operations(10).map(drop)));
+    assert!(cancelled(caps.stock_on_hand(p.id, "main").map(drop)));
+    assert!(cancelled(caps.transaction().map(drop)));
+    // Cancelled is final: neither a suspension (which would make it readable) nor an
+    // activation is made, and nothing changes.
+    let before = store.tenant_info(&tid("caps"))?;
+    for to in [TenantStatus::Suspended, TenantStatus::Active] {
+        let err = store
+            .set_tenant_status(&tid("caps"), to)
+            .expect_err("a cancelled tenant changed");
+        assert!(
+            matches!(
+                err,
+                Error::TenantStatusChange {
+                    from: TenantStatus::Cancelled,
+                    to: found,
+                    ..
+                } if found == to
+            ),
+            "{err}"
+        );
+    }
+    assert_eq!(store.tenant_info(&tid("caps"))?, before);
+    assert!(cancelled(caps.get::<Product>(p.id).map(drop)));
+    assert!(matches!(
+        store.tenant(&tid("caps")),
+        Err(Error::TenantInactive { .. })
+    ));
+    // Cancelling again changes nothing and is not an error.
+    store.set_tenant_status(&tid("caps"), TenantStatus::Cancelled)?;
+    Ok(())
+}
+
+#[test]
 fn ledgers_are_append_only_and_documents_are_never_deleted() -> R {
     let store = store_with(&["caps"]);
     let caps = store.tenant(&tid("caps"))?;

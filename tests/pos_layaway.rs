@@ -530,8 +530,8 @@ fn a_payment_that_cannot_go_back_by_its_own_method_stops_the_cancellation() -> R
         .open_layaway(&shop.admin, &order(&shop, cash(1_000)))?
         .layaway
         .id;
-    // Written past the flows (the generic API, another system's data): a gift card payment,
-    // which has no ledger row of the card to give back to.
+    // Written past the flows (another terminal's or system's data, arriving by sync): a gift
+    // card payment, which has no ledger row of the card to give back to.
     let odd = LayawayPayment {
         id: RowId::new(),
         layaway_id: id,
@@ -541,7 +541,7 @@ fn a_payment_that_cannot_go_back_by_its_own_method_stops_the_cancellation() -> R
         paid_at: now(),
         reference: None,
     };
-    shop.t.insert(&shop.admin, &odd)?;
+    common::arrives_by_sync(&store, shop.t.tenant_id(), &odd);
     let before = snapshot(&shop)?;
     let e = flow_error(shop.t.cancel_layaway(&shop.admin, id));
     assert!(

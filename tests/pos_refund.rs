@@ -1326,10 +1326,11 @@ fn a_layaway_payment_of_a_method_layaways_do_not_take_counts_for_nothing() -> Re
             },
         ),
     )?;
-    // Written past the flows: a gift card payment naming no card, which a layaway never takes
-    // (and its cancellation refuses).
-    t.insert(
-        &shop.admin,
+    // Written past the flows (another terminal's or system's data, arriving by sync): a gift
+    // card payment naming no card, which a layaway never takes (and its cancellation refuses).
+    common::arrives_by_sync(
+        &store,
+        t.tenant_id(),
         &LayawayPayment {
             id: RowId::new(),
             layaway_id: opened.layaway.id,
@@ -1339,7 +1340,7 @@ fn a_layaway_payment_of_a_method_layaways_do_not_take_counts_for_nothing() -> Re
             paid_at: Timestamp::now(),
             reference: None,
         },
-    )?;
+    );
     let sale = t.complete_layaway(&shop.cashier, opened.layaway.id)?.sale;
     let card = |amount_minor| RefundTender::Card {
         amount_minor,

@@ -6,6 +6,15 @@
 //! - columns, their kinds, references and the words an enum-like column accepts
 //!   ([`ColumnDef`]); payment methods are one typed enum, [`PaymentMethod`], whose words the
 //!   payment tables accept and whose order reports use;
+//! - the rules a value must follow beyond its type, which the node schema's CHECK constraints
+//!   enforce and [`crate::protocol::validate`] applies to every operation, on the node and on
+//!   the server alike, so an operation the central log takes can be applied on every node: a
+//!   text's length ([`ColumnDef::length`]; every text, blob and JSON column is bounded), an
+//!   integer's range ([`ColumnDef::range`]), a text's form ([`TextFormat`], an ISO 4217 code),
+//!   and pairs of columns in order ([`TableDef::ordered`]);
+//! - the operation kinds a table takes ([`TableDef::allows`]): master data is inserted,
+//!   updated and deleted, a ledger only appended to, a document written once and then amended
+//!   only in the columns its entry names ([`TableDef::amends`]);
 //! - the columns report SQL never shows ([`ColumnDef::hidden`]);
 //! - the column holding a document's state and the states that close it ([`StateDef`]): a
 //!   closed document is frozen;
@@ -30,6 +39,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Json, RowId, Timestamp};
+use crate::protocol::OperationKind;
 use crate::tenant::settings::Role;
 
 /// How a table's changes travel between terminals (see the design notes).
@@ -41,7 +51,8 @@ pub enum SyncClass {
     MasterData,
     /// Append-only rows merged by union; never updated or deleted.
     Ledger,
-    /// Written once, then amended; never deleted.
+    /// Written once, then amended only in the columns its entry names
+    /// ([`TableDef::amends`]); never deleted.
     Document,
     /// Never leaves the node.
     LocalOnly,
@@ -54,7 +65,9 @@ pub enum SyncClass {
 pub enum Access {
     /// Written through the handle's CRUD, by actors with at least the table's role.
     Api,
-    /// Written only by the crate itself (audit, sync bookkeeping); readable through the handle.
+    /// Written only by the crate itself (audit, sync bookkeeping, and the money rows only the
+    /// POS flows write); readable through the handle. Generic CRUD refuses it
+    /// ([`crate::Error::InternalTable`]); sync applies it from other terminals.
     Internal,
 }
 
@@ -126,6 +139,94 @@ pub struct ColumnDef {
     pub one_of: Option<&'static [&'static str]>,
     /// Kept out of the report views: report SQL can never read it (a PIN hash).
     pub hidden: bool,
+    /// The shortest and longest value: a text's length in characters (as SQLite's `length()`
+    /// counts them), a blob's or a JSON document's (serialized) in bytes. Every text, blob and
+    /// JSON column has one ([`TEXT_MAX_CHARS`], [`BLOB_MAX_BYTES`], [`JSON_MAX_BYTES`] unless
+    /// its entry says otherwise); ids and timestamps have a fixed form instead.
+    pub length: Option<Bounds>,
+    /// The least and greatest value of an integer column, if it is bounded (amounts that are
+    /// never negative, rates in parts per million, model years).
+    pub range: Option<Bounds>,
+    /// The form a text column's value must have, if any (an ISO 4217 currency code).
+    pub format: Option<TextFormat>,
+}
+
+/// The least and greatest of something, both included: a length or a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Bounds {
+    /// The least.
+    pub min: i64,
+    /// The greatest.
+    pub max: i64,
+}
+
+impl Bounds {
+    /// From `min` to `max`, both included.
+    pub const fn new(min: i64, max: i64) -> Self {
+        Self { min, max }
+    }
+
+    /// Whether `v` lies within.
+    pub fn contains(&self, v: i64) -> bool {
+        self.min <= v && v <= self.max
+    }
+}
+
+impl fmt::Display for Bounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.min, self.max) {
+            (min, i64::MAX) => write!(f, "at least {min}"),
+            (min, max) if min == max => write!(f, "exactly {min}"),
+            (0, max) => write!(f, "at most {max}"),
+            (min, max) => write!(f, "from {min} to {max}"),
+        }
+    }
+}
+
+/// A form a text column's value must have beyond its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TextFormat {
+    /// An active ISO 4217 currency code, in capitals ("USD"; see [`crate::is_iso4217`]). The
+    /// node schema checks only `length(currency) = 3`; a node's flows compare currencies with
+    /// the tenant's, which is such a code, so anything else could never be sold in.
+    Currency,
+}
+
+impl TextFormat {
+    /// Whether `text` has this form.
+    pub fn accepts(&self, text: &str) -> bool {
+        match self {
+            TextFormat::Currency => crate::tenant::settings::is_iso4217(text),
+        }
+    }
+
+    /// What the form is, for a person.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            TextFormat::Currency => "an ISO 4217 currency code in capitals (USD, EUR)",
+        }
+    }
+}
+
+/// The longest text a column holds unless its catalog entry says otherwise: a name, a code, a
+/// label, a reference. Notes, descriptions and paths name their own (up to a few thousand).
+pub const TEXT_MAX_CHARS: i64 = 200;
+/// The largest blob a column holds (a product's thumbnail).
+pub const BLOB_MAX_BYTES: i64 = 64 * 1024;
+/// The largest JSON document a column holds, serialized: enough for a conflict, which holds a
+/// whole row of the largest table.
+pub const JSON_MAX_BYTES: i64 = 1024 * 1024;
+
+/// The length a column of this kind has unless its entry names one.
+const fn default_length(kind: ColumnKind) -> Option<Bounds> {
+    match kind {
+        ColumnKind::Text => Some(Bounds::new(0, TEXT_MAX_CHARS)),
+        ColumnKind::Blob => Some(Bounds::new(0, BLOB_MAX_BYTES)),
+        ColumnKind::Json => Some(Bounds::new(0, JSON_MAX_BYTES)),
+        _ => None,
+    }
 }
 
 /// One tenant table.
@@ -145,6 +246,14 @@ pub struct TableDef {
     pub state: Option<StateDef>,
     /// For a ledger whose sums are kept: the balance table beside it.
     pub balance: Option<&'static BalanceDef>,
+    /// For a document amended after it is written: the only columns an update may set (its
+    /// state, and what closing it records). Empty for every other table: master data updates
+    /// any column; ledgers, and documents with none named, are never updated.
+    pub amends: &'static [&'static str],
+    /// Pairs of integer columns `(low, high)` where `low` may not exceed `high` (a fitment's
+    /// first and last model year). An update sets both or neither, so the pair a row ends
+    /// with is always one writer's, whatever order updates merge in.
+    pub ordered: &'static [(&'static str, &'static str)],
 }
 
 /// Where a document keeps its state and which states close it. A closed document is frozen:
@@ -175,6 +284,32 @@ impl TableDef {
     /// [`TableDef::state`]).
     pub fn is_closed(&self, state: &str) -> bool {
         self.state.is_some_and(|s| s.is_closed(state))
+    }
+
+    /// Whether operations of `kind` may write this table: master data takes inserts, updates
+    /// and deletes; a ledger only appends; a document is inserted once, and updated only if
+    /// its entry names columns it amends ([`TableDef::amends`]). A local-only table takes
+    /// none: it never leaves the node.
+    pub fn allows(&self, kind: OperationKind) -> bool {
+        match (self.sync_class, kind) {
+            (SyncClass::MasterData, OperationKind::Insert)
+            | (SyncClass::MasterData, OperationKind::Update)
+            | (SyncClass::MasterData, OperationKind::Delete)
+            | (SyncClass::Ledger, OperationKind::LedgerAppend)
+            | (SyncClass::Document, OperationKind::Insert) => true,
+            (SyncClass::Document, OperationKind::Update) => !self.amends.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Whether an update may set `column`: any column of master data, the columns a document
+    /// amends ([`TableDef::amends`]), none of a ledger.
+    pub fn is_amendable(&self, column: &str) -> bool {
+        match self.sync_class {
+            SyncClass::MasterData | SyncClass::LocalOnly => true,
+            SyncClass::Document => self.amends.contains(&column),
+            _ => false,
+        }
     }
 
     /// Every column name in schema order: `id`, `tenant_id`, then [`TableDef::columns`].
@@ -209,7 +344,14 @@ pub trait Record:
 
     /// Reads a row selected as `id, <columns in catalog order>`.
     #[doc(hidden)]
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self>;
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Self::from_row_at(row, 0)
+    }
+
+    /// Reads a row selected as `id, <columns in catalog order>` from result column `first`
+    /// on (after columns of a join).
+    #[doc(hidden)]
+    fn from_row_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Self>;
 }
 
 /// Something to do with a record type chosen by table name at run time.
@@ -229,6 +371,16 @@ macro_rules! catalog {
     (@words $list:path) => { Some($list) };
     (@hidden) => { false };
     (@hidden $why:literal) => { true };
+    // `#[len(..=4000)]`, `#[len(1..=64)]`: a text's length in characters.
+    (@len $kind:expr;) => { default_length($kind) };
+    (@len $kind:expr; ..= $max:literal) => { Some(Bounds::new(0, $max)) };
+    (@len $kind:expr; $min:literal ..= $max:literal) => { Some(Bounds::new($min, $max)) };
+    // `#[range(0..)]`, `#[range(1886..=2100)]`: an integer's value.
+    (@range) => { None };
+    (@range $min:literal ..) => { Some(Bounds::new($min, i64::MAX)) };
+    (@range $min:literal ..= $max:literal) => { Some(Bounds::new($min, $max)) };
+    (@format) => { None };
+    (@format $format:ident) => { Some(TextFormat::$format) };
     (@state) => { None };
     (@state $column:ident $($closed:literal)+) => {
         Some(StateDef { column: stringify!($column), closed: &[$($closed),+] })
@@ -240,10 +392,15 @@ macro_rules! catalog {
         $(#[doc = $tdoc:literal])*
         $(#[balance($kept:ident . $value:ident = sum($amount:ident) by $($key:ident),+)])?
         $(#[closed_when($state:ident in $($closed:literal),+)])?
+        $(#[amends($($amended:ident),+)])?
+        $(#[ordered($low:ident <= $high:ident)])?
         $ty:ident => $table:ident ($class:ident, $role:ident, $access:ident) {
             $(
                 $(#[doc = $cdoc:literal])*
                 $(#[one_of($($words:tt)+)])?
+                $(#[len($($len:tt)+)])?
+                $(#[range($($range:tt)+)])?
+                $(#[format($format:ident)])?
                 $(#[hidden($why:literal)])?
                 $col:ident : $cty:ty $(=> $parent:ident)?
             ),* $(,)?
@@ -274,9 +431,14 @@ macro_rules! catalog {
                         references: catalog!(@parent $($parent)?),
                         one_of: catalog!(@words $($($words)+)?),
                         hidden: catalog!(@hidden $($why)?),
+                        length: catalog!(@len <$cty as ColumnType>::KIND; $($($len)+)?),
+                        range: catalog!(@range $($($range)+)?),
+                        format: catalog!(@format $($format)?),
                     }),*],
                     state: catalog!(@state $($state $($closed)+)?),
                     balance: catalog!(@balance $ty $($kept)?),
+                    amends: &[$($(stringify!($amended)),+)?],
+                    ordered: &[$((stringify!($low), stringify!($high)))?],
                 };
 
                 fn id(&self) -> RowId {
@@ -291,10 +453,10 @@ macro_rules! catalog {
                 }
 
                 #[allow(unused_assignments, unused_mut)]
-                fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
-                    let mut i = 0;
+                fn from_row_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Self> {
+                    let mut i = first;
                     Ok(Self {
-                        id: row.get(0)?,
+                        id: row.get(first)?,
                         $( $col: { i += 1; row.get(i)? }, )*
                     })
                 }
@@ -463,6 +625,122 @@ mod tests {
             let words = t.column("method").and_then(|c| c.one_of);
             assert_eq!(words, Some(PaymentMethod::WORDS), "{}", t.name);
         }
+    }
+
+    #[test]
+    fn every_text_blob_and_json_column_is_bounded_and_rules_suit_their_kinds() {
+        for t in TABLES {
+            for c in t.columns {
+                let at = format!("{}.{}", t.name, c.name);
+                let bounded = matches!(
+                    c.kind,
+                    ColumnKind::Text | ColumnKind::Blob | ColumnKind::Json
+                );
+                assert_eq!(c.length.is_some(), bounded, "{at}");
+                if let Some(l) = c.length {
+                    assert!(
+                        0 <= l.min && l.min <= l.max && l.max <= JSON_MAX_BYTES,
+                        "{at}"
+                    );
+                }
+                if c.range.is_some() {
+                    assert_eq!(c.kind, ColumnKind::Integer, "{at}");
+                }
+                if c.format.is_some() || c.one_of.is_some() {
+                    assert_eq!(c.kind, ColumnKind::Text, "{at}");
+                }
+            }
+        }
+        // What the issue found a server storing, and no node could apply.
+        let currency = Product::TABLE.column("currency").and_then(|c| c.format);
+        assert_eq!(currency, Some(TextFormat::Currency));
+        assert!(["USD", "EUR"]
+            .iter()
+            .all(|c| TextFormat::Currency.accepts(c)));
+        assert!(["usd", "QQQ", "US Dollar", ""]
+            .iter()
+            .all(|c| !TextFormat::Currency.accepts(c)));
+        let price = Product::TABLE.column("price_minor").and_then(|c| c.range);
+        assert_eq!(price, Some(Bounds::new(0, i64::MAX)));
+        assert_eq!(Bounds::new(1, 64).to_string(), "from 1 to 64");
+        assert_eq!(Bounds::new(0, 200).to_string(), "at most 200");
+        assert_eq!(Bounds::new(0, i64::MAX).to_string(), "at least 0");
+        assert_eq!(Bounds::new(64, 64).to_string(), "exactly 64");
+    }
+
+    #[test]
+    fn documents_amend_only_named_columns_and_their_state_is_one() {
+        let mut amended = Vec::new();
+        for t in TABLES {
+            for c in t.amends {
+                assert!(t.column(c).is_some(), "{}.{c}", t.name);
+            }
+            if t.sync_class != SyncClass::Document {
+                assert!(t.amends.is_empty(), "{}", t.name);
+            }
+            if let Some(state) = t.state {
+                assert!(t.amends.contains(&state.column), "{}", t.name);
+            }
+            for &(low, high) in t.ordered {
+                for c in [low, high] {
+                    let kind = t.column(c).map(|c| c.kind);
+                    assert_eq!(kind, Some(ColumnKind::Integer), "{}.{c}", t.name);
+                }
+            }
+            if !t.amends.is_empty() {
+                amended.push(t.name);
+            }
+        }
+        // The POS flows amend exactly these: a sale's status (a layaway completed or
+        // cancelled), a layaway's status and closing time, a work order's status, sale and
+        // completion time.
+        assert_eq!(amended, ["sales", "layaways", "work_orders"]);
+        assert_eq!(Sale::TABLE.amends, ["status"]);
+        assert_eq!(Layaway::TABLE.amends, ["status", "closed_at"]);
+        assert_eq!(
+            WorkOrder::TABLE.amends,
+            ["status", "sale_id", "completed_at"]
+        );
+        use OperationKind::*;
+        let kinds = |t: &TableDef| -> Vec<OperationKind> {
+            [Insert, Update, Delete, LedgerAppend]
+                .into_iter()
+                .filter(|k| t.allows(*k))
+                .collect()
+        };
+        assert_eq!(kinds(Product::TABLE), [Insert, Update, Delete]);
+        assert_eq!(kinds(Sale::TABLE), [Insert, Update]);
+        assert_eq!(kinds(SaleLine::TABLE), [Insert]);
+        assert_eq!(kinds(SalePayment::TABLE), [Insert]);
+        assert_eq!(kinds(GiftCardTransaction::TABLE), [LedgerAppend]);
+        assert!(kinds(Session::TABLE).is_empty());
+        assert!(Sale::TABLE.is_amendable("status") && !Sale::TABLE.is_amendable("total_minor"));
+        assert!(Product::TABLE.is_amendable("price_minor"));
+        assert!(!GiftCardTransaction::TABLE.is_amendable("amount_minor"));
+    }
+
+    #[test]
+    fn money_rows_that_set_refund_caps_are_written_only_by_flows_and_sync() {
+        let internal: Vec<&str> = TABLES
+            .iter()
+            .filter(|t| t.access == Access::Internal)
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            internal,
+            [
+                "audit_log",
+                "sale_payments",
+                "layaway_payments",
+                "loyalty_transactions",
+                "sync_log",
+                "sync_conflicts",
+                "pending_operations",
+                "sale_reversals",
+                "sync_state",
+                "sync_stamps",
+            ]
+        );
     }
 
     #[test]

@@ -1,13 +1,24 @@
 //! The tenant tables, one entry each: its record struct, sync class, write role, access and
 //! columns, and the facts the rest of the crate reads from the catalog rather than keeping its
 //! own copy: the balance kept beside a ledger (`#[balance]`), the states that close a document
-//! (`#[closed_when]`), the words a column accepts (`#[one_of]`) and the columns reports never
-//! show (`#[hidden]`). A new table is one entry here plus one migration.
+//! (`#[closed_when]`) and the only columns an update may set on it (`#[amends]`), pairs of
+//! columns in order (`#[ordered]`), the words a column accepts (`#[one_of]`), a text's length
+//! in characters (`#[len]`, [`super::TEXT_MAX_CHARS`] when not named), an integer's range
+//! (`#[range]`), a text's form (`#[format]`) and the columns reports never show (`#[hidden]`).
+//! The node schema's CHECK constraints say the same in SQL (a test walks them all); the catalog
+//! may be stricter (bounded texts, ISO 4217 codes), never looser. A new table is one entry here
+//! plus one migration.
+//!
+//! Tables whose rows only the POS flows write are `Internal`: money rows that set what a refund
+//! may give back (sale and layaway payments, loyalty points, sale reversals). Generic CRUD
+//! refuses them; the flows write them through the crate's own insert path, and sync applies
+//! them from other terminals.
 
 use super::ledger::{BalanceDef, KeptBalance};
 use super::payment::PaymentMethod;
 use super::{
-    sealed, Access, ColumnDef, ColumnType, Record, RecordVisitor, StateDef, SyncClass, TableDef,
+    default_length, sealed, Access, Bounds, ColumnDef, ColumnType, Record, RecordVisitor, StateDef,
+    SyncClass, TableDef, TextFormat,
 };
 use crate::ids::{Json, RowId, Timestamp};
 use crate::tenant::settings::Role;
@@ -22,10 +33,12 @@ catalog! {
     /// A member of staff who can sign in at a terminal.
     User => users (MasterData, Admin, Api) {
         /// Sign-in name, unique within the tenant.
+        #[len(1..=64)]
         username: String,
         /// Shown on receipts.
         display_name: String,
         /// Unique within the tenant when set.
+        #[len(..=254)]
         email: Option<String>,
         /// What the user may do.
         #[one_of("admin", "manager", "cashier")]
@@ -94,6 +107,7 @@ catalog! {
     /// A product category, optionally nested.
     ProductCategory => product_categories (MasterData, Manager, Api) {
         /// Unique within the tenant.
+        #[len(1..=200)]
         name: String,
         /// Parent category.
         parent_id: Option<RowId> => product_categories,
@@ -104,12 +118,16 @@ catalog! {
     /// A part, product or service for sale.
     Product => products (MasterData, Manager, Api) {
         /// Stock-keeping unit, unique within the tenant.
+        #[len(1..=64)]
         sku: String,
         /// EAN/UPC, unique within the tenant when set.
+        #[len(..=64)]
         barcode: Option<String>,
         /// Name.
+        #[len(1..=200)]
         name: String,
         /// Longer text.
+        #[len(..=4000)]
         description: Option<String>,
         /// Manufacturer.
         brand: Option<String>,
@@ -119,10 +137,13 @@ catalog! {
         #[one_of("stocked", "non_stocked", "service")]
         kind: String,
         /// List price in minor units.
+        #[range(0..)]
         price_minor: i64,
         /// Cost in minor units.
+        #[range(0..)]
         cost_minor: i64,
         /// ISO 4217.
+        #[format(Currency)]
         currency: String,
         /// Whether sales tax applies.
         taxable: bool,
@@ -139,6 +160,7 @@ catalog! {
     }
 
     /// Which vehicles a part fits.
+    #[ordered(year_from <= year_to)]
     Fitment => fitment_data (MasterData, Manager, Api) {
         /// The part.
         product_id: RowId => products,
@@ -147,12 +169,15 @@ catalog! {
         /// Vehicle model.
         model: String,
         /// First model year.
+        #[range(1886..=2100)]
         year_from: i64,
         /// Last model year.
+        #[range(1886..=2100)]
         year_to: i64,
         /// Engine code.
         engine: Option<String>,
         /// Notes.
+        #[len(..=4000)]
         notes: Option<String>,
     }
 
@@ -175,8 +200,10 @@ catalog! {
     /// A price level (trade, fleet...) as a discount off list price.
     PriceLevel => price_levels (MasterData, Manager, Api) {
         /// Unique within the tenant.
+        #[len(1..=200)]
         name: String,
         /// Discount in parts per million.
+        #[range(0..=1_000_000)]
         discount_ppm: i64,
         /// Created.
         created_at: Timestamp,
@@ -185,6 +212,7 @@ catalog! {
     /// A customer.
     Customer => customers (MasterData, Cashier, Api) {
         /// Customer number, unique within the tenant.
+        #[len(1..=64)]
         code: String,
         /// First name.
         first_name: String,
@@ -193,6 +221,7 @@ catalog! {
         /// Company.
         company: Option<String>,
         /// Unique within the tenant when set.
+        #[len(..=254)]
         email: Option<String>,
         /// Phone.
         phone: Option<String>,
@@ -201,6 +230,7 @@ catalog! {
         /// Exempt from sales tax.
         tax_exempt: bool,
         /// Notes.
+        #[len(..=4000)]
         notes: Option<String>,
         /// Created.
         created_at: Timestamp,
@@ -213,6 +243,7 @@ catalog! {
         /// Owner.
         customer_id: RowId => customers,
         /// VIN (17 characters since 1981, 5 to 13 before), unique within the tenant when set.
+        #[len(5..=17)]
         vin: Option<String>,
         /// Licence plate.
         plate: Option<String>,
@@ -221,10 +252,12 @@ catalog! {
         /// Model.
         model: String,
         /// Model year.
+        #[range(1886..=2100)]
         year: i64,
         /// Engine.
         engine: Option<String>,
         /// Odometer.
+        #[range(0..)]
         mileage: Option<i64>,
         /// Created.
         created_at: Timestamp,
@@ -232,8 +265,10 @@ catalog! {
 
     /// A sale (receipt).
     #[closed_when(status in "completed", "voided")]
+    #[amends(status)]
     Sale => sales (Document, Cashier, Api) {
         /// Receipt number, unique within the tenant.
+        #[len(1..=64)]
         number: String,
         /// Terminal.
         device_id: Option<RowId> => devices,
@@ -245,6 +280,7 @@ catalog! {
         #[one_of("open", "layaway", "completed", "voided")]
         status: String,
         /// ISO 4217.
+        #[format(Currency)]
         currency: String,
         /// Sum of lines before discounts.
         subtotal_minor: i64,
@@ -257,6 +293,7 @@ catalog! {
         /// When.
         sold_at: Timestamp,
         /// Note.
+        #[len(..=4000)]
         note: Option<String>,
     }
 
@@ -265,6 +302,7 @@ catalog! {
         /// The sale.
         sale_id: RowId => sales,
         /// Position, from 1.
+        #[range(1..)]
         line_no: i64,
         /// product or service.
         #[one_of("product", "service")]
@@ -272,6 +310,7 @@ catalog! {
         /// Product sold.
         product_id: Option<RowId> => products,
         /// Text on the receipt.
+        #[len(..=1000)]
         description: String,
         /// Quantity in thousandths.
         quantity_milli: i64,
@@ -288,8 +327,10 @@ catalog! {
     /// A gift card.
     GiftCard => gift_cards (MasterData, Cashier, Api) {
         /// Card code, unique within the tenant.
+        #[len(1..=64)]
         code: String,
         /// ISO 4217.
+        #[format(Currency)]
         currency: String,
         /// Holder.
         customer_id: Option<RowId> => customers,
@@ -301,8 +342,10 @@ catalog! {
         active: bool,
     }
 
-    /// A payment towards a sale.
-    SalePayment => sale_payments (Document, Cashier, Api) {
+    /// A payment towards a sale. Written only by the flows (checkout, refunds, voids) and sync:
+    /// what a sale took by each method caps what its refunds give back, so a row added by hand
+    /// would raise that cap.
+    SalePayment => sale_payments (Document, Cashier, Internal) {
         /// The sale.
         sale_id: RowId => sales,
         /// How it was paid: a [`PaymentMethod`] word.
@@ -311,10 +354,12 @@ catalog! {
         /// Amount applied.
         amount_minor: i64,
         /// ISO 4217.
+        #[format(Currency)]
         currency: String,
         /// Cash handed over.
         tendered_minor: Option<i64>,
         /// Change given.
+        #[range(0..)]
         change_minor: i64,
         /// Card authorisation reference.
         reference: Option<String>,
@@ -344,8 +389,10 @@ catalog! {
 
     /// Goods put aside against part payments.
     #[closed_when(status in "completed", "cancelled")]
+    #[amends(status, closed_at)]
     Layaway => layaways (Document, Cashier, Api) {
         /// Number, unique within the tenant.
+        #[len(1..=64)]
         number: String,
         /// Customer.
         customer_id: RowId => customers,
@@ -355,10 +402,13 @@ catalog! {
         #[one_of("open", "completed", "cancelled")]
         status: String,
         /// Total due.
+        #[range(0..)]
         total_minor: i64,
         /// Deposit required.
+        #[range(0..)]
         deposit_minor: i64,
         /// ISO 4217.
+        #[format(Currency)]
         currency: String,
         /// Opened.
         opened_at: Timestamp,
@@ -368,8 +418,9 @@ catalog! {
         closed_at: Option<Timestamp>,
     }
 
-    /// A payment towards a layaway (ledger).
-    LayawayPayment => layaway_payments (Ledger, Cashier, Api) {
+    /// A payment towards a layaway (ledger). Written only by the layaway flows and sync: a
+    /// completed layaway's payments count as its sale's for the refund caps.
+    LayawayPayment => layaway_payments (Ledger, Cashier, Internal) {
         /// The layaway.
         layaway_id: RowId => layaways,
         /// How it was paid: a [`PaymentMethod`] word (the layaway flows take cash and card).
@@ -387,8 +438,10 @@ catalog! {
 
     /// A service job on a customer's vehicle.
     #[closed_when(status in "completed", "cancelled")]
+    #[amends(status, sale_id, completed_at)]
     WorkOrder => work_orders (Document, Cashier, Api) {
         /// Number, unique within the tenant.
+        #[len(1..=64)]
         number: String,
         /// Customer.
         customer_id: RowId => customers,
@@ -400,8 +453,10 @@ catalog! {
         #[one_of("open", "in_progress", "completed", "cancelled")]
         status: String,
         /// What to do.
+        #[len(..=4000)]
         description: String,
         /// Odometer at check-in.
+        #[range(0..)]
         odometer: Option<i64>,
         /// The sale it completed into.
         sale_id: Option<RowId> => sales,
@@ -421,6 +476,7 @@ catalog! {
         /// Part used.
         product_id: Option<RowId> => products,
         /// Text.
+        #[len(..=1000)]
         description: String,
         /// Quantity or hours in thousandths.
         quantity_milli: i64,
@@ -433,12 +489,14 @@ catalog! {
     /// How salespeople earn commission.
     CommissionRule => commission_rules (MasterData, Manager, Api) {
         /// Unique within the tenant.
+        #[len(1..=200)]
         name: String,
         /// Only for this user.
         user_id: Option<RowId> => users,
         /// Only for this category.
         category_id: Option<RowId> => product_categories,
         /// Rate in parts per million.
+        #[range(0..=1_000_000)]
         rate_ppm: i64,
         /// In force.
         active: bool,
@@ -457,6 +515,7 @@ catalog! {
         /// Signed amount.
         amount_minor: i64,
         /// ISO 4217.
+        #[format(Currency)]
         currency: String,
         /// When.
         created_at: Timestamp,
@@ -467,14 +526,16 @@ catalog! {
         /// Customer (one account each).
         customer_id: RowId => customers,
         /// Card number, unique within the tenant.
+        #[len(1..=64)]
         number: String,
         /// Created.
         created_at: Timestamp,
     }
 
-    /// Points earned or spent (ledger).
+    /// Points earned or spent (ledger). Written only by the flows and sync: points are money
+    /// (they pay for sales), and the points a sale redeemed cap what its refunds give back.
     #[balance(loyalty_balances.points = sum(points) by account_id)]
-    LoyaltyTransaction => loyalty_transactions (Ledger, Cashier, Api) {
+    LoyaltyTransaction => loyalty_transactions (Ledger, Cashier, Internal) {
         /// Account.
         account_id: RowId => loyalty_accounts,
         /// accrue, redeem, reverse or adjust.
@@ -493,8 +554,10 @@ catalog! {
         /// Customer (one account each).
         customer_id: RowId => customers,
         /// Most that may be owed.
+        #[range(0..)]
         credit_limit_minor: i64,
         /// ISO 4217.
+        #[format(Currency)]
         currency: String,
         /// Open for charges.
         active: bool,
@@ -523,13 +586,16 @@ catalog! {
     /// A promotion.
     Promotion => promotions (MasterData, Manager, Api) {
         /// Coupon code, unique within the tenant when set.
+        #[len(..=64)]
         code: Option<String>,
         /// Name.
+        #[len(1..=200)]
         name: String,
         /// percent or amount.
         #[one_of("percent", "amount")]
         kind: String,
         /// Parts per million or minor units.
+        #[range(0..)]
         value: i64,
         /// Only this product.
         product_id: Option<RowId> => products,
@@ -540,6 +606,7 @@ catalog! {
         /// Ends.
         ends_at: Option<Timestamp>,
         /// Most uses.
+        #[range(0..)]
         usage_limit: Option<i64>,
         /// In force.
         active: bool,
@@ -554,6 +621,7 @@ catalog! {
         /// Customer.
         customer_id: Option<RowId> => customers,
         /// Discount given.
+        #[range(0..)]
         discount_minor: i64,
         /// When.
         used_at: Timestamp,
@@ -574,6 +642,7 @@ catalog! {
         /// Unit cost.
         unit_cost_minor: Option<i64>,
         /// Why (adjustments).
+        #[len(..=1000)]
         reason: Option<String>,
         /// Sale.
         sale_id: Option<RowId> => sales,
@@ -593,6 +662,7 @@ catalog! {
         /// Finished.
         finished_at: Option<Timestamp>,
         /// Operations moved.
+        #[range(0..)]
         operations: i64,
         /// Server sequence reached.
         cursor: Option<i64>,
@@ -600,6 +670,7 @@ catalog! {
         #[one_of(RUN_STATUSES)]
         status: String,
         /// Failure.
+        #[len(..=4000)]
         error: Option<String>,
     }
 
@@ -610,6 +681,7 @@ catalog! {
         /// Table.
         table_name: String,
         /// Row.
+        #[len(..=1000)]
         row_id: String,
         /// Column, for master data.
         column_name: Option<String>,
@@ -626,6 +698,7 @@ catalog! {
         /// By whom.
         resolved_by: Option<RowId> => users,
         /// How.
+        #[len(..=1000)]
         resolution: Option<String>,
     }
 
@@ -657,17 +730,20 @@ catalog! {
         /// For an update: the newest stamp the row had here when it was changed.
         base: Option<String>,
         /// Why the server refused it for good; set aside operations are no longer pushed.
+        #[len(..=4000)]
         set_aside: Option<String>,
     }
 
     /// Where backups go.
     BackupDestination => backup_destinations (MasterData, Admin, Api) {
         /// Unique within the tenant.
+        #[len(1..=200)]
         name: String,
         /// local_dir, s3 or sftp.
         #[one_of("local_dir", "s3", "sftp")]
         kind: String,
         /// Directory or URL.
+        #[len(..=4096)]
         target: String,
         /// In use.
         active: bool,
@@ -680,6 +756,7 @@ catalog! {
         /// Cron expression.
         schedule: String,
         /// Days kept.
+        #[range(1..)]
         retention_days: i64,
         /// Encrypt archives.
         encrypt: bool,
@@ -697,10 +774,13 @@ catalog! {
         /// Destination.
         destination_id: Option<RowId> => backup_destinations,
         /// File.
+        #[len(..=4096)]
         path: String,
         /// SHA-256 hex.
+        #[len(64..=64)]
         sha256: Option<String>,
         /// Size.
+        #[range(0..)]
         size_bytes: Option<i64>,
         /// running, ok or failed.
         #[one_of(RUN_STATUSES)]
@@ -725,13 +805,15 @@ catalog! {
         /// Finished.
         finished_at: Option<Timestamp>,
         /// Failure.
+        #[len(..=4000)]
         error: Option<String>,
     }
 
     /// How much of a sale line a refund or void reversed (ledger). The reversal is a sale of its
     /// own whose line `reversal_line_id` carries the negative quantity; the original is never
-    /// edited.
-    SaleReversal => sale_reversals (Ledger, Cashier, Api) {
+    /// edited. Written only by the refund flows and sync: these rows say which sales are a
+    /// sale's refunds, and so what its refunds gave back already.
+    SaleReversal => sale_reversals (Ledger, Cashier, Internal) {
         /// The original sale.
         sale_id: RowId => sales,
         /// The original line.
@@ -744,6 +826,7 @@ catalog! {
         #[one_of("refund", "void")]
         kind: String,
         /// Quantity reversed, in thousandths (positive).
+        #[range(1..)]
         quantity_milli: i64,
         /// When.
         created_at: Timestamp,
@@ -752,8 +835,10 @@ catalog! {
     /// Where a tenant's sync stands on this node (the sync engine's bookkeeping).
     SyncState => sync_state (LocalOnly, Admin, Internal) {
         /// The last log sequence number applied here.
+        #[range(0..)]
         cursor: i64,
         /// The server's highest sequence number, as last seen.
+        #[range(0..)]
         server_high: i64,
         /// Last push that reached the server.
         last_push_at: Option<Timestamp>,
@@ -769,6 +854,7 @@ catalog! {
         /// The step that failed: push, pull or config.
         error_step: Option<String>,
         /// The last error, for a person.
+        #[len(..=4000)]
         error: Option<String>,
         /// When it happened.
         error_at: Option<Timestamp>,

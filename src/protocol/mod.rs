@@ -1,4 +1,5 @@
-//! The node/central contract: every type that crosses the wire, and [`validate`].
+//! The node/central contract: every type that crosses the wire, and [`validate`] (with
+//! [`check_column`], its check of one value).
 //!
 //! The outbox writes [`Operation`]s, the central store and the server accept and serve them,
 //! and the sync client pushes and pulls them; each of those imports its wire types from here
@@ -12,4 +13,4 @@ pub use messages::{
     BadRateLimit, Batch, BatchResults, Claims, ErrorBody, OperationPage, OperationResult,
     OperationStatus, RateLimit, SequencedOperation, TenantConfig, MAX_BATCH, MAX_PAGE,
 };
-pub use operation::{validate, Operation, OperationError, OperationKind, Unit};
+pub use operation::{check_column, validate, Operation, OperationError, OperationKind, Unit};

@@ -2,8 +2,10 @@
 //! tier, settings), and the door to a tenant's data ([`Store::tenant`]).
 //!
 //! Invariants: a tenant's settings and name are validated before anything is written; every
-//! change of a registry row after its creation is audited in the same transaction; a cancelled
-//! tenant gets no handle at all, a suspended one a handle that reads but does not write.
+//! change of a registry row after its creation is audited in the same transaction; a status
+//! changes only as [`TenantStatus::TRANSITIONS`] allow (cancelled is final); a cancelled
+//! tenant gets no handle at all and a handle opened before reads nothing more, a suspended
+//! one a handle that reads but does not write.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -45,14 +47,32 @@ impl Store {
             .ok_or_else(|| Error::TenantNotFound(id.clone()))
     }
 
-    /// Changes a tenant's status (suspend, activate, cancel), with an audit row.
+    /// Changes a tenant's status (suspend, activate, cancel), with an audit row. Only the
+    /// changes of [`TenantStatus::TRANSITIONS`] are made: active and suspended into each other,
+    /// either into cancelled; a cancelled tenant stays cancelled
+    /// ([`Error::TenantStatusChange`], and nothing is changed). Setting the status a tenant has
+    /// changes nothing but is audited.
     pub fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantInfo> {
         let detail = serde_json::json!({ "status": status.as_str() });
         self.update_registry(id, "status", detail, |tx, now| {
-            tx.execute(
-                "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, status, now],
-            )
+            let from: Option<TenantStatus> = tx
+                .prepare_cached("SELECT status FROM tenants WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            match from {
+                None => Ok(0),
+                Some(from) if !from.can_become(status) => Err(Error::TenantStatusChange {
+                    tenant: id.clone(),
+                    from,
+                    to: status,
+                }),
+                Some(_) => tx
+                    .execute(
+                        "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                        params![id, status, now],
+                    )
+                    .map_err(|e| Error::on_table("tenants", e)),
+            }
         })
     }
 
@@ -72,20 +92,22 @@ impl Store {
                     now
                 ],
             )
+            .map_err(|e| Error::on_table("tenants", e))
         })
     }
 
-    /// Applies one change to a registry row and audits it, atomically.
+    /// Applies one change to a registry row and audits it, atomically. `change` returns the
+    /// rows it changed (0: no such tenant), or an error that leaves everything as it was.
     pub(crate) fn update_registry(
         &self,
         id: &TenantId,
         action: &str,
         detail: serde_json::Value,
-        change: impl FnOnce(&Connection, &Timestamp) -> rusqlite::Result<usize>,
+        change: impl FnOnce(&Connection, &Timestamp) -> Result<usize>,
     ) -> Result<TenantInfo> {
         let tx = self.begin_write()?;
         let now = Timestamp::now();
-        if change(&tx, &now).map_err(|e| Error::on_table("tenants", e))? == 0 {
+        if change(&tx, &now)? == 0 {
             return Err(Error::TenantNotFound(id.clone()));
         }
         crate::tenant::Scope::new(self, id).audit(

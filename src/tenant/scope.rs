@@ -7,6 +7,7 @@
 //! [`Scope::append`] / [`Scope::amend`] (or the handle's checked CRUD) so each row carries its
 //! pending operation and audit entry.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -31,6 +32,9 @@ struct TableSql {
     columns: String,
     insert: String,
     get: String,
+    /// `get` with the tenant's status first, read in the same statement (and so the same
+    /// snapshot): a LEFT JOIN from the registry row, NULLs when the row is not there.
+    get_checked: String,
     update: String,
     delete: String,
 }
@@ -60,7 +64,13 @@ fn table_sql(table: &'static TableDef) -> &'static TableSql {
                     .map(|(i, c)| format!("{} = ?{}", quoted(c.name), i + 3))
                     .collect();
                 let columns = select.join(", ");
+                let joined: Vec<String> = select.iter().map(|c| format!("r.{c}")).collect();
                 let sql = TableSql {
+                    get_checked: format!(
+                        "SELECT t.\"status\", {} FROM \"tenants\" t LEFT JOIN {name} r \
+                         ON r.\"tenant_id\" = t.\"id\" AND r.\"id\" = ?2 WHERE t.\"id\" = ?1",
+                        joined.join(", ")
+                    ),
                     insert: format!(
                         "INSERT INTO {name} ({}) VALUES ({})",
                         insert_cols.join(", "),
@@ -87,15 +97,43 @@ fn table_sql(table: &'static TableDef) -> &'static TableSql {
 }
 
 /// One tenant's view of one connection. Every statement it runs binds `tenant_id`.
+///
+/// A scope made for the reads of a handle ([`Scope::for_read`]) checks, before its first
+/// read, that the tenant is not cancelled; one made inside a write (whose statements check the
+/// status themselves) or a transaction (checked when it began) does not.
 #[doc(hidden)]
 pub struct Scope<'c> {
     store: &'c Store,
     tenant: &'c TenantId,
+    /// Whether the next read checks the tenant's status first (then no more: a scope lives for
+    /// one call of the handle).
+    check_read: Cell<bool>,
 }
 
 impl<'c> Scope<'c> {
     pub(crate) fn new(store: &'c Store, tenant: &'c TenantId) -> Self {
-        Self { store, tenant }
+        Self {
+            store,
+            tenant,
+            check_read: Cell::new(false),
+        }
+    }
+
+    /// A scope whose first read refuses a cancelled tenant.
+    pub(crate) fn for_read(store: &'c Store, tenant: &'c TenantId) -> Self {
+        Self {
+            store,
+            tenant,
+            check_read: Cell::new(true),
+        }
+    }
+
+    /// Checks the tenant's status before this scope's first read, if it was made for reads.
+    fn before_read(&self) -> Result<()> {
+        if self.check_read.replace(false) {
+            self.ensure_readable()?;
+        }
+        Ok(())
     }
 
     /// The store's connection; inside a [`TenantTx`] it carries that transaction.
@@ -169,6 +207,24 @@ impl<'c> Scope<'c> {
                 status,
                 operation: "write",
             }),
+            None => Err(Error::TenantNotFound(self.tenant.clone())),
+        }
+    }
+
+    /// Refuses reads of a cancelled tenant (a suspended one still reads).
+    pub(super) fn ensure_readable(&self) -> Result<()> {
+        let status: Option<TenantStatus> = self
+            .conn()
+            .prepare_cached("SELECT status FROM tenants WHERE id = ?1")?
+            .query_row([self.tenant], |r| r.get(0))
+            .optional()?;
+        match status {
+            Some(TenantStatus::Cancelled) => Err(Error::TenantInactive {
+                tenant: self.tenant.clone(),
+                status: TenantStatus::Cancelled,
+                operation: "read",
+            }),
+            Some(_) => Ok(()),
             None => Err(Error::TenantNotFound(self.tenant.clone())),
         }
     }
@@ -257,13 +313,46 @@ impl<'c> Scope<'c> {
     }
 
     pub(super) fn get<R: Record>(&self, id: RowId) -> Result<Option<R>> {
+        if self.check_read.replace(false) {
+            return self.get_checked(id);
+        }
         let mut stmt = self.conn().prepare_cached(&table_sql(R::TABLE).get)?;
         Ok(stmt
             .query_row(params![self.tenant, id], R::from_row)
             .optional()?)
     }
 
+    /// [`Scope::get`] and the tenant's status in one statement: the hot read pays for no
+    /// second one.
+    fn get_checked<R: Record>(&self, id: RowId) -> Result<Option<R>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(&table_sql(R::TABLE).get_checked)?;
+        let found = stmt
+            .query_row(params![self.tenant, id], |row| {
+                let status: TenantStatus = row.get(0)?;
+                if status == TenantStatus::Cancelled {
+                    return Ok(Err(status));
+                }
+                match row.get::<_, Option<RowId>>(1)? {
+                    None => Ok(Ok(None)),
+                    Some(_) => R::from_row_at(row, 1).map(|r| Ok(Some(r))),
+                }
+            })
+            .optional()?;
+        match found {
+            None => Err(Error::TenantNotFound(self.tenant.clone())),
+            Some(Err(status)) => Err(Error::TenantInactive {
+                tenant: self.tenant.clone(),
+                status,
+                operation: "read",
+            }),
+            Some(Ok(row)) => Ok(row),
+        }
+    }
+
     pub(super) fn list<R: Record>(&self, q: &ListQuery) -> Result<Page<R>> {
+        self.before_read()?;
         let table = R::TABLE;
         if q.limit == 0 || q.limit > ListQuery::MAX_LIMIT {
             return Err(Error::InvalidPayload {
@@ -337,6 +426,7 @@ impl<'c> Scope<'c> {
     }
 
     pub(super) fn count_users(&self) -> Result<i64> {
+        self.before_read()?;
         Ok(self
             .conn()
             .prepare_cached("SELECT count(*) FROM users WHERE tenant_id = ?1")?
@@ -411,6 +501,32 @@ impl<'c> Scope<'c> {
         if changed.is_empty() {
             return Ok(());
         }
+        // A document is amended only in the columns its entry names (its state, what closing
+        // it records); the rest was written once.
+        if changed.keys().any(|c| !table.is_amendable(c)) {
+            return Err(Error::AppendOnly {
+                table: table.name,
+                operation: "update",
+                rule: match table.amends {
+                    [] => "documents written once and never updated",
+                    _ => "documents amended only in their state columns",
+                },
+            });
+        }
+        let names: Vec<String> = changed.keys().cloned().collect();
+        // Ordered pairs travel together, so the pair a row ends with is one writer's.
+        if !table.ordered.is_empty() {
+            let new = record_columns(rec)?;
+            for &(low, high) in table.ordered {
+                for (one, other) in [(low, high), (high, low)] {
+                    if changed.contains_key(one) && !changed.contains_key(other) {
+                        if let Some(value) = new.get(other) {
+                            changed.insert(other.to_owned(), value.clone());
+                        }
+                    }
+                }
+            }
+        }
         let mut stmt = self.conn().prepare_cached(&table_sql(table).update)?;
         stmt.raw_bind_parameter(1, self.tenant)?;
         stmt.raw_bind_parameter(2, rec.id())?;
@@ -418,14 +534,13 @@ impl<'c> Scope<'c> {
         stmt.raw_execute()
             .map_err(|e| Error::on_table(table.name, e))?;
         self.ensure_an_admin_remains(table)?;
-        let names: Vec<&String> = changed.keys().collect();
         let detail = serde_json::json!({ "columns": names });
         self.append_operation(
             actor.user_id,
             table,
             rec.id(),
             OperationKind::Update,
-            changed.clone(),
+            changed,
         )?;
         self.audit(
             Some(actor.user_id),
@@ -550,6 +665,7 @@ impl<'c> Scope<'c> {
 
     /// The tenant's settings as they are inside this transaction.
     pub(crate) fn tenant_settings(&self) -> Result<TenantSettings> {
+        self.before_read()?;
         Ok(self
             .conn()
             .prepare_cached("SELECT settings FROM tenants WHERE id = ?1")?
@@ -622,6 +738,7 @@ impl<'c> Scope<'c> {
     /// The balance kept beside ledger `L` for one key (values in the order of its
     /// [`BalanceDef::keys`](crate::catalog::BalanceDef::keys)), 0 when the ledger has no row.
     pub(crate) fn balance<L: KeptBalance>(&self, key: &[&dyn ToSql]) -> Result<i64> {
+        self.before_read()?;
         ledger::read::<L>(self.conn(), self.tenant, key)
     }
 
@@ -633,6 +750,7 @@ impl<'c> Scope<'c> {
         params: &[&dyn ToSql],
         f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<T> {
+        self.before_read()?;
         Ok(self
             .conn()
             .prepare_cached(sql)?
@@ -646,6 +764,7 @@ impl<'c> Scope<'c> {
         params: &[&dyn ToSql],
         f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Option<T>> {
+        self.before_read()?;
         Ok(self
             .conn()
             .prepare_cached(sql)?
@@ -660,6 +779,7 @@ impl<'c> Scope<'c> {
         params: &[&dyn ToSql],
         f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<C> {
+        self.before_read()?;
         let mut stmt = self.conn().prepare_cached(sql)?;
         let rows = stmt.query_map(bound(self.tenant, params), f)?;
         Ok(rows.collect::<rusqlite::Result<C>>()?)

@@ -90,6 +90,32 @@ text_enum!(TenantStatus, "tenant status", {
     Active => "active", Suspended => "suspended", Cancelled => "cancelled",
 });
 
+impl TenantStatus {
+    /// Every change of status a tenant may go through, `(from, to)`: active and suspended to
+    /// each other, and either to cancelled. Cancelled is final: nothing leaves it, so a
+    /// cancelled tenant's data is never readable again (a suspension would make it readable,
+    /// an activation writable). [`crate::Store::set_tenant_status`] refuses any other change.
+    pub const TRANSITIONS: &'static [(TenantStatus, TenantStatus)] = &[
+        (TenantStatus::Active, TenantStatus::Suspended),
+        (TenantStatus::Suspended, TenantStatus::Active),
+        (TenantStatus::Active, TenantStatus::Cancelled),
+        (TenantStatus::Suspended, TenantStatus::Cancelled),
+    ];
+
+    /// Whether a tenant of this status may be set to `next`: one of
+    /// [`TenantStatus::TRANSITIONS`], or `next` the status it has (a change of nothing).
+    ///
+    /// ```
+    /// use pos_tenancy::TenantStatus::*;
+    /// assert!(Active.can_become(Suspended) && Suspended.can_become(Active));
+    /// assert!(Suspended.can_become(Cancelled) && Cancelled.can_become(Cancelled));
+    /// assert!(!Cancelled.can_become(Suspended) && !Cancelled.can_become(Active));
+    /// ```
+    pub fn can_become(self, next: TenantStatus) -> bool {
+        self == next || Self::TRANSITIONS.contains(&(self, next))
+    }
+}
+
 /// A commercial plan, which sets default limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]

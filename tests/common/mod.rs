@@ -2,9 +2,15 @@
 //! application-writable table of a tenant, made through the public API.
 #![allow(dead_code)]
 
+use std::sync::Arc;
+
 use pos_tenancy::catalog::*;
+use pos_tenancy::pos::{Checkout, LineItem, Pos, Refund, RefundTender, Tender};
+use pos_tenancy::protocol::{Operation, OperationKind};
+use pos_tenancy::sync::{DirectTransport, SyncOptions, Syncer};
 use pos_tenancy::{
-    Actor, NewTenant, Result, RowId, Store, Tenant, TenantAccess, TenantId, Timestamp,
+    Actor, CentralStore, Hlc, NewTenant, Result, RowId, SqliteCentral, Store, Tenant, TenantAccess,
+    TenantId, Timestamp,
 };
 
 pub fn tid(s: &str) -> TenantId {
@@ -120,8 +126,54 @@ pub struct Graph {
     pub gift_card: RowId,
 }
 
+/// Writes a row as another terminal's operation brings it: pushed to a central store by a
+/// device of its own, then pulled into `store` by the sync engine. The way a row that the
+/// flows never write (another system's data) reaches a node, past the handle's access rules,
+/// since generic CRUD refuses the tables only flows and sync write.
+pub fn arrives_by_sync<R: Record>(store: &Store, tenant: &TenantId, row: &R) {
+    let mut columns = match serde_json::to_value(row).expect("a record is JSON") {
+        serde_json::Value::Object(map) => map,
+        other => panic!("a record serializes as an object, not {other}"),
+    };
+    columns.remove("id");
+    let device = RowId::new();
+    let millis = u64::try_from(Timestamp::now().as_millis()).expect("after 1970");
+    let op = Operation {
+        id: RowId::new(),
+        tenant_id: tenant.clone(),
+        device_id: device,
+        hlc: Hlc::new(millis, 0, device).expect("a stamp of now"),
+        actor_user_id: None,
+        table: R::TABLE.name.to_owned(),
+        row_id: row.id(),
+        kind: if R::TABLE.sync_class == SyncClass::Ledger {
+            OperationKind::LedgerAppend
+        } else {
+            OperationKind::Insert
+        },
+        columns,
+        unit: None,
+        base: None,
+    };
+    let central = Arc::new(SqliteCentral::open_in_memory().expect("central store"));
+    central
+        .add_tenant(&NewTenant::new(tenant.clone(), "Elsewhere"))
+        .expect("tenant");
+    central
+        .append(tenant, &[op])
+        .expect("the operation is taken");
+    let transport = DirectTransport::new(central);
+    let options = SyncOptions::default();
+    let pulled = Syncer::new(store, &transport, &options)
+        .pull(tenant, "token")
+        .expect("pulled");
+    assert_eq!(pulled.applied, 1, "{pulled:?}");
+}
+
 /// Writes one row into every table that applications write, through the typed API, so that
-/// every catalog entry's CRUD runs at least once. Returns the ids made.
+/// every catalog entry's CRUD runs at least once; the money rows that only flows write (sale
+/// and layaway payments, loyalty points, sale reversals) are written by a checkout, its refund
+/// and a layaway payment. Returns the ids made.
 pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
     let now = now();
     let user = User {
@@ -262,21 +314,6 @@ pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
     t.insert(admin, &card)?;
     t.insert(
         admin,
-        &SalePayment {
-            id: RowId::new(),
-            sale_id: sale.id,
-            method: "cash".into(),
-            amount_minor: 1403,
-            currency: "USD".into(),
-            tendered_minor: Some(2000),
-            change_minor: 597,
-            reference: None,
-            gift_card_id: None,
-            paid_at: now,
-        },
-    )?;
-    t.insert(
-        admin,
         &GiftCardTransaction {
             id: RowId::new(),
             gift_card_id: card.id,
@@ -308,16 +345,11 @@ pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
         closed_at: None,
     };
     t.insert(admin, &layaway)?;
-    t.insert(
+    t.pay_layaway(
         admin,
-        &LayawayPayment {
-            id: RowId::new(),
-            layaway_id: layaway.id,
-            method: "cash".into(),
-            amount_minor: 300,
-            user_id: Some(user.id),
-            paid_at: now,
-            reference: None,
+        layaway.id,
+        &Tender::Cash {
+            tendered_minor: 300,
         },
     )?;
     let wo = WorkOrder {
@@ -376,17 +408,6 @@ pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
         created_at: now,
     };
     t.insert(admin, &loyalty)?;
-    t.insert(
-        admin,
-        &LoyaltyTransaction {
-            id: RowId::new(),
-            account_id: loyalty.id,
-            kind: "accrue".into(),
-            points: 14,
-            sale_id: Some(sale.id),
-            created_at: now,
-        },
-    )?;
     let credit = CreditAccount {
         id: RowId::new(),
         customer_id: c.id,
@@ -492,42 +513,23 @@ pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
             error: None,
         },
     )?;
-    // A refund of the sale: a sale of its own with the line reversed, and the link between.
-    let refund = Sale {
-        id: RowId::new(),
-        number: format!("V-{tag}"),
-        subtotal_minor: -1299,
-        tax_minor: -104,
-        total_minor: -1403,
-        ..sale.clone()
-    };
-    t.insert(admin, &refund)?;
-    let refund_line = SaleLine {
-        id: RowId::new(),
-        sale_id: refund.id,
-        line_no: 1,
-        kind: "product".into(),
-        product_id: Some(p.id),
-        description: p.name.clone(),
-        quantity_milli: -1000,
-        unit_price_minor: 1299,
-        discount_minor: 0,
-        tax_minor: -104,
-        total_minor: -1403,
-    };
-    t.insert(admin, &refund_line)?;
-    t.insert(
+    // A sale through the checkout (its payment, stock row and loyalty points), and its refund:
+    // a sale of its own with the line reversed, the link between and the money given back.
+    t.receive_stock(admin, p.id, "main", 5_000, Some(650))?;
+    let sold = t.checkout(
         admin,
-        &SaleReversal {
-            id: RowId::new(),
-            sale_id: sale.id,
-            sale_line_id: line_id,
-            reversal_sale_id: refund.id,
-            reversal_line_id: refund_line.id,
-            kind: "refund".into(),
-            quantity_milli: 1000,
-            created_at: now,
-        },
+        &Checkout::new()
+            .customer(c.id)
+            .line(LineItem::product(p.id, 1000))
+            .tender(Tender::Cash {
+                tendered_minor: 2000,
+            }),
+    )?;
+    t.refund(
+        admin,
+        &Refund::new(sold.sale.id, "returned").tender(RefundTender::Cash {
+            amount_minor: sold.sale.total_minor,
+        }),
     )?;
     Ok(Graph {
         admin: admin.clone(),

@@ -30,7 +30,7 @@ pub(crate) fn write_json_line(
 }
 
 /// Whether a write failed because the reader went away.
-pub(crate) fn is_closed(e: &io::Error) -> bool {
+fn is_closed(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }
 

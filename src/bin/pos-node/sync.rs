@@ -20,7 +20,7 @@ use pos_tenancy::sync::{
 use pos_tenancy::{RowId, Store, TenantId};
 use serde::Serialize;
 
-use crate::output::{is_closed, warn, write_json_line};
+use crate::output::{quiet_on_close, warn, write_json_line};
 use crate::{open_existing, CliError, Outcome};
 
 #[derive(Args)]
@@ -277,15 +277,6 @@ pub(crate) fn run(args: SyncArgs) -> Result<Outcome, CliError> {
     }
 }
 
-/// A closed stdout ends the command quietly; anything else is an error.
-fn closed(e: io::Error) -> Result<(), CliError> {
-    if is_closed(&e) {
-        Ok(())
-    } else {
-        Err(CliError::Output(e))
-    }
-}
-
 /// One round per tenant; how many failed.
 fn once(
     store: &Store,
@@ -324,7 +315,7 @@ fn once(
             }
         };
         if let Err(e) = printed {
-            closed(e)?;
+            quiet_on_close(Err(e))?;
             // The reader went away; the sync goes on for the other tenants.
             output_open = false;
         }
@@ -352,7 +343,7 @@ fn run_engine(
             recv(engine.events()) -> event => match event {
                 Ok(event) => {
                     if let Err(e) = printer.event(&event) {
-                        outcome = closed(e).map(|()| Outcome::Ok);
+                        outcome = quiet_on_close(Err(e)).map(|()| Outcome::Ok);
                         break;
                     }
                 }

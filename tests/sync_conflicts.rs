@@ -242,6 +242,11 @@ fn two_terminals_resolving_the_same_conflict_offline_end_with_the_same_resolutio
             .ok_or("the conflict is gone")?;
         assert_eq!(row.resolution, later.resolution, "terminal {i}");
         assert_eq!(row.resolved_at, later.resolved_at, "terminal {i}");
+        // Two resolutions of one conflict are not a conflict of their own.
+        assert!(
+            all.iter().all(|c| c.table_name != "sync_conflicts"),
+            "terminal {i}: {all:?}"
+        );
         let mut ids: Vec<(RowId, String, bool)> = all
             .iter()
             .map(|c| (c.id, c.kind.clone(), c.resolved_at.is_some()))

@@ -88,10 +88,21 @@ impl FromRequestParts<AppState> for Admitted {
         let Path(tenant) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
+        // A refused request's body is never read: the connection cannot carry another
+        // request, and saying so keeps a client's pool from sending the next one down a
+        // connection the server is closing.
+        let has_body = parts
+            .headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+            || parts
+                .headers
+                .contains_key(axum::http::header::TRANSFER_ENCODING);
         admit(state, &parts.headers, &tenant)
             .await
             .map(Self)
-            .map_err(IntoResponse::into_response)
+            .map_err(|e| if has_body { e.close_connection() } else { e }.into_response())
     }
 }
 

@@ -442,8 +442,11 @@ impl Merger<'_> {
                 remote: (remote, op.hlc),
             };
             let take = self.resolvers.take_remote(&merge);
-            // Concurrent: this column was changed here after what the writer had seen.
-            if detect_concurrent && local_value != remote {
+            // Concurrent: this column was changed here after what the writer had seen. Not for
+            // a conflict's own row: two resolutions of one conflict are not a new conflict
+            // (the later one stays).
+            let conflict_row = table.name == <catalog::SyncConflict as catalog::Record>::TABLE.name;
+            if detect_concurrent && !conflict_row && local_value != remote {
                 if let Some(own) = st.stamps.get(name).copied() {
                     if op.base.is_none_or(|base| own > base) && own != op.hlc {
                         let (a, b) = if own < op.hlc {

@@ -643,7 +643,8 @@ fn a_node_database_given_to_pos_central_is_named_for_what_it_is() {
     assert!(err.contains("is another SQLite database"), "{err}");
 }
 
-/// A price level named with `len` bytes of text, stamped now.
+/// A large operation: a conflict row whose JSON value carries `len` bytes of text (a JSON
+/// column may hold up to a MiB; names are bounded far below that), stamped now.
 fn named_level(tenant: &str, len: usize, n: u64) -> Operation {
     let millis = u64::try_from(
         SystemTime::now()
@@ -653,9 +654,11 @@ fn named_level(tenant: &str, len: usize, n: u64) -> Operation {
     )
     .expect("millis");
     let columns = serde_json::json!({
-        "name": format!("{n:06} {}", "n".repeat(len)),
-        "discount_ppm": 5,
-        "created_at": "2026-01-01T00:00:00.000Z"
+        "table_name": "products",
+        "row_id": RowId::new().to_string(),
+        "kind": "negative_stock",
+        "local_value": { "pad": format!("{n:06} {}", "n".repeat(len)) },
+        "detected_at": "2026-01-01T00:00:00.000Z"
     });
     Operation {
         id: RowId::new(),
@@ -663,7 +666,7 @@ fn named_level(tenant: &str, len: usize, n: u64) -> Operation {
         device_id: RowId::new(),
         hlc: Hlc::new(millis, 0, RowId::new()).expect("stamp"),
         actor_user_id: None,
-        table: "price_levels".into(),
+        table: "sync_conflicts".into(),
         row_id: RowId::new(),
         kind: OperationKind::Insert,
         columns: columns.as_object().cloned().unwrap_or_default(),

@@ -37,7 +37,7 @@ use crate::store::Store;
 use crate::sync::conflicts::{self, ConflictKind, NewConflict};
 use crate::sync::stamps::{self, RowStamps};
 use crate::tenant::settings::BusinessRules;
-use crate::{Error, Result};
+use crate::{ConstraintKind, Error, Result};
 
 type Columns = serde_json::Map<String, serde_json::Value>;
 
@@ -480,10 +480,68 @@ impl Merger<'_> {
             }
         }
         if !changes.is_empty() {
-            update_columns(self.conn, self.tenant, table, op.row_id, &changes)?;
+            self.update_row(table, op.row_id, local, &changes)?;
         }
         stamps::save(self.conn, self.tenant, table, op.row_id, &st)?;
         Ok(())
+    }
+
+    /// Writes merged columns into a row held here. The database can refuse them as it
+    /// refuses an insert: a unique key another row took meanwhile (an email set on one
+    /// terminal while another created a customer with it) is settled as for an insert, a
+    /// reference to a row deleted here brings that row back, and any other refusal makes
+    /// the unit inapplicable. None of them may fail the page: that would stop the tenant's
+    /// pull at this operation for good.
+    fn update_row(
+        &mut self,
+        table: &'static TableDef,
+        id: RowId,
+        local: &Columns,
+        changes: &[(&'static ColumnDef, &serde_json::Value)],
+    ) -> Result<(), Failure> {
+        let mut changes: Vec<(&'static ColumnDef, serde_json::Value)> =
+            changes.iter().map(|(c, v)| (*c, (*v).clone())).collect();
+        // Each retry mends one cause, as for an insert.
+        for _ in 0..8 {
+            let refs: Vec<(&'static ColumnDef, &serde_json::Value)> =
+                changes.iter().map(|(c, v)| (*c, v)).collect();
+            let e = match update_columns(self.conn, self.tenant, table, id, &refs) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let Error::Constraint { kind, .. } = &e else {
+                return Err(Failure::Store(e));
+            };
+            let mut row = local.clone();
+            for (c, v) in &changes {
+                row.insert(c.name.to_owned(), v.clone());
+            }
+            match kind {
+                ConstraintKind::Unique => {
+                    if let Some(renamed) = self.settle_unique(table, id, &row)? {
+                        // This row loses the key: its key columns take the renamed values.
+                        for (name, value) in renamed {
+                            if row.get(&name) == Some(&value) {
+                                continue;
+                            }
+                            let Some(column) = table.column(&name) else {
+                                continue;
+                            };
+                            match changes.iter_mut().find(|(c, _)| c.name == column.name) {
+                                Some(change) => change.1 = value,
+                                None => changes.push((column, value)),
+                            }
+                        }
+                    }
+                }
+                ConstraintKind::ForeignKey => self.restore_parents(table, &row)?,
+                _ => return Err(Failure::Unit(NotApplicable(e.to_string()))),
+            }
+        }
+        Err(Failure::Unit(NotApplicable(format!(
+            "{} {id} could not be written",
+            table.name
+        ))))
     }
 
     fn delete(&mut self, table: &'static TableDef, op: &Operation) -> Result<(), Failure> {

@@ -400,6 +400,10 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         };
         // Operations of transactions whose last operation has not arrived yet.
         let mut waiting: Vec<SequencedOperation> = Vec::new();
+        // The head as the first page shows it is where this pull stops: other terminals
+        // keep pushing, and chasing a head that moves faster than this terminal applies
+        // pages would keep the round in its pull for good, its own sales never pushed.
+        let mut target: Option<u64> = None;
         loop {
             let page = self
                 .transport
@@ -452,7 +456,8 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     .extend(applied.conflicts.iter().map(|(id, _)| *id));
                 report.cursor = report.cursor.max(cursor);
             }
-            if fetched == 0 || after >= page.high {
+            let target = *target.get_or_insert(page.high);
+            if fetched == 0 || after >= target.min(page.high) {
                 return Ok(report);
             }
         }

@@ -193,6 +193,15 @@ pub(crate) fn apply_units(
             }
         }
     }
+    // A key's claimants can change with any row write, this node's own included (they come
+    // back in the page too); ledger appends change none, so a page of them skips this.
+    let claims_moved = units.iter().flatten().any(|op| {
+        op.kind != OperationKind::LedgerAppend
+            && op.table != <catalog::SyncConflict as catalog::Record>::TABLE.name
+    });
+    if claims_moved {
+        settle_renamed_keys(store, tenant, &mut applied)?;
+    }
     crate::sync::state::set_cursor(conn, tenant, cursor)?;
     if dies_before_commit() {
         // A simulated crash: the transaction rolls back as it is dropped.
@@ -204,6 +213,161 @@ pub(crate) fn apply_units(
         store.forget_cached_clock();
     }
     Ok(Some(applied))
+}
+
+/// Gives a renamed unique key back, or to another row, once who claims it has changed.
+///
+/// Renaming at the moment of a clash (`settle_unique`) depends on what the terminal holds
+/// then: a terminal that applies "customer A takes ana@x, then gives it up" before "customer
+/// B is created with ana@x" sees no clash, while one that applies B's insert in between
+/// renames B's email, and without this pass it kept the rename for good, so terminals
+/// diverged. What every terminal agrees on is what each row claims (its value without the
+/// `~` suffix, merged by stamps); this pass makes what is shown a function of that alone: of
+/// the rows claiming a key, the lowest id shows it, the others show it renamed. Renamed rows
+/// are the rows of the tenant's `duplicate_key` conflicts (every rename records one), taken
+/// in id order so the lowest claimant settles first.
+fn settle_renamed_keys(store: &Store, tenant: &TenantId, applied: &mut Applied) -> Result<()> {
+    let conn = &store.conn;
+    let renamed: Vec<(String, RowId)> = conn
+        .prepare_cached(
+            "SELECT DISTINCT table_name, row_id FROM sync_conflicts
+             WHERE tenant_id = ?1 AND kind = 'duplicate_key' ORDER BY row_id",
+        )?
+        .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (table_name, row) in renamed {
+        let Some(table) = catalog::table(&table_name) else {
+            continue;
+        };
+        let Some(values) = read_row(conn, tenant, table, row)? else {
+            continue;
+        };
+        let tag = rename_tag(row);
+        for key in text_unique_keys(conn, table)? {
+            // The key's claim: every column of it carries this row's tag when renamed.
+            let claim: Option<Vec<String>> = key
+                .iter()
+                .map(|c| {
+                    values
+                        .get(c.name)
+                        .and_then(serde_json::Value::as_str)
+                        .and_then(|v| v.strip_suffix(&tag))
+                        .map(str::to_owned)
+                })
+                .collect();
+            let Some(claim) = claim else { continue };
+            let shown_by = holder(conn, tenant, table, row, &key, &claim)?;
+            if shown_by.is_some_and(|other| other < row) {
+                continue; // A lower id claims it: this row stays renamed.
+            }
+            if let Some(other) = shown_by {
+                // A higher id shows it (it came when no claimant showed it): it yields.
+                let shown: Vec<serde_json::Value> = claim
+                    .iter()
+                    .map(|v| serde_json::Value::String(format!("{v}{}", rename_tag(other))))
+                    .collect();
+                let changes: Vec<(&'static ColumnDef, &serde_json::Value)> =
+                    key.iter().copied().zip(&shown).collect();
+                update_columns(conn, tenant, table, other, &changes)?;
+                let original: Columns = key
+                    .iter()
+                    .zip(&claim)
+                    .map(|(c, v)| (c.name.to_owned(), serde_json::Value::String(v.clone())))
+                    .collect();
+                let conflict = NewConflict {
+                    kind: ConflictKind::DuplicateKey,
+                    key: vec![table.name.to_owned(), other.to_string()],
+                    table: table.name.to_owned(),
+                    row: other.to_string(),
+                    column: Some(key.iter().map(|c| c.name).collect::<Vec<_>>().join(",")),
+                    local: Some(serde_json::json!({ "kept_by": row })),
+                    remote: Some(serde_json::Value::Object(original)),
+                };
+                if let Some(id) = conflicts::record(conn, &store.stamper(), tenant, conflict)? {
+                    applied.conflicts.push((id, ConflictKind::DuplicateKey));
+                }
+            }
+            let back: Vec<serde_json::Value> =
+                claim.into_iter().map(serde_json::Value::String).collect();
+            let changes: Vec<(&'static ColumnDef, &serde_json::Value)> =
+                key.iter().copied().zip(&back).collect();
+            update_columns(conn, tenant, table, row, &changes)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a renamed key ends with: `~` and the last eight characters of the row's id.
+fn rename_tag(row: RowId) -> String {
+    let id = row.to_string();
+    format!("~{}", &id[id.len().saturating_sub(8)..])
+}
+
+/// The table's unique keys made of text columns only (the keys a clash renames).
+fn text_unique_keys(
+    conn: &Connection,
+    table: &'static TableDef,
+) -> Result<Vec<Vec<&'static ColumnDef>>> {
+    let indexes: Vec<(String, bool)> = conn
+        .prepare_cached(&format!(
+            "SELECT name, \"unique\" FROM pragma_index_list('{}')",
+            table.name
+        ))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut keys = Vec::new();
+    for (index, unique) in indexes {
+        if !unique {
+            continue;
+        }
+        let names: Vec<String> = conn
+            .prepare_cached("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")?
+            .query_map([&index], |r| r.get::<_, Option<String>>(0))?
+            .filter_map(|r| r.transpose())
+            .collect::<rusqlite::Result<_>>()?;
+        let key: Vec<&'static ColumnDef> = names.iter().filter_map(|n| table.column(n)).collect();
+        // The primary key, a key this cannot read, or one that is not all text: never renamed.
+        if key.is_empty()
+            || key.len() + 1 != names.len()
+            || key.iter().any(|c| c.kind != ColumnKind::Text)
+        {
+            continue;
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The row other than `row` that shows these values of a key.
+fn holder(
+    conn: &Connection,
+    tenant: &TenantId,
+    table: &'static TableDef,
+    row: RowId,
+    key: &[&'static ColumnDef],
+    values: &[String],
+) -> Result<Option<RowId>> {
+    let wheres: Vec<String> = key
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("\"{}\" = ?{}", c.name, i + 3))
+        .collect();
+    let sql = format!(
+        "SELECT id FROM \"{}\" WHERE tenant_id = ?1 AND id <> ?2 AND {}",
+        table.name,
+        wheres.join(" AND ")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    stmt.raw_bind_parameter(1, tenant)?;
+    stmt.raw_bind_parameter(2, row)?;
+    for (i, v) in values.iter().enumerate() {
+        stmt.raw_bind_parameter(i + 3, v.as_str())?;
+    }
+    let mut rows = stmt.raw_query();
+    Ok(match rows.next()? {
+        Some(r) => Some(r.get(0)?),
+        None => None,
+    })
 }
 
 /// Raises the node's clock floor to a stamp it has seen, so its next stamps come after it.

@@ -24,9 +24,11 @@
 //!   after the delete is an `update_vs_delete` conflict. A delete of a row that a sale (or any
 //!   row) on another terminal refers to is undone there and on the deleting terminal once that
 //!   sale arrives (`delete_vs_reference`): nothing that refers to it is lost.
-//! - Two rows created offline with the same unique key (a SKU, an email): the row with the
-//!   lower id keeps the key, the other's key gets `~` and the last eight characters of its id
-//!   (`duplicate_key`), the same on every terminal. A key that is not text (one loyalty account
+//! - Two rows created offline with the same unique key (a SKU, an email), or one terminal's
+//!   edit giving a row a key another terminal's new row has: the row with the lower id keeps
+//!   the key, the other's key gets `~` and the last eight characters of its id
+//!   (`duplicate_key`), the same on every terminal. Which row shows a key depends only on
+//!   which rows claim it, so when the keeper gives it up, the next claimant shows it again. A key that is not text (one loyalty account
 //!   per customer) cannot be renamed: the later transaction is not applied (`not_applied`).
 //! - Ledgers: union by row id; a row held already is not written again. Balances stay derived,
 //!   so two terminals selling the last unit both keep their sale; stock below zero, a gift

@@ -230,6 +230,11 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     pub fn push(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
         let started = Timestamp::now();
         let result = self.push_all(tenant, token);
+        if matches!(&result, Ok(r) if r.pushed == 0 && r.set_aside == 0) {
+            // Nothing was sent, so nothing reached the server: no push to record (the status's
+            // last push and online say what the server answered).
+            return result;
+        }
         self.finish(tenant, Step::Push, started, result, |r| (r.pushed, None))
     }
 

@@ -543,3 +543,6 @@ pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
         gift_card: card.id,
     })
 }
+
+/// Checks the sync tests share (dumps, foreign rows, conflicts, the server's log).
+pub mod sync;

@@ -31,7 +31,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::catalog::{self, ColumnDef, ColumnKind, SyncClass, TableDef};
 use crate::hlc::Hlc;
-use crate::ids::{RowId, TenantId};
+use crate::ids::{RowId, TenantId, Timestamp};
 use crate::protocol::{validate, Operation, OperationKind};
 use crate::store::Store;
 use crate::sync::conflicts::{self, ConflictKind, NewConflict};
@@ -128,10 +128,17 @@ impl From<rusqlite::Error> for Failure {
 }
 
 /// Applies units of other terminals' operations (this node's own are recognised and skipped),
-/// each whole or not at all (a savepoint per unit), and moves the tenant's cursor to `cursor`,
-/// all in one transaction: a crash anywhere leaves the cursor where the units start, and they
-/// are fetched and applied again. `None` when `dies_before_commit` says the terminal died
-/// before the commit (a test kit's crash point): nothing was written.
+/// each whole or not at all, and moves the tenant's cursor to `cursor`, all in one
+/// transaction: a crash anywhere leaves the cursor where the units start, and they are fetched
+/// and applied again. `None` when `dies_before_commit` says the terminal died before the
+/// commit (a test kit's crash point): nothing was written.
+///
+/// A page is first applied with no savepoint: nearly every unit applies, and a savepoint per
+/// unit cost two statements and made SQLite copy every database page the unit changed first
+/// into a sub-journal (a temporary file). Should a unit not apply, that attempt is rolled back
+/// and the page applied again with a savepoint per unit, so the unit that cannot be applied is
+/// left out alone. The rules decide from the page and the rows alone, so the second attempt
+/// meets the same states as the first up to that unit.
 pub(crate) fn apply_units(
     store: &Store,
     tenant: &TenantId,
@@ -140,79 +147,146 @@ pub(crate) fn apply_units(
     resolvers: &Resolvers,
     dies_before_commit: &dyn Fn() -> bool,
 ) -> Result<Option<Applied>> {
-    let conn = &store.conn;
     let node = store.node_id();
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let mut applied = Applied::default();
-    let mut rules: Option<BusinessRules> = None;
-    let mut observed = false;
-    for unit in units {
-        let remote: Vec<&Operation> = unit.iter().filter(|op| op.device_id != node).collect();
-        if remote.is_empty() {
-            continue;
+    let remote: Vec<Vec<&Operation>> = units
+        .iter()
+        .map(|unit| unit.iter().filter(|op| op.device_id != node).collect())
+        .collect();
+    let page = Page {
+        store,
+        tenant,
+        units,
+        remote: &remote,
+        cursor,
+        resolvers,
+        dies_before_commit,
+    };
+    match page.apply(false)? {
+        Attempt::Committed(applied) => Ok(Some(applied)),
+        Attempt::Died => Ok(None),
+        Attempt::GaveUp => match page.apply(true)? {
+            Attempt::Committed(applied) => Ok(Some(applied)),
+            // With savepoints a unit that cannot be applied is left out, never given up on.
+            Attempt::Died | Attempt::GaveUp => Ok(None),
+        },
+    }
+}
+
+/// How one attempt at a page ended.
+enum Attempt {
+    /// Committed, with what was applied.
+    Committed(Applied),
+    /// Rolled back at a unit that cannot be applied (an attempt without savepoints).
+    GaveUp,
+    /// Rolled back at a simulated crash before the commit.
+    Died,
+}
+
+/// One page of units to apply, and what applying it needs.
+struct Page<'a> {
+    store: &'a Store,
+    tenant: &'a TenantId,
+    /// The units as pulled.
+    units: &'a [Vec<Operation>],
+    /// Each unit's operations of other terminals.
+    remote: &'a [Vec<&'a Operation>],
+    cursor: u64,
+    resolvers: &'a Resolvers,
+    dies_before_commit: &'a dyn Fn() -> bool,
+}
+
+impl Page<'_> {
+    /// Applies the page in one transaction. Without `savepoints`, gives up (rolled back) at
+    /// the first unit that cannot be applied; with them, leaves that unit out and records it
+    /// as a [`ConflictKind::NotApplied`] conflict.
+    fn apply(&self, savepoints: bool) -> Result<Attempt> {
+        let (store, tenant) = (self.store, self.tenant);
+        let conn = &store.conn;
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        let mut applied = Applied::default();
+        let newest = self.remote.iter().flatten().map(|op| op.hlc).max();
+        let rules = match newest {
+            Some(_) => store.tenant_info(tenant)?.settings.rules,
+            None => BusinessRules::default(),
+        };
+        raise_floor(conn, newest)?;
+        if newest.is_some() {
+            // The floor moved under the connection's cached stamps: a conflict recorded in
+            // this page is stamped after every stamp the page brought.
+            store.forget_cached_clock();
         }
-        observed = true;
-        raise_floor(conn, remote.iter().map(|op| op.hlc).max())?;
-        let rules = match &rules {
-            Some(r) => r,
-            None => rules.insert(store.tenant_info(tenant)?.settings.rules),
-        };
-        tx.execute_batch("SAVEPOINT unit")?;
-        let mut unit_applied = Applied::default();
-        let mut merger = Merger {
-            store,
-            conn,
-            tenant,
-            resolvers,
-            rules,
-            applied: &mut unit_applied,
-            touched: Vec::new(),
-        };
-        match merger.apply_all(&remote) {
-            Ok(()) => {
-                tx.execute_batch("RELEASE unit")?;
-                applied.operations += unit_applied.operations;
-                applied.conflicts.extend(unit_applied.conflicts);
+        let mut users = Users::default();
+        for (unit, remote) in self.units.iter().zip(self.remote) {
+            if remote.is_empty() {
+                continue;
             }
-            Err(Failure::Store(e)) => return Err(e),
-            Err(Failure::Unit(NotApplicable(reason))) => {
-                tx.execute_batch("ROLLBACK TO unit; RELEASE unit")?;
-                let first = remote[0];
-                let conflict = NewConflict {
-                    kind: ConflictKind::NotApplied,
-                    key: vec![first.id.to_string()],
-                    table: first.table.clone(),
-                    row: first.row_id.to_string(),
-                    column: None,
-                    local: Some(serde_json::json!({ "reason": reason })),
-                    remote: serde_json::to_value(unit).ok(),
-                };
-                if let Some(id) = conflicts::record(conn, &store.stamper(), tenant, conflict)? {
-                    applied.conflicts.push((id, ConflictKind::NotApplied));
+            if savepoints {
+                conn.prepare_cached("SAVEPOINT unit")?.execute([])?;
+            }
+            let mut unit_applied = Applied::default();
+            let mut merger = Merger {
+                store,
+                conn,
+                tenant,
+                resolvers: self.resolvers,
+                rules: &rules,
+                applied: &mut unit_applied,
+                users: &mut users,
+                touched: Vec::new(),
+            };
+            match merger.apply_all(remote) {
+                Ok(()) => {
+                    if savepoints {
+                        conn.prepare_cached("RELEASE unit")?.execute([])?;
+                    }
+                    applied.operations += unit_applied.operations;
+                    applied.conflicts.extend(unit_applied.conflicts);
+                }
+                Err(Failure::Store(e)) => return Err(e),
+                Err(Failure::Unit(_)) if !savepoints => {
+                    tx.rollback()?;
+                    store.forget_cached_clock();
+                    return Ok(Attempt::GaveUp);
+                }
+                Err(Failure::Unit(NotApplicable(reason))) => {
+                    tx.execute_batch("ROLLBACK TO unit; RELEASE unit")?;
+                    // The unit's writes are gone, users it made among them.
+                    users = Users::default();
+                    let first = remote[0];
+                    let conflict = NewConflict {
+                        kind: ConflictKind::NotApplied,
+                        key: vec![first.id.to_string()],
+                        table: first.table.clone(),
+                        row: first.row_id.to_string(),
+                        column: None,
+                        local: Some(serde_json::json!({ "reason": reason })),
+                        remote: serde_json::to_value(unit).ok(),
+                    };
+                    if let Some(id) = conflicts::record(conn, &store.stamper(), tenant, conflict)? {
+                        applied.conflicts.push((id, ConflictKind::NotApplied));
+                    }
                 }
             }
         }
+        // A key's claimants can change with any row write, this node's own included (they
+        // come back in the page too); ledger appends change none, so a page of them skips this.
+        let claims_moved = self.units.iter().flatten().any(|op| {
+            op.kind != OperationKind::LedgerAppend
+                && op.table != <catalog::SyncConflict as catalog::Record>::TABLE.name
+        });
+        if claims_moved {
+            settle_renamed_keys(store, tenant, &mut applied)?;
+        }
+        crate::sync::state::set_cursor(conn, tenant, self.cursor)?;
+        if (self.dies_before_commit)() {
+            // A simulated crash: the transaction rolls back as it is dropped.
+            drop(tx);
+            store.forget_cached_clock();
+            return Ok(Attempt::Died);
+        }
+        tx.commit()?;
+        Ok(Attempt::Committed(applied))
     }
-    // A key's claimants can change with any row write, this node's own included (they come
-    // back in the page too); ledger appends change none, so a page of them skips this.
-    let claims_moved = units.iter().flatten().any(|op| {
-        op.kind != OperationKind::LedgerAppend
-            && op.table != <catalog::SyncConflict as catalog::Record>::TABLE.name
-    });
-    if claims_moved {
-        settle_renamed_keys(store, tenant, &mut applied)?;
-    }
-    crate::sync::state::set_cursor(conn, tenant, cursor)?;
-    if dies_before_commit() {
-        // A simulated crash: the transaction rolls back as it is dropped.
-        return Ok(None);
-    }
-    tx.commit()?;
-    if observed {
-        // The floor moved under the connection's cached stamps.
-        store.forget_cached_clock();
-    }
-    Ok(Some(applied))
 }
 
 /// Gives a renamed unique key back, or to another row, once who claims it has changed.
@@ -370,6 +444,18 @@ fn holder(
     })
 }
 
+/// What [`Merger::insert`] did.
+enum Written {
+    /// Wrote the row.
+    New,
+    /// Found the tenant holding a row with the id (its columns here) and wrote nothing.
+    Held(Columns),
+}
+
+/// Whether this node has each user that operations name as their actor, learned once a page.
+#[derive(Default)]
+struct Users(HashMap<RowId, bool>);
+
 /// Raises the node's clock floor to a stamp it has seen, so its next stamps come after it.
 pub(crate) fn raise_floor(conn: &Connection, stamp: Option<Hlc>) -> Result<()> {
     let Some(stamp) = stamp else { return Ok(()) };
@@ -392,12 +478,13 @@ struct Merger<'a> {
     resolvers: &'a Resolvers,
     rules: &'a BusinessRules,
     applied: &'a mut Applied,
+    users: &'a mut Users,
     /// Ledger rows written, for the business rules checked after the unit.
-    touched: Vec<(&'static TableDef, Columns)>,
+    touched: Vec<(&'static TableDef, &'a Operation)>,
 }
 
-impl Merger<'_> {
-    fn apply_all(&mut self, ops: &[&Operation]) -> Result<(), Failure> {
+impl<'a> Merger<'a> {
+    fn apply_all(&mut self, ops: &[&'a Operation]) -> Result<(), Failure> {
         for op in ops {
             self.apply(op)?;
             self.applied.operations += 1;
@@ -416,7 +503,7 @@ impl Merger<'_> {
         Ok(())
     }
 
-    fn apply(&mut self, op: &Operation) -> Result<(), Failure> {
+    fn apply(&mut self, op: &'a Operation) -> Result<(), Failure> {
         if op.tenant_id != *self.tenant {
             return Err(Failure::Unit(NotApplicable(format!(
                 "operation {} belongs to tenant {}",
@@ -441,23 +528,33 @@ impl Merger<'_> {
                 ))))
             }
         }
+        if table.name == <catalog::User as catalog::Record>::TABLE.name {
+            // A user made, changed or removed: what the page learned of users is stale.
+            self.users.0.clear();
+        }
         self.audit(table, op)?;
         Ok(())
     }
 
     /// Each node audits what it applies, under the operation's actor when this node has that
-    /// user.
-    fn audit(&self, table: &'static TableDef, op: &Operation) -> Result<()> {
+    /// user. The row is the one [`crate::tenant::Scope`] writes for a local change, with the
+    /// operation and its device as detail; written here with one cached statement, the actor
+    /// looked up once a page.
+    fn audit(&mut self, table: &'static TableDef, op: &Operation) -> Result<()> {
         let actor = match op.actor_user_id {
-            Some(user) => {
-                let known: bool = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = ?1 AND id = ?2)",
-                    )?
-                    .query_row(params![self.tenant, user], |r| r.get(0))?;
-                known.then_some(user)
-            }
+            Some(user) => match self.users.0.get(&user) {
+                Some(known) => known.then_some(user),
+                None => {
+                    let known: bool = self
+                        .conn
+                        .prepare_cached(
+                            "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = ?1 AND id = ?2)",
+                        )?
+                        .query_row(params![self.tenant, user], |r| r.get(0))?;
+                    self.users.0.insert(user, known);
+                    known.then_some(user)
+                }
+            },
             None => None,
         };
         let action = match op.kind {
@@ -465,30 +562,45 @@ impl Merger<'_> {
             OperationKind::Delete => "delete",
             OperationKind::Insert | OperationKind::LedgerAppend => "insert",
         };
-        crate::tenant::Scope::new(self.store, self.tenant).audit(
-            actor,
-            action,
-            table.name,
-            &op.row_id.to_string(),
-            Some(serde_json::json!({ "synced": { "operation": op.id, "device": op.device_id } })),
-        )
+        // Ids print as bare UUIDs: nothing to escape. Keys in serde_json's order.
+        let detail = format!(
+            r#"{{"synced":{{"device":"{}","operation":"{}"}}}}"#,
+            op.device_id, op.id
+        );
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO audit_log (id, tenant_id, at, actor_user_id, action, table_name, row_id,
+                 detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        stmt.raw_bind_parameter(1, RowId::new())?;
+        stmt.raw_bind_parameter(2, self.tenant)?;
+        stmt.raw_bind_parameter(3, Timestamp::now())?;
+        stmt.raw_bind_parameter(4, actor)?;
+        stmt.raw_bind_parameter(5, action)?;
+        stmt.raw_bind_parameter(6, table.name)?;
+        stmt.raw_bind_parameter(7, op.row_id)?;
+        stmt.raw_bind_parameter(8, detail)?;
+        stmt.raw_execute()
+            .map_err(|e| Error::on_table("audit_log", e))?;
+        Ok(())
     }
 
-    fn append_ledger(&mut self, table: &'static TableDef, op: &Operation) -> Result<(), Failure> {
-        if let Some(local) = read_row(self.conn, self.tenant, table, op.row_id)? {
+    fn append_ledger(
+        &mut self,
+        table: &'static TableDef,
+        op: &'a Operation,
+    ) -> Result<(), Failure> {
+        match self.insert(table, op.row_id, &op.columns)? {
+            Written::New => self.touched.push((table, op)),
             // Union by id: held already. Other content under the same id is a conflict.
-            self.compare_written_once(table, op, &local)?;
-            return Ok(());
+            Written::Held(local) => self.compare_written_once(table, op, &local)?,
         }
-        self.insert(table, op.row_id, &op.columns)?;
-        self.touched.push((table, op.columns.clone()));
         Ok(())
     }
 
     fn insert_document(&mut self, table: &'static TableDef, op: &Operation) -> Result<(), Failure> {
-        match read_row(self.conn, self.tenant, table, op.row_id)? {
-            Some(local) => self.compare_written_once(table, op, &local)?,
-            None => self.insert(table, op.row_id, &op.columns)?,
+        if let Written::Held(local) = self.insert(table, op.row_id, &op.columns)? {
+            self.compare_written_once(table, op, &local)?;
         }
         Ok(())
     }
@@ -523,18 +635,20 @@ impl Merger<'_> {
 
     fn insert_master(&mut self, table: &'static TableDef, op: &Operation) -> Result<(), Failure> {
         let mut stamps = stamps::load(self.conn, self.tenant, op.row_id)?;
-        if let Some(local) = read_row(self.conn, self.tenant, table, op.row_id)? {
-            // The same row from two terminals (a conflict both recorded) or delivered again:
-            // column by column.
-            return self.merge_columns(table, op, &local, stamps.unwrap_or_default(), false);
-        }
         if let Some(st) = stamps.as_mut().filter(|s| s.deleted().is_some()) {
+            if let Some(local) = read_row(self.conn, self.tenant, table, op.row_id)? {
+                return self.merge_columns(table, op, &local, st.clone(), false);
+            }
             // Deleted here: the delete wins; the values join the tombstone.
             merge_into_tombstone(st, &op.columns, op.hlc);
             stamps::save(self.conn, self.tenant, table, op.row_id, st)?;
             return Ok(());
         }
-        self.insert(table, op.row_id, &op.columns)?;
+        if let Written::Held(local) = self.insert(table, op.row_id, &op.columns)? {
+            // The same row from two terminals (a conflict both recorded) or delivered again:
+            // column by column.
+            return self.merge_columns(table, op, &local, stamps.unwrap_or_default(), false);
+        }
         if let Some(mut st) = stamps {
             st.stamps.insert(stamps::INSERTED.to_owned(), op.hlc);
             stamps::save(self.conn, self.tenant, table, op.row_id, &st)?;
@@ -763,28 +877,39 @@ impl Merger<'_> {
     }
 
     /// Inserts a row, bringing back a parent this terminal deleted and settling a unique key
-    /// held by another row.
+    /// held by another row. A row the tenant holds already under the id is left as it is and
+    /// returned: nearly every row is new, so the insert is tried first, and a row held is the
+    /// first thing a failed insert is checked for (before any constraint is mended).
     fn insert(
         &mut self,
         table: &'static TableDef,
         id: RowId,
         columns: &Columns,
-    ) -> Result<(), Failure> {
+    ) -> Result<Written, Failure> {
+        if table.name == <catalog::User as catalog::Record>::TABLE.name {
+            self.users.0.clear();
+        }
         let mut columns = std::borrow::Cow::Borrowed(columns);
         // Each retry mends one cause; a row has few references and unique keys.
-        for _ in 0..8 {
-            match insert_row(self.conn, self.tenant, table, id, &columns) {
-                Ok(()) => return Ok(()),
-                Err(e) if is_constraint(&e, rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
+        for attempt in 0..8 {
+            let Err(e) = insert_row(self.conn, self.tenant, table, id, &columns) else {
+                return Ok(Written::New);
+            };
+            if attempt == 0 {
+                if let Some(local) = read_row(self.conn, self.tenant, table, id)? {
+                    return Ok(Written::Held(local));
+                }
+            }
+            match e {
+                e if is_constraint(&e, rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
                     self.restore_parents(table, &columns)?;
                 }
-                Err(e) if is_constraint(&e, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) => {
-                    match self.settle_unique(table, id, &columns)? {
-                        Some(renamed) => columns = std::borrow::Cow::Owned(renamed),
-                        None => continue,
+                e if is_constraint(&e, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) => {
+                    if let Some(renamed) = self.settle_unique(table, id, &columns)? {
+                        columns = std::borrow::Cow::Owned(renamed);
                     }
                 }
-                Err(e) => {
+                e => {
                     return Err(Failure::Unit(NotApplicable(
                         Error::on_table(table.name, e).to_string(),
                     )))
@@ -919,7 +1044,8 @@ impl Merger<'_> {
     /// The business rules a merged ledger can break: each broken one is a conflict.
     fn check_rules(&mut self) -> Result<(), Failure> {
         let touched = std::mem::take(&mut self.touched);
-        for (table, columns) in &touched {
+        for (table, op) in &touched {
+            let columns = &op.columns;
             let text = |name: &str| {
                 columns
                     .get(name)

@@ -572,13 +572,16 @@ impl<'a> Merger<'a> {
                  detail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        stmt.raw_bind_parameter(1, RowId::new())?;
+        bind_id(&mut stmt, 1, RowId::new())?;
         stmt.raw_bind_parameter(2, self.tenant)?;
         stmt.raw_bind_parameter(3, Timestamp::now())?;
-        stmt.raw_bind_parameter(4, actor)?;
+        match actor {
+            Some(user) => bind_id(&mut stmt, 4, user)?,
+            None => stmt.raw_bind_parameter(4, rusqlite::types::Null)?,
+        }
         stmt.raw_bind_parameter(5, action)?;
         stmt.raw_bind_parameter(6, table.name)?;
-        stmt.raw_bind_parameter(7, op.row_id)?;
+        bind_id(&mut stmt, 7, op.row_id)?;
         stmt.raw_bind_parameter(8, detail)?;
         stmt.raw_execute()
             .map_err(|e| Error::on_table("audit_log", e))?;
@@ -1303,13 +1306,38 @@ fn insert_row(
     columns: &Columns,
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(&row_sql(table).insert)?;
-    stmt.raw_bind_parameter(1, id)?;
+    bind_id(&mut stmt, 1, id)?;
     stmt.raw_bind_parameter(2, tenant)?;
     for (i, c) in table.columns.iter().enumerate() {
-        let v = columns.get(c.name).map_or(Value::Null, |v| to_sql(c, v));
-        stmt.raw_bind_parameter(i + 3, v)?;
+        bind_json(&mut stmt, i + 3, c, columns.get(c.name))?;
     }
     stmt.raw_execute().map(|_| ())
+}
+
+/// Binds a JSON value as the column stores it ([`to_sql`]), text without a copy of its own.
+fn bind_json(
+    stmt: &mut rusqlite::Statement<'_>,
+    i: usize,
+    column: &ColumnDef,
+    value: Option<&serde_json::Value>,
+) -> rusqlite::Result<()> {
+    use serde_json::Value as J;
+    match (column.kind, value) {
+        (_, None | Some(J::Null)) => stmt.raw_bind_parameter(i, rusqlite::types::Null),
+        (ColumnKind::Json, Some(v)) => stmt.raw_bind_parameter(i, to_sql(column, v)),
+        (ColumnKind::Integer, Some(J::Number(n))) => stmt.raw_bind_parameter(i, n.as_i64()),
+        (ColumnKind::Bool, Some(J::Bool(b))) => stmt.raw_bind_parameter(i, i64::from(*b)),
+        (ColumnKind::Blob, Some(v)) => stmt.raw_bind_parameter(i, to_sql(column, v)),
+        (_, Some(J::String(text))) => stmt.raw_bind_parameter(i, text.as_str()),
+        (_, Some(v)) => stmt.raw_bind_parameter(i, to_sql(column, v)),
+    }
+}
+
+/// Binds a row id as its text, formatted on the stack.
+fn bind_id(stmt: &mut rusqlite::Statement<'_>, i: usize, id: RowId) -> rusqlite::Result<()> {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text: &str = id.as_uuid().hyphenated().encode_lower(&mut buf);
+    stmt.raw_bind_parameter(i, text)
 }
 
 fn update_columns(

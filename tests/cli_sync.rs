@@ -666,3 +666,62 @@ fn a_conflict_resolved_with_the_cli_on_one_node_shows_resolved_on_the_other() {
         json("[]")
     );
 }
+
+#[test]
+fn a_new_terminal_joins_a_tenant_with_its_token_alone_and_can_sell_at_once() {
+    let env = Env::new(&["caps"]);
+    let token = env.token("caps", "tokens");
+    let a = env.node("a.db", &["caps"]);
+    let oil = product("OF-1", 1299);
+    {
+        let store = Store::open(&a).expect("a");
+        let caps = store.tenant(&tid("caps")).expect("caps");
+        let admin = caps.bootstrap_admin("owner", "Owner").expect("admin");
+        caps.insert(&admin, &oil).expect("product");
+    }
+    synced(&env.sync_once(&a, "caps", &token));
+    // A fresh node that has never heard of the tenant.
+    let b = path(&env.file("b.db"));
+    node(&["init", "--db", &b]);
+    let refused = env.sync_once(&b, "caps", &token);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("--join"), "{}", stderr(&refused));
+    let joined = run(
+        NODE,
+        &[
+            "sync",
+            "--db",
+            &b,
+            "--server",
+            &env.base,
+            "--tenant",
+            "caps",
+            "--token-file",
+            &token,
+            "--once",
+            "--join",
+            "--json",
+        ],
+    );
+    let lines: Vec<serde_json::Value> = synced(&joined).lines().map(json).collect();
+    assert_eq!(lines.len(), 1, "one round for the joined tenant: {lines:?}");
+    assert_eq!(lines[0]["event"], "round");
+    assert_eq!(lines[0]["cursor"], lines[0]["server_high"]);
+
+    let store = Store::open(&b).expect("b");
+    let caps = store.tenant(&tid("caps")).expect("the tenant was added");
+    let info = caps.info().expect("info");
+    assert_eq!(info.name, "caps");
+    assert_eq!(info.plan.to_string(), "pro");
+    assert_eq!(caps.fetch::<Product>(oil.id).expect("product").sku, "OF-1");
+    // It can sell: the admin made on terminal a signs in here.
+    let admin = caps
+        .list::<pos_tenancy::catalog::User>(&pos_tenancy::ListQuery::new())
+        .expect("users")
+        .rows;
+    assert_eq!(admin.len(), 1);
+    let actor = caps.actor(admin[0].id).expect("the admin acts here");
+    caps.insert(&actor, &product("AF-2", 2599))
+        .expect("a write on the joined terminal");
+    assert!(pending(&b, "caps") >= 1);
+}

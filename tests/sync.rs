@@ -589,3 +589,31 @@ fn settings_changed_centrally_reach_the_terminal() -> R {
     );
     Ok(())
 }
+
+#[test]
+fn a_terminal_joining_a_tenant_it_does_not_hold_takes_the_servers_settings_and_log() -> R {
+    let w = World::new(1)?;
+    let admin = w.admin()?;
+    let a = w.terminals[0].tenant(&w.tenant)?;
+    let oil = product("OF-1", 1299);
+    a.insert(&admin, &oil)?;
+    w.sync(0)?;
+    let dir = tempfile::tempdir()?;
+    let fresh = Store::open(dir.path().join("new.db"))?;
+    let report = Syncer::new(&fresh, &w.transport, &w.options).join(&w.tenant, "token")?;
+    assert_eq!(report.cursor, report.server_high);
+    let caps = fresh.tenant(&w.tenant)?;
+    assert_eq!(caps.info()?.name, "Caps Automotive");
+    assert_eq!(caps.fetch::<Product>(oil.id)?.sku, "OF-1");
+    caps.actor(admin.user_id())?;
+    // Joining again is a round like any other.
+    let again = Syncer::new(&fresh, &w.transport, &w.options).join(&w.tenant, "token")?;
+    assert_eq!((again.pushed, again.applied), (0, 0));
+    // A tenant the server does not know is refused and nothing is added.
+    let ghost = tid("ghost");
+    assert!(Syncer::new(&fresh, &w.transport, &w.options)
+        .join(&ghost, "token")
+        .is_err());
+    assert!(fresh.tenant(&ghost).is_err());
+    Ok(())
+}

@@ -195,6 +195,42 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         })
     }
 
+    /// Joins a tenant this node does not hold yet, then runs a [`round`](Self::round): the
+    /// tenant is added from the server's configuration (name, plan, white-label settings;
+    /// the token is the only thing a new terminal needs), and the round pulls its log from
+    /// the start, so the terminal can sell as soon as this returns. On a node that holds the
+    /// tenant already this is a round. Nothing is added when the server cannot be asked or
+    /// refuses.
+    pub fn join(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
+        match self.store.tenant_info(tenant) {
+            Ok(_) => return self.round(tenant, token),
+            Err(crate::Error::TenantNotFound(_)) => {}
+            Err(e) => return Err(SyncError::local(tenant, Step::Config, e)),
+        }
+        let config = self
+            .transport
+            .config(tenant, token)
+            .map_err(|e| transport_error(tenant, Step::Config, e))?;
+        if config.id != *tenant {
+            return Err(SyncError::new(
+                tenant,
+                Step::Config,
+                ErrorClass::Fatal,
+                format!("the server sent the configuration of tenant {}", config.id),
+            ));
+        }
+        config.settings.validate().map_err(|e| {
+            SyncError::new(tenant, Step::Config, ErrorClass::Refused, e.to_string())
+        })?;
+        let mut new = crate::NewTenant::new(tenant.clone(), &config.name).plan(config.plan);
+        new.settings = config.settings;
+        self.store
+            .add_tenant(&new)
+            .map_err(|e| SyncError::local(tenant, Step::Config, e))?;
+        // The round's settings step brings the limits the server holds for it.
+        self.round(tenant, token)
+    }
+
     /// Records a step's outcome in `sync_state` and `sync_log`. Bookkeeping that fails is not
     /// allowed to hide the step's own outcome.
     fn finish<R>(

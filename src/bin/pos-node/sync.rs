@@ -44,6 +44,10 @@ pub(crate) struct SyncArgs {
     /// One round per tenant, then exit (0: all synced; 2: a tenant failed).
     #[arg(long)]
     once: bool,
+    /// Add a tenant this node does not hold yet from the server's configuration and pull it
+    /// from the start (a new terminal joining the tenant); without it such a tenant is refused.
+    #[arg(long)]
+    join: bool,
     /// Seconds between rounds of a tenant that is in step (without --once).
     #[arg(long, value_name = "SECONDS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -236,12 +240,38 @@ pub(crate) fn run(args: SyncArgs) -> Result<Outcome, CliError> {
     // Only tenants this node holds can be synced into it.
     let mut tenants = Vec::new();
     let mut skipped = 0;
+    let mut tokens = tokens;
+    let mut joined_once = 0;
     for t in wanted {
         match store.tenant_info(&t) {
             Ok(_) => tenants.push(t),
+            Err(pos_tenancy::Error::TenantNotFound(_)) if args.join => {
+                // Joined with one round; the runs below sync it like the others.
+                let options = SyncOptions::default();
+                let joined = match tokens.token(&t, false) {
+                    Ok(token) => Syncer::new(&store, &transport, &options).join(&t, &token),
+                    Err(reason) => {
+                        skipped += 1;
+                        let _ = printer.skipped(&t, &format!("no token: {reason}"));
+                        continue;
+                    }
+                };
+                let printed = match &joined {
+                    Ok(report) => printer.round(&t, report),
+                    Err(e) => printer.error(e),
+                };
+                quiet_on_close(printed)?;
+                match joined {
+                    // With --once the join's round was the tenant's round.
+                    Ok(_) if args.once => joined_once += 1,
+                    Ok(_) => tenants.push(t),
+                    Err(_) => skipped += 1,
+                }
+            }
             Err(pos_tenancy::Error::TenantNotFound(_)) => {
                 let add = format!(
-                    "add it with `pos-node tenant add --db {} --id {t} --name NAME`",
+                    "add it with --join (from the server's configuration) or with \
+                     `pos-node tenant add --db {} --id {t} --name NAME`",
                     args.db.display()
                 );
                 if args.token_dir.is_none() {
@@ -257,7 +287,11 @@ pub(crate) fn run(args: SyncArgs) -> Result<Outcome, CliError> {
             Err(e) => return Err(e.into()),
         }
     }
-    if tenants.is_empty() {
+    if tenants.is_empty() && joined_once == 0 && args.join {
+        // Every tenant failed to join; each failure is on stderr already.
+        return Ok(Outcome::Failed);
+    }
+    if tenants.is_empty() && joined_once == 0 {
         return Err(CliError::Usage(
             "no tenant of the token directory is on this node".into(),
         ));

@@ -362,6 +362,8 @@ fn a_server_not_listening_exits_2_transient_with_the_pending_count_unchanged() {
         err.contains("tenant caps: push failed (transient)"),
         "{err}"
     );
+    // Nothing retries after --once exits, and the hint says so.
+    assert!(err.contains("run it again"), "{err}");
     let line = json(stdout(&o).trim());
     assert_eq!(line["event"], "error");
     assert_eq!(line["tenant"], "caps");

@@ -115,6 +115,8 @@ enum Line<'a> {
 /// Prints what happens, on stdout (failures on stderr too).
 struct Printer {
     json: bool,
+    /// `--once`: nothing retries after the exit, whatever an error's action says.
+    once: bool,
 }
 
 impl Printer {
@@ -152,6 +154,9 @@ impl Printer {
     /// a JSON line with `--json`.
     fn error(&self, e: &SyncError) -> io::Result<()> {
         warn(&format!("error: {e}"));
+        if self.once && e.class == ErrorClass::Transient {
+            warn("this was one round (--once): run it again, or run without --once to retry by itself");
+        }
         if !self.json {
             return Ok(());
         }
@@ -211,7 +216,10 @@ pub(crate) fn run(args: SyncArgs) -> Result<Outcome, CliError> {
     let store = open_existing(&args.db)?;
     let transport =
         HttpTransport::new(&args.server).map_err(|e| CliError::Usage(format!("--server: {e}")))?;
-    let printer = Printer { json: args.json };
+    let printer = Printer {
+        json: args.json,
+        once: args.once,
+    };
     let (tokens, wanted) = match (&args.tenant, &args.token_file, &args.token_dir) {
         (Some(t), Some(file), _) => (Tokens::File(file.clone()), vec![t.clone()]),
         (_, _, Some(dir)) => {

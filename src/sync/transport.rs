@@ -88,6 +88,14 @@ pub enum TransportError {
     /// An answer that is not what the API promises.
     #[error("the central server's answer is not understood: {0}")]
     Malformed(String),
+    /// The server URL given is not one a request can be sent to.
+    #[error("the server URL {url:?} {problem}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 impl TransportError {
@@ -95,6 +103,7 @@ impl TransportError {
     pub fn class(&self) -> ErrorClass {
         match self {
             TransportError::Unreachable(_) | TransportError::Malformed(_) => ErrorClass::Transient,
+            TransportError::BadUrl { .. } => ErrorClass::Fatal,
             TransportError::Server { status, .. } => match status {
                 401 => ErrorClass::Auth,
                 403 => ErrorClass::Suspended,
@@ -181,17 +190,28 @@ impl HttpTransport {
     /// A transport to the server at `base` (`http://127.0.0.1:8080`, `https://central.example`).
     pub fn new(base: &str) -> Result<Self, TransportError> {
         let base = base.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(TransportError::Malformed(format!(
-                "server URL {base:?} must start with http:// or https://"
-            )));
+        let bad = |problem: &str| TransportError::BadUrl {
+            url: base.clone(),
+            problem: problem.to_owned(),
+        };
+        let url = reqwest::Url::parse(&base).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("must start with http:// or https://"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("names no host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad(
+                "must not have a query or fragment (give the server's base URL)",
+            ));
         }
         let client = reqwest::blocking::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("pos-tenancy/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| TransportError::Malformed(e.to_string()))?;
+            .map_err(|e| TransportError::Unreachable(format!("cannot set up HTTP: {e}")))?;
         Ok(Self { client, base })
     }
 
@@ -372,5 +392,30 @@ impl<S: CentralStore> Transport for DirectTransport<S> {
             }),
             settings: t.settings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_url_that_cannot_be_used_is_refused_saying_what_is_wrong() {
+        for (url, says) in [
+            ("central.example", "is not a URL"),
+            ("ftp://central.example", "http:// or https://"),
+            ("http://", "is not a URL"),
+            ("http://central.example/?tenant=x", "query"),
+        ] {
+            match HttpTransport::new(url) {
+                Err(e @ TransportError::BadUrl { .. }) => {
+                    assert!(e.to_string().contains(says), "{url}: {e}");
+                    assert_eq!(e.class(), ErrorClass::Fatal);
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert!(HttpTransport::new("https://central.example/pos/").is_ok());
+        assert!(HttpTransport::new("http://127.0.0.1:8080").is_ok());
     }
 }

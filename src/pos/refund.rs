@@ -11,12 +11,29 @@
 //! the line; the part that takes the rest of a line takes exactly the line's figures less what
 //! earlier reversals took, so a line refunded in parts returns exactly its total.
 //!
-//! Loyalty points accrued on the original and commission earned on it are reversed in
-//! proportion to the net (before tax) reversed so far, computed cumulatively over every
-//! reversal of the sale: `taken back in all = earned × net reversed in all / sale net`, so no
-//! rounding drifts, nothing is taken back twice, and the last reversal takes back exactly what
-//! is left. Commission is not recomputed from the rules (they may have changed since the
-//! sale): each original commission row (per user and rule) is reversed in that proportion.
+//! Loyalty points accrued on the original are reversed in proportion to the net (before tax)
+//! reversed so far, computed cumulatively over every reversal of the sale: `taken back in all =
+//! earned × net reversed in all / sale net`, so no rounding drifts, nothing is taken back twice,
+//! and the last reversal takes back exactly what is left.
+//!
+//! Commission is reversed line by line, on the refunded lines' own net, not the sale's: each
+//! original commission row (per user and rule) covers the lines the checkout chose that rule
+//! for (the same choice, `checkout::best_commission_rule`, among the rules in force now
+//! and those the sale earned by), each line's share is what the checkout computed on it
+//! (`net × rate`, half away from zero), and a line gives back its share in proportion to its
+//! net reversed so far (all of it once the line is wholly reversed), again cumulatively. The
+//! shares add up to what the row earned, so refunding every line one by one takes back exactly
+//! what was earned and never more. Lines are attributed with today's rules and categories; when
+//! their shares no longer add up to what the row earned (a rule or a product's category changed
+//! since the sale), that row falls back to the sale's proportion above.
+//!
+//! Promotion uses are given back on the promotion's ledger (`promotion_usage`, append-only): a
+//! row on the reversal sale for each promotion the original used, once every line of the
+//! original that got a promotion discount is wholly reversed (by this reversal and earlier
+//! ones), and only once per promotion and sale. Sale lines do not record which promotion
+//! discounted them, so a sale with two promotions gives both back together: never a use given
+//! back for goods the customer kept. A promotion's uses are its rows on sales less its rows on
+//! reversal sales (`checkout::uses`).
 //!
 //! Money goes back the way it came. A refund's tenders are capped per method at what the sale
 //! took by it less what its earlier refunds gave back by it (read from the reversal sales'
@@ -44,12 +61,12 @@ use std::collections::BTreeMap;
 use rusqlite::ToSql;
 use serde::{Deserialize, Serialize};
 
-use super::checkout::receipt_number;
-use super::money::{extend, mul_div_round, sum};
+use super::checkout::{best_commission_rule, receipt_number, CommissionRuleRef};
+use super::money::{apply_ppm, extend, mul_div_round, sum};
 use super::{accounts, FlowError};
 use crate::catalog::{
     Commission, CreditTransaction, GiftCard, GiftCardTransaction, InventoryTransaction,
-    LoyaltyTransaction, PaymentMethod, Sale, SaleLine, SalePayment, SaleReversal,
+    LoyaltyTransaction, PaymentMethod, PromotionUse, Sale, SaleLine, SalePayment, SaleReversal,
 };
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::settings::{BusinessRules, Role};
@@ -228,6 +245,9 @@ pub struct RefundReceipt {
     pub points_returned: i64,
     /// Commission reversed (negative amounts), one row per original earner and rule.
     pub commissions: Vec<Commission>,
+    /// Promotion uses given back, one row per promotion, on the reversal sale (empty until
+    /// every line a promotion discounted is wholly reversed).
+    pub promotions: Vec<PromotionUse>,
 }
 
 // ------------------------------------------------------------------------------------- reading
@@ -1132,7 +1152,7 @@ fn pay_back(
     Ok((payments, points_returned))
 }
 
-/// How far the sale is reversed, for taking back points and commission in proportion.
+/// How far the sale is reversed, for taking back points, commission and promotion uses.
 struct Progress {
     /// The original sale's net (before tax).
     sale_net: i64,
@@ -1140,6 +1160,57 @@ struct Progress {
     reversed_net: i64,
     /// Whether every line is now wholly reversed.
     whole: bool,
+    /// Each line of the original, in receipt order.
+    lines: Vec<LineProgress>,
+}
+
+/// How far one line of the original sale is reversed.
+struct LineProgress {
+    /// Its product, if any.
+    product: Option<RowId>,
+    /// Its net (gross less discount, before tax): what the checkout computed commission on.
+    net: i64,
+    /// Net of it reversed by every reversal so far, this one included.
+    reversed_net: i64,
+    /// Whether it is now wholly reversed.
+    whole: bool,
+    /// Whether a promotion discounted it.
+    discounted: bool,
+}
+
+impl LineProgress {
+    fn of(line: &SaleLine, before: Taken, parts: &[Part<'_>]) -> Result<Self> {
+        let mut quantity = before.quantity;
+        let mut reversed_net = before.gross - before.discount;
+        for p in parts.iter().filter(|p| p.line.id == line.id) {
+            quantity = quantity
+                .checked_add(p.quantity)
+                .ok_or(FlowError::Overflow)?;
+            reversed_net = reversed_net
+                .checked_add(p.net())
+                .ok_or(FlowError::Overflow)?;
+        }
+        Ok(Self {
+            product: line.product_id,
+            net: line_gross(line) - line.discount_minor,
+            reversed_net,
+            whole: quantity >= line.quantity_milli,
+            discounted: line.discount_minor > 0,
+        })
+    }
+
+    /// What of `share` (earned on the whole line) should have been taken back in all by now:
+    /// in proportion to the net reversed, all of it once the line is wholly reversed.
+    fn due(&self, share: i64) -> Result<i64> {
+        if self.whole {
+            return Ok(share);
+        }
+        if self.net == 0 {
+            return Ok(0);
+        }
+        let r = mul_div_round(share, self.reversed_net, self.net).ok_or(FlowError::Overflow)?;
+        Ok(within(r, share))
+    }
 }
 
 impl Progress {
@@ -1206,7 +1277,7 @@ fn reverse_points(
 }
 
 /// A negative commission row per earner and rule of the original sale, for what is due by the
-/// progress less what earlier reversals took back.
+/// lines reversed (see the module docs) less what earlier reversals took back.
 fn reverse_commissions(
     s: &Scope<'_>,
     actor: &Actor,
@@ -1232,10 +1303,40 @@ fn reverse_commissions(
         "SELECT user_id, rule_id, -sum(amount_minor) FROM commissions
          WHERE tenant_id = ?1 AND sale_id IN ({REVERSALS_OF}) GROUP BY user_id, rule_id"
     ))?;
+    // The rules a line may have earned by: those in force now and those the sale earned by.
+    let rules: Vec<(CommissionRuleRef, bool)> = s.query_map(
+        "SELECT id, user_id, category_id, rate_ppm, active FROM commission_rules
+         WHERE tenant_id = ?1 ORDER BY id",
+        &[],
+        |r| Ok((CommissionRuleRef::from_row(r)?, r.get(4)?)),
+    )?;
+    let rules: Vec<CommissionRuleRef> = rules
+        .into_iter()
+        .filter(|(r, active)| *active || earned.keys().any(|(_, id)| *id == Some(r.id)))
+        .map(|(r, _)| r)
+        .collect();
+    let categories = progress
+        .lines
+        .iter()
+        .map(|l| match l.product {
+            Some(product) => Ok(s
+                .query_optional(
+                    "SELECT category_id FROM products WHERE tenant_id = ?1 AND id = ?2",
+                    &[&product],
+                    |r| r.get::<_, Option<RowId>>(0),
+                )?
+                .flatten()),
+            None => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
     for ((user, rule), amount) in earned {
         let before = already.get(&(user, rule)).copied().unwrap_or(0);
-        let now_due = within(progress.due(amount)? - before, amount - before);
+        let due = match due_by_lines(&rules, &categories, progress, user, rule, amount)? {
+            Some(due) => due,
+            None => progress.due(amount)?,
+        };
+        let now_due = within(due - before, amount - before);
         if now_due == 0 {
             continue;
         }
@@ -1254,7 +1355,85 @@ fn reverse_commissions(
     Ok(out)
 }
 
-/// Everything after the refusals: the reversal sale, stock, money, points and commission.
+/// What of `earned` by `rule` for `user` should have been taken back in all by now, line by
+/// line: each line the checkout would give to that rule gives back its share (`net × rate`) in
+/// proportion to its net reversed. `None` when the shares do not add up to `earned` (a rule
+/// or a category changed since the sale, or the row names no rule we know): the caller then
+/// takes back in proportion to the sale's net.
+fn due_by_lines(
+    rules: &[CommissionRuleRef],
+    categories: &[Option<RowId>],
+    progress: &Progress,
+    user: RowId,
+    rule: Option<RowId>,
+    earned: i64,
+) -> Result<Option<i64>> {
+    let Some(rule) = rule.and_then(|id| rules.iter().find(|r| r.id == id)) else {
+        return Ok(None);
+    };
+    let (mut shares, mut due) = (0i64, 0i64);
+    for (line, category) in progress.lines.iter().zip(categories) {
+        if best_commission_rule(rules, user, *category).map(|r| r.id) != Some(rule.id) {
+            continue;
+        }
+        let share = apply_ppm(line.net, rule.rate_ppm)?;
+        shares = shares.checked_add(share).ok_or(FlowError::Overflow)?;
+        due = due
+            .checked_add(line.due(share)?)
+            .ok_or(FlowError::Overflow)?;
+    }
+    Ok((shares == earned).then(|| within(due, earned)))
+}
+
+/// A promotion usage row on the reversal for each promotion the original sale used and no
+/// earlier reversal gave back, once every line a promotion discounted is wholly reversed (every
+/// line, if none was discounted). Its `discount_minor` is the discount the sale's row gave.
+fn give_back_promotions(
+    s: &Scope<'_>,
+    actor: &Actor,
+    original: &Sale,
+    reversal: RowId,
+    progress: &Progress,
+    now: Timestamp,
+) -> Result<Vec<PromotionUse>> {
+    let mut discounted = progress.lines.iter().filter(|l| l.discounted).peekable();
+    let done = if discounted.peek().is_some() {
+        discounted.all(|l| l.whole)
+    } else {
+        progress.whole
+    };
+    if !done {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(RowId, i64)> = s.query_map(
+        &format!(
+            "SELECT promotion_id, sum(discount_minor) FROM promotion_usage
+             WHERE tenant_id = ?1 AND sale_id = ?2 AND promotion_id NOT IN (
+                 SELECT promotion_id FROM promotion_usage
+                 WHERE tenant_id = ?1 AND sale_id IN ({REVERSALS_OF}))
+             GROUP BY promotion_id ORDER BY promotion_id"
+        ),
+        &[&original.id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (promotion_id, discount_minor) in rows {
+        let row = PromotionUse {
+            id: RowId::new(),
+            promotion_id,
+            sale_id: reversal,
+            customer_id: original.customer_id,
+            discount_minor,
+            used_at: now,
+        };
+        s.append(actor, &row)?;
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// Everything after the refusals: the reversal sale, stock, money, points, commission and
+/// promotion uses.
 #[allow(clippy::too_many_arguments)]
 fn reverse(
     s: &Scope<'_>,
@@ -1285,15 +1464,11 @@ fn reverse(
         )?;
     }
     let (payments, points_returned) = pay_back(s, actor, &written.sale, paybacks, now)?;
-    let whole = lines.iter().all(|l| {
-        let before = taken.get(&l.id).map_or(0, |t| t.quantity);
-        let now = parts
-            .iter()
-            .filter(|p| p.line.id == l.id)
-            .map(|p| p.quantity)
-            .sum::<i64>();
-        before + now >= l.quantity_milli
-    });
+    let line_progress = lines
+        .iter()
+        .map(|l| LineProgress::of(l, taken.get(&l.id).copied().unwrap_or_default(), parts))
+        .collect::<Result<Vec<_>>>()?;
+    let whole = line_progress.iter().all(|l| l.whole);
     let reversed_net = {
         let before: i64 = s.query_row(
             &format!(
@@ -1311,9 +1486,11 @@ fn reverse(
         sale_net: original.subtotal_minor - original.discount_minor,
         reversed_net,
         whole,
+        lines: line_progress,
     };
     let points_reversed = reverse_points(s, actor, original.id, reversal, &progress, now)?;
     let commissions = reverse_commissions(s, actor, original, reversal, &progress, now)?;
+    let promotions = give_back_promotions(s, actor, original, reversal, &progress, now)?;
     Ok(RefundReceipt {
         sale: written.sale,
         lines: written.lines,
@@ -1322,6 +1499,7 @@ fn reverse(
         points_reversed,
         points_returned,
         commissions,
+        promotions,
     })
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use pos_tenancy::catalog::{
-    CommissionRule, CreditAccount, Customer, LayawayPayment, LoyaltyAccount, Product,
+    CommissionRule, CreditAccount, Customer, GiftCard, LayawayPayment, LoyaltyAccount, Product,
     ProductCategory, Promotion, Sale, SaleLine, SalePayment, User,
 };
 use pos_tenancy::pos::{
@@ -1478,7 +1478,7 @@ fn a_refund_inside_a_transaction_is_kept_only_if_committed() -> Result<()> {
     Ok(())
 }
 
-// ------------------------------------------------------ promotion uses, commission by line
+// ------------------------------------------------- promotion uses, commission by line, overrides
 
 /// A half-price promotion on filters that may be used once; it beats the fixture's 12.5 %.
 fn half_price_filters_once(shop: &Shop<'_>) -> Result<Promotion> {
@@ -1729,5 +1729,207 @@ fn refunding_every_line_one_by_one_reverses_exactly_the_commission_earned() -> R
     }
     assert_eq!(reversed, earned);
     assert_eq!(commission_sum(t), 0);
+    Ok(())
+}
+
+/// A manager of the shop.
+fn manager(shop: &Shop<'_>) -> Result<Actor> {
+    let now = Timestamp::now();
+    let user = User {
+        id: RowId::new(),
+        username: "boss".into(),
+        display_name: "Floor manager".into(),
+        email: None,
+        role: Role::Manager,
+        pin_hash: None,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    shop.t.insert(&shop.admin, &user)?;
+    shop.t.actor(user.id)
+}
+
+/// A bottle paid with a gift card that is then blocked.
+fn paid_by_a_card_now_blocked(shop: &Shop<'_>) -> Result<(Receipt, GiftCard)> {
+    let card = shop
+        .t
+        .issue_gift_card(&shop.cashier, "GC-1", 5_000, None, None)?;
+    let sale = one_bottle(
+        shop,
+        vec![Tender::GiftCard {
+            card_id: card.id,
+            amount_minor: 979,
+        }],
+    )?;
+    let blocked = GiftCard {
+        active: false,
+        ..card
+    };
+    shop.t.update(&shop.cashier, &blocked)?;
+    Ok((sale, blocked))
+}
+
+#[test]
+fn a_sale_paid_by_a_blocked_gift_card_is_refunded_by_other_tenders_with_a_managers_override(
+) -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let boss = manager(&shop)?;
+    let (sale, card) = paid_by_a_card_now_blocked(&shop)?;
+    let in_cash =
+        Refund::new(sale.sale.id, "leaking").tender(RefundTender::Cash { amount_minor: 979 });
+    let before = snapshot(&shop);
+    // The card takes nothing back, and cash is not what the sale took.
+    let onto_card = Refund::new(sale.sale.id, "leaking").tender(RefundTender::GiftCard {
+        card_id: card.id,
+        amount_minor: 979,
+    });
+    let e = flow(t.refund(&shop.cashier, &onto_card).unwrap_err());
+    assert!(matches!(e, FlowError::GiftCardUnusable { .. }), "{e:?}");
+    let e = flow(t.refund(&shop.cashier, &in_cash).unwrap_err());
+    assert_eq!(e, exceeds("cash", None, 0, 0, 979));
+    // The override does not load the blocked card either.
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &onto_card.override_unusable_card(&boss, "card reported stolen"),
+        )
+        .unwrap_err(),
+    );
+    assert!(matches!(e, FlowError::GiftCardUnusable { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop), before);
+    // A manager's override for this one refund: the cashier gives it back in cash.
+    let r = t.refund(
+        &shop.cashier,
+        &in_cash.override_unusable_card(&boss, "card reported stolen"),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(paid_back(&r), [("cash", -979)]);
+    assert_eq!(t.gift_card_balance(card.id)?, 5_000 - 979);
+    // Audited: who approved, why, who refunded, and how much went past the caps.
+    let audit = t.query(&format!(
+        "SELECT actor_user_id, detail FROM audit_log
+         WHERE row_id = '{}' AND detail IS NOT NULL",
+        r.sale.id
+    ))?;
+    assert_eq!(audit.rows.len(), 1, "{audit:?}");
+    assert_eq!(
+        audit.rows[0][0].as_str(),
+        Some(boss.user_id().to_string().as_str())
+    );
+    let detail: serde_json::Value =
+        serde_json::from_str(audit.rows[0][1].as_str().expect("detail")).expect("json");
+    assert_eq!(detail["reason"], "card reported stolen");
+    assert_eq!(detail["refunded_by"], shop.cashier.user_id().to_string());
+    assert_eq!(detail["gift_cards"][0], card.id.to_string());
+    assert_eq!(detail["past_caps_minor"], 979);
+    // The tenant-wide rule is still off: the override was for that refund only.
+    assert!(!t.settings()?.rules.allow_refund_to_any_tender);
+    Ok(())
+}
+
+#[test]
+fn an_override_for_an_expired_gift_card_moves_only_what_that_card_paid() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let boss = manager(&shop)?;
+    let card = t.issue_gift_card(&shop.cashier, "GC-2", 5_000, None, None)?;
+    let sale = one_bottle(
+        &shop,
+        vec![
+            Tender::GiftCard {
+                card_id: card.id,
+                amount_minor: 400,
+            },
+            Tender::Card {
+                amount_minor: 579,
+                reference: "AUTH-1".into(),
+            },
+        ],
+    )?;
+    let expired = GiftCard {
+        expires_at: Some(
+            Timestamp::from_millis(Timestamp::now().as_millis() - 60_000).expect("time"),
+        ),
+        ..card
+    };
+    t.update(&shop.cashier, &expired)?;
+    let approved = |refund: Refund| refund.override_unusable_card(&boss, "card expired last week");
+    let before = snapshot(&shop);
+    // All of it in cash would move the payment card's money too: refused.
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &approved(
+                Refund::new(sale.sale.id, "leaking")
+                    .tender(RefundTender::Cash { amount_minor: 979 }),
+            ),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(e, exceeds("cash", None, 0, 0, 979));
+    assert_eq!(snapshot(&shop), before);
+    // The expired card's 400 in cash, the rest back to the payment card.
+    let r = t.refund(
+        &shop.cashier,
+        &approved(
+            Refund::new(sale.sale.id, "leaking")
+                .tender(RefundTender::Cash { amount_minor: 400 })
+                .tender(RefundTender::Card {
+                    amount_minor: 579,
+                    reference: "RFD-1".into(),
+                }),
+        ),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(paid_back(&r), [("cash", -400), ("card", -579)]);
+    Ok(())
+}
+
+#[test]
+fn a_cashiers_override_is_refused_and_writes_nothing() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let (sale, _) = paid_by_a_card_now_blocked(&shop)?;
+    let before = snapshot(&shop);
+    let e = t
+        .refund(
+            &shop.cashier,
+            &Refund::new(sale.sale.id, "leaking")
+                .tender(RefundTender::Cash { amount_minor: 979 })
+                .override_unusable_card(&shop.cashier, "I say so"),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::PermissionDenied {
+                role: Role::Cashier,
+                needed: Role::Manager,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("needs a manager"), "{e}");
+    // Nor without a reason, even from a manager.
+    let boss = manager(&shop)?;
+    let before_boss = snapshot(&shop);
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &Refund::new(sale.sale.id, "leaking")
+                .tender(RefundTender::Cash { amount_minor: 979 })
+                .override_unusable_card(&boss, " "),
+        )
+        .unwrap_err(),
+    );
+    assert!(matches!(e, FlowError::Empty { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop)[..TABLES.len()], before[..TABLES.len()]);
+    assert_eq!(snapshot(&shop), before_boss);
     Ok(())
 }

@@ -55,7 +55,7 @@ pub(crate) mod work_order;
 pub use accounts::{GiftCardReceipt, GiftCardSale};
 pub use checkout::{Checkout, LineItem, Receipt, Tender, DEFAULT_LOCATION};
 pub use layaway::{LayawayCancellation, LayawayCompletion, LayawayOrder, LayawayReceipt};
-pub use refund::{Refund, RefundReceipt, RefundTender};
+pub use refund::{CardOverride, Refund, RefundReceipt, RefundTender};
 pub use reports::{
     CreditStanding, CustomerHistory, GiftCardHolding, LoyaltyStanding, OpenLayaway, PaymentTotal,
     ReorderLine, MAX_HISTORY_SALES, PAYMENT_METHOD_ORDER,
@@ -573,7 +573,8 @@ pub trait Pos: TenantAccess {
     /// (exactly the refund's total), loyalty points earned on the sale are taken back in
     /// proportion to its net, commission on the refunded lines' own share, and the sale's
     /// promotion uses are given back once every line a promotion discounted is wholly
-    /// reversed. See [`Refund`]. Needs a cashier. A sale of a gift card is refused
+    /// reversed. See [`Refund`]. Needs a cashier (and a manager's approval for
+    /// [`Refund::override_unusable_card`]). A sale of a gift card is refused
     /// ([`FlowError::SoldGiftCard`]).
     fn refund(&self, actor: &Actor, refund: &Refund) -> Result<RefundReceipt> {
         self.in_write(|s| refund::refund(s, actor, refund))

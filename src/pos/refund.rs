@@ -38,8 +38,13 @@
 //! Money goes back the way it came. A refund's tenders are capped per method at what the sale
 //! took by it less what its earlier refunds gave back by it (read from the reversal sales'
 //! payments and, for points, their `reverse` loyalty rows), gift cards card by card, unless the
-//! tenant allows refunds to any tender. A void gives every payment back to its own method, card,
-//! account or points.
+//! tenant allows refunds to any tender. A gift card that is now blocked or expired takes nothing
+//! back; what it paid goes back by other tenders only under that tenant-wide rule or a manager's
+//! override of this one refund ([`Refund::override_unusable_card`]), which raises the other
+//! methods' caps (points excepted) by what those cards paid and were not given back, less what
+//! earlier refunds already gave past the caps, and is written to the audit log with the
+//! approver and the reason. A void gives every payment back to its own method, card, account or
+//! points.
 //!
 //! Points given back are worth what they were worth on the sale, not the tenant's point value
 //! today: the sale's rate is what its points payments took over the points it redeemed. The
@@ -109,7 +114,8 @@ pub enum RefundTender {
         reference: String,
     },
     /// Loaded back onto a gift card the sale was paid with (a `refund` ledger row), up to what
-    /// that card paid.
+    /// that card paid. A card that is now blocked or expired is refused
+    /// ([`FlowError::GiftCardUnusable`]); see [`Refund::override_unusable_card`].
     GiftCard {
         /// The card.
         card_id: RowId,
@@ -180,6 +186,22 @@ pub struct Refund {
     pub device_id: Option<RowId>,
     /// Why (kept as the refund's note). Must not be empty.
     pub reason: String,
+    /// A manager's approval to give back by other tenders what now blocked or expired gift
+    /// cards paid; see [`Refund::override_unusable_card`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_override: Option<CardOverride>,
+}
+
+/// A manager's approval, for one refund, to give back by other tenders what the sale's gift
+/// cards paid when those cards are now blocked or expired. Made by
+/// [`Refund::override_unusable_card`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardOverride {
+    /// The approving user: an active manager or admin of the tenant when the refund runs
+    /// (checked then, from the users table).
+    pub approver_id: RowId,
+    /// Why it was approved (kept in the audit log). Must not be empty.
+    pub reason: String,
 }
 
 impl Refund {
@@ -193,6 +215,7 @@ impl Refund {
             location: None,
             device_id: None,
             reason: reason.to_owned(),
+            card_override: None,
         }
     }
 
@@ -223,6 +246,26 @@ impl Refund {
     /// Records the refund on this device.
     pub fn device(mut self, device: RowId) -> Self {
         self.device_id = Some(device);
+        self
+    }
+
+    /// A manager's override for this refund only: what gift cards that paid the sale and are
+    /// now blocked or expired paid (and no refund gave back onto them) may go back in cash, by
+    /// card, to store credit or onto another gift card, past those methods' caps; points stay
+    /// capped, and the blocked or expired card itself still takes nothing. Without it (or the
+    /// tenant-wide [`crate::BusinessRules::allow_refund_to_any_tender`]) such a refund is
+    /// refused with [`FlowError::RefundExceedsTender`].
+    ///
+    /// `approver` must be a manager or admin when the refund runs, else the refund is refused
+    /// with [`crate::Error::PermissionDenied`]; the actor ringing the refund up may be a
+    /// cashier. The approval is written to the audit log (actor: the approver; detail: the
+    /// reason, who refunded, the cards and the amount that went past the caps) in the refund's
+    /// transaction. `reason` must not be empty.
+    pub fn override_unusable_card(mut self, approver: &Actor, reason: &str) -> Self {
+        self.card_override = Some(CardOverride {
+            approver_id: approver.user_id(),
+            reason: reason.to_owned(),
+        });
         self
     }
 }
@@ -622,16 +665,27 @@ fn account_of(
     Ok(found.ok_or_else(no_account)?)
 }
 
+/// What a manager's override let through ([`Refund::override_unusable_card`]).
+#[derive(Debug, Default)]
+struct Overridden {
+    /// The sale's gift cards that are blocked or expired now.
+    cards: Vec<RowId>,
+    /// What this refund gives past the caps of other methods on their account.
+    past_caps_minor: i64,
+}
+
 /// Checks a refund's tenders, that they give back exactly `due` (positive), and, unless the
-/// rules allow any tender, that each method stays within what the sale took by it.
+/// rules allow any tender, that each method stays within what the sale took by it, but for
+/// what a manager's override (`card_override`) lets past the caps.
 fn refund_paybacks(
     s: &Scope<'_>,
     sale: &Sale,
     rules: &BusinessRules,
     tenders: &[RefundTender],
     due: i64,
+    card_override: bool,
     now: Timestamp,
-) -> Result<Vec<Payback>> {
+) -> Result<(Vec<Payback>, Overridden)> {
     let positive = |what, amount_minor: i64| {
         if amount_minor <= 0 {
             Err(FlowError::Amount {
@@ -750,10 +804,18 @@ fn refund_paybacks(
         }
         .into());
     }
+    let mut overridden = Overridden::default();
     if let (false, Some(tally)) = (rules.allow_refund_to_any_tender, &tally) {
-        within_tenders(tally, &out)?;
+        let slack = if card_override {
+            let (cards, slack) = tally.unusable_cards(s, now)?;
+            overridden.cards = cards;
+            slack
+        } else {
+            0
+        };
+        overridden.past_caps_minor = within_tenders(tally, &out, slack)?;
     }
-    Ok(out)
+    Ok((out, overridden))
 }
 
 /// What points given back are worth: `minor` minor units for every `points` points.
@@ -819,6 +881,38 @@ impl Tally {
             rate,
             redeemed,
         })
+    }
+
+    /// The sale's gift cards that are blocked or expired at `now`, and what a manager's override
+    /// may let go back past other methods' caps on their account: what those cards paid and
+    /// no refund gave back onto them, less what earlier refunds already gave past the caps of
+    /// the other methods (points aside), so the same money is never moved twice.
+    fn unusable_cards(&self, s: &Scope<'_>, now: Timestamp) -> Result<(Vec<RowId>, i64)> {
+        let mut cards = Vec::new();
+        let mut left = 0i64;
+        for (method, took) in &self.took {
+            let Some(card) = method.card else { continue };
+            let c: GiftCard = s.row(card)?;
+            if c.active && c.expires_at.is_none_or(|e| e > now) {
+                continue;
+            }
+            let refunded = self.refunded.get(method).copied().unwrap_or(0);
+            cards.push(card);
+            left = left
+                .checked_add((took - refunded).max(0))
+                .ok_or(FlowError::Overflow)?;
+        }
+        let mut past = 0i64;
+        for (method, refunded) in &self.refunded {
+            if *method == Method::LOYALTY || method.card.is_some_and(|c| cards.contains(&c)) {
+                continue;
+            }
+            let took = self.took.get(method).copied().unwrap_or(0);
+            past = past
+                .checked_add((refunded - took).max(0))
+                .ok_or(FlowError::Overflow)?;
+        }
+        Ok((cards, (left - past).max(0)))
     }
 
     /// Cash this refund may give past the cash cap: less than one point's value at the sale's
@@ -972,8 +1066,11 @@ fn refunded_before(s: &Scope<'_>, sale: RowId) -> Result<BTreeMap<Method, i64>> 
 
 /// Refuses the first method (in the order the tenders name them) whose refunds in all would
 /// exceed what the sale took by it, but for cash past its cap by less than one point's value
-/// ([`Tally::cash_over_cap_allowed`]).
-fn within_tenders(tally: &Tally, paybacks: &[Payback]) -> Result<()> {
+/// ([`Tally::cash_over_cap_allowed`]) and, up to `slack` in all, any method but points past
+/// its cap by a manager's override ([`Tally::unusable_cards`]). Returns what went past the
+/// caps on the override's account.
+fn within_tenders(tally: &Tally, paybacks: &[Payback], mut slack: i64) -> Result<i64> {
+    let mut past_caps = 0i64;
     let mut wanted: Vec<(Method, i64)> = Vec::new();
     for (method, amount) in paybacks.iter().map(Payback::method) {
         match wanted.iter_mut().find(|(m, _)| *m == method) {
@@ -987,18 +1084,24 @@ fn within_tenders(tally: &Tally, paybacks: &[Payback]) -> Result<()> {
         let in_all = refunded.checked_add(wanted).ok_or(FlowError::Overflow)?;
         // What this refund gives past the cap (earlier refunds may be past it already).
         let over = in_all - sale_took.max(refunded);
-        if in_all > sale_took && !(method == Method::CASH && tally.cash_over_cap_allowed(over)) {
-            return Err(FlowError::RefundExceedsTender {
-                method: method.method.as_str(),
-                gift_card: method.card,
-                sale_took,
-                refunded,
-                wanted,
-            }
-            .into());
+        if in_all <= sale_took || (method == Method::CASH && tally.cash_over_cap_allowed(over)) {
+            continue;
         }
+        if method != Method::LOYALTY && over <= slack {
+            slack -= over;
+            past_caps = past_caps.checked_add(over).ok_or(FlowError::Overflow)?;
+            continue;
+        }
+        return Err(FlowError::RefundExceedsTender {
+            method: method.method.as_str(),
+            gift_card: method.card,
+            sale_took,
+            refunded,
+            wanted,
+        }
+        .into());
     }
-    Ok(())
+    Ok(past_caps)
 }
 
 /// What a void gives back: every payment of the sale by its own method, to the same card or
@@ -1519,6 +1622,15 @@ fn taken_by_line(s: &Scope<'_>, lines: &[SaleLine]) -> Result<BTreeMap<RowId, Ta
 pub(crate) fn refund(s: &Scope<'_>, actor: &Actor, req: &Refund) -> Result<RefundReceipt> {
     s.require_role(actor, Role::Cashier, "refund", "sales")?;
     reason_given(&req.reason, "the reason for a refund")?;
+    if let Some(o) = &req.card_override {
+        reason_given(&o.reason, "the reason for a refund override")?;
+        s.require_user_role(
+            o.approver_id,
+            Role::Manager,
+            "approve an unusable gift card override of",
+            "refunds",
+        )?;
+    }
     if let Some(location) = &req.location {
         if location.trim().is_empty() {
             return Err(FlowError::Empty { what: "a location" }.into());
@@ -1530,9 +1642,17 @@ pub(crate) fn refund(s: &Scope<'_>, actor: &Actor, req: &Refund) -> Result<Refun
     let due = sum(parts.iter().map(Part::total))?;
     let now = Timestamp::now();
     let rules = s.tenant_settings()?.rules;
-    let paybacks = refund_paybacks(s, &sale, &rules, &req.tenders, due, now)?;
+    let (paybacks, overridden) = refund_paybacks(
+        s,
+        &sale,
+        &rules,
+        &req.tenders,
+        due,
+        req.card_override.is_some(),
+        now,
+    )?;
     let restock_at = req.restock.then_some(req.location.as_deref());
-    reverse(
+    let receipt = reverse(
         s,
         actor,
         &sale,
@@ -1545,7 +1665,25 @@ pub(crate) fn refund(s: &Scope<'_>, actor: &Actor, req: &Refund) -> Result<Refun
         req.device_id,
         &req.reason,
         now,
-    )
+    )?;
+    if let Some(o) = &req.card_override {
+        // The approver is the audit row's actor: who let the money past the caps, and why.
+        s.audit(
+            Some(o.approver_id),
+            "insert",
+            "sales",
+            &receipt.sale.id.to_string(),
+            Some(serde_json::json!({
+                "override": "unusable_gift_card",
+                "reason": o.reason,
+                "refunded_by": actor.user_id(),
+                "original_sale": sale.id,
+                "gift_cards": overridden.cards,
+                "past_caps_minor": overridden.past_caps_minor,
+            })),
+        )?;
+    }
+    Ok(receipt)
 }
 
 /// The void flow: every line wholly, every payment back by its method, stock back where it

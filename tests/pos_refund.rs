@@ -4,8 +4,8 @@
 mod common;
 
 use pos_tenancy::catalog::{
-    CommissionRule, CreditAccount, Customer, LayawayPayment, LoyaltyAccount, Product, Promotion,
-    Sale, SaleLine, SalePayment, User,
+    CommissionRule, CreditAccount, Customer, GiftCard, LayawayPayment, LoyaltyAccount, Product,
+    ProductCategory, Promotion, Sale, SaleLine, SalePayment, User,
 };
 use pos_tenancy::pos::{
     Checkout, FlowError, LineItem, Pos, Receipt, Refund, RefundReceipt, RefundTender, Tender,
@@ -163,6 +163,7 @@ const TABLES: &[&str] = &[
     "loyalty_transactions",
     "credit_transactions",
     "commissions",
+    "promotion_usage",
 ];
 
 /// Row counts of every table a refund writes, the outbox, and the balances it moves.
@@ -1474,5 +1475,461 @@ fn a_refund_inside_a_transaction_is_kept_only_if_committed() -> Result<()> {
     }
     assert_untouched(&caps.t, &sale);
     assert!(store.verify()?.is_ok());
+    Ok(())
+}
+
+// ------------------------------------------------- promotion uses, commission by line, overrides
+
+/// A half-price promotion on filters that may be used once; it beats the fixture's 12.5 %.
+fn half_price_filters_once(shop: &Shop<'_>) -> Result<Promotion> {
+    let promo = Promotion {
+        id: RowId::new(),
+        code: None,
+        name: "Half-price filter, once".into(),
+        kind: "percent".into(),
+        value: 500_000,
+        product_id: Some(shop.filter.id),
+        category_id: None,
+        starts_at: Timestamp::from_millis(Timestamp::now().as_millis() - 60_000).expect("time"),
+        ends_at: None,
+        usage_limit: Some(1),
+        active: true,
+    };
+    shop.t.insert(&shop.admin, &promo)?;
+    Ok(promo)
+}
+
+/// One oil and one filter, paid in cash.
+fn oil_and_filter(shop: &Shop<'_>) -> Result<Receipt> {
+    shop.t.checkout(
+        &shop.cashier,
+        &Checkout::new()
+            .line(LineItem::product(shop.oil.id, 1_000))
+            .line(LineItem::product(shop.filter.id, 1_000))
+            .tender(Tender::Cash {
+                tendered_minor: 10_000,
+            }),
+    )
+}
+
+/// The discount the next sale of one filter gets.
+fn next_filter_discount(store: &Store, shop: &Shop<'_>) -> Result<i64> {
+    // Rung up inside a transaction that is dropped, so it uses nothing up.
+    let mut t = store.tenant(shop.t.tenant_id())?;
+    let tx = t.transaction()?;
+    let r = tx.checkout(
+        &shop.cashier,
+        &Checkout::new()
+            .line(LineItem::product(shop.filter.id, 1_000))
+            .tender(Tender::Cash {
+                tendered_minor: 10_000,
+            }),
+    )?;
+    Ok(r.lines[0].discount_minor)
+}
+
+fn refund_lines(shop: &Shop<'_>, sale: &Receipt, lines: &[(RowId, i64)]) -> Result<RefundReceipt> {
+    let mut refund = Refund::new(sale.sale.id, "returned");
+    for (line, quantity) in lines {
+        refund = refund.line(*line, *quantity);
+    }
+    // A probe refused as underpaid says what is due (and a refusal writes nothing).
+    let probe = shop.t.refund(
+        &shop.cashier,
+        &refund
+            .clone()
+            .tender(RefundTender::Cash { amount_minor: 1 }),
+    );
+    let due = match probe {
+        Err(Error::Flow(FlowError::Underpaid { due_minor, .. }))
+        | Err(Error::Flow(FlowError::Overpaid { due_minor, .. })) => due_minor,
+        // Exactly 1 was due: the probe was the refund.
+        Ok(r) => return Ok(r),
+        Err(e) => return Err(e),
+    };
+    let r = shop.t.refund(
+        &shop.cashier,
+        &refund.tender(RefundTender::Cash { amount_minor: due }),
+    )?;
+    assert_balanced(&r);
+    Ok(r)
+}
+
+#[test]
+fn a_promotion_use_is_given_back_once_every_line_it_discounted_is_refunded() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let promo = half_price_filters_once(&shop)?;
+    assert_eq!(next_filter_discount(&store, &shop)?, 167, "half of 3.33");
+    let sale = oil_and_filter(&shop)?;
+    assert_eq!(sale.lines[1].discount_minor, 167);
+    assert_eq!(sale.promotions.len(), 1);
+    assert_eq!(sale.promotions[0].promotion_id, promo.id);
+    // Used up: the next filter gets the 12.5 % only.
+    assert_eq!(next_filter_discount(&store, &shop)?, 42);
+    // The oil comes back: the filter the promotion discounted is kept, so is the use.
+    let r = refund_lines(&shop, &sale, &[(sale.lines[0].id, 1_000)])?;
+    assert!(r.promotions.is_empty());
+    assert_eq!(next_filter_discount(&store, &shop)?, 42);
+    // Half the filter comes back: still not every discounted unit.
+    let r = refund_lines(&shop, &sale, &[(sale.lines[1].id, 400)])?;
+    assert!(r.promotions.is_empty());
+    assert_eq!(next_filter_discount(&store, &shop)?, 42);
+    // The rest of it: the use goes back, as a usage row on the refund.
+    let r = refund_lines(&shop, &sale, &[(sale.lines[1].id, 600)])?;
+    assert_eq!(r.promotions.len(), 1);
+    let back = &r.promotions[0];
+    assert_eq!(
+        (back.promotion_id, back.sale_id, back.discount_minor),
+        (promo.id, r.sale.id, 167)
+    );
+    assert_eq!(next_filter_discount(&store, &shop)?, 167);
+    // Written through the store's normal path: a synced operation like the use itself.
+    assert!(shop
+        .t
+        .pending_operations(100_000)?
+        .iter()
+        .any(|op| op.table == "promotion_usage" && op.row_id == back.id));
+    // The promotion can be used once again, and then it is used up again.
+    let again = oil_and_filter(&shop)?;
+    assert_eq!(again.lines[1].discount_minor, 167);
+    assert_eq!(next_filter_discount(&store, &shop)?, 42);
+    assert!(store.verify()?.is_ok());
+    Ok(())
+}
+
+#[test]
+fn a_void_gives_its_promotion_use_back() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    half_price_filters_once(&shop)?;
+    let sale = oil_and_filter(&shop)?;
+    assert_eq!(next_filter_discount(&store, &shop)?, 42);
+    let r = shop
+        .t
+        .void_sale(&shop.admin, sale.sale.id, "rung up twice")?;
+    assert_eq!(r.promotions.len(), 1);
+    assert_eq!(next_filter_discount(&store, &shop)?, 167);
+    Ok(())
+}
+
+/// Oil goes into an "Oils" category that earns 20 % (beside the fixture's 5 % for everything).
+fn oils_earn_twenty_percent(shop: &Shop<'_>) -> Result<CommissionRule> {
+    let now = Timestamp::now();
+    let oils = ProductCategory {
+        id: RowId::new(),
+        name: "Oils".into(),
+        parent_id: None,
+        created_at: now,
+    };
+    shop.t.insert(&shop.admin, &oils)?;
+    let mut oil = shop.t.fetch::<Product>(shop.oil.id)?;
+    oil.category_id = Some(oils.id);
+    shop.t.update(&shop.admin, &oil)?;
+    let rule = CommissionRule {
+        id: RowId::new(),
+        name: "Oils".into(),
+        user_id: None,
+        category_id: Some(oils.id),
+        rate_ppm: 200_000,
+        active: true,
+        created_at: now,
+    };
+    shop.t.insert(&shop.admin, &rule)?;
+    Ok(rule)
+}
+
+/// Half away from zero, as the checkout rounds commission on a line.
+fn share(net: i64, rate_ppm: i64) -> i64 {
+    (net * rate_ppm + 500_000) / 1_000_000
+}
+
+fn line_net(l: &SaleLine) -> i64 {
+    l.total_minor - l.tax_minor
+}
+
+/// Commission earned in all by one rule (reversals included).
+fn commission_of(t: &Tenant<'_>, rule: RowId) -> i64 {
+    let r = t
+        .query(&format!(
+            "SELECT coalesce(sum(amount_minor), 0) FROM commissions WHERE rule_id = '{rule}'"
+        ))
+        .expect("sum");
+    r.rows[0][0].as_i64().expect("a sum")
+}
+
+#[test]
+fn a_partial_refund_reverses_only_the_refunded_lines_commission() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let oils = oils_earn_twenty_percent(&shop)?;
+    let sale = mixed_sale(&shop, vec![])?;
+    let everyone = sale
+        .commissions
+        .iter()
+        .find(|c| c.rule_id != Some(oils.id))
+        .and_then(|c| c.rule_id)
+        .expect("the rule for everyone");
+    let [oil, filter, labour] = [&sale.lines[0], &sale.lines[1], &sale.lines[2]];
+    let oil_share = share(line_net(oil), 200_000);
+    let filter_share = share(line_net(filter), 50_000);
+    let labour_share = share(line_net(labour), 50_000);
+    assert_eq!(commission_of(t, oils.id), oil_share);
+    assert_eq!(commission_of(t, everyone), filter_share + labour_share);
+    // The labour line alone comes back: its 5 % share, none of the oil's 20 %.
+    let r = refund_lines(&shop, &sale, &[(labour.id, 1_000)])?;
+    let reversed: Vec<_> = r
+        .commissions
+        .iter()
+        .map(|c| (c.rule_id, c.amount_minor))
+        .collect();
+    assert_eq!(reversed, [(Some(everyone), -labour_share)]);
+    assert_eq!(commission_of(t, oils.id), oil_share);
+    assert_eq!(commission_of(t, everyone), filter_share);
+    Ok(())
+}
+
+#[test]
+fn refunding_every_line_one_by_one_reverses_exactly_the_commission_earned() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let oils = oils_earn_twenty_percent(&shop)?;
+    let sale = mixed_sale(&shop, vec![])?;
+    let earned = commission_sum(t);
+    assert!(earned > 0);
+    let [oil, filter, labour] = [&sale.lines[0], &sale.lines[1], &sale.lines[2]];
+    let oil_share = share(line_net(oil), 200_000);
+    // Awkward parts: a third of the filters, then a bottle of oil, the labour, the rest.
+    let steps: &[&[(RowId, i64)]] = &[
+        &[(filter.id, 500)],
+        &[(oil.id, 1_000)],
+        &[(labour.id, 1_000)],
+        &[(filter.id, 1_000)],
+        &[(oil.id, 1_000)],
+    ];
+    let mut reversed = 0;
+    for step in steps {
+        let oil_before = commission_of(t, oils.id);
+        let r = refund_lines(&shop, &sale, step)?;
+        assert!(r.commissions.iter().all(|c| c.amount_minor <= 0));
+        reversed -= r.commissions.iter().map(|c| c.amount_minor).sum::<i64>();
+        assert!(reversed <= earned, "never more than was earned");
+        if step[0].0 == oil.id {
+            // A bottle of two: half the oil's share.
+            assert_eq!(oil_before - commission_of(t, oils.id), oil_share / 2);
+        } else {
+            assert_eq!(
+                commission_of(t, oils.id),
+                oil_before,
+                "the oil's share stays"
+            );
+        }
+    }
+    assert_eq!(reversed, earned);
+    assert_eq!(commission_sum(t), 0);
+    Ok(())
+}
+
+/// A manager of the shop.
+fn manager(shop: &Shop<'_>) -> Result<Actor> {
+    let now = Timestamp::now();
+    let user = User {
+        id: RowId::new(),
+        username: "boss".into(),
+        display_name: "Floor manager".into(),
+        email: None,
+        role: Role::Manager,
+        pin_hash: None,
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    shop.t.insert(&shop.admin, &user)?;
+    shop.t.actor(user.id)
+}
+
+/// A bottle paid with a gift card that is then blocked.
+fn paid_by_a_card_now_blocked(shop: &Shop<'_>) -> Result<(Receipt, GiftCard)> {
+    let card = shop
+        .t
+        .issue_gift_card(&shop.cashier, "GC-1", 5_000, None, None)?;
+    let sale = one_bottle(
+        shop,
+        vec![Tender::GiftCard {
+            card_id: card.id,
+            amount_minor: 979,
+        }],
+    )?;
+    let blocked = GiftCard {
+        active: false,
+        ..card
+    };
+    shop.t.update(&shop.cashier, &blocked)?;
+    Ok((sale, blocked))
+}
+
+#[test]
+fn a_sale_paid_by_a_blocked_gift_card_is_refunded_by_other_tenders_with_a_managers_override(
+) -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let boss = manager(&shop)?;
+    let (sale, card) = paid_by_a_card_now_blocked(&shop)?;
+    let in_cash =
+        Refund::new(sale.sale.id, "leaking").tender(RefundTender::Cash { amount_minor: 979 });
+    let before = snapshot(&shop);
+    // The card takes nothing back, and cash is not what the sale took.
+    let onto_card = Refund::new(sale.sale.id, "leaking").tender(RefundTender::GiftCard {
+        card_id: card.id,
+        amount_minor: 979,
+    });
+    let e = flow(t.refund(&shop.cashier, &onto_card).unwrap_err());
+    assert!(matches!(e, FlowError::GiftCardUnusable { .. }), "{e:?}");
+    let e = flow(t.refund(&shop.cashier, &in_cash).unwrap_err());
+    assert_eq!(e, exceeds("cash", None, 0, 0, 979));
+    // The override does not load the blocked card either.
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &onto_card.override_unusable_card(&boss, "card reported stolen"),
+        )
+        .unwrap_err(),
+    );
+    assert!(matches!(e, FlowError::GiftCardUnusable { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop), before);
+    // A manager's override for this one refund: the cashier gives it back in cash.
+    let r = t.refund(
+        &shop.cashier,
+        &in_cash.override_unusable_card(&boss, "card reported stolen"),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(paid_back(&r), [("cash", -979)]);
+    assert_eq!(t.gift_card_balance(card.id)?, 5_000 - 979);
+    // Audited: who approved, why, who refunded, and how much went past the caps.
+    let audit = t.query(&format!(
+        "SELECT actor_user_id, detail FROM audit_log
+         WHERE row_id = '{}' AND detail IS NOT NULL",
+        r.sale.id
+    ))?;
+    assert_eq!(audit.rows.len(), 1, "{audit:?}");
+    assert_eq!(
+        audit.rows[0][0].as_str(),
+        Some(boss.user_id().to_string().as_str())
+    );
+    let detail: serde_json::Value =
+        serde_json::from_str(audit.rows[0][1].as_str().expect("detail")).expect("json");
+    assert_eq!(detail["reason"], "card reported stolen");
+    assert_eq!(detail["refunded_by"], shop.cashier.user_id().to_string());
+    assert_eq!(detail["gift_cards"][0], card.id.to_string());
+    assert_eq!(detail["past_caps_minor"], 979);
+    // The tenant-wide rule is still off: the override was for that refund only.
+    assert!(!t.settings()?.rules.allow_refund_to_any_tender);
+    Ok(())
+}
+
+#[test]
+fn an_override_for_an_expired_gift_card_moves_only_what_that_card_paid() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let boss = manager(&shop)?;
+    let card = t.issue_gift_card(&shop.cashier, "GC-2", 5_000, None, None)?;
+    let sale = one_bottle(
+        &shop,
+        vec![
+            Tender::GiftCard {
+                card_id: card.id,
+                amount_minor: 400,
+            },
+            Tender::Card {
+                amount_minor: 579,
+                reference: "AUTH-1".into(),
+            },
+        ],
+    )?;
+    let expired = GiftCard {
+        expires_at: Some(
+            Timestamp::from_millis(Timestamp::now().as_millis() - 60_000).expect("time"),
+        ),
+        ..card
+    };
+    t.update(&shop.cashier, &expired)?;
+    let approved = |refund: Refund| refund.override_unusable_card(&boss, "card expired last week");
+    let before = snapshot(&shop);
+    // All of it in cash would move the payment card's money too: refused.
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &approved(
+                Refund::new(sale.sale.id, "leaking")
+                    .tender(RefundTender::Cash { amount_minor: 979 }),
+            ),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(e, exceeds("cash", None, 0, 0, 979));
+    assert_eq!(snapshot(&shop), before);
+    // The expired card's 400 in cash, the rest back to the payment card.
+    let r = t.refund(
+        &shop.cashier,
+        &approved(
+            Refund::new(sale.sale.id, "leaking")
+                .tender(RefundTender::Cash { amount_minor: 400 })
+                .tender(RefundTender::Card {
+                    amount_minor: 579,
+                    reference: "RFD-1".into(),
+                }),
+        ),
+    )?;
+    assert_balanced(&r);
+    assert_eq!(paid_back(&r), [("cash", -400), ("card", -579)]);
+    Ok(())
+}
+
+#[test]
+fn a_cashiers_override_is_refused_and_writes_nothing() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let (sale, _) = paid_by_a_card_now_blocked(&shop)?;
+    let before = snapshot(&shop);
+    let e = t
+        .refund(
+            &shop.cashier,
+            &Refund::new(sale.sale.id, "leaking")
+                .tender(RefundTender::Cash { amount_minor: 979 })
+                .override_unusable_card(&shop.cashier, "I say so"),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::PermissionDenied {
+                role: Role::Cashier,
+                needed: Role::Manager,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("needs a manager"), "{e}");
+    // Nor without a reason, even from a manager.
+    let boss = manager(&shop)?;
+    let before_boss = snapshot(&shop);
+    let e = flow(
+        t.refund(
+            &shop.cashier,
+            &Refund::new(sale.sale.id, "leaking")
+                .tender(RefundTender::Cash { amount_minor: 979 })
+                .override_unusable_card(&boss, " "),
+        )
+        .unwrap_err(),
+    );
+    assert!(matches!(e, FlowError::Empty { .. }), "{e:?}");
+    assert_eq!(snapshot(&shop)[..TABLES.len()], before[..TABLES.len()]);
+    assert_eq!(snapshot(&shop), before_boss);
     Ok(())
 }

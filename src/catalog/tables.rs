@@ -612,15 +612,17 @@ catalog! {
         active: bool,
     }
 
-    /// One use of a promotion (ledger).
+    /// One use of a promotion (ledger). A row on a refund or void sale (one with
+    /// `sale_reversals` rows) gives a use back: a promotion's uses are its rows on sales less
+    /// its rows on reversals.
     PromotionUse => promotion_usage (Ledger, Cashier, Api) {
         /// Promotion.
         promotion_id: RowId => promotions,
-        /// Sale.
+        /// Sale (or the refund or void giving the use back).
         sale_id: RowId => sales,
         /// Customer.
         customer_id: Option<RowId> => customers,
-        /// Discount given.
+        /// Discount given (on a give-back, the discount the use had given).
         #[range(0..)]
         discount_minor: i64,
         /// When.

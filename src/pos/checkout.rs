@@ -467,9 +467,15 @@ pub(crate) fn price(
     })
 }
 
+/// Uses of a promotion: its usage rows on sales, less the rows on refunds and voids that gave
+/// a use back (a reversal sale is one with `sale_reversals` rows; see the refund module).
 fn uses(s: &Scope<'_>, promotion: RowId) -> Result<i64> {
     s.query_row(
-        "SELECT count(*) FROM promotion_usage WHERE tenant_id = ?1 AND promotion_id = ?2",
+        "SELECT coalesce(sum(CASE WHEN EXISTS (
+                    SELECT 1 FROM sale_reversals r
+                    WHERE r.tenant_id = u.tenant_id AND r.reversal_sale_id = u.sale_id)
+                  THEN -1 ELSE 1 END), 0)
+         FROM promotion_usage u WHERE u.tenant_id = ?1 AND u.promotion_id = ?2",
         &[&promotion],
         |r| r.get(0),
     )
@@ -635,6 +641,48 @@ pub(crate) fn record_promotions(
     Ok(out)
 }
 
+/// What choosing a commission rule needs of it.
+pub(crate) struct CommissionRuleRef {
+    pub(crate) id: RowId,
+    pub(crate) user: Option<RowId>,
+    pub(crate) category: Option<RowId>,
+    pub(crate) rate_ppm: i64,
+}
+
+impl CommissionRuleRef {
+    /// From `SELECT id, user_id, category_id, rate_ppm`.
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            user: r.get(1)?,
+            category: r.get(2)?,
+            rate_ppm: r.get(3)?,
+        })
+    }
+}
+
+/// The rule a line earns commission by: the most specific of `rules` for the salesperson and
+/// the line's category (user and category, then category, then user, then a rule for
+/// everyone; ties to the lower id). Refunds attribute lines to rules the same way.
+pub(crate) fn best_commission_rule(
+    rules: &[CommissionRuleRef],
+    salesperson: RowId,
+    category: Option<RowId>,
+) -> Option<&CommissionRuleRef> {
+    rules
+        .iter()
+        .filter(|r| {
+            r.user.is_none_or(|u| u == salesperson)
+                && r.category.is_none_or(|c| Some(c) == category)
+        })
+        .max_by_key(|r| {
+            (
+                u8::from(r.category.is_some()) * 2 + u8::from(r.user.is_some()),
+                std::cmp::Reverse(r.id),
+            )
+        })
+}
+
 /// Commission of each line's net amount by the most specific active rule for the salesperson
 /// and the product's category (user and category, then category, then user, then a rule for
 /// everyone; ties to the lower id), one row per rule; `sign` −1 reverses.
@@ -647,11 +695,11 @@ pub(crate) fn record_commissions(
     lines: &[PricedLine],
     sign: i64,
 ) -> Result<Vec<Commission>> {
-    let rules: Vec<(RowId, Option<RowId>, Option<RowId>, i64)> = s.query_map(
+    let rules: Vec<CommissionRuleRef> = s.query_map(
         "SELECT id, user_id, category_id, rate_ppm FROM commission_rules
          WHERE tenant_id = ?1 AND active = 1 ORDER BY id",
         &[],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        CommissionRuleRef::from_row,
     )?;
     if rules.is_empty() {
         return Ok(Vec::new());
@@ -659,19 +707,8 @@ pub(crate) fn record_commissions(
     let mut by_rule: BTreeMap<RowId, i64> = BTreeMap::new();
     for l in lines {
         let category = l.product.as_ref().and_then(|p| p.category_id);
-        let best = rules
-            .iter()
-            .filter(|(_, u, c, _)| {
-                u.is_none_or(|u| u == salesperson) && c.is_none_or(|c| Some(c) == category)
-            })
-            .max_by_key(|(id, u, c, _)| {
-                (
-                    u8::from(c.is_some()) * 2 + u8::from(u.is_some()),
-                    std::cmp::Reverse(*id),
-                )
-            });
-        if let Some((id, _, _, rate)) = best {
-            *by_rule.entry(*id).or_default() += apply_ppm(l.net(), *rate)?;
+        if let Some(rule) = best_commission_rule(&rules, salesperson, category) {
+            *by_rule.entry(rule.id).or_default() += apply_ppm(l.net(), rule.rate_ppm)?;
         }
     }
     let mut out = Vec::new();

@@ -55,7 +55,7 @@ pub(crate) mod work_order;
 pub use accounts::{GiftCardReceipt, GiftCardSale};
 pub use checkout::{Checkout, LineItem, Receipt, Tender, DEFAULT_LOCATION};
 pub use layaway::{LayawayCancellation, LayawayCompletion, LayawayOrder, LayawayReceipt};
-pub use refund::{Refund, RefundReceipt, RefundTender};
+pub use refund::{CardOverride, Refund, RefundReceipt, RefundTender};
 pub use reports::{
     CreditStanding, CustomerHistory, GiftCardHolding, LoyaltyStanding, OpenLayaway, PaymentTotal,
     ReorderLine, MAX_HISTORY_SALES, PAYMENT_METHOD_ORDER,
@@ -570,16 +570,19 @@ pub trait Pos: TenantAccess {
 
     /// Refunds a sale, or some of its lines, as a new sale with negative figures; the
     /// original is never edited. Stock goes back when asked, the money by the tenders given
-    /// (exactly the refund's total), and loyalty points and commission earned on the sale are
-    /// taken back in proportion. See [`Refund`]. Needs a cashier. A sale of a gift card is
-    /// refused ([`FlowError::SoldGiftCard`]).
+    /// (exactly the refund's total), loyalty points earned on the sale are taken back in
+    /// proportion to its net, commission on the refunded lines' own share, and the sale's
+    /// promotion uses are given back once every line a promotion discounted is wholly
+    /// reversed. See [`Refund`]. Needs a cashier (and a manager's approval for
+    /// [`Refund::override_unusable_card`]). A sale of a gift card is refused
+    /// ([`FlowError::SoldGiftCard`]).
     fn refund(&self, actor: &Actor, refund: &Refund) -> Result<RefundReceipt> {
         self.in_write(|s| refund::refund(s, actor, refund))
     }
 
     /// Voids a whole sale: every line reversed, stock back where it came from, every payment
     /// back by its own method (gift card, store credit and points to where they came from),
-    /// points and commission taken back. Refused once any part of the sale was refunded, and
+    /// points and commission taken back, promotion uses given back. Refused once any part of the sale was refunded, and
     /// for a sale of a gift card ([`FlowError::SoldGiftCard`]). Needs a manager.
     fn void_sale(&self, actor: &Actor, sale_id: RowId, reason: &str) -> Result<RefundReceipt> {
         self.in_write(|s| refund::void(s, actor, sale_id, reason))

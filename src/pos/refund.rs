@@ -11,18 +11,40 @@
 //! the line; the part that takes the rest of a line takes exactly the line's figures less what
 //! earlier reversals took, so a line refunded in parts returns exactly its total.
 //!
-//! Loyalty points accrued on the original and commission earned on it are reversed in
-//! proportion to the net (before tax) reversed so far, computed cumulatively over every
-//! reversal of the sale: `taken back in all = earned × net reversed in all / sale net`, so no
-//! rounding drifts, nothing is taken back twice, and the last reversal takes back exactly what
-//! is left. Commission is not recomputed from the rules (they may have changed since the
-//! sale): each original commission row (per user and rule) is reversed in that proportion.
+//! Loyalty points accrued on the original are reversed in proportion to the net (before tax)
+//! reversed so far, computed cumulatively over every reversal of the sale: `taken back in all =
+//! earned × net reversed in all / sale net`, so no rounding drifts, nothing is taken back twice,
+//! and the last reversal takes back exactly what is left.
+//!
+//! Commission is reversed line by line, on the refunded lines' own net, not the sale's: each
+//! original commission row (per user and rule) covers the lines the checkout chose that rule
+//! for (the same choice, `checkout::best_commission_rule`, among the rules in force now
+//! and those the sale earned by), each line's share is what the checkout computed on it
+//! (`net × rate`, half away from zero), and a line gives back its share in proportion to its
+//! net reversed so far (all of it once the line is wholly reversed), again cumulatively. The
+//! shares add up to what the row earned, so refunding every line one by one takes back exactly
+//! what was earned and never more. Lines are attributed with today's rules and categories; when
+//! their shares no longer add up to what the row earned (a rule or a product's category changed
+//! since the sale), that row falls back to the sale's proportion above.
+//!
+//! Promotion uses are given back on the promotion's ledger (`promotion_usage`, append-only): a
+//! row on the reversal sale for each promotion the original used, once every line of the
+//! original that got a promotion discount is wholly reversed (by this reversal and earlier
+//! ones), and only once per promotion and sale. Sale lines do not record which promotion
+//! discounted them, so a sale with two promotions gives both back together: never a use given
+//! back for goods the customer kept. A promotion's uses are its rows on sales less its rows on
+//! reversal sales (`checkout::uses`).
 //!
 //! Money goes back the way it came. A refund's tenders are capped per method at what the sale
 //! took by it less what its earlier refunds gave back by it (read from the reversal sales'
 //! payments and, for points, their `reverse` loyalty rows), gift cards card by card, unless the
-//! tenant allows refunds to any tender. A void gives every payment back to its own method, card,
-//! account or points.
+//! tenant allows refunds to any tender. A gift card that is now blocked or expired takes nothing
+//! back; what it paid goes back by other tenders only under that tenant-wide rule or a manager's
+//! override of this one refund ([`Refund::override_unusable_card`]), which raises the other
+//! methods' caps (points excepted) by what those cards paid and were not given back, less what
+//! earlier refunds already gave past the caps, and is written to the audit log with the
+//! approver and the reason. A void gives every payment back to its own method, card, account or
+//! points.
 //!
 //! Points given back are worth what they were worth on the sale, not the tenant's point value
 //! today: the sale's rate is what its points payments took over the points it redeemed. The
@@ -44,12 +66,12 @@ use std::collections::BTreeMap;
 use rusqlite::ToSql;
 use serde::{Deserialize, Serialize};
 
-use super::checkout::receipt_number;
-use super::money::{extend, mul_div_round, sum};
+use super::checkout::{best_commission_rule, receipt_number, CommissionRuleRef};
+use super::money::{apply_ppm, extend, mul_div_round, sum};
 use super::{accounts, FlowError};
 use crate::catalog::{
     Commission, CreditTransaction, GiftCard, GiftCardTransaction, InventoryTransaction,
-    LoyaltyTransaction, PaymentMethod, Sale, SaleLine, SalePayment, SaleReversal,
+    LoyaltyTransaction, PaymentMethod, PromotionUse, Sale, SaleLine, SalePayment, SaleReversal,
 };
 use crate::ids::{RowId, Timestamp};
 use crate::tenant::settings::{BusinessRules, Role};
@@ -92,7 +114,8 @@ pub enum RefundTender {
         reference: String,
     },
     /// Loaded back onto a gift card the sale was paid with (a `refund` ledger row), up to what
-    /// that card paid.
+    /// that card paid. A card that is now blocked or expired is refused
+    /// ([`FlowError::GiftCardUnusable`]); see [`Refund::override_unusable_card`].
     GiftCard {
         /// The card.
         card_id: RowId,
@@ -163,6 +186,22 @@ pub struct Refund {
     pub device_id: Option<RowId>,
     /// Why (kept as the refund's note). Must not be empty.
     pub reason: String,
+    /// A manager's approval to give back by other tenders what now blocked or expired gift
+    /// cards paid; see [`Refund::override_unusable_card`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_override: Option<CardOverride>,
+}
+
+/// A manager's approval, for one refund, to give back by other tenders what the sale's gift
+/// cards paid when those cards are now blocked or expired. Made by
+/// [`Refund::override_unusable_card`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardOverride {
+    /// The approving user: an active manager or admin of the tenant when the refund runs
+    /// (checked then, from the users table).
+    pub approver_id: RowId,
+    /// Why it was approved (kept in the audit log). Must not be empty.
+    pub reason: String,
 }
 
 impl Refund {
@@ -176,6 +215,7 @@ impl Refund {
             location: None,
             device_id: None,
             reason: reason.to_owned(),
+            card_override: None,
         }
     }
 
@@ -208,6 +248,26 @@ impl Refund {
         self.device_id = Some(device);
         self
     }
+
+    /// A manager's override for this refund only: what gift cards that paid the sale and are
+    /// now blocked or expired paid (and no refund gave back onto them) may go back in cash, by
+    /// card, to store credit or onto another gift card, past those methods' caps; points stay
+    /// capped, and the blocked or expired card itself still takes nothing. Without it (or the
+    /// tenant-wide [`crate::BusinessRules::allow_refund_to_any_tender`]) such a refund is
+    /// refused with [`FlowError::RefundExceedsTender`].
+    ///
+    /// `approver` must be a manager or admin when the refund runs, else the refund is refused
+    /// with [`crate::Error::PermissionDenied`]; the actor ringing the refund up may be a
+    /// cashier. The approval is written to the audit log (actor: the approver; detail: the
+    /// reason, who refunded, the cards and the amount that went past the caps) in the refund's
+    /// transaction. `reason` must not be empty.
+    pub fn override_unusable_card(mut self, approver: &Actor, reason: &str) -> Self {
+        self.card_override = Some(CardOverride {
+            approver_id: approver.user_id(),
+            reason: reason.to_owned(),
+        });
+        self
+    }
 }
 
 /// What a refund or void wrote.
@@ -228,6 +288,9 @@ pub struct RefundReceipt {
     pub points_returned: i64,
     /// Commission reversed (negative amounts), one row per original earner and rule.
     pub commissions: Vec<Commission>,
+    /// Promotion uses given back, one row per promotion, on the reversal sale (empty until
+    /// every line a promotion discounted is wholly reversed).
+    pub promotions: Vec<PromotionUse>,
 }
 
 // ------------------------------------------------------------------------------------- reading
@@ -602,16 +665,27 @@ fn account_of(
     Ok(found.ok_or_else(no_account)?)
 }
 
+/// What a manager's override let through ([`Refund::override_unusable_card`]).
+#[derive(Debug, Default)]
+struct Overridden {
+    /// The sale's gift cards that are blocked or expired now.
+    cards: Vec<RowId>,
+    /// What this refund gives past the caps of other methods on their account.
+    past_caps_minor: i64,
+}
+
 /// Checks a refund's tenders, that they give back exactly `due` (positive), and, unless the
-/// rules allow any tender, that each method stays within what the sale took by it.
+/// rules allow any tender, that each method stays within what the sale took by it, but for
+/// what a manager's override (`card_override`) lets past the caps.
 fn refund_paybacks(
     s: &Scope<'_>,
     sale: &Sale,
     rules: &BusinessRules,
     tenders: &[RefundTender],
     due: i64,
+    card_override: bool,
     now: Timestamp,
-) -> Result<Vec<Payback>> {
+) -> Result<(Vec<Payback>, Overridden)> {
     let positive = |what, amount_minor: i64| {
         if amount_minor <= 0 {
             Err(FlowError::Amount {
@@ -730,10 +804,18 @@ fn refund_paybacks(
         }
         .into());
     }
+    let mut overridden = Overridden::default();
     if let (false, Some(tally)) = (rules.allow_refund_to_any_tender, &tally) {
-        within_tenders(tally, &out)?;
+        let slack = if card_override {
+            let (cards, slack) = tally.unusable_cards(s, now)?;
+            overridden.cards = cards;
+            slack
+        } else {
+            0
+        };
+        overridden.past_caps_minor = within_tenders(tally, &out, slack)?;
     }
-    Ok(out)
+    Ok((out, overridden))
 }
 
 /// What points given back are worth: `minor` minor units for every `points` points.
@@ -799,6 +881,38 @@ impl Tally {
             rate,
             redeemed,
         })
+    }
+
+    /// The sale's gift cards that are blocked or expired at `now`, and what a manager's override
+    /// may let go back past other methods' caps on their account: what those cards paid and
+    /// no refund gave back onto them, less what earlier refunds already gave past the caps of
+    /// the other methods (points aside), so the same money is never moved twice.
+    fn unusable_cards(&self, s: &Scope<'_>, now: Timestamp) -> Result<(Vec<RowId>, i64)> {
+        let mut cards = Vec::new();
+        let mut left = 0i64;
+        for (method, took) in &self.took {
+            let Some(card) = method.card else { continue };
+            let c: GiftCard = s.row(card)?;
+            if c.active && c.expires_at.is_none_or(|e| e > now) {
+                continue;
+            }
+            let refunded = self.refunded.get(method).copied().unwrap_or(0);
+            cards.push(card);
+            left = left
+                .checked_add((took - refunded).max(0))
+                .ok_or(FlowError::Overflow)?;
+        }
+        let mut past = 0i64;
+        for (method, refunded) in &self.refunded {
+            if *method == Method::LOYALTY || method.card.is_some_and(|c| cards.contains(&c)) {
+                continue;
+            }
+            let took = self.took.get(method).copied().unwrap_or(0);
+            past = past
+                .checked_add((refunded - took).max(0))
+                .ok_or(FlowError::Overflow)?;
+        }
+        Ok((cards, (left - past).max(0)))
     }
 
     /// Cash this refund may give past the cash cap: less than one point's value at the sale's
@@ -952,8 +1066,11 @@ fn refunded_before(s: &Scope<'_>, sale: RowId) -> Result<BTreeMap<Method, i64>> 
 
 /// Refuses the first method (in the order the tenders name them) whose refunds in all would
 /// exceed what the sale took by it, but for cash past its cap by less than one point's value
-/// ([`Tally::cash_over_cap_allowed`]).
-fn within_tenders(tally: &Tally, paybacks: &[Payback]) -> Result<()> {
+/// ([`Tally::cash_over_cap_allowed`]) and, up to `slack` in all, any method but points past
+/// its cap by a manager's override ([`Tally::unusable_cards`]). Returns what went past the
+/// caps on the override's account.
+fn within_tenders(tally: &Tally, paybacks: &[Payback], mut slack: i64) -> Result<i64> {
+    let mut past_caps = 0i64;
     let mut wanted: Vec<(Method, i64)> = Vec::new();
     for (method, amount) in paybacks.iter().map(Payback::method) {
         match wanted.iter_mut().find(|(m, _)| *m == method) {
@@ -967,18 +1084,24 @@ fn within_tenders(tally: &Tally, paybacks: &[Payback]) -> Result<()> {
         let in_all = refunded.checked_add(wanted).ok_or(FlowError::Overflow)?;
         // What this refund gives past the cap (earlier refunds may be past it already).
         let over = in_all - sale_took.max(refunded);
-        if in_all > sale_took && !(method == Method::CASH && tally.cash_over_cap_allowed(over)) {
-            return Err(FlowError::RefundExceedsTender {
-                method: method.method.as_str(),
-                gift_card: method.card,
-                sale_took,
-                refunded,
-                wanted,
-            }
-            .into());
+        if in_all <= sale_took || (method == Method::CASH && tally.cash_over_cap_allowed(over)) {
+            continue;
         }
+        if method != Method::LOYALTY && over <= slack {
+            slack -= over;
+            past_caps = past_caps.checked_add(over).ok_or(FlowError::Overflow)?;
+            continue;
+        }
+        return Err(FlowError::RefundExceedsTender {
+            method: method.method.as_str(),
+            gift_card: method.card,
+            sale_took,
+            refunded,
+            wanted,
+        }
+        .into());
     }
-    Ok(())
+    Ok(past_caps)
 }
 
 /// What a void gives back: every payment of the sale by its own method, to the same card or
@@ -1132,7 +1255,7 @@ fn pay_back(
     Ok((payments, points_returned))
 }
 
-/// How far the sale is reversed, for taking back points and commission in proportion.
+/// How far the sale is reversed, for taking back points, commission and promotion uses.
 struct Progress {
     /// The original sale's net (before tax).
     sale_net: i64,
@@ -1140,6 +1263,57 @@ struct Progress {
     reversed_net: i64,
     /// Whether every line is now wholly reversed.
     whole: bool,
+    /// Each line of the original, in receipt order.
+    lines: Vec<LineProgress>,
+}
+
+/// How far one line of the original sale is reversed.
+struct LineProgress {
+    /// Its product, if any.
+    product: Option<RowId>,
+    /// Its net (gross less discount, before tax): what the checkout computed commission on.
+    net: i64,
+    /// Net of it reversed by every reversal so far, this one included.
+    reversed_net: i64,
+    /// Whether it is now wholly reversed.
+    whole: bool,
+    /// Whether a promotion discounted it.
+    discounted: bool,
+}
+
+impl LineProgress {
+    fn of(line: &SaleLine, before: Taken, parts: &[Part<'_>]) -> Result<Self> {
+        let mut quantity = before.quantity;
+        let mut reversed_net = before.gross - before.discount;
+        for p in parts.iter().filter(|p| p.line.id == line.id) {
+            quantity = quantity
+                .checked_add(p.quantity)
+                .ok_or(FlowError::Overflow)?;
+            reversed_net = reversed_net
+                .checked_add(p.net())
+                .ok_or(FlowError::Overflow)?;
+        }
+        Ok(Self {
+            product: line.product_id,
+            net: line_gross(line) - line.discount_minor,
+            reversed_net,
+            whole: quantity >= line.quantity_milli,
+            discounted: line.discount_minor > 0,
+        })
+    }
+
+    /// What of `share` (earned on the whole line) should have been taken back in all by now:
+    /// in proportion to the net reversed, all of it once the line is wholly reversed.
+    fn due(&self, share: i64) -> Result<i64> {
+        if self.whole {
+            return Ok(share);
+        }
+        if self.net == 0 {
+            return Ok(0);
+        }
+        let r = mul_div_round(share, self.reversed_net, self.net).ok_or(FlowError::Overflow)?;
+        Ok(within(r, share))
+    }
 }
 
 impl Progress {
@@ -1206,7 +1380,7 @@ fn reverse_points(
 }
 
 /// A negative commission row per earner and rule of the original sale, for what is due by the
-/// progress less what earlier reversals took back.
+/// lines reversed (see the module docs) less what earlier reversals took back.
 fn reverse_commissions(
     s: &Scope<'_>,
     actor: &Actor,
@@ -1232,10 +1406,40 @@ fn reverse_commissions(
         "SELECT user_id, rule_id, -sum(amount_minor) FROM commissions
          WHERE tenant_id = ?1 AND sale_id IN ({REVERSALS_OF}) GROUP BY user_id, rule_id"
     ))?;
+    // The rules a line may have earned by: those in force now and those the sale earned by.
+    let rules: Vec<(CommissionRuleRef, bool)> = s.query_map(
+        "SELECT id, user_id, category_id, rate_ppm, active FROM commission_rules
+         WHERE tenant_id = ?1 ORDER BY id",
+        &[],
+        |r| Ok((CommissionRuleRef::from_row(r)?, r.get(4)?)),
+    )?;
+    let rules: Vec<CommissionRuleRef> = rules
+        .into_iter()
+        .filter(|(r, active)| *active || earned.keys().any(|(_, id)| *id == Some(r.id)))
+        .map(|(r, _)| r)
+        .collect();
+    let categories = progress
+        .lines
+        .iter()
+        .map(|l| match l.product {
+            Some(product) => Ok(s
+                .query_optional(
+                    "SELECT category_id FROM products WHERE tenant_id = ?1 AND id = ?2",
+                    &[&product],
+                    |r| r.get::<_, Option<RowId>>(0),
+                )?
+                .flatten()),
+            None => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
     for ((user, rule), amount) in earned {
         let before = already.get(&(user, rule)).copied().unwrap_or(0);
-        let now_due = within(progress.due(amount)? - before, amount - before);
+        let due = match due_by_lines(&rules, &categories, progress, user, rule, amount)? {
+            Some(due) => due,
+            None => progress.due(amount)?,
+        };
+        let now_due = within(due - before, amount - before);
         if now_due == 0 {
             continue;
         }
@@ -1254,7 +1458,85 @@ fn reverse_commissions(
     Ok(out)
 }
 
-/// Everything after the refusals: the reversal sale, stock, money, points and commission.
+/// What of `earned` by `rule` for `user` should have been taken back in all by now, line by
+/// line: each line the checkout would give to that rule gives back its share (`net × rate`) in
+/// proportion to its net reversed. `None` when the shares do not add up to `earned` (a rule
+/// or a category changed since the sale, or the row names no rule we know): the caller then
+/// takes back in proportion to the sale's net.
+fn due_by_lines(
+    rules: &[CommissionRuleRef],
+    categories: &[Option<RowId>],
+    progress: &Progress,
+    user: RowId,
+    rule: Option<RowId>,
+    earned: i64,
+) -> Result<Option<i64>> {
+    let Some(rule) = rule.and_then(|id| rules.iter().find(|r| r.id == id)) else {
+        return Ok(None);
+    };
+    let (mut shares, mut due) = (0i64, 0i64);
+    for (line, category) in progress.lines.iter().zip(categories) {
+        if best_commission_rule(rules, user, *category).map(|r| r.id) != Some(rule.id) {
+            continue;
+        }
+        let share = apply_ppm(line.net, rule.rate_ppm)?;
+        shares = shares.checked_add(share).ok_or(FlowError::Overflow)?;
+        due = due
+            .checked_add(line.due(share)?)
+            .ok_or(FlowError::Overflow)?;
+    }
+    Ok((shares == earned).then(|| within(due, earned)))
+}
+
+/// A promotion usage row on the reversal for each promotion the original sale used and no
+/// earlier reversal gave back, once every line a promotion discounted is wholly reversed (every
+/// line, if none was discounted). Its `discount_minor` is the discount the sale's row gave.
+fn give_back_promotions(
+    s: &Scope<'_>,
+    actor: &Actor,
+    original: &Sale,
+    reversal: RowId,
+    progress: &Progress,
+    now: Timestamp,
+) -> Result<Vec<PromotionUse>> {
+    let mut discounted = progress.lines.iter().filter(|l| l.discounted).peekable();
+    let done = if discounted.peek().is_some() {
+        discounted.all(|l| l.whole)
+    } else {
+        progress.whole
+    };
+    if !done {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(RowId, i64)> = s.query_map(
+        &format!(
+            "SELECT promotion_id, sum(discount_minor) FROM promotion_usage
+             WHERE tenant_id = ?1 AND sale_id = ?2 AND promotion_id NOT IN (
+                 SELECT promotion_id FROM promotion_usage
+                 WHERE tenant_id = ?1 AND sale_id IN ({REVERSALS_OF}))
+             GROUP BY promotion_id ORDER BY promotion_id"
+        ),
+        &[&original.id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (promotion_id, discount_minor) in rows {
+        let row = PromotionUse {
+            id: RowId::new(),
+            promotion_id,
+            sale_id: reversal,
+            customer_id: original.customer_id,
+            discount_minor,
+            used_at: now,
+        };
+        s.append(actor, &row)?;
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// Everything after the refusals: the reversal sale, stock, money, points, commission and
+/// promotion uses.
 #[allow(clippy::too_many_arguments)]
 fn reverse(
     s: &Scope<'_>,
@@ -1285,15 +1567,11 @@ fn reverse(
         )?;
     }
     let (payments, points_returned) = pay_back(s, actor, &written.sale, paybacks, now)?;
-    let whole = lines.iter().all(|l| {
-        let before = taken.get(&l.id).map_or(0, |t| t.quantity);
-        let now = parts
-            .iter()
-            .filter(|p| p.line.id == l.id)
-            .map(|p| p.quantity)
-            .sum::<i64>();
-        before + now >= l.quantity_milli
-    });
+    let line_progress = lines
+        .iter()
+        .map(|l| LineProgress::of(l, taken.get(&l.id).copied().unwrap_or_default(), parts))
+        .collect::<Result<Vec<_>>>()?;
+    let whole = line_progress.iter().all(|l| l.whole);
     let reversed_net = {
         let before: i64 = s.query_row(
             &format!(
@@ -1311,9 +1589,11 @@ fn reverse(
         sale_net: original.subtotal_minor - original.discount_minor,
         reversed_net,
         whole,
+        lines: line_progress,
     };
     let points_reversed = reverse_points(s, actor, original.id, reversal, &progress, now)?;
     let commissions = reverse_commissions(s, actor, original, reversal, &progress, now)?;
+    let promotions = give_back_promotions(s, actor, original, reversal, &progress, now)?;
     Ok(RefundReceipt {
         sale: written.sale,
         lines: written.lines,
@@ -1322,6 +1602,7 @@ fn reverse(
         points_reversed,
         points_returned,
         commissions,
+        promotions,
     })
 }
 
@@ -1341,6 +1622,15 @@ fn taken_by_line(s: &Scope<'_>, lines: &[SaleLine]) -> Result<BTreeMap<RowId, Ta
 pub(crate) fn refund(s: &Scope<'_>, actor: &Actor, req: &Refund) -> Result<RefundReceipt> {
     s.require_role(actor, Role::Cashier, "refund", "sales")?;
     reason_given(&req.reason, "the reason for a refund")?;
+    if let Some(o) = &req.card_override {
+        reason_given(&o.reason, "the reason for a refund override")?;
+        s.require_user_role(
+            o.approver_id,
+            Role::Manager,
+            "approve an unusable gift card override of",
+            "refunds",
+        )?;
+    }
     if let Some(location) = &req.location {
         if location.trim().is_empty() {
             return Err(FlowError::Empty { what: "a location" }.into());
@@ -1352,9 +1642,17 @@ pub(crate) fn refund(s: &Scope<'_>, actor: &Actor, req: &Refund) -> Result<Refun
     let due = sum(parts.iter().map(Part::total))?;
     let now = Timestamp::now();
     let rules = s.tenant_settings()?.rules;
-    let paybacks = refund_paybacks(s, &sale, &rules, &req.tenders, due, now)?;
+    let (paybacks, overridden) = refund_paybacks(
+        s,
+        &sale,
+        &rules,
+        &req.tenders,
+        due,
+        req.card_override.is_some(),
+        now,
+    )?;
     let restock_at = req.restock.then_some(req.location.as_deref());
-    reverse(
+    let receipt = reverse(
         s,
         actor,
         &sale,
@@ -1367,7 +1665,25 @@ pub(crate) fn refund(s: &Scope<'_>, actor: &Actor, req: &Refund) -> Result<Refun
         req.device_id,
         &req.reason,
         now,
-    )
+    )?;
+    if let Some(o) = &req.card_override {
+        // The approver is the audit row's actor: who let the money past the caps, and why.
+        s.audit(
+            Some(o.approver_id),
+            "insert",
+            "sales",
+            &receipt.sale.id.to_string(),
+            Some(serde_json::json!({
+                "override": "unusable_gift_card",
+                "reason": o.reason,
+                "refunded_by": actor.user_id(),
+                "original_sale": sale.id,
+                "gift_cards": overridden.cards,
+                "past_caps_minor": overridden.past_caps_minor,
+            })),
+        )?;
+    }
+    Ok(receipt)
 }
 
 /// The void flow: every line wholly, every payment back by its method, stock back where it

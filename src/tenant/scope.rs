@@ -272,20 +272,26 @@ impl<'c> Scope<'c> {
     /// active user, and returns the role the users table gives them now (an `Actor` made
     /// before a demotion does not keep its old powers).
     pub(super) fn current_role(&self, actor: &Actor) -> Result<Role> {
+        self.role_of(actor.user_id)
+    }
+
+    /// The role of an active user of this tenant, read now (a write checks it in its own
+    /// transaction), refused while the tenant is not active.
+    fn role_of(&self, user: RowId) -> Result<Role> {
         let found: Option<(TenantStatus, Option<Role>, Option<bool>)> = self
             .conn()
             .prepare_cached(
                 "SELECT t.status, u.role, u.active FROM tenants t
                  LEFT JOIN users u ON u.tenant_id = t.id AND u.id = ?2 WHERE t.id = ?1",
             )?
-            .query_row(params![self.tenant, actor.user_id], |r| {
+            .query_row(params![self.tenant, user], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()?;
         match found {
             None => Err(Error::TenantNotFound(self.tenant.clone())),
             Some((TenantStatus::Active, Some(role), Some(true))) => Ok(role),
-            Some((TenantStatus::Active, _, _)) => Err(Error::UnknownActor(actor.user_id)),
+            Some((TenantStatus::Active, _, _)) => Err(Error::UnknownActor(user)),
             Some((status, _, _)) => Err(Error::TenantInactive {
                 tenant: self.tenant.clone(),
                 status,
@@ -688,6 +694,28 @@ impl<'c> Scope<'c> {
             });
         }
         let role = self.current_role(actor)?;
+        if role < needed {
+            return Err(Error::PermissionDenied {
+                role,
+                needed,
+                operation,
+                table,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that a user named by a flow but not acting in it (the manager approving an
+    /// override) is an active user of this tenant with at least `needed`, as
+    /// [`Scope::require_role`] checks the actor.
+    pub(crate) fn require_user_role(
+        &self,
+        user: RowId,
+        needed: Role,
+        operation: &'static str,
+        table: &'static str,
+    ) -> Result<()> {
+        let role = self.role_of(user)?;
         if role < needed {
             return Err(Error::PermissionDenied {
                 role,

@@ -412,6 +412,21 @@ fn text_unique_keys(
     Ok(keys)
 }
 
+/// The query for the row of the tenant (`?1`) other than `?2` whose key columns equal `?3`,
+/// `?4`...; only catalog identifiers are interpolated.
+fn other_holder_sql(table: &TableDef, key: &[&'static ColumnDef]) -> String {
+    let wheres: Vec<String> = key
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("\"{}\" = ?{}", c.name, i + 3))
+        .collect();
+    format!(
+        "SELECT id FROM \"{}\" WHERE tenant_id = ?1 AND id <> ?2 AND {}",
+        table.name,
+        wheres.join(" AND ")
+    )
+}
+
 /// The row other than `row` that shows these values of a key.
 fn holder(
     conn: &Connection,
@@ -421,17 +436,7 @@ fn holder(
     key: &[&'static ColumnDef],
     values: &[String],
 ) -> Result<Option<RowId>> {
-    let wheres: Vec<String> = key
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("\"{}\" = ?{}", c.name, i + 3))
-        .collect();
-    let sql = format!(
-        "SELECT id FROM \"{}\" WHERE tenant_id = ?1 AND id <> ?2 AND {}",
-        table.name,
-        wheres.join(" AND ")
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(&other_holder_sql(table, key))?;
     stmt.raw_bind_parameter(1, tenant)?;
     stmt.raw_bind_parameter(2, row)?;
     for (i, v) in values.iter().enumerate() {
@@ -1404,17 +1409,7 @@ fn unique_clash(
         {
             continue;
         }
-        let wheres: Vec<String> = key
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("\"{}\" = ?{}", c.name, i + 3))
-            .collect();
-        let sql = format!(
-            "SELECT id FROM \"{}\" WHERE tenant_id = ?1 AND id <> ?2 AND {}",
-            table.name,
-            wheres.join(" AND ")
-        );
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare(&other_holder_sql(table, &key))?;
         stmt.raw_bind_parameter(1, tenant)?;
         stmt.raw_bind_parameter(2, id)?;
         for (i, c) in key.iter().enumerate() {

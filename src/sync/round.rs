@@ -11,7 +11,8 @@ use crate::hlc::Hlc;
 use crate::ids::{Json, RowId, TenantId, Timestamp};
 use crate::outbox;
 use crate::protocol::{
-    Operation, OperationResult, OperationStatus, SequencedOperation, MAX_BATCH, MAX_PAGE,
+    Operation, OperationResult, OperationStatus, SequencedOperation, TenantConfig, MAX_BATCH,
+    MAX_PAGE,
 };
 use crate::store::Store;
 use crate::sync::conflicts::{self, ConflictKind, NewConflict};
@@ -207,6 +208,18 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
             Err(crate::Error::TenantNotFound(_)) => {}
             Err(e) => return Err(SyncError::local(tenant, Step::Config, e)),
         }
+        let config = self.fetch_config(tenant, token)?;
+        let mut new = crate::NewTenant::new(tenant.clone(), &config.name).plan(config.plan);
+        new.settings = config.settings;
+        self.store
+            .add_tenant(&new)
+            .map_err(|e| SyncError::local(tenant, Step::Config, e))?;
+        // The round's settings step brings the limits the server holds for it.
+        self.round(tenant, token)
+    }
+
+    /// The tenant's configuration from the server, checked: its own, with valid settings.
+    fn fetch_config(&self, tenant: &TenantId, token: &str) -> Result<TenantConfig, SyncError> {
         let config = self
             .transport
             .config(tenant, token)
@@ -222,13 +235,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         config.settings.validate().map_err(|e| {
             SyncError::new(tenant, Step::Config, ErrorClass::Refused, e.to_string())
         })?;
-        let mut new = crate::NewTenant::new(tenant.clone(), &config.name).plan(config.plan);
-        new.settings = config.settings;
-        self.store
-            .add_tenant(&new)
-            .map_err(|e| SyncError::local(tenant, Step::Config, e))?;
-        // The round's settings step brings the limits the server holds for it.
-        self.round(tenant, token)
+        Ok(config)
     }
 
     /// Records a step's outcome in `sync_state` and `sync_log`. Bookkeeping that fails is not
@@ -509,21 +516,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     /// whether anything changed.
     pub fn pull_config(&self, tenant: &TenantId, token: &str) -> Result<bool, SyncError> {
         let local = |e| SyncError::local(tenant, Step::Config, e);
-        let config = self
-            .transport
-            .config(tenant, token)
-            .map_err(|e| transport_error(tenant, Step::Config, e))?;
-        if config.id != *tenant {
-            return Err(SyncError::new(
-                tenant,
-                Step::Config,
-                ErrorClass::Fatal,
-                format!("the server sent the configuration of tenant {}", config.id),
-            ));
-        }
-        config.settings.validate().map_err(|e| {
-            SyncError::new(tenant, Step::Config, ErrorClass::Refused, e.to_string())
-        })?;
+        let config = self.fetch_config(tenant, token)?;
         let settings = serde_json::to_value(&config.settings)
             .map(Json)
             .map_err(|e| SyncError::new(tenant, Step::Config, ErrorClass::Fatal, e.to_string()))?;

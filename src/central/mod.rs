@@ -62,6 +62,20 @@ pub enum CentralError {
     /// The tenant is registered already.
     #[error("tenant {0} already exists")]
     TenantExists(TenantId),
+    /// A status change the tenant's status does not allow ([`TenantStatus::can_become`]:
+    /// cancelled is final); nothing was changed.
+    #[error(
+        "tenant {tenant} is {from} and cannot become {to}: cancelled is final; a tenant is \
+         suspended or cancelled from active, and re-activated only from suspended"
+    )]
+    StatusChange {
+        /// The tenant.
+        tenant: TenantId,
+        /// Its status.
+        from: TenantStatus,
+        /// The status asked for.
+        to: TenantStatus,
+    },
     /// The tenant may not push or pull now.
     #[error("tenant {tenant} is {status}")]
     TenantInactive {
@@ -247,7 +261,8 @@ pub trait CentralStore: Send + Sync {
     fn tenant(&self, id: &TenantId) -> Result<CentralTenant>;
     /// Every tenant, by id.
     fn tenants(&self) -> Result<Vec<CentralTenant>>;
-    /// Suspends, cancels or re-activates a tenant.
+    /// Suspends, cancels or re-activates a tenant, as [`TenantStatus::can_become`] allows
+    /// ([`CentralError::StatusChange`] otherwise, and nothing changes).
     fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<CentralTenant>;
     /// Changes a tenant's limits and request rate, in one statement (a negotiated contract, a
     /// trial): what `update` gives replaces the stored value, the rest stays.

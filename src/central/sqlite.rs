@@ -259,11 +259,32 @@ impl CentralStore for SqliteCentral {
     }
 
     fn set_status(&self, id: &TenantId, status: TenantStatus) -> Result<CentralTenant> {
-        self.update_tenant(
-            id,
+        let mut conn = self.conn();
+        // The check and the change in one write transaction: another process cannot slip a
+        // cancellation in between.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let from: Option<TenantStatus> = tx
+            .query_row("SELECT status FROM tenants WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match from {
+            None => return Err(CentralError::TenantNotFound(id.clone())),
+            Some(from) if !from.can_become(status) => {
+                return Err(CentralError::StatusChange {
+                    tenant: id.clone(),
+                    from,
+                    to: status,
+                })
+            }
+            Some(_) => {}
+        }
+        tx.execute(
             "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, status, Timestamp::now()],
-        )
+        )?;
+        tx.commit()?;
+        find_tenant(&conn, id)
     }
 
     fn update_limits(&self, id: &TenantId, update: &LimitsUpdate) -> Result<CentralTenant> {

@@ -140,7 +140,7 @@ fn promise(name: &'static str, body: impl FnOnce() -> Result<(), Fail>) -> Resul
 /// module's documentation, and returns the first one broken.
 pub fn run_all<S: CentralStore>(make: impl Fn() -> S) -> Result<(), Broken> {
     tenants_are_added_read_and_listed(&make)?;
-    tenant_status_changes_are_stored(&make)?;
+    tenant_status_changes_follow_the_allowed_transitions(&make)?;
     limits_change_in_parts_and_a_tenant_is_added_with_its_overrides_at_once(&make)?;
     plan_rate_and_settings_changes_are_stored_and_bad_settings_change_nothing(&make)?;
     accepted_operations_are_numbered_from_one_without_gaps(&make)?;
@@ -291,28 +291,45 @@ pub fn tenants_are_added_read_and_listed<S: CentralStore>(
     })
 }
 
-/// A tenant is suspended, cancelled and re-activated, and reads back so; an unknown tenant
-/// is refused.
-pub fn tenant_status_changes_are_stored<S: CentralStore>(
+/// A tenant is suspended, re-activated, suspended and cancelled, and reads back so; cancelled
+/// is final (neither re-activated nor suspended, and it stays cancelled); an unknown tenant is
+/// refused.
+pub fn tenant_status_changes_follow_the_allowed_transitions<S: CentralStore>(
     make: impl Fn() -> S,
 ) -> Result<(), Broken> {
-    promise("tenant_status_changes_are_stored", || {
-        let c = store_with(&make, &["caps"])?;
-        let caps = tid("caps")?;
-        for status in [
-            TenantStatus::Suspended,
-            TenantStatus::Cancelled,
-            TenantStatus::Active,
-        ] {
-            ensure_eq!(c.set_status(&caps, status)?.status, status);
-            ensure_eq!(c.tenant(&caps)?.status, status, "read back");
-        }
-        ensure_matches!(
-            c.set_status(&tid("nobody")?, TenantStatus::Suspended),
-            Err(CentralError::TenantNotFound(_))
-        );
-        Ok(())
-    })
+    promise(
+        "tenant_status_changes_follow_the_allowed_transitions",
+        || {
+            let c = store_with(&make, &["caps"])?;
+            let caps = tid("caps")?;
+            for status in [
+                TenantStatus::Suspended,
+                TenantStatus::Active,
+                TenantStatus::Suspended,
+                TenantStatus::Cancelled,
+                TenantStatus::Cancelled,
+            ] {
+                ensure_eq!(c.set_status(&caps, status)?.status, status);
+                ensure_eq!(c.tenant(&caps)?.status, status, "read back");
+            }
+            for next in [TenantStatus::Active, TenantStatus::Suspended] {
+                ensure_matches!(
+                    c.set_status(&caps, next),
+                    Err(CentralError::StatusChange { .. })
+                );
+                ensure_eq!(
+                    c.tenant(&caps)?.status,
+                    TenantStatus::Cancelled,
+                    "unchanged"
+                );
+            }
+            ensure_matches!(
+                c.set_status(&tid("nobody")?, TenantStatus::Suspended),
+                Err(CentralError::TenantNotFound(_))
+            );
+            Ok(())
+        },
+    )
 }
 
 /// A change of limits replaces only what it gives; a tenant is added with its overrides in

@@ -4,13 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::checkout::{self, Context, Priced, PricedLine, Tender};
-use super::FlowError;
+use super::{require, FlowError};
 use crate::catalog::{
     CreditAccount, CreditTransaction, GiftCard, GiftCardTransaction, LoyaltyAccount,
     LoyaltyTransaction, Sale, SaleLine, SalePayment,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::settings::{BusinessRules, Role};
+use crate::tenant::settings::{BusinessRules, Feature, Role};
 use crate::tenant::{Actor, Scope};
 use crate::Result;
 
@@ -29,19 +29,25 @@ fn positive(what: &'static str, amount_minor: i64) -> Result<i64> {
     Ok(amount_minor)
 }
 
-/// Checks the actor for a standalone flow and returns the tenant's rules; inside a sale the
-/// checkout has done both.
+/// Checks the actor for a standalone flow and that `feature` is on, and returns the tenant's
+/// rules; inside a sale the checkout has checked the actor and its tenders.
 fn rules(
     s: &Scope<'_>,
     actor: &Actor,
     in_sale: InSale<'_>,
     what: &'static str,
+    feature: (Feature, &'static str),
 ) -> Result<BusinessRules> {
     match in_sale {
-        Some((_, ctx)) => Ok(ctx.settings.rules.clone()),
+        Some((_, ctx)) => {
+            require(&ctx.settings, feature.0, feature.1)?;
+            Ok(ctx.settings.rules.clone())
+        }
         None => {
             s.require_role(actor, Role::Cashier, what, "ledger")?;
-            Ok(s.tenant_settings()?.rules)
+            let settings = s.tenant_settings()?;
+            require(&settings, feature.0, feature.1)?;
+            Ok(settings.rules)
         }
     }
 }
@@ -55,11 +61,13 @@ pub(crate) fn issue_gift_card(
     expires_at: Option<Timestamp>,
 ) -> Result<GiftCard> {
     s.require_role(actor, Role::Cashier, "issue", "gift_cards")?;
+    let settings = s.tenant_settings()?;
+    require(&settings, Feature::GiftCards, "issuing a gift card")?;
     let amount = new_card_load(code, amount_minor)?;
     let card = GiftCard {
         id: RowId::new(),
         code: code.to_owned(),
-        currency: s.tenant_settings()?.currency,
+        currency: settings.currency,
         customer_id: customer,
         issued_at: Timestamp::now(),
         expires_at,
@@ -205,6 +213,8 @@ pub(crate) fn sell_gift_card(
         }
     }
     let ctx = Context::load(s, req.customer_id)?;
+    require(&ctx.settings, Feature::GiftCards, "selling a gift card")?;
+    checkout::accept_tenders(&ctx, &req.tenders)?;
     let card_id = RowId::new();
     if req.expires_at.is_some_and(|e| e <= ctx.now) {
         return Err(FlowError::GiftCardUnusable {
@@ -324,6 +334,11 @@ pub(crate) fn top_up_gift_card(
     amount_minor: i64,
 ) -> Result<i64> {
     s.require_role(actor, Role::Cashier, "top up", "gift_cards")?;
+    require(
+        &s.tenant_settings()?,
+        Feature::GiftCards,
+        "topping up a gift card",
+    )?;
     let amount = positive("a top-up", amount_minor)?;
     let now = Timestamp::now();
     usable_card(s, card, now)?;
@@ -337,7 +352,13 @@ pub(crate) fn redeem_gift_card(
     amount_minor: i64,
     in_sale: InSale<'_>,
 ) -> Result<i64> {
-    let rules = rules(s, actor, in_sale, "redeem")?;
+    let rules = rules(
+        s,
+        actor,
+        in_sale,
+        "redeem",
+        (Feature::GiftCards, "redeeming a gift card"),
+    )?;
     let amount = positive("a gift card redemption", amount_minor)?;
     let now = in_sale.map_or_else(Timestamp::now, |(_, ctx)| ctx.now);
     let c = usable_card(s, card, now)?;
@@ -396,6 +417,11 @@ pub(crate) fn enroll_loyalty(
     number: &str,
 ) -> Result<LoyaltyAccount> {
     s.require_role(actor, Role::Cashier, "enroll", "loyalty_accounts")?;
+    require(
+        &s.tenant_settings()?,
+        Feature::Loyalty,
+        "enrolling in loyalty",
+    )?;
     if number.trim().is_empty() {
         return Err(FlowError::Empty {
             what: "a loyalty card number",
@@ -419,7 +445,13 @@ pub(crate) fn redeem_points(
     points: i64,
     in_sale: InSale<'_>,
 ) -> Result<i64> {
-    rules(s, actor, in_sale, "redeem")?;
+    rules(
+        s,
+        actor,
+        in_sale,
+        "redeem",
+        (Feature::Loyalty, "redeeming points"),
+    )?;
     let points = positive("points redeemed", points)?;
     let held = s.balance::<LoyaltyTransaction>(&[&account])?;
     if held < points {
@@ -475,7 +507,13 @@ pub(crate) fn charge_credit(
     amount_minor: i64,
     in_sale: InSale<'_>,
 ) -> Result<i64> {
-    let rules = rules(s, actor, in_sale, "charge")?;
+    let rules = rules(
+        s,
+        actor,
+        in_sale,
+        "charge",
+        (Feature::StoreCredit, "charging store credit"),
+    )?;
     let amount = positive("a store credit charge", amount_minor)?;
     let CreditAccount {
         credit_limit_minor: limit,
@@ -527,6 +565,8 @@ pub(crate) fn pay_credit(
 ) -> Result<i64> {
     s.require_role(actor, Role::Cashier, "pay", "credit_transactions")?;
     let amount = positive("a store credit payment", amount_minor)?;
+    // Taken whether or not store credit is switched on: a switch must never keep a customer
+    // from paying off what they owe.
     // The account must be this tenant's; paying more than is owed leaves a credit balance.
     s.row::<CreditAccount>(account)?;
     credit_entry(

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::money::{apply_ppm, extend, minor_per_major, sum};
-use super::{accounts, FlowError};
+use super::{accounts, require, FlowError};
 use crate::catalog::{
     Commission, Customer, InventoryTransaction, LoyaltyTransaction, PaymentMethod, PriceLevel,
     Product, PromotionUse, Sale, SaleLine, SalePayment,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::settings::{Role, TenantSettings};
+use crate::tenant::settings::{Feature, Role, TenantSettings};
 use crate::tenant::{Actor, Scope};
 use crate::Result;
 
@@ -232,8 +232,10 @@ impl Context {
         let settings = s.tenant_settings()?;
         let customer: Option<Customer> = customer.map(|id| s.row(id)).transpose()?;
         let level_ppm = match customer.as_ref().and_then(|c| c.price_level_id) {
-            Some(level) => s.row::<PriceLevel>(level)?.discount_ppm,
-            None => 0,
+            Some(level) if settings.feature(Feature::PriceLevels) => {
+                s.row::<PriceLevel>(level)?.discount_ppm
+            }
+            _ => 0,
         };
         let exempt = customer.as_ref().is_some_and(|c| c.tax_exempt);
         let tax_ppm = if exempt {
@@ -360,7 +362,18 @@ pub(crate) fn price(
     if items.is_empty() {
         return Err(FlowError::NoLines { what: "the sale" }.into());
     }
-    let promos = promotions(s, ctx, codes)?;
+    let promos = if ctx.settings.feature(Feature::Promotions) {
+        promotions(s, ctx, codes)?
+    } else if codes.is_empty() {
+        Vec::new()
+    } else {
+        // A code the cashier typed must not be dropped without a word.
+        return Err(FlowError::FeatureOff {
+            feature: Feature::Promotions,
+            flow: "a coupon code",
+        }
+        .into());
+    };
     let mut used: BTreeMap<RowId, i64> = BTreeMap::new();
     let mut lines = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -695,6 +708,10 @@ pub(crate) fn record_commissions(
     lines: &[PricedLine],
     sign: i64,
 ) -> Result<Vec<Commission>> {
+    // Off, nothing is earned; a refund reverses what was earned without coming here.
+    if !ctx.settings.feature(Feature::Commissions) {
+        return Ok(Vec::new());
+    }
     let rules: Vec<CommissionRuleRef> = s.query_map(
         "SELECT id, user_id, category_id, rate_ppm FROM commission_rules
          WHERE tenant_id = ?1 AND active = 1 ORDER BY id",
@@ -750,6 +767,9 @@ pub(crate) fn accrue_points(
     let Some(customer) = ctx.customer.as_ref() else {
         return Ok(0);
     };
+    if !ctx.settings.feature(Feature::Loyalty) {
+        return Ok(0);
+    }
     let Some(account) = accounts::loyalty_account(s, customer.id)? else {
         return Ok(0);
     };
@@ -926,6 +946,21 @@ pub(crate) fn settle(
     })
 }
 
+/// Refuses a tender of a switched-off feature (gift card, store credit, points) before a flow
+/// writes anything.
+pub(crate) fn accept_tenders(ctx: &Context, tenders: &[Tender]) -> Result<()> {
+    for t in tenders {
+        let (feature, flow) = match t {
+            Tender::Cash { .. } | Tender::Card { .. } => continue,
+            Tender::GiftCard { .. } => (Feature::GiftCards, "a gift card payment"),
+            Tender::StoreCredit { .. } => (Feature::StoreCredit, "a store credit payment"),
+            Tender::Loyalty { .. } => (Feature::Loyalty, "a payment with points"),
+        };
+        require(&ctx.settings, feature, flow)?;
+    }
+    Ok(())
+}
+
 /// The customer's store credit or loyalty account, for a tender by that `method`.
 fn customer_account(
     s: &Scope<'_>,
@@ -950,6 +985,7 @@ fn customer_account(
 pub(crate) fn run(s: &Scope<'_>, actor: &Actor, req: &Checkout) -> Result<Receipt> {
     s.require_role(actor, Role::Cashier, "checkout", "sales")?;
     let ctx = Context::load(s, req.customer_id)?;
+    accept_tenders(&ctx, &req.tenders)?;
     let priced = price(s, &ctx, &req.lines, &req.promotion_codes)?;
     let location = req.location.as_deref().unwrap_or(DEFAULT_LOCATION);
     if location.trim().is_empty() {

@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use super::checkout::{self, Context, PricedLine, Tender, DEFAULT_LOCATION};
 use super::money::{apply_ppm, extend, sum};
-use super::{FlowError, LineItem};
+use super::{require, FlowError, LineItem};
 use crate::catalog::{
     Commission, Layaway, LayawayPayment, PaymentMethod, Product, PromotionUse, Sale, SaleLine,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::settings::Role;
+use crate::tenant::settings::{Feature, Role};
 use crate::tenant::{Actor, Scope};
 use crate::Result;
 
@@ -234,6 +234,13 @@ pub(crate) fn paid_so_far(s: &Scope<'_>, layaway: RowId) -> Result<i64> {
 
 pub(crate) fn open(s: &Scope<'_>, actor: &Actor, order: &LayawayOrder) -> Result<LayawayReceipt> {
     s.require_role(actor, Role::Cashier, "open a layaway", "layaways")?;
+    // Only opening is switched: a layaway already open runs to its end (paid, completed or
+    // cancelled), so the switch never holds a customer's deposit.
+    require(
+        &s.tenant_settings()?,
+        Feature::Layaways,
+        "opening a layaway",
+    )?;
     if order.lines.is_empty() {
         return Err(FlowError::NoLines {
             what: "the layaway",

@@ -16,6 +16,11 @@
 //!
 //! Money is integer minor units and every rounding is half away from zero ([`money`]).
 //!
+//! The tenant's feature switches ([`Feature`], [`TenantSettings::feature`]) decide which flows
+//! a terminal offers: a switched-off feature refuses the flows that start something of it with
+//! [`FlowError::FeatureOff`] (nothing written), and a checkout leaves out the parts it covers.
+//! Refunds and voids are never refused by a switch.
+//!
 //! ```
 //! use pos_tenancy::catalog::Product;
 //! use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
@@ -67,8 +72,22 @@ use crate::catalog::{
     LoyaltyTransaction, PaymentMethod,
 };
 use crate::ids::{RowId, Timestamp};
+use crate::tenant::settings::{Feature, TenantSettings};
 use crate::tenant::{Actor, TenantAccess};
 use crate::Result;
+
+/// Refuses `flow` with [`FlowError::FeatureOff`] when the settings switch `feature` off.
+pub(crate) fn require(
+    settings: &TenantSettings,
+    feature: Feature,
+    flow: &'static str,
+) -> std::result::Result<(), FlowError> {
+    if settings.feature(feature) {
+        Ok(())
+    } else {
+        Err(FlowError::FeatureOff { feature, flow })
+    }
+}
 
 /// A POS flow refused: a business rule or bad input. Nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -313,6 +332,18 @@ pub enum FlowError {
         /// Due.
         total_minor: i64,
     },
+    /// The flow belongs to a feature the tenant's settings switch off
+    /// ([`TenantSettings::feature`]); see [`Feature`] for what each switch refuses.
+    #[error(
+        "{flow} is refused: the feature switch {feature} is off in the tenant's settings \
+         (features.{feature})"
+    )]
+    FeatureOff {
+        /// The switch that is off.
+        feature: Feature,
+        /// What was refused.
+        flow: &'static str,
+    },
     /// A vehicle named for a customer who does not own it.
     #[error("vehicle {vehicle} does not belong to customer {customer}")]
     ForeignVehicle {
@@ -328,7 +359,9 @@ pub enum FlowError {
 pub trait Pos: TenantAccess {
     /// Sells lines to a customer (or to nobody) for one or more tenders, in one transaction:
     /// the sale, its lines and payments, one stock row per stocked line, gift card, store credit
-    /// and loyalty ledger rows, promotion usage and commission rows. See [`Checkout`].
+    /// and loyalty ledger rows, promotion usage and commission rows. See [`Checkout`]. A tender
+    /// or coupon code of a switched-off feature is refused ([`FlowError::FeatureOff`]); price
+    /// levels, promotions, commission and points earned are left out while theirs is off.
     fn checkout(&self, actor: &Actor, sale: &Checkout) -> Result<Receipt> {
         self.in_write(|s| checkout::run(s, actor, sale))
     }
@@ -380,7 +413,8 @@ pub trait Pos: TenantAccess {
     }
 
     /// Issues a gift card loaded with `amount_minor`: the card and its `issue` ledger row. No
-    /// money is taken (a promotional card); [`Pos::sell_gift_card`] sells one.
+    /// money is taken (a promotional card); [`Pos::sell_gift_card`] sells one. Refused while
+    /// [`Feature::GiftCards`] is off, as are selling, topping up and redeeming a card.
     fn issue_gift_card(
         &self,
         actor: &Actor,
@@ -421,7 +455,8 @@ pub trait Pos: TenantAccess {
         self.scope().balance::<GiftCardTransaction>(&[&card])
     }
 
-    /// Opens the customer's loyalty account (one per customer) under a card number.
+    /// Opens the customer's loyalty account (one per customer) under a card number. Refused
+    /// while [`Feature::Loyalty`] is off, as is redeeming points.
     fn enroll_loyalty(
         &self,
         actor: &Actor,
@@ -443,13 +478,14 @@ pub trait Pos: TenantAccess {
     }
 
     /// Charges a customer's store credit outside a checkout: a `charge` ledger row. Returns
-    /// what is owed. Refused past the limit unless the tenant allows it.
+    /// what is owed. Refused past the limit unless the tenant allows it, and while
+    /// [`Feature::StoreCredit`] is off.
     fn charge_credit(&self, actor: &Actor, account: RowId, amount_minor: i64) -> Result<i64> {
         self.in_write(|s| accounts::charge_credit(s, actor, account, amount_minor, None))
     }
 
     /// Records a payment against store credit owed: a `payment` ledger row. Returns what is
-    /// still owed.
+    /// still owed. Taken even while [`Feature::StoreCredit`] is off: a debt can always be paid.
     fn pay_credit(&self, actor: &Actor, account: RowId, amount_minor: i64) -> Result<i64> {
         self.in_write(|s| accounts::pay_credit(s, actor, account, amount_minor))
     }
@@ -482,7 +518,9 @@ pub trait Pos: TenantAccess {
 
     /// Puts goods aside for a customer against a deposit (cash or card): the lines priced as
     /// a checkout prices them, the stock checked but not taken, the sale written with status
-    /// `layaway`, the layaway and its deposit as the first row of its payments.
+    /// `layaway`, the layaway and its deposit as the first row of its payments. Refused while
+    /// [`Feature::Layaways`] is off; a layaway already open can still be paid, completed and
+    /// cancelled.
     fn open_layaway(&self, actor: &Actor, order: &LayawayOrder) -> Result<LayawayReceipt> {
         self.in_write(|s| layaway::open(s, actor, order))
     }
@@ -512,7 +550,8 @@ pub trait Pos: TenantAccess {
         self.in_write(|s| layaway::cancel(s, actor, layaway))
     }
 
-    /// Opens a work order for a customer (and one of their vehicles).
+    /// Opens a work order for a customer (and one of their vehicles). Refused while
+    /// [`Feature::WorkOrders`] is off; an order already open can still be finished and billed.
     fn open_work_order(
         &self,
         actor: &Actor,
@@ -575,7 +614,9 @@ pub trait Pos: TenantAccess {
     /// promotion uses are given back once every line a promotion discounted is wholly
     /// reversed. See [`Refund`]. Needs a cashier (and a manager's approval for
     /// [`Refund::override_unusable_card`]). A sale of a gift card is refused
-    /// ([`FlowError::SoldGiftCard`]).
+    /// ([`FlowError::SoldGiftCard`]). Never refused by a feature switch: money goes back to a
+    /// gift card, store credit or points as [`RefundTender`] says even while that feature is
+    /// off (the balance waits there, readable, until it is on again).
     fn refund(&self, actor: &Actor, refund: &Refund) -> Result<RefundReceipt> {
         self.in_write(|s| refund::refund(s, actor, refund))
     }

@@ -11,10 +11,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::checkout::{self, Checkout, Context, LineItem, Receipt, Tender};
-use super::FlowError;
+use super::{require, FlowError};
 use crate::catalog::{Customer, CustomerVehicle, Record, User, WorkOrder, WorkOrderLine};
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::settings::Role;
+use crate::tenant::settings::{Feature, Role};
 use crate::tenant::{Actor, Scope};
 use crate::Result;
 
@@ -66,6 +66,12 @@ fn changeable(s: &Scope<'_>, work_order: RowId, action: &'static str) -> Result<
 
 pub(crate) fn open(s: &Scope<'_>, actor: &Actor, req: &WorkOrderRequest) -> Result<WorkOrder> {
     s.require_role(actor, Role::Cashier, "open a work order", "work_orders")?;
+    // Only opening is switched: work already under way can be finished and billed.
+    require(
+        &s.tenant_settings()?,
+        Feature::WorkOrders,
+        "opening a work order",
+    )?;
     if req.description.trim().is_empty() {
         return Err(FlowError::Empty {
             what: "a work order's description",

@@ -197,6 +197,86 @@ pub enum Role {
 }
 text_enum!(Role, "role", { Cashier => "cashier", Manager => "manager", Admin => "admin" });
 
+/// A feature switch of a tenant: a part of the POS flows ([`crate::pos`]) a vendor sells as an
+/// option and a tenant's settings switch on or off ([`TenantSettings::features`]).
+///
+/// The list is closed: settings naming any other switch are refused when validated
+/// ([`SettingsError::UnknownFeature`]), so a misspelt switch never passes silently. Each
+/// switch is written in settings by its stable snake_case name ([`Feature::as_str`]). Every
+/// switch is on unless the settings say otherwise, so settings written before the switches
+/// existed keep every flow working.
+///
+/// A switched-off feature refuses the flows that start something of it with
+/// [`crate::pos::FlowError::FeatureOff`], which names the switch, and writes nothing; the parts
+/// a checkout does by itself (a price level, an automatic promotion, commission, points
+/// earned) are left out instead, so a sale is never refused for them. What a feature wrote
+/// while it was on stays readable (balances, reports, history) and refundable: refunds and
+/// voids are never refused by a switch and give money back as
+/// [`crate::pos::RefundTender`] says, to a gift card, store credit or loyalty account too.
+/// Switches steer this terminal's flows only: rows another terminal wrote (pulled by the sync
+/// engine) and the generic CRUD of [`crate::TenantAccess`] are not checked against them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Feature {
+    /// Loyalty points. Default: on. Off: enrolling a customer, redeeming points and paying with
+    /// points are refused; sales earn no points. Points held stay readable, and a refund still
+    /// gives points back and takes back points a sale earned.
+    Loyalty,
+    /// Gift cards. Default: on. Off: issuing, selling, topping up and redeeming a gift card and
+    /// paying with one are refused. Balances stay readable; a refund of a sale a card paid still
+    /// loads the card back (or, with [`BusinessRules::allow_refund_to_any_tender`], goes back by
+    /// another tender), and the card is spendable again once the switch is back on.
+    GiftCards,
+    /// Store credit (customer credit accounts with a limit). Default: on. Off: charging an
+    /// account and paying with store credit are refused; a payment of what is owed is still
+    /// taken ([`crate::pos::Pos::pay_credit`]), so no customer is kept in debt, and a refund
+    /// still takes what it gives back off what is owed.
+    StoreCredit,
+    /// Layaways. Default: on. Off: opening a layaway is refused; a layaway already open can
+    /// still be paid, completed and cancelled, so no customer's deposit is held by the switch.
+    Layaways,
+    /// Work orders. Default: on. Off: opening a work order is refused; one already open can
+    /// still take parts and labour, be completed into a sale, or be cancelled.
+    WorkOrders,
+    /// Promotions and coupon codes. Default: on. Off: sales are priced without promotions and
+    /// record no promotion use; a coupon code entered is refused.
+    Promotions,
+    /// Sales commission. Default: on. Off: sales (and completed layaways and work orders) earn
+    /// no commission; the rules stay as they are. Nothing is refused. A refund still reverses
+    /// commission a sale earned.
+    Commissions,
+    /// Customer price levels. Default: on. Off: products sell at their list price whatever the
+    /// customer's price level. Nothing is refused.
+    PriceLevels,
+}
+text_enum!(Feature, "feature switch", {
+    Loyalty => "loyalty",
+    GiftCards => "gift_cards",
+    StoreCredit => "store_credit",
+    Layaways => "layaways",
+    WorkOrders => "work_orders",
+    Promotions => "promotions",
+    Commissions => "commissions",
+    PriceLevels => "price_levels",
+});
+
+impl Feature {
+    /// Whether the switch is on when the settings do not name it.
+    pub fn default_on(self) -> bool {
+        match self {
+            Feature::Loyalty
+            | Feature::GiftCards
+            | Feature::StoreCredit
+            | Feature::Layaways
+            | Feature::WorkOrders
+            | Feature::Promotions
+            | Feature::Commissions
+            | Feature::PriceLevels => true,
+        }
+    }
+}
+
 /// Why tenant settings were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -237,9 +317,17 @@ pub enum SettingsError {
         /// Its length.
         len: usize,
     },
-    /// A feature flag name that is not a lowercase word.
-    #[error("feature flag {0:?} must be 1 to 64 of a-z, 0-9, '_' or '-'")]
-    FeatureFlag(String),
+    /// A feature switch that is not one of [`Feature::ALL`].
+    #[error(
+        "unknown feature switch {name:?}; the switches are {}",
+        known.join(", ")
+    )]
+    UnknownFeature {
+        /// The name given.
+        name: String,
+        /// Every switch's name ([`Feature::WORDS`]).
+        known: &'static [&'static str],
+    },
     /// A business rule out of range.
     #[error("business rule {name}: {reason}")]
     Rule {
@@ -315,7 +403,12 @@ pub struct TenantSettings {
     #[serde(default)]
     #[cfg_attr(feature = "server", schema(max_length = 1000))]
     pub receipt_footer: String,
-    /// Features switched on or off for this tenant.
+    /// Feature switches, by name ([`Feature::as_str`]): `true` on, `false` off; a switch not
+    /// named has its default ([`Feature::default_on`]). Read them with
+    /// [`TenantSettings::feature`]. A name that is not a [`Feature`] is refused by
+    /// [`TenantSettings::validate`]; settings stored before the list was closed may still hold
+    /// one (they are read, the name is ignored, and the next write of the settings must drop
+    /// it).
     #[serde(default)]
     pub features: BTreeMap<String, bool>,
     /// How the store's POS flows treat stock, cards, credit, loyalty and layaways.
@@ -399,8 +492,36 @@ impl TenantSettings {
         }
     }
 
-    /// Checks every field; the first problem found is returned.
+    /// Checks every field; the first problem found is returned. A feature switch must be one
+    /// of [`Feature::ALL`].
+    ///
+    /// ```
+    /// use pos_tenancy::{Feature, SettingsError, TenantSettings};
+    /// let mut s = TenantSettings::new("Caps Automotive");
+    /// s.set_feature(Feature::GiftCards, false);
+    /// assert!(s.validate().is_ok());
+    /// s.features.insert("giftcards".into(), false);
+    /// let err = s.validate().unwrap_err();
+    /// assert!(matches!(err, SettingsError::UnknownFeature { ref name, .. } if name == "giftcards"));
+    /// assert!(err.to_string().contains("gift_cards"));
+    /// ```
     pub fn validate(&self) -> Result<(), SettingsError> {
+        self.validate_stored()?;
+        for name in self.features.keys() {
+            if name.parse::<Feature>().is_err() {
+                return Err(SettingsError::UnknownFeature {
+                    name: name.clone(),
+                    known: Feature::WORDS,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::validate`] less the names of feature switches: what settings read back from a
+    /// store must pass. Settings stored before the list of switches was closed may name
+    /// others; a tenant must stay readable, and nothing reads those names.
+    pub(crate) fn validate_stored(&self) -> Result<(), SettingsError> {
         let len = self.brand_name.trim().chars().count();
         if len == 0 || self.brand_name.chars().count() > 100 {
             return Err(SettingsError::BrandName {
@@ -477,16 +598,6 @@ impl TenantSettings {
                 });
             }
         }
-        for flag in self.features.keys() {
-            let ok = !flag.is_empty()
-                && flag.len() <= 64
-                && flag
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-            if !ok {
-                return Err(SettingsError::FeatureFlag(flag.clone()));
-            }
-        }
         Ok(())
     }
 
@@ -498,9 +609,36 @@ impl TenantSettings {
         Ok(s)
     }
 
-    /// Whether a feature flag is on (absent flags are off).
-    pub fn feature(&self, name: &str) -> bool {
-        self.features.get(name).copied().unwrap_or(false)
+    /// Whether a feature switch is on: as the settings set it, else its default
+    /// ([`Feature::default_on`]).
+    ///
+    /// ```
+    /// use pos_tenancy::{Feature, TenantSettings};
+    /// let mut s = TenantSettings::new("Caps Automotive");
+    /// assert!(s.feature(Feature::Layaways));
+    /// s.set_feature(Feature::Layaways, false);
+    /// assert!(!s.feature(Feature::Layaways));
+    /// assert_eq!(serde_json::to_value(&s.features)?, serde_json::json!({"layaways": false}));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn feature(&self, feature: Feature) -> bool {
+        self.features
+            .get(feature.as_str())
+            .copied()
+            .unwrap_or_else(|| feature.default_on())
+    }
+
+    /// Switches a feature on or off.
+    pub fn set_feature(&mut self, feature: Feature, on: bool) {
+        self.features.insert(feature.as_str().to_owned(), on);
+    }
+
+    /// Parses settings read back from a store, checked as [`Self::validate_stored`] does.
+    fn from_stored_json(text: &str) -> Result<Self, SettingsError> {
+        let s: Self =
+            serde_json::from_str(text).map_err(|e| SettingsError::Malformed(e.to_string()))?;
+        s.validate_stored()?;
+        Ok(s)
     }
 }
 
@@ -617,10 +755,12 @@ impl NewTenant {
     }
 }
 
-/// Settings are stored as JSON text and validated again when read.
+/// Settings are stored as JSON text and validated again when read, all but the names of
+/// feature switches (see [`TenantSettings::features`]).
 impl FromSql for TenantSettings {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        TenantSettings::from_json(value.as_str()?).map_err(|e| FromSqlError::Other(Box::new(e)))
+        TenantSettings::from_stored_json(value.as_str()?)
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
     }
 }
 

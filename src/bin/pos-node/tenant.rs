@@ -131,6 +131,12 @@ fn show(t: &TenantInfo, json: bool) -> Result<(), CliError> {
     println!("brand:       {}", t.settings.brand_name);
     println!("currency:    {}", t.settings.currency);
     println!("locale:      {}", t.settings.locale);
+    // Every switch with its state in force (named or by default), so "off" is never hidden.
+    let switches: Vec<String> = pos_tenancy::Feature::ALL
+        .iter()
+        .map(|f| format!("{f} {}", if t.settings.feature(*f) { "on" } else { "off" }))
+        .collect();
+    println!("features:    {}", switches.join(", "));
     println!("created:     {}", t.created_at);
     Ok(())
 }

@@ -958,16 +958,20 @@ pub fn suspended_cancelled_and_unknown_tenants_neither_push_nor_pull<S: CentralS
     promise(
         "suspended_cancelled_and_unknown_tenants_neither_push_nor_pull",
         || {
-            let c = store_with(&make, &["caps"])?;
-            let caps = tid("caps")?;
-            for status in [TenantStatus::Suspended, TenantStatus::Cancelled] {
-                c.set_status(&caps, status)?;
+            let c = store_with(&make, &["caps", "acme"])?;
+            let (caps, acme) = (tid("caps")?, tid("acme")?);
+            // Cancelled is final, so the suspension and the cancellation take a tenant each.
+            for (tenant, status) in [
+                (&caps, TenantStatus::Suspended),
+                (&acme, TenantStatus::Cancelled),
+            ] {
+                c.set_status(tenant, status)?;
                 ensure_matches!(
-                    c.append(&caps, &[op("caps", 1)?]),
+                    c.append(tenant, &[op(tenant.as_str(), 1)?]),
                     Err(CentralError::TenantInactive { status: s, .. }) if s == status
                 );
                 ensure_matches!(
-                    c.operations_after(&caps, 0, 10),
+                    c.operations_after(tenant, 0, 10),
                     Err(CentralError::TenantInactive { status: s, .. }) if s == status
                 );
             }

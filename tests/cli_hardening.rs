@@ -380,6 +380,16 @@ fn central_commands_exit_2_with_a_message_when_stdout_is_a_full_disk() {
             "--device",
             "till-1",
         ],
+        // The address line is what scripts read; a server that cannot say it does not start.
+        vec![
+            "serve",
+            "--db",
+            &db,
+            "--listen",
+            "127.0.0.1:0",
+            "--secret-file",
+            &secret,
+        ],
     ] {
         fails_on_a_full_disk(CENTRAL, &args);
     }

@@ -54,6 +54,23 @@ pub enum Error {
         /// Why.
         source: rusqlite::Error,
     },
+    /// No file at the path, where an existing database was asked for
+    /// ([`Store::open_existing`](crate::Store::open_existing)); nothing was created.
+    #[error("no database at {path} (nothing was created)")]
+    NoDatabase {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The file is not a node database: empty, a pos-central database, or another SQLite
+    /// database. Refused before anything was written to it.
+    #[error("{path} is not a pos-node database: it is {what} (nothing was changed)")]
+    NotANodeDatabase {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead: `an empty file`, `a pos-central database` or `another SQLite
+        /// database`.
+        what: &'static str,
+    },
     /// The file was written by a newer version of this crate.
     #[error(
         "the database is at schema version {found}, newer than the {supported} this pos-tenancy \

@@ -818,6 +818,7 @@ fn cli_adopts_reports_as_json_and_rolls_back() {
     let original = canonical_digest(&path).expect("digest");
     let db = path.to_str().expect("utf-8 path");
     let backups = dir.path().join("bk");
+    std::fs::create_dir(&backups).expect("the backup directory");
 
     let out = pos_node()
         .args([
@@ -934,6 +935,7 @@ fn killed_adoptions_leave_the_original_or_a_verified_store() {
             .sum()
     };
     let work = dir.path().join("work.db");
+    std::fs::create_dir(dir.path().join("bk")).expect("the backup directory");
     let run = |work: &Path| {
         pos_node()
             .args([

@@ -110,6 +110,8 @@ fn env_with(tenants: &[(&str, &[&str])]) -> Env {
     let secret = dir.path().join("secret");
     std::fs::write(&secret, format!("{SECRET}\n")).expect("secret");
     let dbs = db.display().to_string();
+    // `serve` only opens a database that exists; `init` makes one even with no tenant.
+    ok(&["init", "--db", &dbs]);
     for (id, extra) in tenants {
         let mut args = vec!["tenant", "add", "--db", &dbs, "--id", id, "--name", id];
         args.extend_from_slice(extra);

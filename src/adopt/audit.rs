@@ -294,6 +294,13 @@ pub(super) fn audit(
             .iter()
             .any(|(t, n, _, _)| t == kind && n.eq_ignore_ascii_case(name))
     };
+    // The central server's database has a tenants registry too, but no store to adopt.
+    if has("table", "operations") && !has("table", "products") {
+        return Err(AdoptError::NotLegacy {
+            path: path.to_path_buf(),
+            reason: "it is a pos-central database (the central server's)".into(),
+        });
+    }
     if has("table", "tenants") || has("table", "refinery_schema_history") {
         return Ok(FileKind::MultiTenant);
     }

@@ -167,16 +167,26 @@ pub enum CentralError {
         /// Why.
         source: rusqlite::Error,
     },
-    /// The file is a database of something else (a node's); nothing was written to it.
+    /// The file is a database of something else (a node's), or empty where an existing
+    /// database was asked for; nothing was written to it.
     #[error(
         "{path} is {what}, not a pos-central one; pos-central keeps its own database (a new \
-         one is made by `pos-central tenant add --db FILE ...`)"
+         one is made by `pos-central init --db FILE` or `pos-central tenant add --db FILE ...`)"
     )]
     NotCentral {
         /// The file.
         path: PathBuf,
-        /// What it is: `a pos-node database`, or `another SQLite database`.
+        /// What it is: `a pos-node database`, `another SQLite database`, `an empty file` or
+        /// `an empty SQLite database`.
         what: &'static str,
+    },
+    /// No file at the path, where an existing database was asked for
+    /// ([`SqliteCentral::open_existing`](crate::SqliteCentral::open_existing)); nothing was
+    /// created.
+    #[error("no database at {path} (nothing was created)")]
+    NoDatabase {
+        /// The path given.
+        path: PathBuf,
     },
     /// Migrating the database failed; nothing was applied.
     #[error("migrating the central database failed, nothing was applied: {0}")]

@@ -51,7 +51,31 @@ impl std::fmt::Debug for SqliteCentral {
 impl SqliteCentral {
     /// Opens (creating if needed) and migrates the central database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_file(path.as_ref().to_path_buf(), false)
+    }
+
+    /// Opens and migrates the central database at `path`, only if there is one: a missing file
+    /// is [`CentralError::NoDatabase`], an empty one [`CentralError::NotCentral`], both refused
+    /// before anything is written. For commands that must not create a database on a typo
+    /// (`serve`, the read commands).
+    ///
+    /// ```
+    /// use pos_tenancy::{CentralError, SqliteCentral};
+    /// let dir = tempfile::tempdir()?;
+    /// let typo = dir.path().join("centrl.db");
+    /// assert!(matches!(SqliteCentral::open_existing(&typo), Err(CentralError::NoDatabase { .. })));
+    /// assert!(!typo.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(CentralError::NoDatabase { path });
+        }
+        Self::open_file(path, true)
+    }
+
+    fn open_file(path: std::path::PathBuf, existing: bool) -> Result<Self> {
         let open_err = |source| CentralError::Open {
             path: path.clone(),
             source,
@@ -61,6 +85,15 @@ impl SqliteCentral {
             .map_err(open_err)?;
         // Before anything is written to it (the journal mode, the migrations).
         if let Some(what) = foreign_database(&conn).map_err(open_err)? {
+            return Err(CentralError::NotCentral { path, what });
+        }
+        if existing && is_empty(&conn).map_err(open_err)? {
+            // A zero-length file is what a typo or `touch` leaves; SQLite reads it as empty.
+            let what = if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+                "an empty file"
+            } else {
+                "an empty SQLite database"
+            };
             return Err(CentralError::NotCentral { path, what });
         }
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
@@ -132,6 +165,15 @@ fn foreign_database(conn: &Connection) -> rusqlite::Result<Option<&'static str>>
         return Ok(Some("another SQLite database"));
     }
     Ok(None)
+}
+
+/// Whether the database has no table at all (a new file, or an empty one).
+fn is_empty(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table')",
+        [],
+        |r| r.get(0),
+    )
 }
 
 const TENANT_SELECT: &str =

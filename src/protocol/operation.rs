@@ -8,11 +8,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::catalog::{self, Bounds, ColumnDef, ColumnKind, SyncClass, TableDef};
 use crate::hlc::Hlc;
-use crate::ids::{RowId, TenantId, Timestamp};
+use crate::ids::{RowId, RowIdError, TenantId, Timestamp};
 
 /// What an operation does to its row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -85,14 +85,17 @@ impl FromStr for OperationKind {
 #[serde(deny_unknown_fields)]
 pub struct Operation {
     /// Operation id (UUIDv7): the server stores each id once.
+    #[serde(deserialize_with = "operation_id")]
     pub id: RowId,
     /// The tenant whose row it is.
     pub tenant_id: TenantId,
     /// The node that wrote it.
+    #[serde(deserialize_with = "device_id")]
     pub device_id: RowId,
     /// When, on the writing node's hybrid logical clock.
     pub hlc: Hlc,
     /// The user who made the change (the audit trail travels with the operation).
+    #[serde(default, deserialize_with = "actor_user_id")]
     pub actor_user_id: Option<RowId>,
     /// The catalog table.
     pub table: String,
@@ -113,6 +116,31 @@ pub struct Operation {
     /// a receiver can tell an edit made over its own value from a concurrent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<Hlc>,
+}
+
+/// A UUID field of an operation, refused by its name: [`RowId`]'s own error says "row id",
+/// which points at `row_id` whichever field was wrong.
+fn uuid_field<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<RowId, D::Error> {
+    parse_uuid_field(&<std::borrow::Cow<'de, str>>::deserialize(d)?, field)
+}
+
+fn parse_uuid_field<E: serde::de::Error>(text: &str, field: &str) -> Result<RowId, E> {
+    text.parse()
+        .map_err(|e: RowIdError| E::custom(format!("{field} {:?} is not a UUID", e.value)))
+}
+
+fn operation_id<'de, D: Deserializer<'de>>(d: D) -> Result<RowId, D::Error> {
+    uuid_field(d, "operation id")
+}
+
+fn device_id<'de, D: Deserializer<'de>>(d: D) -> Result<RowId, D::Error> {
+    uuid_field(d, "device_id")
+}
+
+fn actor_user_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RowId>, D::Error> {
+    <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?
+        .map(|text| parse_uuid_field(&text, "actor_user_id"))
+        .transpose()
 }
 
 /// Where an operation stands in the local transaction that wrote it (a checkout writes a sale,

@@ -118,8 +118,26 @@ impl StoreBuilder {
     ///
     /// A file written by a newer version of this crate is refused with
     /// [`Error::SchemaTooNew`] and left as it was.
+    ///
+    /// A pos-central database is refused with [`Error::NotANodeDatabase`] and left as it was.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        self.open_file(path.as_ref().to_path_buf(), false)
+    }
+
+    /// Opens the node database at `path` as [`StoreBuilder::open`] does, but only one that
+    /// exists: for tools whose commands read (a typo in a path must not leave a new database
+    /// behind). A missing file is [`Error::NoDatabase`]; an empty file, a pos-central database
+    /// or another SQLite database is [`Error::NotANodeDatabase`]. Both are refused before
+    /// anything is written.
+    pub fn open_existing(self, path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(Error::NoDatabase { path });
+        }
+        self.open_file(path, true)
+    }
+
+    fn open_file(self, path: PathBuf, existing: bool) -> Result<Store> {
         let open_err = |source| Error::Open {
             path: path.clone(),
             source,
@@ -129,6 +147,13 @@ impl StoreBuilder {
         // Reading the header is the first access; a non-SQLite file fails here, untouched.
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
             .map_err(open_err)?;
+        // Before anything is written to it (the journal mode, the migrations).
+        match foreign_kind(&conn, &path).map_err(open_err)? {
+            Some(what) if existing || what == CENTRAL => {
+                return Err(Error::NotANodeDatabase { path, what });
+            }
+            _ => {}
+        }
         self.setup(conn, Location::File(path), true)
     }
 
@@ -218,6 +243,43 @@ impl StoreBuilder {
     }
 }
 
+const CENTRAL: &str = "a pos-central database";
+
+/// What a file that is not a node database is: `None` for a node database of any version
+/// (its tables, or the first migration's with refinery's history), else an empty file or
+/// database, a pos-central database (its operation log, no products) or another SQLite
+/// database. Reads the schema only.
+fn foreign_kind(conn: &Connection, path: &Path) -> rusqlite::Result<Option<&'static str>> {
+    let has = |table: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+            [table],
+            |r| r.get(0),
+        )
+    };
+    if has("node_state")? || (has("products")? && has("refinery_schema_history")?) {
+        return Ok(None);
+    }
+    if has("operations")? && !has("products")? {
+        return Ok(Some(CENTRAL));
+    }
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables > 0 {
+        return Ok(Some("another SQLite database"));
+    }
+    // A zero-length file is what a typo or `touch` leaves; SQLite reads it as an empty database.
+    let empty_file = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+    Ok(Some(if empty_file {
+        "an empty file"
+    } else {
+        "an empty SQLite database"
+    }))
+}
+
 impl Store {
     /// A builder for a store with settings other than the defaults; see [`StoreBuilder`].
     pub fn builder() -> StoreBuilder {
@@ -231,6 +293,21 @@ impl Store {
     /// [`Error::SchemaTooNew`] and left as it was.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::builder().open(path)
+    }
+
+    /// Opens an existing node database with the default settings, never creating one:
+    /// `Store::builder().open_existing(path)`; see [`StoreBuilder::open_existing`].
+    ///
+    /// ```
+    /// use pos_tenancy::{Error, Store};
+    /// let dir = tempfile::tempdir()?;
+    /// let typo = dir.path().join("nod.db");
+    /// assert!(matches!(Store::open_existing(&typo), Err(Error::NoDatabase { .. })));
+    /// assert!(!typo.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder().open_existing(path)
     }
 
     /// A private in-memory database (for tests and tools), migrated like a file, with the

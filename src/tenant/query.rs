@@ -391,6 +391,13 @@ fn decide(inner: &HashMap<String, String>, ctx: &AuthContext<'_>) -> Result<(), 
                 Err(format!("the schema table {table_name} is not readable"))
             } else if table_name.starts_with("pragma_") {
                 Err(format!("{table_name} is a PRAGMA; PRAGMA is not allowed"))
+            } else if !inner.contains_key(table_name) {
+                // A node-level table (node_state, the migration history) or a virtual table
+                // (dbstat): there is no view of it to point to.
+                Err(format!(
+                    "{table_name} is not one of the tenant's tables; a report reads only those \
+                     (node-level tables and SQLite's virtual tables are not readable)"
+                ))
             } else {
                 Err(format!(
                     "{table_name} may only be read through the tenant's view (write `{table_name}`, \

@@ -1,7 +1,11 @@
 //! `pos-central`: the central sync server and its admin commands. Exit codes: 0 ok, 2 error
-//! (printed on stderr, prefixed by the program name).
+//! (printed on stderr, prefixed by the program name). A closed stdout ends the output quietly
+//! with the exit code the work decided; any other failed write (a full disk) is exit 2.
 
-use std::io::Read;
+#[path = "../common/output.rs"]
+mod output;
+
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +35,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a central database (or migrate an existing one to this version).
+    Init {
+        /// The central database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the HTTP API until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
     /// Manage the tenants this server serves.
@@ -43,7 +56,7 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The central database file.
+    /// The central database file (made by `init` or `tenant add`; a missing one is refused).
     #[arg(long)]
     db: PathBuf,
     /// Address to listen on (port 0 picks a free one; the address is printed on stdout).
@@ -207,19 +220,38 @@ enum CliError {
     LongTtl(String),
     #[error("nothing to change: pass --max-users, --max-api-calls or --rate-limit")]
     NoChange,
-    #[error("no database at {0} (create one with `pos-central tenant add --db {0} ...`)")]
+    #[error(
+        "no database at {0} (create one with `pos-central init --db {0}` or `pos-central tenant \
+         add --db {0} ...`)"
+    )]
     NoDatabase(String),
     #[error("cannot serve on {0}: {1}")]
     Serve(SocketAddr, std::io::Error),
-    #[error("cannot write JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    #[error("cannot write the output: {0}")]
+    Output(io::Error),
 }
 
+/// Runs `write` on the locked stdout and flushes it; a closed pipe ends the output quietly,
+/// any other failure is [`CliError::Output`].
+fn print(
+    write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>,
+) -> Result<(), CliError> {
+    output::print(write).map_err(CliError::Output)
+}
+
+/// Pretty JSON and a newline on `out`.
+fn write_json(out: &mut impl Write, value: &impl serde::Serialize) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
+}
+
+/// Opens an existing central database: commands other than `init` and `tenant add` never
+/// create one, nor turn an empty file into one.
 fn open_existing(db: &Path) -> Result<SqliteCentral, CliError> {
-    if !db.is_file() {
-        return Err(CliError::NoDatabase(db.display().to_string()));
-    }
-    Ok(SqliteCentral::open(db)?)
+    SqliteCentral::open_existing(db).map_err(|e| match e {
+        CentralError::NoDatabase { .. } => CliError::NoDatabase(db.display().to_string()),
+        e => e.into(),
+    })
 }
 
 fn read_secret(file: Option<&Path>) -> Result<Vec<u8>, CliError> {
@@ -290,25 +322,33 @@ fn token_ttl(value: &str) -> Result<Duration, CliError> {
 }
 
 fn show(t: &CentralTenant, json: bool) -> Result<(), CliError> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(t)?);
-    } else {
-        let rate = t
-            .rate_limit
-            .map_or_else(|| "server default".to_owned(), |r| r.to_string());
-        println!(
-            "{}\t{}\t{}\t{}\t{} users\t{} API calls/month\trate {}\tbrand {:?}",
-            t.id,
-            t.name,
-            t.status,
-            t.plan,
-            t.limits.max_users,
-            t.limits.max_api_calls_month,
-            rate,
-            t.settings.brand_name
-        );
-    }
-    Ok(())
+    print(|out| {
+        if json {
+            write_json(out, t)
+        } else {
+            write_line(out, t)
+        }
+    })
+}
+
+/// One tenant on one line; what a tenant typed is escaped so it cannot act on the terminal
+/// (the name as `output::printable`, the brand quoted as Rust's `{:?}`).
+fn write_line(out: &mut impl Write, t: &CentralTenant) -> io::Result<()> {
+    let rate = t
+        .rate_limit
+        .map_or_else(|| "server default".to_owned(), |r| r.to_string());
+    writeln!(
+        out,
+        "{}\t{}\t{}\t{}\t{} users\t{} API calls/month\trate {}\tbrand {:?}",
+        t.id,
+        output::printable(&t.name),
+        t.status,
+        t.plan,
+        t.limits.max_users,
+        t.limits.max_api_calls_month,
+        rate,
+        t.settings.brand_name
+    )
 }
 
 fn read_settings(file: &Path) -> Result<TenantSettings, CliError> {
@@ -348,14 +388,12 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
         }
         TenantCommand::List { db, json } => {
             let tenants = open_existing(&db)?.tenants()?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&tenants)?);
-                return Ok(());
-            }
-            for t in &tenants {
-                show(t, false)?;
-            }
-            Ok(())
+            print(|out| {
+                if json {
+                    return write_json(out, &tenants);
+                }
+                tenants.iter().try_for_each(|t| write_line(out, t))
+            })
         }
         TenantCommand::Show(t) => show(&open_existing(&t.db)?.tenant(&t.id.parse()?)?, t.json),
         TenantCommand::Suspend(t) => show(
@@ -414,7 +452,8 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
 fn serve(args: ServeArgs) -> Result<(), CliError> {
     let secret = read_secret(args.secret_file.as_deref())?;
     let max_skew = args.max_skew.0;
-    let store: Arc<dyn CentralStore> = Arc::new(SqliteCentral::open(&args.db)?);
+    // A typo in --db must not start a server on a new, empty database.
+    let store: Arc<dyn CentralStore> = Arc::new(open_existing(&args.db)?);
     let state = AppState::new(store, secret)?
         .rate_limit(args.rate_limit)
         .max_skew(max_skew);
@@ -435,8 +474,9 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::Serve(listen, e))?;
-        // The one line on stdout: scripts and tests read the port from it.
-        println!("listening on {addr}");
+        // The one line on stdout: scripts and tests read the port from it. Nobody reading it
+        // is no reason to stop serving; a line that cannot be written (a full disk) is.
+        print(|out| writeln!(out, "listening on {addr}"))?;
         let options = ServeOptions::default();
         tracing::info!(%addr, rate_limit = %args.rate_limit, max_skew_secs = max_skew.as_secs(),
             header_timeout_secs = options.header_read_timeout.as_secs(),
@@ -488,6 +528,18 @@ async fn shutdown_signal() {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Init { db, json } => {
+            // Creating is what `init` is for; an existing central database is migrated, another
+            // program's is refused untouched.
+            drop(SqliteCentral::open(&db)?);
+            print(|out| {
+                if json {
+                    write_json(out, &serde_json::json!({ "db": db.display().to_string() }))
+                } else {
+                    writeln!(out, "{}: central database ready", db.display())
+                }
+            })
+        }
         Command::Serve(args) => serve(args),
         Command::Tenant(cmd) => tenant(cmd),
         Command::Token(TokenCommand::Issue {
@@ -508,8 +560,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 .unwrap_or_default()
                 .saturating_add(ttl)
                 .as_secs();
-            println!("{}", issue_token(&secret, &tenant, &device, exp)?);
-            Ok(())
+            let token = issue_token(&secret, &tenant, &device, exp)?;
+            print(|out| writeln!(out, "{token}"))
         }
     }
 }
@@ -533,7 +585,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pos-central: error: {e}");
+            // A closed stderr leaves nowhere to say it; the exit code still does.
+            let _ = writeln!(io::stderr().lock(), "pos-central: error: {e}");
             ExitCode::from(2)
         }
     }

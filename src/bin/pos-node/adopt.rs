@@ -1,6 +1,7 @@
 //! `pos-node adopt`: turn a legacy single-tenant store into a multi-tenant one, or roll back.
 
 use std::collections::HashMap;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pos_tenancy::adopt::{self, AdoptOptions, AdoptPlan, AdoptReport, Outcome, Progress};
 use pos_tenancy::{Plan, TenantId};
 
-use crate::output::{print_json, print_table};
+use crate::output::{print, print_json, write_table};
 use crate::{CliError, Outcome as Exit};
 
 #[derive(Args)]
@@ -29,7 +30,7 @@ pub(crate) struct AdoptArgs {
     /// Print the plan and change nothing.
     #[arg(long, conflicts_with = "rollback")]
     dry_run: bool,
-    /// Where the backup goes (default: beside the database).
+    /// An existing directory the backup goes to (default: beside the database).
     #[arg(long)]
     backup_dir: Option<PathBuf>,
     /// Restore the backup given with --backup instead, after checking its SHA-256.
@@ -52,13 +53,16 @@ pub(crate) fn run(args: AdoptArgs) -> Result<Exit, CliError> {
         if args.json {
             print_json(&report)?;
         } else {
-            println!(
-                "restored {} from {} (SHA-256 {} checked) in {:.2} s",
-                report.db.display(),
-                report.backup.display(),
-                report.sha256,
-                report.seconds
-            );
+            print(|out| {
+                writeln!(
+                    out,
+                    "restored {} from {} (SHA-256 {} checked) in {:.2} s",
+                    report.db.display(),
+                    report.backup.display(),
+                    report.sha256,
+                    report.seconds
+                )
+            })?;
         }
         return Ok(Exit::Ok);
     }
@@ -69,6 +73,15 @@ pub(crate) fn run(args: AdoptArgs) -> Result<Exit, CliError> {
     let name = args.name.clone().unwrap_or_else(|| slug.clone());
     let mut options = AdoptOptions::new(tenant, name).dry_run(args.dry_run);
     options.plan = args.plan;
+    if let Some(dir) = &args.backup_dir {
+        // A typo must not leave a new directory tree behind (the library would create it).
+        if !dir.is_dir() {
+            return Err(CliError::Usage(format!(
+                "--backup-dir {}: no such directory (create it first); nothing was changed",
+                dir.display()
+            )));
+        }
+    }
     options.backup_dir = args.backup_dir.clone();
 
     let mut bars = Bars::new();
@@ -83,34 +96,39 @@ pub(crate) fn run(args: AdoptArgs) -> Result<Exit, CliError> {
             if args.json {
                 print_json(&outcome)?;
             } else {
-                println!(
-                    "{} is already a multi-tenant store (schema version {schema_version}, \
-                     tenants: {}); nothing to do",
-                    path.display(),
-                    tenants.join(", ")
-                );
+                print(|out| {
+                    writeln!(
+                        out,
+                        "{} is already a multi-tenant store (schema version {schema_version}, \
+                         tenants: {}); nothing to do",
+                        path.display(),
+                        tenants.join(", ")
+                    )
+                })?;
             }
         }
         Outcome::Planned(plan) => {
             if args.json {
                 print_json(&outcome)?;
             } else {
-                print_plan(plan);
-                println!("dry run: nothing was changed");
+                print(|out| {
+                    write_plan(out, plan)?;
+                    writeln!(out, "dry run: nothing was changed")
+                })?;
             }
         }
         Outcome::Adopted(report) => {
             if args.json {
                 print_json(&outcome)?;
             } else {
-                print_report(&args.db, report);
+                print(|out| write_report(out, &args.db, report))?;
             }
         }
     }
     Ok(Exit::Ok)
 }
 
-fn print_plan(plan: &AdoptPlan) {
+fn write_plan(out: &mut impl Write, plan: &AdoptPlan) -> io::Result<()> {
     let header = ["table", "rows", "indexes", "constraints", "extra columns"].map(String::from);
     let rows: Vec<Vec<String>> = plan
         .tables
@@ -129,37 +147,39 @@ fn print_plan(plan: &AdoptPlan) {
             ]
         })
         .collect();
-    print_table(&header, &rows);
-    println!();
+    write_table(out, &header, &rows)?;
+    writeln!(out)?;
     // What will be rescoped, table by table: every key, foreign key and index after adoption.
     for t in &plan.tables {
-        println!("{}:", t.table);
+        writeln!(out, "{}:", t.table)?;
         for c in &t.constraints {
-            println!("    {c}");
+            writeln!(out, "    {c}")?;
         }
         for i in &t.indexes {
-            println!("    index {i}");
+            writeln!(out, "    index {i}")?;
         }
     }
-    println!();
-    println!(
+    writeln!(out)?;
+    writeln!(
+        out,
         "{} rows in {} tables to adopt as tenant {}",
         plan.total_rows,
         plan.tables.len(),
         plan.tenant
-    );
+    )?;
     for (what, names) in [
         ("triggers kept", &plan.triggers),
         ("views kept", &plan.views),
         ("virtual tables left as they are", &plan.virtual_tables),
     ] {
         if !names.is_empty() {
-            println!("{what}: {}", names.join(", "));
+            writeln!(out, "{what}: {}", names.join(", "))?;
         }
     }
+    Ok(())
 }
 
-fn print_report(db: &Path, report: &AdoptReport) {
+fn write_report(out: &mut impl Write, db: &Path, report: &AdoptReport) -> io::Result<()> {
     let header = [
         "table",
         "rows before",
@@ -183,8 +203,9 @@ fn print_report(db: &Path, report: &AdoptReport) {
             ]
         })
         .collect();
-    print_table(&header, &rows);
-    println!(
+    write_table(out, &header, &rows)?;
+    writeln!(
+        out,
         "adopted {} as tenant {}: {} rows in {} tables, schema version {}, {:.2} s",
         db.display(),
         report.plan.tenant,
@@ -192,14 +213,15 @@ fn print_report(db: &Path, report: &AdoptReport) {
         report.tables.len(),
         report.schema_version,
         report.seconds
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "backup: {} (SHA-256 {}); undo with `pos-node adopt --rollback --backup {} --db {}`",
         report.backup.path.display(),
         report.backup.sha256,
         report.backup.path.display(),
         db.display()
-    );
+    )
 }
 
 /// Progress bars on stderr: hidden by indicatif when stderr is not a terminal.

@@ -1,6 +1,6 @@
 //! `pos-node backup ...`: whole-node backups (create, list, verify, restore, prune).
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -10,7 +10,7 @@ use pos_tenancy::backup::{
 };
 use pos_tenancy::{RowId, Timestamp};
 
-use crate::output::{print_json, print_table};
+use crate::output::{print, print_json, write_table};
 use crate::{CliError, Outcome};
 
 #[derive(Subcommand)]
@@ -102,24 +102,28 @@ pub(crate) fn run(cmd: BackupCommand) -> Result<Outcome, CliError> {
             if json {
                 print_json(&report)?;
             } else {
-                println!(
-                    "backed up {} to {} ({} bytes, {} pages, {:.2} s) for tenants {}",
-                    db.display(),
-                    report.file.path.display(),
-                    report.file.bytes,
-                    report.pages,
-                    report.seconds,
-                    report
-                        .tenants
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                println!("id {}; SHA-256 {}", report.id, report.file.sha256);
-                if let Some(pruned) = &report.pruned {
-                    print_pruned(pruned);
-                }
+                print(|out| {
+                    writeln!(
+                        out,
+                        "backed up {} to {} ({} bytes, {} pages, {:.2} s) for tenants {}",
+                        db.display(),
+                        report.file.path.display(),
+                        report.file.bytes,
+                        report.pages,
+                        report.seconds,
+                        report
+                            .tenants
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )?;
+                    writeln!(out, "id {}; SHA-256 {}", report.id, report.file.sha256)?;
+                    match &report.pruned {
+                        Some(pruned) => write_pruned(out, pruned),
+                        None => Ok(()),
+                    }
+                })?;
             }
             Ok(Outcome::Ok)
         }
@@ -128,7 +132,7 @@ pub(crate) fn run(cmd: BackupCommand) -> Result<Outcome, CliError> {
             if json {
                 print_json(&entries)?;
             } else {
-                print_entries(&entries);
+                print(|out| write_entries(out, &entries))?;
             }
             Ok(Outcome::Ok)
         }
@@ -144,7 +148,7 @@ pub(crate) fn run(cmd: BackupCommand) -> Result<Outcome, CliError> {
             if json {
                 print_json(&checks)?;
             } else {
-                print_checks(&checks);
+                print(|out| write_checks(out, &checks))?;
             }
             Ok(if checks.iter().all(|c| c.problem.is_none()) {
                 Outcome::Ok
@@ -163,33 +167,42 @@ pub(crate) fn run(cmd: BackupCommand) -> Result<Outcome, CliError> {
             if json {
                 print_json(&report)?;
             } else {
-                println!(
-                    "restored {} from {} (SHA-256 {} checked) in {:.2} s: tenants {}",
-                    report.db.display(),
-                    report.backup.display(),
-                    report.sha256,
-                    report.seconds,
-                    report
-                        .tenants
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                if report.same_terminal {
-                    println!("same terminal: the node keeps its id {}", report.node_id);
-                } else {
-                    println!(
-                        "another terminal{}: the node gets the new id {} (the backup's was {})",
-                        if report.created {
-                            " (a new database)"
-                        } else {
-                            ""
-                        },
-                        report.node_id,
-                        report.backup_node_id
-                    );
-                }
+                print(|out| {
+                    writeln!(
+                        out,
+                        "restored {} from {} (SHA-256 {} checked) in {:.2} s: tenants {}",
+                        report.db.display(),
+                        report.backup.display(),
+                        report.sha256,
+                        report.seconds,
+                        report
+                            .tenants
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )?;
+                    if report.same_terminal {
+                        writeln!(
+                            out,
+                            "same terminal: the node keeps its id {}",
+                            report.node_id
+                        )?;
+                    } else {
+                        writeln!(
+                            out,
+                            "another terminal{}: the node gets the new id {} (the backup's was {})",
+                            if report.created {
+                                " (a new database)"
+                            } else {
+                                ""
+                            },
+                            report.node_id,
+                            report.backup_node_id
+                        )?;
+                    }
+                    Ok(())
+                })?;
             }
             Ok(Outcome::Ok)
         }
@@ -206,7 +219,7 @@ pub(crate) fn run(cmd: BackupCommand) -> Result<Outcome, CliError> {
             if json {
                 print_json(&report)?;
             } else {
-                print_pruned(&report);
+                print(|out| write_pruned(out, &report))?;
             }
             Ok(Outcome::Ok)
         }
@@ -227,7 +240,7 @@ fn pages_bar(prefix: &'static str) -> ProgressBar {
     bar
 }
 
-fn print_entries(entries: &[BackupEntry]) {
+fn write_entries(out: &mut impl Write, entries: &[BackupEntry]) -> io::Result<()> {
     let header = [
         "id", "kind", "status", "created", "bytes", "tenants", "file",
     ]
@@ -254,28 +267,29 @@ fn print_entries(entries: &[BackupEntry]) {
             ]
         })
         .collect();
-    print_table(&header, &rows);
+    write_table(out, &header, &rows)
 }
 
-fn print_checks(checks: &[BackupCheck]) {
+fn write_checks(out: &mut impl Write, checks: &[BackupCheck]) -> io::Result<()> {
     for c in checks {
         match &c.problem {
-            None => println!("ok       {} {}", c.id, c.path.display()),
-            Some(problem) => println!("PROBLEM  {} {}: {problem}", c.id, c.path.display()),
+            None => writeln!(out, "ok       {} {}", c.id, c.path.display())?,
+            Some(problem) => writeln!(out, "PROBLEM  {} {}: {problem}", c.id, c.path.display())?,
         }
     }
     let bad = checks.iter().filter(|c| c.problem.is_some()).count();
-    println!("{} backups checked, {bad} with problems", checks.len());
+    writeln!(out, "{} backups checked, {bad} with problems", checks.len())
 }
 
-fn print_pruned(report: &PruneReport) {
+fn write_pruned(out: &mut impl Write, report: &PruneReport) -> io::Result<()> {
     let (verb, done) = if report.dry_run {
         ("would remove", "would be removed")
     } else {
         ("removed", "removed")
     };
     for b in &report.removed {
-        println!(
+        writeln!(
+            out,
             "{verb} {} of {} for tenants {}{}",
             b.id,
             b.created_at,
@@ -289,11 +303,12 @@ fn print_pruned(report: &PruneReport) {
             } else {
                 String::new()
             }
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "pruning: {} backups {done}, {} kept",
         report.removed.len(),
         report.kept
-    );
+    )
 }

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use pos_tenancy::catalog::{SyncConflict, User};
 use pos_tenancy::{Actor, ListQuery, RowId, Tenant, TenantAccess, TenantId};
 
-use crate::output::{quiet_on_close, write_json, write_table};
+use crate::output::{print, write_json, write_table};
 use crate::{open_existing, CliError, Outcome};
 
 #[derive(Subcommand)]
@@ -63,14 +63,12 @@ pub(crate) fn run(cmd: ConflictsCommand) -> Result<Outcome, CliError> {
             let store = open_existing(&db)?;
             let handle = store.tenant(&tenant)?;
             let conflicts = handle.conflicts(open)?;
-            let mut out = io::stdout().lock();
-            let written = if json {
-                write_json(&mut out, &conflicts)
+            if json {
+                print(|out| write_json(out, &conflicts))?;
             } else {
                 let names = usernames(&handle, &conflicts)?;
-                write_list(&mut out, &conflicts, &names, open)
-            };
-            quiet_on_close(written)?;
+                print(|out| write_list(out, &conflicts, &names, open))?;
+            }
         }
         ConflictsCommand::Resolve {
             db,
@@ -84,18 +82,18 @@ pub(crate) fn run(cmd: ConflictsCommand) -> Result<Outcome, CliError> {
             let handle = store.tenant(&tenant)?;
             let actor = find_actor(&handle, &user)?;
             let resolved = handle.resolve_conflict(&actor, id, &resolution)?;
-            let mut out = io::stdout().lock();
-            let written = if json {
-                write_json(&mut out, &resolved)
-            } else {
-                writeln!(
-                    out,
-                    "resolved conflict {} ({} on {} {}) as {user}; the next sync takes it to \
-                     every terminal",
-                    resolved.id, resolved.kind, resolved.table_name, resolved.row_id
-                )
-            };
-            quiet_on_close(written)?;
+            print(|out| {
+                if json {
+                    write_json(out, &resolved)
+                } else {
+                    writeln!(
+                        out,
+                        "resolved conflict {} ({} on {} {}) as {user}; the next sync takes it to \
+                         every terminal",
+                        resolved.id, resolved.kind, resolved.table_name, resolved.row_id
+                    )
+                }
+            })?;
         }
     }
     Ok(Outcome::Ok)

@@ -1,6 +1,6 @@
 //! `pos-node demo`: fill a tenant with a demo auto-parts store and ring up a day of sales.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -10,7 +10,7 @@ use pos_tenancy::pos::money::minor_per_major;
 use pos_tenancy::testkit::demo::{fill, DemoOptions, DemoSummary};
 use pos_tenancy::{Actor, ListQuery, Role, Tenant, TenantAccess, TenantId};
 
-use crate::output::print_json;
+use crate::output::{print, print_json};
 use crate::{open_existing, CliError, Outcome};
 
 #[derive(Args)]
@@ -52,7 +52,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<Outcome, CliError> {
     if args.json {
         print_json(&summary)?;
     } else {
-        print_summary(&id, &currency, &summary);
+        print(|out| write_summary(out, &id, &currency, &summary))?;
     }
     Ok(Outcome::Ok)
 }
@@ -111,9 +111,15 @@ fn money(minor: i64, currency: &str) -> String {
     }
 }
 
-fn print_summary(tenant: &TenantId, currency: &str, s: &DemoSummary) {
+fn write_summary(
+    out: &mut impl Write,
+    tenant: &TenantId,
+    currency: &str,
+    s: &DemoSummary,
+) -> io::Result<()> {
     if s.catalog_created {
-        println!(
+        writeln!(
+            out,
             "{tenant}: demo catalog created: {} products in {} categories ({} fitment rows, \
              {} bins), {} customers with {} vehicles, {} loyalty and {} credit accounts, \
              {} gift cards, {} promotions, {} commission rules, {} deliveries{}",
@@ -134,11 +140,12 @@ fn print_summary(tenant: &TenantId, currency: &str, s: &DemoSummary) {
             } else {
                 ""
             }
-        );
+        )?;
     } else {
-        println!("{tenant}: selling from the existing catalog");
+        writeln!(out, "{tenant}: selling from the existing catalog")?;
     }
-    println!(
+    writeln!(
+        out,
         "{} attempts (seed {}): {} checkouts, {} gift cards sold, {} refunds, {} voids, \
          {} layaways opened ({} payments, {} completed), {} work orders",
         s.attempted,
@@ -151,27 +158,30 @@ fn print_summary(tenant: &TenantId, currency: &str, s: &DemoSummary) {
         s.layaway_payments,
         s.layaways_completed,
         s.work_orders
-    );
+    )?;
     if s.restock_receipts > 0 {
-        println!(
+        writeln!(
+            out,
             "{} products restocked by deliveries between sales (below their reorder level)",
             s.restock_receipts
-        );
+        )?;
     }
     if s.refused > 0 {
         let why: Vec<String> = s.refusals.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        println!(
+        writeln!(
+            out,
             "{} refused by the business rules and skipped: {}",
             s.refused,
             why.join(", ")
-        );
+        )?;
     }
     let payments: Vec<String> = s
         .payments_minor
         .iter()
         .map(|(m, a)| format!("{m} {}", money(*a, currency)))
         .collect();
-    println!(
+    writeln!(
+        out,
         "revenue {}; payments: {}; {} points earned, {} promotions applied",
         money(s.revenue_minor, currency),
         if payments.is_empty() {
@@ -181,5 +191,5 @@ fn print_summary(tenant: &TenantId, currency: &str, s: &DemoSummary) {
         },
         s.points_earned,
         s.promotions_used
-    );
+    )
 }

@@ -17,6 +17,7 @@ mod tenant;
 mod tenant_io;
 mod verify;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -128,12 +129,13 @@ pub(crate) enum CliError {
     TenantIo(#[from] pos_tenancy::TenantIoError),
 }
 
-/// Opens an existing database; read commands never create one by accident.
+/// Opens an existing node database; read commands never create one by accident, nor turn an
+/// empty file or another program's database into one.
 pub(crate) fn open_existing(db: &Path) -> Result<Store, CliError> {
-    if !db.is_file() {
-        return Err(CliError::NoDatabase(db.display().to_string()));
-    }
-    Ok(Store::open(db)?)
+    Store::open_existing(db).map_err(|e| match e {
+        pos_tenancy::Error::NoDatabase { .. } => CliError::NoDatabase(db.display().to_string()),
+        e => e.into(),
+    })
 }
 
 fn run(cli: Cli) -> Result<Outcome, CliError> {
@@ -147,10 +149,13 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
                     "schema_version": version,
                 }))?;
             } else {
-                println!(
-                    "{}: node database ready at schema version {version}",
-                    db.display()
-                );
+                output::print(|out| {
+                    writeln!(
+                        out,
+                        "{}: node database ready at schema version {version}",
+                        db.display()
+                    )
+                })?;
             }
             Ok(Outcome::Ok)
         }

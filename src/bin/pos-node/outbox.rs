@@ -1,10 +1,11 @@
 //! `pos-node outbox list`: a tenant's pending operations, as the central server takes them.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use crate::output::{print_json, print_table};
+use crate::output::{print, print_json, write_table};
 use crate::{open_existing, CliError, Outcome};
 
 #[derive(Subcommand)]
@@ -53,8 +54,10 @@ pub(crate) fn run(cmd: OutboxCommand) -> Result<Outcome, CliError> {
                         ]
                     })
                     .collect();
-                print_table(&header, &rows);
-                println!("({} pending)", rows.len());
+                print(|out| {
+                    write_table(out, &header, &rows)?;
+                    writeln!(out, "({} pending)", rows.len())
+                })?;
             }
             Ok(Outcome::Ok)
         }

@@ -1,16 +1,30 @@
 //! Printing helpers shared by the subcommands.
 //!
 //! A reader that goes away (`pos-node ... | head`) is not an error: output ends quietly and the
-//! command's exit code stays what its work decided. Writes go through `writeln!`, never
-//! `println!`, which panics on a closed pipe.
+//! command's exit code stays what its work decided; any other failed write (a full disk) is
+//! exit 2 (see `common/output.rs`). Writes go through `writeln!` on a locked stdout and end
+//! with a flush, never `println!`, which panics on a closed pipe.
 
 use std::io::{self, Write};
 
+#[path = "../common/output.rs"]
+mod common;
+
+pub(crate) use common::printable;
+
 use crate::CliError;
+
+/// Runs `write` on the locked stdout and flushes it; a closed pipe ends the output quietly,
+/// any other failure is [`CliError::Output`].
+pub(crate) fn print(
+    write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>,
+) -> Result<(), CliError> {
+    common::print(write).map_err(CliError::Output)
+}
 
 /// Pretty JSON on stdout, newline-terminated.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    quiet_on_close(write_json(&mut io::stdout().lock(), value))
+    print(|out| write_json(out, value))
 }
 
 /// Pretty JSON and a newline on `out`.
@@ -29,18 +43,10 @@ pub(crate) fn write_json_line(
     out.flush()
 }
 
-/// Whether a write failed because the reader went away.
-fn is_closed(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::BrokenPipe
-}
-
 /// A write's outcome for the command: a closed pipe ends the output quietly; any other failure
 /// is an error.
 pub(crate) fn quiet_on_close(result: io::Result<()>) -> Result<(), CliError> {
-    match result {
-        Err(e) if !is_closed(&e) => Err(CliError::Output(e)),
-        _ => Ok(()),
-    }
+    common::quiet_on_close(result).map_err(CliError::Output)
 }
 
 /// A line on stderr, prefixed by the program name; a closed stderr is ignored (there is
@@ -50,11 +56,6 @@ pub(crate) fn warn(text: &str) {
 }
 
 /// A plain text table with a header row, columns padded to their widest cell.
-pub(crate) fn print_table(header: &[String], rows: &[Vec<String>]) {
-    let _ = write_table(&mut io::stdout().lock(), header, rows);
-}
-
-/// [`print_table`] on any writer.
 pub(crate) fn write_table(
     out: &mut impl Write,
     header: &[String],

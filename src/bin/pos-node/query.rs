@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use crate::output::{print_json, print_table};
+use std::io::Write;
+
+use crate::output::{print, print_json, write_table};
 use crate::{open_existing, CliError, Outcome};
 
 pub(crate) fn run(db: &Path, tenant: &str, json: bool, sql: &str) -> Result<Outcome, CliError> {
@@ -25,8 +27,10 @@ pub(crate) fn run(db: &Path, tenant: &str, json: bool, sql: &str) -> Result<Outc
                     .collect()
             })
             .collect();
-        print_table(&result.columns, &rows);
-        println!("({} rows)", rows.len());
+        print(|out| {
+            write_table(out, &result.columns, &rows)?;
+            writeln!(out, "({} rows)", rows.len())
+        })?;
     }
     Ok(Outcome::Ok)
 }

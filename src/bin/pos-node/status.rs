@@ -8,7 +8,7 @@ use clap::Args;
 use pos_tenancy::sync::SyncStatus;
 use pos_tenancy::{TenantId, Timestamp};
 
-use crate::output::{quiet_on_close, write_json};
+use crate::output::{print, write_json};
 use crate::{open_existing, CliError, Outcome};
 
 #[derive(Args)]
@@ -40,13 +40,13 @@ pub(crate) fn run(args: StatusArgs) -> Result<Outcome, CliError> {
         .iter()
         .map(|t| store.sync_status(t))
         .collect::<pos_tenancy::Result<Vec<_>>>()?;
-    let mut out = io::stdout().lock();
-    let written = if args.json {
-        write_json(&mut out, &statuses)
-    } else {
-        write_text(&mut out, &statuses, &args.db.display().to_string())
-    };
-    quiet_on_close(written)?;
+    print(|out| {
+        if args.json {
+            write_json(out, &statuses)
+        } else {
+            write_text(out, &statuses, &args.db.display().to_string())
+        }
+    })?;
     Ok(if statuses.iter().any(has_problems) {
         Outcome::Problems
     } else {

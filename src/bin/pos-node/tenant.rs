@@ -1,11 +1,12 @@
 //! `pos-node tenant ...`: the tenant registry.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use pos_tenancy::{NewTenant, Plan, Store, TenantId, TenantInfo, TenantStatus};
 
-use crate::output::{print_json, print_table};
+use crate::output::{print, print_json, printable, write_table};
 use crate::{open_existing, CliError, Outcome};
 
 #[derive(Subcommand)]
@@ -87,15 +88,15 @@ pub(crate) fn run(cmd: TenantCommand) -> Result<Outcome, CliError> {
                     .map(|t| {
                         vec![
                             t.id.to_string(),
-                            t.name.clone(),
+                            printable(&t.name).into_owned(),
                             t.status.to_string(),
                             t.plan.to_string(),
                             t.tier.to_string(),
-                            t.settings.brand_name.clone(),
+                            printable(&t.settings.brand_name).into_owned(),
                         ]
                     })
                     .collect();
-                print_table(&header, &rows);
+                print(|out| write_table(out, &header, &rows))?;
             }
         }
         TenantCommand::Show(t) => {
@@ -120,23 +121,29 @@ fn show(t: &TenantInfo, json: bool) -> Result<(), CliError> {
     if json {
         return print_json(t);
     }
-    println!("id:          {}", t.id);
-    println!("name:        {}", t.name);
-    println!("status:      {}", t.status);
-    println!(
+    print(|out| write_info(out, t))
+}
+
+/// The tenant as text; what a tenant typed (name, brand) is escaped, so it cannot act on the
+/// terminal (see [`printable`]).
+fn write_info(out: &mut impl Write, t: &TenantInfo) -> io::Result<()> {
+    writeln!(out, "id:          {}", t.id)?;
+    writeln!(out, "name:        {}", printable(&t.name))?;
+    writeln!(out, "status:      {}", t.status)?;
+    writeln!(
+        out,
         "plan:        {} (max {} users, {} API calls a month)",
         t.plan, t.limits.max_users, t.limits.max_api_calls_month
-    );
-    println!("tier:        {}", t.tier);
-    println!("brand:       {}", t.settings.brand_name);
-    println!("currency:    {}", t.settings.currency);
-    println!("locale:      {}", t.settings.locale);
+    )?;
+    writeln!(out, "tier:        {}", t.tier)?;
+    writeln!(out, "brand:       {}", printable(&t.settings.brand_name))?;
+    writeln!(out, "currency:    {}", t.settings.currency)?;
+    writeln!(out, "locale:      {}", t.settings.locale)?;
     // Every switch with its state in force (named or by default), so "off" is never hidden.
     let switches: Vec<String> = pos_tenancy::Feature::ALL
         .iter()
         .map(|f| format!("{f} {}", if t.settings.feature(*f) { "on" } else { "off" }))
         .collect();
-    println!("features:    {}", switches.join(", "));
-    println!("created:     {}", t.created_at);
-    Ok(())
+    writeln!(out, "features:    {}", switches.join(", "))?;
+    writeln!(out, "created:     {}", t.created_at)
 }

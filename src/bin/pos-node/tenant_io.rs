@@ -1,14 +1,14 @@
 //! `pos-node export`, `pos-node restore` and `pos-node tenant delete`: one tenant's rows out
 //! of the node, back in, and offboarding.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pos_tenancy::{IfUnsynced, TableCopied, TenantExport, TenantId};
 
-use crate::output::print_json;
+use crate::output::{print, print_json};
 use crate::{open_existing, CliError, Outcome};
 
 #[derive(Args)]
@@ -83,7 +83,7 @@ pub(crate) fn export(args: ExportArgs) -> Result<Outcome, CliError> {
     if args.json {
         print_json(&export)?;
     } else {
-        print_export(&export);
+        print(|out| write_export(out, &export))?;
     }
     Ok(Outcome::Ok)
 }
@@ -100,27 +100,31 @@ pub(crate) fn restore(args: RestoreArgs) -> Result<Outcome, CliError> {
     if args.json {
         print_json(&restored)?;
     } else {
-        println!(
-            "restored tenant {} from {} (SHA-256 {} checked): {} rows in {} tables replaced {} \
-             rows, {:.2} s",
-            restored.tenant,
-            restored.from.display(),
-            restored.sha256,
-            restored.rows,
-            restored.tables.len(),
-            restored.rows_replaced,
-            restored.seconds
-        );
-        if restored.registered {
-            println!("the tenant was registered again from the export");
-        }
-        if restored.unsynced_discarded > 0 {
-            println!(
-                "{} operations not yet synced and not in the export were lost (--force)",
-                restored.unsynced_discarded
-            );
-        }
-        println!("restore job {}", restored.restore_job_id);
+        print(|out| {
+            writeln!(
+                out,
+                "restored tenant {} from {} (SHA-256 {} checked): {} rows in {} tables replaced \
+                 {} rows, {:.2} s",
+                restored.tenant,
+                restored.from.display(),
+                restored.sha256,
+                restored.rows,
+                restored.tables.len(),
+                restored.rows_replaced,
+                restored.seconds
+            )?;
+            if restored.registered {
+                writeln!(out, "the tenant was registered again from the export")?;
+            }
+            if restored.unsynced_discarded > 0 {
+                writeln!(
+                    out,
+                    "{} operations not yet synced and not in the export were lost (--force)",
+                    restored.unsynced_discarded
+                )?;
+            }
+            writeln!(out, "restore job {}", restored.restore_job_id)
+        })?;
     }
     Ok(Outcome::Ok)
 }
@@ -140,28 +144,32 @@ pub(crate) fn delete(args: DeleteArgs) -> Result<Outcome, CliError> {
     if args.json {
         print_json(&deleted)?;
     } else {
-        print_export(&deleted.export);
-        println!(
-            "deleted tenant {}: {} rows; {} tables with a tenant_id checked, none holds a row of \
-             it{}",
-            deleted.tenant,
-            deleted.rows_deleted,
-            deleted.tables_proven_empty,
-            if deleted.unsynced_discarded > 0 {
-                format!(
-                    " ({} operations not yet synced were lost, --force)",
-                    deleted.unsynced_discarded
-                )
-            } else {
-                String::new()
-            }
-        );
+        print(|out| {
+            write_export(out, &deleted.export)?;
+            writeln!(
+                out,
+                "deleted tenant {}: {} rows; {} tables with a tenant_id checked, none holds a \
+                 row of it{}",
+                deleted.tenant,
+                deleted.rows_deleted,
+                deleted.tables_proven_empty,
+                if deleted.unsynced_discarded > 0 {
+                    format!(
+                        " ({} operations not yet synced were lost, --force)",
+                        deleted.unsynced_discarded
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        })?;
     }
     Ok(Outcome::Ok)
 }
 
-fn print_export(export: &TenantExport) {
-    println!(
+fn write_export(out: &mut impl Write, export: &TenantExport) -> io::Result<()> {
+    writeln!(
+        out,
         "exported tenant {} to {}: {} rows in {} tables, {} bytes, {:.2} s",
         export.tenant,
         export.path.display(),
@@ -169,12 +177,13 @@ fn print_export(export: &TenantExport) {
         export.tables.len(),
         export.bytes,
         export.seconds
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "SHA-256 {} (also in {}.sha256)",
         export.sha256,
         export.path.display()
-    );
+    )
 }
 
 /// A bar of tables on stderr when it is a terminal; nothing otherwise.

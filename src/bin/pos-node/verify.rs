@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use crate::output::{print_json, print_table};
+use std::io::Write;
+
+use crate::output::{print, print_json, write_table};
 use crate::{open_existing, CliError, Outcome};
 
 pub(crate) fn run(db: &Path, json: bool) -> Result<Outcome, CliError> {
@@ -10,10 +12,13 @@ pub(crate) fn run(db: &Path, json: bool) -> Result<Outcome, CliError> {
     if json {
         print_json(&report)?;
     } else if report.is_ok() {
-        println!(
-            "ok: {} tenant tables and {} rows checked, no violations",
-            report.tables_checked, report.rows_checked
-        );
+        print(|out| {
+            writeln!(
+                out,
+                "ok: {} tenant tables and {} rows checked, no violations",
+                report.tables_checked, report.rows_checked
+            )
+        })?;
     } else {
         let header = ["check", "table", "detail"].map(String::from);
         let rows: Vec<Vec<String>> = report
@@ -27,8 +32,10 @@ pub(crate) fn run(db: &Path, json: bool) -> Result<Outcome, CliError> {
                 vec![check, v.table.clone().unwrap_or_default(), v.detail.clone()]
             })
             .collect();
-        print_table(&header, &rows);
-        println!("{} violations", report.violations.len());
+        print(|out| {
+            write_table(out, &header, &rows)?;
+            writeln!(out, "{} violations", report.violations.len())
+        })?;
     }
     Ok(if report.is_ok() {
         Outcome::Ok

@@ -72,7 +72,8 @@ pub use store::{
     WAL_AUTOCHECKPOINT,
 };
 pub use tenant::query::{
-    QueryError, QueryResult, DEFAULT_QUERY_TIMEOUT, MAX_ROWS, MAX_VALUE_BYTES,
+    QueryError, QueryResult, DEFAULT_QUERY_TIMEOUT, MAX_RESULT_BYTES, MAX_ROWS, MAX_VALUE_BYTES,
+    VALUE_OVERHEAD_BYTES,
 };
 pub use tenant::settings::{
     is_iso4217, BusinessRules, Domain, NewTenant, Plan, PlanLimits, Role, SettingsError, TaxRate,

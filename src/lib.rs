@@ -65,7 +65,7 @@ pub use hlc::{ClockState, Hlc, HlcError, DEFAULT_MAX_SKEW, MAX_COUNTER, MAX_MILL
 pub use ids::{Json, RowId, RowIdError, TenantId, TenantIdError, Timestamp};
 pub use outbox::json_text;
 pub use protocol::{Operation, OperationKind};
-pub use store::verify::{Check, VerifyReport, Violation};
+pub use store::verify::{Check, VerifyError, VerifyReport, Violation};
 pub use store::vfs;
 pub use store::{
     BackgroundCheckpoint, Store, StoreBuilder, BUSY_TIMEOUT, CHECKPOINT_INTERVAL,

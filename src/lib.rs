@@ -65,14 +65,15 @@ pub use hlc::{ClockState, Hlc, HlcError, DEFAULT_MAX_SKEW, MAX_COUNTER, MAX_MILL
 pub use ids::{Json, RowId, RowIdError, TenantId, TenantIdError, Timestamp};
 pub use outbox::json_text;
 pub use protocol::{Operation, OperationKind};
-pub use store::verify::{Check, VerifyReport, Violation};
+pub use store::verify::{Check, VerifyError, VerifyReport, Violation};
 pub use store::vfs;
 pub use store::{
     BackgroundCheckpoint, Store, StoreBuilder, BUSY_TIMEOUT, CHECKPOINT_INTERVAL,
     WAL_AUTOCHECKPOINT,
 };
 pub use tenant::query::{
-    QueryError, QueryResult, DEFAULT_QUERY_TIMEOUT, MAX_ROWS, MAX_VALUE_BYTES,
+    QueryError, QueryResult, DEFAULT_QUERY_TIMEOUT, MAX_RESULT_BYTES, MAX_ROWS, MAX_VALUE_BYTES,
+    VALUE_OVERHEAD_BYTES,
 };
 pub use tenant::settings::{
     is_iso4217, BusinessRules, Domain, Feature, NewTenant, Plan, PlanLimits, Role, SettingsError,

@@ -1005,8 +1005,10 @@ fn killed_adoptions_leave_the_original_or_a_verified_store() {
         );
         let store = Store::open(&work).expect("opens");
         let report = store.verify().expect("verify runs");
+        // Every legacy row, and the adoption's record of the backup it took (an audit row).
         assert_eq!(
-            report.rows_checked, legacy_rows,
+            report.rows_checked,
+            legacy_rows + 1,
             "attempt {attempt}: every row is there"
         );
     }
@@ -1019,4 +1021,101 @@ fn killed_adoptions_leave_the_original_or_a_verified_store() {
          verified: {adopted_files}"
     );
     assert!(originals > 0, "some kills land before the commit");
+}
+
+// ---------------------------------------------------------------- rollback's refusals
+
+#[test]
+fn rollback_gives_up_on_a_database_another_process_holds_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = legacy(dir.path(), 1_000, 31);
+    let report = adopted(adopt(&path, &options(dir.path()), &mut |_| {}).expect("adopts"));
+    let adopted_digest = canonical_digest(&path).expect("digest");
+
+    // Another process holds the write lock (BEGIN EXCLUSIVE) for as long as it likes.
+    let holder = Connection::open(&path).expect("opens");
+    holder
+        .execute_batch("BEGIN EXCLUSIVE; UPDATE tenants SET name = name;")
+        .expect("lock held");
+    let mut child = pos_node()
+        .args(["adopt", "--rollback", "--backup"])
+        .arg(&report.backup.path)
+        .arg("--db")
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    // Not a timing assertion: a rollback that never gives up (it used to retry without end)
+    // must fail this test instead of hanging it.
+    let watchdog = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if watchdog.elapsed() > std::time::Duration::from_secs(120) {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("adopt --rollback was still waiting for the lock after 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("locked by another process") && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    holder.execute_batch("ROLLBACK").expect("released");
+    drop(holder);
+    assert_eq!(canonical_digest(&path).expect("digest"), adopted_digest);
+}
+
+#[test]
+fn rollback_restores_only_the_backup_the_databases_own_adoption_took() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = legacy(dir.path(), 1_000, 41);
+    let theirs = legacy(dir.path(), 1_000, 42);
+    let our_backup =
+        adopted(adopt(&ours, &options(dir.path()), &mut |_| {}).expect("adopts")).backup;
+    let their_backup =
+        adopted(adopt(&theirs, &options(dir.path()), &mut |_| {}).expect("adopts")).backup;
+    let adopted_digest = canonical_digest(&ours).expect("digest");
+
+    // Another store's pre-adoption backup, whole and with its .sha256, is not ours.
+    let err = adopt::rollback(&ours, &their_backup.path).expect_err("refused");
+    assert!(matches!(err, AdoptError::NotItsBackup { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&our_backup.sha256) && message.contains("nothing was restored"),
+        "names the backup the adoption took: {message}"
+    );
+    assert_eq!(canonical_digest(&ours).expect("digest"), adopted_digest);
+
+    // A node database that was never adopted records no backup, so none goes over it,
+    // whatever SQLite file with a matching .sha256 is offered.
+    let node = dir.path().join("node.db");
+    let store = Store::open(&node).expect("node");
+    store
+        .add_tenant(&pos_tenancy::NewTenant::new(tenant(), "Caps"))
+        .expect("tenant");
+    drop(store);
+    let node_digest = canonical_digest(&node).expect("digest");
+    let err = adopt::rollback(&node, &our_backup.path).expect_err("refused");
+    assert!(matches!(err, AdoptError::NotAdopted { .. }), "{err}");
+    assert_eq!(canonical_digest(&node).expect("digest"), node_digest);
+    // Through the binary: exit 2 with the reason.
+    let out = pos_node()
+        .args(["adopt", "--rollback", "--backup"])
+        .arg(&their_backup.path)
+        .arg("--db")
+        .arg(&ours)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not the backup"));
+    assert_eq!(canonical_digest(&ours).expect("digest"), adopted_digest);
+
+    // Its own backup is restored.
+    let original = canonical_digest(&our_backup.path).expect("digest");
+    adopt::rollback(&ours, &our_backup.path).expect("rolls back");
+    assert_eq!(canonical_digest(&ours).expect("digest"), original);
 }

@@ -274,3 +274,165 @@ fn outbox_list_prints_the_pending_operations_as_json() {
     let o = pos_node(&["outbox", "list", "--db", &db, "--tenant", "Caps!"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// A node database with one tenant and some rows in several tables (users, products, the
+/// outbox and the audit log), so that verify has rows to try moving to another tenant.
+fn node_with_rows(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("node.db");
+    let store = pos_tenancy::Store::open(&path).expect("store");
+    let caps: pos_tenancy::TenantId = "caps".parse().expect("id");
+    store
+        .add_tenant(&pos_tenancy::NewTenant::new(caps.clone(), "Caps"))
+        .expect("tenant");
+    store
+        .tenant(&caps)
+        .expect("caps")
+        .bootstrap_admin("owner", "Owner")
+        .expect("admin");
+    drop(store);
+    // Rows written straight into the file, enough for a few hundred pages.
+    let conn = rusqlite::Connection::open(&path).expect("raw");
+    conn.execute_batch(
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r LIMIT 3000)
+         INSERT INTO products (id, tenant_id, sku, name, price_minor, currency, created_at, updated_at)
+         SELECT printf('00000000-0000-7000-8000-%012d', n), 'caps', 'SKU-' || n,
+                'Product number ' || n, 100 + n, 'USD', '2026-01-01T00:00:00.000Z',
+                '2026-01-01T00:00:00.000Z' FROM r;",
+    )
+    .expect("rows");
+    drop(conn);
+    path
+}
+
+/// Runs `pos-node` as a user that the file's mode keeps from writing it: this process's user,
+/// unless it writes whatever the mode says (root, as in many CI containers), then `nobody`
+/// through `setpriv`. `None` when neither can be arranged here.
+fn as_reader_of(file: &Path, args: &[&str]) -> Option<Output> {
+    let writes_anyway = std::fs::OpenOptions::new().append(true).open(file).is_ok();
+    if !writes_anyway {
+        return Some(pos_node(args));
+    }
+    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let can = |program: &str, rest: &[&str]| {
+        Command::new("setpriv")
+            .args(nobody)
+            .arg(program)
+            .args(rest)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let file = file.to_str()?;
+    if !can(env!("CARGO_BIN_EXE_pos-node"), &["--version"]) || !can("test", &["-r", file]) {
+        return None;
+    }
+    Command::new("setpriv")
+        .args(nobody)
+        .arg(env!("CARGO_BIN_EXE_pos-node"))
+        .args(args)
+        .output()
+        .ok()
+}
+
+#[test]
+fn verify_checks_a_file_it_may_only_read_and_writes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = node_with_rows(dir.path());
+    let db = path.display().to_string();
+    let before = std::fs::read(&path).expect("bytes");
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    mode(&path, 0o444);
+    // First in a directory the reader may write (SQLite puts its reader's files there),
+    // then in one it may not: both are checked, and clean.
+    for dir_mode in [0o777, 0o555] {
+        mode(dir.path(), dir_mode);
+        let Some(o) = as_reader_of(&path, &["verify", "--db", &db]) else {
+            mode(dir.path(), 0o755);
+            eprintln!(
+                "skipped: this process writes read-only files and cannot run pos-node as \
+                 another user (setpriv), so a read-only file cannot be arranged here"
+            );
+            return;
+        };
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "directory {dir_mode:o}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        assert!(stdout(&o).starts_with("ok:"), "{}", stdout(&o));
+        assert_eq!(std::fs::read(&path).expect("bytes"), before);
+    }
+    mode(dir.path(), 0o755);
+}
+
+#[test]
+fn verify_reads_past_a_writer_and_gives_up_on_a_file_locked_against_readers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = node_with_rows(dir.path());
+    let db = path.display().to_string();
+
+    // Another process writing (its write lock held) does not keep verify from reading a
+    // consistent snapshot: no lock waits, no "cannot be checked" violations.
+    let writer = rusqlite::Connection::open(&path).expect("writer");
+    writer
+        .execute_batch("BEGIN EXCLUSIVE; UPDATE tenants SET name = 'Caps (writing)';")
+        .expect("write lock held");
+    let o = pos_node(&["verify", "--db", &db]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).starts_with("ok:"), "{}", stdout(&o));
+    writer.execute_batch("ROLLBACK").expect("released");
+
+    // A lock that keeps readers out (exclusive locking mode) ends verify once the busy
+    // timeout has passed: exit 2 with the reason, not a list of violations.
+    writer
+        .execute_batch(
+            "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; UPDATE tenants SET name = name;",
+        )
+        .expect("exclusive lock held");
+    let o = pos_node(&["verify", "--db", &db, "--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("locked by another process") && stderr(&o).contains("nothing"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty(), "no report: {}", stdout(&o));
+    drop(writer);
+}
+
+#[test]
+fn verify_changes_no_byte_of_a_damaged_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = node_with_rows(dir.path());
+    let mut bytes = std::fs::read(&path).expect("bytes");
+    // Scribble over two pages in the middle of the file; the header stays readable.
+    let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    let pages = bytes.len() / page;
+    assert!(pages > 20, "{pages} pages");
+    for p in [pages / 3, pages / 2] {
+        bytes[p * page + 100..p * page + 300].fill(0xa5);
+    }
+    std::fs::write(&path, &bytes).expect("damaged");
+    let o = pos_node(&["verify", "--db", &path.display().to_string()]);
+    assert!(
+        matches!(o.status.code(), Some(1 | 2)),
+        "found problems or could not check: {:?} {}{}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    let after = std::fs::read(&path).expect("bytes");
+    let changed: Vec<usize> = (0..bytes.len().max(after.len()))
+        .filter(|&i| bytes.get(i) != after.get(i))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "{} bytes changed, the first at {:?}",
+        changed.len(),
+        &changed[..changed.len().min(10)]
+    );
+}

@@ -270,3 +270,62 @@ fn runaway_reports_are_stopped() {
         2
     );
 }
+
+#[test]
+fn a_result_larger_than_the_byte_bound_is_refused_with_the_bound_whatever_its_shape() {
+    use pos_tenancy::MAX_RESULT_BYTES;
+    let f = fixture();
+    let caps = f.caps();
+    // The issue's query: each row a million-byte blob (two million characters of hex). It
+    // used to be built whole, past 2 GB; it stops at the bound, a few rows in.
+    let e = refused(caps.query(
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+         SELECT n, zeroblob(1000000) FROM r LIMIT 5000",
+    ));
+    assert_eq!(e, QueryError::TooLarge(MAX_RESULT_BYTES));
+    let message = e.to_string();
+    assert!(
+        message.contains("16 MiB") && message.contains("LIMIT"),
+        "the bound and how to narrow the query: {message}"
+    );
+    // Small values count too: 100,000 rows (the row cap) of eight integers hold more than the
+    // bound in memory, whatever each value's text.
+    let e = refused(caps.query(
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r LIMIT 100000) \
+         SELECT n, n, n, n, n, n, n, n FROM r",
+    ));
+    assert_eq!(e, QueryError::TooLarge(MAX_RESULT_BYTES));
+    // Under the bound a result comes back whole: seven such blobs are 14 MB of hex.
+    let r = caps
+        .query(
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+             SELECT n, zeroblob(1000000) FROM r LIMIT 7",
+        )
+        .expect("under the bound");
+    assert_eq!(r.rows.len(), 7);
+    assert_eq!(r.rows[6][1].as_str().map(str::len), Some(2_000_000));
+    assert!(r.rows[6][1]
+        .as_str()
+        .is_some_and(|hex| hex.bytes().all(|b| b == b'0')));
+}
+
+#[test]
+fn the_deadline_holds_while_rows_are_read_and_converted_not_only_while_sqlite_computes() {
+    // A deadline that has passed before the first row: SQLite computes these rows in far
+    // fewer instructions than its progress handler waits between calls (10,000), so only the
+    // deadline kept while rows are read and converted can stop them. Before, all three
+    // million-byte blobs were converted and returned.
+    let f = fixture_with(Store::builder().query_timeout(std::time::Duration::ZERO));
+    let caps = f.caps();
+    let e = refused(caps.query(
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) \
+         SELECT n, zeroblob(1000000) FROM r LIMIT 3",
+    ));
+    assert_eq!(e, QueryError::TimedOut(std::time::Duration::ZERO));
+    // And a query that cannot finish is stopped by it as well.
+    let e =
+        refused(caps.query(
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r",
+        ));
+    assert_eq!(e, QueryError::TimedOut(std::time::Duration::ZERO));
+}

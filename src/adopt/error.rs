@@ -100,6 +100,34 @@ pub enum AdoptError {
         /// The file's digest.
         found: String,
     },
+    /// The database records no adoption, so no backup can be proven to be its own: it is not
+    /// a store `pos-node adopt` made (or it was adopted before adoptions were recorded).
+    #[error(
+        "{db} records no adoption (no `bootstrap` entry of its tenant in audit_log names a \
+         pre-adoption backup), so {backup} cannot be shown to be its own backup; nothing was \
+         restored"
+    )]
+    NotAdopted {
+        /// The database.
+        db: PathBuf,
+        /// The backup given.
+        backup: PathBuf,
+    },
+    /// The backup is not the one the database's adoption took.
+    #[error(
+        "{backup} (SHA-256 {found}) is not the backup {db}'s adoption took ({recorded}); \
+         nothing was restored"
+    )]
+    NotItsBackup {
+        /// The database.
+        db: PathBuf,
+        /// The backup given.
+        backup: PathBuf,
+        /// The backup's SHA-256.
+        found: String,
+        /// What the database records: each backup its adoptions took, with its SHA-256.
+        recorded: String,
+    },
     /// Restoring the backup failed.
     #[error("restoring {backup} into {db} failed: {reason}")]
     Restore {

@@ -5,7 +5,8 @@
 //! multi-tenant store whose rows all belong to one tenant, in one transaction:
 //!
 //! 1. *prepare*: audit the schema and count every table's rows (a dry run stops here), then copy
-//!    the file with SQLite's online backup API and record the copy's SHA-256 beside it;
+//!    the file with SQLite's online backup API and record the copy's SHA-256 beside it (and,
+//!    in the adopted file, which backup it took: see [`rollback`](fn@rollback));
 //! 2. *rebuild* (SQLite's ALTER TABLE cannot change constraints, so this follows SQLite's
 //!    table-rebuild procedure): the legacy tables are renamed aside, the current schema is created
 //!    exactly as the crate's migrations create it, and every row is copied with the tenant's id
@@ -19,7 +20,8 @@
 //! `tenant_id` leading), extra UNIQUE constraints (as tenant-scoped unique indexes), triggers,
 //! views and virtual tables. Any failure rolls the transaction back and leaves the file as it
 //! was; a process killed mid-way leaves SQLite's journal, which the next opener rolls back.
-//! [`rollback`](fn@rollback) restores the backup afterwards, after checking its SHA-256.
+//! [`rollback`](fn@rollback) restores the backup afterwards, after checking its SHA-256 and that
+//! it is the backup the file's adoption recorded taking.
 //!
 //! The backup and the digests come from the crate's backup kit, which knows nothing of
 //! adoption and serves any other long operation too. The files here follow the steps: `audit` (open, inspect, plan), `rebuild`
@@ -268,6 +270,9 @@ pub fn adopt(
     *steps.entry(Step::Backup).or_insert(0.0) += hash_wait.elapsed().as_secs_f64();
     let (tables, total_rows_after) = rebuilt?;
     let backup = backup?;
+    // The adopted file names its backup, so that a rollback restores only this one.
+    rollback::record_backup(&tx, &options.tenant, &backup)
+        .map_err(error::failed(Step::Backup, Some("audit_log")))?;
 
     let commit_started = Instant::now();
     tx.commit().map_err(|e| AdoptError::Failed {

@@ -31,7 +31,7 @@ use crate::error::Error;
 use crate::ids::RowId;
 use crate::tenant::query::ReportConnection;
 use crate::Result;
-use verify::VerifyReport;
+use verify::{VerifyError, VerifyReport};
 
 pub use checkpoint::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
 pub use open::{StoreBuilder, BUSY_TIMEOUT, WAL_AUTOCHECKPOINT};
@@ -99,8 +99,31 @@ impl Store {
     }
 
     /// Checks the schema invariants and the data of every tenant table; see [`VerifyReport`].
+    /// Nothing is written. An error that keeps the database from being read (a lock, no
+    /// permission, I/O) is an `Err`, never a [`Violation`](verify::Violation).
     pub fn verify(&self) -> Result<VerifyReport> {
         verify::verify(&self.conn)
+    }
+
+    /// Checks the database file at `path` as [`Store::verify`] does, without opening a store:
+    /// read-only, so nothing is created, migrated or written, and a file this process may
+    /// only read is checked as well. A lock another process holds is waited for up to
+    /// [`BUSY_TIMEOUT`], then [`VerifyError::Locked`]; a file at another schema version is
+    /// refused ([`VerifyError::SchemaVersion`]) rather than migrated. `pos-node verify` runs
+    /// this.
+    ///
+    /// ```
+    /// use pos_tenancy::{NewTenant, Store};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("node.db");
+    /// Store::open(&path)?.add_tenant(&NewTenant::new("caps-automotive".parse()?, "Caps"))?;
+    /// let before = std::fs::read(&path)?;
+    /// assert!(Store::verify_file(&path)?.is_ok());
+    /// assert_eq!(std::fs::read(&path)?, before);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verify_file(path: impl AsRef<Path>) -> std::result::Result<VerifyReport, VerifyError> {
+        verify::verify_file(path.as_ref())
     }
 
     /// Starts an IMMEDIATE transaction (the write lock is taken up front, so two writers queue

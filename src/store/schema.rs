@@ -38,7 +38,7 @@ fn latest_embedded_version() -> i64 {
         .unwrap_or(0)
 }
 
-fn applied_version(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+pub(super) fn applied_version(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     let has_history: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_schema
                         WHERE type = 'table' AND name = 'refinery_schema_history')",

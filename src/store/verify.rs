@@ -4,14 +4,242 @@
 //! `pragma_table_info` / `pragma_index_list` / `pragma_foreign_key_list` functions, with table
 //! names bound as parameters), so they hold for any file, including adopted legacy stores and
 //! tables the catalog does not know.
+//!
+//! Invariants: verify only reads the database. [`verify_file`] opens the file read-only (it
+//! never migrates, creates or rolls back anything), and the one check that must write, that
+//! moving a row to another tenant is refused, runs on a [`Probe`]: an in-memory copy of the
+//! schema holding one row of each table. What is wrong in the database is a [`Violation`]
+//! (exit 1); what keeps it from being read at all (a lock held past [`BUSY_TIMEOUT`], no
+//! permission, an I/O error, not a node database) is a [`VerifyError`] (exit 2), never a
+//! violation. (The write probe used to run on the file itself: on a read-only file every table
+//! with rows became a "cannot be checked" violation, and on a locked one each waited out the
+//! busy timeout first, 35 s and more.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::limits::Limit;
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::Serialize;
 
+use super::BUSY_TIMEOUT;
+use crate::backup::ident;
 use crate::catalog::{self, TableDef};
+use crate::error::Error;
 use crate::Result;
+
+/// Why a database file could not be verified (as opposed to what is wrong in it, which is a
+/// [`Violation`]). Nothing was changed in any case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// There is no file at the path.
+    #[error("{path}: no such file (nothing was checked)")]
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// Another process held a lock on the file for longer than the busy timeout.
+    #[error(
+        "{path} is locked by another process (waited {waited:?}); try again once it is \
+         released (nothing was checked or changed)"
+    )]
+    Locked {
+        /// The file.
+        path: PathBuf,
+        /// How long verify waited ([`BUSY_TIMEOUT`]).
+        waited: Duration,
+    },
+    /// The file is not a node database this build can check.
+    #[error("{path} is not a node database: {reason} (nothing was checked or changed)")]
+    NotANode {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
+    /// The file is at another schema version than this build's; verify checks against the
+    /// current catalog and never migrates.
+    #[error(
+        "{path} is at schema version {found} and this pos-tenancy checks version {supported}: \
+         {}; nothing was checked or changed",
+        if found < supported {
+            "migrate it first (`pos-node init --db` on it, or open it with the application)"
+        } else {
+            "use the newer pos-tenancy that wrote it"
+        }
+    )]
+    SchemaVersion {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// The version this build knows.
+        supported: i64,
+    },
+    /// The file cannot be read: permissions, an I/O error, a damaged file, a journal left by
+    /// a crash that only a writer can roll back.
+    #[error("{path} cannot be read: {reason} (nothing was checked or changed)")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Whether a SQLite error is about the environment (a lock, permissions, the disk, memory, a
+/// file that is not a database) rather than about the schema or rows being checked: such an
+/// error ends the check instead of becoming a violation.
+fn environmental(e: &Error) -> bool {
+    match e {
+        Error::Sqlite(e) | Error::Open { source: e, .. } => matches!(
+            e.sqlite_error_code(),
+            Some(
+                ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::ReadOnly
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::OutOfMemory
+                    | ErrorCode::DiskFull
+                    | ErrorCode::PermissionDenied
+                    | ErrorCode::OperationInterrupted
+                    | ErrorCode::FileLockingProtocolFailed
+                    | ErrorCode::NotADatabase
+            )
+        ),
+        Error::Io(_) => true,
+        _ => false,
+    }
+}
+
+/// Verifies the database at `path` without writing to it: opened read-only (never created,
+/// migrated or rolled back), checked as [`Store::verify`](super::Store::verify) checks. A
+/// lock another process holds is waited for up to [`BUSY_TIMEOUT`] per statement, then
+/// [`VerifyError::Locked`]. A database in write-ahead-log mode in a directory this process
+/// cannot write is read as immutable when no log is beside it (SQLite could not create one
+/// for a reader, and no writer can have one either); reading a WAL database in a writable
+/// directory may leave SQLite's empty `-wal` and `-shm` beside it, as any reader does.
+pub(crate) fn verify_file(path: &Path) -> std::result::Result<VerifyReport, VerifyError> {
+    if !path.is_file() {
+        return Err(VerifyError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let fail = |e: Error| -> VerifyError {
+        let sqlite = match &e {
+            Error::Sqlite(s) | Error::Open { source: s, .. } => Some(s),
+            _ => None,
+        };
+        match sqlite.and_then(rusqlite::Error::sqlite_error_code) {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => VerifyError::Locked {
+                path: path.to_path_buf(),
+                waited: BUSY_TIMEOUT,
+            },
+            Some(ErrorCode::NotADatabase) => VerifyError::NotANode {
+                path: path.to_path_buf(),
+                reason: "it is not a SQLite database".into(),
+            },
+            _ if sqlite.is_some_and(|s| {
+                matches!(s, rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
+            }) =>
+            {
+                VerifyError::Unreadable {
+                    path: path.to_path_buf(),
+                    reason: "a process stopped in the middle of a write and left its journal, \
+                             which only a writer can roll back (any pos-node command that \
+                             writes, or the application, does)"
+                        .into(),
+                }
+            }
+            _ => VerifyError::Unreadable {
+                path: path.to_path_buf(),
+                reason: match sqlite {
+                    Some(s) => s.to_string(),
+                    None => e.to_string(),
+                },
+            },
+        }
+    };
+    let conn = open_read_only(path).map_err(|e| fail(e.into()))?;
+    let version = super::schema::applied_version(&conn).map_err(|e| fail(e.into()))?;
+    let has_registry: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'tenants')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| fail(e.into()))?;
+    let supported = super::Store::supported_schema_version();
+    match version {
+        Some(found) if has_registry && found != supported => Err(VerifyError::SchemaVersion {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        }),
+        Some(_) if has_registry => verify(&conn).map_err(fail),
+        _ => Err(VerifyError::NotANode {
+            path: path.to_path_buf(),
+            reason: "it has no tenant registry or no schema history (a legacy store is \
+                     adopted first: `pos-node adopt`)"
+                .into(),
+        }),
+    }
+}
+
+/// Opens `path` read-only with the busy timeout, falling back to an immutable read of a WAL
+/// database in a directory where SQLite cannot create the reader's `-shm` (see
+/// [`verify_file`]).
+fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Opening reads nothing; the first statement finds out whether the file can be read.
+    let first = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()));
+    let cannot_start = match &first {
+        Err(rusqlite::Error::SqliteFailure(f, _)) => {
+            f.extended_code == rusqlite::ffi::SQLITE_READONLY_DIRECTORY
+                || f.extended_code == rusqlite::ffi::SQLITE_READONLY_CANTINIT
+        }
+        _ => false,
+    };
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let absolute = path.canonicalize().ok();
+    let uri_path = absolute.as_deref().and_then(percent_path);
+    let (true, false, Some(uri_path)) = (cannot_start, Path::new(&wal).exists(), uri_path) else {
+        return first.map(|()| conn);
+    };
+    drop(conn);
+    // No log beside it and none can be made: nothing can be writing it, so it is read as
+    // the immutable file it is (no locks, no -shm).
+    let conn = Connection::open_with_flags(
+        format!("file:{uri_path}?immutable=1"),
+        flags | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+    Ok(conn)
+}
+
+/// `path` as the path part of a SQLite URI (`?`, `#` and `%` escaped), or `None` if it is not
+/// UTF-8.
+fn percent_path(path: &Path) -> Option<String> {
+    let text = path.to_str()?;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            '%' => out.push_str("%25"),
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
 
 /// Which rule a [`Violation`] breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -170,8 +398,12 @@ fn primary_key(cols: &[ColumnInfo]) -> Vec<&str> {
     pk.into_iter().map(|c| c.name.as_str()).collect()
 }
 
+/// Checks the database `conn` reads, writing nothing to it. An environmental error (see
+/// [`environmental`]) ends the check as an error; any other error on one table is reported as
+/// a violation of that table, so one odd table does not hide the others.
 pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
     let mut f = Findings(Vec::new());
+    let cannot_check = |e: Error| if environmental(&e) { Err(e) } else { Ok(e) };
     // Plain tables only: virtual tables (and their shadow tables) carry no constraints, and a
     // full-text index over products should not fail verification of the store around it.
     let tables: Vec<String> = {
@@ -196,6 +428,7 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
     for table in &tables {
         // One odd table is reported, not allowed to end the whole check.
         if let Err(e) = check_schema(conn, &mut f, table, &is_tenant_table) {
+            let e = cannot_check(e)?;
             f.add(
                 Check::IntegrityCheck,
                 Some(table),
@@ -204,19 +437,23 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
         }
     }
 
+    let probe = Probe::build(conn, &tables)?;
     let mut rows_checked = 0u64;
     for def in catalog::TABLES {
         if !is_tenant_table(def.name) {
             f.add(Check::CatalogMismatch, Some(def.name), "table is missing");
             continue;
         }
-        match check_catalog_table(conn, &mut f, def) {
+        match check_catalog_table(conn, &probe, &mut f, def) {
             Ok(rows) => rows_checked += rows,
-            Err(e) => f.add(
-                Check::IntegrityCheck,
-                Some(def.name),
-                format!("cannot be checked: {e}"),
-            ),
+            Err(e) => {
+                let e = cannot_check(e)?;
+                f.add(
+                    Check::IntegrityCheck,
+                    Some(def.name),
+                    format!("cannot be checked: {e}"),
+                );
+            }
         }
     }
 
@@ -231,7 +468,7 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>());
-        match found {
+        match found.map_err(Error::from) {
             Ok(found) => {
                 for (parent, n) in found {
                     f.add(
@@ -241,11 +478,14 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
                     );
                 }
             }
-            Err(e) => f.add(
-                Check::ForeignKeyCheck,
-                Some(table),
-                format!("foreign keys cannot be checked: {e}"),
-            ),
+            Err(e) => {
+                let e = cannot_check(e)?;
+                f.add(
+                    Check::ForeignKeyCheck,
+                    Some(table),
+                    format!("foreign keys cannot be checked: {e}"),
+                );
+            }
         }
     }
     for b in catalog::BALANCES {
@@ -253,18 +493,24 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
             f.add(Check::CatalogMismatch, Some(b.table), "table is missing");
             continue;
         }
-        match conn.query_row(&b.mismatch_sql(), [], |r| r.get::<_, i64>(0)) {
+        match conn
+            .query_row(&b.mismatch_sql(), [], |r| r.get::<_, i64>(0))
+            .map_err(Error::from)
+        {
             Ok(0) => {}
             Ok(n) => f.add(
                 Check::CachedBalance,
                 Some(b.table),
                 format!("{n} balances differ from the sum of {}", b.ledger),
             ),
-            Err(e) => f.add(
-                Check::CachedBalance,
-                Some(b.table),
-                format!("cannot be checked: {e}"),
-            ),
+            Err(e) => {
+                let e = cannot_check(e)?;
+                f.add(
+                    Check::CachedBalance,
+                    Some(b.table),
+                    format!("cannot be checked: {e}"),
+                );
+            }
         }
     }
     {
@@ -390,7 +636,12 @@ fn is_composite(conn: &Connection, fk: &ForeignKey) -> Result<bool> {
 /// The rules only the catalog can tell: expected columns, a composite foreign key behind every
 /// reference, a tenant_id freeze that really fires, and the data. Only catalog spellings of
 /// names reach SQL text. Returns the rows examined.
-fn check_catalog_table(conn: &Connection, f: &mut Findings, def: &'static TableDef) -> Result<u64> {
+fn check_catalog_table(
+    conn: &Connection,
+    probe: &Probe,
+    f: &mut Findings,
+    def: &'static TableDef,
+) -> Result<u64> {
     let t = Some(def.name);
     let cols = columns(conn, def.name)?;
     let expected = [("id", "TEXT", false), ("tenant_id", "TEXT", false)]
@@ -491,7 +742,7 @@ fn check_catalog_table(conn: &Connection, f: &mut Findings, def: &'static TableD
             format!("{unknown} rows name a tenant missing from the registry"),
         );
     }
-    if !tenant_id_update_refused(conn, def, rows > 0)? {
+    if !probe.tenant_id_update_refused(conn, def, rows > 0)? {
         f.add(
             Check::TenantIdMutable,
             t,
@@ -501,46 +752,147 @@ fn check_catalog_table(conn: &Connection, f: &mut Findings, def: &'static TableD
     Ok(u64::try_from(rows).unwrap_or(0))
 }
 
-/// Whether the database refuses moving a row to another tenant. With a row to try, it tries,
-/// inside a savepoint that is always rolled back; on an empty table it reads the triggers.
-fn tenant_id_update_refused(
-    conn: &Connection,
-    def: &'static TableDef,
-    has_rows: bool,
-) -> Result<bool> {
-    if !has_rows {
-        return freezes(conn, def.name, "BEFORE UPDATE OF TENANT_ID ON");
-    }
-    // Move a row to a real, freshly registered tenant (a trigger that only refuses unknown
-    // tenants must not pass), inside a savepoint that is always rolled back.
-    conn.execute_batch("SAVEPOINT pos_verify_probe")?;
-    let probe = (|| -> rusqlite::Result<usize> {
-        conn.execute(
-            "INSERT INTO tenants (id, name, max_users, max_api_calls_month, settings, created_at, updated_at)
-             VALUES ('pos-verify-probe', 'probe', 0, 0, '{}', '', '')",
-            [],
-        )?;
-        conn.execute(
-            &format!(
-                "UPDATE \"{0}\" SET tenant_id = 'pos-verify-probe' \
-                 WHERE id = (SELECT id FROM \"{0}\" LIMIT 1)",
-                def.name
-            ),
-            [],
-        )
-    })();
-    conn.execute_batch("ROLLBACK TO pos_verify_probe; RELEASE pos_verify_probe")?;
-    match probe {
-        Ok(_) => Ok(false),
-        Err(rusqlite::Error::SqliteFailure(e, msg))
-            if e.code == rusqlite::ffi::ErrorCode::ConstraintViolation =>
-        {
-            Ok(e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER
-                && msg.is_some_and(|m| m.contains("tenant_id")))
+/// Where verify tries to move a row to another tenant, since the file itself is only read: an
+/// in-memory database with the file's tables and views, every registry row, one row of each
+/// catalog table, and then the file's triggers (created after the rows, so that no insert
+/// trigger stands in the way of copying them), in the order the file made them.
+///
+/// Tables with a trigger (or the row) that could not be copied are judged by reading their
+/// triggers instead, as an empty table is. The schema text comes from the file being checked:
+/// it runs only here, one statement at a time, on a connection that can attach nothing.
+struct Probe {
+    conn: Connection,
+    /// Tables whose copy is incomplete (a trigger or their row could not be copied).
+    incomplete: HashSet<String>,
+}
+
+impl Probe {
+    fn build(file: &Connection, tables: &[String]) -> Result<Self> {
+        let conn = Connection::open_in_memory()?;
+        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+        let mut incomplete = HashSet::new();
+        let objects: Vec<(String, String, String)> = {
+            let mut stmt = file.prepare(
+                "SELECT type, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL \
+                 AND type IN ('table', 'view', 'trigger') \
+                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let is_virtual = |sql: &str| {
+            sql.split_whitespace()
+                .nth(1)
+                .is_some_and(|w| w.eq_ignore_ascii_case("VIRTUAL"))
+        };
+        for (kind, table, sql) in objects.iter().filter(|o| o.0 != "trigger") {
+            if is_virtual(sql) {
+                continue;
+            }
+            if conn.execute(sql, []).is_err() && kind == "table" {
+                incomplete.insert(table.clone());
+            }
         }
-        // Busy, I/O and the like say nothing about the schema: report them as errors.
-        Err(e) => Err(e.into()),
+        let copies = std::iter::once("tenants").chain(
+            catalog::TABLES
+                .iter()
+                .map(|t| t.name)
+                .filter(|t| tables.iter().any(|n| n == t)),
+        );
+        for table in copies {
+            // Every registry row (triggers may look tenants up); one row of any other table.
+            let limit = if table == "tenants" { "" } else { " LIMIT 1" };
+            match copy_rows(file, &conn, table, limit) {
+                Ok(true) => {}
+                Err(e) if environmental(&e) => return Err(e),
+                Ok(false) | Err(_) => {
+                    incomplete.insert(table.to_owned());
+                }
+            }
+        }
+        for (_, table, sql) in objects.iter().filter(|o| o.0 == "trigger") {
+            if conn.execute(sql, []).is_err() {
+                incomplete.insert(table.clone());
+            }
+        }
+        Ok(Self { conn, incomplete })
     }
+
+    /// Whether the database refuses moving a row to another tenant. With a row to try, it
+    /// tries on the copy, inside a savepoint that is always rolled back; on an empty table, or
+    /// one the copy does not hold whole, it reads the file's triggers.
+    fn tenant_id_update_refused(
+        &self,
+        file: &Connection,
+        def: &'static TableDef,
+        has_rows: bool,
+    ) -> Result<bool> {
+        if !has_rows || self.incomplete.contains(def.name) {
+            return freezes(file, def.name, "BEFORE UPDATE OF TENANT_ID ON");
+        }
+        let conn = &self.conn;
+        // Move a row to a real, freshly registered tenant (a trigger that only refuses unknown
+        // tenants must not pass), inside a savepoint that is always rolled back.
+        conn.execute_batch("SAVEPOINT pos_verify_probe")?;
+        let probe = (|| -> rusqlite::Result<usize> {
+            conn.execute(
+                "INSERT INTO tenants (id, name, max_users, max_api_calls_month, settings, created_at, updated_at)
+                 VALUES ('pos-verify-probe', 'probe', 0, 0, '{}', '', '')",
+                [],
+            )?;
+            conn.execute(
+                &format!(
+                    "UPDATE \"{0}\" SET tenant_id = 'pos-verify-probe' \
+                     WHERE id = (SELECT id FROM \"{0}\" LIMIT 1)",
+                    def.name
+                ),
+                [],
+            )
+        })();
+        conn.execute_batch("ROLLBACK TO pos_verify_probe; RELEASE pos_verify_probe")?;
+        match probe {
+            Ok(_) => Ok(false),
+            Err(rusqlite::Error::SqliteFailure(e, msg))
+                if e.code == rusqlite::ffi::ErrorCode::ConstraintViolation =>
+            {
+                Ok(e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_TRIGGER
+                    && msg.is_some_and(|m| m.contains("tenant_id")))
+            }
+            // Anything else (a trigger naming something the copy lacks) says nothing about
+            // the freeze: the triggers are read instead.
+            Err(_) => freezes(file, def.name, "BEFORE UPDATE OF TENANT_ID ON"),
+        }
+    }
+}
+
+/// Copies the rows of `table` that `limit` selects from the file into the probe's copy, by the
+/// file's own column names (quoted). `Ok(false)`: the copy refused a row (its constraints, a
+/// table it could not create); an error is the file's.
+fn copy_rows(file: &Connection, probe: &Connection, table: &str, limit: &str) -> Result<bool> {
+    let cols: Vec<String> = columns(file, table)?
+        .into_iter()
+        .map(|c| ident(&c.name))
+        .collect();
+    let list = cols.join(", ");
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let mut read = file.prepare(&format!("SELECT {list} FROM {}{limit}", ident(table)))?;
+    let Ok(mut write) = probe.prepare(&format!(
+        "INSERT INTO {} ({list}) VALUES ({})",
+        ident(table),
+        marks.join(", ")
+    )) else {
+        return Ok(false);
+    };
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        let values = (0..cols.len())
+            .map(|i| row.get::<_, Value>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if write.execute(rusqlite::params_from_iter(values)).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Whether a trigger on `table` whose text contains `needle` (upper case) raises an error.

@@ -9,8 +9,12 @@
 //! refused, and nobody can name the inner view without knowing it. The inner views leave out
 //! the columns the catalog marks hidden ([`crate::catalog::ColumnDef::hidden`]: a PIN hash). Everything else that is not
 //! a plain read is refused: writes, ATTACH, PRAGMA (including `pragma_*` table functions),
-//! `sqlite_schema`. A deadline, a row cap and a value-size limit bound what one report may
-//! cost the terminal.
+//! `sqlite_schema`. A deadline, a row cap, a value-size limit and a cap on the bytes of the
+//! whole result bound what one report may cost the terminal. The deadline holds while SQLite
+//! computes rows (its progress handler) and while they are read and converted (checked before
+//! each value), and the byte cap is checked before a value is converted, so a result is never
+//! built past it (`SELECT n, zeroblob(1000000)` over 5,000 rows used to reach 2 GB and run
+//! 50 s against a 30 s limit: converting a value runs no SQLite instruction).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,6 +51,14 @@ pub enum QueryError {
     /// It returned more rows than a report may.
     #[error("query stopped: more than {0} rows; add a LIMIT or aggregate")]
     TooManyRows(usize),
+    /// Its result holds more bytes than a report may ([`MAX_RESULT_BYTES`], counted as
+    /// described there).
+    #[error(
+        "query stopped: its result is larger than {} MiB; select fewer or shorter columns \
+         (substr() of long texts, length() of blobs), add a LIMIT or aggregate",
+        .0 / (1024 * 1024)
+    )]
+    TooLarge(usize),
     /// SQLite could not compile or run it (syntax error, unknown column...).
     #[error("query failed: {0}")]
     Sql(String),
@@ -91,6 +103,14 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_ROWS: usize = 100_000;
 /// The largest text or blob value a report may build, in bytes.
 pub const MAX_VALUE_BYTES: i32 = 1_000_000;
+/// The largest result a report may return, in bytes: each value counts its text (a blob its
+/// hex text, twice its length) plus a fixed [`VALUE_OVERHEAD_BYTES`], so the bound is on the
+/// memory the result holds, whatever the shape of its rows; far more than a report shown on
+/// a terminal needs.
+pub const MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
+/// What one value of a result counts besides its text, in bytes: the size of a JSON value
+/// (a number, a NULL or a boolean is counted as this alone).
+pub const VALUE_OVERHEAD_BYTES: usize = std::mem::size_of::<serde_json::Value>();
 
 pub(crate) struct ReportConnection {
     conn: Connection,
@@ -210,9 +230,11 @@ impl ReportConnection {
             let mut s = lock(&self.shared);
             s.refusal = None;
             s.tenant = Some(tenant.as_str().to_owned());
-            s.deadline = Some(Instant::now() + timeout);
+            // None (no deadline) only for a timeout too long to add to the clock.
+            s.deadline = Instant::now().checked_add(timeout);
         }
-        let out = self.run_inner(sql, timeout);
+        let deadline = lock(&self.shared).deadline;
+        let out = self.run_inner(sql, timeout, deadline);
         let mut s = lock(&self.shared);
         s.tenant = None;
         s.deadline = None;
@@ -223,7 +245,12 @@ impl ReportConnection {
         })
     }
 
-    fn run_inner(&self, sql: &str, timeout: Duration) -> Result<QueryResult, QueryError> {
+    fn run_inner(
+        &self,
+        sql: &str,
+        timeout: Duration,
+        deadline: Option<Instant>,
+    ) -> Result<QueryResult, QueryError> {
         // The progress handler stops a query by interrupting it; anything else is SQL's word.
         let step_err = |e: rusqlite::Error| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::OperationInterrupted) => QueryError::TimedOut(timeout),
@@ -258,6 +285,7 @@ impl ReportConnection {
         let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
         let width = columns.len();
         let mut rows = Vec::new();
+        let mut bytes = 0usize;
         let mut cursor = stmt.query([]).map_err(step_err)?;
         while let Some(row) = cursor.next().map_err(step_err)? {
             if rows.len() == MAX_ROWS {
@@ -265,7 +293,17 @@ impl ReportConnection {
             }
             let mut out = Vec::with_capacity(width);
             for i in 0..width {
+                // SQLite's progress handler only runs while SQLite computes; reading and
+                // converting a row runs none of its instructions, so the deadline is kept here.
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(QueryError::TimedOut(timeout));
+                }
                 let v = row.get_ref(i).map_err(step_err)?;
+                // Counted before it is converted, so nothing is built past the bound.
+                bytes = bytes.saturating_add(result_bytes(v));
+                if bytes > MAX_RESULT_BYTES {
+                    return Err(QueryError::TooLarge(MAX_RESULT_BYTES));
+                }
                 out.push(to_json(v));
             }
             rows.push(out);
@@ -343,6 +381,17 @@ fn first_keyword(sql: &str) -> Option<&str> {
     (end > 0).then(|| &rest[..end])
 }
 
+/// What a value counts against [`MAX_RESULT_BYTES`]: its text as the result holds it (a blob
+/// as hex) and [`VALUE_OVERHEAD_BYTES`].
+fn result_bytes(v: ValueRef<'_>) -> usize {
+    VALUE_OVERHEAD_BYTES
+        + match v {
+            ValueRef::Text(t) => t.len(),
+            ValueRef::Blob(b) => b.len().saturating_mul(2),
+            ValueRef::Null | ValueRef::Integer(_) | ValueRef::Real(_) => 0,
+        }
+}
+
 fn to_json(v: ValueRef<'_>) -> serde_json::Value {
     match v {
         ValueRef::Null => serde_json::Value::Null,
@@ -351,12 +400,19 @@ fn to_json(v: ValueRef<'_>) -> serde_json::Value {
             .map(serde_json::Value::Number)
             .unwrap_or(serde_json::Value::Null),
         ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
-        ValueRef::Blob(b) => b
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<String>()
-            .into(),
+        ValueRef::Blob(b) => hex(b).into(),
     }
+}
+
+/// Lowercase hex of a blob, by table rather than a `format!` per byte.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Functions a report may not call even though they only read.
@@ -448,6 +504,23 @@ mod tests {
         assert_eq!(statement_count("SELECT 1; DELETE FROM t"), 2);
         assert_eq!(statement_count("  -- nothing"), 0);
         assert_eq!(statement_count(""), 0);
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_value_counts_the_32_bytes_the_readme_says() {
+        // The README states the bound with this figure; a JSON value grows if serde_json's
+        // `preserve_order` is ever turned on, and then the README must say so.
+        assert_eq!(VALUE_OVERHEAD_BYTES, 32);
+    }
+
+    #[test]
+    fn blobs_are_hex_in_lowercase() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(
+            result_bytes(ValueRef::Blob(&[1, 2, 3])),
+            6 + VALUE_OVERHEAD_BYTES
+        );
     }
 
     #[test]

@@ -117,6 +117,8 @@ pub(crate) enum CliError {
     NoDatabase(String),
     #[error(transparent)]
     Adopt(#[from] pos_tenancy::adopt::AdoptError),
+    #[error(transparent)]
+    Verify(#[from] pos_tenancy::VerifyError),
     #[error("{0}")]
     Usage(String),
     #[error("cannot write JSON: {0}")]

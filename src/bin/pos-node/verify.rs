@@ -1,14 +1,21 @@
-//! `pos-node verify`: schema invariants and data, exit 1 on any violation.
+//! `pos-node verify`: schema invariants and data, exit 1 on any violation, 2 when the file
+//! cannot be checked (locked past the busy timeout, unreadable, not a node database, another
+//! schema version). The file is opened read-only and never changed.
 
 use std::path::Path;
 
 use std::io::Write;
 
+use pos_tenancy::Store;
+
 use crate::output::{print, print_json, write_table};
-use crate::{open_existing, CliError, Outcome};
+use crate::{CliError, Outcome};
 
 pub(crate) fn run(db: &Path, json: bool) -> Result<Outcome, CliError> {
-    let report = open_existing(db)?.verify()?;
+    if !db.is_file() {
+        return Err(CliError::NoDatabase(db.display().to_string()));
+    }
+    let report = Store::verify_file(db)?;
     if json {
         print_json(&report)?;
     } else if report.is_ok() {

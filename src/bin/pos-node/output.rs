@@ -68,10 +68,17 @@ pub(crate) fn write_table(
         }
     }
     let line = |cells: &[String]| {
+        // Padded by hand: `format!`'s width takes at most 65,535, and a cell can be wider.
         cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .map(|(c, w)| {
+                let pad = w.saturating_sub(c.chars().count());
+                let mut cell = String::with_capacity(c.len() + pad);
+                cell.push_str(c);
+                cell.extend(std::iter::repeat_n(' ', pad));
+                cell
+            })
             .collect::<Vec<_>>()
             .join("  ")
             .trim_end()
@@ -91,4 +98,21 @@ pub(crate) fn write_table(
         writeln!(out, "{}", line(row))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_wider_than_format_widths_allow_is_printed_padded() {
+        let wide = "x".repeat(70_000);
+        let rows = vec![vec![wide.clone(), "b".into()], vec!["a".into(), "c".into()]];
+        let mut out = Vec::new();
+        write_table(&mut out, &["k".into(), "v".into()], &rows).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], format!("{wide}  b"));
+        assert_eq!(lines[3], format!("a{}  c", " ".repeat(69_999)));
+    }
 }

@@ -249,7 +249,10 @@ const CENTRAL: &str = "a pos-central database";
 /// (its tables, or the first migration's with refinery's history), else an empty file or
 /// database, a pos-central database (its operation log, no products) or another SQLite
 /// database. Reads the schema only.
-fn foreign_kind(conn: &Connection, path: &Path) -> rusqlite::Result<Option<&'static str>> {
+pub(super) fn foreign_kind(
+    conn: &Connection,
+    path: &Path,
+) -> rusqlite::Result<Option<&'static str>> {
     let has = |table: &str| -> rusqlite::Result<bool> {
         conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",

@@ -53,7 +53,7 @@ pub enum VerifyError {
         waited: Duration,
     },
     /// The file is not a node database this build can check.
-    #[error("{path} is not a node database: {reason} (nothing was checked or changed)")]
+    #[error("{path} is not a pos-node database: {reason} (nothing was checked or changed)")]
     NotANode {
         /// The file.
         path: PathBuf,
@@ -166,6 +166,13 @@ pub(crate) fn verify_file(path: &Path) -> std::result::Result<VerifyReport, Veri
         }
     };
     let conn = open_read_only(path).map_err(|e| fail(e.into()))?;
+    // Named as every other command names it: an empty file, a central database...
+    if let Some(what) = super::open::foreign_kind(&conn, path).map_err(|e| fail(e.into()))? {
+        return Err(VerifyError::NotANode {
+            path: path.to_path_buf(),
+            reason: format!("it is {what}"),
+        });
+    }
     let version = super::schema::applied_version(&conn).map_err(|e| fail(e.into()))?;
     let has_registry: bool = conn
         .query_row(

@@ -55,12 +55,20 @@ pub(crate) fn warn(text: &str) {
     let _ = writeln!(io::stderr().lock(), "pos-node: {text}");
 }
 
-/// A plain text table with a header row, columns padded to their widest cell.
+/// A plain text table with a header row, columns padded to their widest cell. Every cell is
+/// made [`printable`] first: cells hold what tenants typed (product names, notes, query
+/// results), and a control character in one must not act on the terminal.
 pub(crate) fn write_table(
     out: &mut impl Write,
     header: &[String],
     rows: &[Vec<String>],
 ) -> io::Result<()> {
+    let safe = |cells: &[String]| -> Vec<String> {
+        cells.iter().map(|c| printable(c).into_owned()).collect()
+    };
+    let header = safe(header);
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| safe(r)).collect();
+    let (header, rows) = (&header[..], &rows[..]);
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -114,5 +122,18 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[2], format!("{wide}  b"));
         assert_eq!(lines[3], format!("a{}  c", " ".repeat(69_999)));
+    }
+
+    #[test]
+    fn a_cell_with_control_characters_is_printed_escaped() {
+        let rows = vec![vec!["Oil\u{1b}[2J\u{7}".to_owned()]];
+        let mut out = Vec::new();
+        write_table(&mut out, &["name".into()], &rows).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        assert!(text.contains("Oil\\u{1b}[2J\\u{7}"), "{text:?}");
     }
 }

@@ -1682,3 +1682,33 @@ fn sigterm_during_a_push_answers_the_batch_in_flight_and_exits_cleanly() {
         .iter()
         .all(|r| r.status == OperationStatus::Duplicate));
 }
+
+#[test]
+fn a_tenant_cancelled_at_the_server_stays_cancelled_and_its_devices_are_refused() {
+    let env = env_with(&[("caps", &[]), ("bolt", &[])]);
+    let db = env.db.display().to_string();
+    let caps = token(&env, "caps");
+    let shown = json_of(&central(&[
+        "tenant", "cancel", "--db", &db, "--id", "caps", "--json",
+    ]));
+    assert_eq!(shown["status"], "cancelled");
+    for next in ["activate", "suspend"] {
+        let err = central_fails(&["tenant", next, "--db", &db, "--id", "caps"]);
+        assert!(err.contains("cancelled is final"), "{next}: {err}");
+    }
+    let shown = json_of(&central(&[
+        "tenant", "show", "--db", &db, "--id", "caps", "--json",
+    ]));
+    assert_eq!(shown["status"], "cancelled");
+    // The other tenant is untouched, and the cancelled one's devices are turned away.
+    let shown = json_of(&central(&[
+        "tenant", "show", "--db", &db, "--id", "bolt", "--json",
+    ]));
+    assert_eq!(shown["status"], "active");
+    let s = start(&env);
+    let c = client();
+    let r = push(&c, &s, "caps", &caps, &outbox("caps", "after-cancel")).expect("response");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = r.json().expect("a JSON error");
+    assert_eq!(body["error"], "tenant_inactive", "{body}");
+}

@@ -119,8 +119,11 @@ enum TenantCommand {
     Show(Target),
     /// Suspend a tenant: its devices can neither push nor pull.
     Suspend(Target),
-    /// Make a tenant active again.
+    /// Make a suspended tenant active again (a cancelled one never is).
     Activate(Target),
+    /// Cancel a tenant for good (offboarding): its devices can neither push nor pull, and it
+    /// can never be re-activated or suspended; its log stays stored.
+    Cancel(Target),
     /// Replace a tenant's white-label settings with a JSON file (the whole settings, as
     /// `tenant show --json` prints them under "settings"); validated first, nothing changes
     /// if they are invalid. Nodes get them from GET /v1/tenants/{tenant}/config.
@@ -402,6 +405,10 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
         ),
         TenantCommand::Activate(t) => show(
             &open_existing(&t.db)?.set_status(&t.id.parse()?, TenantStatus::Active)?,
+            t.json,
+        ),
+        TenantCommand::Cancel(t) => show(
+            &open_existing(&t.db)?.set_status(&t.id.parse()?, TenantStatus::Cancelled)?,
             t.json,
         ),
         TenantCommand::Settings { target, file } => {

@@ -176,8 +176,8 @@ fn sync_two_terminals(
         central_path.display()
     );
 
+    // A new till: nothing but its token; joining adds the tenant from the server's settings.
     let till2 = Store::open(&till2_path)?;
-    till2.add_tenant(&NewTenant::new(caps_id.clone(), "Caps Automotive LLC"))?;
     let expires = u64::try_from(Timestamp::now().as_millis() / 1000).unwrap_or(0) + 3600;
     let token = |till: &Store| issue_token(&secret, &caps_id, &till.node_id().to_string(), expires);
     let (token1, token2) = (token(till1)?, token(&till2)?);
@@ -188,7 +188,7 @@ fn sync_two_terminals(
 
     let first = sync(till1, &token1)?;
     println!("till 1 pushed {} operations of its day", first.pushed);
-    let joined = sync(&till2, &token2)?;
+    let joined = Syncer::new(&till2, &http, &options).join(&caps_id, &token2)?;
     println!(
         "till 2 joined and applied {} operations (log head {})",
         joined.applied, joined.server_high

@@ -488,3 +488,14 @@ fn pos_node_receipt_prints_text_escpos_and_html_and_refuses_a_bad_width() -> R {
     assert_eq!(missing.status.code(), Some(2));
     Ok(())
 }
+
+#[test]
+fn the_readme_shows_the_en_us_golden_receipt() -> R {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))?;
+    let golden = std::fs::read_to_string(golden_dir().join("caps-text-42.txt"))?;
+    assert!(
+        readme.contains(&format!("```text\n{golden}```")),
+        "README's receipt sample differs from tests/golden/receipts/caps-text-42.txt"
+    );
+    Ok(())
+}

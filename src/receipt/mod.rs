@@ -1,9 +1,9 @@
 //! Receipts: what a till prints or sends for a sale, rendered from the stored rows alone
 //! ([`crate::pos::Pos::receipt`]).
 //!
-//! A receipt is built in two steps. [`ReceiptDocument::load`] reads the sale, its lines and
-//! payments, the cashier's display name, the terminal's name, the gift cards and loyalty
-//! account it touched and, for a refund or void, the original sale's number; then
+//! A receipt is built in two steps. [`crate::pos::Pos::receipt_document`] reads the sale, its
+//! lines and payments, the cashier's display name, the terminal's name, the gift cards and
+//! loyalty account it touched and, for a refund or void, the original sale's number; then
 //! [`ReceiptDocument::render`] lays it out as plain text for a thermal printer (32, 42 or 48
 //! columns), ESC/POS bytes, or self-contained HTML ([`ReceiptFormat`]). Nothing is written, so a
 //! receipt can be printed again at any time, and the same rows always give the same bytes.
@@ -185,9 +185,9 @@ pub struct ReceiptLoyalty {
     pub balance: i64,
 }
 
-/// Everything a receipt shows, read from the stored rows ([`ReceiptDocument::load`]) and the
-/// tenant's settings. Public so an application can lay out its own receipt, and so tests can
-/// fix the time of sale.
+/// Everything a receipt shows, read from the stored rows
+/// ([`crate::pos::Pos::receipt_document`]) and the tenant's settings. Public so an application
+/// can lay out its own receipt, and so tests can fix the time of sale.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReceiptDocument {
     /// The brand name (current settings).

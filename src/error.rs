@@ -35,6 +35,7 @@ pub enum Error {
     #[error(transparent)]
     Flow(#[from] crate::pos::FlowError),
     /// A receipt that cannot be rendered (its locale or currency); nothing was written.
+    #[cfg(feature = "receipts")]
     #[error(transparent)]
     Receipt(#[from] crate::receipt::ReceiptError),
     /// A sync conflict that cannot be resolved as asked; nothing was written.

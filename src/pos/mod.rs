@@ -72,6 +72,7 @@ use crate::catalog::{
     LoyaltyTransaction, PaymentMethod,
 };
 use crate::ids::{RowId, Timestamp};
+#[cfg(feature = "receipts")]
 use crate::receipt::{ReceiptDocument, ReceiptFormat};
 use crate::tenant::settings::{Feature, TenantSettings};
 use crate::tenant::{Actor, TenantAccess};
@@ -636,11 +637,15 @@ pub trait Pos: TenantAccess {
     /// (the sale keeps no copy of them): see [`crate::receipt`] for what a reprint shows.
     /// A refund or void shows negative figures, "REFUND" or "VOID" and the original receipt
     /// number. Fails with [`crate::Error::NotFound`] for a sale the tenant does not have.
+    /// Only with the `receipts` feature (on by default).
+    #[cfg(feature = "receipts")]
     fn receipt(&self, sale_id: RowId, format: &ReceiptFormat) -> Result<Vec<u8>> {
         Ok(self.receipt_document(sale_id)?.render(format)?)
     }
 
-    /// What the receipt of a sale shows ([`Pos::receipt`]), before it is laid out.
+    /// What the receipt of a sale shows ([`Pos::receipt`]), before it is laid out. Only with
+    /// the `receipts` feature (on by default).
+    #[cfg(feature = "receipts")]
     fn receipt_document(&self, sale_id: RowId) -> Result<ReceiptDocument> {
         let s = self.scope();
         let settings = s.tenant_settings()?;

@@ -27,6 +27,9 @@
 //!
 //! **Times** are printed in UTC and say so: the tenant's settings hold no time zone.
 //!
+//! Only with the `receipts` feature (on by default): ICU4X's CLDR data is most of its compile
+//! time, and a terminal that prints no receipts leaves it out.
+//!
 //! **Texts typed by the tenant or staff** (brand, header, footer, descriptions, names) are
 //! written with their control characters replaced by `?` in text and ESC/POS (so no text can
 //! send a printer command), and HTML-escaped in HTML. Labels ("Subtotal", "Change") are English.

@@ -11,6 +11,7 @@ mod demo;
 mod outbox;
 mod output;
 mod query;
+#[cfg(feature = "receipts")]
 mod receipt;
 mod status;
 mod sync;
@@ -88,6 +89,7 @@ enum Command {
         sql: String,
     },
     /// Print a sale's receipt (text, ESC/POS bytes or HTML) on stdout.
+    #[cfg(feature = "receipts")]
     Receipt(receipt::ReceiptArgs),
     // ---- Backups and tenant export (issue 16) ----
     /// Back up the whole node, list, verify, restore and prune its backups.
@@ -180,6 +182,7 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
             sql,
         } => query::run(&db, &tenant, json, &sql),
         // ---- Backups and tenant export (issue 16) ----
+        #[cfg(feature = "receipts")]
         Command::Receipt(args) => receipt::run(args),
         Command::Backup(cmd) => backup::run(cmd),
         Command::Export(args) => tenant_io::export(args),

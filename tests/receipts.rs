@@ -499,3 +499,18 @@ fn the_readme_shows_the_en_us_golden_receipt() -> R {
     );
     Ok(())
 }
+
+#[test]
+fn a_format_or_width_outside_the_list_is_refused_by_name() {
+    use pos_tenancy::receipt::ReceiptError;
+    assert_eq!(
+        ReceiptFormat::parse("escpos", PaperWidth::Cols32),
+        Ok(ReceiptFormat::EscPos(PaperWidth::Cols32))
+    );
+    assert_eq!(
+        ReceiptFormat::parse("pdf", PaperWidth::Cols42),
+        Err(ReceiptError::Format("pdf".into()))
+    );
+    assert_eq!(PaperWidth::try_from(48), Ok(PaperWidth::Cols48));
+    assert_eq!(PaperWidth::try_from(40), Err(ReceiptError::Width(40)));
+}

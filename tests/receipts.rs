@@ -514,3 +514,32 @@ fn a_format_or_width_outside_the_list_is_refused_by_name() {
     assert_eq!(PaperWidth::try_from(48), Ok(PaperWidth::Cols48));
     assert_eq!(PaperWidth::try_from(40), Err(ReceiptError::Width(40)));
 }
+
+#[test]
+fn a_void_receipt_shows_void_the_original_number_and_every_tender_given_back() -> R {
+    let b = &BRANDS[1];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let (sale, admin, _) = big_sale(&t, b)?;
+    let void = t.void_sale(&admin, sale, "Kunde hat storniert")?;
+    let doc = t.receipt_document(void.sale.id)?;
+    assert_eq!(
+        doc.reverses,
+        Some(("void".to_owned(), "S-NORDLICHT-1001".to_owned()))
+    );
+    assert!(
+        doc.payments.iter().all(|p| p.amount_minor < 0),
+        "{:?}",
+        doc.payments
+    );
+    let text = String::from_utf8(doc.render(&ReceiptFormat::Text(PaperWidth::Cols48))?)?;
+    for want in [
+        "VOID",
+        "Void of: S-NORDLICHT-1001",
+        "Reason: Kunde hat storniert",
+        "-1.397,68\u{a0}€",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+    Ok(())
+}

@@ -34,6 +34,10 @@ pub enum Error {
     /// A POS flow refused by a business rule or bad input; nothing was written.
     #[error(transparent)]
     Flow(#[from] crate::pos::FlowError),
+    /// A receipt that cannot be rendered (its locale or currency); nothing was written.
+    #[cfg(feature = "receipts")]
+    #[error(transparent)]
+    Receipt(#[from] crate::receipt::ReceiptError),
     /// A sync conflict that cannot be resolved as asked; nothing was written.
     #[error(transparent)]
     Conflict(#[from] crate::sync::ConflictError),

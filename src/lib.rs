@@ -49,6 +49,8 @@ pub mod backup;
 pub mod catalog;
 pub mod pos;
 pub mod protocol;
+#[cfg(feature = "receipts")]
+pub mod receipt;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod sync;

@@ -72,6 +72,8 @@ use crate::catalog::{
     LoyaltyTransaction, PaymentMethod,
 };
 use crate::ids::{RowId, Timestamp};
+#[cfg(feature = "receipts")]
+use crate::receipt::{ReceiptDocument, ReceiptFormat};
 use crate::tenant::settings::{Feature, TenantSettings};
 use crate::tenant::{Actor, TenantAccess};
 use crate::Result;
@@ -627,6 +629,27 @@ pub trait Pos: TenantAccess {
     /// for a sale of a gift card ([`FlowError::SoldGiftCard`]). Needs a manager.
     fn void_sale(&self, actor: &Actor, sale_id: RowId, reason: &str) -> Result<RefundReceipt> {
         self.in_write(|s| refund::void(s, actor, sale_id, reason))
+    }
+
+    /// The receipt of a sale, a refund or a void in `format` (text, ESC/POS or HTML), rendered
+    /// from the stored rows alone and the tenant's settings; writes nothing, so it reprints at
+    /// any time. The brand, header, footer and locale are the settings' **as they are now**
+    /// (the sale keeps no copy of them): see [`crate::receipt`] for what a reprint shows.
+    /// A refund or void shows negative figures, "REFUND" or "VOID" and the original receipt
+    /// number. Fails with [`crate::Error::NotFound`] for a sale the tenant does not have.
+    /// Only with the `receipts` feature (on by default).
+    #[cfg(feature = "receipts")]
+    fn receipt(&self, sale_id: RowId, format: &ReceiptFormat) -> Result<Vec<u8>> {
+        Ok(self.receipt_document(sale_id)?.render(format)?)
+    }
+
+    /// What the receipt of a sale shows ([`Pos::receipt`]), before it is laid out. Only with
+    /// the `receipts` feature (on by default).
+    #[cfg(feature = "receipts")]
+    fn receipt_document(&self, sale_id: RowId) -> Result<ReceiptDocument> {
+        let s = self.scope();
+        let settings = s.tenant_settings()?;
+        ReceiptDocument::load(&s, &settings, sale_id)
     }
 }
 

@@ -11,6 +11,8 @@ mod demo;
 mod outbox;
 mod output;
 mod query;
+#[cfg(feature = "receipts")]
+mod receipt;
 mod status;
 mod sync;
 mod tenant;
@@ -86,6 +88,9 @@ enum Command {
         /// The SELECT statement.
         sql: String,
     },
+    /// Print a sale's receipt (text, ESC/POS bytes or HTML) on stdout.
+    #[cfg(feature = "receipts")]
+    Receipt(receipt::ReceiptArgs),
     // ---- Backups and tenant export (issue 16) ----
     /// Back up the whole node, list, verify, restore and prune its backups.
     #[command(subcommand)]
@@ -177,6 +182,8 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
             sql,
         } => query::run(&db, &tenant, json, &sql),
         // ---- Backups and tenant export (issue 16) ----
+        #[cfg(feature = "receipts")]
+        Command::Receipt(args) => receipt::run(args),
         Command::Backup(cmd) => backup::run(cmd),
         Command::Export(args) => tenant_io::export(args),
         Command::Restore(args) => tenant_io::restore(args),

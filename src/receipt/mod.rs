@@ -1,0 +1,374 @@
+//! Receipts: what a till prints or sends for a sale, rendered from the stored rows alone
+//! ([`crate::pos::Pos::receipt`]).
+//!
+//! A receipt is built in two steps. [`crate::pos::Pos::receipt_document`] reads the sale, its
+//! lines and payments, the cashier's display name, the terminal's name, the gift cards and
+//! loyalty account it touched and, for a refund or void, the original sale's number; then
+//! [`ReceiptDocument::render`] lays it out as plain text for a thermal printer (32, 42 or 48
+//! columns), ESC/POS bytes, or self-contained HTML ([`ReceiptFormat`]). Nothing is written, so a
+//! receipt can be printed again at any time, and the same rows always give the same bytes.
+//!
+//! **What a reprint uses.** The figures, texts of the lines, payments, cashier, terminal,
+//! receipt numbers and the time of sale come from the sale's own rows and never change (the
+//! sale is a document: written once, amended only by new rows). The brand name, receipt header
+//! and footer, locale and currency *format* come from the tenant's settings **as they are when
+//! the receipt is printed**: the `sales` table keeps no copy of them, so a receipt reprinted
+//! after the brand changed shows the new brand. Keeping the old one needs a snapshot of those
+//! texts on each sale (a new column and a migration, and a sync-protocol field for the
+//! document), which this module does not add. The amount's currency is always the sale's own
+//! (`sales.currency`), only its symbol and separators follow the locale. A cashier's or
+//! terminal's name is read from their row as it is now, for the same reason.
+//!
+//! **Figures.** Lines show their amount before tax (quantity × unit price), and a discount under
+//! the line when it has one, so the lines add up to the subtotal; tax is one line of the sale's
+//! tax (the rows keep no split by rate). Gift card and loyalty balances are the balance just
+//! after the sale: the sum of the ledger rows written at or before the sale's time (a row
+//! another terminal wrote earlier offline and synced later counts too).
+//!
+//! **Times** are printed in UTC and say so: the tenant's settings hold no time zone.
+//!
+//! Only with the `receipts` feature (on by default): ICU4X's CLDR data is most of its compile
+//! time, and a terminal that prints no receipts leaves it out.
+//!
+//! **Texts typed by the tenant or staff** (brand, header, footer, descriptions, names) are
+//! written with their control characters replaced by `?` in text and ESC/POS (so no text can
+//! send a printer command), and HTML-escaped in HTML. Labels ("Subtotal", "Change") are English.
+
+mod money;
+mod render;
+
+pub use money::MoneyFormat;
+
+use crate::catalog::{
+    Device, GiftCard, LoyaltyAccount, PaymentMethod, Sale, SaleLine, SalePayment, User,
+};
+use crate::ids::{RowId, Timestamp};
+use crate::tenant::settings::TenantSettings;
+use crate::tenant::Scope;
+use crate::Result;
+
+/// Why a receipt could not be rendered. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// The tenant's locale is not a BCP 47 language tag ICU4X accepts.
+    #[error("locale {0:?} cannot format a receipt: not a BCP 47 language tag")]
+    Locale(String),
+    /// The currency is not a three-letter code.
+    #[error("currency {0:?} cannot format a receipt: not an ISO 4217 code")]
+    Currency(String),
+    /// The locale data could not be loaded.
+    #[error("no number or currency data for locale {locale:?}: {reason}")]
+    LocaleData {
+        /// The locale.
+        locale: String,
+        /// What ICU4X said.
+        reason: String,
+    },
+    /// A width that is not one of the paper widths ([`PaperWidth`]).
+    #[error("paper width {0} is not one of 32, 42 or 48 columns")]
+    Width(u16),
+    /// A format name that is not `text`, `escpos` or `html`.
+    #[error("receipt format {0:?} is not one of text, escpos or html")]
+    Format(String),
+}
+
+/// Columns of a thermal printer's line (with its standard font A).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PaperWidth {
+    /// 58 mm paper: 32 columns.
+    Cols32,
+    /// 80 mm paper on many printers: 42 columns.
+    Cols42,
+    /// 80 mm paper: 48 columns.
+    Cols48,
+}
+
+impl PaperWidth {
+    /// Every width, narrowest first.
+    pub const ALL: &'static [PaperWidth] =
+        &[PaperWidth::Cols32, PaperWidth::Cols42, PaperWidth::Cols48];
+
+    /// The number of columns.
+    pub fn columns(self) -> usize {
+        match self {
+            PaperWidth::Cols32 => 32,
+            PaperWidth::Cols42 => 42,
+            PaperWidth::Cols48 => 48,
+        }
+    }
+}
+
+impl TryFrom<u16> for PaperWidth {
+    type Error = ReceiptError;
+    fn try_from(columns: u16) -> std::result::Result<Self, ReceiptError> {
+        match columns {
+            32 => Ok(PaperWidth::Cols32),
+            42 => Ok(PaperWidth::Cols42),
+            48 => Ok(PaperWidth::Cols48),
+            other => Err(ReceiptError::Width(other)),
+        }
+    }
+}
+
+/// How a receipt is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReceiptFormat {
+    /// UTF-8 text, every line at most the paper's width (in terminal columns: a CJK character
+    /// takes two), amounts right-aligned, each line ended by `\n`.
+    Text(PaperWidth),
+    /// Bytes for an ESC/POS printer: `ESC @` (initialise), the brand centred in bold and double
+    /// size, the text layout of [`ReceiptFormat::Text`] (the total in bold), a QR code of the
+    /// receipt number (`GS ( k`), and a feed and partial cut (`GS V`). Texts are sent as UTF-8:
+    /// the printer must be set to a UTF-8 code page for anything beyond ASCII (`€`, `¥`).
+    EscPos(PaperWidth),
+    /// A self-contained HTML document for email or printing: inline styles, no scripts, no
+    /// external resources, every text from the tenant or the staff HTML-escaped.
+    Html,
+}
+
+impl ReceiptFormat {
+    /// The format named `text`, `escpos` or `html`, at `width` columns for text and ESC/POS.
+    pub fn parse(name: &str, width: PaperWidth) -> std::result::Result<Self, ReceiptError> {
+        match name {
+            "text" => Ok(ReceiptFormat::Text(width)),
+            "escpos" => Ok(ReceiptFormat::EscPos(width)),
+            "html" => Ok(ReceiptFormat::Html),
+            other => Err(ReceiptError::Format(other.to_owned())),
+        }
+    }
+}
+
+/// A line of the receipt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReceiptLine {
+    /// The text on the receipt.
+    pub description: String,
+    /// Quantity in thousandths (negative on a refund).
+    pub quantity_milli: i64,
+    /// Unit price.
+    pub unit_price_minor: i64,
+    /// Quantity × unit price, before discount and tax.
+    pub amount_minor: i64,
+    /// Discount on the line.
+    pub discount_minor: i64,
+}
+
+/// A payment of the receipt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReceiptPayment {
+    /// The method.
+    pub method: PaymentMethod,
+    /// Amount applied to the sale (negative when given back).
+    pub amount_minor: i64,
+    /// Cash handed over.
+    pub tendered_minor: Option<i64>,
+    /// Change given.
+    pub change_minor: i64,
+    /// Card authorisation reference.
+    pub reference: Option<String>,
+    /// The gift card's code and its balance just after the sale.
+    pub gift_card: Option<(String, i64)>,
+    /// Points redeemed by this payment (loyalty; negative when a refund gives them back).
+    pub points: Option<i64>,
+}
+
+/// Loyalty on the receipt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReceiptLoyalty {
+    /// The card number.
+    pub number: String,
+    /// Points earned by the sale (negative when a refund takes back what its sale earned).
+    pub earned: i64,
+    /// Points redeemed by the sale (negative when a refund gives points back).
+    pub redeemed: i64,
+    /// The balance just after the sale.
+    pub balance: i64,
+}
+
+/// Everything a receipt shows, read from the stored rows
+/// ([`crate::pos::Pos::receipt_document`]) and the tenant's settings. Public so an application
+/// can lay out its own receipt, and so tests can fix the time of sale.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReceiptDocument {
+    /// The brand name (current settings).
+    pub brand_name: String,
+    /// The receipt header (current settings).
+    pub header: String,
+    /// The receipt footer (current settings).
+    pub footer: String,
+    /// The locale money and quantities are written in (current settings).
+    pub locale: String,
+    /// The sale's currency.
+    pub currency: String,
+    /// The receipt number.
+    pub number: String,
+    /// The sale's status (`completed`, `voided`, `layaway`, `open`).
+    pub status: String,
+    /// When the sale was made.
+    pub sold_at: Timestamp,
+    /// The cashier's display name.
+    pub cashier: String,
+    /// The terminal's name, when the sale names one.
+    pub terminal: Option<String>,
+    /// For a refund or void: `refund` or `void`, and the original sale's receipt number.
+    pub reverses: Option<(String, String)>,
+    /// The sale's note (a refund's reason).
+    pub note: Option<String>,
+    /// The lines, in order.
+    pub lines: Vec<ReceiptLine>,
+    /// Sum of the lines before discounts.
+    pub subtotal_minor: i64,
+    /// Discounts.
+    pub discount_minor: i64,
+    /// Tax.
+    pub tax_minor: i64,
+    /// Total.
+    pub total_minor: i64,
+    /// The payments, in the order they were taken.
+    pub payments: Vec<ReceiptPayment>,
+    /// Loyalty, when the sale earned or redeemed points.
+    pub loyalty: Option<ReceiptLoyalty>,
+}
+
+impl ReceiptDocument {
+    /// Reads sale `sale_id` and what its receipt shows, with `settings` for the brand and
+    /// locale. Fails with [`crate::Error::NotFound`] for a sale this tenant does not have.
+    pub(crate) fn load(s: &Scope<'_>, settings: &TenantSettings, sale_id: RowId) -> Result<Self> {
+        let sale: Sale = s.row(sale_id)?;
+        let lines: Vec<SaleLine> = s.rows_where("sale_id = ?2", "ORDER BY line_no", &[&sale.id])?;
+        let payments: Vec<SalePayment> =
+            s.rows_where("sale_id = ?2", "ORDER BY paid_at, id", &[&sale.id])?;
+        let cashier: User = s.row(sale.user_id)?;
+        let terminal = match sale.device_id {
+            Some(d) => Some(s.row::<Device>(d)?.name),
+            None => None,
+        };
+        let reverses = s.query_optional(
+            "SELECT r.kind, o.number FROM sale_reversals r JOIN sales o \
+             ON o.tenant_id = r.tenant_id AND o.id = r.sale_id \
+             WHERE r.tenant_id = ?1 AND r.reversal_sale_id = ?2 ORDER BY r.id LIMIT 1",
+            &[&sale.id],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        // Points the sale's loyalty payment redeemed: its redeem rows, or on a refund the points
+        // it gave back (positive reverse rows, shown negative).
+        let redeemed: i64 = s.query_row(
+            "SELECT coalesce(-sum(points), 0) FROM loyalty_transactions \
+             WHERE tenant_id = ?1 AND sale_id = ?2 \
+             AND (kind = 'redeem' OR (kind = 'reverse' AND points > 0))",
+            &[&sale.id],
+            |r| r.get(0),
+        )?;
+        let mut out_payments = Vec::with_capacity(payments.len());
+        for p in payments {
+            let method: PaymentMethod =
+                p.method
+                    .parse()
+                    .map_err(|e: crate::UnknownWord| crate::Error::InvalidPayload {
+                        table: "sale_payments",
+                        reason: e.to_string(),
+                    })?;
+            let gift_card = match p.gift_card_id {
+                Some(card) => {
+                    let code = s.row::<GiftCard>(card)?.code;
+                    let balance = s.query_row(
+                        "SELECT coalesce(sum(amount_minor), 0) FROM gift_card_transactions \
+                         WHERE tenant_id = ?1 AND gift_card_id = ?2 AND created_at <= ?3",
+                        &[&card, &sale.sold_at],
+                        |r| r.get(0),
+                    )?;
+                    Some((code, balance))
+                }
+                None => None,
+            };
+            let points = (method == PaymentMethod::Loyalty && redeemed != 0).then_some(redeemed);
+            out_payments.push(ReceiptPayment {
+                method,
+                amount_minor: p.amount_minor,
+                tendered_minor: p.tendered_minor,
+                change_minor: p.change_minor,
+                reference: p.reference,
+                gift_card,
+                points,
+            });
+        }
+        let loyalty = s.query_optional(
+            "SELECT account_id, \
+                    coalesce(sum(CASE WHEN kind = 'accrue' OR (kind = 'reverse' AND points < 0) \
+                        THEN points END), 0), \
+                    coalesce(-sum(CASE WHEN kind = 'redeem' OR (kind = 'reverse' AND points > 0) \
+                        THEN points END), 0) \
+             FROM loyalty_transactions WHERE tenant_id = ?1 AND sale_id = ?2 \
+             GROUP BY account_id ORDER BY account_id LIMIT 1",
+            &[&sale.id],
+            |r| {
+                Ok((
+                    r.get::<_, RowId>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )?;
+        let loyalty = match loyalty {
+            Some((account, earned, redeemed)) => {
+                let number = s.row::<LoyaltyAccount>(account)?.number;
+                let balance = s.query_row(
+                    "SELECT coalesce(sum(points), 0) FROM loyalty_transactions \
+                     WHERE tenant_id = ?1 AND account_id = ?2 AND created_at <= ?3",
+                    &[&account, &sale.sold_at],
+                    |r| r.get(0),
+                )?;
+                Some(ReceiptLoyalty {
+                    number,
+                    earned,
+                    redeemed,
+                    balance,
+                })
+            }
+            None => None,
+        };
+        Ok(Self {
+            brand_name: settings.brand_name.clone(),
+            header: settings.receipt_header.clone(),
+            footer: settings.receipt_footer.clone(),
+            locale: settings.locale.clone(),
+            currency: sale.currency,
+            number: sale.number,
+            status: sale.status,
+            sold_at: sale.sold_at,
+            cashier: cashier.display_name,
+            terminal,
+            reverses,
+            note: sale.note,
+            lines: lines
+                .into_iter()
+                .map(|l| ReceiptLine {
+                    description: l.description,
+                    quantity_milli: l.quantity_milli,
+                    unit_price_minor: l.unit_price_minor,
+                    amount_minor: l.total_minor - l.tax_minor + l.discount_minor,
+                    discount_minor: l.discount_minor,
+                })
+                .collect(),
+            subtotal_minor: sale.subtotal_minor,
+            discount_minor: sale.discount_minor,
+            tax_minor: sale.tax_minor,
+            total_minor: sale.total_minor,
+            payments: out_payments,
+            loyalty,
+        })
+    }
+
+    /// The receipt in `format`. Text and HTML are UTF-8.
+    pub fn render(&self, format: &ReceiptFormat) -> std::result::Result<Vec<u8>, ReceiptError> {
+        let money = MoneyFormat::new(&self.locale, &self.currency)?;
+        Ok(match format {
+            ReceiptFormat::Text(width) => render::text(self, &money, width.columns()).into_bytes(),
+            ReceiptFormat::EscPos(width) => render::escpos(self, &money, width.columns()),
+            ReceiptFormat::Html => render::html(self, &money).into_bytes(),
+        })
+    }
+}

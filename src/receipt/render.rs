@@ -1,0 +1,403 @@
+//! The three renderings of a [`ReceiptDocument`]. One layout (a list of [`Row`]s) is laid out as
+//! text, sent as ESC/POS around that text, or written as an HTML table, so the three always
+//! show the same things in the same order.
+
+use unicode_width::UnicodeWidthChar;
+
+use super::{MoneyFormat, ReceiptDocument};
+use crate::catalog::PaymentMethod;
+
+/// A row of the layout.
+enum Row {
+    /// Centred text (wrapped); `true` in bold.
+    Center(String, bool),
+    /// Left-aligned text (wrapped).
+    Left(String),
+    /// A label and an amount at the right margin; `true` in bold.
+    Pair(String, String, bool),
+    /// A dashed rule across the paper.
+    Rule,
+    /// An empty line.
+    Blank,
+}
+
+/// A text typed by the tenant or staff, safe to print: a tab becomes a space and any other
+/// control character `?`, so no text can send a printer command (ESC, GS) or break a line.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' => ' ',
+            c if c.is_control() => '?',
+            c => c,
+        })
+        .collect()
+}
+
+/// The lines of a multi-line text (header, footer), each cleaned; none for an empty text.
+fn text_lines(text: &str) -> Vec<String> {
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    text.lines().map(clean).collect()
+}
+
+fn method_label(method: PaymentMethod) -> &'static str {
+    match method {
+        PaymentMethod::Cash => "Cash",
+        PaymentMethod::Card => "Card",
+        PaymentMethod::GiftCard => "Gift card",
+        PaymentMethod::StoreCredit => "Store credit",
+        PaymentMethod::Loyalty => "Points",
+    }
+}
+
+/// Everything below the brand, in order.
+fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for line in text_lines(&doc.header) {
+        rows.push(Row::Center(line, false));
+    }
+    rows.push(Row::Blank);
+    if let Some((kind, _)) = &doc.reverses {
+        let banner = if kind == "void" { "VOID" } else { "REFUND" };
+        rows.push(Row::Center(banner.to_owned(), true));
+    }
+    rows.push(Row::Left(format!("Receipt: {}", clean(&doc.number))));
+    if let Some((kind, original)) = &doc.reverses {
+        let what = if kind == "void" {
+            "Void of"
+        } else {
+            "Refund of"
+        };
+        rows.push(Row::Left(format!("{what}: {}", clean(original))));
+    }
+    rows.push(Row::Left(format!(
+        "Date: {}",
+        doc.sold_at.as_datetime().format("%Y-%m-%d %H:%M UTC")
+    )));
+    rows.push(Row::Left(format!("Cashier: {}", clean(&doc.cashier))));
+    if let Some(t) = &doc.terminal {
+        rows.push(Row::Left(format!("Terminal: {}", clean(t))));
+    }
+    if doc.reverses.is_some() {
+        if let Some(note) = &doc.note {
+            rows.push(Row::Left(format!("Reason: {}", clean(note))));
+        }
+    }
+    rows.push(Row::Rule);
+    for line in &doc.lines {
+        rows.push(Row::Left(clean(&line.description)));
+        rows.push(Row::Pair(
+            format!(
+                "  {} x {}",
+                money.quantity(line.quantity_milli),
+                money.money(line.unit_price_minor)
+            ),
+            money.money(line.amount_minor),
+            false,
+        ));
+        if line.discount_minor != 0 {
+            rows.push(Row::Pair(
+                "  Discount".to_owned(),
+                money.money(-line.discount_minor),
+                false,
+            ));
+        }
+    }
+    rows.push(Row::Rule);
+    rows.push(Row::Pair(
+        "Subtotal".to_owned(),
+        money.money(doc.subtotal_minor),
+        false,
+    ));
+    if doc.discount_minor != 0 {
+        rows.push(Row::Pair(
+            "Discount".to_owned(),
+            money.money(-doc.discount_minor),
+            false,
+        ));
+    }
+    rows.push(Row::Pair(
+        "Tax".to_owned(),
+        money.money(doc.tax_minor),
+        false,
+    ));
+    rows.push(Row::Pair(
+        "TOTAL".to_owned(),
+        money.money(doc.total_minor),
+        true,
+    ));
+    rows.push(Row::Rule);
+    for p in &doc.payments {
+        let mut label = method_label(p.method).to_owned();
+        if let Some(reference) = &p.reference {
+            label.push_str(&format!(" ({})", clean(reference)));
+        }
+        if let Some((code, _)) = &p.gift_card {
+            label.push_str(&format!(" {}", clean(code)));
+        }
+        if let Some(points) = p.points {
+            label.push_str(&format!(" ({} pts)", money.quantity(points * 1000)));
+        }
+        let shown = p.tendered_minor.unwrap_or(p.amount_minor);
+        rows.push(Row::Pair(label, money.money(shown), false));
+        if p.change_minor != 0 {
+            rows.push(Row::Pair(
+                "Change".to_owned(),
+                money.money(p.change_minor),
+                true,
+            ));
+        }
+        if let Some((_, balance)) = &p.gift_card {
+            rows.push(Row::Pair(
+                "  Card balance".to_owned(),
+                money.money(*balance),
+                false,
+            ));
+        }
+    }
+    if let Some(l) = &doc.loyalty {
+        rows.push(Row::Rule);
+        rows.push(Row::Left(format!("Loyalty card: {}", clean(&l.number))));
+        if l.earned != 0 {
+            rows.push(Row::Pair(
+                "Points earned".to_owned(),
+                money.quantity(l.earned.saturating_mul(1000)),
+                false,
+            ));
+        }
+        if l.redeemed != 0 {
+            rows.push(Row::Pair(
+                "Points redeemed".to_owned(),
+                money.quantity(l.redeemed.saturating_mul(1000)),
+                false,
+            ));
+        }
+        rows.push(Row::Pair(
+            "Points balance".to_owned(),
+            money.quantity(l.balance.saturating_mul(1000)),
+            false,
+        ));
+    }
+    let footer = text_lines(&doc.footer);
+    if !footer.is_empty() {
+        rows.push(Row::Blank);
+        for line in footer {
+            rows.push(Row::Center(line, false));
+        }
+    }
+    rows
+}
+
+/// Display width in printer columns (a CJK character takes two).
+fn width(text: &str) -> usize {
+    text.chars().map(|c| c.width().unwrap_or(0)).sum()
+}
+
+/// `text` broken into lines of at most `cols` columns: at spaces where it can, inside a word
+/// longer than a line where it must. Never empty.
+fn wrap(text: &str, cols: usize) -> Vec<String> {
+    let cols = cols.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let needed = if line.is_empty() {
+            width(word)
+        } else {
+            width(&line) + 1 + width(word)
+        };
+        if needed <= cols {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        for c in word.chars() {
+            let w = c.width().unwrap_or(0);
+            if width(&line) + w > cols && !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            line.push(c);
+        }
+    }
+    lines.push(line);
+    lines.into_iter().map(|l| l.trim_end().to_owned()).collect()
+}
+
+fn centred(text: &str, cols: usize) -> String {
+    let pad = cols.saturating_sub(width(text)) / 2;
+    format!("{}{text}", " ".repeat(pad))
+}
+
+/// A row laid out as text lines of at most `cols` columns.
+fn text_row(row: &Row, cols: usize) -> Vec<String> {
+    match row {
+        Row::Center(text, _) => wrap(text, cols).iter().map(|l| centred(l, cols)).collect(),
+        Row::Left(text) => wrap(text, cols),
+        Row::Pair(label, amount, _) => {
+            let (lw, aw) = (width(label), width(amount));
+            if lw + 1 + aw <= cols {
+                vec![format!("{label}{}{amount}", " ".repeat(cols - lw - aw))]
+            } else {
+                // Too long for one line: the label wrapped, the amount alone at the right.
+                let mut lines = wrap(label, cols);
+                for a in wrap(amount, cols) {
+                    lines.push(format!("{}{a}", " ".repeat(cols.saturating_sub(width(&a)))));
+                }
+                lines
+            }
+        }
+        Row::Rule => vec!["-".repeat(cols)],
+        Row::Blank => vec![String::new()],
+    }
+}
+
+/// Plain text at `cols` columns.
+pub(super) fn text(doc: &ReceiptDocument, money: &MoneyFormat, cols: usize) -> String {
+    let mut out = String::new();
+    for line in wrap(&clean(&doc.brand_name), cols) {
+        out.push_str(&centred(&line, cols));
+        out.push('\n');
+    }
+    for row in layout(doc, money) {
+        for line in text_row(&row, cols) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+const ESC: u8 = 0x1b;
+const GS: u8 = 0x1d;
+const LF: u8 = 0x0a;
+
+/// ESC/POS bytes at `cols` columns.
+pub(super) fn escpos(doc: &ReceiptDocument, money: &MoneyFormat, cols: usize) -> Vec<u8> {
+    let mut out = vec![ESC, b'@'];
+    // The brand centred, bold, double width and height: half as many columns.
+    out.extend_from_slice(&[ESC, b'a', 1, ESC, b'E', 1, GS, b'!', 0x11]);
+    for line in wrap(&clean(&doc.brand_name), cols / 2) {
+        out.extend_from_slice(line.as_bytes());
+        out.push(LF);
+    }
+    out.extend_from_slice(&[GS, b'!', 0, ESC, b'E', 0, ESC, b'a', 0]);
+    for row in layout(doc, money) {
+        let bold = matches!(row, Row::Center(_, true) | Row::Pair(_, _, true));
+        if bold {
+            out.extend_from_slice(&[ESC, b'E', 1]);
+        }
+        for line in text_row(&row, cols) {
+            out.extend_from_slice(line.as_bytes());
+            out.push(LF);
+        }
+        if bold {
+            out.extend_from_slice(&[ESC, b'E', 0]);
+        }
+    }
+    // The receipt number as a QR code (model 2, module size 6, error correction M), centred,
+    // with the number under it.
+    let number = clean(&doc.number);
+    let data = number.as_bytes();
+    let len = data.len() + 3;
+    out.push(LF);
+    out.extend_from_slice(&[ESC, b'a', 1]);
+    out.extend_from_slice(&[GS, b'(', b'k', 4, 0, 49, 65, 50, 0]);
+    out.extend_from_slice(&[GS, b'(', b'k', 3, 0, 49, 67, 6]);
+    out.extend_from_slice(&[GS, b'(', b'k', 3, 0, 49, 69, 49]);
+    // A receipt number is at most 64 characters, so its length fits pL and pH.
+    out.extend_from_slice(&[
+        GS,
+        b'(',
+        b'k',
+        (len % 256) as u8,
+        (len / 256) as u8,
+        49,
+        80,
+        48,
+    ]);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&[GS, b'(', b'k', 3, 0, 49, 81, 48]);
+    out.push(LF);
+    out.extend_from_slice(data);
+    out.push(LF);
+    out.extend_from_slice(&[ESC, b'a', 0]);
+    // Feed three lines and cut (partially: the receipt stays on the roll until torn off).
+    out.extend_from_slice(&[GS, b'V', 66, 3]);
+    out
+}
+
+/// `text` with `& < > " '` escaped for HTML text and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in clean(text).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A self-contained HTML document.
+pub(super) fn html(doc: &ReceiptDocument, money: &MoneyFormat) -> String {
+    const CELL: &str = "padding:2px 0;vertical-align:top";
+    let mut out = String::new();
+    out.push_str("<!DOCTYPE html>\n");
+    out.push_str(&format!("<html lang=\"{}\">\n", escape(&doc.locale)));
+    out.push_str(&format!(
+        "<head><meta charset=\"utf-8\"><title>{} - {}</title></head>\n",
+        escape(&doc.brand_name),
+        escape(&doc.number)
+    ));
+    out.push_str("<body style=\"margin:0;padding:16px;background:#ffffff;color:#000000\">\n");
+    out.push_str(
+        "<div style=\"max-width:360px;margin:0 auto;font-family:'Courier New',Courier,monospace;\
+         font-size:14px\">\n",
+    );
+    out.push_str(&format!(
+        "<h1 style=\"text-align:center;font-size:20px;margin:0 0 8px\">{}</h1>\n",
+        escape(&doc.brand_name)
+    ));
+    out.push_str("<table style=\"width:100%;border-collapse:collapse\">\n");
+    for row in layout(doc, money) {
+        let line = match row {
+            Row::Center(text, bold) => format!(
+                "<tr><td colspan=\"2\" style=\"{CELL};text-align:center{}\">{}</td></tr>",
+                if bold { ";font-weight:bold" } else { "" },
+                escape(&text)
+            ),
+            Row::Left(text) => {
+                format!(
+                    "<tr><td colspan=\"2\" style=\"{CELL}\">{}</td></tr>",
+                    escape(&text)
+                )
+            }
+            Row::Pair(label, amount, bold) => {
+                let weight = if bold { ";font-weight:bold" } else { "" };
+                format!(
+                    "<tr><td style=\"{CELL}{weight};white-space:pre-wrap\">{}</td>\
+                     <td style=\"{CELL}{weight};text-align:right;white-space:nowrap\">{}</td></tr>",
+                    escape(&label),
+                    escape(&amount)
+                )
+            }
+            Row::Rule => "<tr><td colspan=\"2\" style=\"border-top:1px dashed #000000;padding:0;\
+                          height:4px\"></td></tr>"
+                .to_owned(),
+            Row::Blank => "<tr><td colspan=\"2\" style=\"height:8px\"></td></tr>".to_owned(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str("</table>\n</div>\n</body>\n</html>\n");
+    out
+}

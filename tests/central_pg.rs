@@ -1,0 +1,151 @@
+//! The PostgreSQL central store (`PgCentral`, feature `postgres`) keeps every promise the SQLite
+//! one keeps, across several server processes at once, on a throwaway cluster the tests start
+//! themselves (`common/pg.rs`). Where PostgreSQL is not installed they say so and skip, unless
+//! `POS_REQUIRE_POSTGRES=1`.
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pg::PgCluster;
+use pos_tenancy::protocol::{OperationKind, OperationStatus};
+use pos_tenancy::testkit::central_conformance;
+use pos_tenancy::{CentralStore, Hlc, NewTenant, Operation, PgCentral, RowId, TenantId};
+
+fn tid(s: &str) -> TenantId {
+    s.parse().expect("a test tenant id")
+}
+
+/// A valid operation of the tenant: a new price level.
+fn op(tenant: &str, n: u64) -> Operation {
+    let columns = serde_json::json!({
+        "name": format!("Level {n}"), "discount_ppm": 5, "created_at": "2026-01-01T00:00:00.000Z"
+    });
+    Operation {
+        id: RowId::new(),
+        tenant_id: tid(tenant),
+        device_id: RowId::new(),
+        hlc: Hlc::new(1_700_000_000_000 + n, 0, RowId::new()).expect("a stamp"),
+        actor_user_id: None,
+        table: "price_levels".into(),
+        row_id: RowId::new(),
+        kind: OperationKind::Insert,
+        columns: columns.as_object().cloned().unwrap_or_default(),
+        unit: None,
+        base: None,
+    }
+}
+
+#[test]
+fn a_postgres_central_keeps_every_promise_of_the_conformance_suite() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let fresh = || PgCentral::connect(&cluster.fresh_database(), 4).expect("a PgCentral");
+    if let Err(broken) = central_conformance::run_all(fresh) {
+        panic!("{broken}");
+    }
+}
+
+/// What one writer was answered: each accepted operation's number.
+fn push_batches(store: &PgCentral, writer: u64, batches: u64) -> BTreeMap<RowId, u64> {
+    let tenant = tid("caps");
+    let mut accepted = BTreeMap::new();
+    let mut previous: Option<(Vec<Operation>, Vec<Option<u64>>)> = None;
+    for b in 0..batches {
+        let batch: Vec<Operation> = (0..1 + b % 7)
+            .map(|i| op("caps", writer * 1_000_000 + b * 100 + i))
+            .collect();
+        let results = store.append(&tenant, &batch).expect("a push");
+        for (o, r) in batch.iter().zip(&results) {
+            assert_eq!(r.status, OperationStatus::Accepted, "{r:?}");
+            accepted.insert(o.id, r.seq.expect("an accepted operation's number"));
+        }
+        // Every third batch, the one before is sent again (a node that missed its answer): it
+        // is answered duplicate, with the numbers it was first given.
+        if b % 3 == 2 {
+            if let Some((ops, seqs)) = &previous {
+                let again = store.append(&tenant, ops).expect("a re-sent push");
+                for (r, seq) in again.iter().zip(seqs) {
+                    assert_eq!(
+                        (r.status, r.seq),
+                        (OperationStatus::Duplicate, *seq),
+                        "a re-sent operation"
+                    );
+                }
+            }
+        }
+        previous = Some((batch, results.iter().map(|r| r.seq).collect()));
+    }
+    accepted
+}
+
+#[test]
+fn two_processes_pushing_to_one_tenant_leave_a_log_a_follower_reads_without_gap_skip_or_duplicate()
+{
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let url = cluster.fresh_database();
+    // Two stores with their own pools: two server processes, as far as the database can tell.
+    let first = PgCentral::connect(&url, 2).expect("the first process's store");
+    let second = PgCentral::connect(&url, 2).expect("the second process's store");
+    let follower = PgCentral::connect(&url, 1).expect("the follower's store");
+    first
+        .add_tenant(&NewTenant::new(tid("caps"), "Caps"))
+        .expect("a tenant");
+    let writers_done = AtomicBool::new(false);
+    let batches = 60;
+    let (one, two, followed) = std::thread::scope(|s| {
+        let one = s.spawn(|| push_batches(&first, 1, batches));
+        let two = s.spawn(|| push_batches(&second, 2, batches));
+        let follow = s.spawn(|| {
+            let tenant = tid("caps");
+            let mut cursor = 0;
+            let mut read: Vec<(u64, RowId)> = Vec::new();
+            loop {
+                // Read before the page: once the writers are done, a page that ends at the
+                // high mark is the end of the log.
+                let done = writers_done.load(Ordering::SeqCst);
+                let page = follower
+                    .operations_after(&tenant, cursor, 25)
+                    .expect("a page");
+                for o in &page.operations {
+                    assert_eq!(
+                        o.seq,
+                        cursor + 1,
+                        "the follower at {cursor} was given {}: a gap or a skip",
+                        o.seq
+                    );
+                    cursor = o.seq;
+                    read.push((o.seq, o.operation.id));
+                }
+                if done && cursor == page.high {
+                    return read;
+                }
+            }
+        });
+        let one = one.join().expect("the first writer");
+        let two = two.join().expect("the second writer");
+        writers_done.store(true, Ordering::SeqCst);
+        (one, two, follow.join().expect("the follower"))
+    });
+    let mut answered: BTreeMap<RowId, u64> = one.clone();
+    answered.extend(two.iter().map(|(id, seq)| (*id, *seq)));
+    assert_eq!(answered.len(), one.len() + two.len(), "no id twice");
+    let expected: Vec<u64> = (1..=answered.len() as u64).collect();
+    assert_eq!(
+        followed.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        expected,
+        "the follower read every number once, in order"
+    );
+    for (seq, id) in &followed {
+        assert_eq!(
+            answered.get(id),
+            Some(seq),
+            "operation {id} read at {seq} is the one its writer was answered"
+        );
+    }
+}

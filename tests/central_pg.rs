@@ -149,3 +149,112 @@ fn two_processes_pushing_to_one_tenant_leave_a_log_a_follower_reads_without_gap_
         );
     }
 }
+
+/// The tables every tenant's rows are in; fixed names, never input.
+const TENANT_TABLES: [&str; 4] = ["tenants", "tenant_heads", "operations", "tenant_usage"];
+
+/// How many of `caps`'s rows `table` shows in a transaction with `app.current_tenant` set to
+/// `current` (or not set at all).
+fn caps_rows(db: &mut postgres::Client, current: Option<&str>, table: &str) -> i64 {
+    let mut tx = db.transaction().expect("a transaction");
+    if let Some(current) = current {
+        tx.execute(
+            "SELECT set_config('app.current_tenant', $1, true)",
+            &[&current],
+        )
+        .expect("the current tenant");
+    }
+    let n: i64 = tx
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE tenant_id = 'caps'"),
+            &[],
+        )
+        .expect("a count")
+        .get(0);
+    tx.commit().expect("a commit");
+    n
+}
+
+#[test]
+fn with_the_wrong_tenant_set_the_servers_role_reads_and_changes_nothing_of_another_tenant() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let url = cluster.fresh_database();
+    let store = PgCentral::connect(&url, 1).expect("a PgCentral");
+    for t in ["caps", "other"] {
+        store
+            .add_tenant(&NewTenant::new(tid(t), t))
+            .expect("a tenant");
+    }
+    store
+        .append(&tid("caps"), &[op("caps", 1), op("caps", 2)])
+        .expect("a push");
+    store
+        .count_api_call(&tid("caps"), pos_tenancy::Timestamp::now(), 10)
+        .expect("a call counted");
+    // The role the store connects as: the owner of the tables, but no superuser and no
+    // BYPASSRLS, as the server's role should be.
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("the store's role");
+    let role = db
+        .query_one(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .expect("the role");
+    assert_eq!(
+        (role.get::<_, bool>(0), role.get::<_, bool>(1)),
+        (false, false)
+    );
+    for table in TENANT_TABLES {
+        assert!(
+            caps_rows(&mut db, Some("caps"), table) > 0,
+            "{table} holds caps's rows"
+        );
+        assert_eq!(
+            caps_rows(&mut db, Some("other"), table),
+            0,
+            "{table} with another tenant set"
+        );
+        assert_eq!(
+            caps_rows(&mut db, None, table),
+            0,
+            "{table} with no tenant set"
+        );
+    }
+    let mut tx = db.transaction().expect("a transaction");
+    tx.execute(
+        "SELECT set_config('app.current_tenant', 'other', true)",
+        &[],
+    )
+    .expect("the current tenant");
+    let changed = tx
+        .execute(
+            "UPDATE operations SET kind = 'delete' WHERE tenant_id = 'caps'",
+            &[],
+        )
+        .expect("an update that finds nothing");
+    assert_eq!(changed, 0, "another tenant's operations cannot be changed");
+    let refused = tx.execute(
+        "UPDATE tenant_heads SET tenant_id = 'caps' WHERE tenant_id = 'other'",
+        &[],
+    );
+    assert!(
+        refused.is_err(),
+        "a row cannot be moved to another tenant: {refused:?}"
+    );
+    drop(tx);
+    // The tenant list reads every tenant's row, and nothing else.
+    assert_eq!(
+        store
+            .tenants()
+            .expect("the tenant list")
+            .iter()
+            .map(|t| t.id.to_string())
+            .collect::<Vec<_>>(),
+        ["caps", "other"]
+    );
+    for table in ["tenant_heads", "operations", "tenant_usage"] {
+        assert_eq!(caps_rows(&mut db, Some("*"), table), 0, "{table} with '*'");
+    }
+}

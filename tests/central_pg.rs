@@ -258,3 +258,168 @@ fn with_the_wrong_tenant_set_the_servers_role_reads_and_changes_nothing_of_anoth
         assert_eq!(caps_rows(&mut db, Some("*"), table), 0, "{table} with '*'");
     }
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_pos-central");
+
+/// Runs `pos-central` to the end; its stdout, after checking it succeeded.
+fn central(args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("pos-central runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A `pos-central serve` process, killed on drop.
+struct Serving {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(url: &str, secret: &std::path::Path) -> Serving {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--database-url", url, "--pool-size", "2"])
+        .args(["--listen", "127.0.0.1:0", "--secret-file"])
+        .arg(secret)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pos-central serve starts");
+    let stdout = child.stdout.take().expect("its stdout");
+    let mut serving = Serving {
+        child,
+        base: String::new(),
+    };
+    // The first line comes once the socket is bound; EOF if the server died.
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the first line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    serving.base = format!("http://{addr}");
+    serving
+}
+
+#[test]
+fn two_pos_central_processes_on_one_database_url_serve_one_log() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let url = cluster.fresh_database();
+    let secret = cluster.dir().join("secret");
+    std::fs::write(&secret, "test-secret-that-is-long-enough-for-hs256!\n").expect("a secret");
+    central(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &url,
+        "--id",
+        "caps",
+        "--name",
+        "Caps",
+        "--plan",
+        "pro",
+    ]);
+    let shown: serde_json::Value = serde_json::from_str(&central(&[
+        "tenant",
+        "show",
+        "--database-url",
+        &url,
+        "--id",
+        "caps",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(shown["plan"], "pro");
+    let token = central(&[
+        "token",
+        "issue",
+        "--database-url",
+        &url,
+        "--tenant",
+        "caps",
+        "--device",
+        "till-1",
+        "--secret-file",
+        secret.to_str().expect("a UTF-8 path"),
+    ]);
+    let (one, two) = (serve(&url, &secret), serve(&url, &secret));
+    let http = reqwest::blocking::Client::new();
+    let ops: Vec<Operation> = (1..=5).map(|n| op("caps", n)).collect();
+    let push = |s: &Serving| -> serde_json::Value {
+        http.post(format!("{}/v1/tenants/caps/operations", s.base))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "operations": ops }))
+            .send()
+            .expect("a push")
+            .json()
+            .expect("its answer")
+    };
+    let answers = |v: &serde_json::Value| -> Vec<(String, u64)> {
+        v["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| {
+                (
+                    r["status"].as_str().unwrap_or_default().to_owned(),
+                    r["seq"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let first = answers(&push(&one));
+    assert_eq!(
+        first,
+        (1..=5)
+            .map(|n| ("accepted".to_owned(), n))
+            .collect::<Vec<_>>()
+    );
+    let again = answers(&push(&two));
+    assert_eq!(
+        again,
+        (1..=5)
+            .map(|n| ("duplicate".to_owned(), n))
+            .collect::<Vec<_>>(),
+        "the other process answers a re-sent batch with the first numbers"
+    );
+    let page: serde_json::Value = http
+        .get(format!(
+            "{}/v1/tenants/caps/operations?after=0&limit=100",
+            two.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .expect("a pull")
+        .json()
+        .expect("a page");
+    assert_eq!(page["high"], 5);
+    let ids: Vec<String> = page["operations"]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .map(|o| o["operation"]["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        ops.iter().map(|o| o.id.to_string()).collect::<Vec<_>>()
+    );
+}

@@ -396,10 +396,11 @@ impl CentralStore for PgCentral {
         let mut conn = self.pool.get()?;
         let mut tx = Self::begin(&mut conn, id.as_str())?;
         // The row locked from the check to the change: another process cannot slip a
-        // cancellation in between.
+        // cancellation in between. NO KEY UPDATE, as the UPDATE itself takes: pushes, whose
+        // foreign keys take KEY SHARE on this row, are not held up by it.
         let from = tx
             .query_opt(
-                "SELECT status FROM tenants WHERE tenant_id = $1 FOR UPDATE",
+                "SELECT status FROM tenants WHERE tenant_id = $1 FOR NO KEY UPDATE",
                 &[&id.as_str()],
             )?
             .map(|r| parsed::<TenantStatus>(&r, 0, "tenant status"))

@@ -127,10 +127,15 @@ fn two_processes_pushing_to_one_tenant_leave_a_log_a_follower_reads_without_gap_
                 }
             }
         });
-        let one = one.join().expect("the first writer");
-        let two = two.join().expect("the second writer");
+        // Done before a failed writer's panic is passed on, or the follower never stops.
+        let (one, two) = (one.join(), two.join());
         writers_done.store(true, Ordering::SeqCst);
-        (one, two, follow.join().expect("the follower"))
+        let followed = follow.join();
+        (
+            one.expect("the first writer"),
+            two.expect("the second writer"),
+            followed.expect("the follower"),
+        )
     });
     let mut answered: BTreeMap<RowId, u64> = one.clone();
     answered.extend(two.iter().map(|(id, seq)| (*id, *seq)));

@@ -74,7 +74,7 @@ fn recorded_backups(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>
 /// recorded in `<backup>.sha256` and against the backup `db`'s adoption recorded taking
 /// ([`AdoptError::NotAdopted`], [`AdoptError::NotItsBackup`]). The restored database's
 /// canonical digest is checked against the backup's. A database another process has locked
-/// is reported as [`AdoptError::Locked`] after [`LOCK_WAIT`]; in every refusal the database is
+/// is reported as [`AdoptError::Locked`] after two seconds; in every refusal the database is
 /// left as it was.
 pub fn rollback(db: &Path, backup: &Path) -> Result<RollbackReport, AdoptError> {
     let started = Instant::now();

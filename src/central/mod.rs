@@ -9,8 +9,9 @@
 //!   tenant types, and the checks every backend runs before it stores anything
 //!   (`check_batch`, `check_page_limit`, `check_limits`, [`check_skew`]) or while it fills a
 //!   page (`PageBudget`).
-//! - `sqlite.rs`: [`SqliteCentral`], the embedded default backend. A PostgreSQL backend will
-//!   sit beside it.
+//! - `sqlite.rs`: [`SqliteCentral`], the embedded default backend.
+//! - `postgres.rs` (feature `postgres`): `PgCentral`, for several server processes over one
+//!   PostgreSQL database.
 //!
 //! What a backend promises is written down as code in the test kit,
 //! `testkit::central_conformance`: a conformance suite that each backend runs against itself.
@@ -29,8 +30,12 @@ use crate::tenant::settings::{
     NewTenant, Plan, PlanLimits, SettingsError, TenantSettings, TenantStatus,
 };
 
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PgCentral, DEFAULT_POOL_SIZE};
 pub use sqlite::SqliteCentral;
 
 /// The most operation JSON one page of the log carries, in bytes (the sum of its operations'
@@ -197,6 +202,19 @@ pub enum CentralError {
     /// Any other SQLite failure.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL failure: connecting, or a statement (`PgCentral`).
+    #[cfg(feature = "postgres")]
+    #[error("postgresql: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// Every connection of the pool stayed in use for as long as a caller waits; nothing was
+    /// done (`PgCentral`: a larger pool, or fewer concurrent requests).
+    #[error("all {size} database connections stayed busy for {waited:?}; nothing was done")]
+    PoolExhausted {
+        /// The pool's size.
+        size: usize,
+        /// How long the caller waited.
+        waited: Duration,
+    },
 }
 
 type Result<T, E = CentralError> = std::result::Result<T, E>;

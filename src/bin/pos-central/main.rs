@@ -23,6 +23,8 @@ use pos_tenancy::{CentralError, CentralStore, CentralTenant, LimitsUpdate, Sqlit
 use pos_tenancy::{
     NewTenant, Plan, SettingsError, TenantId, TenantIdError, TenantSettings, TenantStatus,
 };
+#[cfg(feature = "postgres")]
+use pos_tenancy::{PgCentral, DEFAULT_POOL_SIZE};
 
 /// The central sync server of pos-tenancy: takes each tenant's operations from its nodes and
 /// serves them back in one order.
@@ -56,9 +58,8 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// The central database file (made by `init` or `tenant add`; a missing one is refused).
-    #[arg(long)]
-    db: PathBuf,
+    #[command(flatten)]
+    db: Database,
     /// Address to listen on (port 0 picks a free one; the address is printed on stdout).
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
@@ -84,9 +85,8 @@ struct ServeArgs {
 enum TenantCommand {
     /// Register a tenant.
     Add {
-        /// The central database file.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: Database,
         /// Slug.
         #[arg(long)]
         id: String,
@@ -108,9 +108,8 @@ enum TenantCommand {
     },
     /// List every tenant.
     List {
-        /// The central database file.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        db: Database,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
@@ -161,9 +160,8 @@ enum TenantCommand {
 
 #[derive(Args)]
 struct Target {
-    /// The central database file.
-    #[arg(long)]
-    db: PathBuf,
+    #[command(flatten)]
+    db: Database,
     /// The tenant.
     #[arg(long)]
     id: String,
@@ -176,9 +174,9 @@ struct Target {
 enum TokenCommand {
     /// Print a device token (and nothing else) on stdout.
     Issue {
-        /// The central database file (the tenant must exist there).
-        #[arg(long)]
-        db: PathBuf,
+        /// The central database (the tenant must exist there).
+        #[command(flatten)]
+        db: Database,
         /// File holding the signing secret (else POS_CENTRAL_SECRET).
         #[arg(long)]
         secret_file: Option<PathBuf>,
@@ -194,8 +192,77 @@ enum TokenCommand {
     },
 }
 
+/// The central database a command works on: a SQLite file (made by `init` or `tenant add`), or
+/// with feature `postgres` a PostgreSQL database that several server processes share.
+#[derive(Args)]
+struct Database {
+    /// The central database file.
+    #[cfg_attr(
+        feature = "postgres",
+        arg(
+            long,
+            required_unless_present = "database_url",
+            conflicts_with = "database_url"
+        )
+    )]
+    #[cfg_attr(not(feature = "postgres"), arg(long, required = true))]
+    db: Option<PathBuf>,
+    /// A PostgreSQL database instead of a file: postgres://USER@HOST:PORT/DB (its schema is
+    /// migrated on connect).
+    #[cfg(feature = "postgres")]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Connections to the PostgreSQL database at most, for this process [default: 8].
+    #[cfg(feature = "postgres")]
+    #[arg(long, value_name = "N", requires = "database_url")]
+    pool_size: Option<usize>,
+}
+
+impl Database {
+    /// The PostgreSQL store, if one was named.
+    #[cfg(feature = "postgres")]
+    fn postgres(&self) -> Result<Option<Box<dyn CentralStore>>, CliError> {
+        match &self.database_url {
+            Some(url) => Ok(Some(Box::new(PgCentral::connect(
+                url,
+                self.pool_size.unwrap_or(DEFAULT_POOL_SIZE),
+            )?))),
+            None => Ok(None),
+        }
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    fn postgres(&self) -> Result<Option<Box<dyn CentralStore>>, CliError> {
+        Ok(None)
+    }
+
+    fn file(&self) -> Result<&Path, CliError> {
+        // clap requires --db where no other database is named.
+        self.db.as_deref().ok_or(CliError::NoDatabaseNamed)
+    }
+
+    /// An existing central database: commands other than `init` and `tenant add` never create
+    /// one, nor turn an empty file into one (a PostgreSQL database is never created either).
+    fn open_existing(&self) -> Result<Box<dyn CentralStore>, CliError> {
+        if let Some(store) = self.postgres()? {
+            return Ok(store);
+        }
+        Ok(Box::new(open_existing(self.file()?)?))
+    }
+
+    /// The central database, a file made if missing.
+    fn open(&self) -> Result<Box<dyn CentralStore>, CliError> {
+        if let Some(store) = self.postgres()? {
+            return Ok(store);
+        }
+        Ok(Box::new(SqliteCentral::open(self.file()?)?))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum CliError {
+    #[error("no central database named: pass --db FILE")]
+    NoDatabaseNamed,
     #[error(transparent)]
     Central(#[from] CentralError),
     #[error(transparent)]
@@ -384,13 +451,10 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
                 ..LimitsUpdate::default()
             };
             let new = NewTenant::new(id, &name).plan(plan);
-            show(
-                &SqliteCentral::open(&db)?.add_tenant_with_limits(&new, &overrides)?,
-                json,
-            )
+            show(&db.open()?.add_tenant_with_limits(&new, &overrides)?, json)
         }
         TenantCommand::List { db, json } => {
-            let tenants = open_existing(&db)?.tenants()?;
+            let tenants = db.open_existing()?.tenants()?;
             print(|out| {
                 if json {
                     return write_json(out, &tenants);
@@ -398,13 +462,17 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
                 tenants.iter().try_for_each(|t| write_line(out, t))
             })
         }
-        TenantCommand::Show(t) => show(&open_existing(&t.db)?.tenant(&t.id.parse()?)?, t.json),
+        TenantCommand::Show(t) => show(&t.db.open_existing()?.tenant(&t.id.parse()?)?, t.json),
         TenantCommand::Suspend(t) => show(
-            &open_existing(&t.db)?.set_status(&t.id.parse()?, TenantStatus::Suspended)?,
+            &t.db
+                .open_existing()?
+                .set_status(&t.id.parse()?, TenantStatus::Suspended)?,
             t.json,
         ),
         TenantCommand::Activate(t) => show(
-            &open_existing(&t.db)?.set_status(&t.id.parse()?, TenantStatus::Active)?,
+            &t.db
+                .open_existing()?
+                .set_status(&t.id.parse()?, TenantStatus::Active)?,
             t.json,
         ),
         TenantCommand::Cancel(t) => show(
@@ -416,14 +484,14 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
             let id: TenantId = target.id.parse()?;
             let settings = read_settings(&file)?;
             show(
-                &open_existing(&target.db)?.set_settings(&id, &settings)?,
+                &target.db.open_existing()?.set_settings(&id, &settings)?,
                 target.json,
             )
         }
         TenantCommand::Plan { target, plan } => {
             let id: TenantId = target.id.parse()?;
             show(
-                &open_existing(&target.db)?.set_plan(&id, plan)?,
+                &target.db.open_existing()?.set_plan(&id, plan)?,
                 target.json,
             )
         }
@@ -449,7 +517,7 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
                 return Err(CliError::NoChange);
             }
             show(
-                &open_existing(&target.db)?.update_limits(&id, &update)?,
+                &target.db.open_existing()?.update_limits(&id, &update)?,
                 target.json,
             )
         }
@@ -460,7 +528,7 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     let secret = read_secret(args.secret_file.as_deref())?;
     let max_skew = args.max_skew.0;
     // A typo in --db must not start a server on a new, empty database.
-    let store: Arc<dyn CentralStore> = Arc::new(open_existing(&args.db)?);
+    let store: Arc<dyn CentralStore> = Arc::from(args.db.open_existing()?);
     let state = AppState::new(store, secret)?
         .rate_limit(args.rate_limit)
         .max_skew(max_skew);
@@ -561,7 +629,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let ttl = token_ttl(&ttl)?;
             let secret = read_secret(secret_file.as_deref())?;
             let tenant: TenantId = tenant.parse()?;
-            open_existing(&db)?.tenant(&tenant)?;
+            db.open_existing()?.tenant(&tenant)?;
             let exp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()

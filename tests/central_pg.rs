@@ -1,0 +1,430 @@
+//! The PostgreSQL central store (`PgCentral`, feature `postgres`) keeps every promise the SQLite
+//! one keeps, across several server processes at once, on a throwaway cluster the tests start
+//! themselves (`common/pg.rs`). Where PostgreSQL is not installed they say so and skip, unless
+//! `POS_REQUIRE_POSTGRES=1`.
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pg::PgCluster;
+use pos_tenancy::protocol::{OperationKind, OperationStatus};
+use pos_tenancy::testkit::central_conformance;
+use pos_tenancy::{CentralStore, Hlc, NewTenant, Operation, PgCentral, RowId, TenantId};
+
+fn tid(s: &str) -> TenantId {
+    s.parse().expect("a test tenant id")
+}
+
+/// A valid operation of the tenant: a new price level.
+fn op(tenant: &str, n: u64) -> Operation {
+    let columns = serde_json::json!({
+        "name": format!("Level {n}"), "discount_ppm": 5, "created_at": "2026-01-01T00:00:00.000Z"
+    });
+    Operation {
+        id: RowId::new(),
+        tenant_id: tid(tenant),
+        device_id: RowId::new(),
+        hlc: Hlc::new(1_700_000_000_000 + n, 0, RowId::new()).expect("a stamp"),
+        actor_user_id: None,
+        table: "price_levels".into(),
+        row_id: RowId::new(),
+        kind: OperationKind::Insert,
+        columns: columns.as_object().cloned().unwrap_or_default(),
+        unit: None,
+        base: None,
+    }
+}
+
+#[test]
+fn a_postgres_central_keeps_every_promise_of_the_conformance_suite() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let fresh = || PgCentral::connect(&cluster.fresh_database(), 4).expect("a PgCentral");
+    if let Err(broken) = central_conformance::run_all(fresh) {
+        panic!("{broken}");
+    }
+}
+
+/// What one writer was answered: each accepted operation's number.
+fn push_batches(store: &PgCentral, writer: u64, batches: u64) -> BTreeMap<RowId, u64> {
+    let tenant = tid("caps");
+    let mut accepted = BTreeMap::new();
+    let mut previous: Option<(Vec<Operation>, Vec<Option<u64>>)> = None;
+    for b in 0..batches {
+        let batch: Vec<Operation> = (0..1 + b % 7)
+            .map(|i| op("caps", writer * 1_000_000 + b * 100 + i))
+            .collect();
+        let results = store.append(&tenant, &batch).expect("a push");
+        for (o, r) in batch.iter().zip(&results) {
+            assert_eq!(r.status, OperationStatus::Accepted, "{r:?}");
+            accepted.insert(o.id, r.seq.expect("an accepted operation's number"));
+        }
+        // Every third batch, the one before is sent again (a node that missed its answer): it
+        // is answered duplicate, with the numbers it was first given.
+        if b % 3 == 2 {
+            if let Some((ops, seqs)) = &previous {
+                let again = store.append(&tenant, ops).expect("a re-sent push");
+                for (r, seq) in again.iter().zip(seqs) {
+                    assert_eq!(
+                        (r.status, r.seq),
+                        (OperationStatus::Duplicate, *seq),
+                        "a re-sent operation"
+                    );
+                }
+            }
+        }
+        previous = Some((batch, results.iter().map(|r| r.seq).collect()));
+    }
+    accepted
+}
+
+#[test]
+fn two_processes_pushing_to_one_tenant_leave_a_log_a_follower_reads_without_gap_skip_or_duplicate()
+{
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let url = cluster.fresh_database();
+    // Two stores with their own pools: two server processes, as far as the database can tell.
+    let first = PgCentral::connect(&url, 2).expect("the first process's store");
+    let second = PgCentral::connect(&url, 2).expect("the second process's store");
+    let follower = PgCentral::connect(&url, 1).expect("the follower's store");
+    first
+        .add_tenant(&NewTenant::new(tid("caps"), "Caps"))
+        .expect("a tenant");
+    let writers_done = AtomicBool::new(false);
+    let batches = 60;
+    let (one, two, followed) = std::thread::scope(|s| {
+        let one = s.spawn(|| push_batches(&first, 1, batches));
+        let two = s.spawn(|| push_batches(&second, 2, batches));
+        let follow = s.spawn(|| {
+            let tenant = tid("caps");
+            let mut cursor = 0;
+            let mut read: Vec<(u64, RowId)> = Vec::new();
+            loop {
+                // Read before the page: once the writers are done, a page that ends at the
+                // high mark is the end of the log.
+                let done = writers_done.load(Ordering::SeqCst);
+                let page = follower
+                    .operations_after(&tenant, cursor, 25)
+                    .expect("a page");
+                for o in &page.operations {
+                    assert_eq!(
+                        o.seq,
+                        cursor + 1,
+                        "the follower at {cursor} was given {}: a gap or a skip",
+                        o.seq
+                    );
+                    cursor = o.seq;
+                    read.push((o.seq, o.operation.id));
+                }
+                if done && cursor == page.high {
+                    return read;
+                }
+            }
+        });
+        // Done before a failed writer's panic is passed on, or the follower never stops.
+        let (one, two) = (one.join(), two.join());
+        writers_done.store(true, Ordering::SeqCst);
+        let followed = follow.join();
+        (
+            one.expect("the first writer"),
+            two.expect("the second writer"),
+            followed.expect("the follower"),
+        )
+    });
+    let mut answered: BTreeMap<RowId, u64> = one.clone();
+    answered.extend(two.iter().map(|(id, seq)| (*id, *seq)));
+    assert_eq!(answered.len(), one.len() + two.len(), "no id twice");
+    let expected: Vec<u64> = (1..=answered.len() as u64).collect();
+    assert_eq!(
+        followed.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        expected,
+        "the follower read every number once, in order"
+    );
+    for (seq, id) in &followed {
+        assert_eq!(
+            answered.get(id),
+            Some(seq),
+            "operation {id} read at {seq} is the one its writer was answered"
+        );
+    }
+}
+
+/// The tables every tenant's rows are in; fixed names, never input.
+const TENANT_TABLES: [&str; 4] = ["tenants", "tenant_heads", "operations", "tenant_usage"];
+
+/// How many of `caps`'s rows `table` shows in a transaction with `app.current_tenant` set to
+/// `current` (or not set at all).
+fn caps_rows(db: &mut postgres::Client, current: Option<&str>, table: &str) -> i64 {
+    let mut tx = db.transaction().expect("a transaction");
+    if let Some(current) = current {
+        tx.execute(
+            "SELECT set_config('app.current_tenant', $1, true)",
+            &[&current],
+        )
+        .expect("the current tenant");
+    }
+    let n: i64 = tx
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE tenant_id = 'caps'"),
+            &[],
+        )
+        .expect("a count")
+        .get(0);
+    tx.commit().expect("a commit");
+    n
+}
+
+#[test]
+fn with_the_wrong_tenant_set_the_servers_role_reads_and_changes_nothing_of_another_tenant() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let url = cluster.fresh_database();
+    let store = PgCentral::connect(&url, 1).expect("a PgCentral");
+    for t in ["caps", "other"] {
+        store
+            .add_tenant(&NewTenant::new(tid(t), t))
+            .expect("a tenant");
+    }
+    store
+        .append(&tid("caps"), &[op("caps", 1), op("caps", 2)])
+        .expect("a push");
+    store
+        .count_api_call(&tid("caps"), pos_tenancy::Timestamp::now(), 10)
+        .expect("a call counted");
+    // The role the store connects as: the owner of the tables, but no superuser and no
+    // BYPASSRLS, as the server's role should be.
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("the store's role");
+    let role = db
+        .query_one(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .expect("the role");
+    assert_eq!(
+        (role.get::<_, bool>(0), role.get::<_, bool>(1)),
+        (false, false)
+    );
+    for table in TENANT_TABLES {
+        assert!(
+            caps_rows(&mut db, Some("caps"), table) > 0,
+            "{table} holds caps's rows"
+        );
+        assert_eq!(
+            caps_rows(&mut db, Some("other"), table),
+            0,
+            "{table} with another tenant set"
+        );
+        assert_eq!(
+            caps_rows(&mut db, None, table),
+            0,
+            "{table} with no tenant set"
+        );
+    }
+    let mut tx = db.transaction().expect("a transaction");
+    tx.execute(
+        "SELECT set_config('app.current_tenant', 'other', true)",
+        &[],
+    )
+    .expect("the current tenant");
+    let changed = tx
+        .execute(
+            "UPDATE operations SET kind = 'delete' WHERE tenant_id = 'caps'",
+            &[],
+        )
+        .expect("an update that finds nothing");
+    assert_eq!(changed, 0, "another tenant's operations cannot be changed");
+    let refused = tx.execute(
+        "UPDATE tenant_heads SET tenant_id = 'caps' WHERE tenant_id = 'other'",
+        &[],
+    );
+    assert!(
+        refused.is_err(),
+        "a row cannot be moved to another tenant: {refused:?}"
+    );
+    drop(tx);
+    // The tenant list reads every tenant's row, and nothing else.
+    assert_eq!(
+        store
+            .tenants()
+            .expect("the tenant list")
+            .iter()
+            .map(|t| t.id.to_string())
+            .collect::<Vec<_>>(),
+        ["caps", "other"]
+    );
+    for table in ["tenant_heads", "operations", "tenant_usage"] {
+        assert_eq!(caps_rows(&mut db, Some("*"), table), 0, "{table} with '*'");
+    }
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_pos-central");
+
+/// Runs `pos-central` to the end; its stdout, after checking it succeeded.
+fn central(args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("pos-central runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A `pos-central serve` process, killed on drop.
+struct Serving {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(url: &str, secret: &std::path::Path) -> Serving {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--database-url", url, "--pool-size", "2"])
+        .args(["--listen", "127.0.0.1:0", "--secret-file"])
+        .arg(secret)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pos-central serve starts");
+    let stdout = child.stdout.take().expect("its stdout");
+    let mut serving = Serving {
+        child,
+        base: String::new(),
+    };
+    // The first line comes once the socket is bound; EOF if the server died.
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the first line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    serving.base = format!("http://{addr}");
+    serving
+}
+
+#[test]
+fn two_pos_central_processes_on_one_database_url_serve_one_log() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let url = cluster.fresh_database();
+    let secret = cluster.dir().join("secret");
+    std::fs::write(&secret, "test-secret-that-is-long-enough-for-hs256!\n").expect("a secret");
+    central(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &url,
+        "--id",
+        "caps",
+        "--name",
+        "Caps",
+        "--plan",
+        "pro",
+    ]);
+    let shown: serde_json::Value = serde_json::from_str(&central(&[
+        "tenant",
+        "show",
+        "--database-url",
+        &url,
+        "--id",
+        "caps",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert_eq!(shown["plan"], "pro");
+    let token = central(&[
+        "token",
+        "issue",
+        "--database-url",
+        &url,
+        "--tenant",
+        "caps",
+        "--device",
+        "till-1",
+        "--secret-file",
+        secret.to_str().expect("a UTF-8 path"),
+    ]);
+    let (one, two) = (serve(&url, &secret), serve(&url, &secret));
+    let http = reqwest::blocking::Client::new();
+    let ops: Vec<Operation> = (1..=5).map(|n| op("caps", n)).collect();
+    let push = |s: &Serving| -> serde_json::Value {
+        http.post(format!("{}/v1/tenants/caps/operations", s.base))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "operations": ops }))
+            .send()
+            .expect("a push")
+            .json()
+            .expect("its answer")
+    };
+    let answers = |v: &serde_json::Value| -> Vec<(String, u64)> {
+        v["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| {
+                (
+                    r["status"].as_str().unwrap_or_default().to_owned(),
+                    r["seq"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let first = answers(&push(&one));
+    assert_eq!(
+        first,
+        (1..=5)
+            .map(|n| ("accepted".to_owned(), n))
+            .collect::<Vec<_>>()
+    );
+    let again = answers(&push(&two));
+    assert_eq!(
+        again,
+        (1..=5)
+            .map(|n| ("duplicate".to_owned(), n))
+            .collect::<Vec<_>>(),
+        "the other process answers a re-sent batch with the first numbers"
+    );
+    let page: serde_json::Value = http
+        .get(format!(
+            "{}/v1/tenants/caps/operations?after=0&limit=100",
+            two.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .expect("a pull")
+        .json()
+        .expect("a page");
+    assert_eq!(page["high"], 5);
+    let ids: Vec<String> = page["operations"]
+        .as_array()
+        .expect("operations")
+        .iter()
+        .map(|o| o["operation"]["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        ops.iter().map(|o| o.id.to_string()).collect::<Vec<_>>()
+    );
+}

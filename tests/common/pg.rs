@@ -1,0 +1,214 @@
+//! A throwaway PostgreSQL cluster for the tests: the distribution's `initdb` and `pg_ctl`, a
+//! temporary directory, a free port on 127.0.0.1; stopped and removed when dropped (also when
+//! the test panics). Nothing is installed or started by hand.
+//!
+//! Where PostgreSQL is not installed, [`PgCluster::start`] says so and why, and the test skips;
+//! with `POS_REQUIRE_POSTGRES=1` (as `.ci/run` sets) it fails instead.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The role the stores connect as: it owns its databases but is neither a superuser nor
+/// allowed to bypass row-level security.
+pub const APP_ROLE: &str = "pos_app";
+
+/// A running cluster, removed on drop.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    /// Run the server's tools as the `postgres` user: `initdb` refuses to run as root.
+    as_postgres: bool,
+    databases: AtomicUsize,
+}
+
+/// Where the server's tools are: `POS_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`
+/// holding `initdb` (Debian's layout).
+fn find_bin() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("POS_PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn free_port() -> u16 {
+    // Bound and let go: the port is free now, and the cluster takes it a moment later.
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+fn check(what: &str, out: std::io::Result<Output>) {
+    let out = out.unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PgCluster {
+    /// Starts a cluster, or `None` (after saying why) where PostgreSQL is not installed and
+    /// `POS_REQUIRE_POSTGRES` is not `1`.
+    pub fn start() -> Option<Self> {
+        let Some(bin) = find_bin().filter(|b| b.join("pg_ctl").is_file()) else {
+            let why = "PostgreSQL's initdb and pg_ctl were not found (looked in POS_PG_BIN and \
+                       /usr/lib/postgresql/*/bin; `apt-get install postgresql` provides them)";
+            if std::env::var("POS_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("POS_REQUIRE_POSTGRES=1 but {why}");
+            }
+            // Straight to stderr, not eprintln!: the test harness hides what a passing test
+            // prints with the macros, and a skip should be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: this PostgreSQL test did not run: {why}"
+            );
+            return None;
+        };
+        let as_postgres = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("pos-pg-")
+            .tempdir()
+            .expect("a temporary directory");
+        if as_postgres {
+            check(
+                "chown of the cluster's directory to postgres",
+                Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(dir.path())
+                    .output(),
+            );
+        }
+        let cluster = PgCluster {
+            dir,
+            bin,
+            port: free_port(),
+            as_postgres,
+            databases: AtomicUsize::new(0),
+        };
+        check(
+            "initdb",
+            cluster
+                .tool("initdb")
+                .arg("-D")
+                .arg(cluster.data())
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ])
+                .output(),
+        );
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            cluster.port,
+            cluster.dir.path().display()
+        );
+        check(
+            "pg_ctl start",
+            cluster
+                .tool("pg_ctl")
+                .arg("-D")
+                .arg(cluster.data())
+                .arg("-l")
+                .arg(cluster.dir.path().join("server.log"))
+                .args(["-w", "-o", &options, "start"])
+                .output(),
+        );
+        let mut admin = cluster.admin();
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+            ))
+            .expect("the application role");
+        Some(cluster)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let path = self.bin.join(name);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    /// A connection string for `user` to `db`.
+    pub fn url(&self, user: &str, db: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// A connection as the superuser, to the `postgres` database.
+    pub fn admin(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url("postgres", "postgres"), postgres::NoTls)
+            .expect("a superuser connection")
+    }
+
+    /// A new, empty database owned by [`APP_ROLE`]; its connection string for that role.
+    pub fn fresh_database(&self) -> String {
+        let n = self.databases.fetch_add(1, Ordering::Relaxed);
+        let name = format!("t_{n}");
+        self.admin()
+            .batch_execute(&format!("CREATE DATABASE {name} OWNER {APP_ROLE}"))
+            .expect("a fresh database");
+        self.url(APP_ROLE, &name)
+    }
+
+    /// The cluster's directory (its data and log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        // Immediate: nothing in a throwaway cluster needs a clean shutdown. The directory goes
+        // with the TempDir after this.
+        let stopped = self
+            .tool("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        if !stopped.is_ok_and(|o| o.status.success()) {
+            eprintln!(
+                "pg_ctl stop failed for the test cluster in {}",
+                self.dir.path().display()
+            );
+        }
+    }
+}

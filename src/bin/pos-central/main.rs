@@ -476,7 +476,9 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
             t.json,
         ),
         TenantCommand::Cancel(t) => show(
-            &open_existing(&t.db)?.set_status(&t.id.parse()?, TenantStatus::Cancelled)?,
+            &t.db
+                .open_existing()?
+                .set_status(&t.id.parse()?, TenantStatus::Cancelled)?,
             t.json,
         ),
         TenantCommand::Settings { target, file } => {

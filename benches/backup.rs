@@ -17,52 +17,21 @@
 //! The machine this runs on is shared: the CPU time of the process is printed beside each
 //! phase, and the load average before and after.
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{caps, env_count, load, process_cpu, product};
 use pos_tenancy::backup::{self, CreateOptions};
 use pos_tenancy::catalog::Product;
 use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
-use pos_tenancy::{NewTenant, RowId, Store, TenantAccess, TenantId, Timestamp};
+use pos_tenancy::{NewTenant, RowId, Store, TenantAccess, Timestamp};
 use rusqlite::params;
 
 const PRODUCTS: usize = 200;
-
-fn caps() -> TenantId {
-    "caps".parse().expect("valid tenant slug")
-}
-
-fn env_count(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn product(n: usize) -> Product {
-    let now = Timestamp::now();
-    Product {
-        id: RowId::new(),
-        sku: format!("SKU-{n:06}"),
-        barcode: Some(format!("{n:013}")),
-        name: format!("Brake pad set {n:06}"),
-        description: None,
-        brand: Some("Bosch".into()),
-        category_id: None,
-        kind: "stocked".into(),
-        price_minor: 1_000 + (n as i64 % 97) * 37,
-        cost_minor: 600,
-        currency: "USD".into(),
-        taxable: true,
-        reorder_level_milli: 2_000,
-        image: None,
-        active: true,
-        created_at: now,
-        updated_at: now,
-    }
-}
 
 /// The node file: the tenant, its admin, the products in stock, then audit rows up to `mb`.
 fn populate(path: &Path, mb: u64) -> (RowId, Vec<Product>) {
@@ -125,29 +94,6 @@ fn populate(path: &Path, mb: u64) -> (RowId, Vec<Product>) {
         started.elapsed().as_secs_f64()
     );
     (admin.user_id(), products)
-}
-
-/// The process's CPU time, all threads.
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 /// Checks out sales until `stop` is set; each checkout's latency.

@@ -21,17 +21,18 @@
 //! side's connection is open while it is measured (all connections of the process
 //! share one page cache pool; see benches/store.rs).
 
+mod common;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::{caps, product};
 use criterion::{criterion_group, Criterion};
 use pos_tenancy::catalog::{GiftCard, Product};
 use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
 use pos_tenancy::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
-use pos_tenancy::{
-    NewTenant, RowId, Store, TaxRate, TenantAccess, TenantId, TenantSettings, Timestamp,
-};
+use pos_tenancy::{NewTenant, RowId, Store, TaxRate, TenantAccess, TenantSettings, Timestamp};
 use rusqlite::{params, Connection, TransactionBehavior};
 use serde_json::json;
 use tempfile::TempDir;
@@ -43,33 +44,6 @@ const SOLD: usize = 60;
 const LEDGER_ROWS: usize = 100_000;
 /// 8.875 %.
 const TAX_PPM: i64 = 88_750;
-
-fn caps() -> TenantId {
-    "caps".parse().expect("valid tenant slug")
-}
-
-fn product(n: usize) -> Product {
-    let now = Timestamp::now();
-    Product {
-        id: RowId::new(),
-        sku: format!("SKU-{n:06}"),
-        barcode: Some(format!("{n:013}")),
-        name: format!("Brake pad set {n:06}"),
-        description: None,
-        brand: Some("Bosch".into()),
-        category_id: None,
-        kind: "stocked".into(),
-        price_minor: 1_000 + (n as i64 % 97) * 37,
-        cost_minor: 600,
-        currency: "USD".into(),
-        taxable: true,
-        reorder_level_milli: 2_000,
-        image: None,
-        active: true,
-        created_at: now,
-        updated_at: now,
-    }
-}
 
 struct Setup {
     admin: RowId,

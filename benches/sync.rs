@@ -47,19 +47,22 @@
 //! reuses, with the cache) the fixture and runs that side once, for instruction counts:
 //! `valgrind --tool=callgrind --toggle-collect='*_once*'` counts only the side's work.
 
+mod common;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{caps, env_count, load, process_cpu, product};
 use criterion::Criterion;
 use pos_tenancy::catalog::{self, ColumnKind, Customer, Product};
 use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
 use pos_tenancy::sync::{DirectTransport, SyncOptions, Syncer, Transport};
 use pos_tenancy::{
     Actor, CentralStore, NewTenant, Operation, OperationKind, Plan, RowId, SqliteCentral, Store,
-    TenantAccess, TenantId, Timestamp,
+    TenantAccess, Timestamp,
 };
 use pos_tenancy::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
 use rand::{Rng, SeedableRng};
@@ -75,17 +78,6 @@ const CUSTOMERS: usize = 200;
 const TERMINALS: usize = 4;
 /// Bumped when the generated files change shape, so a cache is not reused wrongly.
 const FIXTURE_VERSION: u32 = 1;
-
-fn caps() -> TenantId {
-    "caps".parse().expect("valid tenant slug")
-}
-
-fn env_count(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
 
 fn runs() -> usize {
     env_count("POS_BENCH_SYNC_RUNS", 3).max(1) as usize
@@ -167,29 +159,6 @@ struct Catalog {
     admin: RowId,
     products: Vec<RowId>,
     customers: Vec<RowId>,
-}
-
-fn product(n: usize) -> Product {
-    let now = Timestamp::now();
-    Product {
-        id: RowId::new(),
-        sku: format!("SKU-{n:06}"),
-        barcode: Some(format!("{n:013}")),
-        name: format!("Brake pad set {n:06}"),
-        description: None,
-        brand: Some("Bosch".into()),
-        category_id: None,
-        kind: "stocked".into(),
-        price_minor: 1_000 + (n as i64 % 97) * 37,
-        cost_minor: 600,
-        currency: "USD".into(),
-        taxable: true,
-        reorder_level_milli: 2_000,
-        image: None,
-        active: true,
-        created_at: now,
-        updated_at: now,
-    }
 }
 
 fn customer(code: String, rng: &mut ChaCha8Rng) -> Customer {
@@ -376,24 +345,6 @@ impl Usage {
     }
 }
 
-/// User and system time of the whole process (`/proc/self/stat`, clock ticks of 10 ms).
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The command name may hold spaces: fields are counted after its closing parenthesis.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime: fields 14 and 15 of the line, 11 and 12 counted after the name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
 /// Time the calling thread spent runnable but not running (`/proc/thread-self/schedstat`).
 fn run_queue_wait() -> Duration {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -428,12 +379,6 @@ fn summary(name: &str, runs: &mut [Usage], ops: u64, baseline: Option<Usage>) ->
 
 fn per_second(n: u64, t: Duration) -> f64 {
     n as f64 / t.as_secs_f64()
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -392,6 +392,25 @@ pub(crate) fn operation_bytes(op: &Operation) -> usize {
     }
 }
 
+/// A status change the tenant's current status allows ([`TenantStatus::can_become`]):
+/// `from` is the status read inside the backend's write transaction, `None` for no such
+/// tenant.
+fn check_status_change(
+    tenant: &TenantId,
+    from: Option<TenantStatus>,
+    to: TenantStatus,
+) -> Result<()> {
+    match from {
+        None => Err(CentralError::TenantNotFound(tenant.clone())),
+        Some(from) if !from.can_become(to) => Err(CentralError::StatusChange {
+            tenant: tenant.clone(),
+            from,
+            to,
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Checks a change of limits before anything is stored: a monthly API call limit is at most
 /// [`MAX_API_CALLS_LIMIT`] (a larger one would be stored as another number).
 fn check_limits(update: &LimitsUpdate) -> Result<()> {

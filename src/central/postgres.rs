@@ -25,8 +25,8 @@ use std::time::Duration;
 use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
 
 use super::{
-    check_batch, check_limits, check_page_limit, CentralError, CentralStore, CentralTenant,
-    LimitsUpdate, PageBudget, Result,
+    check_batch, check_limits, check_page_limit, check_status_change, CentralError, CentralStore,
+    CentralTenant, LimitsUpdate, PageBudget, Result,
 };
 use crate::ids::{TenantId, Timestamp};
 use crate::protocol::{
@@ -405,17 +405,7 @@ impl CentralStore for PgCentral {
             )?
             .map(|r| parsed::<TenantStatus>(&r, 0, "tenant status"))
             .transpose()?;
-        match from {
-            None => return Err(CentralError::TenantNotFound(id.clone())),
-            Some(from) if !from.can_become(status) => {
-                return Err(CentralError::StatusChange {
-                    tenant: id.clone(),
-                    from,
-                    to: status,
-                })
-            }
-            Some(_) => {}
-        }
+        check_status_change(id, from, status)?;
         tx.execute(
             "UPDATE tenants SET status = $2::text, updated_at = $3::text WHERE tenant_id = $1::text",
             &[&id.as_str(), &status.as_str(), &Timestamp::now().to_rfc3339()],

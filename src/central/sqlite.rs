@@ -13,8 +13,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    check_batch, check_limits, check_page_limit, CentralError, CentralStore, CentralTenant,
-    LimitsUpdate, PageBudget, Result,
+    check_batch, check_limits, check_page_limit, check_status_change, CentralError, CentralStore,
+    CentralTenant, LimitsUpdate, PageBudget, Result,
 };
 use crate::ids::{Json, TenantId, Timestamp};
 use crate::protocol::{
@@ -310,17 +310,7 @@ impl CentralStore for SqliteCentral {
                 r.get(0)
             })
             .optional()?;
-        match from {
-            None => return Err(CentralError::TenantNotFound(id.clone())),
-            Some(from) if !from.can_become(status) => {
-                return Err(CentralError::StatusChange {
-                    tenant: id.clone(),
-                    from,
-                    to: status,
-                })
-            }
-            Some(_) => {}
-        }
+        check_status_change(id, from, status)?;
         tx.execute(
             "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, status, Timestamp::now()],

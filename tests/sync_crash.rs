@@ -958,3 +958,179 @@ fn a_slow_server_dropped_connections_and_503s_end_in_everything_stored_once() ->
     }
     Ok(())
 }
+
+// ------------------------------------------------------------------ joining in bulk, killed
+
+const JOIN_TEST: &str = "a_terminal_killed_while_it_joins_in_bulk_keeps_every_index_and_every_row";
+
+/// A new terminal pulling the whole tenant with the secondary indexes set aside
+/// (`bulk_from(Some(1))`), in small pages so kills land between them; prints `joined` at the
+/// head.
+fn joiner(db: &Path) -> ! {
+    let run = || -> Result<(), E> {
+        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+        let url = var("POS_SYNC_CHILD_URL")?;
+        let token = var("POS_SYNC_CHILD_TOKEN")?;
+        let seed: u64 = var("POS_SYNC_CHILD_SEED")?.parse()?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let store = terminal(db)?;
+        let transport = Traced(HttpTransport::new(&url)?);
+        let options = SyncOptions::default()
+            .bulk_from(Some(1))
+            .page_size(rng.random_range(3..8));
+        Syncer::new(&store, &transport, &options).pull(&tid(TENANT), &token)?;
+        println!("joined");
+        Ok(())
+    };
+    match run() {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            println!("failed {e}");
+            std::process::exit(3)
+        }
+    }
+}
+
+/// The names of the file's indexes, and how many a bulk pull left set aside, read without
+/// opening a store (opening builds them).
+fn indexes(path: &Path) -> Result<(BTreeSet<String>, i64), E> {
+    let conn = rusqlite::Connection::open(path)?;
+    let names = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let deferred = conn.query_row("SELECT count(*) FROM deferred_indexes", [], |r| r.get(0))?;
+    Ok((names, deferred))
+}
+
+/// A tenant of a few thousand operations; a new terminal joins it in bulk and is killed with
+/// SIGKILL every few pages, at least 20 times while its indexes are set aside. After each
+/// kill the file holds every index either in its schema or in `deferred_indexes`, and opening
+/// it builds them all again; once it reaches the head it holds the same rows as the seller and
+/// as a terminal that joined without bulk, and the same indexes.
+#[test]
+fn a_terminal_killed_while_it_joins_in_bulk_keeps_every_index_and_every_row() -> Result<(), E> {
+    if let Some(db) = std::env::var_os("POS_SYNC_JOIN_DB") {
+        joiner(Path::new(&db));
+    }
+    const MIN_KILLS: usize = 20;
+    let c = Central::new()?;
+    let server = c.serve(&[])?;
+    let url = server.url();
+    let transport = HttpTransport::new(&url)?;
+    let seller_path = c.path("seller.db");
+    seed_terminals(std::slice::from_ref(&seller_path), &url, &c.token, 12)?;
+    let seller = terminal(&seller_path)?;
+    {
+        let t = seller.tenant(&tid(TENANT))?;
+        let admin = common::first_admin(&t)?;
+        let products = t.list::<Product>(&ListQuery::new().limit(100))?.rows;
+        for k in 0..200 {
+            let mut sale = Checkout::new();
+            for j in 0..3 {
+                sale = sale.line(LineItem::product(
+                    products[(k + j) % products.len()].id,
+                    1_000,
+                ));
+            }
+            t.checkout(
+                &admin,
+                &sale.tender(Tender::Cash {
+                    tendered_minor: 10_000_000,
+                }),
+            )?;
+        }
+    }
+    let head = settle(std::slice::from_ref(&seller), &transport, &c.token)?;
+    let (all, _) = indexes(&seller_path)?;
+
+    let path = c.path("joiner.db");
+    let exe = std::env::current_exe()?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(19);
+    let (mut kills, mut mid_bulk) = (0, 0usize);
+    let mut joined = false;
+    while !joined && kills < 100 {
+        let mut child = Command::new(&exe)
+            .args(["--exact", JOIN_TEST, "--nocapture", "--test-threads=1"])
+            .env("POS_SYNC_JOIN_DB", &path)
+            .env("POS_SYNC_CHILD_URL", &url)
+            .env("POS_SYNC_CHILD_TOKEN", &c.token)
+            .env("POS_SYNC_CHILD_SEED", rng.random::<u64>().to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let lines = lines(child.stdout.take().ok_or("no stdout")?);
+        // Enough kills landed: let it reach the head.
+        let mut pages = if mid_bulk < MIN_KILLS {
+            rng.random_range(2..8u32)
+        } else {
+            u32::MAX
+        };
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .ok_or("the joining terminal printed nothing")?;
+            match lines.recv_timeout(left) {
+                Ok(line) if line == "joined" => {
+                    joined = true;
+                    break;
+                }
+                Ok(line) if line.starts_with("failed") => return Err(line.into()),
+                Ok(line) if line == "pull<" => {
+                    pages -= 1;
+                    if pages == 0 {
+                        child.kill()?;
+                        kills += 1;
+                        break;
+                    }
+                }
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        child.wait()?;
+        if joined {
+            break;
+        }
+        let (names, deferred) = indexes(&path)?;
+        // Every index is in the schema or set aside, never lost.
+        assert_eq!(
+            names.len() as i64 + deferred,
+            all.len() as i64,
+            "kill {kills}"
+        );
+        if deferred > 0 {
+            mid_bulk += 1;
+            drop(Store::open(&path)?);
+            assert_eq!(
+                indexes(&path)?,
+                (all.clone(), 0),
+                "opened after kill {kills}"
+            );
+        }
+    }
+    assert!(joined, "the terminal joined within 100 starts");
+    assert!(
+        mid_bulk >= MIN_KILLS,
+        "{mid_bulk} of {kills} kills landed while the indexes were set aside"
+    );
+    let joiner = terminal(&path)?;
+    assert_eq!(joiner.sync_status(&tid(TENANT))?.cursor, head);
+    assert_eq!(indexes(&path)?, (all.clone(), 0));
+    assert!(joiner.verify()?.is_ok());
+
+    // The same tenant joined row by row, with no bulk.
+    let plain_path = c.path("plain.db");
+    let plain = terminal(&plain_path)?;
+    Syncer::new(&plain, &transport, &SyncOptions::default().bulk_from(None))
+        .pull(&tid(TENANT), &c.token)?;
+    let seller_rows = dump(&seller_path, &tid(TENANT))?;
+    assert_same_dump(&seller_rows, &dump(&path, &tid(TENANT))?, "joined in bulk");
+    assert_same_dump(
+        &seller_rows,
+        &dump(&plain_path, &tid(TENANT))?,
+        "joined row by row",
+    );
+    Ok(())
+}

@@ -500,9 +500,19 @@ macro_rules! catalog {
 // After the macro: the entries use it.
 mod tables;
 
-/// Tables that belong to the node rather than to a tenant: the registry and the node's own
-/// state (identity and clock). Every other table is a tenant table.
-pub const NODE_TABLES: &[&str] = &["tenants", "node_state", "refinery_schema_history"];
+/// Tables that belong to the node rather than to a tenant: the registry, the node's own state
+/// (identity and clock) and the indexes a bulk pull set aside (indexes span every tenant).
+/// Every other table is a tenant table.
+pub const NODE_TABLES: &[&str] = &[
+    "tenants",
+    "node_state",
+    "deferred_indexes",
+    "refinery_schema_history",
+];
+
+/// Secondary indexes the merge reads through while it applies a page (what is left to refund
+/// of a sale line), so a bulk pull never sets them aside.
+pub const MERGE_READ_INDEXES: &[&str] = &["sale_reversals_line"];
 
 /// The catalog entry of the table named `name`.
 pub fn table(name: &str) -> Option<&'static TableDef> {

@@ -6,7 +6,8 @@
 //!   transaction (adoption);
 //! - `registry`: the tenant registry and the door to a tenant's handle;
 //! - `clock`: the node clock's persistence and [`Store::clock`] / [`Store::observe_clock`];
-//! - [`vfs`]: the batched-WAL file layer; `verify`: the schema and data checks.
+//! - [`vfs`]: the batched-WAL file layer; `verify`: the schema and data checks;
+//! - `deferred`: secondary indexes set aside while a tenant is pulled in bulk.
 //!
 //! Invariants: a `Store` owns one connection and is configured once, before it opens (its
 //! settings never change on an open store); its write transactions take the write lock up
@@ -15,6 +16,7 @@
 
 mod checkpoint;
 pub(crate) mod clock;
+pub(crate) mod deferred;
 mod open;
 mod registry;
 mod schema;

@@ -209,6 +209,8 @@ impl StoreBuilder {
             [],
             |r| r.get(0),
         )?;
+        // A pull in bulk that died left indexes set aside: build them before anyone reads.
+        super::deferred::build_deferred(&conn)?;
         refresh_statistics(&conn)?;
         // Each commit and rollback ends a transaction: the outbox groups a transaction's
         // operations by this count (see `ClockCache::txn_epoch`).

@@ -57,7 +57,7 @@ mod transport;
 pub use conflicts::{ConflictError, ConflictKind, MAX_RESOLUTION_CHARS};
 pub use engine::{read_token, SyncConfig, SyncEngine, SyncEvent, TokenDir, TokenProvider};
 pub use merge::{ColumnMerge, ColumnResolver, LastWriterWins, Resolvers};
-pub use round::{CrashHook, CrashPoint, RoundReport, SyncOptions, Syncer};
+pub use round::{CrashHook, CrashPoint, RoundReport, SyncOptions, Syncer, BULK_FROM};
 pub use state::{LastError, Step, SyncError, SyncStatus, STALL_AFTER};
 pub use transport::{
     DirectTransport, ErrorClass, HttpTransport, Transport, TransportError, CONNECT_TIMEOUT,

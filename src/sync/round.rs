@@ -14,7 +14,7 @@ use crate::protocol::{
     Operation, OperationResult, OperationStatus, SequencedOperation, TenantConfig, MAX_BATCH,
     MAX_PAGE,
 };
-use crate::store::Store;
+use crate::store::{deferred, Store};
 use crate::sync::conflicts::{self, ConflictKind, NewConflict};
 use crate::sync::merge::{self, Resolvers};
 use crate::sync::state::{self, Step, SyncError};
@@ -43,15 +43,21 @@ pub type CrashHook = Arc<dyn Fn(CrashPoint) -> bool + Send + Sync>;
 pub struct SyncOptions {
     batch_size: usize,
     page_size: u32,
+    bulk_from: Option<u64>,
     resolvers: Resolvers,
     crash: Option<CrashHook>,
 }
+
+/// How far behind a tenant's log a pull must start for it to set the secondary indexes aside
+/// and build them at the end (see [`SyncOptions::bulk_from`]).
+pub const BULK_FROM: u64 = 20_000;
 
 impl std::fmt::Debug for SyncOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SyncOptions")
             .field("batch_size", &self.batch_size)
             .field("page_size", &self.page_size)
+            .field("bulk_from", &self.bulk_from)
             .field("resolvers", &self.resolvers)
             .field("crash_points", &self.crash.is_some())
             .finish()
@@ -63,6 +69,7 @@ impl Default for SyncOptions {
         Self {
             batch_size: 500,
             page_size: 500,
+            bulk_from: Some(BULK_FROM),
             resolvers: Resolvers::default(),
             crash: None,
         }
@@ -81,6 +88,18 @@ impl SyncOptions {
     /// pages is applied once its last operation arrives.
     pub fn page_size(mut self, n: u32) -> Self {
         self.page_size = n.clamp(1, MAX_PAGE);
+        self
+    }
+
+    /// A pull that starts at least this many operations behind the server's head, and
+    /// further behind than it has come so far (a new terminal joining, a bootstrap resumed),
+    /// sets the secondary indexes of the tables it fills aside and builds them once at the
+    /// end: several times faster than writing every index row by row. Reports read those
+    /// tables slowly meanwhile, so it happens only while no other tenant of the node has rows
+    /// there; a crash leaves the definitions in the file and the next open builds them.
+    /// `None` never does (default [`BULK_FROM`]).
+    pub fn bulk_from(mut self, behind: Option<u64>) -> Self {
+        self.bulk_from = behind;
         self
     }
 
@@ -439,9 +458,30 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
 
     fn pull_all(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
         let local = |e| SyncError::local(tenant, Step::Pull, e);
+        let mut deferred = 0;
+        let pulled = self.pull_pages(tenant, token, &mut deferred);
+        if deferred == 0 {
+            return pulled;
+        }
+        // Whatever became of the pull, the indexes come back before the round ends: a failed
+        // round may wait long for its retry, and reports would run without them meanwhile.
+        let built = deferred::build_deferred(&self.store.conn).map_err(local);
+        let report = pulled?;
+        built?;
+        Ok(report)
+    }
+
+    fn pull_pages(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        deferred: &mut usize,
+    ) -> Result<RoundReport, SyncError> {
+        let local = |e| SyncError::local(tenant, Step::Pull, e);
         let conn = &self.store.conn;
         state::ensure(conn, tenant).map_err(local)?;
         let mut after = state::cursor(conn, tenant).map_err(local)?;
+        let start = after;
         let mut report = RoundReport {
             cursor: after,
             ..RoundReport::default()
@@ -459,6 +499,16 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                 .map_err(|e| transport_error(tenant, Step::Pull, e))?;
             report.server_high = report.server_high.max(page.high);
             let fetched = page.operations.len();
+            if target.is_none() {
+                let behind = page.high.saturating_sub(start);
+                if self
+                    .options
+                    .bulk_from
+                    .is_some_and(|from| behind >= from && behind > start)
+                {
+                    *deferred = deferred::defer_indexes(conn, tenant).map_err(local)?;
+                }
+            }
             let mut units: Vec<Vec<Operation>> = Vec::new();
             for sop in page.operations {
                 if sop.seq <= after {

@@ -295,9 +295,14 @@ impl Drop for Serving {
 }
 
 fn serve(url: &str, secret: &std::path::Path) -> Serving {
+    serve_with(url, secret, &["--pool-size", "2"])
+}
+
+fn serve_with(url: &str, secret: &std::path::Path, extra: &[&str]) -> Serving {
     use std::io::BufRead;
     let mut child = std::process::Command::new(BIN)
-        .args(["serve", "--database-url", url, "--pool-size", "2"])
+        .args(["serve", "--database-url", url])
+        .args(extra)
         .args(["--listen", "127.0.0.1:0", "--secret-file"])
         .arg(secret)
         .env_remove("RUST_LOG")
@@ -426,5 +431,122 @@ fn two_pos_central_processes_on_one_database_url_serve_one_log() {
     assert_eq!(
         ids,
         ops.iter().map(|o| o.id.to_string()).collect::<Vec<_>>()
+    );
+}
+
+/// A tenant `caps` in a fresh database, a secret file and a device token for it.
+fn tenant_and_token(cluster: &PgCluster) -> (String, std::path::PathBuf, String) {
+    let url = cluster.fresh_database();
+    let secret = cluster.dir().join(format!("secret-{}", RowId::new()));
+    std::fs::write(&secret, "test-secret-that-is-long-enough-for-hs256!\n").expect("a secret");
+    central(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &url,
+        "--id",
+        "caps",
+        "--name",
+        "Caps",
+    ]);
+    let token = central(&[
+        "token",
+        "issue",
+        "--database-url",
+        &url,
+        "--tenant",
+        "caps",
+        "--device",
+        "till-1",
+        "--secret-file",
+        secret.to_str().expect("a UTF-8 path"),
+    ]);
+    (url, secret, token)
+}
+
+#[test]
+fn a_request_that_finds_every_database_connection_busy_answers_503_with_retry_after() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let (url, secret, token) = tenant_and_token(&cluster);
+    let server = serve_with(&url, &secret, &["--pool-size", "1", "--pool-wait", "1s"]);
+    // The tenant's head row locked by another session: a push takes the pool's one
+    // connection and waits on the lock, holding it.
+    let mut admin = cluster.admin();
+    let db = url.rsplit('/').next().expect("a database name").to_owned();
+    let mut holder = postgres::Client::connect(&cluster.url("postgres", &db), postgres::NoTls)
+        .expect("a superuser connection to the store's database");
+    let mut lock = holder.transaction().expect("a transaction");
+    lock.execute(
+        "SELECT head FROM tenant_heads WHERE tenant_id = 'caps' FOR UPDATE",
+        &[],
+    )
+    .expect("the head row locked");
+    let http = reqwest::blocking::Client::new();
+    let ops: Vec<Operation> = (1..=3).map(|n| op("caps", n)).collect();
+    std::thread::scope(|s| {
+        let held = s.spawn(|| {
+            http.post(format!("{}/v1/tenants/caps/operations", server.base))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "operations": ops }))
+                .send()
+                .expect("the held push's answer")
+        });
+        // Bounded: until the server's session waits on the lock.
+        let mut waiting = false;
+        for _ in 0..600 {
+            let n: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = $1 AND usename = $2 AND wait_event_type = 'Lock'",
+                    &[&db, &pg::APP_ROLE],
+                )
+                .expect("the server's sessions")
+                .get(0);
+            if n > 0 {
+                waiting = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(waiting, "the push never waited on the locked head row");
+        let busy = http
+            .get(format!("{}/v1/tenants/caps/config", server.base))
+            .bearer_auth(&token)
+            .send()
+            .expect("an answer");
+        assert_eq!(busy.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        let retry: u64 = busy.headers()["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("seconds");
+        assert!(retry >= 1, "{retry}");
+        let body: serde_json::Value = busy.json().expect("a JSON error");
+        assert_eq!(body["error"], "busy", "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("nothing was done")),
+            "{body}"
+        );
+        lock.commit().expect("the lock let go");
+        let held = held.join().expect("the held push");
+        assert_eq!(
+            held.status(),
+            reqwest::StatusCode::OK,
+            "the held push went on"
+        );
+    });
+    let config = http
+        .get(format!("{}/v1/tenants/caps/config", server.base))
+        .bearer_auth(&token)
+        .send()
+        .expect("an answer");
+    assert_eq!(
+        config.status(),
+        reqwest::StatusCode::OK,
+        "the pool is free again"
     );
 }

@@ -35,7 +35,7 @@ mod postgres;
 mod sqlite;
 
 #[cfg(feature = "postgres")]
-pub use self::postgres::{PgCentral, DEFAULT_POOL_SIZE};
+pub use self::postgres::{PgCentral, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT};
 pub use sqlite::SqliteCentral;
 
 /// The most operation JSON one page of the log carries, in bytes (the sum of its operations'

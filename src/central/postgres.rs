@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
 
@@ -44,9 +44,10 @@ mod embedded {
 /// request handlers to overlap a few database round trips.
 pub const DEFAULT_POOL_SIZE: usize = 8;
 
-/// How long a caller waits for a free connection before the store answers
-/// [`CentralError::PoolExhausted`]: a request should fail rather than hang.
-const POOL_WAIT: Duration = Duration::from_secs(30);
+/// How long a caller waits for a free connection, unless [`PgCentral::pool_wait`] says
+/// otherwise, before the store answers [`CentralError::PoolExhausted`] (which the server
+/// answers 503 with `Retry-After`): a request should fail rather than hang.
+pub const DEFAULT_POOL_WAIT: Duration = Duration::from_secs(30);
 
 /// The advisory lock key held while migrating ("pos-cent" in ASCII): one process migrates, the
 /// others wait and then find nothing left to do.
@@ -79,6 +80,7 @@ impl PgCentral {
         let pool = Pool {
             config,
             size: pool_size.max(1),
+            wait: DEFAULT_POOL_WAIT,
             state: Mutex::new(PoolState::default()),
             freed: Condvar::new(),
         };
@@ -86,6 +88,13 @@ impl PgCentral {
         migrate(&mut conn)?;
         drop(conn);
         Ok(Self { pool })
+    }
+
+    /// How long a call waits for a free connection when all `pool_size` are in use, before it
+    /// fails with [`CentralError::PoolExhausted`] (default [`DEFAULT_POOL_WAIT`]).
+    pub fn pool_wait(mut self, wait: Duration) -> Self {
+        self.pool.wait = wait;
+        self
     }
 
     /// A transaction with `app.current_tenant` set to `tenant` until it ends.
@@ -143,6 +152,8 @@ fn set_tenant(tx: &mut Transaction<'_>, tenant: &str) -> Result<()> {
 struct Pool {
     config: Config,
     size: usize,
+    /// How long [`Pool::get`] waits for a connection to be given back.
+    wait: Duration,
     state: Mutex<PoolState>,
     freed: Condvar,
 }
@@ -162,6 +173,7 @@ impl Pool {
     }
 
     fn get(&self) -> Result<Conn<'_>> {
+        let started = Instant::now();
         let mut state = self.state();
         loop {
             if let Some(client) = state.idle.pop() {
@@ -189,17 +201,20 @@ impl Pool {
                     }
                 };
             }
-            let (next, timeout) = self
-                .freed
-                .wait_timeout(state, POOL_WAIT)
-                .unwrap_or_else(PoisonError::into_inner);
-            state = next;
-            if timeout.timed_out() && state.idle.is_empty() && state.open >= self.size {
+            // One deadline for the whole call: a wake-up that finds the connection taken by
+            // another caller waits only for what is left of it.
+            let waited = started.elapsed();
+            let Some(left) = self.wait.checked_sub(waited).filter(|l| !l.is_zero()) else {
                 return Err(CentralError::PoolExhausted {
                     size: self.size,
-                    waited: POOL_WAIT,
+                    waited,
                 });
-            }
+            };
+            let (next, _) = self
+                .freed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
         }
     }
 }

@@ -104,6 +104,9 @@ pub(super) async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
         (status = 429, description = "The tenant's request rate or its plan's monthly API calls \
             are used up; nothing was stored", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        (status = 503, description = "Every database connection stayed busy for as long as \
+            a request waits (`busy`); nothing was done", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
         (status = 500, description = "Internal error; nothing is known to be stored", body = ErrorBody)
     )
 )]
@@ -196,6 +199,9 @@ pub struct PullQuery {
         (status = 429, description = "The tenant's request rate or its plan's monthly API calls \
             are used up", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        (status = 503, description = "Every database connection stayed busy for as long as \
+            a request waits (`busy`); nothing was done", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
         (status = 500, description = "Internal error", body = ErrorBody)
     )
 )]
@@ -227,6 +233,9 @@ pub(super) async fn pull(
         (status = 404, description = "Unknown tenant", body = ErrorBody),
         (status = 429, description = "The tenant's request rate or its plan's monthly API calls \
             are used up", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        (status = 503, description = "Every database connection stayed busy for as long as \
+            a request waits (`busy`); nothing was done", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
         (status = 500, description = "Internal error", body = ErrorBody)
     )

@@ -24,7 +24,7 @@ use pos_tenancy::{
     NewTenant, Plan, SettingsError, TenantId, TenantIdError, TenantSettings, TenantStatus,
 };
 #[cfg(feature = "postgres")]
-use pos_tenancy::{PgCentral, DEFAULT_POOL_SIZE};
+use pos_tenancy::{PgCentral, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT};
 
 /// The central sync server of pos-tenancy: takes each tenant's operations from its nodes and
 /// serves them back in one order.
@@ -216,6 +216,11 @@ struct Database {
     #[cfg(feature = "postgres")]
     #[arg(long, value_name = "N", requires = "database_url")]
     pool_size: Option<usize>,
+    /// How long a request waits for a free connection when all are in use (30d, 12h, 15m or
+    /// 90s); then it answers 503 `busy` with Retry-After [default: 30s].
+    #[cfg(feature = "postgres")]
+    #[arg(long, value_name = "SPAN", requires = "database_url")]
+    pool_wait: Option<Span>,
 }
 
 impl Database {
@@ -223,10 +228,10 @@ impl Database {
     #[cfg(feature = "postgres")]
     fn postgres(&self) -> Result<Option<Box<dyn CentralStore>>, CliError> {
         match &self.database_url {
-            Some(url) => Ok(Some(Box::new(PgCentral::connect(
-                url,
-                self.pool_size.unwrap_or(DEFAULT_POOL_SIZE),
-            )?))),
+            Some(url) => Ok(Some(Box::new(
+                PgCentral::connect(url, self.pool_size.unwrap_or(DEFAULT_POOL_SIZE))?
+                    .pool_wait(self.pool_wait.map_or(DEFAULT_POOL_WAIT, |s| s.0)),
+            ))),
             None => Ok(None),
         }
     }

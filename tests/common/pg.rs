@@ -11,6 +11,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 /// The role the stores connect as: it owns its databases but is neither a superuser nor
 /// allowed to bypass row-level security.
@@ -149,6 +150,21 @@ impl PgCluster {
                 "CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
             ))
             .expect("the application role");
+        Some(cluster)
+    }
+
+    /// The cluster the tests of this process running now share (each takes its own
+    /// [`fresh_database`](Self::fresh_database)), started by the first of them; stopped and
+    /// removed once the last lets go of it, so none outlives the tests (a `static` would never
+    /// be dropped). `None`, after saying why, as for [`start`](Self::start).
+    pub fn shared() -> Option<Arc<Self>> {
+        static SHARED: Mutex<Weak<PgCluster>> = Mutex::new(Weak::new());
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cluster) = shared.upgrade() {
+            return Some(cluster);
+        }
+        let cluster = Arc::new(Self::start()?);
+        *shared = Arc::downgrade(&cluster);
         Some(cluster)
     }
 

@@ -536,6 +536,10 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     let max_skew = args.max_skew.0;
     // A typo in --db must not start a server on a new, empty database.
     let store: Arc<dyn CentralStore> = Arc::from(args.db.open_existing()?);
+    // Let go of only after the runtime below is gone: a PostgreSQL store's clients each block
+    // on a small runtime of their own when dropped, which panics inside the server's runtime
+    // (where the router, and with it the store, would otherwise be dropped at shutdown).
+    let _kept = Arc::clone(&store);
     let state = AppState::new(store, secret)?
         .rate_limit(args.rate_limit)
         .max_skew(max_skew);
@@ -549,7 +553,7 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Serve(listen, e))?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| CliError::Serve(listen, e))?;
@@ -585,7 +589,9 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         }
         tracing::info!("pos-central stopped");
         Ok(())
-    })
+    });
+    drop(runtime);
+    served
 }
 
 /// SIGTERM or Ctrl-C: stop taking connections, close idle ones, let requests in flight (and

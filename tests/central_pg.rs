@@ -550,3 +550,203 @@ fn a_request_that_finds_every_database_connection_busy_answers_503_with_retry_af
         "the pool is free again"
     );
 }
+
+/// Pushes `batches` batches of the tenant's operations as one terminal would: each batch to
+/// one of the servers in turn, sent again (to the other one if need be) until it is answered;
+/// bounded. What each operation was answered: its number.
+fn terminal(
+    http: &reqwest::blocking::Client,
+    bases: &std::sync::Mutex<Vec<String>>,
+    tenant: &str,
+    token: &str,
+    id: u64,
+    batches: u64,
+) -> BTreeMap<RowId, u64> {
+    let mut answered = BTreeMap::new();
+    for b in 0..batches {
+        let batch: Vec<Operation> = (0..1 + (b + id) % 5)
+            .map(|i| op(tenant, id * 1_000_000 + b * 100 + i))
+            .collect();
+        let mut done = false;
+        for attempt in 0..400 {
+            let base = {
+                let bases = bases
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                bases[((b + id + attempt) % 2) as usize].clone()
+            };
+            let answer = http
+                .post(format!("{base}/v1/tenants/{tenant}/operations"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({ "operations": batch }))
+                .send();
+            let results: pos_tenancy::protocol::BatchResults = match answer {
+                Ok(r) if r.status() == reqwest::StatusCode::OK => r.json().expect("results"),
+                // A server killed or restarting: the same batch again, to the other one.
+                _ => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+            };
+            for (o, r) in batch.iter().zip(&results.results) {
+                assert!(
+                    matches!(
+                        r.status,
+                        OperationStatus::Accepted | OperationStatus::Duplicate
+                    ),
+                    "{r:?}"
+                );
+                let seq = r.seq.expect("a stored operation's number");
+                if let Some(first) = answered.insert(o.id, seq) {
+                    assert_eq!(first, seq, "{} answered two numbers", o.id);
+                }
+            }
+            done = true;
+            break;
+        }
+        assert!(done, "terminal {id} of {tenant}: batch {b} never answered");
+    }
+    answered
+}
+
+/// The tenant's whole log, paged through a server: (number, id) in order.
+fn whole_log(base: &str, tenant: &str, token: &str) -> Vec<(u64, RowId)> {
+    let http = reqwest::blocking::Client::new();
+    let mut log = Vec::new();
+    let mut after = 0;
+    // Bounded: every page advances the cursor, or the log is read.
+    for _ in 0..10_000 {
+        let page: pos_tenancy::protocol::OperationPage = http
+            .get(format!(
+                "{base}/v1/tenants/{tenant}/operations?after={after}&limit=100"
+            ))
+            .bearer_auth(token)
+            .send()
+            .expect("a pull")
+            .json()
+            .expect("a page");
+        for o in &page.operations {
+            log.push((o.seq, o.operation.id));
+            after = o.seq;
+        }
+        if after >= page.high {
+            return log;
+        }
+    }
+    panic!("{tenant}'s log did not end");
+}
+
+#[test]
+fn terminals_pushing_to_two_processes_lose_nothing_answered_when_one_is_killed_mid_push() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let (url, secret, caps) = tenant_and_token(&cluster);
+    central(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &url,
+        "--id",
+        "bolt",
+        "--name",
+        "Bolt",
+    ]);
+    let bolt = central(&[
+        "token",
+        "issue",
+        "--database-url",
+        &url,
+        "--tenant",
+        "bolt",
+        "--device",
+        "till-1",
+        "--secret-file",
+        secret.to_str().expect("a UTF-8 path"),
+    ]);
+    let mut doomed = serve(&url, &secret);
+    let survivor = serve(&url, &secret);
+    let bases = std::sync::Mutex::new(vec![doomed.base.clone(), survivor.base.clone()]);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("a client");
+    // Two terminals per tenant, each pushing to both servers in turn.
+    let work = [
+        ("caps", &caps, 1),
+        ("caps", &caps, 2),
+        ("bolt", &bolt, 3),
+        ("bolt", &bolt, 4),
+    ];
+    let (answers, restarted) = std::thread::scope(|s| {
+        let terminals: Vec<_> = work
+            .iter()
+            .map(|(tenant, token, id)| {
+                let (http, bases) = (&http, &bases);
+                s.spawn(move || (*tenant, terminal(http, bases, tenant, token, *id, 40)))
+            })
+            .collect();
+        // SIGKILL the first server while it is answering a push (its in-flight gauge counts
+        // the push and this scrape), then start it again on a new port.
+        let mut in_flight = false;
+        for _ in 0..2_000 {
+            let scrape = http
+                .get(format!("{}/metrics", doomed.base))
+                .send()
+                .and_then(|r| r.text())
+                .unwrap_or_default();
+            let busy = scrape.lines().any(|l| {
+                l.strip_prefix("pos_central_http_requests_in_flight ")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .is_some_and(|v| v >= 2.0)
+            });
+            if busy {
+                in_flight = true;
+                break;
+            }
+        }
+        assert!(in_flight, "no push was ever in flight on the first server");
+        doomed.child.kill().expect("SIGKILL");
+        doomed.child.wait().expect("reaped");
+        let restarted = serve(&url, &secret);
+        bases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[0] = restarted.base.clone();
+        let answers: Vec<(&str, BTreeMap<RowId, u64>)> = terminals
+            .into_iter()
+            .map(|t| t.join().expect("a terminal"))
+            .collect();
+        (answers, restarted)
+    });
+    for (tenant, token) in [("caps", &caps), ("bolt", &bolt)] {
+        let log = whole_log(&restarted.base, tenant, token);
+        let seqs: Vec<u64> = log.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=log.len() as u64).collect::<Vec<_>>(),
+            "{tenant}'s log has no gap"
+        );
+        let stored: BTreeMap<RowId, u64> = log.iter().map(|(seq, id)| (*id, *seq)).collect();
+        assert_eq!(
+            stored.len(),
+            log.len(),
+            "{tenant}'s log holds no operation twice"
+        );
+        let mut answered = 0;
+        for (_, a) in answers.iter().filter(|(t, _)| *t == tenant) {
+            for (id, seq) in a {
+                assert_eq!(
+                    stored.get(id),
+                    Some(seq),
+                    "{tenant}: operation {id} was answered as stored at {seq}"
+                );
+                answered += 1;
+            }
+        }
+        assert_eq!(
+            answered,
+            log.len(),
+            "{tenant}: every stored operation was one a terminal sent, and got its answer"
+        );
+    }
+}

@@ -1771,6 +1771,63 @@ fn a_tenant_cancelled_at_the_server_stays_cancelled_and_its_devices_are_refused(
     assert_eq!(body["error"], "tenant_inactive", "{body}");
 }
 
+fn each_tenants_storage_shows_in_tenant_show_and_in_metrics(backend: Backend) {
+    let env = env_with(&backend, &[("caps", &[]), ("bolt", &[])]);
+    let (flag, db) = env.db();
+    let shown = |t: &str| {
+        json_of(&central(&[
+            "tenant", "show", flag, &db, "--id", t, "--json",
+        ]))
+    };
+    let before = shown("caps");
+    assert_eq!(
+        before["id"], "caps",
+        "the tenant as before, with its usage beside it"
+    );
+    let empty = before["usage"]["storage_bytes"]
+        .as_u64()
+        .expect("storage_bytes");
+    assert!(empty > 0, "the tenant's own row: {before}");
+    let s = start(&env);
+    let c = client();
+    let tok = token(&env, "caps");
+    let ops = outbox("caps", "b");
+    assert_eq!(
+        push(&c, &s, "caps", &tok, &ops).expect("push").status(),
+        StatusCode::OK
+    );
+    let after = shown("caps");
+    let stored = after["usage"]["storage_bytes"]
+        .as_u64()
+        .expect("storage_bytes");
+    let json: usize = ops
+        .iter()
+        .map(|o| serde_json::to_string(o).expect("json").len())
+        .sum();
+    assert!(
+        stored >= empty + json as u64,
+        "{} operations of {json} bytes of JSON took {} bytes",
+        ops.len(),
+        stored - empty
+    );
+    assert_eq!(after["usage"]["api_calls"], 1, "{after}");
+    assert!(after["usage"]["month"]
+        .as_str()
+        .is_some_and(|m| m.len() == 7));
+    let bolt = shown("bolt")["usage"]["storage_bytes"]
+        .as_u64()
+        .expect("storage_bytes");
+    assert!(
+        bolt < stored,
+        "bolt stored nothing: {bolt} against {stored}"
+    );
+    // One gauge per tenant, the figures `tenant show` gives.
+    let m = metrics(&c, &s);
+    let gauge = "pos_central_tenant_storage_bytes";
+    assert_eq!(sample(&m, gauge, &[("tenant", "caps")]), stored as f64);
+    assert_eq!(sample(&m, gauge, &[("tenant", "bolt")]), bolt as f64);
+}
+
 /// Makes, for each scenario named, a test on SQLite (`sqlite::NAME`) and one on PostgreSQL
 /// (`postgres::NAME`, feature `postgres`; it says it was skipped, and passes, where PostgreSQL is
 /// not installed, unless `POS_REQUIRE_POSTGRES=1`).
@@ -1817,4 +1874,5 @@ on_both_backends! {
     #[cfg(feature = "fault-injection")] a_batch_committed_before_a_crash_is_a_duplicate_with_its_sequence_numbers_when_resent,
     #[cfg(unix)] sigterm_during_a_push_answers_the_batch_in_flight_and_exits_cleanly,
     a_tenant_cancelled_at_the_server_stays_cancelled_and_its_devices_are_refused,
+    each_tenants_storage_shows_in_tenant_show_and_in_metrics,
 }

@@ -335,6 +335,21 @@ pub trait CentralStore: Send + Sync {
     fn count_api_call(&self, tenant: &TenantId, at: Timestamp, max: u64) -> Result<Option<u64>>;
     /// The tenant's API calls counted in the calendar month (UTC) of `at`.
     fn api_calls(&self, tenant: &TenantId, at: Timestamp) -> Result<u64>;
+    /// The storage the tenant uses in this store, in bytes: its rows in every table (its
+    /// tenant row, its log with each operation's JSON, its monthly counts), as the backend
+    /// stores them; indexes and free space are not counted. SQLite: the bytes of each stored
+    /// value (text as UTF-8, an integer as 8). PostgreSQL: `pg_column_size` of each row
+    /// (values as stored, compressed where PostgreSQL compresses them, and the row header).
+    /// The two backends count the same rows, so their figures differ only by how each stores
+    /// a row.
+    fn storage_bytes(&self, tenant: &TenantId) -> Result<u64>;
+    /// [`CentralStore::storage_bytes`] of every tenant, by id.
+    fn storage_by_tenant(&self) -> Result<Vec<(TenantId, u64)>> {
+        self.tenants()?
+            .into_iter()
+            .map(|t| Ok((t.id.clone(), self.storage_bytes(&t.id)?)))
+            .collect()
+    }
 }
 
 /// Checks a whole batch before anything is stored.

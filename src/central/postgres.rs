@@ -648,6 +648,42 @@ impl CentralStore for PgCentral {
         Ok(calls.map(to_u64))
     }
 
+    fn storage_bytes(&self, tenant: &TenantId) -> Result<u64> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let bytes = storage_bytes(&mut tx, tenant)?;
+        tx.commit()?;
+        Ok(bytes)
+    }
+
+    fn storage_by_tenant(&self) -> Result<Vec<(TenantId, u64)>> {
+        // One connection and one snapshot for every tenant, each read under its own
+        // app.current_tenant: row-level security lets no statement read two tenants' rows.
+        let mut conn = self.pool.get()?;
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        set_tenant(&mut tx, ALL_TENANTS)?;
+        let ids = tx
+            .query("SELECT tenant_id FROM tenants ORDER BY tenant_id", &[])?
+            .iter()
+            .map(|r| parsed::<TenantId>(r, 0, "tenant id"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut all = Vec::with_capacity(ids.len());
+        for id in ids {
+            let bytes = storage_bytes(&mut tx, &id)?;
+            all.push((id, bytes));
+        }
+        tx.commit()?;
+        Ok(all)
+    }
+
     fn api_calls(&self, tenant: &TenantId, at: Timestamp) -> Result<u64> {
         let mut conn = self.pool.get()?;
         let mut tx = Self::begin(&mut conn, tenant.as_str())?;
@@ -662,6 +698,25 @@ impl CentralStore for PgCentral {
         tx.commit()?;
         Ok(calls.map_or(0, to_u64))
     }
+}
+
+/// The bytes of a tenant's rows ([`CentralStore::storage_bytes`]): `pg_column_size` of each of
+/// its rows in every table (values as stored, compressed where PostgreSQL compressed them, and
+/// the row header).
+const STORAGE_BYTES: &str = "
+    SELECT (SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM tenants t WHERE tenant_id = $1)
+         + (SELECT coalesce(sum(pg_column_size(h.*)), 0) FROM tenant_heads h WHERE tenant_id = $1)
+         + (SELECT coalesce(sum(pg_column_size(o.*)), 0) FROM operations o WHERE tenant_id = $1)
+         + (SELECT coalesce(sum(pg_column_size(u.*)), 0) FROM tenant_usage u WHERE tenant_id = $1)";
+
+/// One tenant's [`STORAGE_BYTES`], in a transaction whose `app.current_tenant` is that tenant.
+fn storage_bytes(tx: &mut Transaction<'_>, tenant: &TenantId) -> Result<u64> {
+    set_tenant(tx, tenant.as_str())?;
+    find_tenant(tx, tenant)?;
+    let bytes: i64 = tx
+        .query_one(STORAGE_BYTES, &[&tenant.as_str()])?
+        .try_get(0)?;
+    Ok(to_u64(bytes))
 }
 
 /// The operations a push accepts, column by column, for one `INSERT ... SELECT FROM unnest`.

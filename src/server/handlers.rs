@@ -51,12 +51,20 @@ pub(super) async fn health() -> Json<Health> {
             pos_central_operations_total{tenant,status}, \
             pos_central_http_requests_total{route,method,status}, \
             pos_central_http_request_duration_seconds{route} (histogram), \
-            pos_central_http_requests_in_flight",
+            pos_central_http_requests_in_flight, \
+            pos_central_tenant_storage_bytes{tenant}",
             content_type = "text/plain; version=0.0.4", body = String),
         (status = 500, description = "The metrics could not be encoded", body = ErrorBody)
     )
 )]
 pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    // Read from the store at each scrape, so every process reports the same figures. A store
+    // that cannot answer leaves the gauges as they were and the rest of the scrape whole.
+    let store = Arc::clone(&state.store);
+    match blocking(move || store.storage_by_tenant()).await {
+        Ok(by_tenant) => state.metrics.storage(&by_tenant),
+        Err(_) => tracing::warn!("tenant storage not read for this scrape; gauges unchanged"),
+    }
     let families = state.metrics.registry.gather();
     let text = prometheus::TextEncoder::new()
         .encode_to_string(&families)

@@ -396,6 +396,25 @@ fn token_ttl(value: &str) -> Result<Duration, CliError> {
     Ok(ttl)
 }
 
+/// `tenant show --json`: the tenant, and what it used.
+#[derive(serde::Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    tenant: &'a CentralTenant,
+    usage: Usage,
+}
+
+/// A tenant's usage, as the roll-out plan's usage table counts it.
+#[derive(serde::Serialize)]
+struct Usage {
+    /// The calendar month (UTC) of `api_calls`, `YYYY-MM`.
+    month: String,
+    /// API calls counted this month.
+    api_calls: u64,
+    /// Bytes of its rows in the central store now (`CentralStore::storage_bytes`).
+    storage_bytes: u64,
+}
+
 fn show(t: &CentralTenant, json: bool) -> Result<(), CliError> {
     print(|out| {
         if json {
@@ -467,7 +486,24 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
                 tenants.iter().try_for_each(|t| write_line(out, t))
             })
         }
-        TenantCommand::Show(t) => show(&t.db.open_existing()?.tenant(&t.id.parse()?)?, t.json),
+        TenantCommand::Show(t) => {
+            let id: TenantId = t.id.parse()?;
+            let store = t.db.open_existing()?;
+            let tenant = store.tenant(&id)?;
+            if !t.json {
+                return show(&tenant, false);
+            }
+            let now = pos_tenancy::Timestamp::now();
+            let shown = Shown {
+                tenant: &tenant,
+                usage: Usage {
+                    month: now.as_datetime().format("%Y-%m").to_string(),
+                    api_calls: store.api_calls(&id, now)?,
+                    storage_bytes: store.storage_bytes(&id)?,
+                },
+            };
+            print(|out| write_json(out, &shown))
+        }
         TenantCommand::Suspend(t) => show(
             &t.db
                 .open_existing()?

@@ -198,7 +198,7 @@ fn with_the_wrong_tenant_set_the_servers_role_reads_and_changes_nothing_of_anoth
     store
         .count_api_call(&tid("caps"), pos_tenancy::Timestamp::now(), 10)
         .expect("a call counted");
-    // The role the store connects as: the owner of the tables, but no superuser and no
+    // The role the store connects as: granted the tables by their owner, no superuser and no
     // BYPASSRLS, as the server's role should be.
     let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("the store's role");
     let role = db
@@ -749,4 +749,95 @@ fn terminals_pushing_to_two_processes_lose_nothing_answered_when_one_is_killed_m
             "{tenant}: every stored operation was one a terminal sent, and got its answer"
         );
     }
+}
+
+/// Runs `pos-central` expecting exit code 2; its stderr.
+fn central_fails(args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("pos-central runs");
+    assert_eq!(out.status.code(), Some(2), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_owner_migrates_and_a_serving_role_without_ddl_rights_is_told_when_migrations_are_missing() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let (owner, app) = cluster.unmigrated_database();
+    let secret = cluster.dir().join("secret");
+    std::fs::write(&secret, "test-secret-that-is-long-enough-for-hs256!\n").expect("a secret");
+    let secret = secret.to_str().expect("a UTF-8 path");
+    // Nothing migrated: serve and the admin commands say so and what to run, and change
+    // nothing.
+    let err = central_fails(&[
+        "serve",
+        "--database-url",
+        &app,
+        "--listen",
+        "127.0.0.1:0",
+        "--secret-file",
+        secret,
+    ]);
+    assert!(
+        err.contains("never migrated") && err.contains("pos-central migrate --database-url"),
+        "{err}"
+    );
+    let err = central_fails(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &app,
+        "--id",
+        "caps",
+        "--name",
+        "Caps",
+    ]);
+    assert!(err.contains("pos-central migrate"), "{err}");
+    // The serving role may not change the schema.
+    let err = central_fails(&["migrate", "--database-url", &app]);
+    assert!(err.contains("permission denied"), "{err}");
+    // The owner may; then the serving role serves.
+    let done: serde_json::Value =
+        serde_json::from_str(&central(&["migrate", "--database-url", &owner, "--json"]))
+            .expect("JSON");
+    assert_eq!(done["schema"], "migrated");
+    central(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &app,
+        "--id",
+        "caps",
+        "--name",
+        "Caps",
+    ]);
+    let token = central(&[
+        "token",
+        "issue",
+        "--database-url",
+        &app,
+        "--tenant",
+        "caps",
+        "--device",
+        "till-1",
+        "--secret-file",
+        secret,
+    ]);
+    let server = serve(&app, std::path::Path::new(secret));
+    let pushed = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/tenants/caps/operations", server.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "operations": [op("caps", 1)] }))
+        .send()
+        .expect("a push");
+    assert_eq!(pushed.status(), reqwest::StatusCode::OK);
+    let mut db = postgres::Client::connect(&app, postgres::NoTls).expect("the serving role");
+    let ddl = db.batch_execute("CREATE TABLE intruder (x int)");
+    assert!(ddl.is_err(), "the serving role created a table");
+    // Migrating again changes nothing and is no error.
+    central(&["migrate", "--database-url", &owner]);
 }

@@ -196,6 +196,20 @@ pub enum CentralError {
     /// Migrating the database failed; nothing was applied.
     #[error("migrating the central database failed, nothing was applied: {0}")]
     Migration(String),
+    /// A PostgreSQL database whose schema is not the version this build uses; nothing was
+    /// changed (`PgCentral::connect` never migrates).
+    #[error(
+        "the database's schema is at version {}, this pos-central needs version {want}: run \
+         `pos-central migrate --database-url URL` as the role that owns the tables (the server's \
+         own role need not be allowed to change the schema); nothing was changed",
+        have.map_or_else(|| "none (never migrated)".to_owned(), |v| v.to_string())
+    )]
+    SchemaVersion {
+        /// The newest migration applied there, if any.
+        have: Option<u32>,
+        /// The newest this build has.
+        want: u32,
+    },
     /// A stored row that does not read back (a damaged or foreign file).
     #[error("stored data is damaged: {0}")]
     Corrupt(String),

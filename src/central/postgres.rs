@@ -12,9 +12,11 @@
 //!   which the row-level security policies of the schema filter, as a second wall behind the
 //!   API's own `WHERE tenant_id = ...`.
 //!
-//! Connections come from a small pool of synchronous clients, sized by the caller. The schema is
-//! migrated on connect (`migrations/central-pg`), all or nothing, under an advisory lock so that
-//! processes starting together do not migrate twice.
+//! Connections come from a small pool of synchronous clients, sized by the caller. The schema
+//! (`migrations/central-pg`) is migrated by [`PgCentral::migrate`], all or nothing, under an
+//! advisory lock so that two migrating at once do not migrate twice, as a role allowed to create
+//! tables; [`PgCentral::connect`] only checks its version, so the server can run as a role with
+//! no right to change the schema.
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
@@ -73,8 +75,10 @@ impl std::fmt::Debug for PgCentral {
 
 impl PgCentral {
     /// Connects to the database at `url` (`postgres://USER@HOST:PORT/DB`, or libpq's
-    /// `key=value` form) with up to `pool_size` connections (at least one), and migrates its
-    /// schema. The connection is not encrypted: use it on a private network or a local socket.
+    /// `key=value` form) with up to `pool_size` connections (at least one), after checking
+    /// that its schema is this version's ([`CentralError::SchemaVersion`] otherwise: run
+    /// [`PgCentral::migrate`] first). The connection is not encrypted: use it on a private
+    /// network or a local socket.
     pub fn connect(url: &str, pool_size: usize) -> Result<Self> {
         let config = Config::from_str(url).map_err(CentralError::Postgres)?;
         let pool = Pool {
@@ -85,9 +89,19 @@ impl PgCentral {
             freed: Condvar::new(),
         };
         let mut conn = pool.get()?;
-        migrate(&mut conn)?;
+        check_schema(&mut conn)?;
         drop(conn);
         Ok(Self { pool })
+    }
+
+    /// Migrates the schema of the database at `url` to this version (`migrations/central-pg`),
+    /// all or nothing, as the role connecting there, which must be allowed to create tables
+    /// (the owner of the database, say). [`PgCentral::connect`] never migrates, so the server
+    /// can connect as a role with no such right.
+    pub fn migrate(url: &str) -> Result<()> {
+        let config = Config::from_str(url).map_err(CentralError::Postgres)?;
+        let mut client = config.connect(NoTls)?;
+        migrate(&mut client)
     }
 
     /// How long a call waits for a free connection when all `pool_size` are in use, before it
@@ -130,11 +144,61 @@ fn migrate(conn: &mut Client) -> Result<()> {
         .set_abort_missing(true)
         .run(conn)
         .map(drop)
-        .map_err(|e| CentralError::Migration(e.to_string()));
+        .map_err(|e| CentralError::Migration(with_sources(&e)));
     // Released also when the connection closes; an unlock failure is then moot.
     let unlock = conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
     run?;
     unlock?;
+    Ok(())
+}
+
+/// An error and its sources: refinery's own message says only `db error`, PostgreSQL's
+/// (`permission denied for schema public`) is its source's.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The newest migration this build knows.
+fn latest_version() -> u32 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| u32::try_from(i64::from(m.version())).unwrap_or(0))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Checks, without changing anything, that the database's schema is the one this build
+/// migrates to: a role without the right to create tables can still tell that it is behind.
+fn check_schema(conn: &mut Client) -> Result<()> {
+    let want = latest_version();
+    // Asked first: a statement naming a table that does not exist fails to parse.
+    let migrated: bool = conn
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )?
+        .try_get(0)?;
+    let have: Option<i64> = if migrated {
+        conn.query_one(
+            "SELECT coalesce(max(version), 0)::bigint FROM refinery_schema_history",
+            &[],
+        )?
+        .try_get(0)?
+    } else {
+        None
+    };
+    let have = have.map(|v| u32::try_from(v).unwrap_or(0));
+    if have != Some(want) {
+        return Err(CentralError::SchemaVersion { have, want });
+    }
     Ok(())
 }
 

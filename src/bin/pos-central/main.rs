@@ -46,6 +46,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Migrate a central database's schema to this version: a file (as `init`), or with
+    /// --database-url a PostgreSQL database, as a role allowed to create tables (its owner).
+    /// `serve` and the other commands only check the version, so they can run as a role
+    /// without that right.
+    Migrate {
+        #[command(flatten)]
+        db: Database,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the HTTP API until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
     /// Manage the tenants this server serves.
@@ -207,8 +218,8 @@ struct Database {
     )]
     #[cfg_attr(not(feature = "postgres"), arg(long, required = true))]
     db: Option<PathBuf>,
-    /// A PostgreSQL database instead of a file: postgres://USER@HOST:PORT/DB (its schema is
-    /// migrated on connect).
+    /// A PostgreSQL database instead of a file: postgres://USER@HOST:PORT/DB (its schema
+    /// migrated by `pos-central migrate`).
     #[cfg(feature = "postgres")]
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
@@ -567,6 +578,16 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
     }
 }
 
+/// Migrates the named database (`pos-central migrate`).
+fn migrate(db: &Database) -> Result<(), CliError> {
+    #[cfg(feature = "postgres")]
+    if let Some(url) = &db.database_url {
+        return Ok(PgCentral::migrate(url)?);
+    }
+    drop(SqliteCentral::open(db.file()?)?);
+    Ok(())
+}
+
 fn serve(args: ServeArgs) -> Result<(), CliError> {
     let secret = read_secret(args.secret_file.as_deref())?;
     let max_skew = args.max_skew.0;
@@ -661,6 +682,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     write_json(out, &serde_json::json!({ "db": db.display().to_string() }))
                 } else {
                     writeln!(out, "{}: central database ready", db.display())
+                }
+            })
+        }
+        Command::Migrate { db, json } => {
+            migrate(&db)?;
+            print(|out| {
+                if json {
+                    write_json(out, &serde_json::json!({ "schema": "migrated" }))
+                } else {
+                    writeln!(out, "central database schema migrated")
                 }
             })
         }

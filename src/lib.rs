@@ -63,7 +63,7 @@ pub use central::{
     MAX_API_CALLS_LIMIT, MAX_OPERATION_BYTES, MAX_PAGE_BYTES,
 };
 #[cfg(feature = "postgres")]
-pub use central::{PgCentral, DEFAULT_POOL_SIZE};
+pub use central::{PgCentral, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT};
 pub use error::{ConstraintKind, Error};
 pub use hlc::{ClockState, Hlc, HlcError, DEFAULT_MAX_SKEW, MAX_COUNTER, MAX_MILLIS};
 pub use ids::{Json, RowId, RowIdError, TenantId, TenantIdError, Timestamp};

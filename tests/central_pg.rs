@@ -198,7 +198,7 @@ fn with_the_wrong_tenant_set_the_servers_role_reads_and_changes_nothing_of_anoth
     store
         .count_api_call(&tid("caps"), pos_tenancy::Timestamp::now(), 10)
         .expect("a call counted");
-    // The role the store connects as: the owner of the tables, but no superuser and no
+    // The role the store connects as: granted the tables by their owner, no superuser and no
     // BYPASSRLS, as the server's role should be.
     let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("the store's role");
     let role = db
@@ -295,9 +295,14 @@ impl Drop for Serving {
 }
 
 fn serve(url: &str, secret: &std::path::Path) -> Serving {
+    serve_with(url, secret, &["--pool-size", "2"])
+}
+
+fn serve_with(url: &str, secret: &std::path::Path, extra: &[&str]) -> Serving {
     use std::io::BufRead;
     let mut child = std::process::Command::new(BIN)
-        .args(["serve", "--database-url", url, "--pool-size", "2"])
+        .args(["serve", "--database-url", url])
+        .args(extra)
         .args(["--listen", "127.0.0.1:0", "--secret-file"])
         .arg(secret)
         .env_remove("RUST_LOG")
@@ -427,4 +432,412 @@ fn two_pos_central_processes_on_one_database_url_serve_one_log() {
         ids,
         ops.iter().map(|o| o.id.to_string()).collect::<Vec<_>>()
     );
+}
+
+/// A tenant `caps` in a fresh database, a secret file and a device token for it.
+fn tenant_and_token(cluster: &PgCluster) -> (String, std::path::PathBuf, String) {
+    let url = cluster.fresh_database();
+    let secret = cluster.dir().join(format!("secret-{}", RowId::new()));
+    std::fs::write(&secret, "test-secret-that-is-long-enough-for-hs256!\n").expect("a secret");
+    central(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &url,
+        "--id",
+        "caps",
+        "--name",
+        "Caps",
+    ]);
+    let token = central(&[
+        "token",
+        "issue",
+        "--database-url",
+        &url,
+        "--tenant",
+        "caps",
+        "--device",
+        "till-1",
+        "--secret-file",
+        secret.to_str().expect("a UTF-8 path"),
+    ]);
+    (url, secret, token)
+}
+
+#[test]
+fn a_request_that_finds_every_database_connection_busy_answers_503_with_retry_after() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let (url, secret, token) = tenant_and_token(&cluster);
+    let server = serve_with(&url, &secret, &["--pool-size", "1", "--pool-wait", "1s"]);
+    // The tenant's head row locked by another session: a push takes the pool's one
+    // connection and waits on the lock, holding it.
+    let mut admin = cluster.admin();
+    let db = url.rsplit('/').next().expect("a database name").to_owned();
+    let mut holder = postgres::Client::connect(&cluster.url("postgres", &db), postgres::NoTls)
+        .expect("a superuser connection to the store's database");
+    let mut lock = holder.transaction().expect("a transaction");
+    lock.execute(
+        "SELECT head FROM tenant_heads WHERE tenant_id = 'caps' FOR UPDATE",
+        &[],
+    )
+    .expect("the head row locked");
+    let http = reqwest::blocking::Client::new();
+    let ops: Vec<Operation> = (1..=3).map(|n| op("caps", n)).collect();
+    std::thread::scope(|s| {
+        let held = s.spawn(|| {
+            http.post(format!("{}/v1/tenants/caps/operations", server.base))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "operations": ops }))
+                .send()
+                .expect("the held push's answer")
+        });
+        // Bounded: until the server's session waits on the lock.
+        let mut waiting = false;
+        for _ in 0..600 {
+            let n: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = $1 AND usename = $2 AND wait_event_type = 'Lock'",
+                    &[&db, &pg::APP_ROLE],
+                )
+                .expect("the server's sessions")
+                .get(0);
+            if n > 0 {
+                waiting = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(waiting, "the push never waited on the locked head row");
+        let busy = http
+            .get(format!("{}/v1/tenants/caps/config", server.base))
+            .bearer_auth(&token)
+            .send()
+            .expect("an answer");
+        assert_eq!(busy.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        let retry: u64 = busy.headers()["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("seconds");
+        assert!(retry >= 1, "{retry}");
+        let body: serde_json::Value = busy.json().expect("a JSON error");
+        assert_eq!(body["error"], "busy", "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("nothing was done")),
+            "{body}"
+        );
+        lock.commit().expect("the lock let go");
+        let held = held.join().expect("the held push");
+        assert_eq!(
+            held.status(),
+            reqwest::StatusCode::OK,
+            "the held push went on"
+        );
+    });
+    let config = http
+        .get(format!("{}/v1/tenants/caps/config", server.base))
+        .bearer_auth(&token)
+        .send()
+        .expect("an answer");
+    assert_eq!(
+        config.status(),
+        reqwest::StatusCode::OK,
+        "the pool is free again"
+    );
+}
+
+/// Pushes `batches` batches of the tenant's operations as one terminal would: each batch to
+/// one of the servers in turn, sent again (to the other one if need be) until it is answered;
+/// bounded. What each operation was answered: its number.
+fn terminal(
+    http: &reqwest::blocking::Client,
+    bases: &std::sync::Mutex<Vec<String>>,
+    tenant: &str,
+    token: &str,
+    id: u64,
+    batches: u64,
+) -> BTreeMap<RowId, u64> {
+    let mut answered = BTreeMap::new();
+    for b in 0..batches {
+        let batch: Vec<Operation> = (0..1 + (b + id) % 5)
+            .map(|i| op(tenant, id * 1_000_000 + b * 100 + i))
+            .collect();
+        let mut done = false;
+        for attempt in 0..400 {
+            let base = {
+                let bases = bases
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                bases[((b + id + attempt) % 2) as usize].clone()
+            };
+            let answer = http
+                .post(format!("{base}/v1/tenants/{tenant}/operations"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({ "operations": batch }))
+                .send();
+            let results: pos_tenancy::protocol::BatchResults = match answer {
+                Ok(r) if r.status() == reqwest::StatusCode::OK => r.json().expect("results"),
+                // A server killed or restarting: the same batch again, to the other one.
+                _ => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+            };
+            for (o, r) in batch.iter().zip(&results.results) {
+                assert!(
+                    matches!(
+                        r.status,
+                        OperationStatus::Accepted | OperationStatus::Duplicate
+                    ),
+                    "{r:?}"
+                );
+                let seq = r.seq.expect("a stored operation's number");
+                if let Some(first) = answered.insert(o.id, seq) {
+                    assert_eq!(first, seq, "{} answered two numbers", o.id);
+                }
+            }
+            done = true;
+            break;
+        }
+        assert!(done, "terminal {id} of {tenant}: batch {b} never answered");
+    }
+    answered
+}
+
+/// The tenant's whole log, paged through a server: (number, id) in order.
+fn whole_log(base: &str, tenant: &str, token: &str) -> Vec<(u64, RowId)> {
+    let http = reqwest::blocking::Client::new();
+    let mut log = Vec::new();
+    let mut after = 0;
+    // Bounded: every page advances the cursor, or the log is read.
+    for _ in 0..10_000 {
+        let page: pos_tenancy::protocol::OperationPage = http
+            .get(format!(
+                "{base}/v1/tenants/{tenant}/operations?after={after}&limit=100"
+            ))
+            .bearer_auth(token)
+            .send()
+            .expect("a pull")
+            .json()
+            .expect("a page");
+        for o in &page.operations {
+            log.push((o.seq, o.operation.id));
+            after = o.seq;
+        }
+        if after >= page.high {
+            return log;
+        }
+    }
+    panic!("{tenant}'s log did not end");
+}
+
+#[test]
+fn terminals_pushing_to_two_processes_lose_nothing_answered_when_one_is_killed_mid_push() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let (url, secret, caps) = tenant_and_token(&cluster);
+    central(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &url,
+        "--id",
+        "bolt",
+        "--name",
+        "Bolt",
+    ]);
+    let bolt = central(&[
+        "token",
+        "issue",
+        "--database-url",
+        &url,
+        "--tenant",
+        "bolt",
+        "--device",
+        "till-1",
+        "--secret-file",
+        secret.to_str().expect("a UTF-8 path"),
+    ]);
+    let mut doomed = serve(&url, &secret);
+    let survivor = serve(&url, &secret);
+    let bases = std::sync::Mutex::new(vec![doomed.base.clone(), survivor.base.clone()]);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("a client");
+    // Two terminals per tenant, each pushing to both servers in turn.
+    let work = [
+        ("caps", &caps, 1),
+        ("caps", &caps, 2),
+        ("bolt", &bolt, 3),
+        ("bolt", &bolt, 4),
+    ];
+    let (answers, restarted) = std::thread::scope(|s| {
+        let terminals: Vec<_> = work
+            .iter()
+            .map(|(tenant, token, id)| {
+                let (http, bases) = (&http, &bases);
+                s.spawn(move || (*tenant, terminal(http, bases, tenant, token, *id, 40)))
+            })
+            .collect();
+        // SIGKILL the first server while it is answering a push (its in-flight gauge counts
+        // the push and this scrape), then start it again on a new port.
+        let mut in_flight = false;
+        for _ in 0..2_000 {
+            let scrape = http
+                .get(format!("{}/metrics", doomed.base))
+                .send()
+                .and_then(|r| r.text())
+                .unwrap_or_default();
+            let busy = scrape.lines().any(|l| {
+                l.strip_prefix("pos_central_http_requests_in_flight ")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .is_some_and(|v| v >= 2.0)
+            });
+            if busy {
+                in_flight = true;
+                break;
+            }
+        }
+        assert!(in_flight, "no push was ever in flight on the first server");
+        doomed.child.kill().expect("SIGKILL");
+        doomed.child.wait().expect("reaped");
+        let restarted = serve(&url, &secret);
+        bases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[0] = restarted.base.clone();
+        let answers: Vec<(&str, BTreeMap<RowId, u64>)> = terminals
+            .into_iter()
+            .map(|t| t.join().expect("a terminal"))
+            .collect();
+        (answers, restarted)
+    });
+    for (tenant, token) in [("caps", &caps), ("bolt", &bolt)] {
+        let log = whole_log(&restarted.base, tenant, token);
+        let seqs: Vec<u64> = log.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=log.len() as u64).collect::<Vec<_>>(),
+            "{tenant}'s log has no gap"
+        );
+        let stored: BTreeMap<RowId, u64> = log.iter().map(|(seq, id)| (*id, *seq)).collect();
+        assert_eq!(
+            stored.len(),
+            log.len(),
+            "{tenant}'s log holds no operation twice"
+        );
+        let mut answered = 0;
+        for (_, a) in answers.iter().filter(|(t, _)| *t == tenant) {
+            for (id, seq) in a {
+                assert_eq!(
+                    stored.get(id),
+                    Some(seq),
+                    "{tenant}: operation {id} was answered as stored at {seq}"
+                );
+                answered += 1;
+            }
+        }
+        assert_eq!(
+            answered,
+            log.len(),
+            "{tenant}: every stored operation was one a terminal sent, and got its answer"
+        );
+    }
+}
+
+/// Runs `pos-central` expecting exit code 2; its stderr.
+fn central_fails(args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("pos-central runs");
+    assert_eq!(out.status.code(), Some(2), "{args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_owner_migrates_and_a_serving_role_without_ddl_rights_is_told_when_migrations_are_missing() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let (owner, app) = cluster.unmigrated_database();
+    let secret = cluster.dir().join("secret");
+    std::fs::write(&secret, "test-secret-that-is-long-enough-for-hs256!\n").expect("a secret");
+    let secret = secret.to_str().expect("a UTF-8 path");
+    // Nothing migrated: serve and the admin commands say so and what to run, and change
+    // nothing.
+    let err = central_fails(&[
+        "serve",
+        "--database-url",
+        &app,
+        "--listen",
+        "127.0.0.1:0",
+        "--secret-file",
+        secret,
+    ]);
+    assert!(
+        err.contains("never migrated") && err.contains("pos-central migrate --database-url"),
+        "{err}"
+    );
+    let err = central_fails(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &app,
+        "--id",
+        "caps",
+        "--name",
+        "Caps",
+    ]);
+    assert!(err.contains("pos-central migrate"), "{err}");
+    // The serving role may not change the schema.
+    let err = central_fails(&["migrate", "--database-url", &app]);
+    assert!(err.contains("permission denied"), "{err}");
+    // The owner may; then the serving role serves.
+    let done: serde_json::Value =
+        serde_json::from_str(&central(&["migrate", "--database-url", &owner, "--json"]))
+            .expect("JSON");
+    assert_eq!(done["schema"], "migrated");
+    central(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &app,
+        "--id",
+        "caps",
+        "--name",
+        "Caps",
+    ]);
+    let token = central(&[
+        "token",
+        "issue",
+        "--database-url",
+        &app,
+        "--tenant",
+        "caps",
+        "--device",
+        "till-1",
+        "--secret-file",
+        secret,
+    ]);
+    let server = serve(&app, std::path::Path::new(secret));
+    let pushed = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/tenants/caps/operations", server.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "operations": [op("caps", 1)] }))
+        .send()
+        .expect("a push");
+    assert_eq!(pushed.status(), reqwest::StatusCode::OK);
+    let mut db = postgres::Client::connect(&app, postgres::NoTls).expect("the serving role");
+    let ddl = db.batch_execute("CREATE TABLE intruder (x int)");
+    assert!(ddl.is_err(), "the serving role created a table");
+    // Migrating again changes nothing and is no error.
+    central(&["migrate", "--database-url", &owner]);
 }

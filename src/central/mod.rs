@@ -35,7 +35,7 @@ mod postgres;
 mod sqlite;
 
 #[cfg(feature = "postgres")]
-pub use self::postgres::{PgCentral, DEFAULT_POOL_SIZE};
+pub use self::postgres::{PgCentral, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT};
 pub use sqlite::SqliteCentral;
 
 /// The most operation JSON one page of the log carries, in bytes (the sum of its operations'
@@ -196,6 +196,20 @@ pub enum CentralError {
     /// Migrating the database failed; nothing was applied.
     #[error("migrating the central database failed, nothing was applied: {0}")]
     Migration(String),
+    /// A PostgreSQL database whose schema is not the version this build uses; nothing was
+    /// changed (`PgCentral::connect` never migrates).
+    #[error(
+        "the database's schema is at version {}, this pos-central needs version {want}: run \
+         `pos-central migrate --database-url URL` as the role that owns the tables (the server's \
+         own role need not be allowed to change the schema); nothing was changed",
+        have.map_or_else(|| "none (never migrated)".to_owned(), |v| v.to_string())
+    )]
+    SchemaVersion {
+        /// The newest migration applied there, if any.
+        have: Option<u32>,
+        /// The newest this build has.
+        want: u32,
+    },
     /// A stored row that does not read back (a damaged or foreign file).
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
@@ -335,6 +349,21 @@ pub trait CentralStore: Send + Sync {
     fn count_api_call(&self, tenant: &TenantId, at: Timestamp, max: u64) -> Result<Option<u64>>;
     /// The tenant's API calls counted in the calendar month (UTC) of `at`.
     fn api_calls(&self, tenant: &TenantId, at: Timestamp) -> Result<u64>;
+    /// The storage the tenant uses in this store, in bytes: its rows in every table (its
+    /// tenant row, its log with each operation's JSON, its monthly counts), as the backend
+    /// stores them; indexes and free space are not counted. SQLite: the bytes of each stored
+    /// value (text as UTF-8, an integer as 8). PostgreSQL: `pg_column_size` of each row
+    /// (values as stored, compressed where PostgreSQL compresses them, and the row header).
+    /// The two backends count the same rows, so their figures differ only by how each stores
+    /// a row.
+    fn storage_bytes(&self, tenant: &TenantId) -> Result<u64>;
+    /// [`CentralStore::storage_bytes`] of every tenant, by id.
+    fn storage_by_tenant(&self) -> Result<Vec<(TenantId, u64)>> {
+        self.tenants()?
+            .into_iter()
+            .map(|t| Ok((t.id.clone(), self.storage_bytes(&t.id)?)))
+            .collect()
+    }
 }
 
 /// Checks a whole batch before anything is stored.

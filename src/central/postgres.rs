@@ -12,15 +12,17 @@
 //!   which the row-level security policies of the schema filter, as a second wall behind the
 //!   API's own `WHERE tenant_id = ...`.
 //!
-//! Connections come from a small pool of synchronous clients, sized by the caller. The schema is
-//! migrated on connect (`migrations/central-pg`), all or nothing, under an advisory lock so that
-//! processes starting together do not migrate twice.
+//! Connections come from a small pool of synchronous clients, sized by the caller. The schema
+//! (`migrations/central-pg`) is migrated by [`PgCentral::migrate`], all or nothing, under an
+//! advisory lock so that two migrating at once do not migrate twice, as a role allowed to create
+//! tables; [`PgCentral::connect`] only checks its version, so the server can run as a role with
+//! no right to change the schema.
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
 
@@ -44,9 +46,10 @@ mod embedded {
 /// request handlers to overlap a few database round trips.
 pub const DEFAULT_POOL_SIZE: usize = 8;
 
-/// How long a caller waits for a free connection before the store answers
-/// [`CentralError::PoolExhausted`]: a request should fail rather than hang.
-const POOL_WAIT: Duration = Duration::from_secs(30);
+/// How long a caller waits for a free connection, unless [`PgCentral::pool_wait`] says
+/// otherwise, before the store answers [`CentralError::PoolExhausted`] (which the server
+/// answers 503 with `Retry-After`): a request should fail rather than hang.
+pub const DEFAULT_POOL_WAIT: Duration = Duration::from_secs(30);
 
 /// The advisory lock key held while migrating ("pos-cent" in ASCII): one process migrates, the
 /// others wait and then find nothing left to do.
@@ -72,20 +75,40 @@ impl std::fmt::Debug for PgCentral {
 
 impl PgCentral {
     /// Connects to the database at `url` (`postgres://USER@HOST:PORT/DB`, or libpq's
-    /// `key=value` form) with up to `pool_size` connections (at least one), and migrates its
-    /// schema. The connection is not encrypted: use it on a private network or a local socket.
+    /// `key=value` form) with up to `pool_size` connections (at least one), after checking
+    /// that its schema is this version's ([`CentralError::SchemaVersion`] otherwise: run
+    /// [`PgCentral::migrate`] first). The connection is not encrypted: use it on a private
+    /// network or a local socket.
     pub fn connect(url: &str, pool_size: usize) -> Result<Self> {
         let config = Config::from_str(url).map_err(CentralError::Postgres)?;
         let pool = Pool {
             config,
             size: pool_size.max(1),
+            wait: DEFAULT_POOL_WAIT,
             state: Mutex::new(PoolState::default()),
             freed: Condvar::new(),
         };
         let mut conn = pool.get()?;
-        migrate(&mut conn)?;
+        check_schema(&mut conn)?;
         drop(conn);
         Ok(Self { pool })
+    }
+
+    /// Migrates the schema of the database at `url` to this version (`migrations/central-pg`),
+    /// all or nothing, as the role connecting there, which must be allowed to create tables
+    /// (the owner of the database, say). [`PgCentral::connect`] never migrates, so the server
+    /// can connect as a role with no such right.
+    pub fn migrate(url: &str) -> Result<()> {
+        let config = Config::from_str(url).map_err(CentralError::Postgres)?;
+        let mut client = config.connect(NoTls)?;
+        migrate(&mut client)
+    }
+
+    /// How long a call waits for a free connection when all `pool_size` are in use, before it
+    /// fails with [`CentralError::PoolExhausted`] (default [`DEFAULT_POOL_WAIT`]).
+    pub fn pool_wait(mut self, wait: Duration) -> Self {
+        self.pool.wait = wait;
+        self
     }
 
     /// A transaction with `app.current_tenant` set to `tenant` until it ends.
@@ -121,11 +144,61 @@ fn migrate(conn: &mut Client) -> Result<()> {
         .set_abort_missing(true)
         .run(conn)
         .map(drop)
-        .map_err(|e| CentralError::Migration(e.to_string()));
+        .map_err(|e| CentralError::Migration(with_sources(&e)));
     // Released also when the connection closes; an unlock failure is then moot.
     let unlock = conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
     run?;
     unlock?;
+    Ok(())
+}
+
+/// An error and its sources: refinery's own message says only `db error`, PostgreSQL's
+/// (`permission denied for schema public`) is its source's.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The newest migration this build knows.
+fn latest_version() -> u32 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| u32::try_from(i64::from(m.version())).unwrap_or(0))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Checks, without changing anything, that the database's schema is the one this build
+/// migrates to: a role without the right to create tables can still tell that it is behind.
+fn check_schema(conn: &mut Client) -> Result<()> {
+    let want = latest_version();
+    // Asked first: a statement naming a table that does not exist fails to parse.
+    let migrated: bool = conn
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )?
+        .try_get(0)?;
+    let have: Option<i64> = if migrated {
+        conn.query_one(
+            "SELECT coalesce(max(version), 0)::bigint FROM refinery_schema_history",
+            &[],
+        )?
+        .try_get(0)?
+    } else {
+        None
+    };
+    let have = have.map(|v| u32::try_from(v).unwrap_or(0));
+    if have != Some(want) {
+        return Err(CentralError::SchemaVersion { have, want });
+    }
     Ok(())
 }
 
@@ -143,6 +216,8 @@ fn set_tenant(tx: &mut Transaction<'_>, tenant: &str) -> Result<()> {
 struct Pool {
     config: Config,
     size: usize,
+    /// How long [`Pool::get`] waits for a connection to be given back.
+    wait: Duration,
     state: Mutex<PoolState>,
     freed: Condvar,
 }
@@ -162,6 +237,7 @@ impl Pool {
     }
 
     fn get(&self) -> Result<Conn<'_>> {
+        let started = Instant::now();
         let mut state = self.state();
         loop {
             if let Some(client) = state.idle.pop() {
@@ -189,17 +265,20 @@ impl Pool {
                     }
                 };
             }
-            let (next, timeout) = self
-                .freed
-                .wait_timeout(state, POOL_WAIT)
-                .unwrap_or_else(PoisonError::into_inner);
-            state = next;
-            if timeout.timed_out() && state.idle.is_empty() && state.open >= self.size {
+            // One deadline for the whole call: a wake-up that finds the connection taken by
+            // another caller waits only for what is left of it.
+            let waited = started.elapsed();
+            let Some(left) = self.wait.checked_sub(waited).filter(|l| !l.is_zero()) else {
                 return Err(CentralError::PoolExhausted {
                     size: self.size,
-                    waited: POOL_WAIT,
+                    waited,
                 });
-            }
+            };
+            let (next, _) = self
+                .freed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
         }
     }
 }
@@ -633,6 +712,42 @@ impl CentralStore for PgCentral {
         Ok(calls.map(to_u64))
     }
 
+    fn storage_bytes(&self, tenant: &TenantId) -> Result<u64> {
+        let mut conn = self.pool.get()?;
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let bytes = storage_bytes(&mut tx, tenant)?;
+        tx.commit()?;
+        Ok(bytes)
+    }
+
+    fn storage_by_tenant(&self) -> Result<Vec<(TenantId, u64)>> {
+        // One connection and one snapshot for every tenant, each read under its own
+        // app.current_tenant: row-level security lets no statement read two tenants' rows.
+        let mut conn = self.pool.get()?;
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        set_tenant(&mut tx, ALL_TENANTS)?;
+        let ids = tx
+            .query("SELECT tenant_id FROM tenants ORDER BY tenant_id", &[])?
+            .iter()
+            .map(|r| parsed::<TenantId>(r, 0, "tenant id"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut all = Vec::with_capacity(ids.len());
+        for id in ids {
+            let bytes = storage_bytes(&mut tx, &id)?;
+            all.push((id, bytes));
+        }
+        tx.commit()?;
+        Ok(all)
+    }
+
     fn api_calls(&self, tenant: &TenantId, at: Timestamp) -> Result<u64> {
         let mut conn = self.pool.get()?;
         let mut tx = Self::begin(&mut conn, tenant.as_str())?;
@@ -647,6 +762,25 @@ impl CentralStore for PgCentral {
         tx.commit()?;
         Ok(calls.map_or(0, to_u64))
     }
+}
+
+/// The bytes of a tenant's rows ([`CentralStore::storage_bytes`]): `pg_column_size` of each of
+/// its rows in every table (values as stored, compressed where PostgreSQL compressed them, and
+/// the row header).
+const STORAGE_BYTES: &str = "
+    SELECT (SELECT coalesce(sum(pg_column_size(t.*)), 0) FROM tenants t WHERE tenant_id = $1)
+         + (SELECT coalesce(sum(pg_column_size(h.*)), 0) FROM tenant_heads h WHERE tenant_id = $1)
+         + (SELECT coalesce(sum(pg_column_size(o.*)), 0) FROM operations o WHERE tenant_id = $1)
+         + (SELECT coalesce(sum(pg_column_size(u.*)), 0) FROM tenant_usage u WHERE tenant_id = $1)";
+
+/// One tenant's [`STORAGE_BYTES`], in a transaction whose `app.current_tenant` is that tenant.
+fn storage_bytes(tx: &mut Transaction<'_>, tenant: &TenantId) -> Result<u64> {
+    set_tenant(tx, tenant.as_str())?;
+    find_tenant(tx, tenant)?;
+    let bytes: i64 = tx
+        .query_one(STORAGE_BYTES, &[&tenant.as_str()])?
+        .try_get(0)?;
+    Ok(to_u64(bytes))
 }
 
 /// The operations a push accepts, column by column, for one `INSERT ... SELECT FROM unnest`.

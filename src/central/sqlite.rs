@@ -493,6 +493,18 @@ impl CentralStore for SqliteCentral {
         Ok(calls.map(|n| u64::try_from(n).unwrap_or(0)))
     }
 
+    fn storage_bytes(&self, tenant: &TenantId) -> Result<u64> {
+        let mut conn = self.conn();
+        // One read transaction: the tenant and its rows as of one moment.
+        let tx = conn.transaction()?;
+        find_tenant(&tx, tenant)?;
+        let bytes: i64 = tx
+            .prepare_cached(STORAGE_BYTES)?
+            .query_row([tenant], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
+    }
+
     fn api_calls(&self, tenant: &TenantId, at: Timestamp) -> Result<u64> {
         let conn = self.conn();
         find_tenant(&conn, tenant)?;
@@ -505,6 +517,24 @@ impl CentralStore for SqliteCentral {
         Ok(calls.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
     }
 }
+
+/// The bytes of a tenant's rows ([`CentralStore::storage_bytes`]): each text value's UTF-8
+/// bytes and 8 for each integer (NULLs take none), over its rows of every table.
+const STORAGE_BYTES: &str = "
+    SELECT (SELECT coalesce(sum(octet_length(id) + octet_length(name) + octet_length(status)
+                                + octet_length(plan) + 16 + octet_length(settings)
+                                + octet_length(created_at) + octet_length(updated_at)
+                                + 8 * (rate_limit_requests IS NOT NULL)
+                                + 8 * (rate_limit_period_secs IS NOT NULL)), 0)
+            FROM tenants WHERE id = ?1)
+         + (SELECT coalesce(sum(octet_length(tenant_id) + 8 + octet_length(id)
+                                + octet_length(device_id) + octet_length(hlc)
+                                + octet_length(table_name) + octet_length(row_id)
+                                + octet_length(kind) + octet_length(body)
+                                + octet_length(received_at)), 0)
+            FROM operations WHERE tenant_id = ?1)
+         + (SELECT coalesce(sum(octet_length(tenant_id) + octet_length(month) + 8), 0)
+            FROM tenant_usage WHERE tenant_id = ?1)";
 
 /// The `tenant_usage.month` key of an instant: its calendar month in UTC, `YYYY-MM`.
 fn usage_month(at: Timestamp) -> String {

@@ -9,6 +9,11 @@ use super::auth::MIN_SECRET_LEN;
 use crate::central::CentralError;
 use crate::protocol::ErrorBody;
 
+/// The `Retry-After` (seconds) of a 503 `busy`: every database connection of the process stayed
+/// in use for as long as a request waits for one. Short: connections are given back as soon as
+/// the requests holding them finish.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
 /// Why the server or a token could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -96,6 +101,19 @@ impl From<CentralError> for ApiError {
                 "operation_too_large",
                 e.to_string(),
             ),
+            // Not the client's fault and not lasting: it may try again shortly (a load
+            // balancer may send it to another process). What was busy stays in the log.
+            CentralError::PoolExhausted { .. } => {
+                tracing::warn!(error = %e, "answering 503: no database connection free");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!(
+                        "the server is busy; nothing was done, try again in {BUSY_RETRY_AFTER_SECS} s"
+                    ),
+                )
+                .retry_after(BUSY_RETRY_AFTER_SECS)
+            }
             other => {
                 tracing::error!(error = %other, "central store failure");
                 Self::internal()

@@ -51,12 +51,20 @@ pub(super) async fn health() -> Json<Health> {
             pos_central_operations_total{tenant,status}, \
             pos_central_http_requests_total{route,method,status}, \
             pos_central_http_request_duration_seconds{route} (histogram), \
-            pos_central_http_requests_in_flight",
+            pos_central_http_requests_in_flight, \
+            pos_central_tenant_storage_bytes{tenant}",
             content_type = "text/plain; version=0.0.4", body = String),
         (status = 500, description = "The metrics could not be encoded", body = ErrorBody)
     )
 )]
 pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    // Read from the store at each scrape, so every process reports the same figures. A store
+    // that cannot answer leaves the gauges as they were and the rest of the scrape whole.
+    let store = Arc::clone(&state.store);
+    match blocking(move || store.storage_by_tenant()).await {
+        Ok(by_tenant) => state.metrics.storage(&by_tenant),
+        Err(_) => tracing::warn!("tenant storage not read for this scrape; gauges unchanged"),
+    }
     let families = state.metrics.registry.gather();
     let text = prometheus::TextEncoder::new()
         .encode_to_string(&families)
@@ -103,6 +111,9 @@ pub(super) async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
             (`operation_too_large`); nothing was stored", body = ErrorBody),
         (status = 429, description = "The tenant's request rate or its plan's monthly API calls \
             are used up; nothing was stored", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        (status = 503, description = "Every database connection stayed busy for as long as \
+            a request waits (`busy`); nothing was done", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
         (status = 500, description = "Internal error; nothing is known to be stored", body = ErrorBody)
     )
@@ -196,6 +207,9 @@ pub struct PullQuery {
         (status = 429, description = "The tenant's request rate or its plan's monthly API calls \
             are used up", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        (status = 503, description = "Every database connection stayed busy for as long as \
+            a request waits (`busy`); nothing was done", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
         (status = 500, description = "Internal error", body = ErrorBody)
     )
 )]
@@ -227,6 +241,9 @@ pub(super) async fn pull(
         (status = 404, description = "Unknown tenant", body = ErrorBody),
         (status = 429, description = "The tenant's request rate or its plan's monthly API calls \
             are used up", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        (status = 503, description = "Every database connection stayed busy for as long as \
+            a request waits (`busy`); nothing was done", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
         (status = 500, description = "Internal error", body = ErrorBody)
     )

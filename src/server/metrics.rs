@@ -6,7 +6,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use super::app::AppState;
 use crate::ids::TenantId;
@@ -20,6 +22,7 @@ pub(super) struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     in_flight: IntGauge,
+    storage: IntGaugeVec,
 }
 
 impl Metrics {
@@ -52,17 +55,27 @@ impl Metrics {
             "pos_central_http_requests_in_flight",
             "Requests being answered now.",
         )?;
+        let storage = IntGaugeVec::new(
+            Opts::new(
+                "pos_central_tenant_storage_bytes",
+                "Bytes of each tenant's rows in the central store (CentralStore::storage_bytes), \
+                 read at each scrape.",
+            ),
+            &["tenant"],
+        )?;
         let registry = Registry::new();
         registry.register(Box::new(operations.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(storage.clone()))?;
         Ok(Self {
             registry,
             operations,
             requests,
             latency,
             in_flight,
+            storage,
         })
     }
 
@@ -71,6 +84,15 @@ impl Metrics {
             .with_label_values(&[route, method_label(method), status.as_str()])
             .inc();
         self.latency.with_label_values(&[route]).observe(seconds);
+    }
+
+    /// Sets each tenant's storage gauge to what the store says now.
+    pub(super) fn storage(&self, by_tenant: &[(TenantId, u64)]) {
+        for (tenant, bytes) in by_tenant {
+            self.storage
+                .with_label_values(&[tenant.as_str()])
+                .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+        }
     }
 
     pub(super) fn results(&self, tenant: &TenantId, results: &[OperationResult]) {

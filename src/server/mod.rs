@@ -15,8 +15,9 @@
 //! tenant, or tenant not active), 404 (unknown tenant or path), 405 (a method the path does not
 //! take), 408 (a body slower than [`BODY_READ_TIMEOUT`]), 413 (batch or operation too large),
 //! 414 and 431 (a URI or request head over what is read), 429 (the tenant's request rate, or
-//! its monthly API calls, used up; with `Retry-After`). Internal failures answer 500 without
-//! details, which go to the log.
+//! its monthly API calls, used up; with `Retry-After`), 503 `busy` (every database connection
+//! of the process stayed in use for as long as a request waits; with `Retry-After`, nothing
+//! done). Internal failures answer 500 without details, which go to the log.
 //!
 //! [`serve`] serves the router within the bounds a shared server needs (request head timeout,
 //! a connection limit, a prompt shutdown); `pos-central serve` runs it.
@@ -38,7 +39,7 @@ mod serve;
 
 pub use app::{app, AppState, BODY_READ_TIMEOUT, DEFAULT_RATE_LIMIT, MAX_BODY_BYTES};
 pub use auth::{issue_token, MAX_TOKEN_TTL, MIN_SECRET_LEN};
-pub use error::{ApiError, ServerError};
+pub use error::{ApiError, ServerError, BUSY_RETRY_AFTER_SECS};
 pub use handlers::{Health, PullQuery};
 pub use openapi::openapi;
 pub use serve::{

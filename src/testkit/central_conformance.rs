@@ -25,7 +25,8 @@
 //! monthly limit over [`MAX_API_CALLS_LIMIT`] are refused; pages follow the cursor in order
 //! with limits 1 to [`MAX_PAGE`] and stop before [`MAX_PAGE_BYTES`]; tenants never see each
 //! other's operations; inactive tenants neither push nor pull; API calls are counted per
-//! calendar month and never past the limit; and all of it holds under concurrent callers. Everything is checked through the trait only, so a backend
+//! calendar month and never past the limit; a tenant's storage counts its own rows and grows
+//! only with what it stores; and all of it holds under concurrent callers. Everything is checked through the trait only, so a backend
 //! passes or fails on what it answers, never on how it stores.
 //!
 //! One file on purpose, although long: it is the list of promises, one function each, read
@@ -154,6 +155,7 @@ pub fn run_all<S: CentralStore>(make: impl Fn() -> S) -> Result<(), Broken> {
     one_tenants_operations_never_appear_in_anothers_log(&make)?;
     suspended_cancelled_and_unknown_tenants_neither_push_nor_pull(&make)?;
     api_calls_are_counted_per_month_and_never_past_the_limit(&make)?;
+    storage_counts_each_tenants_own_rows_and_grows_only_with_what_it_stores(&make)?;
     a_nodes_outbox_comes_back_as_it_was_pushed(&make)?;
     concurrent_pushes_stay_gap_free_and_store_each_operation_once(&make)?;
     concurrent_api_calls_never_count_past_the_limit(&make)?;
@@ -1045,6 +1047,60 @@ pub fn api_calls_are_counted_per_month_and_never_past_the_limit<S: CentralStore>
             );
             ensure_matches!(
                 c.api_calls(&nobody, at),
+                Err(CentralError::TenantNotFound(_))
+            );
+            Ok(())
+        },
+    )
+}
+
+/// A tenant's storage counts its own rows: its tenant row before anything else, then at
+/// least the JSON of each operation it stores (small operations, which no backend compresses);
+/// a re-sent batch stores nothing and adds nothing; another tenant's pushes leave it as it is;
+/// the list of every tenant's storage says what each tenant's own answer says; an unknown
+/// tenant is not found.
+pub fn storage_counts_each_tenants_own_rows_and_grows_only_with_what_it_stores<S: CentralStore>(
+    make: impl Fn() -> S,
+) -> Result<(), Broken> {
+    promise(
+        "storage_counts_each_tenants_own_rows_and_grows_only_with_what_it_stores",
+        || {
+            let (caps, bolt) = (tid("caps")?, tid("bolt")?);
+            let c = store_with(&make, &["caps", "bolt"])?;
+            let (caps0, bolt0) = (c.storage_bytes(&caps)?, c.storage_bytes(&bolt)?);
+            ensure!(caps0 > 0, "a tenant's own row counts: {caps0}");
+            let batch = ops("caps", 20)?;
+            let json: u64 = batch
+                .iter()
+                .map(|o| crate::central::operation_bytes(o) as u64)
+                .sum();
+            c.append(&caps, &batch)?;
+            let caps1 = c.storage_bytes(&caps)?;
+            ensure!(
+                caps1 >= caps0 + json,
+                "20 operations of {json} bytes of JSON took {} bytes",
+                caps1.saturating_sub(caps0)
+            );
+            ensure_eq!(c.storage_bytes(&bolt)?, bolt0, "another tenant's push");
+            c.append(&caps, &batch)?;
+            ensure_eq!(
+                c.storage_bytes(&caps)?,
+                caps1,
+                "a re-sent batch stores nothing"
+            );
+            c.append(&bolt, &ops("bolt", 3)?)?;
+            ensure!(c.storage_bytes(&bolt)? > bolt0, "bolt's own push");
+            ensure_eq!(c.storage_bytes(&caps)?, caps1, "another tenant's push");
+            ensure_eq!(
+                c.storage_by_tenant()?,
+                vec![
+                    (bolt.clone(), c.storage_bytes(&bolt)?),
+                    (caps.clone(), caps1)
+                ],
+                "every tenant's storage, by id"
+            );
+            ensure_matches!(
+                c.storage_bytes(&tid("nobody")?),
                 Err(CentralError::TenantNotFound(_))
             );
             Ok(())

@@ -11,10 +11,22 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-/// The role the stores connect as: it owns its databases but is neither a superuser nor
-/// allowed to bypass row-level security.
+/// The role the stores serve as: neither a superuser nor allowed to bypass row-level security,
+/// and with no right to change the schema (it reads and writes the tables the owner granted).
 pub const APP_ROLE: &str = "pos_app";
+
+/// The role that owns the databases and migrates them (`pos-central migrate`): not a
+/// superuser either.
+pub const OWNER_ROLE: &str = "pos_owner";
+
+/// The grants a database's owner gives the serving role, as the README says, before migrating:
+/// every table the owner creates from then on can be read and written, none changed in shape.
+const GRANTS: &str = "
+    ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE ON TABLES TO pos_app;
+    REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+    GRANT USAGE ON SCHEMA public TO pos_app;";
 
 /// A running cluster, removed on drop.
 pub struct PgCluster {
@@ -146,9 +158,25 @@ impl PgCluster {
         let mut admin = cluster.admin();
         admin
             .batch_execute(&format!(
-                "CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+                "CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+                 CREATE ROLE {OWNER_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
             ))
-            .expect("the application role");
+            .expect("the serving and owning roles");
+        Some(cluster)
+    }
+
+    /// The cluster the tests of this process running now share (each takes its own
+    /// [`fresh_database`](Self::fresh_database)), started by the first of them; stopped and
+    /// removed once the last lets go of it, so none outlives the tests (a `static` would never
+    /// be dropped). `None`, after saying why, as for [`start`](Self::start).
+    pub fn shared() -> Option<Arc<Self>> {
+        static SHARED: Mutex<Weak<PgCluster>> = Mutex::new(Weak::new());
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cluster) = shared.upgrade() {
+            return Some(cluster);
+        }
+        let cluster = Arc::new(Self::start()?);
+        *shared = Arc::downgrade(&cluster);
         Some(cluster)
     }
 
@@ -178,14 +206,27 @@ impl PgCluster {
             .expect("a superuser connection")
     }
 
-    /// A new, empty database owned by [`APP_ROLE`]; its connection string for that role.
+    /// A new database owned by [`OWNER_ROLE`], migrated by it, with nothing in its tables;
+    /// its connection string for [`APP_ROLE`].
     pub fn fresh_database(&self) -> String {
+        let (owner, app) = self.unmigrated_database();
+        pos_tenancy::PgCentral::migrate(&owner).expect("the owner migrates");
+        app
+    }
+
+    /// A new database owned by [`OWNER_ROLE`], with the serving role's grants but no schema
+    /// yet: its connection strings for the owner and for [`APP_ROLE`].
+    pub fn unmigrated_database(&self) -> (String, String) {
         let n = self.databases.fetch_add(1, Ordering::Relaxed);
         let name = format!("t_{n}");
         self.admin()
-            .batch_execute(&format!("CREATE DATABASE {name} OWNER {APP_ROLE}"))
+            .batch_execute(&format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
             .expect("a fresh database");
-        self.url(APP_ROLE, &name)
+        let owner = self.url(OWNER_ROLE, &name);
+        postgres::Client::connect(&owner, postgres::NoTls)
+            .and_then(|mut c| c.batch_execute(GRANTS))
+            .expect("the serving role's grants");
+        (owner, self.url(APP_ROLE, &name))
     }
 
     /// The cluster's directory (its data and log).

@@ -24,7 +24,7 @@ use pos_tenancy::{
     NewTenant, Plan, SettingsError, TenantId, TenantIdError, TenantSettings, TenantStatus,
 };
 #[cfg(feature = "postgres")]
-use pos_tenancy::{PgCentral, DEFAULT_POOL_SIZE};
+use pos_tenancy::{PgCentral, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT};
 
 /// The central sync server of pos-tenancy: takes each tenant's operations from its nodes and
 /// serves them back in one order.
@@ -42,6 +42,17 @@ enum Command {
         /// The central database file.
         #[arg(long)]
         db: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Migrate a central database's schema to this version: a file (as `init`), or with
+    /// --database-url a PostgreSQL database, as a role allowed to create tables (its owner).
+    /// `serve` and the other commands only check the version, so they can run as a role
+    /// without that right.
+    Migrate {
+        #[command(flatten)]
+        db: Database,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -207,8 +218,8 @@ struct Database {
     )]
     #[cfg_attr(not(feature = "postgres"), arg(long, required = true))]
     db: Option<PathBuf>,
-    /// A PostgreSQL database instead of a file: postgres://USER@HOST:PORT/DB (its schema is
-    /// migrated on connect).
+    /// A PostgreSQL database instead of a file: postgres://USER@HOST:PORT/DB (its schema
+    /// migrated by `pos-central migrate`).
     #[cfg(feature = "postgres")]
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
@@ -216,6 +227,11 @@ struct Database {
     #[cfg(feature = "postgres")]
     #[arg(long, value_name = "N", requires = "database_url")]
     pool_size: Option<usize>,
+    /// How long a request waits for a free connection when all are in use (30d, 12h, 15m or
+    /// 90s); then it answers 503 `busy` with Retry-After [default: 30s].
+    #[cfg(feature = "postgres")]
+    #[arg(long, value_name = "SPAN", requires = "database_url")]
+    pool_wait: Option<Span>,
 }
 
 impl Database {
@@ -223,10 +239,10 @@ impl Database {
     #[cfg(feature = "postgres")]
     fn postgres(&self) -> Result<Option<Box<dyn CentralStore>>, CliError> {
         match &self.database_url {
-            Some(url) => Ok(Some(Box::new(PgCentral::connect(
-                url,
-                self.pool_size.unwrap_or(DEFAULT_POOL_SIZE),
-            )?))),
+            Some(url) => Ok(Some(Box::new(
+                PgCentral::connect(url, self.pool_size.unwrap_or(DEFAULT_POOL_SIZE))?
+                    .pool_wait(self.pool_wait.map_or(DEFAULT_POOL_WAIT, |s| s.0)),
+            ))),
             None => Ok(None),
         }
     }
@@ -391,6 +407,25 @@ fn token_ttl(value: &str) -> Result<Duration, CliError> {
     Ok(ttl)
 }
 
+/// `tenant show --json`: the tenant, and what it used.
+#[derive(serde::Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    tenant: &'a CentralTenant,
+    usage: Usage,
+}
+
+/// A tenant's usage, as the roll-out plan's usage table counts it.
+#[derive(serde::Serialize)]
+struct Usage {
+    /// The calendar month (UTC) of `api_calls`, `YYYY-MM`.
+    month: String,
+    /// API calls counted this month.
+    api_calls: u64,
+    /// Bytes of its rows in the central store now (`CentralStore::storage_bytes`).
+    storage_bytes: u64,
+}
+
 fn show(t: &CentralTenant, json: bool) -> Result<(), CliError> {
     print(|out| {
         if json {
@@ -462,7 +497,24 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
                 tenants.iter().try_for_each(|t| write_line(out, t))
             })
         }
-        TenantCommand::Show(t) => show(&t.db.open_existing()?.tenant(&t.id.parse()?)?, t.json),
+        TenantCommand::Show(t) => {
+            let id: TenantId = t.id.parse()?;
+            let store = t.db.open_existing()?;
+            let tenant = store.tenant(&id)?;
+            if !t.json {
+                return show(&tenant, false);
+            }
+            let now = pos_tenancy::Timestamp::now();
+            let shown = Shown {
+                tenant: &tenant,
+                usage: Usage {
+                    month: now.as_datetime().format("%Y-%m").to_string(),
+                    api_calls: store.api_calls(&id, now)?,
+                    storage_bytes: store.storage_bytes(&id)?,
+                },
+            };
+            print(|out| write_json(out, &shown))
+        }
         TenantCommand::Suspend(t) => show(
             &t.db
                 .open_existing()?
@@ -526,11 +578,25 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
     }
 }
 
+/// Migrates the named database (`pos-central migrate`).
+fn migrate(db: &Database) -> Result<(), CliError> {
+    #[cfg(feature = "postgres")]
+    if let Some(url) = &db.database_url {
+        return Ok(PgCentral::migrate(url)?);
+    }
+    drop(SqliteCentral::open(db.file()?)?);
+    Ok(())
+}
+
 fn serve(args: ServeArgs) -> Result<(), CliError> {
     let secret = read_secret(args.secret_file.as_deref())?;
     let max_skew = args.max_skew.0;
     // A typo in --db must not start a server on a new, empty database.
     let store: Arc<dyn CentralStore> = Arc::from(args.db.open_existing()?);
+    // Let go of only after the runtime below is gone: a PostgreSQL store's clients each block
+    // on a small runtime of their own when dropped, which panics inside the server's runtime
+    // (where the router, and with it the store, would otherwise be dropped at shutdown).
+    let _kept = Arc::clone(&store);
     let state = AppState::new(store, secret)?
         .rate_limit(args.rate_limit)
         .max_skew(max_skew);
@@ -544,7 +610,7 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Serve(listen, e))?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| CliError::Serve(listen, e))?;
@@ -580,7 +646,9 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         }
         tracing::info!("pos-central stopped");
         Ok(())
-    })
+    });
+    drop(runtime);
+    served
 }
 
 /// SIGTERM or Ctrl-C: stop taking connections, close idle ones, let requests in flight (and
@@ -614,6 +682,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     write_json(out, &serde_json::json!({ "db": db.display().to_string() }))
                 } else {
                     writeln!(out, "{}: central database ready", db.display())
+                }
+            })
+        }
+        Command::Migrate { db, json } => {
+            migrate(&db)?;
+            print(|out| {
+                if json {
+                    write_json(out, &serde_json::json!({ "schema": "migrated" }))
+                } else {
+                    writeln!(out, "central database schema migrated")
                 }
             })
         }

@@ -130,7 +130,10 @@ fn open_central(path: &Path) -> Arc<SqliteCentral> {
 }
 
 fn options() -> SyncOptions {
-    SyncOptions::default()
+    match std::env::var("POS_BENCH_SYNC_PAGE") {
+        Ok(n) => SyncOptions::default().page_size(n.parse().expect("POS_BENCH_SYNC_PAGE")),
+        Err(_) => SyncOptions::default(),
+    }
 }
 
 fn push(store: &Store, transport: &DirectTransport<SqliteCentral>) -> usize {

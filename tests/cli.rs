@@ -408,13 +408,28 @@ fn verify_reads_past_a_writer_and_gives_up_on_a_file_locked_against_readers() {
 fn verify_changes_no_byte_of_a_damaged_file() {
     let dir = tempfile::tempdir().expect("dir");
     let path = node_with_rows(dir.path());
+    // Two leaf pages of the products the file was filled with: damage there is damage to data
+    // (a page of the free list, where a fixed offset in the file may land, holds none).
+    let leaves: Vec<usize> = {
+        let conn = rusqlite::Connection::open(&path).expect("raw connection");
+        let mut stmt = conn
+            .prepare(
+                "SELECT pageno FROM dbstat WHERE name = 'products' AND pagetype = 'leaf'
+                 ORDER BY pageno",
+            )
+            .expect("dbstat");
+        stmt.query_map([], |r| r.get::<_, i64>(0))
+            .expect("pages")
+            .map(|p| usize::try_from(p.expect("page")).expect("page number"))
+            .collect()
+    };
+    assert!(leaves.len() > 4, "{} leaf pages", leaves.len());
     let mut bytes = std::fs::read(&path).expect("bytes");
-    // Scribble over two pages in the middle of the file; the header stays readable.
     let page = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
-    let pages = bytes.len() / page;
-    assert!(pages > 20, "{pages} pages");
-    for p in [pages / 3, pages / 2] {
-        bytes[p * page + 100..p * page + 300].fill(0xa5);
+    // Page numbers count from 1; the header (page 1) stays readable. Cells fill a page from
+    // its end: the last 200 bytes are rows (the middle may be the page's own free space).
+    for p in [leaves[leaves.len() / 3], leaves[leaves.len() / 2]] {
+        bytes[p * page - 200..p * page].fill(0xa5);
     }
     std::fs::write(&path, &bytes).expect("damaged");
     let o = pos_node(&["verify", "--db", &path.display().to_string()]);

@@ -114,8 +114,12 @@ pub(crate) fn build_deferred(conn: &Connection) -> Result<usize> {
     }
     tx.execute("DELETE FROM deferred_indexes", [])?;
     tx.commit()?;
-    // No ANALYZE here: measured, it cost as much as building the indexes, and the plans lead
-    // with tenant keys whatever the statistics say; the next open refreshes them.
+    // The tables grew from nothing, and without statistics SQLite may scan a tenant's table
+    // for "the lines of this sale". A full ANALYZE cost as much as building the indexes
+    // (measured), so it samples: a few hundred rows an index give the planner its shape.
+    let limit: i64 = conn.query_row("PRAGMA analysis_limit", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA analysis_limit = 400; ANALYZE;")?;
+    conn.pragma_update(None, "analysis_limit", limit)?;
     Ok(defined.len())
 }
 

@@ -10,11 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pos_tenancy::catalog::{Customer, Device, Product};
+use pos_tenancy::catalog::{Customer, Device, Product, Sale};
 use pos_tenancy::pos::{Checkout, LineItem, Pos, Refund, RefundTender, Tender};
-use pos_tenancy::receipt::{MoneyFormat, PaperWidth, ReceiptDocument, ReceiptFormat};
+use pos_tenancy::receipt::{BrandSource, MoneyFormat, PaperWidth, ReceiptDocument, ReceiptFormat};
+use pos_tenancy::testkit::sync::World;
 use pos_tenancy::{
-    Actor, Error, NewTenant, RowId, Store, TaxRate, Tenant, TenantAccess, TenantSettings, Timestamp,
+    Actor, Error, Json, NewTenant, RowId, Store, TaxRate, Tenant, TenantAccess, TenantSettings,
+    Timestamp,
 };
 
 type R<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -389,23 +391,134 @@ fn a_control_character_in_a_brand_never_reaches_the_printer() -> R {
 }
 
 #[test]
-fn a_reprint_after_the_brand_changed_shows_the_current_brand_as_documented() -> R {
+fn a_reprint_after_the_brand_changed_shows_the_brand_in_force_when_the_sale_was_made() -> R {
     let b = &BRANDS[0];
     let store = store_with(b)?;
     let t = store.tenant(&b.tenant.parse()?)?;
     let (sale, admin, _) = big_sale(&t, b)?;
-    let before = t.receipt(sale, &ReceiptFormat::Html)?;
+    let mut before = Vec::new();
+    for (_, format) in formats() {
+        before.push(t.receipt(sale, &format)?);
+    }
+    let mut s = t.settings()?;
+    s.brand_name = "Caps Auto Group".into();
+    s.receipt_header = "New HQ, 1 Main St".into();
+    s.receipt_footer = "See you soon".into();
+    s.locale = "de-DE".into();
+    t.update_settings(&admin, &s)?;
+    for ((name, format), before) in formats().into_iter().zip(before) {
+        assert_eq!(
+            t.receipt(sale, &format)?,
+            before,
+            "{name} changed on reprint"
+        );
+    }
+    let doc = t.receipt_document(sale)?;
+    assert_eq!(doc.brand_source, BrandSource::Sale);
+    assert_eq!(
+        (doc.brand_name.as_str(), doc.locale.as_str()),
+        ("Caps Automotive", "en-US")
+    );
+    // A sale made after the change is printed under the new brand.
+    let second = t
+        .checkout(
+            &admin,
+            &Checkout::new()
+                .line(LineItem::service("Fitting labour", 1_000, 3_000, false))
+                .tender(Tender::Cash {
+                    tendered_minor: 3_000,
+                }),
+        )?
+        .sale
+        .id;
+    let text = String::from_utf8(t.receipt(second, &ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+    assert!(
+        text.contains("Caps Auto Group") && text.contains("See you soon"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_sale_that_kept_no_brand_is_printed_with_todays_settings_and_says_so() -> R {
+    let b = &BRANDS[0];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let (sale, admin, _) = big_sale(&t, b)?;
+    // A sale written without a copy (as sales made before migration V9 are), and one whose
+    // copy is not a brand (a terminal of another version could send anything).
+    let kept: Sale = t.get(sale)?.ok_or("sale")?;
+    let bare = Sale {
+        id: RowId::new(),
+        number: "OLD-1".into(),
+        receipt_brand: None,
+        ..kept.clone()
+    };
+    let odd = Sale {
+        id: RowId::new(),
+        number: "ODD-1".into(),
+        receipt_brand: Some(Json(serde_json::json!({"brand": 7}))),
+        ..kept
+    };
+    t.insert(&admin, &bare)?;
+    t.insert(&admin, &odd)?;
     let mut s = t.settings()?;
     s.brand_name = "Caps Auto Group".into();
     t.update_settings(&admin, &s)?;
-    let after = String::from_utf8(t.receipt(sale, &ReceiptFormat::Html)?)?;
-    // The sale keeps no copy of the brand (see the receipt module's docs): a reprint uses the
-    // settings in force when it is printed. Everything else is the same.
-    assert!(after.contains("Caps Auto Group"));
+    for id in [bare.id, odd.id] {
+        let doc = t.receipt_document(id)?;
+        assert_eq!(doc.brand_source, BrandSource::Settings);
+        let text = String::from_utf8(doc.render(&ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+        assert!(text.contains("Caps Auto Group"), "{text}");
+        assert!(
+            text.contains("Brand as of printing: sale kept none"),
+            "{text}"
+        );
+    }
+    // The sale that kept its copy says nothing of the kind.
+    let text = String::from_utf8(t.receipt(sale, &ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+    assert!(!text.contains("as of printing"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_sale_synced_to_another_terminal_prints_there_as_it_did_where_it_was_made() -> R {
+    let mut world = World::builder(18).tenant("caps", 2).build()?;
+    let admin = world.admin("caps")?;
+    let (a, b) = (world.terminal("caps", 0), world.terminal("caps", 1));
+    let plug = world.product(a, &admin, "SP-7", 899, 5_000)?;
+    let id: pos_tenancy::TenantId = "caps".parse()?;
+    let till_a = world.store(a).tenant(&id)?;
+    let mut s = till_a.settings()?;
+    s.brand_name = "Caps Automotive".into();
+    s.receipt_footer = "Thank you!".into();
+    till_a.update_settings(&admin, &s)?;
+    let sale = till_a
+        .checkout(
+            &admin,
+            &Checkout::new()
+                .line(LineItem::product(plug, 1_000))
+                .tender(Tender::Cash {
+                    tendered_minor: 1_000,
+                }),
+        )?
+        .sale
+        .id;
+    let printed = till_a.receipt(sale, &ReceiptFormat::Text(PaperWidth::Cols42))?;
+    world.quiesce()?;
+    let till_b = world.store(b).tenant(&id)?;
+    let me = till_b.actor(admin.user_id())?;
+    let mut s = till_b.settings()?;
+    s.brand_name = "Caps Auto Group".into();
+    s.receipt_footer = "Bye".into();
+    s.locale = "de-DE".into();
+    till_b.update_settings(&me, &s)?;
+    let reprinted = till_b.receipt(sale, &ReceiptFormat::Text(PaperWidth::Cols42))?;
     assert_eq!(
-        String::from_utf8(before)?.replace("Caps Automotive", "Caps Auto Group"),
-        after
+        String::from_utf8(reprinted)?,
+        String::from_utf8(printed.clone())?
     );
+    assert!(String::from_utf8(printed)?.contains("Caps Automotive"));
     Ok(())
 }
 

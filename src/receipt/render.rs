@@ -4,7 +4,7 @@
 
 use unicode_width::UnicodeWidthChar;
 
-use super::{MoneyFormat, ReceiptDocument};
+use super::{BrandSource, MoneyFormat, ReceiptDocument};
 use crate::catalog::PaymentMethod;
 
 /// A row of the layout.
@@ -78,6 +78,9 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
     rows.push(Row::Left(format!("Cashier: {}", clean(&doc.cashier))));
     if let Some(t) = &doc.terminal {
         rows.push(Row::Left(format!("Terminal: {}", clean(t))));
+    }
+    if doc.brand_source == BrandSource::Settings {
+        rows.push(Row::Left("Brand as of printing: sale kept none".to_owned()));
     }
     if doc.reverses.is_some() {
         if let Some(note) = &doc.note {

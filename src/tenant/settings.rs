@@ -416,6 +416,47 @@ pub struct TenantSettings {
     pub rules: BusinessRules,
 }
 
+/// What a receipt shows of the tenant's settings, copied onto each sale when it is made (the
+/// `receipt_brand` column of [`crate::catalog::Sale`]), so a receipt reprinted years later, on
+/// any terminal the sale synced to, shows the brand, texts, locale and tax rates in force when
+/// the sale was made, not the settings of the day it is printed.
+///
+/// Written by the POS flows ([`TenantSettings::receipt_brand`]); read leniently (fields a newer
+/// terminal adds are ignored, fields added later have defaults), since the snapshot travels
+/// with the sale to terminals of other versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptBrand {
+    /// The brand name.
+    pub brand_name: String,
+    /// The receipt header.
+    #[serde(default)]
+    pub receipt_header: String,
+    /// The receipt footer.
+    #[serde(default)]
+    pub receipt_footer: String,
+    /// The locale money, quantities and labels are written in.
+    pub locale: String,
+    /// The tax rates the sale's taxed lines were charged at. For a refund or void, its
+    /// original sale's rates (a refund mirrors the tax its sale charged); empty when the
+    /// original kept none.
+    #[serde(default)]
+    pub tax_rates: Vec<TaxRate>,
+}
+
+impl ReceiptBrand {
+    /// As the `receipt_brand` column stores it. Serializing strings and integers cannot fail;
+    /// `None` (the column's NULL, "no snapshot") would be the answer if it ever did.
+    pub(crate) fn to_json(&self) -> Option<crate::ids::Json> {
+        serde_json::to_value(self).ok().map(crate::ids::Json)
+    }
+
+    /// Read back from the `receipt_brand` column; `None` for a value that is not one (a
+    /// snapshot is data from another terminal and is never trusted to parse).
+    pub fn from_json(value: &crate::ids::Json) -> Option<Self> {
+        serde_json::from_value(value.0.clone()).ok()
+    }
+}
+
 /// A tenant's business rules for the POS flows ([`crate::pos`]). Each field has a default, so
 /// settings written before a field existed still load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -631,6 +672,17 @@ impl TenantSettings {
     /// Switches a feature on or off.
     pub fn set_feature(&mut self, feature: Feature, on: bool) {
         self.features.insert(feature.as_str().to_owned(), on);
+    }
+
+    /// What a sale made now keeps of these settings for its receipt ([`ReceiptBrand`]).
+    pub fn receipt_brand(&self) -> ReceiptBrand {
+        ReceiptBrand {
+            brand_name: self.brand_name.clone(),
+            receipt_header: self.receipt_header.clone(),
+            receipt_footer: self.receipt_footer.clone(),
+            locale: self.locale.clone(),
+            tax_rates: self.tax_rates.clone(),
+        }
     }
 
     /// Parses settings read back from a store, checked as [`Self::validate_stored`] does.

@@ -23,12 +23,19 @@
 //! and copying them onto every sale would not be worth its bytes.
 //!
 //! **Figures.** Lines show their amount before tax (quantity × unit price), and a discount under
-//! the line when it has one, so the lines add up to the subtotal; tax is one line of the sale's
-//! tax (the rows keep no split by rate). Gift card and loyalty balances are the balance just
-//! after the sale: the sum of the ledger rows written at or before the sale's time (a row
-//! another terminal wrote earlier offline and synced later counts too).
+//! the line when it has one, so the lines add up to the subtotal. Tax is one line per rate the
+//! sale's copy names (`VAT 8%`): a checkout charges the sum of the tenant's rates on each taxed
+//! line, rounded once per line, and the rows keep that one figure per line, so each rate's line
+//! is the sale's tax split in proportion to the rates, by largest remainder, and the rate lines
+//! add up to the stored tax to the minor unit. A sale whose copy names no rates (or that kept
+//! no copy) shows one `Tax` line. Gift card and loyalty balances are the balance just after
+//! the sale: the sum of the ledger rows written at or before the sale's time (a row another
+//! terminal wrote earlier offline and synced later counts too).
 //!
-//! **Times** are printed in UTC and say so: the tenant's settings hold no time zone.
+//! **Times** are given in the store's time zone as the sale's copy names it
+//! ([`crate::TenantSettings::time_zone`]), with its abbreviation (`2026-03-14 10:26 CET`),
+//! converted by the tz database bundled with the crate (jiff); in UTC, saying so, when none is
+//! set. Dates are written year-month-day in every locale.
 //!
 //! Only with the `receipts` feature (on by default): ICU4X's CLDR data is most of its compile
 //! time, and a terminal that prints no receipts leaves it out.
@@ -46,7 +53,7 @@ use crate::catalog::{
     Device, GiftCard, LoyaltyAccount, PaymentMethod, Sale, SaleLine, SalePayment, User,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::settings::{ReceiptBrand, TenantSettings};
+use crate::tenant::settings::{ReceiptBrand, TaxRate, TenantSettings};
 use crate::tenant::Scope;
 use crate::Result;
 
@@ -220,6 +227,11 @@ pub struct ReceiptDocument {
     pub locale: String,
     /// Whether brand, header, footer and locale are the sale's own copy or today's settings.
     pub brand_source: BrandSource,
+    /// The tax rates the sale's taxed lines were charged at (its copy's); empty when it kept
+    /// none, and then the receipt shows one line of tax.
+    pub tax_rates: Vec<TaxRate>,
+    /// The IANA time zone the time of sale is given in; UTC when `None` or unknown.
+    pub time_zone: Option<String>,
     /// The sale's currency.
     pub currency: String,
     /// The receipt number.
@@ -355,7 +367,14 @@ impl ReceiptDocument {
             .and_then(ReceiptBrand::from_json)
         {
             Some(kept) => (kept, BrandSource::Sale),
-            None => (settings.receipt_brand(), BrandSource::Settings),
+            // Which rates the sale was taxed at is not known: today's could differ.
+            None => (
+                ReceiptBrand {
+                    tax_rates: Vec::new(),
+                    ..settings.receipt_brand()
+                },
+                BrandSource::Settings,
+            ),
         };
         Ok(Self {
             brand_name: brand.brand_name,
@@ -363,6 +382,8 @@ impl ReceiptDocument {
             footer: brand.receipt_footer,
             locale: brand.locale,
             brand_source,
+            tax_rates: brand.tax_rates,
+            time_zone: brand.time_zone,
             currency: sale.currency,
             number: sale.number,
             status: sale.status,

@@ -293,6 +293,9 @@ pub enum SettingsError {
     /// Not a language tag such as `en` or `en-US`.
     #[error("locale {0:?} is not a language tag like \"en\" or \"en-US\"")]
     Locale(String),
+    /// Not a time zone of the IANA tz database.
+    #[error("time zone {0:?} is not an IANA time zone name like \"Europe/Berlin\"")]
+    TimeZone(String),
     /// A tax rate outside 0 to 100 %, or a duplicate or empty name.
     #[error("tax rate {name:?}: {reason}")]
     TaxRate {
@@ -392,6 +395,10 @@ pub struct TenantSettings {
     pub currency: String,
     /// Language tag for formatting (`en-US`).
     pub locale: String,
+    /// The store's time zone, an IANA name (`Europe/Berlin`), in which receipts give the time
+    /// of sale; UTC when not set. Checked against the tz database bundled with the crate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Taxes applied at checkout.
     #[serde(default)]
     pub tax_rates: Vec<TaxRate>,
@@ -441,6 +448,10 @@ pub struct ReceiptBrand {
     /// original kept none.
     #[serde(default)]
     pub tax_rates: Vec<TaxRate>,
+    /// The store's time zone (IANA name) receipts give the time of sale in; UTC when none
+    /// (as a sale made before the setting existed was printed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 impl ReceiptBrand {
@@ -525,6 +536,7 @@ impl TenantSettings {
             domain: None,
             currency: "USD".to_owned(),
             locale: "en-US".to_owned(),
+            time_zone: None,
             tax_rates: Vec::new(),
             receipt_header: String::new(),
             receipt_footer: String::new(),
@@ -548,6 +560,13 @@ impl TenantSettings {
     /// ```
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.validate_stored()?;
+        // Not in validate_stored: a zone a newer tz database named must not make a stored
+        // tenant unreadable on a terminal with older data (its receipts fall back to UTC).
+        if let Some(zone) = &self.time_zone {
+            if jiff::tz::TimeZone::get(zone).is_err() {
+                return Err(SettingsError::TimeZone(zone.clone()));
+            }
+        }
         for name in self.features.keys() {
             if name.parse::<Feature>().is_err() {
                 return Err(SettingsError::UnknownFeature {
@@ -682,6 +701,7 @@ impl TenantSettings {
             receipt_footer: self.receipt_footer.clone(),
             locale: self.locale.clone(),
             tax_rates: self.tax_rates.clone(),
+            time_zone: self.time_zone.clone(),
         }
     }
 

@@ -80,8 +80,8 @@ pub use tenant::query::{
     VALUE_OVERHEAD_BYTES,
 };
 pub use tenant::settings::{
-    is_iso4217, BusinessRules, Domain, Feature, NewTenant, Plan, PlanLimits, Role, SettingsError,
-    TaxRate, TenantInfo, TenantSettings, TenantStatus, Tier, UnknownWord,
+    is_iso4217, BusinessRules, Domain, Feature, NewTenant, Plan, PlanLimits, ReceiptBrand, Role,
+    SettingsError, TaxRate, TenantInfo, TenantSettings, TenantStatus, Tier, UnknownWord,
 };
 pub use tenant::{Actor, FilterOp, FilterValue, ListQuery, Page, Tenant, TenantAccess, TenantTx};
 pub use tenant_io::{

@@ -257,6 +257,7 @@ fn generated_stores_of_several_sizes_are_adopted_and_usable() {
             total_minor: product.price_minor,
             sold_at: now,
             note: None,
+            receipt_brand: None,
         };
         caps.insert(&admin, &new_sale)
             .expect("a new sale on adopted data");

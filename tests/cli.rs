@@ -451,3 +451,101 @@ fn verify_changes_no_byte_of_a_damaged_file() {
         &changed[..changed.len().min(10)]
     );
 }
+
+#[test]
+fn tenant_settings_sets_a_standalone_nodes_settings_and_refuses_bad_ones_changing_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = db_arg(dir.path());
+    ok(&["init", "--db", &db]);
+    ok(&[
+        "tenant", "add", "--db", &db, "--id", "caps", "--name", "Caps",
+    ]);
+    let show = || -> serde_json::Value {
+        serde_json::from_str(&ok(&[
+            "tenant", "show", "--db", &db, "--id", "caps", "--json",
+        ]))
+        .expect("JSON")
+    };
+    let mut settings = show()["settings"].clone();
+    settings["brand_name"] = "Caps Automotive".into();
+    settings["locale"] = "de-DE".into();
+    settings["currency"] = "EUR".into();
+    settings["features"] = serde_json::json!({"gift_cards": false});
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, settings.to_string()).expect("write");
+    let out = ok(
+        &["tenant", "settings", "--db", &db, "--id", "caps", "--file"]
+            .into_iter()
+            .chain([good.to_str().expect("utf-8 path"), "--json"])
+            .collect::<Vec<_>>(),
+    );
+    let printed: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(printed["settings"]["brand_name"], "Caps Automotive");
+    let stored = show();
+    assert_eq!(stored["settings"], settings);
+    let text = ok(&["tenant", "show", "--db", &db, "--id", "caps"]);
+    assert!(text.contains("gift_cards off"), "{text}");
+
+    // Each bad input: exit 2, a reason on stderr, nothing on stdout, the settings unchanged.
+    let mut typo = settings.clone();
+    typo["features"] = serde_json::json!({"giftcards": false});
+    let mut bad_locale = settings.clone();
+    bad_locale["locale"] = "German".into();
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        ("bad JSON", "{\"brand_name\": ".into(), "caps", "malformed"),
+        (
+            "unknown switch",
+            typo.to_string(),
+            "caps",
+            "unknown feature switch \"giftcards\"",
+        ),
+        (
+            "bad locale",
+            bad_locale.to_string(),
+            "caps",
+            "locale \"German\"",
+        ),
+        ("unknown tenant", settings.to_string(), "nobody", "nobody"),
+        (
+            "bad tenant id",
+            settings.to_string(),
+            "Not A Slug",
+            "Not A Slug",
+        ),
+    ];
+    for (what, body, tenant, says) in cases {
+        let file = dir.path().join("bad.json");
+        std::fs::write(&file, body).expect("write");
+        let o = pos_node(&[
+            "tenant",
+            "settings",
+            "--db",
+            &db,
+            "--id",
+            tenant,
+            "--file",
+            file.to_str().expect("utf-8 path"),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{what}: {}", stdout(&o));
+        assert!(stderr(&o).contains(says), "{what}: {}", stderr(&o));
+        assert_eq!(show(), stored, "{what} changed the tenant");
+    }
+    let missing = pos_node(&[
+        "tenant",
+        "settings",
+        "--db",
+        &db,
+        "--id",
+        "caps",
+        "--file",
+        "/nonexistent/s.json",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("cannot read"),
+        "{}",
+        stderr(&missing)
+    );
+    assert_eq!(show(), stored);
+}

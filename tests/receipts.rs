@@ -10,11 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pos_tenancy::catalog::{Customer, Device, Product};
+use pos_tenancy::catalog::{Customer, Device, Product, Sale};
 use pos_tenancy::pos::{Checkout, LineItem, Pos, Refund, RefundTender, Tender};
-use pos_tenancy::receipt::{MoneyFormat, PaperWidth, ReceiptDocument, ReceiptFormat};
+use pos_tenancy::receipt::{BrandSource, MoneyFormat, PaperWidth, ReceiptDocument, ReceiptFormat};
+use pos_tenancy::testkit::sync::World;
 use pos_tenancy::{
-    Actor, Error, NewTenant, RowId, Store, TaxRate, Tenant, TenantAccess, TenantSettings, Timestamp,
+    Actor, Error, Json, NewTenant, RowId, Store, TaxRate, Tenant, TenantAccess, TenantSettings,
+    Timestamp,
 };
 
 type R<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -29,6 +31,9 @@ struct Brand {
     footer: &'static str,
     locale: &'static str,
     currency: &'static str,
+    time_zone: Option<&'static str>,
+    /// Tax rates by name, in parts per million; each brand's add up to 8 %.
+    taxes: &'static [(&'static str, u32)],
 }
 
 const BRANDS: &[Brand] = &[
@@ -39,6 +44,8 @@ const BRANDS: &[Brand] = &[
         footer: "Thank you for your business!\nReturns within 30 days with this receipt.",
         locale: "en-US",
         currency: "USD",
+        time_zone: Some("America/Los_Angeles"),
+        taxes: &[("State tax", 62_500), ("County tax", 17_500)],
     },
     Brand {
         tenant: "nordlicht",
@@ -47,6 +54,8 @@ const BRANDS: &[Brand] = &[
         footer: "Vielen Dank für Ihren Einkauf!",
         locale: "de-DE",
         currency: "EUR",
+        time_zone: Some("Europe/Berlin"),
+        taxes: &[("MwSt.", 80_000)],
     },
     Brand {
         tenant: "tokyo",
@@ -55,6 +64,8 @@ const BRANDS: &[Brand] = &[
         footer: "ご来店ありがとうございました",
         locale: "ja-JP",
         currency: "JPY",
+        time_zone: Some("Asia/Tokyo"),
+        taxes: &[("消費税", 80_000)],
     },
 ];
 
@@ -64,10 +75,13 @@ fn settings(b: &Brand) -> TenantSettings {
     s.receipt_footer = b.footer.into();
     s.locale = b.locale.into();
     s.currency = b.currency.into();
-    s.tax_rates.push(TaxRate {
-        name: "VAT".into(),
-        rate_ppm: 80_000,
-    });
+    s.time_zone = b.time_zone.map(String::from);
+    for (name, rate_ppm) in b.taxes {
+        s.tax_rates.push(TaxRate {
+            name: (*name).into(),
+            rate_ppm: *rate_ppm,
+        });
+    }
     s
 }
 
@@ -291,7 +305,6 @@ fn the_sale_receipt_shows_every_line_tender_change_and_points() -> R {
         "Points earned",
         "Points balance",
         "Thank you for your business!",
-        "UTC",
     ] {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
     }
@@ -344,6 +357,8 @@ fn html_escapes_a_brand_with_a_script_and_has_no_script() -> R {
         footer: "<img src=x onerror=alert(1)>",
         locale: "en-US",
         currency: "USD",
+        time_zone: None,
+        taxes: &[("VAT", 80_000)],
     };
     let store = store_with(&b)?;
     let t = store.tenant(&b.tenant.parse()?)?;
@@ -369,6 +384,8 @@ fn a_control_character_in_a_brand_never_reaches_the_printer() -> R {
         footer: "",
         locale: "en-US",
         currency: "USD",
+        time_zone: None,
+        taxes: &[("VAT", 80_000)],
     };
     let store = store_with(&b)?;
     let t = store.tenant(&b.tenant.parse()?)?;
@@ -389,23 +406,134 @@ fn a_control_character_in_a_brand_never_reaches_the_printer() -> R {
 }
 
 #[test]
-fn a_reprint_after_the_brand_changed_shows_the_current_brand_as_documented() -> R {
+fn a_reprint_after_the_brand_changed_shows_the_brand_in_force_when_the_sale_was_made() -> R {
     let b = &BRANDS[0];
     let store = store_with(b)?;
     let t = store.tenant(&b.tenant.parse()?)?;
     let (sale, admin, _) = big_sale(&t, b)?;
-    let before = t.receipt(sale, &ReceiptFormat::Html)?;
+    let mut before = Vec::new();
+    for (_, format) in formats() {
+        before.push(t.receipt(sale, &format)?);
+    }
+    let mut s = t.settings()?;
+    s.brand_name = "Caps Auto Group".into();
+    s.receipt_header = "New HQ, 1 Main St".into();
+    s.receipt_footer = "See you soon".into();
+    s.locale = "de-DE".into();
+    t.update_settings(&admin, &s)?;
+    for ((name, format), before) in formats().into_iter().zip(before) {
+        assert_eq!(
+            t.receipt(sale, &format)?,
+            before,
+            "{name} changed on reprint"
+        );
+    }
+    let doc = t.receipt_document(sale)?;
+    assert_eq!(doc.brand_source, BrandSource::Sale);
+    assert_eq!(
+        (doc.brand_name.as_str(), doc.locale.as_str()),
+        ("Caps Automotive", "en-US")
+    );
+    // A sale made after the change is printed under the new brand.
+    let second = t
+        .checkout(
+            &admin,
+            &Checkout::new()
+                .line(LineItem::service("Fitting labour", 1_000, 3_000, false))
+                .tender(Tender::Cash {
+                    tendered_minor: 3_000,
+                }),
+        )?
+        .sale
+        .id;
+    let text = String::from_utf8(t.receipt(second, &ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+    assert!(
+        text.contains("Caps Auto Group") && text.contains("See you soon"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_sale_that_kept_no_brand_is_printed_with_todays_settings_and_says_so() -> R {
+    let b = &BRANDS[0];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let (sale, admin, _) = big_sale(&t, b)?;
+    // A sale written without a copy (as sales made before migration V9 are), and one whose
+    // copy is not a brand (a terminal of another version could send anything).
+    let kept: Sale = t.get(sale)?.ok_or("sale")?;
+    let bare = Sale {
+        id: RowId::new(),
+        number: "OLD-1".into(),
+        receipt_brand: None,
+        ..kept.clone()
+    };
+    let odd = Sale {
+        id: RowId::new(),
+        number: "ODD-1".into(),
+        receipt_brand: Some(Json(serde_json::json!({"brand": 7}))),
+        ..kept
+    };
+    t.insert(&admin, &bare)?;
+    t.insert(&admin, &odd)?;
     let mut s = t.settings()?;
     s.brand_name = "Caps Auto Group".into();
     t.update_settings(&admin, &s)?;
-    let after = String::from_utf8(t.receipt(sale, &ReceiptFormat::Html)?)?;
-    // The sale keeps no copy of the brand (see the receipt module's docs): a reprint uses the
-    // settings in force when it is printed. Everything else is the same.
-    assert!(after.contains("Caps Auto Group"));
+    for id in [bare.id, odd.id] {
+        let doc = t.receipt_document(id)?;
+        assert_eq!(doc.brand_source, BrandSource::Settings);
+        let text = String::from_utf8(doc.render(&ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+        assert!(text.contains("Caps Auto Group"), "{text}");
+        assert!(
+            text.contains("Brand as of printing: sale kept none"),
+            "{text}"
+        );
+    }
+    // The sale that kept its copy says nothing of the kind.
+    let text = String::from_utf8(t.receipt(sale, &ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+    assert!(!text.contains("as of printing"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_sale_synced_to_another_terminal_prints_there_as_it_did_where_it_was_made() -> R {
+    let mut world = World::builder(18).tenant("caps", 2).build()?;
+    let admin = world.admin("caps")?;
+    let (a, b) = (world.terminal("caps", 0), world.terminal("caps", 1));
+    let plug = world.product(a, &admin, "SP-7", 899, 5_000)?;
+    let id: pos_tenancy::TenantId = "caps".parse()?;
+    let till_a = world.store(a).tenant(&id)?;
+    let mut s = till_a.settings()?;
+    s.brand_name = "Caps Automotive".into();
+    s.receipt_footer = "Thank you!".into();
+    till_a.update_settings(&admin, &s)?;
+    let sale = till_a
+        .checkout(
+            &admin,
+            &Checkout::new()
+                .line(LineItem::product(plug, 1_000))
+                .tender(Tender::Cash {
+                    tendered_minor: 1_000,
+                }),
+        )?
+        .sale
+        .id;
+    let printed = till_a.receipt(sale, &ReceiptFormat::Text(PaperWidth::Cols42))?;
+    world.quiesce()?;
+    let till_b = world.store(b).tenant(&id)?;
+    let me = till_b.actor(admin.user_id())?;
+    let mut s = till_b.settings()?;
+    s.brand_name = "Caps Auto Group".into();
+    s.receipt_footer = "Bye".into();
+    s.locale = "de-DE".into();
+    till_b.update_settings(&me, &s)?;
+    let reprinted = till_b.receipt(sale, &ReceiptFormat::Text(PaperWidth::Cols42))?;
     assert_eq!(
-        String::from_utf8(before)?.replace("Caps Automotive", "Caps Auto Group"),
-        after
+        String::from_utf8(reprinted)?,
+        String::from_utf8(printed.clone())?
     );
+    assert!(String::from_utf8(printed)?.contains("Caps Automotive"));
     Ok(())
 }
 
@@ -541,5 +669,120 @@ fn a_void_receipt_shows_void_the_original_number_and_every_tender_given_back() -
     ] {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
     }
+    Ok(())
+}
+
+/// The amount at the right of the text line whose label is `label`.
+fn amount_of<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(label)?;
+        rest.starts_with("  ").then(|| rest.trim_start())
+    })
+}
+
+#[test]
+fn tax_is_one_line_per_rate_and_the_rate_lines_add_up_to_the_sales_tax() -> R {
+    let b = &BRANDS[0];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let (sale, _, _) = big_sale(&t, b)?;
+    let doc = t.receipt_document(sale)?;
+    assert_eq!(doc.tax_minor, 10_020);
+    let text = String::from_utf8(doc.render(&ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+    // 10,020 split 62,500 : 17,500 is 7,828.125 and 2,191.875: the larger remainder gets the
+    // cent, so 7,828 + 2,192 = 10,020.
+    assert_eq!(
+        amount_of(&text, "State tax 6.25%"),
+        Some("$78.28"),
+        "{text}"
+    );
+    assert_eq!(
+        amount_of(&text, "County tax 1.75%"),
+        Some("$21.92"),
+        "{text}"
+    );
+    assert_eq!(amount_of(&text, "Tax"), None, "{text}");
+    // A sale that kept no copy does not know its rates: one line.
+    let mut plain = doc.clone();
+    plain.tax_rates.clear();
+    let text = String::from_utf8(plain.render(&ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+    assert_eq!(amount_of(&text, "Tax"), Some("$100.20"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_refund_names_the_tax_rates_of_its_sale_even_after_they_changed() -> R {
+    let b = &BRANDS[0];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let (sale, admin, lines) = big_sale(&t, b)?;
+    let mut s = t.settings()?;
+    s.tax_rates = vec![TaxRate {
+        name: "Sales tax".into(),
+        rate_ppm: 95_000,
+    }];
+    t.update_settings(&admin, &s)?;
+    let refund = t.refund(
+        &admin,
+        &Refund::new(sale, "Wrong viscosity")
+            .line(lines[1], 1_000)
+            .tender(RefundTender::Cash { amount_minor: 971 }),
+    )?;
+    let doc = t.receipt_document(refund.sale.id)?;
+    let names: Vec<&str> = doc.tax_rates.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["State tax", "County tax"]);
+    let text = String::from_utf8(doc.render(&ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+    // 72 cents of tax back: 56.25 and 15.75, the larger remainder taking the cent.
+    assert_eq!(
+        amount_of(&text, "State tax 6.25%"),
+        Some("-$0.56"),
+        "{text}"
+    );
+    assert_eq!(
+        amount_of(&text, "County tax 1.75%"),
+        Some("-$0.16"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_time_of_sale_is_given_in_the_stores_time_zone_or_in_utc_saying_so() -> R {
+    let mut seen = Vec::new();
+    for b in BRANDS {
+        let store = store_with(b)?;
+        let t = store.tenant(&b.tenant.parse()?)?;
+        let (sale, _, _) = big_sale(&t, b)?;
+        let mut doc = fixed(t.receipt_document(sale)?);
+        let text = String::from_utf8(doc.render(&ReceiptFormat::Text(PaperWidth::Cols48))?)?;
+        seen.push(
+            text.lines()
+                .find(|l| l.starts_with("Date: "))
+                .map(String::from),
+        );
+        doc.time_zone = None;
+        let text = String::from_utf8(doc.render(&ReceiptFormat::Text(PaperWidth::Cols48))?)?;
+        assert!(text.contains("Date: 2026-03-14 09:26 UTC"), "{text}");
+    }
+    // 09:26 UTC on 14 March 2026: California is on daylight time since 8 March, Berlin not
+    // until 29 March, Tokyo never.
+    assert_eq!(
+        seen,
+        [
+            Some("Date: 2026-03-14 02:26 PDT".to_owned()),
+            Some("Date: 2026-03-14 10:26 CET".to_owned()),
+            Some("Date: 2026-03-14 18:26 JST".to_owned()),
+        ]
+    );
+    let mut s = TenantSettings::new("Caps");
+    s.time_zone = Some("Europe/Hamburg".into());
+    assert_eq!(
+        s.validate(),
+        Err(pos_tenancy::SettingsError::TimeZone(
+            "Europe/Hamburg".into()
+        ))
+    );
+    s.time_zone = Some("Europe/Berlin".into());
+    assert_eq!(s.validate(), Ok(()));
     Ok(())
 }

@@ -295,6 +295,11 @@ catalog! {
         /// Note.
         #[len(..=4000)]
         note: Option<String>,
+        /// What the receipt shows of the tenant's settings as they were when the sale was made
+        /// (a [`crate::ReceiptBrand`]: brand, header, footer, locale, tax rates), so a reprint
+        /// shows them and not the settings of the day. NULL for sales made before the column
+        /// existed (migration V9), adopted, or synced from a terminal that does not write it.
+        receipt_brand: Option<Json>,
     }
 
     /// A line of a sale.

@@ -562,6 +562,7 @@ pub(crate) fn write_sale(
         total_minor: priced.total,
         sold_at: ctx.now,
         note,
+        receipt_brand: ctx.settings.receipt_brand().to_json(),
     };
     s.append(actor, &sale)?;
     let mut lines = Vec::with_capacity(priced.lines.len());

@@ -632,9 +632,10 @@ pub trait Pos: TenantAccess {
     }
 
     /// The receipt of a sale, a refund or a void in `format` (text, ESC/POS or HTML), rendered
-    /// from the stored rows alone and the tenant's settings; writes nothing, so it reprints at
-    /// any time. The brand, header, footer and locale are the settings' **as they are now**
-    /// (the sale keeps no copy of them): see [`crate::receipt`] for what a reprint shows.
+    /// from the stored rows alone; writes nothing, so it reprints at any time. The brand,
+    /// header, footer and locale are those in force when the sale was made (the copy it keeps,
+    /// [`crate::ReceiptBrand`]), or today's settings, said on the receipt, for a sale that
+    /// keeps none: see [`crate::receipt`] for what a reprint shows.
     /// A refund or void shows negative figures, "REFUND" or "VOID" and the original receipt
     /// number. Fails with [`crate::Error::NotFound`] for a sale the tenant does not have.
     /// Only with the `receipts` feature (on by default).

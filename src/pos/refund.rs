@@ -74,7 +74,7 @@ use crate::catalog::{
     LoyaltyTransaction, PaymentMethod, PromotionUse, Sale, SaleLine, SalePayment, SaleReversal,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::settings::{BusinessRules, Role};
+use crate::tenant::settings::{BusinessRules, ReceiptBrand, Role};
 use crate::tenant::{Actor, Scope};
 use crate::Result;
 
@@ -520,6 +520,15 @@ fn write_reversal(
     let discount = sum(parts.iter().map(|p| p.discount))?;
     let tax = sum(parts.iter().map(|p| p.tax))?;
     let total = sum(parts.iter().map(Part::total))?;
+    // The reversal's receipt is printed now, under today's brand; its tax mirrors what the
+    // original charged, so the rates it names are the original's.
+    let mut brand = s.tenant_settings()?.receipt_brand();
+    brand.tax_rates = original
+        .receipt_brand
+        .as_ref()
+        .and_then(ReceiptBrand::from_json)
+        .map(|b| b.tax_rates)
+        .unwrap_or_default();
     let sale = Sale {
         id,
         number: receipt_number("R", id),
@@ -534,6 +543,7 @@ fn write_reversal(
         total_minor: -total,
         sold_at: now,
         note: Some(reason.to_owned()),
+        receipt_brand: brand.to_json(),
     };
     s.append(actor, &sale)?;
     let mut lines = Vec::with_capacity(parts.len());

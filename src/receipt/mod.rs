@@ -8,24 +8,34 @@
 //! columns), ESC/POS bytes, or self-contained HTML ([`ReceiptFormat`]). Nothing is written, so a
 //! receipt can be printed again at any time, and the same rows always give the same bytes.
 //!
-//! **What a reprint uses.** The figures, texts of the lines, payments, cashier, terminal,
-//! receipt numbers and the time of sale come from the sale's own rows and never change (the
-//! sale is a document: written once, amended only by new rows). The brand name, receipt header
-//! and footer, locale and currency *format* come from the tenant's settings **as they are when
-//! the receipt is printed**: the `sales` table keeps no copy of them, so a receipt reprinted
-//! after the brand changed shows the new brand. Keeping the old one needs a snapshot of those
-//! texts on each sale (a new column and a migration, and a sync-protocol field for the
-//! document), which this module does not add. The amount's currency is always the sale's own
+//! **What a reprint uses.** The figures, texts of the lines, payments, receipt numbers and the
+//! time of sale come from the sale's own rows and never change (the sale is a document: written
+//! once, amended only by new rows). The brand name, receipt header and footer and locale come
+//! from the copy of the settings each sale keeps ([`crate::ReceiptBrand`], the
+//! `sales.receipt_brand` column, written when the sale is made and synced with it), so a
+//! receipt reprinted after a rebrand, on any terminal, shows the brand it was first printed
+//! with. A sale that keeps no copy (made before migration V9, adopted, or synced from a
+//! terminal that does not write one) is printed with the settings of the day, and the receipt
+//! says so in a line of its own ([`BrandSource::Settings`]). A refund or void is a sale of its
+//! own, made under the brand of its day. The amount's currency is always the sale's own
 //! (`sales.currency`), only its symbol and separators follow the locale. A cashier's or
-//! terminal's name is read from their row as it is now, for the same reason.
+//! terminal's name is read from their row as it is now: people and tills are renamed rarely,
+//! and copying them onto every sale would not be worth its bytes.
 //!
 //! **Figures.** Lines show their amount before tax (quantity × unit price), and a discount under
-//! the line when it has one, so the lines add up to the subtotal; tax is one line of the sale's
-//! tax (the rows keep no split by rate). Gift card and loyalty balances are the balance just
-//! after the sale: the sum of the ledger rows written at or before the sale's time (a row
-//! another terminal wrote earlier offline and synced later counts too).
+//! the line when it has one, so the lines add up to the subtotal. Tax is one line per rate the
+//! sale's copy names (`VAT 8%`): a checkout charges the sum of the tenant's rates on each taxed
+//! line, rounded once per line, and the rows keep that one figure per line, so each rate's line
+//! is the sale's tax split in proportion to the rates, by largest remainder, and the rate lines
+//! add up to the stored tax to the minor unit. A sale whose copy names no rates (or that kept
+//! no copy) shows one `Tax` line. Gift card and loyalty balances are the balance just after
+//! the sale: the sum of the ledger rows written at or before the sale's time (a row another
+//! terminal wrote earlier offline and synced later counts too).
 //!
-//! **Times** are printed in UTC and say so: the tenant's settings hold no time zone.
+//! **Times** are given in the store's time zone as the sale's copy names it
+//! ([`crate::TenantSettings::time_zone`]), with its abbreviation (`2026-03-14 10:26 CET`),
+//! converted by the tz database bundled with the crate (jiff); in UTC, saying so, when none is
+//! set. Dates are written year-month-day in every locale.
 //!
 //! Only with the `receipts` feature (on by default): ICU4X's CLDR data is most of its compile
 //! time, and a terminal that prints no receipts leaves it out.
@@ -43,7 +53,7 @@ use crate::catalog::{
     Device, GiftCard, LoyaltyAccount, PaymentMethod, Sale, SaleLine, SalePayment, User,
 };
 use crate::ids::{RowId, Timestamp};
-use crate::tenant::settings::TenantSettings;
+use crate::tenant::settings::{ReceiptBrand, TaxRate, TenantSettings};
 use crate::tenant::Scope;
 use crate::Result;
 
@@ -188,19 +198,40 @@ pub struct ReceiptLoyalty {
     pub balance: i64,
 }
 
+/// Where a receipt's brand, header, footer and locale come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BrandSource {
+    /// The copy the sale keeps of the settings in force when it was made
+    /// ([`crate::ReceiptBrand`]): a reprint shows what the first print showed.
+    Sale,
+    /// The tenant's settings as they are when the receipt is printed: the sale keeps no copy
+    /// (made before migration V9, adopted from a legacy store, or synced from a terminal that
+    /// does not write one, or its copy could not be read). The receipt says so.
+    Settings,
+}
+
 /// Everything a receipt shows, read from the stored rows
 /// ([`crate::pos::Pos::receipt_document`]) and the tenant's settings. Public so an application
 /// can lay out its own receipt, and so tests can fix the time of sale.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReceiptDocument {
-    /// The brand name (current settings).
+    /// The brand name (see [`ReceiptDocument::brand_source`]).
     pub brand_name: String,
-    /// The receipt header (current settings).
+    /// The receipt header.
     pub header: String,
-    /// The receipt footer (current settings).
+    /// The receipt footer.
     pub footer: String,
-    /// The locale money and quantities are written in (current settings).
+    /// The locale money and quantities are written in.
     pub locale: String,
+    /// Whether brand, header, footer and locale are the sale's own copy or today's settings.
+    pub brand_source: BrandSource,
+    /// The tax rates the sale's taxed lines were charged at (its copy's); empty when it kept
+    /// none, and then the receipt shows one line of tax.
+    pub tax_rates: Vec<TaxRate>,
+    /// The IANA time zone the time of sale is given in; UTC when `None` or unknown.
+    pub time_zone: Option<String>,
     /// The sale's currency.
     pub currency: String,
     /// The receipt number.
@@ -330,11 +361,29 @@ impl ReceiptDocument {
             }
             None => None,
         };
+        let (brand, brand_source) = match sale
+            .receipt_brand
+            .as_ref()
+            .and_then(ReceiptBrand::from_json)
+        {
+            Some(kept) => (kept, BrandSource::Sale),
+            // Which rates the sale was taxed at is not known: today's could differ.
+            None => (
+                ReceiptBrand {
+                    tax_rates: Vec::new(),
+                    ..settings.receipt_brand()
+                },
+                BrandSource::Settings,
+            ),
+        };
         Ok(Self {
-            brand_name: settings.brand_name.clone(),
-            header: settings.receipt_header.clone(),
-            footer: settings.receipt_footer.clone(),
-            locale: settings.locale.clone(),
+            brand_name: brand.brand_name,
+            header: brand.receipt_header,
+            footer: brand.receipt_footer,
+            locale: brand.locale,
+            brand_source,
+            tax_rates: brand.tax_rates,
+            time_zone: brand.time_zone,
             currency: sale.currency,
             number: sale.number,
             status: sale.status,

@@ -6,6 +6,7 @@ use fixed_decimal::Decimal;
 use icu_decimal::DecimalFormatter;
 use icu_experimental::dimension::currency::formatter::CurrencyFormatter;
 use icu_experimental::dimension::currency::CurrencyType;
+use icu_experimental::dimension::percent::formatter::PercentFormatter;
 use icu_locale_core::Locale;
 
 use super::ReceiptError;
@@ -15,6 +16,7 @@ use crate::pos::money::minor_per_major;
 pub struct MoneyFormat {
     currency: CurrencyFormatter<DecimalFormatter>,
     number: DecimalFormatter,
+    percent: PercentFormatter<DecimalFormatter>,
     /// Decimal places of a minor unit (2 for USD, 0 for JPY).
     scale: i16,
 }
@@ -45,11 +47,19 @@ impl MoneyFormat {
                 reason: e.to_string(),
             }
         })?;
+        let percent =
+            PercentFormatter::try_new((&loc).into(), Default::default()).map_err(|e| {
+                ReceiptError::LocaleData {
+                    locale: locale.to_owned(),
+                    reason: e.to_string(),
+                }
+            })?;
         // minor_per_major is a power of ten (1, 100, 1000, 10000): its digits less one.
         let scale = i16::try_from(minor_per_major(currency).to_string().len() - 1).unwrap_or(2);
         Ok(Self {
             currency: fmt,
             number,
+            percent,
             scale,
         })
     }
@@ -60,6 +70,14 @@ impl MoneyFormat {
         d.absolute.multiply_pow10(-self.scale);
         let text = self.currency.format_fixed_decimal(&d).to_string();
         text
+    }
+
+    /// A rate in parts per million as a percentage, without trailing zeros: `8%`, `8,875 %`.
+    pub fn percent(&self, ppm: u32) -> String {
+        let mut d = Decimal::from(ppm);
+        d.absolute.multiply_pow10(-4);
+        d.absolute.trim_end();
+        self.percent.format(&d).to_string()
     }
 
     /// A quantity in thousandths, without trailing zeros: `2`, `1.5`, `1,5`.

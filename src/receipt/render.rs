@@ -4,7 +4,7 @@
 
 use unicode_width::UnicodeWidthChar;
 
-use super::{MoneyFormat, ReceiptDocument};
+use super::{BrandSource, MoneyFormat, ReceiptDocument};
 use crate::catalog::PaymentMethod;
 
 /// A row of the layout.
@@ -51,6 +51,68 @@ fn method_label(method: PaymentMethod) -> &'static str {
     }
 }
 
+/// The time of sale in the store's time zone with its abbreviation, or in UTC saying so when
+/// the sale names no zone (or one the bundled tz database does not know).
+fn sold_at(doc: &ReceiptDocument) -> String {
+    if let Some(zone) = &doc.time_zone {
+        if let (Ok(tz), Ok(ts)) = (
+            jiff::tz::TimeZone::get(zone),
+            jiff::Timestamp::from_millisecond(doc.sold_at.as_millis()),
+        ) {
+            return ts
+                .to_zoned_datetime(tz)
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string();
+        }
+    }
+    doc.sold_at
+        .as_datetime()
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string()
+}
+
+/// The tax lines: one per rate the sale's copy names, each its share of the sale's tax in
+/// proportion to the rates (largest remainder, earlier rate first on a tie), so they add up
+/// to the stored tax exactly; or one `Tax` line when no rate is named or there is no tax.
+fn tax_lines(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<(String, i64)> {
+    let total_ppm: u128 = doc.tax_rates.iter().map(|r| u128::from(r.rate_ppm)).sum();
+    if total_ppm == 0 || doc.tax_minor == 0 {
+        return vec![("Tax".to_owned(), doc.tax_minor)];
+    }
+    let tax = u128::from(doc.tax_minor.unsigned_abs());
+    let mut shares: Vec<(u128, u128)> = doc
+        .tax_rates
+        .iter()
+        .map(|r| {
+            let exact = tax * u128::from(r.rate_ppm);
+            (exact / total_ppm, exact % total_ppm)
+        })
+        .collect();
+    let mut left = tax - shares.iter().map(|(q, _)| q).sum::<u128>();
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    order.sort_by(|&a, &b| shares[b].1.cmp(&shares[a].1).then(a.cmp(&b)));
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        shares[i].0 += 1;
+        left -= 1;
+    }
+    let sign = doc.tax_minor.signum();
+    doc.tax_rates
+        .iter()
+        .zip(shares)
+        .map(|(r, (share, _))| {
+            // A share never exceeds the tax, which is an i64.
+            let amount = i64::try_from(share).unwrap_or(i64::MAX) * sign;
+            (
+                format!("{} {}", clean(&r.name), money.percent(r.rate_ppm)),
+                amount,
+            )
+        })
+        .collect()
+}
+
 /// Everything below the brand, in order.
 fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
     let mut rows = Vec::new();
@@ -71,13 +133,13 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
         };
         rows.push(Row::Left(format!("{what}: {}", clean(original))));
     }
-    rows.push(Row::Left(format!(
-        "Date: {}",
-        doc.sold_at.as_datetime().format("%Y-%m-%d %H:%M UTC")
-    )));
+    rows.push(Row::Left(format!("Date: {}", sold_at(doc))));
     rows.push(Row::Left(format!("Cashier: {}", clean(&doc.cashier))));
     if let Some(t) = &doc.terminal {
         rows.push(Row::Left(format!("Terminal: {}", clean(t))));
+    }
+    if doc.brand_source == BrandSource::Settings {
+        rows.push(Row::Left("Brand as of printing: sale kept none".to_owned()));
     }
     if doc.reverses.is_some() {
         if let Some(note) = &doc.note {
@@ -117,11 +179,9 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
             false,
         ));
     }
-    rows.push(Row::Pair(
-        "Tax".to_owned(),
-        money.money(doc.tax_minor),
-        false,
-    ));
+    for (label, amount) in tax_lines(doc, money) {
+        rows.push(Row::Pair(label, money.money(amount), false));
+    }
     rows.push(Row::Pair(
         "TOTAL".to_owned(),
         money.money(doc.total_minor),

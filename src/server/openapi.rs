@@ -89,6 +89,8 @@ mod tests {
             rate_ppm: 60_000,
         });
         settings.features.insert("loyalty".into(), true);
+        // Written only when set (settings without one keep their old JSON).
+        settings.time_zone = Some("Europe/Berlin".into());
         assert_eq!(schema_keys::<TenantSettings>(), json_keys(&settings));
         let domain = serde_json::to_value(&settings.domain).expect("json");
         assert_eq!(domain["kind"], "custom");

@@ -12,7 +12,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::Store;
 use crate::error::Error;
 use crate::ids::{Json, TenantId, Timestamp};
-use crate::tenant::settings::{NewTenant, Plan, PlanLimits, TenantInfo, TenantStatus};
+use crate::tenant::settings::{
+    NewTenant, Plan, PlanLimits, TenantInfo, TenantSettings, TenantStatus,
+};
 use crate::tenant::Tenant;
 use crate::Result;
 
@@ -73,6 +75,34 @@ impl Store {
                     )
                     .map_err(|e| Error::on_table("tenants", e)),
             }
+        })
+    }
+
+    /// Replaces a tenant's white-label and business settings, with an audit row (no actor: the
+    /// node's operator, as `pos-node tenant settings` runs it). Validated first exactly as
+    /// `pos-central` validates them ([`TenantSettings::validate`]: an unknown feature switch
+    /// is refused by name); nothing is written when they are invalid or the tenant is unknown.
+    /// For a standalone node: on a synced one, the settings `pos-central` serves replace these
+    /// at the next sync round.
+    pub fn set_tenant_settings(
+        &self,
+        id: &TenantId,
+        settings: &TenantSettings,
+    ) -> Result<TenantInfo> {
+        settings.validate()?;
+        let json = Json(
+            serde_json::to_value(settings).map_err(|e| Error::InvalidPayload {
+                table: "tenants",
+                reason: e.to_string(),
+            })?,
+        );
+        let detail = serde_json::json!({ "brand_name": settings.brand_name });
+        self.update_registry(id, "settings", detail, |tx, now| {
+            tx.execute(
+                "UPDATE tenants SET settings = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, json, now],
+            )
+            .map_err(|e| Error::on_table("tenants", e))
         })
     }
 

@@ -293,6 +293,9 @@ pub enum SettingsError {
     /// Not a language tag such as `en` or `en-US`.
     #[error("locale {0:?} is not a language tag like \"en\" or \"en-US\"")]
     Locale(String),
+    /// Not a time zone of the IANA tz database.
+    #[error("time zone {0:?} is not an IANA time zone name like \"Europe/Berlin\"")]
+    TimeZone(String),
     /// A tax rate outside 0 to 100 %, or a duplicate or empty name.
     #[error("tax rate {name:?}: {reason}")]
     TaxRate {
@@ -392,6 +395,10 @@ pub struct TenantSettings {
     pub currency: String,
     /// Language tag for formatting (`en-US`).
     pub locale: String,
+    /// The store's time zone, an IANA name (`Europe/Berlin`), in which receipts give the time
+    /// of sale; UTC when not set. Checked against the tz database bundled with the crate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Taxes applied at checkout.
     #[serde(default)]
     pub tax_rates: Vec<TaxRate>,
@@ -414,6 +421,51 @@ pub struct TenantSettings {
     /// How the store's POS flows treat stock, cards, credit, loyalty and layaways.
     #[serde(default)]
     pub rules: BusinessRules,
+}
+
+/// What a receipt shows of the tenant's settings, copied onto each sale when it is made (the
+/// `receipt_brand` column of [`crate::catalog::Sale`]), so a receipt reprinted years later, on
+/// any terminal the sale synced to, shows the brand, texts, locale and tax rates in force when
+/// the sale was made, not the settings of the day it is printed.
+///
+/// Written by the POS flows ([`TenantSettings::receipt_brand`]); read leniently (fields a newer
+/// terminal adds are ignored, fields added later have defaults), since the snapshot travels
+/// with the sale to terminals of other versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptBrand {
+    /// The brand name.
+    pub brand_name: String,
+    /// The receipt header.
+    #[serde(default)]
+    pub receipt_header: String,
+    /// The receipt footer.
+    #[serde(default)]
+    pub receipt_footer: String,
+    /// The locale money, quantities and labels are written in.
+    pub locale: String,
+    /// The tax rates the sale's taxed lines were charged at. For a refund or void, its
+    /// original sale's rates (a refund mirrors the tax its sale charged); empty when the
+    /// original kept none.
+    #[serde(default)]
+    pub tax_rates: Vec<TaxRate>,
+    /// The store's time zone (IANA name) receipts give the time of sale in; UTC when none
+    /// (as a sale made before the setting existed was printed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+impl ReceiptBrand {
+    /// As the `receipt_brand` column stores it. Serializing strings and integers cannot fail;
+    /// `None` (the column's NULL, "no snapshot") would be the answer if it ever did.
+    pub(crate) fn to_json(&self) -> Option<crate::ids::Json> {
+        serde_json::to_value(self).ok().map(crate::ids::Json)
+    }
+
+    /// Read back from the `receipt_brand` column; `None` for a value that is not one (a
+    /// snapshot is data from another terminal and is never trusted to parse).
+    pub fn from_json(value: &crate::ids::Json) -> Option<Self> {
+        serde_json::from_value(value.0.clone()).ok()
+    }
 }
 
 /// A tenant's business rules for the POS flows ([`crate::pos`]). Each field has a default, so
@@ -484,6 +536,7 @@ impl TenantSettings {
             domain: None,
             currency: "USD".to_owned(),
             locale: "en-US".to_owned(),
+            time_zone: None,
             tax_rates: Vec::new(),
             receipt_header: String::new(),
             receipt_footer: String::new(),
@@ -507,6 +560,13 @@ impl TenantSettings {
     /// ```
     pub fn validate(&self) -> Result<(), SettingsError> {
         self.validate_stored()?;
+        // Not in validate_stored: a zone a newer tz database named must not make a stored
+        // tenant unreadable on a terminal with older data (its receipts fall back to UTC).
+        if let Some(zone) = &self.time_zone {
+            if jiff::tz::TimeZone::get(zone).is_err() {
+                return Err(SettingsError::TimeZone(zone.clone()));
+            }
+        }
         for name in self.features.keys() {
             if name.parse::<Feature>().is_err() {
                 return Err(SettingsError::UnknownFeature {
@@ -631,6 +691,18 @@ impl TenantSettings {
     /// Switches a feature on or off.
     pub fn set_feature(&mut self, feature: Feature, on: bool) {
         self.features.insert(feature.as_str().to_owned(), on);
+    }
+
+    /// What a sale made now keeps of these settings for its receipt ([`ReceiptBrand`]).
+    pub fn receipt_brand(&self) -> ReceiptBrand {
+        ReceiptBrand {
+            brand_name: self.brand_name.clone(),
+            receipt_header: self.receipt_header.clone(),
+            receipt_footer: self.receipt_footer.clone(),
+            locale: self.locale.clone(),
+            tax_rates: self.tax_rates.clone(),
+            time_zone: self.time_zone.clone(),
+        }
     }
 
     /// Parses settings read back from a store, checked as [`Self::validate_stored`] does.

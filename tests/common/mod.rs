@@ -283,6 +283,7 @@ pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
         total_minor: 1403,
         sold_at: now,
         note: None,
+        receipt_brand: None,
     };
     t.insert(admin, &sale)?;
     let line_id = RowId::new();

@@ -134,6 +134,10 @@ pub(crate) enum CliError {
     Backup(#[from] pos_tenancy::backup::BackupError),
     #[error(transparent)]
     TenantIo(#[from] pos_tenancy::TenantIoError),
+    #[error("invalid settings in {0}: {1}; nothing was changed")]
+    Settings(String, pos_tenancy::SettingsError),
+    #[error("cannot read {0}: {1}; nothing was changed")]
+    ReadFile(String, std::io::Error),
 }
 
 /// Opens an existing node database; read commands never create one by accident, nor turn an

@@ -1,10 +1,10 @@
 //! `pos-node tenant ...`: the tenant registry.
 
-use std::io::{self, Write};
-use std::path::PathBuf;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use pos_tenancy::{NewTenant, Plan, Store, TenantId, TenantInfo, TenantStatus};
+use pos_tenancy::{NewTenant, Plan, Store, TenantId, TenantInfo, TenantSettings, TenantStatus};
 
 use crate::output::{print, print_json, printable, write_table};
 use crate::{open_existing, CliError, Outcome};
@@ -48,6 +48,17 @@ pub(crate) enum TenantCommand {
     Cancel(Target),
     /// Offboard a tenant: export its rows, then delete every one of them from this node.
     Delete(crate::tenant_io::DeleteArgs),
+    /// Replace a standalone node's tenant settings with a JSON file (the whole settings, as
+    /// `tenant show --json` prints them under "settings"), validated as `pos-central`
+    /// validates them; nothing changes if they are invalid. On a node that syncs, the
+    /// settings `pos-central` serves replace these at the next round.
+    Settings {
+        #[command(flatten)]
+        target: Target,
+        /// The settings file, or - for standard input.
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -107,8 +118,29 @@ pub(crate) fn run(cmd: TenantCommand) -> Result<Outcome, CliError> {
         TenantCommand::Activate(t) => set_status(t, TenantStatus::Active)?,
         TenantCommand::Cancel(t) => set_status(t, TenantStatus::Cancelled)?,
         TenantCommand::Delete(args) => return crate::tenant_io::delete(args),
+        TenantCommand::Settings { target, file } => {
+            // Everything is checked before the database is opened.
+            let id: TenantId = target.id.parse()?;
+            let settings = read_settings(&file)?;
+            let store = open_existing(&target.db)?;
+            show(&store.set_tenant_settings(&id, &settings)?, target.json)?;
+        }
     }
     Ok(Outcome::Ok)
+}
+
+/// Settings from a JSON file (or standard input for `-`), parsed and validated by the same
+/// function `pos-central tenant settings` uses ([`TenantSettings::from_json`]).
+fn read_settings(file: &Path) -> Result<TenantSettings, CliError> {
+    let name = file.display().to_string();
+    let mut text = String::new();
+    let read = if file == Path::new("-") {
+        io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(file).map(|t| text = t)
+    };
+    read.map_err(|e| CliError::ReadFile(name.clone(), e))?;
+    TenantSettings::from_json(&text).map_err(|e| CliError::Settings(name, e))
 }
 
 fn set_status(t: Target, status: TenantStatus) -> Result<(), CliError> {

@@ -74,6 +74,8 @@ pub(super) const ADDED_SINCE: &[(&str, &str)] = &[
     ("pending_operations", "txn_id"),
     ("pending_operations", "base"),
     ("pending_operations", "set_aside"),
+    // V9: the brand and texts a sale's receipt shows, as they were when it was made.
+    ("sales", "receipt_brand"),
 ];
 
 /// The catalog's columns of `table` that the legacy table has, in catalog order (without `id`).

@@ -460,7 +460,7 @@ fn a_sale_that_kept_no_brand_is_printed_with_todays_settings_and_says_so() -> R 
     let store = store_with(b)?;
     let t = store.tenant(&b.tenant.parse()?)?;
     let (sale, admin, _) = big_sale(&t, b)?;
-    // A sale written without a copy (as sales made before migration V9 are), and one whose
+    // A sale written without a copy (as sales made before migration V10 are), and one whose
     // copy is not a brand (a terminal of another version could send anything).
     let kept: Sale = t.get(sale)?.ok_or("sale")?;
     let bare = Sale {

@@ -298,7 +298,7 @@ catalog! {
         /// What the receipt shows of the tenant's settings as they were when the sale was made
         /// (a [`crate::ReceiptBrand`]: brand, header, footer, locale, tax rates), so a reprint
         /// shows them and not the settings of the day. NULL for sales made before the column
-        /// existed (migration V9), adopted, or synced from a terminal that does not write it.
+        /// existed (migration V10), adopted, or synced from a terminal that does not write it.
         receipt_brand: Option<Json>,
     }
 

@@ -14,7 +14,7 @@
 //! from the copy of the settings each sale keeps ([`crate::ReceiptBrand`], the
 //! `sales.receipt_brand` column, written when the sale is made and synced with it), so a
 //! receipt reprinted after a rebrand, on any terminal, shows the brand it was first printed
-//! with. A sale that keeps no copy (made before migration V9, adopted, or synced from a
+//! with. A sale that keeps no copy (made before migration V10, adopted, or synced from a
 //! terminal that does not write one) is printed with the settings of the day, and the receipt
 //! says so in a line of its own ([`BrandSource::Settings`]). A refund or void is a sale of its
 //! own, made under the brand of its day. The amount's currency is always the sale's own
@@ -207,7 +207,7 @@ pub enum BrandSource {
     /// ([`crate::ReceiptBrand`]): a reprint shows what the first print showed.
     Sale,
     /// The tenant's settings as they are when the receipt is printed: the sale keeps no copy
-    /// (made before migration V9, adopted from a legacy store, or synced from a terminal that
+    /// (made before migration V10, adopted from a legacy store, or synced from a terminal that
     /// does not write one, or its copy could not be read). The receipt says so.
     Settings,
 }

@@ -74,7 +74,7 @@ pub(super) const ADDED_SINCE: &[(&str, &str)] = &[
     ("pending_operations", "txn_id"),
     ("pending_operations", "base"),
     ("pending_operations", "set_aside"),
-    // V9: the brand and texts a sale's receipt shows, as they were when it was made.
+    // V10: the brand and texts a sale's receipt shows, as they were when it was made.
     ("sales", "receipt_brand"),
 ];
 

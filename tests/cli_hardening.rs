@@ -684,3 +684,16 @@ fn tenant_names_and_brands_with_control_characters_are_printed_escaped() {
     assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
     assert!(out.contains("Caps\\u{1b}[2J\\u{7}"), "{out}");
 }
+
+#[test]
+fn help_that_cannot_be_written_is_an_error_and_help_to_a_closed_pipe_is_not() {
+    for bin in [NODE, CENTRAL] {
+        fails_on_a_full_disk(bin, &["--help"]);
+        fails_on_a_full_disk(bin, &["--version"]);
+        quiet_when_closed(bin, &["--help"], 0);
+        // A usage error still says what was wrong, on stderr, exit 2.
+        let out = run(bin, &["--no-such-flag"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(text(&out.stderr).contains("--no-such-flag"));
+    }
+}

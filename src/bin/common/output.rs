@@ -19,6 +19,29 @@ pub(crate) fn print(
     quiet_on_close(write(&mut out).and_then(|()| out.flush()))
 }
 
+/// The command line, or the exit code to end with: clap's own `parse` exits 0 after help it
+/// could not write (`--help > /dev/full`). Help and version go to stdout and exit 0, a closed
+/// pipe included; a usage error goes to stderr and exits 2; help that could not be written
+/// exits 2 with the reason on stderr.
+pub(crate) fn parse_args<C: clap::Parser>(program: &str) -> Result<C, std::process::ExitCode> {
+    match C::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            match quiet_on_close(e.print()) {
+                Ok(()) => Err(std::process::ExitCode::from(code)),
+                Err(write) => {
+                    let _ = writeln!(
+                        io::stderr().lock(),
+                        "{program}: error: cannot write the output: {write}"
+                    );
+                    Err(std::process::ExitCode::from(2))
+                }
+            }
+        }
+    }
+}
+
 /// A write's outcome with a closed pipe counted as done.
 pub(crate) fn quiet_on_close(result: io::Result<()>) -> io::Result<()> {
     match result {

@@ -722,7 +722,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match output::parse_args::<Cli>("pos-central") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     // The server logs what it does; admin commands only what went wrong, so their stderr
     // holds just the error line.
     let level = match cli.command {

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 #[path = "../common/output.rs"]
 mod common;
 
-pub(crate) use common::printable;
+pub(crate) use common::{parse_args, printable};
 
 use crate::CliError;
 

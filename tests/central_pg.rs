@@ -841,3 +841,183 @@ fn the_owner_migrates_and_a_serving_role_without_ddl_rights_is_told_when_migrati
     // Migrating again changes nothing and is no error.
     central(&["migrate", "--database-url", &owner]);
 }
+
+/// `url` (one of a TLS cluster's, `...@127.0.0.1:PORT/DB?sslmode=require`) with another host
+/// and sslmode.
+fn with_tls(url: &str, host: &str, sslmode: &str) -> String {
+    url.replace("@127.0.0.1:", &format!("@{host}:"))
+        .replace("sslmode=require", &format!("sslmode={sslmode}"))
+}
+
+fn path_str(p: &std::path::Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+#[test]
+fn with_sslmode_verify_full_and_the_clusters_ca_pos_central_migrates_and_serves_over_tls() {
+    let Some(cluster) = PgCluster::shared_tls() else {
+        return;
+    };
+    let ca = cluster.ca().expect("a TLS cluster's CA");
+    let ca = path_str(&ca);
+    let (owner, app) = cluster.unmigrated_database();
+    // The certificate names localhost only: verify-full connects by that name.
+    let (owner, app) = (
+        with_tls(&owner, "localhost", "verify-full"),
+        with_tls(&app, "localhost", "verify-full"),
+    );
+    central(&["migrate", "--database-url", &owner, "--database-ca", ca]);
+    central(&[
+        "tenant",
+        "add",
+        "--database-url",
+        &app,
+        "--database-ca",
+        ca,
+        "--id",
+        "caps",
+        "--name",
+        "Caps",
+    ]);
+    let secret = cluster.dir().join(format!("secret-{}", RowId::new()));
+    std::fs::write(&secret, "test-secret-that-is-long-enough-for-hs256!\n").expect("a secret");
+    let token = central(&[
+        "token",
+        "issue",
+        "--database-url",
+        &app,
+        "--database-ca",
+        ca,
+        "--tenant",
+        "caps",
+        "--device",
+        "till-1",
+        "--secret-file",
+        path_str(&secret),
+    ]);
+    let server = serve_with(&app, &secret, &["--database-ca", ca, "--pool-size", "2"]);
+    let pushed = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/tenants/caps/operations", server.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "operations": [op("caps", 1)] }))
+        .send()
+        .expect("a push");
+    assert_eq!(pushed.status(), reqwest::StatusCode::OK);
+    // The server's connections are encrypted: PostgreSQL says so of each.
+    let encrypted: i64 = cluster
+        .admin()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+             WHERE a.usename = 'pos_app' AND s.ssl",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(
+        encrypted >= 1,
+        "no encrypted connection of the server's role"
+    );
+}
+
+#[test]
+fn a_server_certificate_not_signed_by_the_given_ca_is_refused_with_a_typed_error_naming_the_flag() {
+    let Some(cluster) = PgCluster::shared_tls() else {
+        return;
+    };
+    let app = with_tls(&cluster.fresh_database(), "localhost", "verify-full");
+    let other = cluster.other_ca().expect("an unrelated CA");
+    match PgCentral::connect_with_ca(&app, 1, Some(&other)) {
+        Err(pos_tenancy::CentralError::PostgresTls { sslmode, reason }) => {
+            assert_eq!(sslmode, "verify-full");
+            assert!(
+                reason.contains("UnknownIssuer") && reason.contains("--database-ca"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected PostgresTls, got {other:?}"),
+    }
+    // Without a CA file the system's roots are trusted, and they did not sign it either.
+    assert!(matches!(
+        PgCentral::connect(&app, 1),
+        Err(pos_tenancy::CentralError::PostgresTls { .. })
+    ));
+    let secret = cluster.dir().join(format!("secret-{}", RowId::new()));
+    std::fs::write(&secret, "test-secret-that-is-long-enough-for-hs256!\n").expect("a secret");
+    let err = central_fails(&[
+        "serve",
+        "--database-url",
+        &app,
+        "--database-ca",
+        path_str(&other),
+        "--listen",
+        "127.0.0.1:0",
+        "--secret-file",
+        path_str(&secret),
+    ]);
+    assert!(
+        err.contains("TLS connection to PostgreSQL failed (sslmode=verify-full)")
+            && err.contains("not signed by a trusted CA"),
+        "{err}"
+    );
+}
+
+#[test]
+fn verify_full_refuses_a_certificate_for_another_host_name_which_verify_ca_accepts() {
+    let Some(cluster) = PgCluster::shared_tls() else {
+        return;
+    };
+    let ca = cluster.ca().expect("a TLS cluster's CA");
+    let app = cluster.fresh_database();
+    // The certificate names localhost, not 127.0.0.1.
+    let full = with_tls(&app, "127.0.0.1", "verify-full");
+    match PgCentral::connect_with_ca(&full, 1, Some(&ca)) {
+        Err(pos_tenancy::CentralError::PostgresTls { reason, .. }) => {
+            assert!(reason.contains("does not name the host"), "{reason}");
+        }
+        other => panic!("expected PostgresTls, got {other:?}"),
+    }
+    let by_ca = with_tls(&app, "127.0.0.1", "verify-ca");
+    PgCentral::connect_with_ca(&by_ca, 1, Some(&ca)).expect("verify-ca checks the CA alone");
+    // verify-ca still checks the CA.
+    let other = cluster.other_ca().expect("an unrelated CA");
+    assert!(matches!(
+        PgCentral::connect_with_ca(&by_ca, 1, Some(&other)),
+        Err(pos_tenancy::CentralError::PostgresTls { .. })
+    ));
+}
+
+#[test]
+fn sslmode_disable_against_a_server_taking_only_tls_is_refused_with_a_typed_error() {
+    let Some(cluster) = PgCluster::shared_tls() else {
+        return;
+    };
+    let app = with_tls(&cluster.fresh_database(), "127.0.0.1", "disable");
+    match PgCentral::connect(&app, 1) {
+        Err(pos_tenancy::CentralError::PostgresRefused { sslmode, reason }) => {
+            assert_eq!(sslmode, "disable");
+            assert!(
+                reason.contains("no encryption") && reason.contains("hostssl"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected PostgresRefused, got {other:?}"),
+    }
+    let err = central_fails(&["tenant", "list", "--database-url", &app]);
+    assert!(err.contains("PostgreSQL refused the connection"), "{err}");
+}
+
+#[test]
+fn sslmode_require_against_a_server_without_tls_is_refused_and_prefer_falls_back_to_plain() {
+    let Some(cluster) = PgCluster::shared() else {
+        return;
+    };
+    let app = cluster.fresh_database();
+    match PgCentral::connect(&format!("{app}?sslmode=require"), 1) {
+        Err(pos_tenancy::CentralError::PostgresTls { sslmode, reason }) => {
+            assert_eq!(sslmode, "require");
+            assert!(reason.contains("does not support TLS"), "{reason}");
+        }
+        other => panic!("expected PostgresTls, got {other:?}"),
+    }
+    PgCentral::connect(&format!("{app}?sslmode=prefer"), 1).expect("prefer connects in plain");
+}

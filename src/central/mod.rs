@@ -220,6 +220,35 @@ pub enum CentralError {
     #[cfg(feature = "postgres")]
     #[error("postgresql: {0}")]
     Postgres(#[from] ::postgres::Error),
+    /// The TLS settings of a PostgreSQL connection cannot be used: an `sslmode` this build
+    /// does not know, or a CA file (`--database-ca`) that cannot be read or holds no
+    /// certificate; nothing was done.
+    #[cfg(feature = "postgres")]
+    #[error("{0}; nothing was done")]
+    PostgresTlsSettings(String),
+    /// The TLS handshake with PostgreSQL failed: a certificate not signed by a trusted CA, or
+    /// not naming the host under `sslmode=verify-full`, or a server with TLS off under
+    /// `require`; nothing was done.
+    #[cfg(feature = "postgres")]
+    #[error(
+        "the TLS connection to PostgreSQL failed (sslmode={sslmode}): {reason}; nothing was done"
+    )]
+    PostgresTls {
+        /// The connection's `sslmode`.
+        sslmode: &'static str,
+        /// Why, and what to do about it.
+        reason: String,
+    },
+    /// PostgreSQL refused the login (its `pg_hba.conf`, a password, the role); nothing was
+    /// done.
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL refused the connection (sslmode={sslmode}): {reason}; nothing was done")]
+    PostgresRefused {
+        /// The connection's `sslmode`.
+        sslmode: &'static str,
+        /// The server's reason, and what to do about it.
+        reason: String,
+    },
     /// Every connection of the pool stayed in use for as long as a caller waits; nothing was
     /// done (`PgCentral`: a larger pool, or fewer concurrent requests).
     #[error("all {size} database connections stayed busy for {waited:?}; nothing was done")]

@@ -17,14 +17,18 @@
 //! advisory lock so that two migrating at once do not migrate twice, as a role allowed to create
 //! tables; [`PgCentral::connect`] only checks its version, so the server can run as a role with
 //! no right to change the schema.
+//!
+//! TLS (`tls.rs`): libpq's `sslmode` in the connection string, with rustls and the system's
+//! roots or a CA file given by the caller.
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
+use postgres::{Client, GenericClient, IsolationLevel, Row, Transaction};
 
 use super::{
     check_batch, check_limits, check_page_limit, check_status_change, CentralError, CentralStore,
@@ -37,6 +41,10 @@ use crate::protocol::{
 use crate::tenant::settings::{
     NewTenant, Plan, PlanLimits, SettingsError, TenantSettings, TenantStatus,
 };
+
+mod tls;
+
+use tls::Connector;
 
 mod embedded {
     refinery::embed_migrations!("migrations/central-pg");
@@ -77,12 +85,27 @@ impl PgCentral {
     /// Connects to the database at `url` (`postgres://USER@HOST:PORT/DB`, or libpq's
     /// `key=value` form) with up to `pool_size` connections (at least one), after checking
     /// that its schema is this version's ([`CentralError::SchemaVersion`] otherwise: run
-    /// [`PgCentral::migrate`] first). The connection is not encrypted: use it on a private
-    /// network or a local socket.
+    /// [`PgCentral::migrate`] first).
+    ///
+    /// TLS as libpq's `sslmode` in `url` says (`disable`, `prefer` by default, `require`,
+    /// `verify-ca`, `verify-full`); certificates are checked against the system's roots and
+    /// Mozilla's. [`PgCentral::connect_with_ca`] names a private CA instead.
     pub fn connect(url: &str, pool_size: usize) -> Result<Self> {
-        let config = Config::from_str(url).map_err(CentralError::Postgres)?;
+        Self::connect_with_ca(url, pool_size, None)
+    }
+
+    /// [`PgCentral::connect`], with the certificates of the PEM file `ca_file` (if given) as
+    /// the only CAs the server's certificate may be signed by: a private CA, as libpq's
+    /// `sslrootcert`. With one, `prefer` and `require` check the signature too (as libpq does
+    /// when its root file exists), only the name is left to `verify-full`.
+    ///
+    /// A certificate that fails the check is [`CentralError::PostgresTls`], a login the server
+    /// refuses (`hostssl` only in `pg_hba.conf` under `sslmode=disable`, say)
+    /// [`CentralError::PostgresRefused`], an unreadable CA file or unknown `sslmode`
+    /// [`CentralError::PostgresTlsSettings`].
+    pub fn connect_with_ca(url: &str, pool_size: usize, ca_file: Option<&Path>) -> Result<Self> {
         let pool = Pool {
-            config,
+            connector: Connector::new(url, ca_file)?,
             size: pool_size.max(1),
             wait: DEFAULT_POOL_WAIT,
             state: Mutex::new(PoolState::default()),
@@ -99,8 +122,13 @@ impl PgCentral {
     /// (the owner of the database, say). [`PgCentral::connect`] never migrates, so the server
     /// can connect as a role with no such right.
     pub fn migrate(url: &str) -> Result<()> {
-        let config = Config::from_str(url).map_err(CentralError::Postgres)?;
-        let mut client = config.connect(NoTls)?;
+        Self::migrate_with_ca(url, None)
+    }
+
+    /// [`PgCentral::migrate`], trusting the CA certificates of `ca_file` as
+    /// [`PgCentral::connect_with_ca`] does.
+    pub fn migrate_with_ca(url: &str, ca_file: Option<&Path>) -> Result<()> {
+        let mut client = Connector::new(url, ca_file)?.connect()?;
         migrate(&mut client)
     }
 
@@ -214,7 +242,7 @@ fn set_tenant(tx: &mut Transaction<'_>, tenant: &str) -> Result<()> {
 /// A pool of synchronous clients: taken one per call, given back when the call ends, replaced
 /// when the server closed one.
 struct Pool {
-    config: Config,
+    connector: Connector,
     size: usize,
     /// How long [`Pool::get`] waits for a connection to be given back.
     wait: Duration,
@@ -253,7 +281,7 @@ impl Pool {
             if state.open < self.size {
                 state.open += 1;
                 drop(state);
-                return match self.config.connect(NoTls) {
+                return match self.connector.connect() {
                     Ok(client) => Ok(Conn {
                         pool: self,
                         client: Some(client),
@@ -261,7 +289,7 @@ impl Pool {
                     Err(e) => {
                         self.state().open -= 1;
                         self.freed.notify_one();
-                        Err(CentralError::Postgres(e))
+                        Err(e)
                     }
                 };
             }

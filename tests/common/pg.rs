@@ -4,6 +4,10 @@
 //!
 //! Where PostgreSQL is not installed, [`PgCluster::start`] says so and why, and the test skips;
 //! with `POS_REQUIRE_POSTGRES=1` (as `.ci/run` sets) it fails instead.
+//!
+//! [`PgOptions`] starts one that takes only TLS connections over TCP (a CA and a server
+//! certificate made here with rcgen), or one that syncs its commits to disk (for benches).
+//! The benches include this file too (`#[path]`), so it holds nothing test-only.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -28,6 +32,19 @@ const GRANTS: &str = "
     REVOKE CREATE ON SCHEMA public FROM PUBLIC;
     GRANT USAGE ON SCHEMA public TO pos_app;";
 
+/// How a cluster is started; the default is the tests' own: plain TCP, nothing synced.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PgOptions {
+    /// TLS on, and TCP connections without it refused (`hostssl` only in `pg_hba.conf`): the
+    /// server's certificate, for `localhost` only, is signed by a CA made at start
+    /// ([`PgCluster::ca`]). The cluster's own connection strings say `sslmode=require`.
+    pub tls: bool,
+    /// Commits synced to disk as a production server does (`fsync` and `synchronous_commit`
+    /// on): for benches. Tests leave it off, which is faster and loses nothing unless the
+    /// machine itself stops.
+    pub durable: bool,
+}
+
 /// A running cluster, removed on drop.
 pub struct PgCluster {
     dir: tempfile::TempDir,
@@ -36,6 +53,7 @@ pub struct PgCluster {
     /// Run the server's tools as the `postgres` user: `initdb` refuses to run as root.
     as_postgres: bool,
     databases: AtomicUsize,
+    tls: bool,
 }
 
 /// Where the server's tools are: `POS_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`
@@ -87,6 +105,11 @@ impl PgCluster {
     /// Starts a cluster, or `None` (after saying why) where PostgreSQL is not installed and
     /// `POS_REQUIRE_POSTGRES` is not `1`.
     pub fn start() -> Option<Self> {
+        Self::start_with(PgOptions::default())
+    }
+
+    /// [`start`](Self::start), as `options` say.
+    pub fn start_with(options: PgOptions) -> Option<Self> {
         let Some(bin) = find_bin().filter(|b| b.join("pg_ctl").is_file()) else {
             let why = "PostgreSQL's initdb and pg_ctl were not found (looked in POS_PG_BIN and \
                        /usr/lib/postgresql/*/bin; `apt-get install postgresql` provides them)";
@@ -121,6 +144,7 @@ impl PgCluster {
             port: free_port(),
             as_postgres,
             databases: AtomicUsize::new(0),
+            tls: options.tls,
         };
         check(
             "initdb",
@@ -139,11 +163,19 @@ impl PgCluster {
                 ])
                 .output(),
         );
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+        let mut server_options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
             cluster.port,
             cluster.dir.path().display()
         );
+        if !options.durable {
+            server_options.push_str(" -c fsync=off");
+        }
+        if options.tls {
+            cluster.make_certificates();
+            server_options
+                .push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         check(
             "pg_ctl start",
             cluster
@@ -152,7 +184,7 @@ impl PgCluster {
                 .arg(cluster.data())
                 .arg("-l")
                 .arg(cluster.dir.path().join("server.log"))
-                .args(["-w", "-o", &options, "start"])
+                .args(["-w", "-o", &server_options, "start"])
                 .output(),
         );
         let mut admin = cluster.admin();
@@ -165,17 +197,101 @@ impl PgCluster {
         Some(cluster)
     }
 
+    /// The server's certificate and key in the data directory, signed by a new CA whose
+    /// certificate is [`ca`](Self::ca) (and another CA, [`other_ca`](Self::other_ca), that
+    /// signed nothing); `pg_hba.conf` then takes TCP connections only with TLS (the cluster's
+    /// own come through its socket).
+    fn make_certificates(&self) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca = |name: &str| {
+            let key = KeyPair::generate().expect("a CA key");
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let cert = params.self_signed(&key).expect("a CA certificate");
+            (cert.pem(), Issuer::new(params, key))
+        };
+        let (ca_pem, issuer) = ca("pos-tenancy test CA");
+        let (other_pem, _) = ca("pos-tenancy unrelated CA");
+        let key = KeyPair::generate().expect("a server key");
+        let params = CertificateParams::new(vec!["localhost".to_owned()]).expect("server params");
+        let cert = params
+            .signed_by(&key, &issuer)
+            .expect("a server certificate");
+        std::fs::write(self.ca().expect("TLS is on"), ca_pem).expect("the CA's certificate");
+        std::fs::write(self.dir.path().join("other-ca.pem"), other_pem).expect("another CA");
+        let data = self.data();
+        std::fs::write(data.join("server.crt"), cert.pem()).expect("the server certificate");
+        let key_file = data.join("server.key");
+        std::fs::write(&key_file, key.serialize_pem()).expect("the server key");
+        // PostgreSQL refuses a key others may read.
+        std::fs::set_permissions(
+            &key_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("the key's mode");
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("pg_hba.conf");
+        if self.as_postgres {
+            check(
+                "chown of the certificate files to postgres",
+                Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(data.join("server.crt"))
+                    .arg(&key_file)
+                    .arg(data.join("pg_hba.conf"))
+                    .output(),
+            );
+        }
+    }
+
+    /// The PEM certificate of the CA that signed the server's certificate, with
+    /// [`PgOptions::tls`].
+    pub fn ca(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.dir.path().join("ca.pem"))
+    }
+
+    /// The PEM certificate of a CA that signed nothing of this cluster's, with
+    /// [`PgOptions::tls`].
+    pub fn other_ca(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.dir.path().join("other-ca.pem"))
+    }
+
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The cluster the tests of this process running now share (each takes its own
     /// [`fresh_database`](Self::fresh_database)), started by the first of them; stopped and
     /// removed once the last lets go of it, so none outlives the tests (a `static` would never
     /// be dropped). `None`, after saying why, as for [`start`](Self::start).
     pub fn shared() -> Option<Arc<Self>> {
-        static SHARED: Mutex<Weak<PgCluster>> = Mutex::new(Weak::new());
-        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::shared_with(false)
+    }
+
+    /// [`shared`](Self::shared), among the tests that need a cluster with [`PgOptions::tls`].
+    pub fn shared_tls() -> Option<Arc<Self>> {
+        Self::shared_with(true)
+    }
+
+    fn shared_with(tls: bool) -> Option<Arc<Self>> {
+        static SHARED: [Mutex<Weak<PgCluster>>; 2] =
+            [Mutex::new(Weak::new()), Mutex::new(Weak::new())];
+        let mut shared = SHARED[usize::from(tls)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(cluster) = shared.upgrade() {
             return Some(cluster);
         }
-        let cluster = Arc::new(Self::start()?);
+        let options = PgOptions {
+            tls,
+            ..PgOptions::default()
+        };
+        let cluster = Arc::new(Self::start_with(options)?);
         *shared = Arc::downgrade(&cluster);
         Some(cluster)
     }
@@ -195,15 +311,27 @@ impl PgCluster {
         }
     }
 
-    /// A connection string for `user` to `db`.
+    /// A connection string for `user` to `db` over TCP (with TLS, unchecked, if the cluster
+    /// has it).
     pub fn url(&self, user: &str, db: &str) -> String {
-        format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)
+        let tls = if self.tls { "?sslmode=require" } else { "" };
+        format!("postgres://{user}@127.0.0.1:{}/{db}{tls}", self.port)
+    }
+
+    /// A connection for `user` to `db` through the cluster's socket, which needs no TLS.
+    fn local(&self, user: &str, db: &str) -> postgres::Client {
+        postgres::Config::new()
+            .host_path(self.dir.path())
+            .port(self.port)
+            .user(user)
+            .dbname(db)
+            .connect(postgres::NoTls)
+            .unwrap_or_else(|e| panic!("a connection as {user} to {db} through the socket: {e}"))
     }
 
     /// A connection as the superuser, to the `postgres` database.
     pub fn admin(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url("postgres", "postgres"), postgres::NoTls)
-            .expect("a superuser connection")
+        self.local("postgres", "postgres")
     }
 
     /// A new database owned by [`OWNER_ROLE`], migrated by it, with nothing in its tables;
@@ -222,11 +350,10 @@ impl PgCluster {
         self.admin()
             .batch_execute(&format!("CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
             .expect("a fresh database");
-        let owner = self.url(OWNER_ROLE, &name);
-        postgres::Client::connect(&owner, postgres::NoTls)
-            .and_then(|mut c| c.batch_execute(GRANTS))
+        self.local(OWNER_ROLE, &name)
+            .batch_execute(GRANTS)
             .expect("the serving role's grants");
-        (owner, self.url(APP_ROLE, &name))
+        (self.url(OWNER_ROLE, &name), self.url(APP_ROLE, &name))
     }
 
     /// The cluster's directory (its data and log).

@@ -219,10 +219,17 @@ struct Database {
     #[cfg_attr(not(feature = "postgres"), arg(long, required = true))]
     db: Option<PathBuf>,
     /// A PostgreSQL database instead of a file: postgres://USER@HOST:PORT/DB (its schema
-    /// migrated by `pos-central migrate`).
+    /// migrated by `pos-central migrate`). TLS as libpq's sslmode in it says:
+    /// ?sslmode=verify-full checks the server's certificate and name; disable, prefer (the
+    /// default), require and verify-ca as in libpq.
     #[cfg(feature = "postgres")]
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// The CA (a PEM file) that signed the PostgreSQL server's certificate, trusted instead of
+    /// the system's roots: a private CA, as libpq's sslrootcert.
+    #[cfg(feature = "postgres")]
+    #[arg(long, value_name = "FILE", requires = "database_url")]
+    database_ca: Option<PathBuf>,
     /// Connections to the PostgreSQL database at most, for this process [default: 8].
     #[cfg(feature = "postgres")]
     #[arg(long, value_name = "N", requires = "database_url")]
@@ -240,8 +247,12 @@ impl Database {
     fn postgres(&self) -> Result<Option<Box<dyn CentralStore>>, CliError> {
         match &self.database_url {
             Some(url) => Ok(Some(Box::new(
-                PgCentral::connect(url, self.pool_size.unwrap_or(DEFAULT_POOL_SIZE))?
-                    .pool_wait(self.pool_wait.map_or(DEFAULT_POOL_WAIT, |s| s.0)),
+                PgCentral::connect_with_ca(
+                    url,
+                    self.pool_size.unwrap_or(DEFAULT_POOL_SIZE),
+                    self.database_ca.as_deref(),
+                )?
+                .pool_wait(self.pool_wait.map_or(DEFAULT_POOL_WAIT, |s| s.0)),
             ))),
             None => Ok(None),
         }
@@ -582,7 +593,7 @@ fn tenant(cmd: TenantCommand) -> Result<(), CliError> {
 fn migrate(db: &Database) -> Result<(), CliError> {
     #[cfg(feature = "postgres")]
     if let Some(url) = &db.database_url {
-        return Ok(PgCentral::migrate(url)?);
+        return Ok(PgCentral::migrate_with_ca(url, db.database_ca.as_deref())?);
     }
     drop(SqliteCentral::open(db.file()?)?);
     Ok(())

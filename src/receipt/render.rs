@@ -4,8 +4,10 @@
 
 use unicode_width::UnicodeWidthChar;
 
-use super::{BrandSource, MoneyFormat, ReceiptDocument};
+use super::labels::Label;
+use super::{BrandSource, MoneyFormat, ReceiptDocument, ReceiptKind};
 use crate::catalog::PaymentMethod;
+use crate::ids::Timestamp;
 
 /// A row of the layout.
 enum Row {
@@ -41,34 +43,33 @@ fn text_lines(text: &str) -> Vec<String> {
     text.lines().map(clean).collect()
 }
 
-fn method_label(method: PaymentMethod) -> &'static str {
+fn method_label(method: PaymentMethod) -> Label {
     match method {
-        PaymentMethod::Cash => "Cash",
-        PaymentMethod::Card => "Card",
-        PaymentMethod::GiftCard => "Gift card",
-        PaymentMethod::StoreCredit => "Store credit",
-        PaymentMethod::Loyalty => "Points",
+        PaymentMethod::Cash => Label::Cash,
+        PaymentMethod::Card => Label::Card,
+        PaymentMethod::GiftCard => Label::GiftCard,
+        PaymentMethod::StoreCredit => Label::StoreCredit,
+        PaymentMethod::Loyalty => Label::Points,
     }
 }
 
 /// The time of sale in the store's time zone with its abbreviation, or in UTC saying so when
 /// the sale names no zone (or one the bundled tz database does not know).
 fn sold_at(doc: &ReceiptDocument) -> String {
+    local(doc, doc.sold_at, "%Y-%m-%d %H:%M %Z", "%Y-%m-%d %H:%M UTC")
+}
+
+/// `at` in the receipt's time zone by `zoned` (jiff's strftime), or in UTC by `utc` (chrono's).
+fn local(doc: &ReceiptDocument, at: Timestamp, zoned: &str, utc: &str) -> String {
     if let Some(zone) = &doc.time_zone {
         if let (Ok(tz), Ok(ts)) = (
             jiff::tz::TimeZone::get(zone),
-            jiff::Timestamp::from_millisecond(doc.sold_at.as_millis()),
+            jiff::Timestamp::from_millisecond(at.as_millis()),
         ) {
-            return ts
-                .to_zoned_datetime(tz)
-                .strftime("%Y-%m-%d %H:%M %Z")
-                .to_string();
+            return ts.to_zoned_datetime(tz).strftime(zoned).to_string();
         }
     }
-    doc.sold_at
-        .as_datetime()
-        .format("%Y-%m-%d %H:%M UTC")
-        .to_string()
+    at.as_datetime().format(utc).to_string()
 }
 
 /// The tax lines: one per rate the sale's copy names, each its share of the sale's tax in
@@ -77,7 +78,7 @@ fn sold_at(doc: &ReceiptDocument) -> String {
 fn tax_lines(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<(String, i64)> {
     let total_ppm: u128 = doc.tax_rates.iter().map(|r| u128::from(r.rate_ppm)).sum();
     if total_ppm == 0 || doc.tax_minor == 0 {
-        return vec![("Tax".to_owned(), doc.tax_minor)];
+        return vec![(Label::Tax.text().to_owned(), doc.tax_minor)];
     }
     let tax = u128::from(doc.tax_minor.unsigned_abs());
     let mut shares: Vec<(u128, u128)> = doc
@@ -120,33 +121,148 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
         rows.push(Row::Center(line, false));
     }
     rows.push(Row::Blank);
-    if let Some((kind, _)) = &doc.reverses {
-        let banner = if kind == "void" { "VOID" } else { "REFUND" };
-        rows.push(Row::Center(banner.to_owned(), true));
+    let is_void = matches!(&doc.reverses, Some((kind, _)) if kind == "void");
+    let banner = match doc.kind {
+        ReceiptKind::LayawayPayment if doc.payments.iter().any(|p| p.amount_minor < 0) => {
+            Some(Label::LayawayRefundBanner)
+        }
+        ReceiptKind::LayawayPayment => Some(Label::LayawayPaymentBanner),
+        ReceiptKind::LayawayCompletion => Some(Label::LayawayCompletedBanner),
+        ReceiptKind::WorkOrderInvoice => Some(Label::InvoiceBanner),
+        ReceiptKind::GiftCardBalance => Some(Label::GiftCardBalanceBanner),
+        _ if is_void => Some(Label::VoidBanner),
+        _ if doc.reverses.is_some() => Some(Label::RefundBanner),
+        _ => None,
+    };
+    if let Some(banner) = banner {
+        rows.push(Row::Center(banner.text().to_owned(), true));
     }
-    rows.push(Row::Left(format!("Receipt: {}", clean(&doc.number))));
-    if let Some((kind, original)) = &doc.reverses {
-        let what = if kind == "void" {
-            "Void of"
+    let field = |label: Label, value: &str| Row::Left(format!("{}: {value}", label.text()));
+    if !doc.number.is_empty() {
+        rows.push(field(Label::Receipt, &clean(&doc.number)));
+    }
+    if let Some((_, original)) = &doc.reverses {
+        let what = if is_void {
+            Label::VoidOf
         } else {
-            "Refund of"
+            Label::RefundOf
         };
-        rows.push(Row::Left(format!("{what}: {}", clean(original))));
+        rows.push(field(what, &clean(original)));
     }
-    rows.push(Row::Left(format!("Date: {}", sold_at(doc))));
-    rows.push(Row::Left(format!("Cashier: {}", clean(&doc.cashier))));
+    if let Some(l) = &doc.layaway {
+        rows.push(field(Label::Layaway, &clean(&l.number)));
+    }
+    if let Some(w) = &doc.work_order {
+        rows.push(field(Label::WorkOrder, &clean(&w.number)));
+    }
+    rows.push(field(Label::Date, &sold_at(doc)));
+    if !doc.cashier.is_empty() {
+        rows.push(field(Label::Cashier, &clean(&doc.cashier)));
+    }
     if let Some(t) = &doc.terminal {
-        rows.push(Row::Left(format!("Terminal: {}", clean(t))));
+        rows.push(field(Label::Terminal, &clean(t)));
     }
     if doc.brand_source == BrandSource::Settings {
-        rows.push(Row::Left("Brand as of printing: sale kept none".to_owned()));
+        // A slip of no sale always shows today's brand; a sale that kept none says why.
+        let note = if doc.kind == ReceiptKind::GiftCardBalance {
+            Label::BrandAsOfPrinting
+        } else {
+            Label::SaleKeptNone
+        };
+        rows.push(Row::Left(note.text().to_owned()));
     }
     if doc.reverses.is_some() {
         if let Some(note) = &doc.note {
-            rows.push(Row::Left(format!("Reason: {}", clean(note))));
+            rows.push(field(Label::Reason, &clean(note)));
         }
     }
+    if let Some(w) = &doc.work_order {
+        if let Some(v) = &w.vehicle {
+            rows.push(field(Label::Vehicle, &clean(v)));
+        }
+        if let Some(p) = &w.plate {
+            rows.push(field(Label::Plate, &clean(p)));
+        }
+        if let Some(o) = w.odometer {
+            rows.push(field(
+                Label::Odometer,
+                &money.quantity(o.saturating_mul(1000)),
+            ));
+        }
+        if let Some(t) = &w.technician {
+            rows.push(field(Label::Technician, &clean(t)));
+        }
+        rows.push(field(Label::Job, &clean(&w.description)));
+    }
     rows.push(Row::Rule);
+    if doc.kind != ReceiptKind::GiftCardBalance {
+        sale_rows(doc, money, &mut rows);
+    }
+    if let Some(l) = &doc.layaway {
+        rows.push(Row::Pair(
+            Label::Paid.text().to_owned(),
+            money.money(l.paid_minor),
+            false,
+        ));
+        rows.push(Row::Pair(
+            Label::Due.text().to_owned(),
+            money.money(l.due_minor),
+            true,
+        ));
+    }
+    if let Some(g) = &doc.gift_card {
+        if doc.kind != ReceiptKind::GiftCardBalance {
+            rows.push(Row::Rule);
+        }
+        rows.push(field(Label::GiftCard, &clean(&g.code)));
+        rows.push(Row::Pair(
+            Label::Balance.text().to_owned(),
+            money.money(g.balance_minor),
+            true,
+        ));
+        if let Some(e) = g.expires_at {
+            rows.push(field(
+                Label::Expires,
+                &local(doc, e, "%Y-%m-%d", "%Y-%m-%d"),
+            ));
+        }
+        if !g.active {
+            rows.push(Row::Left(Label::Blocked.text().to_owned()));
+        }
+    }
+    if let Some(l) = &doc.loyalty {
+        rows.push(Row::Rule);
+        rows.push(field(Label::LoyaltyCard, &clean(&l.number)));
+        let points = |label: Label, n: i64| {
+            Row::Pair(
+                label.text().to_owned(),
+                money.quantity(n.saturating_mul(1000)),
+                false,
+            )
+        };
+        if l.earned != 0 {
+            rows.push(points(Label::PointsEarned, l.earned));
+        }
+        if l.redeemed != 0 {
+            rows.push(points(Label::PointsRedeemed, l.redeemed));
+        }
+        rows.push(points(Label::PointsBalance, l.balance));
+    }
+    let footer = text_lines(&doc.footer);
+    if !footer.is_empty() {
+        rows.push(Row::Blank);
+        for line in footer {
+            rows.push(Row::Center(line, false));
+        }
+    }
+    rows
+}
+
+/// The lines, totals and payments of the sale.
+fn sale_rows(doc: &ReceiptDocument, money: &MoneyFormat, rows: &mut Vec<Row>) {
+    let pair = |label: Label, minor: i64, bold: bool| {
+        Row::Pair(label.text().to_owned(), money.money(minor), bold)
+    };
     for line in &doc.lines {
         rows.push(Row::Left(clean(&line.description)));
         rows.push(Row::Pair(
@@ -160,36 +276,24 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
         ));
         if line.discount_minor != 0 {
             rows.push(Row::Pair(
-                "  Discount".to_owned(),
+                format!("  {}", Label::Discount.text()),
                 money.money(-line.discount_minor),
                 false,
             ));
         }
     }
     rows.push(Row::Rule);
-    rows.push(Row::Pair(
-        "Subtotal".to_owned(),
-        money.money(doc.subtotal_minor),
-        false,
-    ));
+    rows.push(pair(Label::Subtotal, doc.subtotal_minor, false));
     if doc.discount_minor != 0 {
-        rows.push(Row::Pair(
-            "Discount".to_owned(),
-            money.money(-doc.discount_minor),
-            false,
-        ));
+        rows.push(pair(Label::Discount, -doc.discount_minor, false));
     }
     for (label, amount) in tax_lines(doc, money) {
         rows.push(Row::Pair(label, money.money(amount), false));
     }
-    rows.push(Row::Pair(
-        "TOTAL".to_owned(),
-        money.money(doc.total_minor),
-        true,
-    ));
+    rows.push(pair(Label::Total, doc.total_minor, true));
     rows.push(Row::Rule);
     for p in &doc.payments {
-        let mut label = method_label(p.method).to_owned();
+        let mut label = method_label(p.method).text().to_owned();
         if let Some(reference) = &p.reference {
             label.push_str(&format!(" ({})", clean(reference)));
         }
@@ -197,56 +301,25 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
             label.push_str(&format!(" {}", clean(code)));
         }
         if let Some(points) = p.points {
-            label.push_str(&format!(" ({} pts)", money.quantity(points * 1000)));
+            label.push_str(&format!(
+                " ({} {})",
+                money.quantity(points * 1000),
+                Label::PointsShort.text()
+            ));
         }
         let shown = p.tendered_minor.unwrap_or(p.amount_minor);
         rows.push(Row::Pair(label, money.money(shown), false));
         if p.change_minor != 0 {
-            rows.push(Row::Pair(
-                "Change".to_owned(),
-                money.money(p.change_minor),
-                true,
-            ));
+            rows.push(pair(Label::Change, p.change_minor, true));
         }
         if let Some((_, balance)) = &p.gift_card {
             rows.push(Row::Pair(
-                "  Card balance".to_owned(),
+                format!("  {}", Label::CardBalance.text()),
                 money.money(*balance),
                 false,
             ));
         }
     }
-    if let Some(l) = &doc.loyalty {
-        rows.push(Row::Rule);
-        rows.push(Row::Left(format!("Loyalty card: {}", clean(&l.number))));
-        if l.earned != 0 {
-            rows.push(Row::Pair(
-                "Points earned".to_owned(),
-                money.quantity(l.earned.saturating_mul(1000)),
-                false,
-            ));
-        }
-        if l.redeemed != 0 {
-            rows.push(Row::Pair(
-                "Points redeemed".to_owned(),
-                money.quantity(l.redeemed.saturating_mul(1000)),
-                false,
-            ));
-        }
-        rows.push(Row::Pair(
-            "Points balance".to_owned(),
-            money.quantity(l.balance.saturating_mul(1000)),
-            false,
-        ));
-    }
-    let footer = text_lines(&doc.footer);
-    if !footer.is_empty() {
-        rows.push(Row::Blank);
-        for line in footer {
-            rows.push(Row::Center(line, false));
-        }
-    }
-    rows
 }
 
 /// Display width in printer columns (a CJK character takes two).
@@ -360,8 +433,13 @@ pub(super) fn escpos(doc: &ReceiptDocument, money: &MoneyFormat, cols: usize) ->
         }
     }
     // The receipt number as a QR code (model 2, module size 6, error correction M), centred,
-    // with the number under it.
+    // with the number under it; a balance slip has no number (and its card's code, which
+    // spends the card, is no QR for anyone to scan).
     let number = clean(&doc.number);
+    if number.is_empty() {
+        out.extend_from_slice(&[GS, b'V', 66, 3]);
+        return out;
+    }
     let data = number.as_bytes();
     let len = data.len() + 3;
     out.push(LF);
@@ -413,10 +491,13 @@ pub(super) fn html(doc: &ReceiptDocument, money: &MoneyFormat) -> String {
     let mut out = String::new();
     out.push_str("<!DOCTYPE html>\n");
     out.push_str(&format!("<html lang=\"{}\">\n", escape(&doc.locale)));
+    let title = if doc.number.is_empty() {
+        escape(&doc.brand_name)
+    } else {
+        format!("{} - {}", escape(&doc.brand_name), escape(&doc.number))
+    };
     out.push_str(&format!(
-        "<head><meta charset=\"utf-8\"><title>{} - {}</title></head>\n",
-        escape(&doc.brand_name),
-        escape(&doc.number)
+        "<head><meta charset=\"utf-8\"><title>{title}</title></head>\n"
     ));
     out.push_str("<body style=\"margin:0;padding:16px;background:#ffffff;color:#000000\">\n");
     out.push_str(

@@ -47,7 +47,11 @@
 //!
 //! **Texts typed by the tenant or staff** (brand, header, footer, descriptions, names) are
 //! written with their control characters replaced by `?` in text and ESC/POS (so no text can
-//! send a printer command), and HTML-escaped in HTML. Labels ("Subtotal", "Change") are English.
+//! send a printer command), and HTML-escaped in HTML.
+//!
+//! **Labels** ("Subtotal", "Change", "Brand as of printing") come from one table in English,
+//! German and Japanese, chosen by the language of the receipt's locale, English for any other
+//! language.
 
 mod labels;
 mod money;

@@ -4,7 +4,7 @@
 
 use unicode_width::UnicodeWidthChar;
 
-use super::labels::Label;
+use super::labels::{Label, Lang};
 use super::{BrandSource, MoneyFormat, ReceiptDocument, ReceiptKind};
 use crate::catalog::PaymentMethod;
 use crate::ids::Timestamp;
@@ -75,10 +75,10 @@ fn local(doc: &ReceiptDocument, at: Timestamp, zoned: &str, utc: &str) -> String
 /// The tax lines: one per rate the sale's copy names, each its share of the sale's tax in
 /// proportion to the rates (largest remainder, earlier rate first on a tie), so they add up
 /// to the stored tax exactly; or one `Tax` line when no rate is named or there is no tax.
-fn tax_lines(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<(String, i64)> {
+fn tax_lines(doc: &ReceiptDocument, money: &MoneyFormat, lang: Lang) -> Vec<(String, i64)> {
     let total_ppm: u128 = doc.tax_rates.iter().map(|r| u128::from(r.rate_ppm)).sum();
     if total_ppm == 0 || doc.tax_minor == 0 {
-        return vec![(Label::Tax.text().to_owned(), doc.tax_minor)];
+        return vec![(Label::Tax.text(lang).to_owned(), doc.tax_minor)];
     }
     let tax = u128::from(doc.tax_minor.unsigned_abs());
     let mut shares: Vec<(u128, u128)> = doc
@@ -116,6 +116,7 @@ fn tax_lines(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<(String, i64)> {
 
 /// Everything below the brand, in order.
 fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
+    let lang = Lang::of(&doc.locale);
     let mut rows = Vec::new();
     for line in text_lines(&doc.header) {
         rows.push(Row::Center(line, false));
@@ -135,9 +136,9 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
         _ => None,
     };
     if let Some(banner) = banner {
-        rows.push(Row::Center(banner.text().to_owned(), true));
+        rows.push(Row::Center(banner.text(lang).to_owned(), true));
     }
-    let field = |label: Label, value: &str| Row::Left(format!("{}: {value}", label.text()));
+    let field = |label: Label, value: &str| Row::Left(format!("{}: {value}", label.text(lang)));
     if !doc.number.is_empty() {
         rows.push(field(Label::Receipt, &clean(&doc.number)));
     }
@@ -169,7 +170,7 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
         } else {
             Label::SaleKeptNone
         };
-        rows.push(Row::Left(note.text().to_owned()));
+        rows.push(Row::Left(note.text(lang).to_owned()));
     }
     if doc.reverses.is_some() {
         if let Some(note) = &doc.note {
@@ -196,16 +197,16 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
     }
     rows.push(Row::Rule);
     if doc.kind != ReceiptKind::GiftCardBalance {
-        sale_rows(doc, money, &mut rows);
+        sale_rows(doc, money, lang, &mut rows);
     }
     if let Some(l) = &doc.layaway {
         rows.push(Row::Pair(
-            Label::Paid.text().to_owned(),
+            Label::Paid.text(lang).to_owned(),
             money.money(l.paid_minor),
             false,
         ));
         rows.push(Row::Pair(
-            Label::Due.text().to_owned(),
+            Label::Due.text(lang).to_owned(),
             money.money(l.due_minor),
             true,
         ));
@@ -216,7 +217,7 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
         }
         rows.push(field(Label::GiftCard, &clean(&g.code)));
         rows.push(Row::Pair(
-            Label::Balance.text().to_owned(),
+            Label::Balance.text(lang).to_owned(),
             money.money(g.balance_minor),
             true,
         ));
@@ -227,7 +228,7 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
             ));
         }
         if !g.active {
-            rows.push(Row::Left(Label::Blocked.text().to_owned()));
+            rows.push(Row::Left(Label::Blocked.text(lang).to_owned()));
         }
     }
     if let Some(l) = &doc.loyalty {
@@ -235,7 +236,7 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
         rows.push(field(Label::LoyaltyCard, &clean(&l.number)));
         let points = |label: Label, n: i64| {
             Row::Pair(
-                label.text().to_owned(),
+                label.text(lang).to_owned(),
                 money.quantity(n.saturating_mul(1000)),
                 false,
             )
@@ -259,9 +260,9 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
 }
 
 /// The lines, totals and payments of the sale.
-fn sale_rows(doc: &ReceiptDocument, money: &MoneyFormat, rows: &mut Vec<Row>) {
+fn sale_rows(doc: &ReceiptDocument, money: &MoneyFormat, lang: Lang, rows: &mut Vec<Row>) {
     let pair = |label: Label, minor: i64, bold: bool| {
-        Row::Pair(label.text().to_owned(), money.money(minor), bold)
+        Row::Pair(label.text(lang).to_owned(), money.money(minor), bold)
     };
     for line in &doc.lines {
         rows.push(Row::Left(clean(&line.description)));
@@ -276,7 +277,7 @@ fn sale_rows(doc: &ReceiptDocument, money: &MoneyFormat, rows: &mut Vec<Row>) {
         ));
         if line.discount_minor != 0 {
             rows.push(Row::Pair(
-                format!("  {}", Label::Discount.text()),
+                format!("  {}", Label::Discount.text(lang)),
                 money.money(-line.discount_minor),
                 false,
             ));
@@ -287,13 +288,13 @@ fn sale_rows(doc: &ReceiptDocument, money: &MoneyFormat, rows: &mut Vec<Row>) {
     if doc.discount_minor != 0 {
         rows.push(pair(Label::Discount, -doc.discount_minor, false));
     }
-    for (label, amount) in tax_lines(doc, money) {
+    for (label, amount) in tax_lines(doc, money, lang) {
         rows.push(Row::Pair(label, money.money(amount), false));
     }
     rows.push(pair(Label::Total, doc.total_minor, true));
     rows.push(Row::Rule);
     for p in &doc.payments {
-        let mut label = method_label(p.method).text().to_owned();
+        let mut label = method_label(p.method).text(lang).to_owned();
         if let Some(reference) = &p.reference {
             label.push_str(&format!(" ({})", clean(reference)));
         }
@@ -304,7 +305,7 @@ fn sale_rows(doc: &ReceiptDocument, money: &MoneyFormat, rows: &mut Vec<Row>) {
             label.push_str(&format!(
                 " ({} {})",
                 money.quantity(points * 1000),
-                Label::PointsShort.text()
+                Label::PointsShort.text(lang)
             ));
         }
         let shown = p.tendered_minor.unwrap_or(p.amount_minor);
@@ -314,7 +315,7 @@ fn sale_rows(doc: &ReceiptDocument, money: &MoneyFormat, rows: &mut Vec<Row>) {
         }
         if let Some((_, balance)) = &p.gift_card {
             rows.push(Row::Pair(
-                format!("  {}", Label::CardBalance.text()),
+                format!("  {}", Label::CardBalance.text(lang)),
                 money.money(*balance),
                 false,
             ));

@@ -1176,3 +1176,93 @@ fn pos_node_receipt_prints_each_kind_and_names_an_unknown_id() -> R {
     );
     Ok(())
 }
+
+/// Whether `bytes` hold `part` anywhere.
+fn holds(bytes: &[u8], part: &[u8]) -> bool {
+    bytes.windows(part.len()).any(|w| w == part)
+}
+
+#[test]
+fn escpos_selects_cp858_for_de_de_and_sends_the_euro_and_umlauts_in_it() -> R {
+    let b = &BRANDS[1];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let (sale, _, _) = big_sale(&t, b)?;
+    let bytes = t.receipt(sale, &ReceiptFormat::EscPos(PaperWidth::Cols42))?;
+    assert!(bytes.starts_with(&[0x1b, b'@', 0x1b, b't', 19]));
+    // In CP858 ä is 0x84, ü 0x81, ß 0xE1, the no-break space 0xFF and € 0xD5.
+    assert!(holds(&bytes, b"Nordlicht R\x84der &"));
+    assert!(holds(&bytes, b"Vielen Dank f\x81r Ihren Einkauf!"));
+    assert!(holds(&bytes, b"Hafenstra\xe1e 12"));
+    assert!(holds(&bytes, b"R\x81ckgeld"));
+    assert!(holds(&bytes, b"1.234,50\xff\xd5"));
+    // Nothing is left in UTF-8: not the euro's three bytes, nor ü's two.
+    assert!(!holds(&bytes, "€".as_bytes()));
+    assert!(!holds(&bytes, "ü".as_bytes()));
+    Ok(())
+}
+
+#[test]
+fn escpos_for_ja_jp_is_shift_jis_in_kanji_mode_with_the_half_width_yen() -> R {
+    let b = &BRANDS[2];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let (sale, _, _) = big_sale(&t, b)?;
+    let bytes = t.receipt(sale, &ReceiptFormat::EscPos(PaperWidth::Cols42))?;
+    // Initialise; Japanese international set; katakana page; Shift_JIS; Kanji mode on.
+    assert!(
+        bytes.starts_with(&[0x1b, b'@', 0x1b, b'R', 8, 0x1b, b't', 1, 0x1c, b'C', 1, 0x1c, b'&'])
+    );
+    // 合計 in Shift_JIS (after the bold command), then the total with the yen sign at 0x5C
+    // (¥ in the Japanese set).
+    assert!(
+        bytes
+            .split(|b| *b == b'\n')
+            .any(|l| holds(l, b"\x8d\x87\x8c\x76 ") && l.ends_with(b" \x5c139,768")),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    // The brand: 東京オートパーツ.
+    assert!(holds(&bytes, b"\x93\x8c\x8b\x9e\x83\x49\x81\x5b\x83\x67"));
+    assert!(!holds(&bytes, "合計".as_bytes()));
+    // Text writes the half-width yen too; HTML keeps CLDR's full-width one.
+    let text = String::from_utf8(t.receipt(sale, &ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+    assert!(
+        text.contains("\u{a5}139,768") && !text.contains('\u{ffe5}'),
+        "{text}"
+    );
+    let html = String::from_utf8(t.receipt(sale, &ReceiptFormat::Html)?)?;
+    assert!(html.contains("\u{ffe5}139,768"), "{html}");
+    Ok(())
+}
+
+#[test]
+fn a_character_the_code_page_cannot_print_is_sent_as_a_question_mark() -> R {
+    for (locale, currency, brand, want) in [
+        // CP858 has no kanji: two columns each, so two question marks each.
+        ("en-US", "USD", "東京 Motors", &b"???? Motors"[..]),
+        // Shift_JIS has no é and no €.
+        ("ja-JP", "JPY", "Café €", &b"Caf? ?"[..]),
+    ] {
+        let b = Brand {
+            tenant: "odd",
+            brand,
+            header: "",
+            footer: "",
+            locale,
+            currency,
+            time_zone: None,
+            taxes: &[("VAT", 80_000)],
+        };
+        let store = store_with(&b)?;
+        let t = store.tenant(&b.tenant.parse()?)?;
+        let (sale, _, _) = big_sale(&t, &b)?;
+        let bytes = t.receipt(sale, &ReceiptFormat::EscPos(PaperWidth::Cols42))?;
+        assert!(
+            holds(&bytes, want),
+            "{locale}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    Ok(())
+}

@@ -139,12 +139,17 @@ impl TryFrom<u16> for PaperWidth {
 #[non_exhaustive]
 pub enum ReceiptFormat {
     /// UTF-8 text, every line at most the paper's width (in terminal columns: a CJK character
-    /// takes two), amounts right-aligned, each line ended by `\n`.
+    /// takes two), amounts right-aligned, each line ended by `\n`. CLDR's full-width yen sign
+    /// (`￥`, ja-JP) is written half-width (`¥`): one column, as every other currency symbol.
     Text(PaperWidth),
     /// Bytes for an ESC/POS printer: `ESC @` (initialise), the brand centred in bold and double
     /// size, the text layout of [`ReceiptFormat::Text`] (the total in bold), a QR code of the
-    /// receipt number (`GS ( k`), and a feed and partial cut (`GS V`). Texts are sent as UTF-8:
-    /// the printer must be set to a UTF-8 code page for anything beyond ASCII (`€`, `¥`).
+    /// receipt number (`GS ( k`), and a feed and partial cut (`GS V`). Texts are sent in a code
+    /// page the printer is told to use right after `ESC @`: CP858 (`ESC t 19`: Western
+    /// European letters and `€`), or for a Japanese locale Shift_JIS in Kanji mode (`ESC R 8`,
+    /// `ESC t 1`, `FS C 1`, `FS &`), which needs a printer with Japanese fonts. A character the
+    /// page cannot print is sent as `?` (`??` for a full-width one, so lines keep their width).
+    /// The yen sign is the half-width `¥`, as in [`ReceiptFormat::Text`].
     EscPos(PaperWidth),
     /// A self-contained HTML document for email or printing: inline styles, no scripts, no
     /// external resources, every text from the tenant or the staff HTML-escaped.

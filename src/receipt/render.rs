@@ -9,6 +9,35 @@ use super::{BrandSource, MoneyFormat, ReceiptDocument, ReceiptKind};
 use crate::catalog::PaymentMethod;
 use crate::ids::Timestamp;
 
+/// Money, quantities and rates as the layout writes them: the locale's (CLDR's), except that
+/// on paper (text and ESC/POS) the full-width yen sign `￥` CLDR gives ja-JP is written as the
+/// half-width `¥`: one column like every other currency symbol, so amounts line up with
+/// their digits, and a sign every printer with a yen sign has (CP858 0xBE, JIS X 0201 0x5C).
+/// HTML keeps ICU's output.
+struct Fmt<'a> {
+    cldr: &'a MoneyFormat,
+    paper: bool,
+}
+
+impl Fmt<'_> {
+    fn money(&self, minor: i64) -> String {
+        let text = self.cldr.money(minor);
+        if self.paper {
+            text.replace('\u{ffe5}', "\u{a5}")
+        } else {
+            text
+        }
+    }
+
+    fn quantity(&self, milli: i64) -> String {
+        self.cldr.quantity(milli)
+    }
+
+    fn percent(&self, ppm: u32) -> String {
+        self.cldr.percent(ppm)
+    }
+}
+
 /// A row of the layout.
 enum Row {
     /// Centred text (wrapped); `true` in bold.
@@ -75,7 +104,7 @@ fn local(doc: &ReceiptDocument, at: Timestamp, zoned: &str, utc: &str) -> String
 /// The tax lines: one per rate the sale's copy names, each its share of the sale's tax in
 /// proportion to the rates (largest remainder, earlier rate first on a tie), so they add up
 /// to the stored tax exactly; or one `Tax` line when no rate is named or there is no tax.
-fn tax_lines(doc: &ReceiptDocument, money: &MoneyFormat, lang: Lang) -> Vec<(String, i64)> {
+fn tax_lines(doc: &ReceiptDocument, money: &Fmt<'_>, lang: Lang) -> Vec<(String, i64)> {
     let total_ppm: u128 = doc.tax_rates.iter().map(|r| u128::from(r.rate_ppm)).sum();
     if total_ppm == 0 || doc.tax_minor == 0 {
         return vec![(Label::Tax.text(lang).to_owned(), doc.tax_minor)];
@@ -115,7 +144,7 @@ fn tax_lines(doc: &ReceiptDocument, money: &MoneyFormat, lang: Lang) -> Vec<(Str
 }
 
 /// Everything below the brand, in order.
-fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
+fn layout(doc: &ReceiptDocument, money: &Fmt<'_>) -> Vec<Row> {
     let lang = Lang::of(&doc.locale);
     let mut rows = Vec::new();
     for line in text_lines(&doc.header) {
@@ -260,7 +289,7 @@ fn layout(doc: &ReceiptDocument, money: &MoneyFormat) -> Vec<Row> {
 }
 
 /// The lines, totals and payments of the sale.
-fn sale_rows(doc: &ReceiptDocument, money: &MoneyFormat, lang: Lang, rows: &mut Vec<Row>) {
+fn sale_rows(doc: &ReceiptDocument, money: &Fmt<'_>, lang: Lang, rows: &mut Vec<Row>) {
     let pair = |label: Label, minor: i64, bold: bool| {
         Row::Pair(label.text(lang).to_owned(), money.money(minor), bold)
     };
@@ -397,7 +426,11 @@ pub(super) fn text(doc: &ReceiptDocument, money: &MoneyFormat, cols: usize) -> S
         out.push_str(&centred(&line, cols));
         out.push('\n');
     }
-    for row in layout(doc, money) {
+    let money = Fmt {
+        cldr: money,
+        paper: true,
+    };
+    for row in layout(doc, &money) {
         for line in text_row(&row, cols) {
             out.push_str(&line);
             out.push('\n');
@@ -408,25 +441,86 @@ pub(super) fn text(doc: &ReceiptDocument, money: &MoneyFormat, cols: usize) -> S
 
 const ESC: u8 = 0x1b;
 const GS: u8 = 0x1d;
+const FS: u8 = 0x1c;
 const LF: u8 = 0x0a;
+
+/// The character table an ESC/POS receipt is sent in, chosen by the receipt's locale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodePage {
+    /// CP858 (`ESC t 19`): CP850's Western European letters with `€` at 0xD5.
+    Cp858,
+    /// Japanese (ja): Shift_JIS in Kanji mode, for printers with Japanese fonts.
+    ShiftJis,
+}
+
+impl CodePage {
+    fn for_locale(locale: &str) -> Self {
+        match Lang::of(locale) {
+            Lang::Ja => CodePage::ShiftJis,
+            Lang::En | Lang::De => CodePage::Cp858,
+        }
+    }
+
+    /// The commands that select the table, sent after `ESC @`.
+    fn select(self) -> &'static [u8] {
+        match self {
+            CodePage::Cp858 => &[ESC, b't', 19],
+            // The Japanese international set (`ESC R 8`: 0x5C is `¥`), katakana for the
+            // single-byte half-width kana (`ESC t 1`), Shift_JIS as the Kanji code
+            // (`FS C 1`) and Kanji mode on (`FS &`).
+            CodePage::ShiftJis => &[ESC, b'R', 8, ESC, b't', 1, FS, b'C', 1, FS, b'&'],
+        }
+    }
+
+    /// `text` in this table. A character the table cannot print becomes `?`, twice for a
+    /// character two columns wide, so a line keeps its width (a combining mark, no column,
+    /// is left out).
+    fn encode(self, text: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(text.len());
+        let mut buf = [0u8; 4];
+        for c in text.chars() {
+            let printed = match self {
+                CodePage::Cp858 => {
+                    oem_cp::encode_char_checked(c, &oem_cp::code_table::ENCODING_TABLE_CP858)
+                        .map(|b| out.push(b))
+                }
+                CodePage::ShiftJis => {
+                    let (bytes, _, unmappable) =
+                        encoding_rs::SHIFT_JIS.encode(c.encode_utf8(&mut buf));
+                    (!unmappable).then(|| out.extend_from_slice(&bytes))
+                }
+            };
+            if printed.is_none() {
+                out.extend(std::iter::repeat_n(b'?', c.width().unwrap_or(0)));
+            }
+        }
+        out
+    }
+}
 
 /// ESC/POS bytes at `cols` columns.
 pub(super) fn escpos(doc: &ReceiptDocument, money: &MoneyFormat, cols: usize) -> Vec<u8> {
+    let page = CodePage::for_locale(&doc.locale);
     let mut out = vec![ESC, b'@'];
+    out.extend_from_slice(page.select());
     // The brand centred, bold, double width and height: half as many columns.
     out.extend_from_slice(&[ESC, b'a', 1, ESC, b'E', 1, GS, b'!', 0x11]);
     for line in wrap(&clean(&doc.brand_name), cols / 2) {
-        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(&page.encode(&line));
         out.push(LF);
     }
     out.extend_from_slice(&[GS, b'!', 0, ESC, b'E', 0, ESC, b'a', 0]);
-    for row in layout(doc, money) {
+    let money = Fmt {
+        cldr: money,
+        paper: true,
+    };
+    for row in layout(doc, &money) {
         let bold = matches!(row, Row::Center(_, true) | Row::Pair(_, _, true));
         if bold {
             out.extend_from_slice(&[ESC, b'E', 1]);
         }
         for line in text_row(&row, cols) {
-            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(&page.encode(&line));
             out.push(LF);
         }
         if bold {
@@ -462,7 +556,7 @@ pub(super) fn escpos(doc: &ReceiptDocument, money: &MoneyFormat, cols: usize) ->
     out.extend_from_slice(data);
     out.extend_from_slice(&[GS, b'(', b'k', 3, 0, 49, 81, 48]);
     out.push(LF);
-    out.extend_from_slice(data);
+    out.extend_from_slice(&page.encode(&number));
     out.push(LF);
     out.extend_from_slice(&[ESC, b'a', 0]);
     // Feed three lines and cut (partially: the receipt stays on the roll until torn off).
@@ -510,7 +604,11 @@ pub(super) fn html(doc: &ReceiptDocument, money: &MoneyFormat) -> String {
         escape(&doc.brand_name)
     ));
     out.push_str("<table style=\"width:100%;border-collapse:collapse\">\n");
-    for row in layout(doc, money) {
+    let money = Fmt {
+        cldr: money,
+        paper: false,
+    };
+    for row in layout(doc, &money) {
         let line = match row {
             Row::Center(text, bold) => format!(
                 "<tr><td colspan=\"2\" style=\"{CELL};text-align:center{}\">{}</td></tr>",

@@ -10,13 +10,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pos_tenancy::catalog::{Customer, Device, Product, Sale};
-use pos_tenancy::pos::{Checkout, LineItem, Pos, Refund, RefundTender, Tender};
-use pos_tenancy::receipt::{BrandSource, MoneyFormat, PaperWidth, ReceiptDocument, ReceiptFormat};
+use pos_tenancy::catalog::{Customer, CustomerVehicle, Device, LayawayPayment, Product, Sale};
+use pos_tenancy::pos::{
+    Checkout, FlowError, GiftCardSale, LayawayOrder, LineItem, Pos, Refund, RefundTender, Tender,
+    WorkOrderRequest,
+};
+use pos_tenancy::receipt::{
+    BrandSource, MoneyFormat, PaperWidth, ReceiptDocument, ReceiptFormat, ReceiptOf,
+};
 use pos_tenancy::testkit::sync::World;
 use pos_tenancy::{
-    Actor, Error, Json, NewTenant, RowId, Store, TaxRate, Tenant, TenantAccess, TenantSettings,
-    Timestamp,
+    Actor, Error, Json, ListQuery, NewTenant, RowId, Store, TaxRate, Tenant, TenantAccess,
+    TenantSettings, Timestamp,
 };
 
 type R<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -662,9 +667,9 @@ fn a_void_receipt_shows_void_the_original_number_and_every_tender_given_back() -
     );
     let text = String::from_utf8(doc.render(&ReceiptFormat::Text(PaperWidth::Cols48))?)?;
     for want in [
-        "VOID",
-        "Void of: S-NORDLICHT-1001",
-        "Reason: Kunde hat storniert",
+        "STORNO",
+        "Storno zu: S-NORDLICHT-1001",
+        "Grund: Kunde hat storniert",
         "-1.397,68\u{a0}€",
     ] {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
@@ -755,14 +760,15 @@ fn the_time_of_sale_is_given_in_the_stores_time_zone_or_in_utc_saying_so() -> R 
         let (sale, _, _) = big_sale(&t, b)?;
         let mut doc = fixed(t.receipt_document(sale)?);
         let text = String::from_utf8(doc.render(&ReceiptFormat::Text(PaperWidth::Cols48))?)?;
+        // The label is the locale's; the date is written year-month-day in all three.
         seen.push(
             text.lines()
-                .find(|l| l.starts_with("Date: "))
+                .find(|l| l.contains(": 2026-03-14"))
                 .map(String::from),
         );
         doc.time_zone = None;
         let text = String::from_utf8(doc.render(&ReceiptFormat::Text(PaperWidth::Cols48))?)?;
-        assert!(text.contains("Date: 2026-03-14 09:26 UTC"), "{text}");
+        assert!(text.contains(": 2026-03-14 09:26 UTC"), "{text}");
     }
     // 09:26 UTC on 14 March 2026: California is on daylight time since 8 March, Berlin not
     // until 29 March, Tokyo never.
@@ -770,8 +776,8 @@ fn the_time_of_sale_is_given_in_the_stores_time_zone_or_in_utc_saying_so() -> R 
         seen,
         [
             Some("Date: 2026-03-14 02:26 PDT".to_owned()),
-            Some("Date: 2026-03-14 10:26 CET".to_owned()),
-            Some("Date: 2026-03-14 18:26 JST".to_owned()),
+            Some("Datum: 2026-03-14 10:26 CET".to_owned()),
+            Some("日時: 2026-03-14 18:26 JST".to_owned()),
         ]
     );
     let mut s = TenantSettings::new("Caps");
@@ -784,5 +790,479 @@ fn the_time_of_sale_is_given_in_the_stores_time_zone_or_in_utc_saying_so() -> R 
     );
     s.time_zone = Some("Europe/Berlin".into());
     assert_eq!(s.validate(), Ok(()));
+    Ok(())
+}
+
+/// 2030-06-30 12:00 UTC: when the golden gift card expires.
+const EXPIRES_MS: i64 = 1_909_051_200_000;
+
+/// The documents of one of each receipt kind besides a sale, made by `admin` in `t`, each with
+/// its time and the numbers drawn from random ids fixed for the golden files: a layaway's deposit
+/// and completion, a work order's invoice, a gift card's sale and its balance slip after part of
+/// it was spent.
+struct Kinds {
+    layaway: RowId,
+    deposit: RowId,
+    second_payment: RowId,
+    work_order: RowId,
+    card: RowId,
+    docs: Vec<(&'static str, ReceiptDocument)>,
+}
+
+fn kinds(t: &Tenant<'_>, b: &Brand, admin: &Actor) -> R<Kinds> {
+    let now = Timestamp::now();
+    let rack = product("RACK-1", "Roof rack, aluminium", 12_000, b.currency);
+    let wiper = product("WIP-1", "Wiper blade 600 mm", 1_450, b.currency);
+    for p in [&rack, &wiper] {
+        t.insert(admin, p)?;
+        t.receive_stock(admin, p.id, "main", 10_000, Some(p.cost_minor))?;
+    }
+    let customer = Customer {
+        id: RowId::new(),
+        code: "C-2".into(),
+        first_name: "Ben".into(),
+        last_name: "Okafor".into(),
+        company: None,
+        email: None,
+        phone: None,
+        price_level_id: None,
+        tax_exempt: false,
+        notes: None,
+        created_at: now,
+        updated_at: now,
+    };
+    t.insert(admin, &customer)?;
+    t.enroll_loyalty(admin, customer.id, "L-2002")?;
+    // A layaway of 129.60 (12,960 minor units with 8 % tax): 30.00 down in cash, the rest by
+    // card, then completed.
+    let mut order = LayawayOrder::new(
+        customer.id,
+        vec![LineItem::product(rack.id, 1_000)],
+        Tender::Cash {
+            tendered_minor: 3_000,
+        },
+    );
+    order.number = Some("L-1001".into());
+    let held = t.open_layaway(admin, &order)?;
+    t.pay_layaway(
+        admin,
+        held.layaway.id,
+        &Tender::Card {
+            amount_minor: 9_960,
+            reference: "AUTH 5521".into(),
+        },
+    )?;
+    let payments = t
+        .list::<LayawayPayment>(&ListQuery::new())?
+        .rows
+        .into_iter()
+        .filter(|p| p.layaway_id == held.layaway.id)
+        .collect::<Vec<_>>();
+    let second_payment = payments.get(1).ok_or("second payment")?.id;
+    let deposit_doc = t.receipt_document_of(&ReceiptOf::LayawayPayment {
+        layaway: held.layaway.id,
+        payment: held.deposit.id,
+    })?;
+    t.complete_layaway(admin, held.layaway.id)?;
+    let completion = t.receipt_document_of(&ReceiptOf::LayawayCompletion(held.layaway.id))?;
+    // A work order on the customer's car: a part and an hour and a half of labour.
+    let car = CustomerVehicle {
+        id: RowId::new(),
+        customer_id: customer.id,
+        vin: None,
+        plate: Some("7ABC123".into()),
+        make: "Toyota".into(),
+        model: "Corolla".into(),
+        year: 2019,
+        engine: None,
+        mileage: None,
+        created_at: now,
+    };
+    t.insert(admin, &car)?;
+    let mut req = WorkOrderRequest::new(customer.id, "Replace both wiper blades; check brakes");
+    req.vehicle_id = Some(car.id);
+    req.technician_user_id = Some(admin.user_id());
+    req.odometer = Some(48_213);
+    req.number = Some("W-1001".into());
+    let wo = t.open_work_order(admin, &req)?;
+    t.add_part(admin, wo.id, wiper.id, 2_000)?;
+    t.add_labour(admin, wo.id, "Brake inspection", 1_500, 6_000)?;
+    t.complete_work_order(
+        admin,
+        wo.id,
+        &[Tender::Cash {
+            tendered_minor: 20_000,
+        }],
+    )?;
+    let invoice = t.receipt_document_of(&ReceiptOf::WorkOrder(wo.id))?;
+    // A gift card sold by card, then part of it spent.
+    let expires = Timestamp::from_millis(EXPIRES_MS).ok_or("expiry")?;
+    let sold = t.sell_gift_card(
+        admin,
+        &GiftCardSale::new("GC-3001", 5_000)
+            .expires_at(expires)
+            .tender(Tender::Card {
+                amount_minor: 5_000,
+                reference: "AUTH 9001".into(),
+            }),
+    )?;
+    let card_sale = t.receipt_document_of(&ReceiptOf::GiftCardSale(sold.card.id))?;
+    t.redeem_gift_card(admin, sold.card.id, 1_250)?;
+    let balance = t.receipt_document_of(&ReceiptOf::GiftCardBalance {
+        card: sold.card.id,
+        at: Timestamp::now(),
+    })?;
+    let number = |mut doc: ReceiptDocument, n: &str| {
+        if !doc.number.is_empty() {
+            doc.number = n.into();
+        }
+        fixed(doc)
+    };
+    Ok(Kinds {
+        layaway: held.layaway.id,
+        deposit: held.deposit.id,
+        second_payment,
+        work_order: wo.id,
+        card: sold.card.id,
+        docs: vec![
+            ("layaway-payment", number(deposit_doc, "S-L-1001")),
+            ("layaway-completion", number(completion, "S-L-1001")),
+            ("work-order", number(invoice, "S-W-1001")),
+            ("gift-card-sale", number(card_sale, "S-GC-3001")),
+            ("gift-card-balance", number(balance, "")),
+        ],
+    })
+}
+
+#[test]
+fn each_receipt_kind_matches_its_golden_text_and_html_for_two_brands_and_one_in_three_locales() -> R
+{
+    for b in BRANDS {
+        let store = store_with(b)?;
+        let t = store.tenant(&b.tenant.parse()?)?;
+        let admin = t.bootstrap_admin("owner", "Mina Owner")?;
+        for (kind, doc) in kinds(&t, b, &admin)?.docs {
+            // Every kind in two brands (en-US, de-DE); the work order's invoice in ja-JP too.
+            if b.tenant == "tokyo" && kind != "work-order" {
+                continue;
+            }
+            let text = doc.render(&ReceiptFormat::Text(PaperWidth::Cols42))?;
+            golden(&format!("{}-{kind}-text-42.txt", b.tenant), &text)?;
+            golden(
+                &format!("{}-{kind}-html.html", b.tenant),
+                &doc.render(&ReceiptFormat::Html)?,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_layaway_payment_receipt_shows_what_was_paid_through_it_and_what_is_still_due() -> R {
+    let b = &BRANDS[0];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let admin = t.bootstrap_admin("owner", "Mina Owner")?;
+    let k = kinds(&t, b, &admin)?;
+    let text = |payment| -> R<String> {
+        Ok(String::from_utf8(t.receipt_of(
+            &ReceiptOf::LayawayPayment {
+                layaway: k.layaway,
+                payment,
+            },
+            &ReceiptFormat::Text(PaperWidth::Cols42),
+        )?)?)
+    };
+    let deposit = text(k.deposit)?;
+    assert!(deposit.contains("LAYAWAY PAYMENT"), "{deposit}");
+    assert!(deposit.contains("Layaway: L-1001"), "{deposit}");
+    assert_eq!(amount_of(&deposit, "Cash"), Some("$30.00"), "{deposit}");
+    assert_eq!(amount_of(&deposit, "Paid"), Some("$30.00"), "{deposit}");
+    assert_eq!(amount_of(&deposit, "Due"), Some("$99.60"), "{deposit}");
+    // Completed since: the deposit's slip still shows no points and the same figures.
+    assert!(!deposit.contains("Points"), "{deposit}");
+    let second = text(k.second_payment)?;
+    assert_eq!(
+        amount_of(&second, "Card (AUTH 5521)"),
+        Some("$99.60"),
+        "{second}"
+    );
+    assert_eq!(amount_of(&second, "Paid"), Some("$129.60"), "{second}");
+    assert_eq!(amount_of(&second, "Due"), Some("$0.00"), "{second}");
+    let completion = String::from_utf8(t.receipt_of(
+        &ReceiptOf::LayawayCompletion(k.layaway),
+        &ReceiptFormat::Text(PaperWidth::Cols42),
+    )?)?;
+    for want in [
+        "LAYAWAY COMPLETED",
+        "Cash",
+        "Card (AUTH 5521)",
+        "Points earned",
+    ] {
+        assert!(completion.contains(want), "{want:?} missing:\n{completion}");
+    }
+    // A payment of another layaway (here: a sale's id) is not found.
+    match t.receipt_document_of(&ReceiptOf::LayawayPayment {
+        layaway: k.layaway,
+        payment: k.card,
+    }) {
+        Err(Error::NotFound { .. }) => Ok(()),
+        other => Err(format!("expected NotFound, got {other:?}").into()),
+    }
+}
+
+#[test]
+fn a_layaway_payment_reprints_under_its_sales_brand_after_a_rebrand() -> R {
+    let b = &BRANDS[1];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let admin = t.bootstrap_admin("owner", "Mina Owner")?;
+    let k = kinds(&t, b, &admin)?;
+    let what = [
+        ReceiptOf::LayawayPayment {
+            layaway: k.layaway,
+            payment: k.deposit,
+        },
+        ReceiptOf::LayawayCompletion(k.layaway),
+        ReceiptOf::WorkOrder(k.work_order),
+        ReceiptOf::GiftCardSale(k.card),
+    ];
+    let format = ReceiptFormat::Text(PaperWidth::Cols42);
+    let before = what
+        .iter()
+        .map(|w| t.receipt_of(w, &format))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut s = t.settings()?;
+    s.brand_name = "Nordlicht Gruppe".into();
+    s.locale = "en-US".into();
+    t.update_settings(&admin, &s)?;
+    for (w, before) in what.iter().zip(before) {
+        assert_eq!(
+            t.receipt_of(w, &format)?,
+            before,
+            "{w:?} changed on reprint"
+        );
+    }
+    // The balance slip belongs to no sale: today's brand, and it says so.
+    let slip = t.receipt_document_of(&ReceiptOf::GiftCardBalance {
+        card: k.card,
+        at: Timestamp::now(),
+    })?;
+    assert_eq!(slip.brand_source, BrandSource::Settings);
+    let text = String::from_utf8(slip.render(&format)?)?;
+    assert!(text.contains("Nordlicht Gruppe"), "{text}");
+    assert!(text.contains("Brand as of printing"), "{text}");
+    assert!(!text.contains("sale kept none"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn an_invoice_of_an_open_work_order_or_a_receipt_of_a_card_never_sold_is_refused_by_state() -> R {
+    let b = &BRANDS[0];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let admin = t.bootstrap_admin("owner", "Mina Owner")?;
+    let now = Timestamp::now();
+    let customer = Customer {
+        id: RowId::new(),
+        code: "C-9".into(),
+        first_name: "Ana".into(),
+        last_name: "Diaz".into(),
+        company: None,
+        email: None,
+        phone: None,
+        price_level_id: None,
+        tax_exempt: false,
+        notes: None,
+        created_at: now,
+        updated_at: now,
+    };
+    t.insert(&admin, &customer)?;
+    let wo = t.open_work_order(&admin, &WorkOrderRequest::new(customer.id, "Oil change"))?;
+    let card = t.issue_gift_card(&admin, "GC-PROMO", 1_000, None, None)?;
+    for what in [
+        ReceiptOf::WorkOrder(wo.id),
+        ReceiptOf::GiftCardSale(card.id),
+    ] {
+        match t.receipt_of(&what, &ReceiptFormat::Html) {
+            Err(Error::Flow(FlowError::State { .. })) => {}
+            other => return Err(format!("{what:?}: expected State, got {other:?}").into()),
+        }
+    }
+    // A card issued without a sale still has a balance slip.
+    let slip = t.receipt_document_of(&ReceiptOf::GiftCardBalance {
+        card: card.id,
+        at: Timestamp::now(),
+    })?;
+    assert_eq!(slip.gift_card.map(|g| g.balance_minor), Some(1_000));
+    Ok(())
+}
+
+#[test]
+fn pos_node_receipt_prints_each_kind_and_names_an_unknown_id() -> R {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("pos.db");
+    let b = &BRANDS[0];
+    let k = {
+        let store = Store::open(&db)?;
+        store.add_tenant(&NewTenant::new(b.tenant.parse()?, b.brand).settings(settings(b)))?;
+        let t = store.tenant(&b.tenant.parse()?)?;
+        let admin = t.bootstrap_admin("owner", "Mina Owner")?;
+        kinds(&t, b, &admin)?
+    };
+    let run = |args: &[&str]| -> R<std::process::Output> {
+        Ok(Command::new(env!("CARGO_BIN_EXE_pos-node"))
+            .arg("receipt")
+            .arg("--db")
+            .arg(&db)
+            .args(["--tenant", b.tenant])
+            .args(args)
+            .output()?)
+    };
+    let (layaway, deposit, wo, card) = (
+        k.layaway.to_string(),
+        k.deposit.to_string(),
+        k.work_order.to_string(),
+        k.card.to_string(),
+    );
+    for (args, want) in [
+        (
+            vec!["--layaway", &layaway, "--payment", &deposit],
+            "LAYAWAY PAYMENT",
+        ),
+        (vec!["--layaway", &layaway], "LAYAWAY COMPLETED"),
+        (vec!["--work-order", &wo], "INVOICE"),
+        (vec!["--gift-card", &card], "Gift card: GC-3001"),
+        (vec!["--gift-card", &card, "--balance"], "GIFT CARD BALANCE"),
+    ] {
+        let out = run(&args)?;
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let text = String::from_utf8(out.stdout)?;
+        assert!(text.contains(want), "{args:?}: {want:?} missing:\n{text}");
+    }
+    // A balance slip has no receipt number, so no QR code: the card's code spends the card.
+    let slip = run(&["--gift-card", &card, "--balance", "--format", "escpos"])?;
+    assert!(slip.status.success(), "{slip:?}");
+    assert!(slip.stdout.ends_with(&[0x1d, b'V', 66, 3]));
+    assert!(!slip.stdout.windows(3).any(|w| w == [0x1d, b'(', b'k']));
+    let json = run(&["--work-order", &wo, "--json"])?;
+    assert!(json.status.success(), "{json:?}");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+    assert_eq!(v["kind"], "work_order_invoice");
+    assert_eq!(v["work_order"]["number"], "W-1001");
+    let unknown = RowId::new().to_string();
+    for args in [
+        vec!["--layaway", &unknown],
+        vec!["--layaway", &layaway, "--payment", &unknown],
+        vec!["--work-order", &unknown],
+        vec!["--gift-card", &unknown, "--balance"],
+    ] {
+        let out = run(&args)?;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8(out.stderr)?;
+        assert!(
+            err.contains(&unknown) && err.contains("nothing was printed"),
+            "{args:?}: {err}"
+        );
+    }
+    // No selector, or two, is a usage error.
+    assert_eq!(run(&[])?.status.code(), Some(2));
+    assert_eq!(
+        run(&["--work-order", &wo, "--gift-card", &card])?
+            .status
+            .code(),
+        Some(2)
+    );
+    Ok(())
+}
+
+/// Whether `bytes` hold `part` anywhere.
+fn holds(bytes: &[u8], part: &[u8]) -> bool {
+    bytes.windows(part.len()).any(|w| w == part)
+}
+
+#[test]
+fn escpos_selects_cp858_for_de_de_and_sends_the_euro_and_umlauts_in_it() -> R {
+    let b = &BRANDS[1];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let (sale, _, _) = big_sale(&t, b)?;
+    let bytes = t.receipt(sale, &ReceiptFormat::EscPos(PaperWidth::Cols42))?;
+    assert!(bytes.starts_with(&[0x1b, b'@', 0x1b, b't', 19]));
+    // In CP858 ä is 0x84, ü 0x81, ß 0xE1, the no-break space 0xFF and € 0xD5.
+    assert!(holds(&bytes, b"Nordlicht R\x84der &"));
+    assert!(holds(&bytes, b"Vielen Dank f\x81r Ihren Einkauf!"));
+    assert!(holds(&bytes, b"Hafenstra\xe1e 12"));
+    assert!(holds(&bytes, b"R\x81ckgeld"));
+    assert!(holds(&bytes, b"1.234,50\xff\xd5"));
+    // Nothing is left in UTF-8: not the euro's three bytes, nor ü's two.
+    assert!(!holds(&bytes, "€".as_bytes()));
+    assert!(!holds(&bytes, "ü".as_bytes()));
+    Ok(())
+}
+
+#[test]
+fn escpos_for_ja_jp_is_shift_jis_in_kanji_mode_with_the_half_width_yen() -> R {
+    let b = &BRANDS[2];
+    let store = store_with(b)?;
+    let t = store.tenant(&b.tenant.parse()?)?;
+    let (sale, _, _) = big_sale(&t, b)?;
+    let bytes = t.receipt(sale, &ReceiptFormat::EscPos(PaperWidth::Cols42))?;
+    // Initialise; Japanese international set; katakana page; Shift_JIS; Kanji mode on.
+    assert!(
+        bytes.starts_with(&[0x1b, b'@', 0x1b, b'R', 8, 0x1b, b't', 1, 0x1c, b'C', 1, 0x1c, b'&'])
+    );
+    // 合計 in Shift_JIS (after the bold command), then the total with the yen sign at 0x5C
+    // (¥ in the Japanese set).
+    assert!(
+        bytes
+            .split(|b| *b == b'\n')
+            .any(|l| holds(l, b"\x8d\x87\x8c\x76 ") && l.ends_with(b" \x5c139,768")),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    // The brand: 東京オートパーツ.
+    assert!(holds(&bytes, b"\x93\x8c\x8b\x9e\x83\x49\x81\x5b\x83\x67"));
+    assert!(!holds(&bytes, "合計".as_bytes()));
+    // Text writes the half-width yen too; HTML keeps CLDR's full-width one.
+    let text = String::from_utf8(t.receipt(sale, &ReceiptFormat::Text(PaperWidth::Cols42))?)?;
+    assert!(
+        text.contains("\u{a5}139,768") && !text.contains('\u{ffe5}'),
+        "{text}"
+    );
+    let html = String::from_utf8(t.receipt(sale, &ReceiptFormat::Html)?)?;
+    assert!(html.contains("\u{ffe5}139,768"), "{html}");
+    Ok(())
+}
+
+#[test]
+fn a_character_the_code_page_cannot_print_is_sent_as_a_question_mark() -> R {
+    for (locale, currency, brand, want) in [
+        // CP858 has no kanji: two columns each, so two question marks each.
+        ("en-US", "USD", "東京 Motors", &b"???? Motors"[..]),
+        // Shift_JIS has no é and no €.
+        ("ja-JP", "JPY", "Café €", &b"Caf? ?"[..]),
+    ] {
+        let b = Brand {
+            tenant: "odd",
+            brand,
+            header: "",
+            footer: "",
+            locale,
+            currency,
+            time_zone: None,
+            taxes: &[("VAT", 80_000)],
+        };
+        let store = store_with(&b)?;
+        let t = store.tenant(&b.tenant.parse()?)?;
+        let (sale, _, _) = big_sale(&t, &b)?;
+        let bytes = t.receipt(sale, &ReceiptFormat::EscPos(PaperWidth::Cols42))?;
+        assert!(
+            holds(&bytes, want),
+            "{locale}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
     Ok(())
 }

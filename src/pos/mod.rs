@@ -73,7 +73,7 @@ use crate::catalog::{
 };
 use crate::ids::{RowId, Timestamp};
 #[cfg(feature = "receipts")]
-use crate::receipt::{ReceiptDocument, ReceiptFormat};
+use crate::receipt::{ReceiptDocument, ReceiptFormat, ReceiptOf};
 use crate::tenant::settings::{Feature, TenantSettings};
 use crate::tenant::{Actor, TenantAccess};
 use crate::Result;
@@ -641,16 +641,36 @@ pub trait Pos: TenantAccess {
     /// Only with the `receipts` feature (on by default).
     #[cfg(feature = "receipts")]
     fn receipt(&self, sale_id: RowId, format: &ReceiptFormat) -> Result<Vec<u8>> {
-        Ok(self.receipt_document(sale_id)?.render(format)?)
+        self.receipt_of(&ReceiptOf::Sale(sale_id), format)
     }
 
     /// What the receipt of a sale shows ([`Pos::receipt`]), before it is laid out. Only with
     /// the `receipts` feature (on by default).
     #[cfg(feature = "receipts")]
     fn receipt_document(&self, sale_id: RowId) -> Result<ReceiptDocument> {
+        self.receipt_document_of(&ReceiptOf::Sale(sale_id))
+    }
+
+    /// The receipt of `what` in `format`: a sale, a layaway payment or completion, a work
+    /// order's invoice, a gift card's sale or a gift card's balance slip ([`ReceiptOf`]),
+    /// rendered from the stored rows alone as [`Pos::receipt`] is. Each shows the brand copy
+    /// of the sale it belongs to (a layaway payment: its layaway's sale); a balance slip, which
+    /// belongs to no sale, shows today's settings and says so. Fails with
+    /// [`crate::Error::NotFound`] for a row the tenant does not have, and with
+    /// [`FlowError::State`] for a layaway or work order not completed or a card never sold.
+    /// Only with the `receipts` feature (on by default).
+    #[cfg(feature = "receipts")]
+    fn receipt_of(&self, what: &ReceiptOf, format: &ReceiptFormat) -> Result<Vec<u8>> {
+        Ok(self.receipt_document_of(what)?.render(format)?)
+    }
+
+    /// What the receipt of `what` shows ([`Pos::receipt_of`]), before it is laid out. Only
+    /// with the `receipts` feature (on by default).
+    #[cfg(feature = "receipts")]
+    fn receipt_document_of(&self, what: &ReceiptOf) -> Result<ReceiptDocument> {
         let s = self.scope();
         let settings = s.tenant_settings()?;
-        ReceiptDocument::load(&s, &settings, sale_id)
+        ReceiptDocument::load(&s, &settings, what)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Receipts: what a till prints or sends for a sale, rendered from the stored rows alone
-//! ([`crate::pos::Pos::receipt`]).
+//! ([`crate::pos::Pos::receipt`]), and for the documents around sales ([`ReceiptOf`],
+//! [`crate::pos::Pos::receipt_of`]): a layaway payment or completion, a work order's invoice, a
+//! gift card's sale or balance.
 //!
 //! A receipt is built in two steps. [`crate::pos::Pos::receipt_document`] reads the sale, its
 //! lines and payments, the cashier's display name, the terminal's name, the gift cards and
@@ -17,7 +19,10 @@
 //! with. A sale that keeps no copy (made before migration V10, adopted, or synced from a
 //! terminal that does not write one) is printed with the settings of the day, and the receipt
 //! says so in a line of its own ([`BrandSource::Settings`]). A refund or void is a sale of its
-//! own, made under the brand of its day. The amount's currency is always the sale's own
+//! own, made under the brand of its day. A layaway's payments and completion, a work order's
+//! invoice and a gift card's sale print under the copy of the sale they belong to (the
+//! layaway's, the one the work order completed into, the one that sold the card); a gift
+//! card's balance slip belongs to no sale and always shows today's settings, saying so. The amount's currency is always the sale's own
 //! (`sales.currency`), only its symbol and separators follow the locale. A cashier's or
 //! terminal's name is read from their row as it is now: people and tills are renamed rarely,
 //! and copying them onto every sale would not be worth its bytes.
@@ -42,17 +47,24 @@
 //!
 //! **Texts typed by the tenant or staff** (brand, header, footer, descriptions, names) are
 //! written with their control characters replaced by `?` in text and ESC/POS (so no text can
-//! send a printer command), and HTML-escaped in HTML. Labels ("Subtotal", "Change") are English.
+//! send a printer command), and HTML-escaped in HTML.
+//!
+//! **Labels** ("Subtotal", "Change", "Brand as of printing") come from one table in English,
+//! German and Japanese, chosen by the language of the receipt's locale, English for any other
+//! language.
 
+mod labels;
 mod money;
 mod render;
 
 pub use money::MoneyFormat;
 
 use crate::catalog::{
-    Device, GiftCard, LoyaltyAccount, PaymentMethod, Sale, SaleLine, SalePayment, User,
+    CustomerVehicle, Device, GiftCard, Layaway, LayawayPayment, LoyaltyAccount, PaymentMethod,
+    Record, Sale, SaleLine, SalePayment, User, WorkOrder,
 };
 use crate::ids::{RowId, Timestamp};
+use crate::pos::FlowError;
 use crate::tenant::settings::{ReceiptBrand, TaxRate, TenantSettings};
 use crate::tenant::Scope;
 use crate::Result;
@@ -127,12 +139,17 @@ impl TryFrom<u16> for PaperWidth {
 #[non_exhaustive]
 pub enum ReceiptFormat {
     /// UTF-8 text, every line at most the paper's width (in terminal columns: a CJK character
-    /// takes two), amounts right-aligned, each line ended by `\n`.
+    /// takes two), amounts right-aligned, each line ended by `\n`. CLDR's full-width yen sign
+    /// (`￥`, ja-JP) is written half-width (`¥`): one column, as every other currency symbol.
     Text(PaperWidth),
     /// Bytes for an ESC/POS printer: `ESC @` (initialise), the brand centred in bold and double
     /// size, the text layout of [`ReceiptFormat::Text`] (the total in bold), a QR code of the
-    /// receipt number (`GS ( k`), and a feed and partial cut (`GS V`). Texts are sent as UTF-8:
-    /// the printer must be set to a UTF-8 code page for anything beyond ASCII (`€`, `¥`).
+    /// receipt number (`GS ( k`), and a feed and partial cut (`GS V`). Texts are sent in a code
+    /// page the printer is told to use right after `ESC @`: CP858 (`ESC t 19`: Western
+    /// European letters and `€`), or for a Japanese locale Shift_JIS in Kanji mode (`ESC R 8`,
+    /// `ESC t 1`, `FS C 1`, `FS &`), which needs a printer with Japanese fonts. A character the
+    /// page cannot print is sent as `?` (`??` for a full-width one, so lines keep their width).
+    /// The yen sign is the half-width `¥`, as in [`ReceiptFormat::Text`].
     EscPos(PaperWidth),
     /// A self-contained HTML document for email or printing: inline styles, no scripts, no
     /// external resources, every text from the tenant or the staff HTML-escaped.
@@ -196,6 +213,105 @@ pub struct ReceiptLoyalty {
     pub redeemed: i64,
     /// The balance just after the sale.
     pub balance: i64,
+}
+
+/// What to print ([`crate::pos::Pos::receipt_of`]): the receipt of a sale or of one of the
+/// documents a till prints for besides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReceiptOf {
+    /// A sale, a refund or a void, by the sale's id.
+    Sale(RowId),
+    /// One payment into a layaway (its deposit or a later one): the goods held, the payment,
+    /// what is paid with it and what is still due. Under the brand the layaway's sale keeps.
+    LayawayPayment {
+        /// The layaway.
+        layaway: RowId,
+        /// The payment (a row of `layaway_payments` of that layaway).
+        payment: RowId,
+    },
+    /// A completed layaway: the goods, every payment, points earned. Refused with
+    /// [`crate::pos::FlowError::State`] unless it is completed.
+    LayawayCompletion(RowId),
+    /// A completed work order's invoice: the sale it completed into, with the job, vehicle,
+    /// odometer and technician. Refused with [`crate::pos::FlowError::State`] unless it is
+    /// completed.
+    WorkOrder(RowId),
+    /// The sale of a gift card ([`crate::pos::Pos::sell_gift_card`]), with the card's code,
+    /// its balance after the sale and its expiry. Refused with
+    /// [`crate::pos::FlowError::State`] for a card issued without a sale.
+    GiftCardSale(RowId),
+    /// A gift card's balance as of `at` (the sum of its ledger rows written at or before it):
+    /// a slip of no sale, so under the tenant's settings as they are when it is printed, which
+    /// it says. Pass the time of printing; the same `at` gives the same slip.
+    GiftCardBalance {
+        /// The card.
+        card: RowId,
+        /// The time the balance is read at and the slip is dated.
+        at: Timestamp,
+    },
+}
+
+/// What a [`ReceiptDocument`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReceiptKind {
+    /// A sale, a refund or a void ([`ReceiptDocument::reverses`] tells which).
+    Sale,
+    /// A payment into a layaway.
+    LayawayPayment,
+    /// A completed layaway.
+    LayawayCompletion,
+    /// A work order's invoice.
+    WorkOrderInvoice,
+    /// A gift card's sale.
+    GiftCardSale,
+    /// A gift card's balance slip.
+    GiftCardBalance,
+}
+
+/// A layaway on its payment or completion receipt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReceiptLayaway {
+    /// The layaway's number.
+    pub number: String,
+    /// What the goods cost in all.
+    pub total_minor: i64,
+    /// Paid so far: with a payment's receipt, every payment up to and including it.
+    pub paid_minor: i64,
+    /// Still to pay.
+    pub due_minor: i64,
+}
+
+/// A work order on its invoice.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReceiptWorkOrder {
+    /// The work order's number.
+    pub number: String,
+    /// What was done.
+    pub description: String,
+    /// The vehicle: year, make and model.
+    pub vehicle: Option<String>,
+    /// The vehicle's licence plate.
+    pub plate: Option<String>,
+    /// Odometer at check-in.
+    pub odometer: Option<i64>,
+    /// The technician's display name.
+    pub technician: Option<String>,
+}
+
+/// A gift card on its sale's receipt or balance slip.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReceiptGiftCard {
+    /// The card's code.
+    pub code: String,
+    /// Its balance just after the sale, or at the slip's time.
+    pub balance_minor: i64,
+    /// When it expires.
+    pub expires_at: Option<Timestamp>,
+    /// False for a blocked card.
+    pub active: bool,
 }
 
 /// Where a receipt's brand, header, footer and locale come from.
@@ -262,13 +378,49 @@ pub struct ReceiptDocument {
     pub payments: Vec<ReceiptPayment>,
     /// Loyalty, when the sale earned or redeemed points.
     pub loyalty: Option<ReceiptLoyalty>,
+    /// What the receipt is for.
+    pub kind: ReceiptKind,
+    /// For a layaway's payment or completion: the layaway's number and what is paid and due.
+    pub layaway: Option<ReceiptLayaway>,
+    /// For a work order's invoice: the job, the vehicle and the technician.
+    pub work_order: Option<ReceiptWorkOrder>,
+    /// For a gift card's sale or balance slip: the card and its balance.
+    pub gift_card: Option<ReceiptGiftCard>,
 }
 
 impl ReceiptDocument {
-    /// Reads sale `sale_id` and what its receipt shows, with `settings` for the brand and
-    /// locale. Fails with [`crate::Error::NotFound`] for a sale this tenant does not have.
-    pub(crate) fn load(s: &Scope<'_>, settings: &TenantSettings, sale_id: RowId) -> Result<Self> {
-        let sale: Sale = s.row(sale_id)?;
+    /// Reads what the receipt of `what` shows, with `settings` (today's) for a sale that kept
+    /// no brand and for a gift card's balance slip. Fails with [`crate::Error::NotFound`] for a
+    /// row this tenant does not have.
+    pub(crate) fn load(s: &Scope<'_>, settings: &TenantSettings, what: &ReceiptOf) -> Result<Self> {
+        match *what {
+            ReceiptOf::Sale(id) => {
+                let sale: Sale = s.row(id)?;
+                let at = sale.sold_at;
+                Self::load_sale(s, settings, sale, at)
+            }
+            ReceiptOf::LayawayPayment { layaway, payment } => {
+                Self::load_layaway_payment(s, settings, layaway, payment)
+            }
+            ReceiptOf::LayawayCompletion(layaway) => {
+                Self::load_layaway_completion(s, settings, layaway)
+            }
+            ReceiptOf::WorkOrder(id) => Self::load_work_order(s, settings, id),
+            ReceiptOf::GiftCardSale(card) => Self::load_gift_card_sale(s, settings, card),
+            ReceiptOf::GiftCardBalance { card, at } => {
+                Self::load_gift_card_balance(s, settings, card, at)
+            }
+        }
+    }
+
+    /// The sale's receipt, balances of the gift cards and loyalty account it touched as they
+    /// were at `at` (its time of sale, or when its layaway was completed).
+    fn load_sale(
+        s: &Scope<'_>,
+        settings: &TenantSettings,
+        sale: Sale,
+        at: Timestamp,
+    ) -> Result<Self> {
         let lines: Vec<SaleLine> = s.rows_where("sale_id = ?2", "ORDER BY line_no", &[&sale.id])?;
         let payments: Vec<SalePayment> =
             s.rows_where("sale_id = ?2", "ORDER BY paid_at, id", &[&sale.id])?;
@@ -295,23 +447,11 @@ impl ReceiptDocument {
         )?;
         let mut out_payments = Vec::with_capacity(payments.len());
         for p in payments {
-            let method: PaymentMethod =
-                p.method
-                    .parse()
-                    .map_err(|e: crate::UnknownWord| crate::Error::InvalidPayload {
-                        table: "sale_payments",
-                        reason: e.to_string(),
-                    })?;
+            let method = method_of(&p.method, "sale_payments")?;
             let gift_card = match p.gift_card_id {
                 Some(card) => {
                     let code = s.row::<GiftCard>(card)?.code;
-                    let balance = s.query_row(
-                        "SELECT coalesce(sum(amount_minor), 0) FROM gift_card_transactions \
-                         WHERE tenant_id = ?1 AND gift_card_id = ?2 AND created_at <= ?3",
-                        &[&card, &sale.sold_at],
-                        |r| r.get(0),
-                    )?;
-                    Some((code, balance))
+                    Some((code, card_balance(s, card, at)?))
                 }
                 None => None,
             };
@@ -349,7 +489,7 @@ impl ReceiptDocument {
                 let balance = s.query_row(
                     "SELECT coalesce(sum(points), 0) FROM loyalty_transactions \
                      WHERE tenant_id = ?1 AND account_id = ?2 AND created_at <= ?3",
-                    &[&account, &sale.sold_at],
+                    &[&account, &at],
                     |r| r.get(0),
                 )?;
                 Some(ReceiptLoyalty {
@@ -408,6 +548,205 @@ impl ReceiptDocument {
             total_minor: sale.total_minor,
             payments: out_payments,
             loyalty,
+            kind: ReceiptKind::Sale,
+            layaway: None,
+            work_order: None,
+            gift_card: None,
+        })
+    }
+
+    /// A layaway payment's receipt: its sale's goods and brand, this one payment, and what is
+    /// paid through it (payments at or before it, in the order they were taken).
+    fn load_layaway_payment(
+        s: &Scope<'_>,
+        settings: &TenantSettings,
+        layaway: RowId,
+        payment: RowId,
+    ) -> Result<Self> {
+        let l: Layaway = s.row(layaway)?;
+        let p: LayawayPayment = s.row(payment)?;
+        if p.layaway_id != l.id {
+            // A payment of another layaway is no payment of this one.
+            return Err(crate::Error::NotFound {
+                table: LayawayPayment::TABLE.name,
+                id: payment,
+            });
+        }
+        let sale: Sale = s.row(l.sale_id)?;
+        let mut doc = Self::load_sale(s, settings, sale, p.paid_at)?;
+        let paid_minor: i64 = s.query_row(
+            "SELECT coalesce(sum(amount_minor), 0) FROM layaway_payments \
+             WHERE tenant_id = ?1 AND layaway_id = ?2 AND (paid_at < ?3 OR (paid_at = ?3 AND id <= ?4))",
+            &[&l.id, &p.paid_at, &p.id],
+            |r| r.get(0),
+        )?;
+        if let Some(user) = p.user_id {
+            doc.cashier = s.row::<User>(user)?.display_name;
+        }
+        doc.sold_at = p.paid_at;
+        doc.payments = vec![layaway_payment(&p)?];
+        // Points are earned on completion; a payment's reprint never shows them.
+        doc.loyalty = None;
+        doc.kind = ReceiptKind::LayawayPayment;
+        doc.layaway = Some(ReceiptLayaway {
+            number: l.number,
+            total_minor: l.total_minor,
+            paid_minor,
+            due_minor: l.total_minor - paid_minor,
+        });
+        Ok(doc)
+    }
+
+    /// A completed layaway's receipt: its sale with every payment, dated at its completion.
+    fn load_layaway_completion(
+        s: &Scope<'_>,
+        settings: &TenantSettings,
+        layaway: RowId,
+    ) -> Result<Self> {
+        let l: Layaway = s.row(layaway)?;
+        let closed_at = match (l.status.as_str(), l.closed_at) {
+            ("completed", Some(at)) => at,
+            _ => {
+                return Err(FlowError::State {
+                    what: "layaway",
+                    id: l.id,
+                    status: l.status,
+                    action: "print a completion receipt: only a completed layaway has one",
+                }
+                .into())
+            }
+        };
+        let sale: Sale = s.row(l.sale_id)?;
+        let mut doc = Self::load_sale(s, settings, sale, closed_at)?;
+        let payments: Vec<LayawayPayment> =
+            s.rows_where("layaway_id = ?2", "ORDER BY paid_at, id", &[&l.id])?;
+        doc.payments = payments
+            .iter()
+            .map(layaway_payment)
+            .collect::<Result<_>>()?;
+        let paid_minor = payments.iter().map(|p| p.amount_minor).sum::<i64>();
+        doc.sold_at = closed_at;
+        doc.kind = ReceiptKind::LayawayCompletion;
+        doc.layaway = Some(ReceiptLayaway {
+            number: l.number,
+            total_minor: l.total_minor,
+            paid_minor,
+            due_minor: l.total_minor - paid_minor,
+        });
+        Ok(doc)
+    }
+
+    /// A completed work order's invoice: its sale, with the job, vehicle and technician.
+    fn load_work_order(s: &Scope<'_>, settings: &TenantSettings, id: RowId) -> Result<Self> {
+        let wo: WorkOrder = s.row(id)?;
+        let Some(sale_id) = wo.sale_id.filter(|_| wo.status == "completed") else {
+            return Err(FlowError::State {
+                what: "work order",
+                id: wo.id,
+                status: wo.status,
+                action: "print an invoice: only a completed work order has one",
+            }
+            .into());
+        };
+        let sale: Sale = s.row(sale_id)?;
+        let at = sale.sold_at;
+        let mut doc = Self::load_sale(s, settings, sale, at)?;
+        let (vehicle, plate) = match wo.vehicle_id {
+            Some(v) => {
+                let v: CustomerVehicle = s.row(v)?;
+                (Some(format!("{} {} {}", v.year, v.make, v.model)), v.plate)
+            }
+            None => (None, None),
+        };
+        let technician = match wo.technician_user_id {
+            Some(u) => Some(s.row::<User>(u)?.display_name),
+            None => None,
+        };
+        doc.kind = ReceiptKind::WorkOrderInvoice;
+        doc.work_order = Some(ReceiptWorkOrder {
+            number: wo.number,
+            description: wo.description,
+            vehicle,
+            plate,
+            odometer: wo.odometer,
+            technician,
+        });
+        Ok(doc)
+    }
+
+    /// The receipt of the sale that sold a gift card, with the card.
+    fn load_gift_card_sale(s: &Scope<'_>, settings: &TenantSettings, card: RowId) -> Result<Self> {
+        let c: GiftCard = s.row(card)?;
+        let sold_by: Option<RowId> = s.query_optional(
+            "SELECT sale_id FROM gift_card_transactions \
+             WHERE tenant_id = ?1 AND gift_card_id = ?2 AND kind = 'issue' AND sale_id IS NOT NULL \
+             ORDER BY id LIMIT 1",
+            &[&c.id],
+            |r| r.get(0),
+        )?;
+        let Some(sale_id) = sold_by else {
+            return Err(FlowError::State {
+                what: "gift card",
+                id: c.id,
+                status: "issued without a sale".to_owned(),
+                action: "print its sale's receipt (print its balance instead)",
+            }
+            .into());
+        };
+        let sale: Sale = s.row(sale_id)?;
+        let at = sale.sold_at;
+        let mut doc = Self::load_sale(s, settings, sale, at)?;
+        doc.kind = ReceiptKind::GiftCardSale;
+        doc.gift_card = Some(ReceiptGiftCard {
+            balance_minor: card_balance(s, c.id, at)?,
+            code: c.code,
+            expires_at: c.expires_at,
+            active: c.active,
+        });
+        Ok(doc)
+    }
+
+    /// A gift card's balance slip at `at`, under today's settings.
+    fn load_gift_card_balance(
+        s: &Scope<'_>,
+        settings: &TenantSettings,
+        card: RowId,
+        at: Timestamp,
+    ) -> Result<Self> {
+        let c: GiftCard = s.row(card)?;
+        let brand = settings.receipt_brand();
+        Ok(Self {
+            brand_name: brand.brand_name,
+            header: brand.receipt_header,
+            footer: brand.receipt_footer,
+            locale: brand.locale,
+            brand_source: BrandSource::Settings,
+            tax_rates: Vec::new(),
+            time_zone: brand.time_zone,
+            currency: c.currency,
+            number: String::new(),
+            status: if c.active { "active" } else { "blocked" }.to_owned(),
+            sold_at: at,
+            cashier: String::new(),
+            terminal: None,
+            reverses: None,
+            note: None,
+            lines: Vec::new(),
+            subtotal_minor: 0,
+            discount_minor: 0,
+            tax_minor: 0,
+            total_minor: 0,
+            payments: Vec::new(),
+            loyalty: None,
+            kind: ReceiptKind::GiftCardBalance,
+            layaway: None,
+            work_order: None,
+            gift_card: Some(ReceiptGiftCard {
+                balance_minor: card_balance(s, c.id, at)?,
+                code: c.code,
+                expires_at: c.expires_at,
+                active: c.active,
+            }),
         })
     }
 
@@ -420,4 +759,37 @@ impl ReceiptDocument {
             ReceiptFormat::Html => render::html(self, &money).into_bytes(),
         })
     }
+}
+
+/// A stored payment method word, refused as bad data when it is not one.
+fn method_of(word: &str, table: &'static str) -> Result<PaymentMethod> {
+    word.parse()
+        .map_err(|e: crate::UnknownWord| crate::Error::InvalidPayload {
+            table,
+            reason: e.to_string(),
+        })
+}
+
+/// A layaway payment as a receipt's payment (cash and card only: no change, no card balance).
+fn layaway_payment(p: &LayawayPayment) -> Result<ReceiptPayment> {
+    Ok(ReceiptPayment {
+        method: method_of(&p.method, "layaway_payments")?,
+        amount_minor: p.amount_minor,
+        tendered_minor: None,
+        change_minor: 0,
+        reference: p.reference.clone(),
+        gift_card: None,
+        points: None,
+    })
+}
+
+/// A gift card's balance just after `at`: its ledger rows written at or before it (a row
+/// another terminal wrote earlier offline and synced later counts too).
+fn card_balance(s: &Scope<'_>, card: RowId, at: Timestamp) -> Result<i64> {
+    s.query_row(
+        "SELECT coalesce(sum(amount_minor), 0) FROM gift_card_transactions \
+         WHERE tenant_id = ?1 AND gift_card_id = ?2 AND created_at <= ?3",
+        &[&card, &at],
+        |r| r.get(0),
+    )
 }

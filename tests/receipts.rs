@@ -1266,3 +1266,81 @@ fn a_character_the_code_page_cannot_print_is_sent_as_a_question_mark() -> R {
     }
     Ok(())
 }
+
+/// The demo store's day of trading (`pos-node demo`): every sale, refund and void it rang up,
+/// every layaway payment and completed layaway, every completed work order and every gift card
+/// it sold prints in every format and width, and each text line fits its paper.
+#[cfg(feature = "testkit")]
+#[test]
+fn every_document_of_the_demo_store_prints_in_every_format() -> R {
+    let store = Store::open_in_memory()?;
+    store.add_tenant(&NewTenant::new("caps".parse()?, "Caps Automotive"))?;
+    let t = store.tenant(&"caps".parse()?)?;
+    let admin = t.bootstrap_admin("owner", "Owner")?;
+    let options = pos_tenancy::testkit::demo::DemoOptions {
+        sales: 150,
+        seed: 7,
+    };
+    pos_tenancy::testkit::demo::fill(&t, &admin, &options, &mut |_, _| {})?;
+    let ids = |sql: &str| -> R<Vec<Vec<RowId>>> {
+        let rows = t.query(sql)?.rows;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().and_then(|s| s.parse().ok()))
+                    .collect()
+            })
+            .collect())
+    };
+    let mut what: Vec<ReceiptOf> = Vec::new();
+    for r in ids("SELECT id FROM sales")? {
+        what.push(ReceiptOf::Sale(r[0]));
+    }
+    for r in ids("SELECT layaway_id, id FROM layaway_payments")? {
+        what.push(ReceiptOf::LayawayPayment {
+            layaway: r[0],
+            payment: r[1],
+        });
+    }
+    for r in ids("SELECT id FROM layaways WHERE status = 'completed'")? {
+        what.push(ReceiptOf::LayawayCompletion(r[0]));
+    }
+    for r in ids("SELECT id FROM work_orders WHERE status = 'completed'")? {
+        what.push(ReceiptOf::WorkOrder(r[0]));
+    }
+    for r in ids(
+        "SELECT DISTINCT gift_card_id FROM gift_card_transactions WHERE sale_id IS NOT NULL
+             AND kind = 'issue'",
+    )? {
+        what.push(ReceiptOf::GiftCardSale(r[0]));
+        what.push(ReceiptOf::GiftCardBalance {
+            card: r[0],
+            at: Timestamp::now(),
+        });
+    }
+    let kinds = |w: &ReceiptOf| std::mem::discriminant(w);
+    let mut seen = std::collections::HashSet::new();
+    for w in &what {
+        seen.insert(kinds(w));
+        for (name, format) in formats() {
+            let bytes = t
+                .receipt_of(w, &format)
+                .map_err(|e| format!("{w:?} as {name}: {e}"))?;
+            assert!(!bytes.is_empty(), "{w:?} as {name}");
+            if let ReceiptFormat::Text(width) = format {
+                let text = String::from_utf8(bytes)?;
+                for line in text.lines() {
+                    assert!(
+                        line.chars().count() <= width.columns() as usize,
+                        "{w:?} at {}: {line:?}",
+                        width.columns()
+                    );
+                }
+            }
+        }
+    }
+    // The demo's day has every kind of document.
+    assert_eq!(seen.len(), 6, "kinds printed: {}", seen.len());
+    Ok(())
+}

@@ -218,7 +218,7 @@ pub enum CentralError {
     Sqlite(#[from] rusqlite::Error),
     /// A PostgreSQL failure: connecting, or a statement (`PgCentral`).
     #[cfg(feature = "postgres")]
-    #[error("postgresql: {0}")]
+    #[error("postgresql: {}", with_causes(.0))]
     Postgres(#[from] ::postgres::Error),
     /// The TLS settings of a PostgreSQL connection cannot be used: an `sslmode` this build
     /// does not know, or a CA file (`--database-ca`) that cannot be read or holds no
@@ -541,6 +541,23 @@ pub fn check_skew(ops: &[Operation], now: Timestamp, max_skew: Duration) -> Resu
         }
     }
     Ok(())
+}
+
+/// An error's text with the chain of its causes: the PostgreSQL client's own text ("error
+/// connecting to server", "db error") leaves the reason to its source.
+#[cfg(feature = "postgres")]
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -841,3 +841,21 @@ impl NewRows {
 fn usage_month(at: Timestamp) -> String {
     at.as_datetime().format("%Y-%m").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_that_fails_says_why_not_just_that_it_failed() {
+        // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+        let e = PgCentral::connect("postgres://nobody@127.0.0.1:1/pos?sslmode=disable", 1)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("error connecting to server") && e.to_lowercase().contains("refused"),
+            "{e}"
+        );
+    }
+}

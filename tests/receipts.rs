@@ -1332,7 +1332,7 @@ fn every_document_of_the_demo_store_prints_in_every_format() -> R {
                 let text = String::from_utf8(bytes)?;
                 for line in text.lines() {
                     assert!(
-                        line.chars().count() <= width.columns() as usize,
+                        line.chars().count() <= width.columns(),
                         "{w:?} at {}: {line:?}",
                         width.columns()
                     );

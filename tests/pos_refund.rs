@@ -1933,3 +1933,35 @@ fn a_cashiers_override_is_refused_and_writes_nothing() -> Result<()> {
     assert_eq!(snapshot(&shop), before_boss);
     Ok(())
 }
+
+#[test]
+fn a_void_of_a_sale_paid_by_a_card_now_blocked_is_refused_and_changes_nothing() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    let t = &shop.t;
+    let boss = manager(&shop)?;
+    let (sale, card) = paid_by_a_card_now_blocked(&shop)?;
+    let balance = t.gift_card_balance(card.id)?;
+    let before = snapshot(&shop);
+    let e = flow(
+        t.void_sale(&boss, sale.sale.id, "card reported stolen")
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(&e, FlowError::GiftCardUnusable { card: c, reason } if *c == card.id
+            && reason.contains("blocked")),
+        "{e:?}"
+    );
+    assert_eq!(snapshot(&shop), before);
+    assert_eq!(t.gift_card_balance(card.id)?, balance);
+    // The way the error points to: a refund by other tenders with a manager's override.
+    let r = t.refund(
+        &shop.cashier,
+        &Refund::new(sale.sale.id, "card reported stolen")
+            .tender(RefundTender::Cash { amount_minor: 979 })
+            .override_unusable_card(&boss, "card reported stolen"),
+    )?;
+    assert_eq!(r.sale.total_minor, -979);
+    assert_eq!(t.gift_card_balance(card.id)?, balance);
+    Ok(())
+}

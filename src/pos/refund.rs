@@ -1115,16 +1115,36 @@ fn within_tenders(tally: &Tally, paybacks: &[Payback], mut slack: i64) -> Result
 }
 
 /// What a void gives back: every payment of the sale by its own method, to the same card or
-/// account; points paid with go back as points, read from the sale's loyalty ledger rows.
+/// account; points paid with go back as points, read from the sale's loyalty ledger rows. A
+/// gift card that is blocked or expired now takes nothing back, as in a refund: the void is
+/// refused, and a refund with other tenders and a manager's override gives the money back.
 fn void_paybacks(s: &Scope<'_>, sale: &Sale) -> Result<Vec<Payback>> {
     let mut out = Vec::new();
     let mut loyalty_minor = 0i64;
+    let now = Timestamp::now();
     for p in sale_payments(s, sale.id)? {
         match p.method.parse() {
             Ok(PaymentMethod::Cash) => out.push(Payback::Cash(p.amount_minor)),
             Ok(PaymentMethod::Card) => out.push(Payback::Card(p.amount_minor, p.reference)),
             Ok(PaymentMethod::GiftCard) => match p.gift_card_id {
-                Some(card) => out.push(Payback::GiftCard(card, p.amount_minor)),
+                Some(card) => {
+                    let card: GiftCard = s.row(card)?;
+                    let unusable = if !card.active {
+                        Some("it is blocked: refund the sale with other tenders instead")
+                    } else if card.expires_at.is_some_and(|e| e <= now) {
+                        Some("it has expired: refund the sale with other tenders instead")
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = unusable {
+                        return Err(FlowError::GiftCardUnusable {
+                            card: card.id,
+                            reason,
+                        }
+                        .into());
+                    }
+                    out.push(Payback::GiftCard(card.id, p.amount_minor))
+                }
                 None => out.push(Payback::Cash(p.amount_minor)),
             },
             Ok(PaymentMethod::StoreCredit) => {

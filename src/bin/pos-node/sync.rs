@@ -398,7 +398,8 @@ fn run_engine(
     }
     engine.shutdown();
     if matches!(outcome, Ok(Outcome::Ok)) {
-        let _ = printer.line("stopped", &Line::Stopped);
+        // A reader gone is no error; a full disk is, as for every other line.
+        quiet_on_close(printer.line("stopped", &Line::Stopped))?;
     }
     outcome
 }

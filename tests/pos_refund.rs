@@ -1965,3 +1965,27 @@ fn a_void_of_a_sale_paid_by_a_card_now_blocked_is_refused_and_changes_nothing() 
     assert_eq!(t.gift_card_balance(card.id)?, balance);
     Ok(())
 }
+
+#[test]
+fn a_cancelled_layaway_gives_its_promotion_use_back() -> Result<()> {
+    let store = Store::open_in_memory()?;
+    let shop = shop(&store, "caps")?;
+    half_price_filters_once(&shop)?;
+    let full = next_filter_discount(&store, &shop)?;
+    let opened = shop.t.open_layaway(
+        &shop.cashier,
+        &pos_tenancy::pos::LayawayOrder::new(
+            shop.customer.id,
+            vec![LineItem::product(shop.filter.id, 1_000)],
+            Tender::Cash {
+                tendered_minor: 100,
+            },
+        ),
+    )?;
+    assert_eq!(opened.promotions.len(), 1);
+    // The layaway holds the only use.
+    assert!(next_filter_discount(&store, &shop)? < full);
+    shop.t.cancel_layaway(&shop.cashier, opened.layaway.id)?;
+    assert_eq!(next_filter_discount(&store, &shop)?, full);
+    Ok(())
+}

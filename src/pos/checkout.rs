@@ -481,13 +481,19 @@ pub(crate) fn price(
 }
 
 /// Uses of a promotion: its usage rows on sales, less the rows on refunds and voids that gave
-/// a use back (a reversal sale is one with `sale_reversals` rows; see the refund module).
+/// a use back (a reversal sale is one with `sale_reversals` rows; see the refund module). A
+/// row on a voided sale (a cancelled layaway's: the customer took nothing home) counts for
+/// nothing; derived from the sale's status, which syncs, so every terminal counts the same.
 fn uses(s: &Scope<'_>, promotion: RowId) -> Result<i64> {
     s.query_row(
         "SELECT coalesce(sum(CASE WHEN EXISTS (
                     SELECT 1 FROM sale_reversals r
                     WHERE r.tenant_id = u.tenant_id AND r.reversal_sale_id = u.sale_id)
-                  THEN -1 ELSE 1 END), 0)
+                  THEN -1
+                  WHEN EXISTS (
+                    SELECT 1 FROM sales v
+                    WHERE v.tenant_id = u.tenant_id AND v.id = u.sale_id AND v.status = 'voided')
+                  THEN 0 ELSE 1 END), 0)
          FROM promotion_usage u WHERE u.tenant_id = ?1 AND u.promotion_id = ?2",
         &[&promotion],
         |r| r.get(0),

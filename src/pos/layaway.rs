@@ -446,7 +446,8 @@ fn give_back(fee_minor: i64, cash_minor: i64, cards_minor: &[i64]) -> (i64, Vec<
 
 /// Cancels an open layaway: every payment goes back by its own method, less the tenant's
 /// cancellation fee ([`crate::BusinessRules::layaway_cancellation_fee_ppm`] of what was paid,
-/// rounded half away from zero, never more than was paid); the sale is voided.
+/// rounded half away from zero, never more than was paid); the sale is voided, which gives
+/// back the promotion uses its opening took (a use of a voided sale counts for nothing).
 ///
 /// The fee comes out of the cash first, then out of the card payments in the order they were
 /// made (the deposit first): the store keeps the fee from the money already in its drawer, so

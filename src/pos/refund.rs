@@ -33,7 +33,8 @@
 //! ones), and only once per promotion and sale. Sale lines do not record which promotion
 //! discounted them, so a sale with two promotions gives both back together: never a use given
 //! back for goods the customer kept. A promotion's uses are its rows on sales less its rows on
-//! reversal sales (`checkout::uses`).
+//! reversal sales, rows on voided sales (cancelled layaways) counting for nothing
+//! (`checkout::uses`).
 //!
 //! Money goes back the way it came. A refund's tenders are capped per method at what the sale
 //! took by it less what its earlier refunds gave back by it (read from the reversal sales'

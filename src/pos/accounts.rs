@@ -307,24 +307,24 @@ fn card_entry(
     s.balance::<GiftCardTransaction>(&[&card])
 }
 
-/// A card that can take money now: active, not expired.
-fn usable_card(s: &Scope<'_>, card: RowId, now: Timestamp) -> Result<GiftCard> {
-    let c: GiftCard = s.row(card)?;
+/// Why a card cannot take money at `now` (blocked, expired), or `None` when it can.
+pub(crate) fn unusable_reason(c: &GiftCard, now: Timestamp) -> Option<&'static str> {
     if !c.active {
-        return Err(FlowError::GiftCardUnusable {
-            card,
-            reason: "it is blocked",
-        }
-        .into());
+        Some("it is blocked")
+    } else if c.expires_at.is_some_and(|e| e <= now) {
+        Some("it has expired")
+    } else {
+        None
     }
-    if c.expires_at.is_some_and(|e| e <= now) {
-        return Err(FlowError::GiftCardUnusable {
-            card,
-            reason: "it has expired",
-        }
-        .into());
+}
+
+/// A card that can take money now: active, not expired.
+pub(crate) fn usable_card(s: &Scope<'_>, card: RowId, now: Timestamp) -> Result<GiftCard> {
+    let c: GiftCard = s.row(card)?;
+    match unusable_reason(&c, now) {
+        Some(reason) => Err(FlowError::GiftCardUnusable { card, reason }.into()),
+        None => Ok(c),
     }
-    Ok(c)
 }
 
 pub(crate) fn top_up_gift_card(

@@ -67,9 +67,10 @@ use std::collections::BTreeMap;
 use rusqlite::ToSql;
 use serde::{Deserialize, Serialize};
 
+use super::accounts::{self, unusable_reason, usable_card};
 use super::checkout::{best_commission_rule, receipt_number, CommissionRuleRef};
 use super::money::{apply_ppm, extend, mul_div_round, sum};
-use super::{accounts, FlowError};
+use super::FlowError;
 use crate::catalog::{
     Commission, CreditTransaction, GiftCard, GiftCardTransaction, InventoryTransaction,
     LoyaltyTransaction, PaymentMethod, PromotionUse, Sale, SaleLine, SalePayment, SaleReversal,
@@ -753,17 +754,10 @@ fn refund_paybacks(
                     }
                     .into());
                 }
-                if !card.active {
+                if let Some(reason) = unusable_reason(&card, now) {
                     return Err(FlowError::GiftCardUnusable {
                         card: card.id,
-                        reason: "it is blocked",
-                    }
-                    .into());
-                }
-                if card.expires_at.is_some_and(|e| e <= now) {
-                    return Err(FlowError::GiftCardUnusable {
-                        card: card.id,
-                        reason: "it has expired",
+                        reason,
                     }
                     .into());
                 }
@@ -904,7 +898,7 @@ impl Tally {
         for (method, took) in &self.took {
             let Some(card) = method.card else { continue };
             let c: GiftCard = s.row(card)?;
-            if c.active && c.expires_at.is_none_or(|e| e > now) {
+            if unusable_reason(&c, now).is_none() {
                 continue;
             }
             let refunded = self.refunded.get(method).copied().unwrap_or(0);
@@ -1129,22 +1123,8 @@ fn void_paybacks(s: &Scope<'_>, sale: &Sale) -> Result<Vec<Payback>> {
             Ok(PaymentMethod::Card) => out.push(Payback::Card(p.amount_minor, p.reference)),
             Ok(PaymentMethod::GiftCard) => match p.gift_card_id {
                 Some(card) => {
-                    let card: GiftCard = s.row(card)?;
-                    let unusable = if !card.active {
-                        Some("it is blocked: refund the sale with other tenders instead")
-                    } else if card.expires_at.is_some_and(|e| e <= now) {
-                        Some("it has expired: refund the sale with other tenders instead")
-                    } else {
-                        None
-                    };
-                    if let Some(reason) = unusable {
-                        return Err(FlowError::GiftCardUnusable {
-                            card: card.id,
-                            reason,
-                        }
-                        .into());
-                    }
-                    out.push(Payback::GiftCard(card.id, p.amount_minor))
+                    usable_card(s, card, now)?;
+                    out.push(Payback::GiftCard(card, p.amount_minor))
                 }
                 None => out.push(Payback::Cash(p.amount_minor)),
             },

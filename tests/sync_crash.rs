@@ -313,13 +313,20 @@ impl Transport for Traced {
     }
 }
 
+/// What the parent hands a child terminal: the server's URL, the token and its seeded stream.
+fn child_env() -> Result<(String, String, rand_chacha::ChaCha8Rng), E> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let seed: u64 = var("POS_SYNC_CHILD_SEED")?.parse()?;
+    Ok((
+        var("POS_SYNC_CHILD_URL")?,
+        var("POS_SYNC_CHILD_TOKEN")?,
+        rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+    ))
+}
+
 fn child(db: &Path) -> ! {
     let run = || -> Result<(), E> {
-        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-        let url = var("POS_SYNC_CHILD_URL")?;
-        let token = var("POS_SYNC_CHILD_TOKEN")?;
-        let seed: u64 = var("POS_SYNC_CHILD_SEED")?.parse()?;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (url, token, mut rng) = child_env()?;
         let store = Store::open(db)?;
         let tenant = tid(TENANT);
         let t = store.tenant(&tenant)?;
@@ -968,11 +975,7 @@ const JOIN_TEST: &str = "a_terminal_killed_while_it_joins_in_bulk_keeps_every_in
 /// head.
 fn joiner(db: &Path) -> ! {
     let run = || -> Result<(), E> {
-        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-        let url = var("POS_SYNC_CHILD_URL")?;
-        let token = var("POS_SYNC_CHILD_TOKEN")?;
-        let seed: u64 = var("POS_SYNC_CHILD_SEED")?.parse()?;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let (url, token, mut rng) = child_env()?;
         let store = terminal(db)?;
         let transport = Traced(HttpTransport::new(&url)?);
         let options = SyncOptions::default()

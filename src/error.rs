@@ -105,6 +105,29 @@ pub enum Error {
         /// `read` or `write`.
         operation: &'static str,
     },
+    /// The tenant's data moved (promoted to a file of its own, or demoted back to the shared
+    /// file) after this handle was opened: nothing was read or written here. Take a new handle
+    /// from [`Store::tenant`](crate::Store::tenant), which follows the new route.
+    #[error(
+        "tenant {tenant} moved to {now_in} after this handle was opened: nothing was changed; \
+         take a new handle (Store::tenant) to reach it there"
+    )]
+    TenantMoved {
+        /// The tenant.
+        tenant: TenantId,
+        /// Where it lives now: `its own file` or `the shared file`.
+        now_in: &'static str,
+    },
+    /// The tenant's own database file (its route after a promotion) could not be used.
+    #[error("tenant {tenant}'s own database file {path}: {reason}")]
+    TenantFile {
+        /// The tenant.
+        tenant: TenantId,
+        /// The file its route names.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
     /// A change of status the tenant may not go through
     /// ([`TenantStatus::TRANSITIONS`]: cancelled is final).
     #[error(

@@ -73,7 +73,7 @@ pub use store::verify::{Check, VerifyError, VerifyReport, Violation};
 pub use store::vfs;
 pub use store::{
     BackgroundCheckpoint, Store, StoreBuilder, BUSY_TIMEOUT, CHECKPOINT_INTERVAL,
-    WAL_AUTOCHECKPOINT,
+    TENANT_FILE_APPLICATION_ID, WAL_AUTOCHECKPOINT,
 };
 pub use tenant::query::{
     QueryError, QueryResult, DEFAULT_QUERY_TIMEOUT, MAX_RESULT_BYTES, MAX_ROWS, MAX_VALUE_BYTES,
@@ -85,8 +85,9 @@ pub use tenant::settings::{
 };
 pub use tenant::{Actor, FilterOp, FilterValue, ListQuery, Page, Tenant, TenantAccess, TenantTx};
 pub use tenant_io::{
-    IfUnsynced, TableCopied, TableDigest, TenantDeletion, TenantDigest, TenantExport,
-    TenantIoError, TenantIoStep, TenantRestore, EXPORT_APPLICATION_ID,
+    IfUnsynced, MoveReason, PurgeReport, PurgedCopy, StorageSettings, TableCopied, TableDigest,
+    TenantDeletion, TenantDigest, TenantExport, TenantIoError, TenantIoStep, TenantMove,
+    TenantRestore, DEFAULT_KEEP_DAYS, EXPORT_APPLICATION_ID,
 };
 
 /// The crate's result type.

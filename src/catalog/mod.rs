@@ -501,12 +501,15 @@ macro_rules! catalog {
 mod tables;
 
 /// Tables that belong to the node rather than to a tenant: the registry, the node's own state
-/// (identity and clock) and the indexes a bulk pull set aside (indexes span every tenant).
+/// (identity and clock), the indexes a bulk pull set aside (indexes span every tenant), and
+/// where tenants live (their moves between files and the rule for them).
 /// Every other table is a tenant table.
 pub const NODE_TABLES: &[&str] = &[
     "tenants",
     "node_state",
     "deferred_indexes",
+    "tenant_moves",
+    "storage_settings",
     "refinery_schema_history",
 ];
 

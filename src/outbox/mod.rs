@@ -26,7 +26,7 @@ pub(crate) struct Stamper<'a> {
     pub(crate) node: RowId,
     /// The node id as the outbox stores it, made once per store.
     pub(crate) node_text: &'a str,
-    pub(crate) now_millis: &'a (dyn Fn() -> u64 + Send),
+    pub(crate) now_millis: &'a (dyn Fn() -> u64 + Send + Sync),
     pub(crate) cache: &'a RefCell<ClockCache>,
 }
 

@@ -7,7 +7,8 @@
 //! - `registry`: the tenant registry and the door to a tenant's handle;
 //! - `clock`: the node clock's persistence and [`Store::clock`] / [`Store::observe_clock`];
 //! - [`vfs`]: the batched-WAL file layer; `verify`: the schema and data checks;
-//! - `deferred`: secondary indexes set aside while a tenant is pulled in bulk.
+//! - `deferred`: secondary indexes set aside while a tenant is pulled in bulk;
+//! - `homes`: where a tenant lives (the shared file or a file of its own) and the route to it.
 //!
 //! Invariants: a `Store` owns one connection and is configured once, before it opens (its
 //! settings never change on an open store); its write transactions take the write lock up
@@ -17,6 +18,7 @@
 mod checkpoint;
 pub(crate) mod clock;
 pub(crate) mod deferred;
+pub(crate) mod homes;
 mod open;
 mod registry;
 mod schema;
@@ -30,12 +32,13 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::error::Error;
-use crate::ids::RowId;
+use crate::ids::{RowId, TenantId};
 use crate::tenant::query::ReportConnection;
 use crate::Result;
 use verify::{VerifyError, VerifyReport};
 
 pub use checkpoint::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
+pub use homes::TENANT_FILE_APPLICATION_ID;
 pub use open::{StoreBuilder, BUSY_TIMEOUT, WAL_AUTOCHECKPOINT};
 pub(crate) use registry::{check_new_tenant, insert_tenant};
 pub(crate) use schema::install_schema;
@@ -47,6 +50,10 @@ pub(crate) enum Location {
     /// A shared-cache in-memory database, reachable by URI from a second connection.
     Memory(String),
 }
+
+/// The wall clock a store's hybrid logical clock reads; shared with the stores of its
+/// tenants' own files, which must read the same clock.
+pub(crate) type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// A node's database: the tenant registry and every tenant's rows.
 ///
@@ -69,11 +76,18 @@ pub struct Store {
     node_id: RowId,
     /// `node_id` as operations store it, formatted once.
     node_text: String,
-    clock: Box<dyn Fn() -> u64 + Send>,
     /// The newest stamps this connection knows, so a write need not look them up.
     clock_cache: RefCell<clock::ClockCache>,
     max_skew: Duration,
     query_timeout: Duration,
+    wal_autocheckpoint: u32,
+    clock: Clock,
+    /// Set when this file is a tenant's own (a promoted tenant's home), to that tenant.
+    home_of: Option<TenantId>,
+    /// The stores of promoted tenants' own files, opened on first use, by file. Entries are
+    /// only added (a route that changes names another file), so a handle's borrow of one
+    /// lives as long as this store.
+    homes: elsa::FrozenMap<PathBuf, Box<Store>>,
     /// File stores only; dropped after the connection above.
     _checkpointer: Option<BackgroundCheckpoint>,
 }

@@ -49,16 +49,16 @@ pub const WAL_AUTOCHECKPOINT: u32 = 10_000;
 /// ```
 #[must_use = "a builder does nothing until `open` or `open_in_memory`"]
 pub struct StoreBuilder {
-    clock: Box<dyn Fn() -> u64 + Send>,
-    max_skew: Duration,
-    query_timeout: Duration,
-    wal_autocheckpoint: u32,
+    pub(super) clock: super::Clock,
+    pub(super) max_skew: Duration,
+    pub(super) query_timeout: Duration,
+    pub(super) wal_autocheckpoint: u32,
 }
 
 impl Default for StoreBuilder {
     fn default() -> Self {
         Self {
-            clock: Box::new(system_millis),
+            clock: std::sync::Arc::new(system_millis),
             max_skew: DEFAULT_MAX_SKEW,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             wal_autocheckpoint: WAL_AUTOCHECKPOINT,
@@ -84,8 +84,8 @@ impl StoreBuilder {
 
     /// The wall clock the hybrid logical clock reads, in milliseconds since the Unix epoch.
     /// Default: the system clock. For tests and simulations of clocks that jump.
-    pub fn clock(mut self, clock: impl Fn() -> u64 + Send + 'static) -> Self {
-        self.clock = Box::new(clock);
+    pub fn clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.clock = std::sync::Arc::new(clock);
         self
     }
 
@@ -209,6 +209,7 @@ impl StoreBuilder {
             [],
             |r| r.get(0),
         )?;
+        let home_of = super::homes::home_of(&conn)?;
         // A pull in bulk that died left indexes set aside: build them before anyone reads.
         super::deferred::build_deferred(&conn)?;
         refresh_statistics(&conn)?;
@@ -236,10 +237,13 @@ impl StoreBuilder {
             reports: RefCell::new(None),
             node_id,
             node_text: node_id.to_string(),
-            clock: self.clock,
             clock_cache: RefCell::new(clock_cache),
             max_skew: self.max_skew,
             query_timeout: self.query_timeout,
+            wal_autocheckpoint: self.wal_autocheckpoint,
+            clock: self.clock,
+            home_of,
+            homes: elsa::FrozenMap::new(),
             _checkpointer: checkpointer,
         })
     }

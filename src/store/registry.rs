@@ -13,7 +13,7 @@ use super::Store;
 use crate::error::Error;
 use crate::ids::{Json, TenantId, Timestamp};
 use crate::tenant::settings::{
-    NewTenant, Plan, PlanLimits, TenantInfo, TenantSettings, TenantStatus,
+    NewTenant, Plan, PlanLimits, TenantInfo, TenantSettings, TenantStatus, Tier,
 };
 use crate::tenant::Tenant;
 use crate::Result;
@@ -30,17 +30,34 @@ impl Store {
         self.tenant_info(&new.id)
     }
 
-    /// Every registered tenant, by id.
+    /// Every registered tenant, by id. A tenant in a file of its own is listed as that file's
+    /// registry row holds it (its status and settings change there); as the shared
+    /// registry holds it when its file cannot be read, so the list still shows every tenant.
     pub fn tenants(&self) -> Result<Vec<TenantInfo>> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("{TENANT_SELECT} ORDER BY id"))?;
         let rows = stmt.query_map([], tenant_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut all: Vec<TenantInfo> = rows.collect::<rusqlite::Result<_>>()?;
+        for info in &mut all {
+            if info.tier == Tier::Dedicated && !self.is_tenant_file() {
+                if let Ok(home) = self.home(&info.id) {
+                    if let Ok(there) = home.tenant_info_here(&info.id) {
+                        *info = there;
+                    }
+                }
+            }
+        }
+        Ok(all)
     }
 
-    /// One tenant's registry entry.
+    /// One tenant's registry entry, from the file it lives in.
     pub fn tenant_info(&self, id: &TenantId) -> Result<TenantInfo> {
+        self.home(id)?.tenant_info_here(id)
+    }
+
+    /// One tenant's registry row in this file.
+    pub(crate) fn tenant_info_here(&self, id: &TenantId) -> Result<TenantInfo> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("{TENANT_SELECT} WHERE id = ?1"))?;
@@ -135,12 +152,20 @@ impl Store {
         detail: serde_json::Value,
         change: impl FnOnce(&Connection, &Timestamp) -> Result<usize>,
     ) -> Result<TenantInfo> {
-        let tx = self.begin_write()?;
+        // The row of the file the tenant lives in: its status and settings change there.
+        let home = self.home(id)?;
+        let tx = home.begin_write()?;
         let now = Timestamp::now();
+        let tier: Option<Tier> = tx
+            .query_row("SELECT tier FROM tenants WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        if let Some(tier) = tier {
+            home.check_here(id, tier)?;
+        }
         if change(&tx, &now)? == 0 {
             return Err(Error::TenantNotFound(id.clone()));
         }
-        crate::tenant::Scope::new(self, id).audit(
+        crate::tenant::Scope::new(home, id).audit(
             None,
             action,
             "tenants",
@@ -154,19 +179,14 @@ impl Store {
     /// A handle on one tenant's data. Refused for unknown and cancelled tenants; a suspended
     /// tenant's handle reads but does not write.
     pub fn tenant(&self, id: &TenantId) -> Result<Tenant<'_>> {
-        let status: Option<TenantStatus> = self
-            .conn
-            .prepare_cached("SELECT status FROM tenants WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?;
-        match status {
-            None => Err(Error::TenantNotFound(id.clone())),
-            Some(TenantStatus::Cancelled) => Err(Error::TenantInactive {
+        // The route and the status in one read: the handle runs on the tenant's home.
+        match self.home_with_status(id)? {
+            (_, TenantStatus::Cancelled) => Err(Error::TenantInactive {
                 tenant: id.clone(),
                 status: TenantStatus::Cancelled,
                 operation: "read",
             }),
-            Some(_) => Ok(Tenant::new(self, id.clone())),
+            (home, _) => Ok(Tenant::new(home, id.clone())),
         }
     }
 }

@@ -203,6 +203,7 @@ impl Page<'_> {
         let (store, tenant) = (self.store, self.tenant);
         let conn = &store.conn;
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        store.ensure_home(tenant)?;
         let mut applied = Applied::default();
         let newest = self.remote.iter().flatten().map(|op| op.hlc).max();
         let rules = match newest {

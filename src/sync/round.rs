@@ -290,6 +290,22 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     /// the transactions it refuses are set aside with its reason, so one bad operation never
     /// holds the others back.
     pub fn push(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
+        self.routed(tenant, Step::Push)?.push_here(tenant, token)
+    }
+
+    /// This syncer on the store the tenant lives in (its own file, after a promotion).
+    fn routed(&self, tenant: &TenantId, step: Step) -> Result<Syncer<'a, T>, SyncError> {
+        Ok(Syncer {
+            store: self
+                .store
+                .home(tenant)
+                .map_err(|e| SyncError::local(tenant, step, e))?,
+            transport: self.transport,
+            options: self.options,
+        })
+    }
+
+    fn push_here(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
         let started = Timestamp::now();
         let result = self.push_all(tenant, token);
         if matches!(&result, Ok(r) if r.pushed == 0 && r.set_aside == 0) {
@@ -358,6 +374,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         let conn = &self.store.conn;
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
             .map_err(|e| local(e.into()))?;
+        self.store.ensure_home(tenant).map_err(local)?;
         // The floor first: pruned stamps must still bound the clock.
         let acked = ops
             .iter()
@@ -449,6 +466,10 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     /// Pulls the tenant's log after its cursor, to the server's head, and merges each
     /// transaction of other terminals in one local transaction, moving the cursor with it.
     pub fn pull(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
+        self.routed(tenant, Step::Pull)?.pull_here(tenant, token)
+    }
+
+    fn pull_here(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
         let started = Timestamp::now();
         let result = self.pull_all(tenant, token);
         self.finish(tenant, Step::Pull, started, result, |r| {
@@ -565,6 +586,11 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     /// white-label settings), so a change made centrally reaches every terminal. Returns
     /// whether anything changed.
     pub fn pull_config(&self, tenant: &TenantId, token: &str) -> Result<bool, SyncError> {
+        self.routed(tenant, Step::Config)?
+            .pull_config_here(tenant, token)
+    }
+
+    fn pull_config_here(&self, tenant: &TenantId, token: &str) -> Result<bool, SyncError> {
         let local = |e| SyncError::local(tenant, Step::Config, e);
         let config = self.fetch_config(tenant, token)?;
         let settings = serde_json::to_value(&config.settings)

@@ -203,12 +203,14 @@ impl SyncError {
 
     pub(crate) fn local(tenant: &TenantId, step: Step, e: crate::Error) -> Self {
         // A busy database is the terminal's own write in progress: try again.
+        // So is a tenant moved to or from a file of its own meanwhile: the next step routes
+        // to its new home.
         let busy = matches!(
             &e,
             crate::Error::Sqlite(rusqlite::Error::SqliteFailure(f, _))
                 if f.code == rusqlite::ErrorCode::DatabaseBusy
                     || f.code == rusqlite::ErrorCode::DatabaseLocked
-        );
+        ) || matches!(&e, crate::Error::TenantMoved { .. });
         let class = if busy {
             ErrorClass::Transient
         } else {
@@ -273,8 +275,7 @@ impl Store {
     /// Where the tenant's sync stands on this node, read from the database (so a second
     /// process, such as `pos-node status`, sees what the engine recorded).
     pub fn sync_status(&self, tenant: &TenantId) -> Result<SyncStatus> {
-        self.tenant_info(tenant)?;
-        let conn = &self.conn;
+        let conn = &self.home(tenant)?.conn;
         let (pending, oldest, set_aside): (i64, Option<Timestamp>, i64) = conn
             .prepare_cached(
                 "SELECT count(*) FILTER (WHERE set_aside IS NULL),

@@ -14,7 +14,7 @@ use crate::outbox;
 use crate::protocol::Operation;
 use crate::store::Store;
 use crate::tenant::query::QueryResult;
-use crate::tenant::settings::{Role, TenantInfo, TenantSettings, TenantStatus};
+use crate::tenant::settings::{Role, TenantInfo, TenantSettings, TenantStatus, Tier};
 use crate::Result;
 
 /// Reads and writes of one tenant's rows, shared by [`Tenant`] (each write its own
@@ -132,17 +132,24 @@ impl<'s> Tenant<'s> {
     /// Refused once the tenant is cancelled, as every read is.
     pub fn actor(&self, user_id: RowId) -> Result<Actor> {
         // The tenant's status and the user in one statement, as a write checks them.
-        let found: Option<(TenantStatus, Option<Role>, Option<bool>)> = self
+        let found: Option<(TenantStatus, Tier, Option<Role>, Option<bool>)> = self
             .store
             .conn
             .prepare_cached(
-                "SELECT t.status, u.role, u.active FROM tenants t
+                "SELECT t.status, t.tier, u.role, u.active FROM tenants t
                  LEFT JOIN users u ON u.tenant_id = t.id AND u.id = ?2 WHERE t.id = ?1",
             )?
             .query_row(params![self.id, user_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
+        let found = match found {
+            Some((status, tier, role, active)) => {
+                self.store.check_here(&self.id, tier)?;
+                Some((status, role, active))
+            }
+            None => None,
+        };
         match found {
             None => Err(Error::TenantNotFound(self.id.clone())),
             Some((TenantStatus::Cancelled, _, _)) => Err(Error::TenantInactive {

@@ -24,7 +24,7 @@ use crate::ids::{Json, RowId, TenantId, Timestamp};
 use crate::outbox;
 use crate::protocol::OperationKind;
 use crate::store::Store;
-use crate::tenant::settings::{Role, TenantSettings, TenantStatus};
+use crate::tenant::settings::{Role, TenantSettings, TenantStatus, Tier};
 use crate::Result;
 
 /// SQL text of one table, generated once from its catalog entry (catalog identifiers only).
@@ -67,7 +67,7 @@ fn table_sql(table: &'static TableDef) -> &'static TableSql {
                 let joined: Vec<String> = select.iter().map(|c| format!("r.{c}")).collect();
                 let sql = TableSql {
                     get_checked: format!(
-                        "SELECT t.\"status\", {} FROM \"tenants\" t LEFT JOIN {name} r \
+                        "SELECT t.\"status\", t.\"tier\", {} FROM \"tenants\" t LEFT JOIN {name} r \
                          ON r.\"tenant_id\" = t.\"id\" AND r.\"id\" = ?2 WHERE t.\"id\" = ?1",
                         joined.join(", ")
                     ),
@@ -194,13 +194,24 @@ impl<'c> Scope<'c> {
         self.insert_row(&entry)
     }
 
-    pub(super) fn ensure_writable(&self) -> Result<()> {
-        let status: Option<TenantStatus> = self
+    /// The tenant's status, refused when this file is no longer its home.
+    fn status_here(&self) -> Result<Option<TenantStatus>> {
+        let found: Option<(TenantStatus, Tier)> = self
             .conn()
-            .prepare_cached("SELECT status FROM tenants WHERE id = ?1")?
-            .query_row([self.tenant], |r| r.get(0))
+            .prepare_cached("SELECT status, tier FROM tenants WHERE id = ?1")?
+            .query_row([self.tenant], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        match status {
+        match found {
+            Some((status, tier)) => {
+                self.store.check_here(self.tenant, tier)?;
+                Ok(Some(status))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn ensure_writable(&self) -> Result<()> {
+        match self.status_here()? {
             Some(TenantStatus::Active) => Ok(()),
             Some(status) => Err(Error::TenantInactive {
                 tenant: self.tenant.clone(),
@@ -213,12 +224,7 @@ impl<'c> Scope<'c> {
 
     /// Refuses reads of a cancelled tenant (a suspended one still reads).
     pub(super) fn ensure_readable(&self) -> Result<()> {
-        let status: Option<TenantStatus> = self
-            .conn()
-            .prepare_cached("SELECT status FROM tenants WHERE id = ?1")?
-            .query_row([self.tenant], |r| r.get(0))
-            .optional()?;
-        match status {
+        match self.status_here()? {
             Some(TenantStatus::Cancelled) => Err(Error::TenantInactive {
                 tenant: self.tenant.clone(),
                 status: TenantStatus::Cancelled,
@@ -278,16 +284,23 @@ impl<'c> Scope<'c> {
     /// The role of an active user of this tenant, read now (a write checks it in its own
     /// transaction), refused while the tenant is not active.
     fn role_of(&self, user: RowId) -> Result<Role> {
-        let found: Option<(TenantStatus, Option<Role>, Option<bool>)> = self
+        let found: Option<(TenantStatus, Tier, Option<Role>, Option<bool>)> = self
             .conn()
             .prepare_cached(
-                "SELECT t.status, u.role, u.active FROM tenants t
+                "SELECT t.status, t.tier, u.role, u.active FROM tenants t
                  LEFT JOIN users u ON u.tenant_id = t.id AND u.id = ?2 WHERE t.id = ?1",
             )?
             .query_row(params![self.tenant, user], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
+        let found = match found {
+            Some((status, tier, role, active)) => {
+                self.store.check_here(self.tenant, tier)?;
+                Some((status, role, active))
+            }
+            None => None,
+        };
         match found {
             None => Err(Error::TenantNotFound(self.tenant.clone())),
             Some((TenantStatus::Active, Some(role), Some(true))) => Ok(role),
@@ -337,15 +350,23 @@ impl<'c> Scope<'c> {
         let found = stmt
             .query_row(params![self.tenant, id], |row| {
                 let status: TenantStatus = row.get(0)?;
+                let tier: Tier = row.get(1)?;
                 if status == TenantStatus::Cancelled {
-                    return Ok(Err(status));
+                    return Ok((tier, Err(status)));
                 }
-                match row.get::<_, Option<RowId>>(1)? {
-                    None => Ok(Ok(None)),
-                    Some(_) => R::from_row_at(row, 1).map(|r| Ok(Some(r))),
+                match row.get::<_, Option<RowId>>(2)? {
+                    None => Ok((tier, Ok(None))),
+                    Some(_) => R::from_row_at(row, 2).map(|r| (tier, Ok(Some(r)))),
                 }
             })
             .optional()?;
+        let found = match found {
+            Some((tier, found)) => {
+                self.store.check_here(self.tenant, tier)?;
+                Some(found)
+            }
+            None => None,
+        };
         match found {
             None => Err(Error::TenantNotFound(self.tenant.clone())),
             Some(Err(status)) => Err(Error::TenantInactive {

@@ -29,6 +29,10 @@ impl Store {
         if_unsynced: IfUnsynced,
         progress: &mut dyn FnMut(TableCopied),
     ) -> Result<TenantDeletion, TenantIoError> {
+        let home = super::routed(self, tenant)?;
+        if !std::ptr::eq(home, self) {
+            return self.delete_dedicated(home, tenant, export_to, if_unsynced, progress);
+        }
         let started = Instant::now();
         check_tenant(self, tenant)?;
         if !self.conn.is_autocommit() {
@@ -52,22 +56,7 @@ impl Store {
         );
         let delete_failed =
             |e: &dyn std::fmt::Display| failed(TenantIoStep::Delete, tenant, e, &kept);
-        let mut rows_deleted = 0u64;
-        let tables = BALANCES
-            .iter()
-            .map(|b| b.table)
-            .chain(TABLES.iter().rev().map(|t| t.name));
-        for table in tables {
-            rows_deleted += tx
-                .execute(
-                    &format!("DELETE FROM {} WHERE tenant_id = ?1", ident(table)),
-                    [tenant],
-                )
-                .map_err(|e| delete_failed(&e))? as u64;
-        }
-        rows_deleted += tx
-            .execute("DELETE FROM tenants WHERE id = ?1", [tenant])
-            .map_err(|e| delete_failed(&e))? as u64;
+        let rows_deleted = delete_all(&tx, tenant).map_err(|e| delete_failed(&e))?;
         let proven = prove_gone(&tx, tenant)
             .map_err(|reason| failed(TenantIoStep::Prove, tenant, reason, &kept))?;
         tx.commit().map_err(|e| delete_failed(&e))?;
@@ -81,6 +70,92 @@ impl Store {
             seconds: started.elapsed().as_secs_f64(),
         })
     }
+}
+
+impl Store {
+    /// Offboards a tenant that lives in a file of its own: the export is written from that
+    /// file under both files' write locks, then the shared file's rows of the tenant (the
+    /// copy its promotion kept, if not purged) and its registry row are deleted and proven
+    /// gone in one commit, which is the point of no return; the tenant's file is removed
+    /// after it (a file left by a crash there is one no route names, which `purge` removes).
+    fn delete_dedicated(
+        &self,
+        home: &Store,
+        tenant: &TenantId,
+        export_to: &Path,
+        if_unsynced: IfUnsynced,
+        progress: &mut dyn FnMut(TableCopied),
+    ) -> Result<TenantDeletion, TenantIoError> {
+        let started = Instant::now();
+        if !self.conn.is_autocommit() || !home.conn.is_autocommit() {
+            return Err(TenantIoError::TransactionOpen);
+        }
+        if export_to.exists() {
+            return Err(TenantIoError::DestinationExists {
+                path: export_to.to_path_buf(),
+            });
+        }
+        let check = |e: &dyn std::fmt::Display| {
+            failed(TenantIoStep::Check, tenant, e, "nothing was changed")
+        };
+        let immediate = rusqlite::TransactionBehavior::Immediate;
+        let tx =
+            rusqlite::Transaction::new_unchecked(&self.conn, immediate).map_err(|e| check(&e))?;
+        let home_tx =
+            rusqlite::Transaction::new_unchecked(&home.conn, immediate).map_err(|e| check(&e))?;
+        home.ensure_home(tenant).map_err(|e| check(&e))?;
+        let discarded = check_unsynced(&home_tx, tenant, None, if_unsynced)?;
+        let export = write_export(&home_tx, tenant, export_to, self.node_id(), progress)?;
+        let kept = format!(
+            "rolled back, the tenant is as it was; its export {} is kept",
+            export.path.display()
+        );
+        let delete_failed =
+            |e: &dyn std::fmt::Display| failed(TenantIoStep::Delete, tenant, e, &kept);
+        let shared_rows = delete_all(&tx, tenant).map_err(|e| delete_failed(&e))?;
+        let proven = prove_gone(&tx, tenant)
+            .map_err(|reason| failed(TenantIoStep::Prove, tenant, reason, &kept))?;
+        tx.commit().map_err(|e| delete_failed(&e))?;
+        drop(home_tx);
+        if let Some(file) = home.path() {
+            for extra in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(super::export::with_suffix(file, extra));
+            }
+            let _ = crate::backup::sync_dir(file);
+        }
+        self.forget_cached_clock();
+        Ok(TenantDeletion {
+            tenant: tenant.clone(),
+            rows_deleted: shared_rows + export.rows + 1,
+            export,
+            unsynced_discarded: discarded,
+            tables_proven_empty: proven,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Deletes every row of the tenant in `conn`, its registry row last; returns how many.
+fn delete_all(conn: &rusqlite::Connection, tenant: &TenantId) -> rusqlite::Result<u64> {
+    let rows = delete_rows(conn, tenant)?;
+    Ok(rows + conn.execute("DELETE FROM tenants WHERE id = ?1", [tenant])? as u64)
+}
+
+/// Deletes the tenant's rows of every tenant table (not its registry row), kept balances
+/// first and children before parents; returns how many.
+pub(super) fn delete_rows(conn: &rusqlite::Connection, tenant: &TenantId) -> rusqlite::Result<u64> {
+    let mut rows_deleted = 0u64;
+    let tables = BALANCES
+        .iter()
+        .map(|b| b.table)
+        .chain(TABLES.iter().rev().map(|t| t.name));
+    for table in tables {
+        rows_deleted += conn.execute(
+            &format!("DELETE FROM {} WHERE tenant_id = ?1", ident(table)),
+            [tenant],
+        )? as u64;
+    }
+    Ok(rows_deleted)
 }
 
 /// Checks every table of the schema with a `tenant_id` column (read from the schema, not the

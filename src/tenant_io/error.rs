@@ -24,6 +24,12 @@ pub enum TenantIoStep {
     Prove,
     /// Recording the export or the restore (`backups`, `restore_jobs`).
     Record,
+    /// Copying a tenant's rows to or from its own file, and checking the copy.
+    Move,
+    /// Switching a tenant's route to where its rows now are.
+    Switch,
+    /// Removing the copies a move kept for a way back, once their window is over.
+    Purge,
 }
 
 impl fmt::Display for TenantIoStep {
@@ -36,6 +42,9 @@ impl fmt::Display for TenantIoStep {
             TenantIoStep::Delete => "delete",
             TenantIoStep::Prove => "prove",
             TenantIoStep::Record => "record",
+            TenantIoStep::Move => "move",
+            TenantIoStep::Switch => "switch",
+            TenantIoStep::Purge => "purge",
         })
     }
 }
@@ -146,6 +155,32 @@ pub enum TenantIoError {
         found: i64,
         /// This build's.
         supported: i64,
+    },
+    /// The tenant already lives where the move would put it.
+    #[error("tenant {tenant} already lives in {lives_in} (nothing was changed)")]
+    AlreadyThere {
+        /// The tenant.
+        tenant: TenantId,
+        /// `its own file` or `the shared file`.
+        lives_in: &'static str,
+    },
+    /// Tenants' own files live beside the node's shared file: an in-memory store, or a
+    /// tenant's own file opened as a store, cannot move tenants.
+    #[error("{store} cannot hold tenants in files of their own: open the node's shared file (nothing was changed)")]
+    NoTenantFiles {
+        /// What the store is.
+        store: &'static str,
+    },
+    /// A step about the node rather than one tenant (a purge, the automatic rule's check)
+    /// failed; its transaction was rolled back.
+    #[error("{step} failed: {reason}; {left}")]
+    NodeFailed {
+        /// The step.
+        step: TenantIoStep,
+        /// What went wrong.
+        reason: String,
+        /// What was left as it was.
+        left: String,
     },
     /// The store's connection is inside a transaction of the caller's.
     #[error("a transaction is open on this store; finish it first (nothing was changed)")]

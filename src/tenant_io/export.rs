@@ -30,6 +30,10 @@ impl Store {
         to: &Path,
         progress: &mut dyn FnMut(TableCopied),
     ) -> Result<TenantExport, TenantIoError> {
+        let home = super::routed(self, tenant)?;
+        if !std::ptr::eq(home, self) {
+            return home.export_tenant(tenant, to, progress);
+        }
         let started = Instant::now();
         let created_at = Timestamp::now();
         check_tenant(self, tenant)?;
@@ -155,6 +159,28 @@ pub(super) fn write_export(
     node_id: RowId,
     progress: &mut dyn FnMut(TableCopied),
 ) -> Result<TenantExport, TenantIoError> {
+    write_tenant_file(src, tenant, to, node_id, FileKind::Export, progress)
+}
+
+/// What a file of one tenant's rows is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FileKind {
+    /// An export: sealed with its `.sha256`, never written again.
+    Export,
+    /// A promoted tenant's own database: its registry row says `dedicated`, and it is a live
+    /// database from the moment its route is switched, so no `.sha256` is written beside it.
+    TenantHome,
+}
+
+/// [`write_export`] for either kind of file.
+pub(super) fn write_tenant_file(
+    src: &Connection,
+    tenant: &TenantId,
+    to: &Path,
+    node_id: RowId,
+    kind: FileKind,
+    progress: &mut dyn FnMut(TableCopied),
+) -> Result<TenantExport, TenantIoError> {
     let started = Instant::now();
     if to.exists() {
         return Err(TenantIoError::DestinationExists {
@@ -163,7 +189,7 @@ pub(super) fn write_export(
     }
     let partial = with_suffix(to, ".partial");
     let _ = std::fs::remove_file(&partial);
-    let result = write_partial(src, tenant, to, &partial, node_id, progress);
+    let result = write_partial(src, tenant, to, &partial, node_id, kind, progress);
     let tables = match result {
         Ok(tables) => tables,
         Err(e) => {
@@ -171,7 +197,7 @@ pub(super) fn write_export(
             return Err(e);
         }
     };
-    let placed = place(&partial, to);
+    let placed = place(&partial, to, kind);
     let (sha256, bytes) = match placed {
         Ok(sealed) => sealed,
         Err(e) => {
@@ -193,7 +219,14 @@ pub(super) fn write_export(
     })
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+/// Hashes and syncs a finished file that gets no `.sha256` beside it.
+fn sync_file(file: &Path) -> std::io::Result<(String, u64)> {
+    let (sha256, bytes) = crate::backup::sha256_file(file)?;
+    std::fs::File::open(file)?.sync_all()?;
+    Ok((sha256, bytes))
+}
+
+pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
@@ -206,6 +239,7 @@ fn write_partial(
     to: &Path,
     partial: &Path,
     node_id: RowId,
+    kind: FileKind,
     progress: &mut dyn FnMut(TableCopied),
 ) -> Result<Vec<TableDigest>, TenantIoError> {
     let destination = |e: &dyn std::fmt::Display| TenantIoError::Destination {
@@ -240,6 +274,13 @@ fn write_partial(
     )
     .map_err(|e| export_failed(&e))?;
     copy_registry_row(src, &tx, tenant).map_err(|e| export_failed(&e))?;
+    if kind == FileKind::TenantHome {
+        tx.execute(
+            "UPDATE tenants SET tier = 'dedicated' WHERE id = ?1",
+            [tenant],
+        )
+        .map_err(|e| export_failed(&e))?;
+    }
     let mut tables = Vec::with_capacity(TABLES.len());
     for (i, table) in TABLES.iter().enumerate() {
         let digest = copy_table(src, &tx, table, tenant).map_err(|e| export_failed(&e))?;
@@ -283,7 +324,11 @@ fn write_partial(
             )));
         }
     }
-    dst.pragma_update(None, "application_id", EXPORT_APPLICATION_ID)
+    let application_id = match kind {
+        FileKind::Export => EXPORT_APPLICATION_ID,
+        FileKind::TenantHome => crate::store::TENANT_FILE_APPLICATION_ID,
+    };
+    dst.pragma_update(None, "application_id", application_id)
         .map_err(|e| export_failed(&e))?;
     dst.pragma_update_and_check(None, "journal_mode", "DELETE", |_| Ok(()))
         .map_err(|e| export_failed(&e))?;
@@ -293,12 +338,16 @@ fn write_partial(
 
 /// Hashes and syncs the finished export, writes `<to>.sha256`, then gives it its name (never
 /// over a file that appeared meanwhile) and syncs the directory.
-fn place(partial: &Path, to: &Path) -> Result<(String, u64), TenantIoError> {
+fn place(partial: &Path, to: &Path, kind: FileKind) -> Result<(String, u64), TenantIoError> {
     let destination = |e: &dyn std::fmt::Display| TenantIoError::Destination {
         path: to.to_path_buf(),
         reason: e.to_string(),
     };
-    let sealed = seal(partial, to).map_err(|e| destination(&e))?;
+    let sealed = match kind {
+        FileKind::Export => seal(partial, to),
+        FileKind::TenantHome => sync_file(partial),
+    }
+    .map_err(|e| destination(&e))?;
     let sums = crate::backup::checksum_path(to);
     match std::fs::hard_link(partial, to) {
         Ok(()) => {

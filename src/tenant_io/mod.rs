@@ -57,6 +57,7 @@ mod delete;
 mod error;
 mod export;
 mod restore;
+mod tier;
 
 use std::path::PathBuf;
 
@@ -65,6 +66,9 @@ use serde::Serialize;
 
 pub use copy::TableDigest;
 pub use error::{TenantIoError, TenantIoStep};
+pub use tier::{
+    MoveReason, PurgeReport, PurgedCopy, StorageSettings, TenantMove, DEFAULT_KEEP_DAYS,
+};
 
 use crate::ids::{RowId, TenantId};
 
@@ -229,15 +233,35 @@ pub(crate) fn check_unsynced(
     Ok(pending)
 }
 
+/// The store the tenant lives in (its own file, after a promotion): every one-tenant
+/// operation runs there.
+pub(crate) fn routed<'s>(
+    store: &'s crate::Store,
+    tenant: &TenantId,
+) -> Result<&'s crate::Store, TenantIoError> {
+    match store.home(tenant) {
+        Ok(home) => Ok(home),
+        Err(crate::Error::TenantNotFound(_)) => Err(TenantIoError::UnknownTenant {
+            tenant: tenant.clone(),
+        }),
+        Err(e) => Err(TenantIoError::Failed {
+            step: TenantIoStep::Check,
+            tenant: tenant.clone(),
+            reason: e.to_string(),
+            left: "nothing was changed".into(),
+        }),
+    }
+}
+
 impl crate::Store {
     /// The tenant's rows of every catalog table, digested in a canonical order (one read
     /// transaction): equal digests mean equal rows, whatever their physical order. What an
     /// export and a restore compare, and a way to prove a tenant unchanged.
     pub fn tenant_digest(&self, tenant: &TenantId) -> Result<TenantDigest, TenantIoError> {
-        self.tenant_info(tenant)
-            .map_err(|_| TenantIoError::UnknownTenant {
-                tenant: tenant.clone(),
-            })?;
+        let home = routed(self, tenant)?;
+        if !std::ptr::eq(home, self) {
+            return home.tenant_digest(tenant);
+        }
         if !self.conn.is_autocommit() {
             return Err(TenantIoError::TransactionOpen);
         }

@@ -31,6 +31,12 @@ impl Store {
         if_unsynced: IfUnsynced,
         progress: &mut dyn FnMut(TableCopied),
     ) -> Result<TenantRestore, TenantIoError> {
+        // A tenant the node no longer has is registered again here, in the shared file.
+        if let Ok(home) = super::routed(self, tenant) {
+            if !std::ptr::eq(home, self) {
+                return home.restore_tenant(tenant, from, if_unsynced, progress);
+            }
+        }
         let started = Instant::now();
         let started_at = Timestamp::now();
         if !self.conn.is_autocommit() {
@@ -262,6 +268,10 @@ fn replace(
         .map_err(|e| restore_failed(&e))?;
     if registered {
         copy_registry_row(src, tx, tenant).map_err(|e| restore_failed(&e))?;
+        // Registered again where it is restored: the shared file (an export of a tenant
+        // that lived in a file of its own says `dedicated`).
+        tx.execute("UPDATE tenants SET tier = 'shared' WHERE id = ?1", [tenant])
+            .map_err(|e| restore_failed(&e))?;
     } else {
         let (name, settings): (String, String) = src
             .query_row(
@@ -276,43 +286,20 @@ fn replace(
         )
         .map_err(|e| restore_failed(&e))?;
     }
-    let delete_failed = |e: &dyn std::fmt::Display| failed(TenantIoStep::Delete, tenant, e, left);
-    for balance in BALANCES {
-        tx.execute(
-            &format!("DELETE FROM {} WHERE tenant_id = ?1", ident(balance.table)),
-            [tenant],
-        )
-        .map_err(|e| delete_failed(&e))?;
-    }
-    let restored: Vec<_> = TABLES.iter().filter(|t| !is_backup_log(t)).collect();
-    let mut rows_replaced = 0u64;
-    for table in restored.iter().rev() {
-        rows_replaced += tx
-            .execute(
-                &format!("DELETE FROM {} WHERE tenant_id = ?1", ident(table.name)),
-                [tenant],
-            )
-            .map_err(|e| delete_failed(&e))? as u64;
-    }
-    let mut tables = Vec::with_capacity(restored.len());
-    for (i, table) in restored.iter().enumerate() {
-        let read = copy_table(src, tx, table, tenant).map_err(|e| restore_failed(&e))?;
-        let stored = table_digest(tx, table, tenant).map_err(|e| restore_failed(&e))?;
-        if stored != read {
-            return Err(restore_failed(&format!(
-                "table {}: {} rows with digest {} were read from the export, the node now holds \
-                 {} rows with digest {}",
-                table.name, read.rows, read.sha256, stored.rows, stored.sha256
-            )));
-        }
-        progress(TableCopied {
-            table: table.name,
-            rows: read.rows,
-            done: i + 1,
-            total: restored.len(),
-        });
-        tables.push(read);
-    }
+    let restored: Vec<_> = TABLES
+        .iter()
+        .copied()
+        .filter(|t| !is_backup_log(t))
+        .collect();
+    let (tables, rows_replaced) = replace_rows(
+        tx,
+        src,
+        tenant,
+        &restored,
+        TenantIoStep::Restore,
+        left,
+        progress,
+    )?;
     mend_log(tx, Some(tenant)).map_err(|e| restore_failed(&e))?;
     // The clock never goes back: stamps issued after the restore follow the export's.
     let theirs = tenant_clock(src, tenant).map_err(|e| restore_failed(&e))?;
@@ -333,6 +320,59 @@ fn replace(
         discarded,
         registered,
     })
+}
+
+/// Replaces the tenant's rows of `tables` (catalog order) in `tx` with those `src` holds:
+/// its kept balances and rows deleted (children first), `src`'s copied in (parents first),
+/// and each table's digest in `tx` compared with what was read. Returns the digests read and
+/// how many rows were deleted. The caller owns the transaction and defers its foreign keys.
+pub(super) fn replace_rows(
+    tx: &Connection,
+    src: &Connection,
+    tenant: &TenantId,
+    tables: &[&'static crate::catalog::TableDef],
+    step: TenantIoStep,
+    left: &str,
+    progress: &mut dyn FnMut(TableCopied),
+) -> Result<(Vec<TableDigest>, u64), TenantIoError> {
+    let copy_failed = |e: &dyn std::fmt::Display| failed(step, tenant, e, left);
+    let delete_failed = |e: &dyn std::fmt::Display| failed(TenantIoStep::Delete, tenant, e, left);
+    for balance in BALANCES {
+        tx.execute(
+            &format!("DELETE FROM {} WHERE tenant_id = ?1", ident(balance.table)),
+            [tenant],
+        )
+        .map_err(|e| delete_failed(&e))?;
+    }
+    let mut rows_replaced = 0u64;
+    for table in tables.iter().rev() {
+        rows_replaced += tx
+            .execute(
+                &format!("DELETE FROM {} WHERE tenant_id = ?1", ident(table.name)),
+                [tenant],
+            )
+            .map_err(|e| delete_failed(&e))? as u64;
+    }
+    let mut digests = Vec::with_capacity(tables.len());
+    for (i, table) in tables.iter().enumerate() {
+        let read = copy_table(src, tx, table, tenant).map_err(|e| copy_failed(&e))?;
+        let stored = table_digest(tx, table, tenant).map_err(|e| copy_failed(&e))?;
+        if stored != read {
+            return Err(copy_failed(&format!(
+                "table {}: {} rows with digest {} were read, the node now holds {} rows with \
+                 digest {}",
+                table.name, read.rows, read.sha256, stored.rows, stored.sha256
+            )));
+        }
+        progress(TableCopied {
+            table: table.name,
+            rows: read.rows,
+            done: i + 1,
+            total: tables.len(),
+        });
+        digests.push(read);
+    }
+    Ok((digests, rows_replaced))
 }
 
 /// The export's row in `backups` for the tenant: the one with its SHA-256, or a new one.

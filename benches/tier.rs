@@ -27,11 +27,13 @@ use std::time::Instant;
 
 use common::{caps, env_count, load, process_cpu};
 use pos_tenancy::catalog::TABLES;
-use pos_tenancy::{IfUnsynced, MoveReason, NewTenant, Store, TenantAccess, Timestamp};
+use pos_tenancy::{IfUnsynced, MoveReason, NewTenant, Store, Timestamp};
 use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
 
-/// Fills `tenant` with `rows` rows: products, customers and audit rows, 1:1:2.
+/// Fills `tenant` with `rows` rows: products, customers and audit rows, 1:1:2. Ids come in
+/// order (as time-ordered UUIDs do); codes, names, emails and phones in no order (a
+/// multiplicative permutation), so their indexes are filled at random places, as on a till.
 fn fill(conn: &Connection, tenant: &str, rows: u64) {
     let quarter = (rows / 4) as i64;
     let now = Timestamp::now().to_string();
@@ -39,8 +41,9 @@ fn fill(conn: &Connection, tenant: &str, rows: u64) {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
          INSERT INTO products (id, tenant_id, sku, barcode, name, brand, kind, price_minor,
                                cost_minor, currency, created_at, updated_at)
-         SELECT printf('00000000-0000-7000-8000-%012d', i), ?1, printf('SKU-%08d', i),
-                printf('%013d', i), printf('Brake pad set %08d', i), 'Bosch', 'stocked',
+         SELECT printf('00000000-0000-7000-8000-%012d', i), ?1,
+                printf('SKU-%08d', i * 7919 % ?2), printf('%013d', i * 7907 % ?2),
+                printf('Brake pad set %08d', i), 'Bosch', 'stocked',
                 1000 + i % 97 * 37, 600, 'USD', ?3, ?3
          FROM n",
         params![tenant, quarter, now],
@@ -50,9 +53,10 @@ fn fill(conn: &Connection, tenant: &str, rows: u64) {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
          INSERT INTO customers (id, tenant_id, code, first_name, last_name, email, phone,
                                 created_at, updated_at)
-         SELECT printf('00000000-0000-7000-9000-%012d', i), ?1, printf('C-%08d', i),
-                'Ana', printf('Diaz %08d', i), printf('ana%08d@example.com', i),
-                printf('+1555%07d', i), ?3, ?3
+         SELECT printf('00000000-0000-7000-9000-%012d', i), ?1, printf('C-%08d', i * 7919 % ?2),
+                'Ana', printf('Diaz %08d', i * 7907 % ?2),
+                printf('ana%08d@example.com', i * 7901 % ?2), printf('+1555%07d', i * 7883 % ?2),
+                ?3, ?3
          FROM n",
         params![tenant, quarter, now],
     )
@@ -75,7 +79,7 @@ fn fixture(rows: u64) -> PathBuf {
     let dir = std::env::var_os("POS_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let path = dir.join(format!("pos-bench-tier-{rows}.db"));
+    let path = dir.join(format!("pos-bench-tier-v2-{rows}.db"));
     if path.exists() {
         return path;
     }

@@ -219,11 +219,29 @@ pub(super) fn write_tenant_file(
     })
 }
 
-/// Hashes and syncs a finished file that gets no `.sha256` beside it.
+/// Syncs a finished file that gets no `.sha256` beside it (a live database: a hash of it
+/// would say nothing after its first write). Its rows were checked table by table instead.
 fn sync_file(file: &Path) -> std::io::Result<(String, u64)> {
-    let (sha256, bytes) = crate::backup::sha256_file(file)?;
-    std::fs::File::open(file)?.sync_all()?;
-    Ok((sha256, bytes))
+    let handle = std::fs::File::open(file)?;
+    handle.sync_all()?;
+    Ok((String::new(), handle.metadata()?.len()))
+}
+
+/// Drops every explicit index of a new file's schema and returns their definitions, to be
+/// run again once its rows are in.
+fn set_aside_indexes(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let indexes: Vec<(String, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL
+             ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (name, _) in &indexes {
+        conn.execute_batch(&format!("DROP INDEX {}", crate::backup::ident(name)))?;
+    }
+    Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
 }
 
 pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -281,6 +299,10 @@ fn write_partial(
         )
         .map_err(|e| export_failed(&e))?;
     }
+    // The file is new and nobody else's: its explicit indexes are built once, sorted, after
+    // the rows are in, not grown a row at a time at random places (a unique one that the
+    // rows break fails its build, and with it the export).
+    let indexes = set_aside_indexes(&tx).map_err(|e| export_failed(&e))?;
     let mut tables = Vec::with_capacity(TABLES.len());
     for (i, table) in TABLES.iter().enumerate() {
         let digest = copy_table(src, &tx, table, tenant).map_err(|e| export_failed(&e))?;
@@ -291,6 +313,9 @@ fn write_partial(
             total: TABLES.len(),
         });
         tables.push(digest);
+    }
+    for sql in &indexes {
+        tx.execute_batch(sql).map_err(|e| export_failed(&e))?;
     }
     tx.commit().map_err(|e| export_failed(&e))?;
     // The file must hold what was read: SQLite's checks, then every table's digest.

@@ -1,5 +1,5 @@
 //! `pos-node`: the store-side command line. Exit codes: 0 all well, 1 `verify` or `status`
-//! found problems (or `backup verify` a bad backup), 2 an error (printed on stderr, prefixed by
+//! found problems (or `backup verify` a bad backup, `storage` a tenant file it cannot use), 2 an error (printed on stderr, prefixed by
 //! the program name).
 
 mod adopt;
@@ -17,6 +17,8 @@ mod status;
 mod sync;
 mod tenant;
 mod tenant_io;
+// A tenant in a file of its own (issue 16, stage 2): promote, demote, purge, storage.
+mod tier;
 mod verify;
 
 use std::io::Write;
@@ -100,6 +102,18 @@ enum Command {
     /// Replace one tenant's rows with those of its export, in one transaction.
     Restore(tenant_io::RestoreArgs),
     // ---- end of backups and tenant export ----
+    // ---- A tenant in a file of its own (issue 16, stage 2) ----
+    /// Move a tenant into a database file of its own beside the node's (or, with --auto,
+    /// every tenant the node's automatic rule finds due).
+    Promote(tier::PromoteArgs),
+    /// Move a tenant from its own file back into the node's shared file.
+    Demote(tier::DemoteArgs),
+    /// Remove the copies moves kept for a way back once their window is over.
+    Purge(tier::PurgeArgs),
+    /// Show (or with --set change) the automatic rule and rollback window, and where each
+    /// tenant lives; exit 1 if a tenant's own file cannot be used.
+    Storage(tier::StorageArgs),
+    // ---- end of a tenant in a file of its own ----
 }
 
 /// What a command wants the process to exit with, when it did not fail.
@@ -192,6 +206,10 @@ fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::Export(args) => tenant_io::export(args),
         Command::Restore(args) => tenant_io::restore(args),
         // ---- end of backups and tenant export ----
+        Command::Promote(args) => tier::promote(args),
+        Command::Demote(args) => tier::demote(args),
+        Command::Purge(args) => tier::purge(args),
+        Command::Storage(args) => tier::storage(args),
     }
 }
 

@@ -186,11 +186,11 @@ fn write_export(out: &mut impl Write, export: &TenantExport) -> io::Result<()> {
     )
 }
 
-/// A bar of tables on stderr when it is a terminal; nothing otherwise.
-struct TablesBar(ProgressBar);
+/// A bar of tables on stderr when it is a terminal; nothing otherwise (also `tier`'s).
+pub(crate) struct TablesBar(ProgressBar);
 
 impl TablesBar {
-    fn new(prefix: &'static str) -> Self {
+    pub(crate) fn new(prefix: &'static str) -> Self {
         if !std::io::stderr().is_terminal() {
             return Self(ProgressBar::hidden());
         }
@@ -203,13 +203,13 @@ impl TablesBar {
         Self(bar)
     }
 
-    fn update(&mut self, t: TableCopied) {
+    pub(crate) fn update(&mut self, t: TableCopied) {
         self.0.set_length(t.total as u64);
         self.0.set_position(t.done as u64);
         self.0.set_message(format!("{} ({} rows)", t.table, t.rows));
     }
 
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         self.0.finish_and_clear();
     }
 }

@@ -85,9 +85,9 @@ pub use tenant::settings::{
 };
 pub use tenant::{Actor, FilterOp, FilterValue, ListQuery, Page, Tenant, TenantAccess, TenantTx};
 pub use tenant_io::{
-    IfUnsynced, MoveReason, PurgeReport, PurgedCopy, StorageSettings, TableCopied, TableDigest,
-    TenantDeletion, TenantDigest, TenantExport, TenantIoError, TenantIoStep, TenantMove,
-    TenantRestore, DEFAULT_KEEP_DAYS, EXPORT_APPLICATION_ID,
+    IfUnsynced, KeptCopy, MoveReason, PurgeReport, PurgedCopy, StorageSettings, TableCopied,
+    TableDigest, TenantDeletion, TenantDigest, TenantExport, TenantIoError, TenantIoStep,
+    TenantMove, TenantRestore, DEFAULT_KEEP_DAYS, EXPORT_APPLICATION_ID, MAX_KEEP_DAYS,
 };
 
 /// The crate's result type.

@@ -145,15 +145,15 @@ fn a_promoted_tenant_reads_and_writes_in_its_own_file_and_comes_back_whole() -> 
     assert!(store.verify()?.is_ok());
 
     // The demotion kept the file (0 days: purge removes it now); the promotion's window is
-    // 30 days, but its shared copy became the tenant's home again, so nothing is left of it.
+    // 30 days, but its shared copy became the tenant's home again, so nothing is left of it
+    // to keep.
     assert_eq!(files_in(&homes(&db)).len(), 1);
     let purge = store.purge_moved_copies(Timestamp::now())?;
     assert_eq!(purge.purged.len(), 1, "{purge:?}");
     assert_eq!(purge.purged[0].what, "file");
-    assert_eq!(
-        purge.kept.len(),
-        1,
-        "the promotion's window is not over: {purge:?}"
+    assert!(
+        purge.kept.is_empty(),
+        "nothing is left of the promotion: {purge:?}"
     );
     assert!(files_in(&homes(&db)).is_empty());
     assert_eq!(store.tenant_digest(&caps)?.sha256, after_write.sha256);
@@ -175,6 +175,9 @@ fn purge_removes_the_shared_copy_once_its_window_is_over_and_leftover_files() ->
 
     let early = store.purge_moved_copies(Timestamp::now())?;
     assert_eq!(early.kept.len(), 1);
+    assert_eq!(early.kept[0].what, "shared rows");
+    assert_eq!(early.kept[0].move_id, moved.id);
+    assert_eq!(early.kept[0].keep_until, moved.keep_until);
     assert!(!leftover.exists(), "{early:?}");
     assert!(rows_left(&db, "caps") > 0, "still inside its window");
 
@@ -226,6 +229,20 @@ fn moves_refuse_what_cannot_be_done_and_change_nothing() -> TestResult {
         store.promote_tenant(&caps, None, MoveReason::Operator, &mut |_| {}),
         Err(TenantIoError::AlreadyThere { .. })
     ));
+    // A window past what a stored time can hold is refused before anything is written.
+    assert!(matches!(
+        store.promote_tenant(
+            &tid("bolt"),
+            Some(u32::MAX),
+            MoveReason::Operator,
+            &mut |_| {}
+        ),
+        Err(TenantIoError::KeepDays { .. })
+    ));
+    assert!(store
+        .set_storage_settings(&StorageSettings::default().keep_days(pos_tenancy::MAX_KEEP_DAYS + 1))
+        .is_err());
+    assert_eq!(store.tenant_info(&tid("bolt"))?.tier, Tier::Shared);
     let memory = Store::open_in_memory()?;
     memory.add_tenant(&NewTenant::new(caps.clone(), "Caps"))?;
     assert!(matches!(
@@ -245,6 +262,27 @@ fn moves_refuse_what_cannot_be_done_and_change_nothing() -> TestResult {
     // Every other tenant is unaffected, and the list still shows caps.
     assert_eq!(store.tenants()?.len(), 3);
     store.tenant(&tid("bolt"))?;
+    Ok(())
+}
+
+#[test]
+fn a_refused_promotion_leaves_no_directory_and_an_export_is_not_opened_as_a_node() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let store = node(&db)?;
+    assert!(matches!(
+        store.promote_tenant(&tid("nobody"), None, MoveReason::Operator, &mut |_| {}),
+        Err(TenantIoError::UnknownTenant { .. })
+    ));
+    assert!(!homes(&db).exists());
+
+    let export = dir.path().join("caps.export");
+    store.export_tenant(&tid("caps"), &export, &mut |_| {})?;
+    let sealed = std::fs::read(&export)?;
+    for opened in [Store::open(&export), Store::open_existing(&export)] {
+        assert!(matches!(opened, Err(Error::NotANodeDatabase { .. })));
+    }
+    assert_eq!(std::fs::read(&export)?, sealed, "not a byte changed");
     Ok(())
 }
 

@@ -149,7 +149,7 @@ impl StoreBuilder {
             .map_err(open_err)?;
         // Before anything is written to it (the journal mode, the migrations).
         match foreign_kind(&conn, &path).map_err(open_err)? {
-            Some(what) if existing || what == CENTRAL => {
+            Some(what) if existing || what == CENTRAL || what == EXPORT => {
                 return Err(Error::NotANodeDatabase { path, what });
             }
             _ => {}
@@ -250,6 +250,7 @@ impl StoreBuilder {
 }
 
 const CENTRAL: &str = "a pos-central database";
+const EXPORT: &str = "a tenant export (restore it into a node with `pos-node restore`)";
 
 /// What a file that is not a node database is: `None` for a node database of any version
 /// (its tables, or the first migration's with refinery's history), else an empty file or
@@ -266,6 +267,12 @@ pub(super) fn foreign_kind(
             |r| r.get(0),
         )
     };
+    // A tenant export has the node's schema but is a sealed file of one tenant: writing to it
+    // would break its checksum. It is read by `restore`, never opened as a node.
+    let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    if app == crate::tenant_io::EXPORT_APPLICATION_ID {
+        return Ok(Some(EXPORT));
+    }
     if has("node_state")? || (has("products")? && has("refinery_schema_history")?) {
         return Ok(None);
     }

@@ -171,6 +171,14 @@ pub enum TenantIoError {
         /// What the store is.
         store: &'static str,
     },
+    /// A rollback window longer than a stored time can hold.
+    #[error("a window of {days} days is too long: at most {max} (nothing was changed)")]
+    KeepDays {
+        /// The days asked for.
+        days: u32,
+        /// The most allowed.
+        max: u32,
+    },
     /// A step about the node rather than one tenant (a purge, the automatic rule's check)
     /// failed; its transaction was rolled back.
     #[error("{step} failed: {reason}; {left}")]

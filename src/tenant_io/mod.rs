@@ -67,7 +67,8 @@ use serde::Serialize;
 pub use copy::TableDigest;
 pub use error::{TenantIoError, TenantIoStep};
 pub use tier::{
-    MoveReason, PurgeReport, PurgedCopy, StorageSettings, TenantMove, DEFAULT_KEEP_DAYS,
+    KeptCopy, MoveReason, PurgeReport, PurgedCopy, StorageSettings, TenantMove, DEFAULT_KEEP_DAYS,
+    MAX_KEEP_DAYS,
 };
 
 use crate::ids::{RowId, TenantId};

@@ -45,6 +45,10 @@ use crate::tenant::settings::{TenantStatus, Tier};
 /// says otherwise: the plan's 30 days.
 pub const DEFAULT_KEEP_DAYS: u32 = 30;
 
+/// The longest window a move may keep its copy for: 100 years (a stored time past year
+/// 9999 could not be read back).
+pub const MAX_KEEP_DAYS: u32 = 36_500;
+
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Why a move was made.
@@ -157,14 +161,30 @@ pub struct PurgedCopy {
     pub file: Option<PathBuf>,
 }
 
+/// A leftover copy [`Store::purge_moved_copies`] left alone: its window is not over.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct KeptCopy {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The move that left it.
+    pub move_id: RowId,
+    /// What it is: `shared rows` (left by a promotion) or `file` (left by a demotion).
+    pub what: &'static str,
+    /// The file, for a file.
+    pub file: Option<PathBuf>,
+    /// Until when it is kept.
+    pub keep_until: Timestamp,
+}
+
 /// What [`Store::purge_moved_copies`] did.
 #[derive(Debug, Clone, Serialize, Default)]
 #[non_exhaustive]
 pub struct PurgeReport {
     /// The copies removed.
     pub purged: Vec<PurgedCopy>,
-    /// Copies still inside their window, and until when: (tenant, until).
-    pub kept: Vec<(TenantId, Timestamp)>,
+    /// The copies still inside their window.
+    pub kept: Vec<KeptCopy>,
 }
 
 /// The store the shared file is: a move starts there.
@@ -184,6 +204,26 @@ fn shared_file(store: &Store) -> Result<PathBuf, TenantIoError> {
 
 fn begin(conn: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+}
+
+/// The window a move keeps its copy for: the one given, else the node's; refused past
+/// [`MAX_KEEP_DAYS`].
+fn window(
+    given: Option<u32>,
+    node: impl FnOnce() -> crate::Result<StorageSettings>,
+    check: impl Fn(&dyn std::fmt::Display) -> TenantIoError,
+) -> Result<u32, TenantIoError> {
+    let days = match given {
+        Some(days) => days,
+        None => node().map_err(|e| check(&e))?.keep_days,
+    };
+    if days > MAX_KEEP_DAYS {
+        return Err(TenantIoError::KeepDays {
+            days,
+            max: MAX_KEEP_DAYS,
+        });
+    }
+    Ok(days)
 }
 
 fn keep_until(now: Timestamp, days: u32) -> Timestamp {
@@ -239,6 +279,15 @@ impl Store {
                 reason: "a threshold is at least 1; leave it unset to turn it off".into(),
             });
         }
+        if settings.keep_days > MAX_KEEP_DAYS {
+            return Err(crate::Error::InvalidPayload {
+                table: "storage_settings",
+                reason: format!(
+                    "keep_days is {}, at most {MAX_KEEP_DAYS}",
+                    settings.keep_days
+                ),
+            });
+        }
         let tx = self.begin_write()?;
         tx.execute(
             "INSERT INTO storage_settings (singleton, auto_promote_users, auto_promote_rows,
@@ -285,15 +334,8 @@ impl Store {
         let check = |e: &dyn std::fmt::Display| {
             failed(TenantIoStep::Check, tenant, e, "nothing was changed")
         };
-        let keep_days = match keep_days {
-            Some(days) => days,
-            None => self.storage_settings().map_err(|e| check(&e))?.keep_days,
-        };
+        let keep_days = window(keep_days, || self.storage_settings(), check)?;
         let dir = homes_dir(&db);
-        std::fs::create_dir_all(&dir).map_err(|e| TenantIoError::Destination {
-            path: dir.clone(),
-            reason: e.to_string(),
-        })?;
         let id = RowId::new();
         let name = format!("{tenant}-{id}.db");
         let path = dir.join(&name);
@@ -312,6 +354,10 @@ impl Store {
             }
             Some(_) => {}
         }
+        std::fs::create_dir_all(&dir).map_err(|e| TenantIoError::Destination {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
         let written = write_tenant_file(
             &tx,
             tenant,
@@ -389,10 +435,7 @@ impl Store {
         let check = |e: &dyn std::fmt::Display| {
             failed(TenantIoStep::Check, tenant, e, "nothing was changed")
         };
-        let keep_days = match keep_days {
-            Some(days) => days,
-            None => self.storage_settings().map_err(|e| check(&e))?.keep_days,
-        };
+        let keep_days = window(keep_days, || self.storage_settings(), check)?;
         let file = match route(&self.conn, tenant).map_err(|e| check(&e))? {
             None => {
                 return Err(TenantIoError::UnknownTenant {
@@ -535,14 +578,32 @@ impl Store {
         let mut remove: Vec<PathBuf> = Vec::new();
         let dir = homes_dir(&db);
         for m in &moves {
-            if m.keep_until > now {
-                report.kept.push((m.tenant.clone(), m.keep_until));
-                continue;
-            }
             let current = route(&tx, &m.tenant).map_err(|e| purge_failed(&m.tenant, &e))?;
-            let lives_in_file = current.as_ref().is_some_and(|r| r.tier == Tier::Dedicated);
-            match m.direction.as_str() {
-                "promote" if lives_in_file => {
+            let home_file = current
+                .as_ref()
+                .filter(|r| r.tier == Tier::Dedicated)
+                .and_then(|r| r.file.clone());
+            // What the move left behind, if anything is left of it: a promotion's shared rows
+            // while the tenant still lives in a file; a demotion's file unless it is the
+            // tenant's home again.
+            let left = match m.direction.as_str() {
+                "promote" if home_file.is_some() => Some("shared rows"),
+                "demote" if home_file.as_deref() != Some(m.file.as_str()) => Some("file"),
+                _ => None,
+            };
+            let file = (left == Some("file")).then(|| dir.join(&m.file));
+            match left {
+                Some(what) if m.keep_until > now => {
+                    report.kept.push(KeptCopy {
+                        tenant: m.tenant.clone(),
+                        move_id: m.id,
+                        what,
+                        file,
+                        keep_until: m.keep_until,
+                    });
+                    continue;
+                }
+                Some("shared rows") => {
                     let rows =
                         delete_rows(&tx, &m.tenant).map_err(|e| purge_failed(&m.tenant, &e))?;
                     report.purged.push(PurgedCopy {
@@ -553,23 +614,21 @@ impl Store {
                         file: None,
                     });
                 }
-                "demote"
-                    if current.as_ref().and_then(|r| r.file.as_deref()) != Some(&m.file)
-                        || !lives_in_file =>
-                {
-                    let file = dir.join(&m.file);
-                    report.purged.push(PurgedCopy {
-                        tenant: Some(m.tenant.clone()),
-                        move_id: Some(m.id),
-                        what: "file",
-                        rows: 0,
-                        file: Some(file.clone()),
-                    });
-                    remove.push(file);
+                Some(_) => {
+                    if let Some(file) = file {
+                        report.purged.push(PurgedCopy {
+                            tenant: Some(m.tenant.clone()),
+                            move_id: Some(m.id),
+                            what: "file",
+                            rows: 0,
+                            file: Some(file.clone()),
+                        });
+                        remove.push(file);
+                    }
                 }
-                // The copy became the tenant's home again (demoted, then promoted back into
-                // the shared file's rows): nothing is left over.
-                _ => {}
+                // Nothing is left over (the copy became the tenant's home again, or the
+                // tenant is gone): the move is closed whatever its window.
+                None => {}
             }
             tx.execute(
                 "UPDATE tenant_moves SET purged_at = ?2 WHERE id = ?1",

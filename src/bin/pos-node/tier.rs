@@ -7,18 +7,14 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args};
 use pos_tenancy::{
-    MoveReason, PurgeReport, PurgedCopy, StorageSettings, Store, TenantId, TenantMove, Tier,
-    Timestamp,
+    MoveReason, PurgeReport, StorageSettings, Store, TenantId, TenantMove, Tier, Timestamp,
+    MAX_KEEP_DAYS,
 };
 use serde::Serialize;
 
 use crate::output::{print, print_json, warn, write_table};
 use crate::tenant_io::TablesBar;
 use crate::{open_existing, CliError, Outcome};
-
-/// The longest rollback window a command takes: 100 years. A window is stored as a timestamp,
-/// and one past the year 9999 could not be read back (see `keep_days`).
-const MAX_KEEP_DAYS: u32 = 36_500;
 
 #[derive(Args)]
 #[command(group(ArgGroup::new("which").required(true).args(["tenant", "auto"])))]
@@ -278,31 +274,11 @@ fn rule_text(s: &StorageSettings) -> String {
     }
 }
 
-/// One entry of what `purge --json` keeps: the library's pair, named.
-#[derive(Serialize)]
-struct KeptCopy<'a> {
-    tenant: &'a TenantId,
-    keep_until: &'a Timestamp,
-}
-
-#[derive(Serialize)]
-struct PurgeJson<'a> {
-    purged: &'a [PurgedCopy],
-    kept: Vec<KeptCopy<'a>>,
-}
-
 pub(crate) fn purge(args: PurgeArgs) -> Result<Outcome, CliError> {
     let store = open_existing(&args.db)?;
     let report = store.purge_moved_copies(Timestamp::now())?;
     if args.json {
-        print_json(&PurgeJson {
-            purged: &report.purged,
-            kept: report
-                .kept
-                .iter()
-                .map(|(tenant, keep_until)| KeptCopy { tenant, keep_until })
-                .collect(),
-        })?;
+        print_json(&report)?;
     } else {
         print(|out| write_purge(out, &report))?;
     }
@@ -331,12 +307,15 @@ fn write_purge(out: &mut impl Write, report: &PurgeReport) -> io::Result<()> {
             )?,
         }
     }
-    for (tenant, until) in &report.kept {
-        // The library gives no direction: after a way back, nothing may be left of it.
+    for k in &report.kept {
+        let what = match &k.file {
+            Some(file) => format!("the file {}", file.display()),
+            None => format!("the {}", k.what),
+        };
         writeln!(
             out,
-            "the window of a move of tenant {tenant} is open until {until}: what it left \
-             behind is kept"
+            "kept until {}: {what} of tenant {} (move {})",
+            k.keep_until, k.tenant, k.move_id
         )?;
     }
     writeln!(

@@ -274,8 +274,10 @@ fn write_partial(
     };
     let mut dst = Connection::open(partial).map_err(|e| destination(&e))?;
     // A temporary file, synced once whole before it is named: no journal on disk, no syncs.
+    // A cache big enough for the index builds and the unique keys filled at random places.
     dst.execute_batch(
-        "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = MEMORY; PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
     )
     .map_err(|e| destination(&e))?;
     let clock = tenant_clock(src, tenant).map_err(|e| export_failed(&e))?;
@@ -329,11 +331,16 @@ fn write_partial(
             "the export has {violations} rows whose references are not in it"
         )));
     }
+    // The structure of every page and record (`quick_check`); what `integrity_check` adds,
+    // each index against its table, is left out: SQLite built the indexes from these rows in
+    // the transaction above, and the rows are proven by their digests below. Measured on
+    // 200,000 rows, the index pass was a quarter of a promotion. A restore runs the whole
+    // `integrity_check` on the export before it reads a row.
     let integrity: String = dst
-        .query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
         .map_err(|e| export_failed(&e))?;
     if integrity != "ok" {
-        return Err(export_failed(&format!("integrity_check: {integrity}")));
+        return Err(export_failed(&format!("quick_check: {integrity}")));
     }
     for digest in &tables {
         let table = TABLES

@@ -30,7 +30,7 @@
 //! - Exported rows are read in one transaction (one instant of the tenant), copied in
 //!   canonical order while their digest is taken, and the export file is then digested table
 //!   by table and must match; it is written under a temporary name, checked
-//!   (`integrity_check`, `foreign_key_check`), hashed, synced, and only then given its name,
+//!   (`quick_check`, `foreign_key_check`), hashed, synced, and only then given its name,
 //!   never over an existing file. A failed export leaves no file.
 //! - A restore is one transaction of the store: the tenant's rows are deleted and the
 //!   export's copied in, each table's digest is compared with the export's, the clock floor is

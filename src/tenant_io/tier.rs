@@ -12,7 +12,7 @@
 //!   `tenant_moves`. Before it, the tenant's route and rows are as they were (a promotion has
 //!   changed nothing in the shared file; a half-written file of its own is a leftover that
 //!   [`Store::purge_moved_copies`] removes); after it, the route names a copy that was written
-//!   whole, checked (row counts and a SHA-256 per table, `integrity_check`,
+//!   whole, checked (row counts and a SHA-256 per table, `quick_check`,
 //!   `foreign_key_check`) and synced. So a crash at any moment leaves the tenant readable from
 //!   exactly one place with all its rows.
 //! - The copy a move leaves behind (the shared rows after a promotion, the tenant's file after
@@ -311,7 +311,7 @@ impl Store {
     /// Moves a tenant from the shared file into a file of its own beside it
     /// (`<db>.tenants/<tenant>-<move id>.db`) and switches its route there: copies its rows of
     /// every tenant table with its registry row and clock, checks the copy (row counts and a
-    /// SHA-256 per table, `integrity_check`, `foreign_key_check`), syncs it, then switches the
+    /// SHA-256 per table, `quick_check`, `foreign_key_check`), syncs it, then switches the
     /// route in one commit. The shared rows are kept for `keep_days` (default: the node's
     /// [`StorageSettings::keep_days`]) and then removed by [`Store::purge_moved_copies`];
     /// [`Store::demote_tenant`] is the way back. `progress` is called after each table.

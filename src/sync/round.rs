@@ -258,7 +258,8 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     }
 
     /// Records a step's outcome in `sync_state` and `sync_log`. Bookkeeping that fails is not
-    /// allowed to hide the step's own outcome.
+    /// allowed to hide the step's own outcome. A tenant that moved during the step is not
+    /// booked here: this file's copy is no longer its, and its next step books in its new home.
     fn finish<R>(
         &self,
         tenant: &TenantId,
@@ -268,15 +269,26 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         moved: impl Fn(&R) -> (usize, Option<u64>),
     ) -> Result<R, SyncError> {
         let conn = &self.store.conn;
-        let booked = match &result {
-            Ok(r) => {
-                let (n, high) = moved(r);
-                state::record_success(conn, tenant, step, n, high)
-                    .and_then(|()| state::log(conn, tenant, step, started, n, high, None))
+        let book = || -> crate::Result<()> {
+            let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+            self.store.ensure_home(tenant)?;
+            match &result {
+                Ok(r) => {
+                    let (n, high) = moved(r);
+                    state::record_success(conn, tenant, step, n, high)?;
+                    state::log(conn, tenant, step, started, n, high, None)?;
+                }
+                Err(e) => {
+                    state::record_error(conn, tenant, e)?;
+                    state::log(conn, tenant, step, started, 0, None, Some(&e.to_string()))?;
+                }
             }
-            Err(e) => state::record_error(conn, tenant, e).and_then(|()| {
-                state::log(conn, tenant, step, started, 0, None, Some(&e.to_string()))
-            }),
+            tx.commit()?;
+            Ok(())
+        };
+        let booked = match book() {
+            Err(crate::Error::TenantMoved { .. }) => Ok(()),
+            booked => booked,
         };
         match (result, booked) {
             (Ok(_), Err(e)) => Err(SyncError::local(tenant, step, e)),
@@ -420,6 +432,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         let conn = &self.store.conn;
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
             .map_err(|e| local(e.into()))?;
+        self.store.ensure_home(tenant).map_err(local)?;
         self.mark_set_aside(tenant, ops, reason, report)
             .map_err(local)?;
         tx.commit().map_err(|e| local(e.into()))?;
@@ -596,9 +609,13 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         let settings = serde_json::to_value(&config.settings)
             .map(Json)
             .map_err(|e| SyncError::new(tenant, Step::Config, ErrorClass::Fatal, e.to_string()))?;
-        let changed = self
-            .store
-            .conn
+        // Written only where the tenant still lives: settings taken in while it moved are
+        // refused (transient) and written in its new home by the next round.
+        let conn = &self.store.conn;
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            .map_err(|e| local(e.into()))?;
+        self.store.ensure_home(tenant).map_err(local)?;
+        let changed = conn
             .prepare_cached(
                 "UPDATE tenants SET name = ?2, plan = ?3, max_users = ?4, max_api_calls_month = ?5,
                      settings = ?6, updated_at = ?7
@@ -617,6 +634,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                 ])
             })
             .map_err(|e| local(e.into()))?;
+        tx.commit().map_err(|e| local(e.into()))?;
         Ok(changed > 0)
     }
 }

@@ -188,7 +188,24 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     /// (a clock running ahead) does not keep the pull from running: pull never waits for
     /// pushes; the push's error is returned after it. Any other failure ends the round; what
     /// the steps before it did stays done.
+    ///
+    /// A round whose tenant moved to or from a file of its own meanwhile (its steps are
+    /// refused in the copy the move left behind) runs once more, in the tenant's new home:
+    /// the server answered, so the terminal is not offline.
     pub fn round(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
+        let home = self.store.home(tenant).ok();
+        let first = self.round_once(tenant, token);
+        let moved = || match (home, self.store.home(tenant).ok()) {
+            (Some(before), Some(now)) => !std::ptr::eq(before, now),
+            _ => false,
+        };
+        match first {
+            Err(e) if e.class == ErrorClass::Transient && moved() => self.round_once(tenant, token),
+            first => first,
+        }
+    }
+
+    fn round_once(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
         let pushed = self.push(tenant, token);
         if let Err(e) = &pushed {
             if matches!(

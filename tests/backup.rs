@@ -12,7 +12,9 @@ use common::{first_admin, populate, product, tid};
 use io_common::{dump, dump_except};
 use pos_tenancy::backup::{self, BackupError, BackupStatus, CreateOptions, PruneOptions};
 use pos_tenancy::catalog::{BackupSettings, Product, RestoreJob};
-use pos_tenancy::{IfUnsynced, NewTenant, Plan, RowId, Store, TenantAccess, Timestamp};
+use pos_tenancy::{
+    Check, IfUnsynced, MoveReason, NewTenant, Plan, RowId, Store, TenantAccess, Timestamp,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -611,5 +613,65 @@ fn a_tenant_restore_keeps_the_node_backup_log() -> TestResult {
             .any(|e| e.id == taken.id && e.status == BackupStatus::Ok),
         "the backup taken after the export is still listed"
     );
+    Ok(())
+}
+
+#[test]
+fn verify_reports_a_deleted_tenant_file_and_what_is_wrong_inside_one() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let store = node(&db, &[("caps", Plan::Pro), ("bolt", Plan::Pro)])?;
+    let shared_only = store.verify()?;
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    let home = store
+        .tenant_home_path(&tid("caps"))?
+        .ok_or("caps has a file")?;
+    let whole = store.verify()?;
+    assert!(whole.is_ok(), "{:?}", whole.violations);
+    assert!(
+        whole.tables_checked > shared_only.tables_checked,
+        "the tenant's file is checked too"
+    );
+    assert_eq!(Store::verify_file(&db)?, whole);
+
+    // Behind the crate's back: a kept balance that no longer equals its ledger, in the file.
+    rusqlite::Connection::open(&home)?
+        .execute_batch("UPDATE gift_card_balances SET balance_minor = balance_minor + 1")?;
+    let inside = Store::verify_file(&db)?;
+    let v = inside
+        .violations
+        .iter()
+        .find(|v| v.check == Check::CachedBalance)
+        .ok_or("the balance is reported")?;
+    assert_eq!(v.table.as_deref(), Some("gift_card_balances"));
+    assert!(
+        v.detail.contains("tenant caps") && v.detail.contains(&home.display().to_string()),
+        "{}",
+        v.detail
+    );
+    drop(store);
+
+    // The file is gone.
+    for extra in ["", "-wal", "-shm"] {
+        let mut name = home.as_os_str().to_owned();
+        name.push(extra);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(name));
+    }
+    for report in [Store::verify_file(&db)?, Store::open(&db)?.verify()?] {
+        let found: Vec<_> = report
+            .violations
+            .iter()
+            .filter(|v| v.check == Check::TenantFile)
+            .collect();
+        assert_eq!(found.len(), 1, "{:?}", report.violations);
+        assert!(
+            found[0].detail.contains("caps")
+                && found[0].detail.contains(&home.display().to_string())
+                && found[0].detail.contains("missing"),
+            "{}",
+            found[0].detail
+        );
+    }
+    assert!(!home.exists(), "verify creates nothing");
     Ok(())
 }

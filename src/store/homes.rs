@@ -81,6 +81,15 @@ pub(crate) fn dedicated_routes(
     rows.collect()
 }
 
+/// The tenant a file of a homes directory is for: its name is `<tenant>-<id>.db`.
+pub(crate) fn file_tenant(name: &str) -> Option<TenantId> {
+    let stem = name.strip_suffix(".db")?;
+    let cut = stem.len().checked_sub(37)?;
+    let (tenant, id) = stem.split_at_checked(cut)?;
+    id.strip_prefix('-')?.parse::<crate::ids::RowId>().ok()?;
+    tenant.parse().ok()
+}
+
 /// The route the shared registry gives a tenant.
 pub(crate) struct Route {
     pub status: TenantStatus,

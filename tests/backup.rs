@@ -1113,3 +1113,87 @@ fn a_restore_is_refused_while_a_tenants_own_file_is_in_use() -> TestResult {
     assert_eq!(restored.tenant_files.len(), 1);
     Ok(())
 }
+
+#[test]
+fn a_till_that_first_opens_a_promoted_tenant_during_the_backup_sells_all_the_same() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let store = node(&db, &[("caps", Plan::Pro)])?;
+    // Promoted and never opened since: its file is still in rollback-journal mode, where a
+    // reader (the backup's copy) would block every writer until it ends.
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    let till = Store::open(&db)?;
+    let mut sold = None;
+    let taken = backup::create(
+        &db,
+        &dir.path().join("bk"),
+        &one_step_per_file(),
+        &mut |_| {
+            if sold.is_none() {
+                sold = Some(till.tenant(&tid("caps")).and_then(|caps| {
+                    let admin = first_admin(&caps)?;
+                    caps.insert(&admin, &product("DURING-BACKUP", 100))
+                }));
+            }
+        },
+    )?;
+    sold.ok_or("the till sold during the copy")??;
+    assert_eq!(taken.tenant_files.len(), 1);
+    assert!(skus(&till, "caps")?.contains(&"DURING-BACKUP".to_owned()));
+    Ok(())
+}
+
+#[test]
+fn a_backup_whose_tenants_keep_moving_fails_says_so_and_leaves_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let bk = dir.path().join("bk");
+    let store = node(&db, &[("caps", Plan::Pro), ("bolt", Plan::Pro)])?;
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    let operator = Store::open(&db)?;
+    let mut calls = 0;
+    let mut moves = Vec::new();
+    let result = backup::create(&db, &bk, &one_step_per_file(), &mut |_| {
+        calls += 1;
+        // Bolt in during the first round of copies, out again during the second.
+        if calls == 1 {
+            moves.push(operator.promote_tenant(
+                &tid("bolt"),
+                None,
+                MoveReason::Operator,
+                &mut |_| {},
+            ));
+        } else if calls == 2 {
+            moves.push(operator.demote_tenant(
+                &tid("bolt"),
+                None,
+                MoveReason::Operator,
+                &mut |_| {},
+            ));
+        }
+    });
+    assert_eq!(moves.len(), 2);
+    assert!(moves.iter().all(Result::is_ok), "{moves:?}");
+    match result {
+        Err(e @ BackupError::Failed { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("promoted or demoted") && text.contains("run it again"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a failed copy, got {other:?}"),
+    }
+    assert!(
+        files_in(&bk).is_empty(),
+        "nothing is left: {:?}",
+        files_in(&bk)
+    );
+    let ours: Vec<_> = backup::list(&db)?
+        .into_iter()
+        .filter(|e| e.path.starts_with(&bk))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0].status, BackupStatus::Failed);
+    Ok(())
+}

@@ -64,7 +64,9 @@
 //! it is that tenant's file of the node; [`restore`] refuses a backup any part of which fails.
 //!
 //! Consistency. Each file is copied inside one read transaction of its own, as the shared
-//! file is, so no sale waits on any of them; the tenant files first, each at its own instant,
+//! file is, so no sale waits on any of them (a tenant file not opened since its promotion is
+//! still in rollback-journal mode, where a reader blocks writers: it is switched to WAL first,
+//! as its first open would); the tenant files first, each at its own instant,
 //! then the shared file. A dedicated tenant's rows, outbox, sync state and clock are all in
 //! its one file, so each tenant is restored consistent in itself, as of the instant its file
 //! was copied; the shared file (its registry, the shared tenants, the backup log) is of a

@@ -397,6 +397,7 @@ fn copy_tenant_file(
     if !src.is_file() {
         return Err(fail("it is missing".into()));
     }
+    to_wal(&src);
     let home = Connection::open_with_flags(
         &src,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -425,6 +426,26 @@ fn copy_tenant_file(
         }),
         Err(CopyFailed::Other(reason)) => Err(fail(reason)),
         Err(CopyFailed::RoutesChanged) => Err(fail("its route changed".into())),
+    }
+}
+
+/// Puts the database at `path` in WAL mode if it is not (best effort). A tenant's file is
+/// written in rollback-journal mode and switched to WAL by the first store that opens it; until
+/// then a reader blocks every writer, so a backup copying it would hold the till up for the
+/// whole copy. The switch is the one the tenant's first open makes, and changes no row.
+fn to_wal(path: &Path) {
+    let Ok(conn) = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return;
+    };
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
+    let mode: Option<String> = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .ok();
+    if mode.is_some_and(|m| !m.eq_ignore_ascii_case("wal")) {
+        let _ = conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()));
     }
 }
 

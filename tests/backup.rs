@@ -12,7 +12,9 @@ use common::{first_admin, populate, product, tid};
 use io_common::{dump, dump_except};
 use pos_tenancy::backup::{self, BackupError, BackupStatus, CreateOptions, PruneOptions};
 use pos_tenancy::catalog::{BackupSettings, Product, RestoreJob};
-use pos_tenancy::{IfUnsynced, NewTenant, Plan, RowId, Store, TenantAccess, Timestamp};
+use pos_tenancy::{
+    Check, IfUnsynced, MoveReason, NewTenant, Plan, RowId, Store, TenantAccess, Timestamp,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -611,5 +613,587 @@ fn a_tenant_restore_keeps_the_node_backup_log() -> TestResult {
             .any(|e| e.id == taken.id && e.status == BackupStatus::Ok),
         "the backup taken after the export is still listed"
     );
+    Ok(())
+}
+
+/// `<path>.tenants`: beside a node's shared file, its tenants' own files; beside a backup, the
+/// copies of them.
+fn tenants_dir(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tenants");
+    std::path::PathBuf::from(name)
+}
+
+/// The SKUs of a tenant's products, sorted.
+fn skus(store: &Store, tenant: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut skus: Vec<String> = store
+        .tenant(&tid(tenant))?
+        .query("SELECT sku FROM products")?
+        .rows
+        .iter()
+        .filter_map(|r| r.first().and_then(|v| v.as_str()).map(str::to_owned))
+        .collect();
+    skus.sort();
+    Ok(skus)
+}
+
+/// The newest stamp in the outbox of the database at `path`.
+fn newest_stamp(path: &Path) -> rusqlite::Result<Option<String>> {
+    rusqlite::Connection::open(path)?.query_row(
+        "SELECT max(hlc) FROM pending_operations",
+        [],
+        |r| r.get(0),
+    )
+}
+
+#[test]
+fn a_promoted_tenants_own_file_is_backed_up_and_restored_with_the_node() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let bk = dir.path().join("bk");
+    let store = node(&db, &[("caps", Plan::Pro), ("bolt", Plan::Pro)])?;
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    let caps = store.tenant(&tid("caps"))?;
+    let admin = first_admin(&caps)?;
+    caps.insert(&admin, &product("DEDICATED-1", 700))?;
+    drop(caps);
+    let home = store
+        .tenant_home_path(&tid("caps"))?
+        .ok_or("caps has a file")?;
+    let caps_then = dump(&home, "caps");
+    let skus_then = skus(&store, "caps")?;
+    assert!(skus_then.contains(&"DEDICATED-1".to_owned()));
+    let log = ["backups", "restore_jobs"];
+    let bolt_then = dump_except(&db, "bolt", &log);
+
+    let taken = backup::create(&db, &bk, &no_prune(), &mut |_| {})?;
+    // The tenant's file is copied beside the shared file's copy, with its checksum.
+    assert_eq!(taken.tenant_files.len(), 1, "{:?}", taken.tenant_files);
+    let part = &taken.tenant_files[0];
+    assert_eq!(part.tenant, tid("caps"));
+    assert_eq!(
+        part.file.path.parent(),
+        Some(tenants_dir(&taken.file.path).as_path())
+    );
+    assert_eq!(
+        part.file.path.file_name(),
+        home.file_name(),
+        "named as its route names it"
+    );
+    let name = part
+        .file
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("a name")?;
+    assert_eq!(
+        std::fs::read_to_string(backup::checksum_path(&part.file.path))?,
+        format!("{}  {name}\n", part.file.sha256)
+    );
+    assert_eq!(
+        std::fs::read_to_string(tenants_dir(&taken.file.path).join("SHA256SUMS"))?,
+        format!("{}  {name}\n", part.file.sha256)
+    );
+    assert_eq!(
+        dump(&part.file.path, "caps"),
+        caps_then,
+        "the copy holds its rows"
+    );
+    let entry = backup::list(&db)?
+        .into_iter()
+        .find(|e| e.id == taken.id)
+        .ok_or("listed")?;
+    assert_eq!(entry.tenant_files.len(), 1);
+    assert!(entry.tenant_files[0].present);
+    assert_eq!(entry.tenant_files[0].tenant, Some(tid("caps")));
+    let checks = backup::verify(&db, Some(taken.id))?;
+    assert_eq!(checks[0].problem, None);
+    assert_eq!(checks[0].tenant_files.len(), 1);
+    assert_eq!(checks[0].tenant_files[0].problem, None);
+
+    // Things change after the backup: in the tenant's file and in the shared one.
+    let caps = store.tenant(&tid("caps"))?;
+    caps.insert(&admin, &product("LATER-CAPS", 800))?;
+    drop(caps);
+    let bolt = store.tenant(&tid("bolt"))?;
+    bolt.insert(&first_admin(&bolt)?, &product("LATER-BOLT", 900))?;
+    drop(bolt);
+    let stamp_before = newest_stamp(&home)?.ok_or("caps has stamped")?;
+    let node_id = store.node_id();
+    drop(store);
+
+    let restored = backup::restore(&db, &taken.file.path, &mut |_| {})?;
+    assert!(restored.same_terminal);
+    assert_eq!(restored.tenant_files.len(), 1);
+    let back = &restored.tenant_files[0];
+    assert_eq!(back.tenant, tid("caps"));
+    assert_eq!(back.sha256, part.file.sha256);
+    assert!(back.path.starts_with(tenants_dir(&db)));
+    assert_ne!(
+        back.path, home,
+        "the replaced node's file is never written over"
+    );
+    assert!(home.is_file(), "the replaced node's file stays until purge");
+
+    let store = Store::open(&db)?;
+    assert_eq!(store.node_id(), node_id);
+    assert_eq!(
+        store.tenant_home_path(&tid("caps"))?,
+        Some(back.path.clone())
+    );
+    assert_eq!(
+        skus(&store, "caps")?,
+        skus_then,
+        "the tenant's rows are as at the backup"
+    );
+    assert_eq!(dump(&back.path, "caps"), caps_then);
+    assert_eq!(dump_except(&db, "bolt", &log), bolt_then);
+    let report = store.verify()?;
+    assert!(report.is_ok(), "{:?}", report.violations);
+    // A write after the restore lands in the restored file, stamped after every stamp before.
+    let caps = store.tenant(&tid("caps"))?;
+    caps.insert(&first_admin(&caps)?, &product("AFTER-RESTORE", 100))?;
+    drop(caps);
+    let stamp_after = newest_stamp(&back.path)?.ok_or("caps has stamped")?;
+    assert!(stamp_after > stamp_before, "{stamp_after} > {stamp_before}");
+    // The file it replaced is a leftover no route names: purge removes it.
+    let purged = store.purge_moved_copies(Timestamp::now())?;
+    assert!(
+        purged
+            .purged
+            .iter()
+            .any(|p| p.file.as_deref() == Some(home.as_path())),
+        "{purged:?}"
+    );
+    assert!(back.path.is_file());
+    drop(store);
+
+    // Onto a new disk: the backup's own name, and the new node's id in the tenant's file.
+    let fresh = dir.path().join("spare.db");
+    let onto_new = backup::restore(&fresh, &taken.file.path, &mut |_| {})?;
+    assert!(onto_new.created && !onto_new.same_terminal);
+    assert_eq!(
+        onto_new.tenant_files[0].path,
+        tenants_dir(&fresh).join(home.file_name().ok_or("a name")?)
+    );
+    let spare = Store::open(&fresh)?;
+    assert_eq!(skus(&spare, "caps")?, skus_then);
+    assert!(spare.verify()?.is_ok(), "{:?}", spare.verify()?.violations);
+    Ok(())
+}
+
+#[test]
+fn a_changed_or_missing_tenant_file_in_a_backup_is_reported_and_never_restored() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let bk = dir.path().join("bk");
+    let store = node(&db, &[("caps", Plan::Pro), ("bolt", Plan::Pro)])?;
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    let changed = backup::create(&db, &bk, &no_prune(), &mut |_| {})?;
+    let missing = backup::create(&db, &bk, &no_prune(), &mut |_| {})?;
+    let home = store
+        .tenant_home_path(&tid("caps"))?
+        .ok_or("caps has a file")?;
+    drop(store);
+    let shared_before = std::fs::read(&db)?;
+    let home_before = std::fs::read(&home)?;
+    let files_before = files_in(&tenants_dir(&db));
+
+    let part = &changed.tenant_files[0].file;
+    flip_a_byte(&part.path, part.bytes / 2)?;
+    std::fs::remove_file(&missing.tenant_files[0].file.path)?;
+
+    let check = |id: RowId| -> Result<backup::BackupCheck, Box<dyn std::error::Error>> {
+        Ok(backup::verify(&db, Some(id))?.remove(0))
+    };
+    let bad = check(changed.id)?;
+    let problem = bad.problem.clone().unwrap_or_default();
+    assert!(
+        problem.contains("caps") && problem.contains("does not match its recorded SHA-256"),
+        "{problem}"
+    );
+    assert!(bad.tenant_files[0].problem.is_some());
+    assert_ne!(
+        bad.tenant_files[0].sha256.as_deref(),
+        Some(part.sha256.as_str())
+    );
+    let gone = check(missing.id)?;
+    let problem = gone.problem.clone().unwrap_or_default();
+    assert!(
+        problem.contains("caps") && problem.contains("no such file"),
+        "{problem}"
+    );
+
+    match backup::restore(&db, &changed.file.path, &mut |_| {}) {
+        Err(e @ BackupError::ChecksumMismatch { .. }) => {
+            assert!(e.to_string().contains("never restored"), "{e}");
+        }
+        other => panic!("expected ChecksumMismatch, got {other:?}"),
+    }
+    assert!(matches!(
+        backup::restore(&db, &missing.file.path, &mut |_| {}),
+        Err(BackupError::NotFound { .. })
+    ));
+    // Without its SHA256SUMS, the set of tenant files is not what the backup recorded.
+    std::fs::remove_file(tenants_dir(&missing.file.path).join("SHA256SUMS"))?;
+    assert!(check(missing.id)?
+        .problem
+        .is_some_and(|p| p.contains("SHA256SUMS")));
+    for (what, from) in [("changed", &changed), ("missing", &missing)] {
+        assert!(backup::restore(&db, &from.file.path, &mut |_| {}).is_err());
+        assert_eq!(
+            std::fs::read(&db)?,
+            shared_before,
+            "{what}: the shared file as it was"
+        );
+        assert_eq!(
+            std::fs::read(&home)?,
+            home_before,
+            "{what}: the tenant's file as it was"
+        );
+        assert_eq!(
+            files_in(&tenants_dir(&db)),
+            files_before,
+            "{what}: no file placed"
+        );
+    }
+    let store = Store::open(&db)?;
+    assert_eq!(store.tenant_home_path(&tid("caps"))?, Some(home));
+    Ok(())
+}
+
+/// The names in a directory, sorted (none when it is missing).
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_node_without_dedicated_tenants_gets_the_backup_it_got_before() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let bk = dir.path().join("bk");
+    let store = node(&db, &[("caps", Plan::Pro), ("bolt", Plan::Pro)])?;
+    // A tenant that lived in a file of its own and came back: nothing routes to a file.
+    store.promote_tenant(&tid("bolt"), None, MoveReason::Operator, &mut |_| {})?;
+    store.demote_tenant(&tid("bolt"), None, MoveReason::Operator, &mut |_| {})?;
+    let taken = backup::create(&db, &bk, &no_prune(), &mut |_| {})?;
+    assert!(taken.tenant_files.is_empty());
+    let name = taken
+        .file
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("a name")?;
+    assert_eq!(files_in(&bk), [name.to_owned(), format!("{name}.sha256")]);
+    // The reports a script reads have the keys they had.
+    let keys = |v: serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys(serde_json::to_value(&taken)?),
+        ["file", "id", "node_id", "pages", "pruned", "seconds", "tenants"]
+    );
+    let entry = backup::list(&db)?
+        .into_iter()
+        .find(|e| e.id == taken.id)
+        .ok_or("listed")?;
+    assert!(entry.tenant_files.is_empty());
+    assert_eq!(
+        keys(serde_json::to_value(&entry)?),
+        [
+            "bytes",
+            "created_at",
+            "file_present",
+            "finished_at",
+            "id",
+            "kind",
+            "path",
+            "sha256",
+            "status",
+            "tenants"
+        ]
+    );
+    let check = backup::verify(&db, Some(taken.id))?.remove(0);
+    assert_eq!(check.problem, None);
+    assert_eq!(
+        keys(serde_json::to_value(&check)?),
+        ["id", "kind", "path", "problem", "sha256"]
+    );
+    // The copy is the shared file as it was, every page; nothing was written beside it.
+    let copy = rusqlite::Connection::open(&taken.file.path)?;
+    let app: i64 = copy.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    assert_eq!(app, 0);
+    drop(copy);
+    drop(store);
+    let restored = backup::restore(&db, &taken.file.path, &mut |_| {})?;
+    assert!(restored.tenant_files.is_empty());
+    assert!(!serde_json::to_value(&restored)?
+        .as_object()
+        .is_some_and(|o| o.contains_key("tenant_files")));
+    Ok(())
+}
+
+#[test]
+fn verify_reports_a_deleted_tenant_file_and_what_is_wrong_inside_one() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let store = node(&db, &[("caps", Plan::Pro), ("bolt", Plan::Pro)])?;
+    let shared_only = store.verify()?;
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    let home = store
+        .tenant_home_path(&tid("caps"))?
+        .ok_or("caps has a file")?;
+    let whole = store.verify()?;
+    assert!(whole.is_ok(), "{:?}", whole.violations);
+    assert!(
+        whole.tables_checked > shared_only.tables_checked,
+        "the tenant's file is checked too"
+    );
+    assert_eq!(Store::verify_file(&db)?, whole);
+
+    // Behind the crate's back: a kept balance that no longer equals its ledger, in the file.
+    rusqlite::Connection::open(&home)?
+        .execute_batch("UPDATE gift_card_balances SET balance_minor = balance_minor + 1")?;
+    let inside = Store::verify_file(&db)?;
+    let v = inside
+        .violations
+        .iter()
+        .find(|v| v.check == Check::CachedBalance)
+        .ok_or("the balance is reported")?;
+    assert_eq!(v.table.as_deref(), Some("gift_card_balances"));
+    assert!(
+        v.detail.contains("tenant caps") && v.detail.contains(&home.display().to_string()),
+        "{}",
+        v.detail
+    );
+    drop(store);
+
+    // The file is gone.
+    for extra in ["", "-wal", "-shm"] {
+        let mut name = home.as_os_str().to_owned();
+        name.push(extra);
+        let _ = std::fs::remove_file(std::path::PathBuf::from(name));
+    }
+    for report in [Store::verify_file(&db)?, Store::open(&db)?.verify()?] {
+        let found: Vec<_> = report
+            .violations
+            .iter()
+            .filter(|v| v.check == Check::TenantFile)
+            .collect();
+        assert_eq!(found.len(), 1, "{:?}", report.violations);
+        assert!(
+            found[0].detail.contains("caps")
+                && found[0].detail.contains(&home.display().to_string())
+                && found[0].detail.contains("missing"),
+            "{}",
+            found[0].detail
+        );
+    }
+    assert!(!home.exists(), "verify creates nothing");
+    Ok(())
+}
+
+#[test]
+fn pruning_a_backup_removes_its_tenant_files_with_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let bk = dir.path().join("bk");
+    let store = node(&db, &[("caps", Plan::Pro)])?;
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    let older = backup::create(&db, &bk, &no_prune(), &mut |_| {})?;
+    let newer = backup::create(&db, &bk, &no_prune(), &mut |_| {})?;
+    let report = backup::prune(&db, &PruneOptions::default().keep_last(1), Timestamp::now())?;
+    assert!(
+        report
+            .removed
+            .iter()
+            .any(|b| b.id == older.id && b.file_removed),
+        "{report:?}"
+    );
+    assert!(!older.file.path.exists());
+    assert!(
+        !tenants_dir(&older.file.path).exists(),
+        "its tenant files went with it"
+    );
+    assert!(newer.tenant_files[0].file.path.is_file());
+    assert!(backup::verify(&db, Some(newer.id))?[0].problem.is_none());
+    Ok(())
+}
+
+/// Backup options copying a whole file in one step, so each file copied reports once.
+fn one_step_per_file() -> CreateOptions {
+    let mut options = no_prune();
+    options.pages_per_step = 1 << 20;
+    options
+}
+
+#[test]
+fn a_tenant_promoted_while_the_tenant_files_are_copied_is_in_the_backup_all_the_same() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let store = node(&db, &[("caps", Plan::Pro), ("bolt", Plan::Pro)])?;
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    // Another connection promotes bolt while caps's file is being copied: the shared file's
+    // copy would route bolt to a file the backup does not have, so the files are taken again.
+    let operator = Store::open(&db)?;
+    let mut calls = 0;
+    let mut moved = None;
+    let taken = backup::create(
+        &db,
+        &dir.path().join("bk"),
+        &one_step_per_file(),
+        &mut |_| {
+            calls += 1;
+            if calls == 1 {
+                moved = Some(
+                    operator
+                        .promote_tenant(&tid("bolt"), None, MoveReason::Operator, &mut |_| {})
+                        .map(|m| m.file),
+                );
+            }
+        },
+    )?;
+    let bolt_file = moved.ok_or("bolt was promoted")??;
+    let tenants: Vec<_> = taken
+        .tenant_files
+        .iter()
+        .map(|t| t.tenant.clone())
+        .collect();
+    assert_eq!(tenants, [tid("bolt"), tid("caps")]);
+    assert_eq!(
+        taken.tenant_files[0].file.path.file_name(),
+        bolt_file.file_name()
+    );
+    assert!(backup::verify(&db, Some(taken.id))?[0].problem.is_none());
+    drop(operator);
+    drop(store);
+    let restored = backup::restore(&dir.path().join("spare.db"), &taken.file.path, &mut |_| {})?;
+    assert_eq!(restored.tenant_files.len(), 2);
+    let spare = Store::open(dir.path().join("spare.db"))?;
+    assert!(spare.verify()?.is_ok(), "{:?}", spare.verify()?.violations);
+    Ok(())
+}
+
+#[test]
+fn a_restore_is_refused_while_a_tenants_own_file_is_in_use() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let store = node(&db, &[("caps", Plan::Pro)])?;
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    let taken = backup::create(&db, &dir.path().join("bk"), &no_prune(), &mut |_| {})?;
+    let home = store
+        .tenant_home_path(&tid("caps"))?
+        .ok_or("caps has a file")?;
+    drop(store);
+    // Something has the tenant's file open, though not the shared one.
+    let user = rusqlite::Connection::open(&home)?;
+    user.query_row("SELECT count(*) FROM products", [], |r| r.get::<_, i64>(0))?;
+    let before = std::fs::read(&db)?;
+    match backup::restore(&db, &taken.file.path, &mut |_| {}) {
+        Err(BackupError::InUse { path }) => assert_eq!(path, home),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&db)?, before, "nothing was changed");
+    drop(user);
+    let restored = backup::restore(&db, &taken.file.path, &mut |_| {})?;
+    assert_eq!(restored.tenant_files.len(), 1);
+    Ok(())
+}
+
+#[test]
+fn a_till_that_first_opens_a_promoted_tenant_during_the_backup_sells_all_the_same() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let store = node(&db, &[("caps", Plan::Pro)])?;
+    // Promoted and never opened since: its file is still in rollback-journal mode, where a
+    // reader (the backup's copy) would block every writer until it ends.
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    let till = Store::open(&db)?;
+    let mut sold = None;
+    let taken = backup::create(
+        &db,
+        &dir.path().join("bk"),
+        &one_step_per_file(),
+        &mut |_| {
+            if sold.is_none() {
+                sold = Some(till.tenant(&tid("caps")).and_then(|caps| {
+                    let admin = first_admin(&caps)?;
+                    caps.insert(&admin, &product("DURING-BACKUP", 100))
+                }));
+            }
+        },
+    )?;
+    sold.ok_or("the till sold during the copy")??;
+    assert_eq!(taken.tenant_files.len(), 1);
+    assert!(skus(&till, "caps")?.contains(&"DURING-BACKUP".to_owned()));
+    Ok(())
+}
+
+#[test]
+fn a_backup_whose_tenants_keep_moving_fails_says_so_and_leaves_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("node.db");
+    let bk = dir.path().join("bk");
+    let store = node(&db, &[("caps", Plan::Pro), ("bolt", Plan::Pro)])?;
+    store.promote_tenant(&tid("caps"), None, MoveReason::Operator, &mut |_| {})?;
+    let operator = Store::open(&db)?;
+    let mut calls = 0;
+    let mut moves = Vec::new();
+    let result = backup::create(&db, &bk, &one_step_per_file(), &mut |_| {
+        calls += 1;
+        // Bolt in during the first round of copies, out again during the second.
+        if calls == 1 {
+            moves.push(operator.promote_tenant(
+                &tid("bolt"),
+                None,
+                MoveReason::Operator,
+                &mut |_| {},
+            ));
+        } else if calls == 2 {
+            moves.push(operator.demote_tenant(
+                &tid("bolt"),
+                None,
+                MoveReason::Operator,
+                &mut |_| {},
+            ));
+        }
+    });
+    assert_eq!(moves.len(), 2);
+    assert!(moves.iter().all(Result::is_ok), "{moves:?}");
+    match result {
+        Err(e @ BackupError::Failed { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("promoted or demoted") && text.contains("run it again"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a failed copy, got {other:?}"),
+    }
+    assert!(
+        files_in(&bk).is_empty(),
+        "nothing is left: {:?}",
+        files_in(&bk)
+    );
+    let ours: Vec<_> = backup::list(&db)?
+        .into_iter()
+        .filter(|e| e.path.starts_with(&bk))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0].status, BackupStatus::Failed);
     Ok(())
 }

@@ -245,3 +245,98 @@ fn export_restore_and_offboarding() {
         Some(2)
     );
 }
+
+#[test]
+fn backups_and_verify_cover_a_promoted_tenants_own_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = node(dir.path());
+    let bk = dir.path().join("backups").display().to_string();
+    let home = {
+        let store = pos_tenancy::Store::open(&db).expect("the node opens");
+        let caps: pos_tenancy::TenantId = "caps".parse().expect("an id");
+        store
+            .promote_tenant(&caps, None, pos_tenancy::MoveReason::Operator, &mut |_| {})
+            .expect("caps moves to a file of its own");
+        store
+            .tenant_home_path(&caps)
+            .expect("a route")
+            .expect("a file")
+    };
+    ok(&["demo", "--db", &db, "--tenant", "caps", "--sales", "2"]);
+    assert!(ok(&["verify", "--db", &db]).starts_with("ok"));
+    let sales = |db: &str| {
+        json(&[
+            "query",
+            "--db",
+            db,
+            "--tenant",
+            "caps",
+            "--json",
+            "SELECT count(*) AS n FROM sales",
+        ])[0]["n"]
+            .as_i64()
+            .expect("a count")
+    };
+    let sold = sales(&db);
+
+    let report = json(&["backup", "create", "--db", &db, "--to", &bk, "--json"]);
+    let id = report["id"].as_str().expect("an id").to_owned();
+    let file = report["file"]["path"].as_str().expect("a path").to_owned();
+    assert_eq!(report["tenant_files"][0]["tenant"], "caps");
+    let part = report["tenant_files"][0]["file"]["path"]
+        .as_str()
+        .expect("a path")
+        .to_owned();
+    assert!(part.starts_with(&format!("{file}.tenants/")), "{part}");
+    let text = ok(&["backup", "create", "--db", &db, "--to", &bk, "--no-prune"]);
+    assert!(text.contains("tenant caps's own file to"), "{text}");
+    assert!(ok(&["backup", "list", "--db", &db]).contains("+ 1 tenant file"));
+    let checked = ok(&["backup", "verify", "--db", &db, "--id", &id]);
+    assert!(
+        checked.contains("ok       tenant caps") && checked.contains("0 with problems"),
+        "{checked}"
+    );
+
+    ok(&["demo", "--db", &db, "--tenant", "caps", "--sales", "3"]);
+    assert!(sales(&db) > sold);
+
+    // A changed tenant file: reported (exit 1), and the backup is never restored.
+    let mut bytes = std::fs::read(&part).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&part, bytes).expect("write");
+    let o = pos_node(&["backup", "verify", "--db", &db, "--id", &id]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("PROBLEM  tenant caps"), "{out}");
+    let err = fails(&["backup", "restore", "--db", &db, "--from", &file]);
+    assert!(
+        err.contains("does not match its recorded SHA-256") && err.contains("nothing was changed"),
+        "{err}"
+    );
+
+    // The good one restores, the tenant's rows routed to their file.
+    let good = json(&["backup", "list", "--db", &db, "--json"])[0]["path"]
+        .as_str()
+        .expect("a path")
+        .to_owned();
+    let restored = json(&["backup", "restore", "--db", &db, "--from", &good, "--json"]);
+    assert_eq!(restored["tenant_files"][0]["tenant"], "caps");
+    assert!(ok(&["verify", "--db", &db]).starts_with("ok"));
+    assert_eq!(sales(&db), sold, "the tenant's sales as at the backup");
+
+    // A tenant file that is gone: `verify` names the tenant and the file (exit 1).
+    let now_home = restored["tenant_files"][0]["path"]
+        .as_str()
+        .expect("a path")
+        .to_owned();
+    assert_ne!(now_home, home.display().to_string());
+    std::fs::remove_file(&now_home).expect("remove");
+    let o = pos_node(&["verify", "--db", &db]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("tenant_file") && out.contains("caps") && out.contains(&now_home),
+        "{out}"
+    );
+}

@@ -126,6 +126,19 @@ pub enum BackupError {
         /// The first problems `integrity_check` reported.
         reason: String,
     },
+    /// A backup's tenant files do not match its copy of the shared file: a tenant its
+    /// registry routes to a file of its own has none (or not that tenant's, or another
+    /// node's), or `SHA256SUMS` is missing or lists other files. It is never restored.
+    #[error(
+        "the tenant files of {path} do not match it: {reason}; it is never restored, nothing \
+         was changed"
+    )]
+    TenantFiles {
+        /// The backup, or the tenant file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// No backup with this id is recorded.
     #[error("no backup {id} is recorded in this node database (see `pos-node backup list`)")]
     UnknownBackup {

@@ -11,8 +11,12 @@
 //!   few milliseconds, and marked `ok` with the SHA-256 and size only once the copy, its
 //!   `.sha256` and the directory are synced; a copy that failed is removed and its rows say
 //!   `failed`.
+//! - Each dedicated tenant's own file is copied the same way, on a read-only connection of
+//!   its own, before the shared file; the shared file's snapshot must route to exactly the
+//!   files copied, or they are copied again (once). See the module docs of `backup`.
 //! - Checking a backup never writes to it: it is opened read-only.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -22,8 +26,13 @@ use serde::Serialize;
 use super::error::{BackupError, BackupStep};
 use super::retention::{prune_on, PruneOptions, PruneReport};
 use super::snapshot::{sha256_file, take_snapshot_in_steps};
+use super::tenant_files::{
+    check_parts, listed_parts, parts_dir, remove_parts, write_manifest, TenantFileCheck,
+    TenantFileCopy, TenantFilePart, MANIFEST,
+};
 use super::{checksum_path, BackupFile, Pages};
 use crate::ids::{RowId, TenantId, Timestamp};
+use crate::store::homes::{dedicated_routes, homes_dir};
 use crate::store::{Store, BUSY_TIMEOUT};
 use crate::tenant::settings::text_enum;
 
@@ -88,8 +97,12 @@ impl CreateOptions {
 pub struct BackupReport {
     /// The backup's id (the same in every tenant's row).
     pub id: RowId,
-    /// The copy, its SHA-256 and size.
+    /// The copy of the shared file, its SHA-256 and size.
     pub file: BackupFile,
+    /// The copy of each dedicated tenant's own file, by tenant (none for a node whose tenants
+    /// all live in the shared file, and then left out of the JSON).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenant_files: Vec<TenantFileCopy>,
     /// The node the copy is of.
     pub node_id: RowId,
     /// The tenants on the node, each of which has a row for this backup.
@@ -126,6 +139,10 @@ pub struct BackupEntry {
     pub tenants: Vec<TenantId>,
     /// Whether the file is there now.
     pub file_present: bool,
+    /// The dedicated tenants' own files of a whole-node backup, as its `SHA256SUMS` lists
+    /// them (none, and left out of the JSON, for a backup of a node without any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenant_files: Vec<TenantFilePart>,
 }
 
 /// What [`verify`] found about one backup.
@@ -140,8 +157,13 @@ pub struct BackupCheck {
     pub path: PathBuf,
     /// The file's SHA-256 as hashed now, if it could be read.
     pub sha256: Option<String>,
-    /// What is wrong with it; `None` when it hashes as recorded and SQLite finds it whole.
+    /// What is wrong with it (or with one of its tenant files); `None` when it hashes as
+    /// recorded and SQLite finds it whole, and so do its tenant files.
     pub problem: Option<String>,
+    /// Each dedicated tenant's own file the backup must have, checked (none, and left out of
+    /// the JSON, for a backup of a node without any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenant_files: Vec<TenantFileCheck>,
 }
 
 /// Backs up the node database `db` into a new file in `dir` (created if missing) while other
@@ -185,6 +207,13 @@ pub fn create(
             reason: "a file of that name already exists".into(),
         });
     }
+    let parts = parts_dir(&path);
+    if parts.exists() {
+        return Err(BackupError::Destination {
+            path: parts,
+            reason: "a file of that name already exists".into(),
+        });
+    }
     let id = RowId::new();
     let record =
         |e: rusqlite::Error| BackupError::failed(BackupStep::Record, db, e, "no backup was taken");
@@ -205,22 +234,29 @@ pub fn create(
     .map_err(record)?;
 
     let mut pages = 0u64;
-    let copied = copy_in_read_transaction(&conn, &dir, &name, options, &mut |p: Pages| {
+    let copied = copy_node(&conn, db, node_id, &dir, &name, options, &mut |p: Pages| {
         pages = p.total;
         progress(p);
     });
-    let file = match copied {
-        Ok(file) => file,
-        Err(reason) => {
+    let (file, tenant_files) = match copied {
+        Ok(copied) => copied,
+        Err(e) => {
             mark_failed(&conn, id);
-            return Err(BackupError::failed(
-                BackupStep::Copy,
-                &path,
-                reason,
-                "the half-written copy was removed and the backup is recorded as failed",
-            ));
+            return Err(e);
         }
     };
+    if !tenant_files.is_empty() {
+        if let Err(e) = write_manifest(&parts, &tenant_files) {
+            discard(&path);
+            mark_failed(&conn, id);
+            return Err(BackupError::failed(
+                BackupStep::Seal,
+                parts.join(MANIFEST),
+                e,
+                "the copies were removed and the backup is recorded as failed",
+            ));
+        }
+    }
     conn.execute(
         "UPDATE backups SET status = 'ok', sha256 = ?2, size_bytes = ?3, finished_at = ?4
          WHERE id = ?1",
@@ -247,6 +283,7 @@ pub fn create(
     Ok(BackupReport {
         id,
         file,
+        tenant_files,
         node_id,
         tenants,
         pages,
@@ -255,22 +292,191 @@ pub fn create(
     })
 }
 
+/// What a copy in a read transaction may refuse to copy, having read the snapshot it would be
+/// of.
+enum CopyFailed {
+    /// The tenants' routes in the snapshot are not those the tenant files were taken for.
+    RoutesChanged,
+    /// Anything else, said.
+    Other(String),
+}
+
+/// Copies the node: each dedicated tenant's own file into `<copy>.tenants/`, then the shared
+/// file, whose snapshot must route to exactly the files taken (checked inside its read
+/// transaction). A promotion or demotion in between makes it take the tenant files again,
+/// once. A failure removes every copy it made. Reports the pages of all the copies together.
+fn copy_node(
+    conn: &Connection,
+    db: &Path,
+    node_id: RowId,
+    dir: &Path,
+    name: &str,
+    options: &CreateOptions,
+    progress: &mut dyn FnMut(Pages),
+) -> Result<(BackupFile, Vec<TenantFileCopy>), BackupError> {
+    let path = dir.join(name);
+    let parts = parts_dir(&path);
+    let left = "the copies were removed and the backup is recorded as failed";
+    for _attempt in 0..2 {
+        let routes = dedicated_routes(conn)
+            .map_err(|e| BackupError::failed(BackupStep::Copy, db, e, "nothing was copied"))?;
+        // Pages of the copies finished, and of the one running.
+        let (base, current) = (Cell::new(0u64), Cell::new(0u64));
+        let mut report = |p: Pages| {
+            current.set(p.total);
+            progress(Pages {
+                done: base.get() + p.done,
+                total: base.get() + p.total,
+            })
+        };
+        let mut taken = Vec::with_capacity(routes.len());
+        for (tenant, file) in &routes {
+            let copied = copy_tenant_file(
+                db,
+                node_id,
+                tenant,
+                file.as_deref(),
+                &parts,
+                options,
+                &mut report,
+            );
+            match copied {
+                Ok(copy) => {
+                    base.set(base.get() + current.take());
+                    taken.push(copy);
+                }
+                Err((at, reason)) => {
+                    discard(&path);
+                    return Err(BackupError::failed(BackupStep::Copy, at, reason, left));
+                }
+            }
+        }
+        let check = |c: &Connection| match dedicated_routes(c) {
+            Ok(now) if now == routes => Ok(()),
+            Ok(_) => Err(CopyFailed::RoutesChanged),
+            Err(e) => Err(CopyFailed::Other(e.to_string())),
+        };
+        match copy_in_read_transaction(conn, dir, name, options, &check, &mut report) {
+            Ok(file) => return Ok((file, taken)),
+            Err(CopyFailed::RoutesChanged) => discard(&path),
+            Err(CopyFailed::Other(reason)) => {
+                discard(&path);
+                return Err(BackupError::failed(BackupStep::Copy, &path, reason, left));
+            }
+        }
+    }
+    Err(BackupError::failed(
+        BackupStep::Copy,
+        db,
+        "a tenant was promoted or demoted while its file was being copied, twice in a row",
+        "the copies were removed and the backup is recorded as failed; run it again once no \
+         tenant is being moved",
+    ))
+}
+
+/// Copies one dedicated tenant's own file (the route's `file` in the node's homes directory)
+/// into `parts`, on a read-only connection of its own inside one read transaction, as the
+/// shared file is copied. The error names the file it is about.
+fn copy_tenant_file(
+    db: &Path,
+    node_id: RowId,
+    tenant: &TenantId,
+    file: Option<&str>,
+    parts: &Path,
+    options: &CreateOptions,
+    progress: &mut dyn FnMut(Pages),
+) -> Result<TenantFileCopy, (PathBuf, String)> {
+    let Some(file) = file else {
+        return Err((
+            db.to_path_buf(),
+            format!("tenant {tenant} is dedicated, but no promotion names its own file"),
+        ));
+    };
+    let src = homes_dir(db).join(file);
+    let fail = |reason: String| (src.clone(), format!("tenant {tenant}'s own file: {reason}"));
+    if !src.is_file() {
+        return Err(fail("it is missing".into()));
+    }
+    to_wal(&src);
+    let home = Connection::open_with_flags(
+        &src,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    home.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| fail(e.to_string()))?;
+    let info = describe(&home).map_err(fail)?;
+    if info.tenant_file.as_ref() != Some(tenant) || info.node_id != node_id {
+        return Err(fail(format!(
+            "it is not this tenant's own file of node {node_id}"
+        )));
+    }
+    let copied = copy_in_read_transaction(
+        &home,
+        parts,
+        file,
+        options,
+        &|_: &Connection| Ok(()),
+        progress,
+    );
+    match copied {
+        Ok(copy) => Ok(TenantFileCopy {
+            tenant: tenant.clone(),
+            file: copy,
+        }),
+        Err(CopyFailed::Other(reason)) => Err(fail(reason)),
+        Err(CopyFailed::RoutesChanged) => Err(fail("its route changed".into())),
+    }
+}
+
+/// Puts the database at `path` in WAL mode if it is not (best effort). A tenant's file is
+/// written in rollback-journal mode and switched to WAL by the first store that opens it; until
+/// then a reader blocks every writer, so a backup copying it would hold the till up for the
+/// whole copy. The switch is the one the tenant's first open makes, and changes no row.
+fn to_wal(path: &Path) {
+    let Ok(conn) = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return;
+    };
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
+    let mode: Option<String> = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .ok();
+    if mode.is_some_and(|m| !m.eq_ignore_ascii_case("wal")) {
+        let _ = conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()));
+    }
+}
+
+/// Removes a copy, its `.sha256` and its tenant files (best effort: the caller is already
+/// reporting a failure).
+fn discard(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(checksum_path(path));
+    remove_parts(path);
+}
+
 /// The copy itself, inside one read transaction on `conn`, then hashed and sealed.
+/// `check` runs on the snapshot before the copy starts and may refuse it.
 fn copy_in_read_transaction(
     conn: &Connection,
     dir: &Path,
     name: &str,
     options: &CreateOptions,
+    check: &dyn Fn(&Connection) -> Result<(), CopyFailed>,
     progress: &mut dyn FnMut(Pages),
-) -> Result<BackupFile, String> {
+) -> Result<BackupFile, CopyFailed> {
+    let other = |e: &dyn std::fmt::Display| CopyFailed::Other(e.to_string());
     conn.execute_batch("BEGIN DEFERRED")
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| other(&e))?;
     let copy = (|| {
         // The first read fixes the snapshot the whole copy is of.
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| other(&e))?;
+        check(conn)?;
         let step = i32::try_from(options.pages_per_step.max(1)).unwrap_or(i32::MAX);
-        take_snapshot_in_steps(conn, dir, name, step, progress).map_err(|e| e.to_string())
+        take_snapshot_in_steps(conn, dir, name, step, progress).map_err(|e| other(&e))
     })();
     // Ends the read transaction whatever happened (it wrote nothing).
     let _ = conn.execute_batch("COMMIT");
@@ -279,7 +485,7 @@ fn copy_in_read_transaction(
         // A copy that could not be hashed must not be taken for a good one later.
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(checksum_path(&path));
-        e.to_string()
+        other(&e)
     })
 }
 
@@ -311,10 +517,15 @@ pub(super) fn list_on(conn: &Connection) -> rusqlite::Result<Vec<BackupEntry>> {
             tenants.split(' ').filter_map(|t| t.parse().ok()).collect();
         tenants.sort();
         let path = PathBuf::from(path);
+        let kind: BackupKind = r.get(1)?;
         Ok(BackupEntry {
             id: r.get(0)?,
-            kind: r.get(1)?,
+            kind,
             file_present: path.is_file(),
+            tenant_files: match kind {
+                BackupKind::Full => listed_parts(&path),
+                _ => Vec::new(),
+            },
             path,
             sha256: r.get(3)?,
             bytes: r
@@ -361,6 +572,7 @@ fn check_entry(entry: &BackupEntry) -> BackupCheck {
         path: entry.path.clone(),
         sha256: None,
         problem: None,
+        tenant_files: Vec::new(),
     };
     check.problem = (|| {
         if entry.status != BackupStatus::Ok {
@@ -395,12 +607,23 @@ fn check_entry(entry: &BackupEntry) -> BackupCheck {
             Ok(_) => {}
             Err(e) => return Some(e.to_string()),
         }
-        match inspect_copy(&entry.path) {
-            Ok(copy) => match (entry.kind, copy.export) {
-                (BackupKind::Full, true) => Some("the file is a tenant export".into()),
-                (BackupKind::TenantExport, false) => Some("the file is not a tenant export".into()),
-                _ => None,
-            },
+        let copy = match inspect_copy(&entry.path) {
+            Ok(copy) => copy,
+            Err(e) => return Some(e.to_string()),
+        };
+        match (entry.kind, copy.export) {
+            (BackupKind::Full, true) => return Some("the file is a tenant export".into()),
+            (BackupKind::TenantExport, false) => {
+                return Some("the file is not a tenant export".into())
+            }
+            (BackupKind::TenantExport, true) => return None,
+            (BackupKind::Full, false) => {}
+        }
+        match check_parts(&entry.path, copy.node_id, copy.schema_version) {
+            Ok(parts) => {
+                check.tenant_files = parts.reports();
+                parts.problem()
+            }
             Err(e) => Some(e.to_string()),
         }
     })();
@@ -456,6 +679,9 @@ pub(crate) struct CopyInfo {
     pub(crate) schema_version: i64,
     /// Whether it is a tenant export (its application id says so).
     pub(crate) export: bool,
+    /// The tenant it is the own file of, when it is a dedicated tenant's file (or a copy of
+    /// one) rather than a node's shared file.
+    pub(crate) tenant_file: Option<TenantId>,
 }
 
 /// Opens a copy read-only and checks that SQLite finds it whole and that it is a node database
@@ -533,10 +759,12 @@ pub(crate) fn describe(conn: &Connection) -> Result<CopyInfo, String> {
     let application_id: i64 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(|e| e.to_string())?;
+    let tenant_file = crate::store::homes::home_of(conn).map_err(|e| e.to_string())?;
     Ok(CopyInfo {
         node_id,
         schema_version,
         export: application_id == crate::tenant_io::EXPORT_APPLICATION_ID,
+        tenant_file,
     })
 }
 
@@ -559,6 +787,11 @@ pub(super) fn open_node(db: &Path) -> Result<Connection, BackupError> {
         return Err(BackupError::TenantExport {
             path: db.to_path_buf(),
         });
+    }
+    if let Some(tenant) = info.tenant_file {
+        return Err(not_node(format!(
+            "it is tenant {tenant}'s own file; give the node's shared file, which routes to it"
+        )));
     }
     if info.schema_version > Store::supported_schema_version() {
         return Err(BackupError::SchemaTooNew {

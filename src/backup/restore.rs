@@ -18,6 +18,10 @@
 //! - The clock never goes back: the restored node's clock floor is raised to the replaced
 //!   database's clock, so a stamp issued after the restore follows every stamp issued before.
 //! - The replaced database's backup log is carried over (see the module docs of `backup`).
+//! - Tenant files: every part is checked before anything changes; each goes to a name no file
+//!   of the node has, prepared and synced beside it, and the replace of the shared file is
+//!   the one commit that routes to them (a failed replace removes them). The replaced node's
+//!   tenant files are locked like the shared file (one in use is refused) and never written.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,10 +32,13 @@ use serde::Serialize;
 use super::error::{BackupError, BackupStep};
 use super::log::{carry_log, mend_log, read_log, LogRows};
 use super::node::{check_checksum, describe, inspect_copy};
+use super::snapshot::sync_dir;
+use super::tenant_files::{check_parts, CheckedPart, RestoredTenantFile};
 use super::{digest_connection, Pages};
 use crate::hlc::ClockState;
 use crate::ids::{RowId, TenantId, Timestamp};
 use crate::store::clock::clock_state;
+use crate::store::homes::{dedicated_routes, homes_dir};
 
 /// How long a restore waits for another connection to let go of the database before it
 /// reports the database as in use.
@@ -63,6 +70,10 @@ pub struct RestoreReport {
     pub log_rows_carried: usize,
     /// The restored database's canonical digest (schema and rows).
     pub canonical_digest: String,
+    /// Each dedicated tenant's own file put back, where its route now names it (none, and
+    /// left out of the JSON, for a backup without tenant files).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenant_files: Vec<RestoredTenantFile>,
     /// Seconds it took.
     pub seconds: f64,
 }
@@ -71,8 +82,11 @@ pub struct RestoreReport {
 struct Replaced {
     conn: Connection,
     node_id: RowId,
+    /// Its clock, raised to its tenant files' once they are read.
     clock: ClockState,
     log: LogRows,
+    /// Its dedicated tenants' routes.
+    routes: Vec<(TenantId, Option<String>)>,
 }
 
 /// Restores the node database `db` from the backup `from`, after checking the backup against
@@ -92,6 +106,13 @@ pub fn restore(
             path: from.to_path_buf(),
         });
     }
+    if let Some(tenant) = &info.tenant_file {
+        return Err(BackupError::NotANode {
+            path: from.to_path_buf(),
+            reason: format!("it is tenant {tenant}'s own file, not a backup of a node"),
+        });
+    }
+    let parts = check_parts(from, info.node_id, info.schema_version)?.into_result()?;
     let from_abs = from.canonicalize().map_err(|e| BackupError::NotANode {
         path: from.to_path_buf(),
         reason: e.to_string(),
@@ -102,7 +123,7 @@ pub fn restore(
             reason: "it is the backup itself".into(),
         });
     }
-    let replaced = if db.exists() {
+    let mut replaced = if db.exists() {
         Some(lock_replaced(db, &from_abs, &sha256)?)
     } else {
         match db.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -115,14 +136,48 @@ pub fn restore(
             _ => None,
         }
     };
+    // Held (locked) until the restore is over, like the shared file.
+    let _held = match replaced.as_mut() {
+        Some(r) => lock_replaced_homes(db, r)?,
+        None => Vec::new(),
+    };
+    // Each tenant file goes to a name no file in the node has: the backup's when it is free,
+    // else a new one, so no file of the node being replaced is ever written and the switch to
+    // the restored files is the one commit of the shared file.
+    let homes = homes_dir(db);
+    let placed: Vec<(CheckedPart, PathBuf)> = parts
+        .into_iter()
+        .map(|part| {
+            let free = |name: &str| {
+                ["", "-wal", "-shm", "-journal", ".restore-partial"]
+                    .iter()
+                    .all(|extra| !homes.join(format!("{name}{extra}")).exists())
+            };
+            let name = if free(&part.name) {
+                part.name.clone()
+            } else {
+                format!("{}-{}.db", part.tenant, RowId::new())
+            };
+            let to = homes.join(name);
+            (part, to)
+        })
+        .collect();
     let staging = staging_path(db);
     let _ = std::fs::remove_file(&staging);
+    let renames: Vec<(TenantId, String)> = placed
+        .iter()
+        .filter_map(|(part, to)| {
+            let name = to.file_name()?.to_string_lossy().into_owned();
+            (name != part.name).then(|| (part.tenant.clone(), name))
+        })
+        .collect();
     let prepared = prepare(
         from,
         &from_abs,
         &sha256,
         &staging,
         replaced.as_ref(),
+        &renames,
         progress,
     );
     let prepared = match prepared {
@@ -132,10 +187,30 @@ pub fn restore(
             return Err(e);
         }
     };
+    let floor = replaced.as_ref().map(|r| r.clock);
+    if let Err(e) = place_parts(&placed, prepared.node_id, floor, progress) {
+        let _ = std::fs::remove_file(&staging);
+        return Err(e);
+    }
     let replaced_existing = replaced.is_some();
     let result = replace(db, &staging, replaced, &prepared.digest);
     let _ = std::fs::remove_file(&staging);
-    result?;
+    if let Err(e) = result {
+        // The node is as it was; the files placed for it are named by no route of it.
+        for (_, to) in &placed {
+            remove_db_file(to);
+        }
+        return Err(e);
+    }
+    let tenant_files = placed
+        .into_iter()
+        .map(|(part, to)| RestoredTenantFile {
+            tenant: part.tenant,
+            backup: part.path,
+            sha256: part.sha256,
+            path: to,
+        })
+        .collect();
     Ok(RestoreReport {
         db: db.to_path_buf(),
         backup: from.to_path_buf(),
@@ -148,8 +223,173 @@ pub fn restore(
         tenants: prepared.tenants,
         log_rows_carried: prepared.carried,
         canonical_digest: prepared.digest,
+        tenant_files,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Removes a database file and what SQLite may keep beside it (best effort).
+fn remove_db_file(path: &Path) {
+    for extra in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(extra);
+        let _ = std::fs::remove_file(PathBuf::from(name));
+    }
+}
+
+/// Takes the exclusive lock on each tenant file the replaced node routes to, as on the shared
+/// file (refusing one in use), and raises `replaced.clock` to theirs: the restored node's
+/// clock must follow every stamp issued before, in any of its files. A file that is missing
+/// or cannot be read is skipped: it is what a restore repairs.
+fn lock_replaced_homes(db: &Path, replaced: &mut Replaced) -> Result<Vec<Connection>, BackupError> {
+    let dir = homes_dir(db);
+    let mut held = Vec::new();
+    for (_, file) in &replaced.routes {
+        let Some(file) = file else { continue };
+        let path = dir.join(file);
+        if !path.is_file() {
+            continue;
+        }
+        let Ok(conn) = crate::store::vfs::open(&path) else {
+            continue;
+        };
+        let locked = conn
+            .busy_timeout(IN_USE_WAIT)
+            .and_then(|()| {
+                conn.pragma_update_and_check(None, "locking_mode", "EXCLUSIVE", |_| Ok(()))
+            })
+            .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"));
+        match locked {
+            Ok(()) => {}
+            Err(e) if is_busy(&e) => return Err(BackupError::InUse { path }),
+            Err(_) => continue,
+        }
+        if let Ok(clock) = clock_state(&conn) {
+            replaced.clock = replaced.clock.max(clock);
+        }
+        // Ends the transaction; the exclusive lock stays with the connection.
+        let _ = conn.execute_batch("COMMIT");
+        held.push(conn);
+    }
+    Ok(held)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Prepares each tenant file of the backup beside its place in the node
+/// (`<file>.restore-partial`): the copy, the restored node's id, its clock raised to `floor`
+/// (the replaced node's), synced; then gives each its name. A failure removes what it wrote.
+fn place_parts(
+    placed: &[(CheckedPart, PathBuf)],
+    node_id: RowId,
+    floor: Option<ClockState>,
+    progress: &mut dyn FnMut(Pages),
+) -> Result<(), BackupError> {
+    let stagings: Vec<PathBuf> = placed
+        .iter()
+        .map(|(_, to)| {
+            let mut name = to.as_os_str().to_owned();
+            name.push(".restore-partial");
+            PathBuf::from(name)
+        })
+        .collect();
+    let result = (|| {
+        for ((part, to), staging) in placed.iter().zip(&stagings) {
+            prepare_part(part, staging, node_id, floor, progress)?;
+            let failed = |e: &dyn std::fmt::Display| {
+                BackupError::failed(
+                    BackupStep::Prepare,
+                    to,
+                    e,
+                    "the prepared tenant files were removed, nothing was changed",
+                )
+            };
+            if to.exists() {
+                return Err(failed(&"a file of that name appeared meanwhile"));
+            }
+            std::fs::rename(staging, to).map_err(|e| failed(&e))?;
+            sync_dir(to).map_err(|e| failed(&e))?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for ((_, to), staging) in placed.iter().zip(&stagings) {
+            remove_db_file(staging);
+            remove_db_file(to);
+        }
+    }
+    result
+}
+
+/// Copies one tenant file of the backup to `staging` and sets it up for the restored node.
+fn prepare_part(
+    part: &CheckedPart,
+    staging: &Path,
+    node_id: RowId,
+    floor: Option<ClockState>,
+    progress: &mut dyn FnMut(Pages),
+) -> Result<(), BackupError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        BackupError::failed(
+            BackupStep::Prepare,
+            staging,
+            format!("tenant {}'s file: {e}", part.tenant),
+            "the prepared tenant files were removed, nothing was changed",
+        )
+    };
+    if let Some(dir) = staging.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
+    }
+    remove_db_file(staging);
+    let src = Connection::open_with_flags(
+        &part.path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| failed(&e))?;
+    let mut conn = Connection::open(staging).map_err(|e| failed(&e))?;
+    {
+        let copy = rusqlite::backup::Backup::new(&src, &mut conn).map_err(|e| failed(&e))?;
+        loop {
+            let step = copy.step(1024).map_err(|e| failed(&e))?;
+            progress(Pages::of(copy.progress()));
+            if step == rusqlite::backup::StepResult::Done {
+                break;
+            }
+        }
+    }
+    drop(src);
+    let tx = conn.transaction().map_err(|e| failed(&e))?;
+    tx.execute(
+        "UPDATE node_state SET node_id = ?1 WHERE singleton = 1",
+        [node_id],
+    )
+    .map_err(|e| failed(&e))?;
+    if let Some(floor) = floor {
+        let ours = clock_state(&tx).map_err(|e| failed(&e))?;
+        if floor > ours {
+            tx.execute(
+                "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2 WHERE singleton = 1",
+                params![
+                    i64::try_from(floor.millis).unwrap_or(i64::MAX),
+                    floor.counter
+                ],
+            )
+            .map_err(|e| failed(&e))?;
+        }
+    }
+    tx.commit().map_err(|e| failed(&e))?;
+    // As the tenant's live file is.
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+        .map_err(|e| failed(&e))?;
+    drop(conn);
+    std::fs::File::open(staging)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| failed(&e))
 }
 
 fn staging_path(db: &Path) -> PathBuf {
@@ -186,6 +426,12 @@ fn lock_replaced(db: &Path, from: &Path, sha256: &str) -> Result<Replaced, Backu
         if info.export {
             return Err(not_node("it is a tenant export".into()));
         }
+        if let Some(tenant) = &info.tenant_file {
+            return Err(not_node(format!(
+                "it is tenant {tenant}'s own file; restore the node's shared file, which \
+                 routes to it"
+            )));
+        }
         let recorded: Option<String> = conn
             .query_row(
                 "SELECT sha256 FROM backups WHERE kind = 'full' AND status = 'ok' AND path = ?1
@@ -205,16 +451,18 @@ fn lock_replaced(db: &Path, from: &Path, sha256: &str) -> Result<Replaced, Backu
         }
         let clock = clock_state(&conn).map_err(|e| not_node(e.to_string()))?;
         let log = read_log(&conn).map_err(|e| not_node(e.to_string()))?;
-        Ok((info.node_id, clock, log))
+        let routes = dedicated_routes(&conn).map_err(|e| not_node(e.to_string()))?;
+        Ok((info.node_id, clock, log, routes))
     })();
     // Ends the transaction; the exclusive lock stays with the connection.
     let _ = conn.execute_batch("COMMIT");
-    let (node_id, clock, log) = read?;
+    let (node_id, clock, log, routes) = read?;
     Ok(Replaced {
         conn,
         node_id,
         clock,
         log,
+        routes,
     })
 }
 
@@ -235,6 +483,7 @@ fn prepare(
     sha256: &str,
     staging: &Path,
     replaced: Option<&Replaced>,
+    renames: &[(TenantId, String)],
     progress: &mut dyn FnMut(Pages),
 ) -> Result<Prepared, BackupError> {
     let failed = |e: &dyn std::fmt::Display| {
@@ -295,6 +544,16 @@ fn prepare(
             )
             .map_err(|e| failed(&e))?;
         }
+    }
+    // A tenant file restored under another name: its route (the newest promotion) names it.
+    for (tenant, name) in renames {
+        tx.execute(
+            "UPDATE tenant_moves SET file = ?2 WHERE id =
+                (SELECT m.id FROM tenant_moves m WHERE m.tenant = ?1 AND m.direction = 'promote'
+                 ORDER BY m.finished_at DESC, m.id DESC LIMIT 1)",
+            params![tenant, name],
+        )
+        .map_err(|e| failed(&e))?;
     }
     let tenants: Vec<TenantId> = {
         let mut stmt = tx

@@ -13,7 +13,8 @@
 //! - A file is deleted only when it looks like a backup this module wrote: its name has
 //!   `.backup-`, its `.sha256` is beside it and records the SHA-256 the row does, and no row
 //!   of any backup names its path any more. A row written through a tenant handle naming some
-//!   other file can never get that file deleted.
+//!   other file can never get that file deleted. Its tenant files (`<file>.tenants/`) go with
+//!   it: only files there named like tenant files, their `.sha256` and `SHA256SUMS`.
 //! - Rows are removed in one transaction before any file; a crash in between leaves a file no
 //!   row names (harmless), never a row naming a missing file.
 
@@ -27,6 +28,7 @@ use serde::Serialize;
 use super::checksum_path;
 use super::error::{BackupError, BackupStep};
 use super::node::{open_node, recorded_checksum};
+use super::tenant_files::remove_parts;
 use crate::ids::{RowId, TenantId, Timestamp};
 use crate::tenant::settings::Plan;
 
@@ -154,7 +156,8 @@ pub struct PrunedBackup {
     pub created_at: Timestamp,
     /// The tenants whose rows for it went.
     pub tenants: Vec<TenantId>,
-    /// Whether its file (and `.sha256`) was deleted: no row names it any more.
+    /// Whether its file (and `.sha256`, and its tenant files) was deleted: no row names it any
+    /// more.
     pub file_removed: bool,
 }
 
@@ -310,6 +313,8 @@ pub(super) fn prune_on(
         if !options.dry_run && looks_like_our_backup(&backup.path, sha.as_deref()) {
             backup.file_removed = std::fs::remove_file(&backup.path).is_ok();
             let _ = std::fs::remove_file(checksum_path(&backup.path));
+            // Its tenant files go with it: a copy of the node is only whole with them.
+            remove_parts(&backup.path);
         } else if options.dry_run {
             backup.file_removed = looks_like_our_backup(&backup.path, sha.as_deref());
         }

@@ -55,6 +55,41 @@ pub(crate) fn homes_dir(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Every tenant the registry `conn` holds as dedicated, by id, with the file of its newest
+/// promotion (relative to the homes directory; `None` when no promotion names one, which
+/// leaves the tenant unreachable). Empty for a schema before tenant files
+/// (no `tenant_moves`).
+pub(crate) fn dedicated_routes(
+    conn: &Connection,
+) -> rusqlite::Result<Vec<(TenantId, Option<String>)>> {
+    let moves: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'tenant_moves')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !moves {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT t.id,
+                (SELECT m.file FROM tenant_moves m
+                 WHERE m.tenant = t.id AND m.direction = 'promote'
+                 ORDER BY m.finished_at DESC, m.id DESC LIMIT 1)
+         FROM tenants t WHERE t.tier = 'dedicated' ORDER BY t.id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// The tenant a file of a homes directory is for: its name is `<tenant>-<id>.db`.
+pub(crate) fn file_tenant(name: &str) -> Option<TenantId> {
+    let stem = name.strip_suffix(".db")?;
+    let cut = stem.len().checked_sub(37)?;
+    let (tenant, id) = stem.split_at_checked(cut)?;
+    id.strip_prefix('-')?.parse::<crate::ids::RowId>().ok()?;
+    tenant.parse().ok()
+}
+
 /// The route the shared registry gives a tenant.
 pub(crate) struct Route {
     pub status: TenantStatus,

@@ -117,16 +117,31 @@ impl Store {
     /// Checks the schema invariants and the data of every tenant table; see [`VerifyReport`].
     /// Nothing is written. An error that keeps the database from being read (a lock, no
     /// permission, I/O) is an `Err`, never a [`Violation`](verify::Violation).
+    ///
+    /// On a node's shared file, each dedicated tenant's own file is checked as well, opened
+    /// read-only where its route names it: a file that is missing, unreadable or not that
+    /// tenant's is a [`Check::TenantFile`](verify::Check::TenantFile) violation naming the
+    /// tenant and the path, and a violation inside it has its detail prefixed with both (the
+    /// counts add up over every file). A lock held on a tenant's file past [`BUSY_TIMEOUT`]
+    /// is an `Err` ([`Error::Open`] with that file's path).
     pub fn verify(&self) -> Result<VerifyReport> {
-        verify::verify(&self.conn)
+        let mut report = verify::verify(&self.conn)?;
+        if let (Some(path), false) = (self.path(), self.is_tenant_file()) {
+            verify::verify_homes(&self.conn, path, &mut report).map_err(|(at, e)| match e {
+                Error::Sqlite(source) => Error::Open { path: at, source },
+                other => other,
+            })?;
+        }
+        Ok(report)
     }
 
     /// Checks the database file at `path` as [`Store::verify`] does, without opening a store:
     /// read-only, so nothing is created, migrated or written, and a file this process may
     /// only read is checked as well. A lock another process holds is waited for up to
     /// [`BUSY_TIMEOUT`], then [`VerifyError::Locked`]; a file at another schema version is
-    /// refused ([`VerifyError::SchemaVersion`]) rather than migrated. `pos-node verify` runs
-    /// this.
+    /// refused ([`VerifyError::SchemaVersion`]) rather than migrated. Each dedicated tenant's
+    /// own file is checked too, as [`Store::verify`] says (a lock on one is
+    /// [`VerifyError::Locked`] naming it). `pos-node verify` runs this.
     ///
     /// ```
     /// use pos_tenancy::{NewTenant, Store};

@@ -5,6 +5,10 @@
 //! names bound as parameters), so they hold for any file, including adopted legacy stores and
 //! tables the catalog does not know.
 //!
+//! On a node's shared file, each dedicated tenant's own file is checked the same way where its
+//! route names it ([`verify_homes`]); what is wrong there is reported with the tenant and the
+//! file, a missing or unreadable file as a [`Check::TenantFile`] violation.
+//!
 //! Invariants: verify only reads the database. [`verify_file`] opens the file read-only (it
 //! never migrates, creates or rolls back anything), and the one check that must write, that
 //! moving a row to another tenant is refused, runs on a [`Probe`]: an in-memory copy of the
@@ -21,7 +25,7 @@ use std::time::Duration;
 
 use rusqlite::limits::Limit;
 use rusqlite::types::Value;
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
 use super::BUSY_TIMEOUT;
@@ -129,42 +133,7 @@ pub(crate) fn verify_file(path: &Path) -> std::result::Result<VerifyReport, Veri
             path: path.to_path_buf(),
         });
     }
-    let fail = |e: Error| -> VerifyError {
-        let sqlite = match &e {
-            Error::Sqlite(s) | Error::Open { source: s, .. } => Some(s),
-            _ => None,
-        };
-        match sqlite.and_then(rusqlite::Error::sqlite_error_code) {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => VerifyError::Locked {
-                path: path.to_path_buf(),
-                waited: BUSY_TIMEOUT,
-            },
-            Some(ErrorCode::NotADatabase) => VerifyError::NotANode {
-                path: path.to_path_buf(),
-                reason: "it is not a SQLite database".into(),
-            },
-            _ if sqlite.is_some_and(|s| {
-                matches!(s, rusqlite::Error::SqliteFailure(f, _)
-                    if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
-            }) =>
-            {
-                VerifyError::Unreadable {
-                    path: path.to_path_buf(),
-                    reason: "a process stopped in the middle of a write and left its journal, \
-                             which only a writer can roll back (any pos-node command that \
-                             writes, or the application, does)"
-                        .into(),
-                }
-            }
-            _ => VerifyError::Unreadable {
-                path: path.to_path_buf(),
-                reason: match sqlite {
-                    Some(s) => s.to_string(),
-                    None => e.to_string(),
-                },
-            },
-        }
-    };
+    let fail = |e: Error| file_error(path, e);
     let conn = open_read_only(path).map_err(|e| fail(e.into()))?;
     // Named as every other command names it: an empty file, a central database...
     if let Some(what) = super::open::foreign_kind(&conn, path).map_err(|e| fail(e.into()))? {
@@ -188,13 +157,55 @@ pub(crate) fn verify_file(path: &Path) -> std::result::Result<VerifyReport, Veri
             found,
             supported,
         }),
-        Some(_) if has_registry => verify(&conn).map_err(fail),
+        Some(_) if has_registry => {
+            let mut report = verify(&conn).map_err(fail)?;
+            verify_homes(&conn, path, &mut report).map_err(|(at, e)| file_error(&at, e))?;
+            Ok(report)
+        }
         _ => Err(VerifyError::NotANode {
             path: path.to_path_buf(),
             reason: "it has no tenant registry or no schema history (a legacy store is \
                      adopted first: `pos-node adopt`)"
                 .into(),
         }),
+    }
+}
+
+/// What keeps the file at `path` from being checked, from the error that stopped the check.
+fn file_error(path: &Path, e: Error) -> VerifyError {
+    let sqlite = match &e {
+        Error::Sqlite(s) | Error::Open { source: s, .. } => Some(s),
+        _ => None,
+    };
+    match sqlite.and_then(rusqlite::Error::sqlite_error_code) {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => VerifyError::Locked {
+            path: path.to_path_buf(),
+            waited: BUSY_TIMEOUT,
+        },
+        Some(ErrorCode::NotADatabase) => VerifyError::NotANode {
+            path: path.to_path_buf(),
+            reason: "it is not a SQLite database".into(),
+        },
+        _ if sqlite.is_some_and(|s| {
+            matches!(s, rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
+        }) =>
+        {
+            VerifyError::Unreadable {
+                path: path.to_path_buf(),
+                reason: "a process stopped in the middle of a write and left its journal, \
+                         which only a writer can roll back (any pos-node command that \
+                         writes, or the application, does)"
+                    .into(),
+            }
+        }
+        _ => VerifyError::Unreadable {
+            path: path.to_path_buf(),
+            reason: match sqlite {
+                Some(s) => s.to_string(),
+                None => e.to_string(),
+            },
+        },
     }
 }
 
@@ -277,6 +288,9 @@ pub enum Check {
     IntegrityCheck,
     /// Every kept balance (stock on hand, card balances) equals the sum of its ledger.
     CachedBalance,
+    /// A dedicated tenant's own file, named by its route, is there, can be read, and is that
+    /// tenant's file of this node at this schema version.
+    TenantFile,
 }
 
 /// One broken rule.
@@ -534,6 +548,155 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
         rows_checked,
         violations: f.0,
     })
+}
+
+/// Checks each dedicated tenant's own file that the registry `conn` holds routes to (the
+/// shared file being at `shared`), as [`verify`] checks a file, and adds what it finds to
+/// `report`: a route naming no file, a file that is missing, unreadable, not that tenant's
+/// file of this node, or at another schema version is a [`Check::TenantFile`] violation naming
+/// the tenant and the path; a violation inside a tenant's file has its detail prefixed with
+/// the tenant and the file. Only a lock held past the busy timeout (or another environmental
+/// error inside a file that could be opened) stops the check: `Err` with the file it is on.
+/// Nothing is written; `conn` being itself a tenant's own file checks nothing more.
+pub(crate) fn verify_homes(
+    conn: &Connection,
+    shared: &Path,
+    report: &mut VerifyReport,
+) -> std::result::Result<(), (PathBuf, Error)> {
+    let at_shared = |e: rusqlite::Error| (shared.to_path_buf(), Error::from(e));
+    if super::homes::home_of(conn)
+        .map_err(|e| (shared.to_path_buf(), e))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let routes = super::homes::dedicated_routes(conn).map_err(at_shared)?;
+    if routes.is_empty() {
+        return Ok(());
+    }
+    let node: Option<String> = conn
+        .query_row(
+            "SELECT node_id FROM node_state WHERE singleton = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(at_shared)?;
+    let version = super::schema::applied_version(conn).map_err(at_shared)?;
+    let dir = super::homes::homes_dir(shared);
+    for (tenant, file) in routes {
+        let Some(file) = file else {
+            report.violations.push(Violation {
+                check: Check::TenantFile,
+                table: None,
+                detail: format!(
+                    "tenant {tenant} is dedicated, but no promotion in tenant_moves names its \
+                     own file"
+                ),
+            });
+            continue;
+        };
+        let path = dir.join(&file);
+        let problem = |detail: String| Violation {
+            check: Check::TenantFile,
+            table: None,
+            detail: format!("tenant {tenant}'s own file {}: {detail}", path.display()),
+        };
+        if !path.is_file() {
+            report.violations.push(problem("it is missing".into()));
+            continue;
+        }
+        let locked = |e: &Error| {
+            matches!(
+                e,
+                Error::Sqlite(s) if matches!(
+                    s.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                )
+            )
+        };
+        let opened = open_read_only(&path).map_err(Error::from).and_then(|c| {
+            home_problem(&c, &path, &tenant, node.as_deref(), version).map(|p| (c, p))
+        });
+        let home = match opened {
+            Ok((home, None)) => home,
+            Ok((_, Some(detail))) => {
+                report.violations.push(problem(detail));
+                continue;
+            }
+            Err(e) if locked(&e) => return Err((path, e)),
+            Err(e) => {
+                report
+                    .violations
+                    .push(problem(format!("it cannot be read: {e}")));
+                continue;
+            }
+        };
+        match verify(&home) {
+            Ok(found) => {
+                report.tables_checked += found.tables_checked;
+                report.rows_checked += found.rows_checked;
+                let prefix = format!("tenant {tenant}'s own file {}: ", path.display());
+                report
+                    .violations
+                    .extend(found.violations.into_iter().map(|v| Violation {
+                        detail: format!("{prefix}{}", v.detail),
+                        ..v
+                    }));
+            }
+            Err(e) if environmental(&e) => return Err((path, e)),
+            Err(e) => report
+                .violations
+                .push(problem(format!("it cannot be checked: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Why the file `conn` reads (at `path`) is not `tenant`'s own file of the node `node` at schema version
+/// `version`, or `None` when it is.
+fn home_problem(
+    conn: &Connection,
+    path: &Path,
+    tenant: &crate::ids::TenantId,
+    node: Option<&str>,
+    version: Option<i64>,
+) -> Result<Option<String>> {
+    if let Some(what) = super::open::foreign_kind(conn, path)? {
+        return Ok(Some(format!("it is {what}, not a tenant's own file")));
+    }
+    let Some(owner) = super::homes::home_of(conn)? else {
+        return Ok(Some(
+            "it is not a tenant's own file (its application_id says otherwise)".into(),
+        ));
+    };
+    if &owner != tenant {
+        return Ok(Some(format!("it is tenant {owner}'s own file")));
+    }
+    let theirs: Option<String> = conn
+        .query_row(
+            "SELECT node_id FROM node_state WHERE singleton = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if theirs.as_deref() != node {
+        return Ok(Some(format!(
+            "it belongs to node {}, not to this node {}",
+            theirs.as_deref().unwrap_or("(none)"),
+            node.unwrap_or("(none)")
+        )));
+    }
+    let found = super::schema::applied_version(conn)?;
+    if found != version {
+        return Ok(Some(format!(
+            "it is at schema version {}, the shared file at {} (opening the tenant through the \
+             node migrates it)",
+            found.unwrap_or(0),
+            version.unwrap_or(0)
+        )));
+    }
+    Ok(None)
 }
 
 /// The schema rules, for any tenant table (catalog or not). Table names are only ever bound as

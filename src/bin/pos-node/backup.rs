@@ -119,6 +119,16 @@ pub(crate) fn run(cmd: BackupCommand) -> Result<Outcome, CliError> {
                             .join(", ")
                     )?;
                     writeln!(out, "id {}; SHA-256 {}", report.id, report.file.sha256)?;
+                    for part in &report.tenant_files {
+                        writeln!(
+                            out,
+                            "tenant {}'s own file to {} ({} bytes, SHA-256 {})",
+                            part.tenant,
+                            part.file.path.display(),
+                            part.file.bytes,
+                            part.file.sha256
+                        )?;
+                    }
                     match &report.pruned {
                         Some(pruned) => write_pruned(out, pruned),
                         None => Ok(()),
@@ -182,6 +192,15 @@ pub(crate) fn run(cmd: BackupCommand) -> Result<Outcome, CliError> {
                             .collect::<Vec<_>>()
                             .join(", ")
                     )?;
+                    for part in &report.tenant_files {
+                        writeln!(
+                            out,
+                            "tenant {}'s own file restored to {} (SHA-256 {} checked)",
+                            part.tenant,
+                            part.path.display(),
+                            part.sha256
+                        )?;
+                    }
                     if report.same_terminal {
                         writeln!(
                             out,
@@ -260,9 +279,21 @@ fn write_entries(out: &mut impl Write, entries: &[BackupEntry]) -> io::Result<()
                     .collect::<Vec<_>>()
                     .join(","),
                 format!(
-                    "{}{}",
+                    "{}{}{}",
                     e.path.display(),
-                    if e.file_present { "" } else { " (missing)" }
+                    if e.file_present { "" } else { " (missing)" },
+                    match e.tenant_files.len() {
+                        0 => String::new(),
+                        n => format!(
+                            " + {n} tenant file{}{}",
+                            if n == 1 { "" } else { "s" },
+                            if e.tenant_files.iter().all(|t| t.present) {
+                                ""
+                            } else {
+                                " (some missing)"
+                            }
+                        ),
+                    }
                 ),
             ]
         })
@@ -275,6 +306,17 @@ fn write_checks(out: &mut impl Write, checks: &[BackupCheck]) -> io::Result<()> 
         match &c.problem {
             None => writeln!(out, "ok       {} {}", c.id, c.path.display())?,
             Some(problem) => writeln!(out, "PROBLEM  {} {}: {problem}", c.id, c.path.display())?,
+        }
+        for t in &c.tenant_files {
+            match &t.problem {
+                None => writeln!(out, "  ok       tenant {} {}", t.tenant, t.path.display())?,
+                Some(problem) => writeln!(
+                    out,
+                    "  PROBLEM  tenant {} {}: {problem}",
+                    t.tenant,
+                    t.path.display()
+                )?,
+            }
         }
     }
     let bad = checks.iter().filter(|c| c.problem.is_some()).count();

@@ -362,7 +362,14 @@ fn write_partial(
     };
     dst.pragma_update(None, "application_id", application_id)
         .map_err(|e| export_failed(&e))?;
-    dst.pragma_update_and_check(None, "journal_mode", "DELETE", |_| Ok(()))
+    // An export is a single sealed file; a tenant's own file is a live database from its
+    // switch on, placed in WAL as every node file is, so no reader of it (a backup, verify)
+    // ever holds its writers up.
+    let journal = match kind {
+        FileKind::Export => "DELETE",
+        FileKind::TenantHome => "WAL",
+    };
+    dst.pragma_update_and_check(None, "journal_mode", journal, |_| Ok(()))
         .map_err(|e| export_failed(&e))?;
     dst.close().map_err(|(_, e)| destination(&e))?;
     Ok(tables)

@@ -37,7 +37,7 @@ use crate::backup::{ident, sync_dir};
 use crate::catalog::TABLES;
 use crate::ids::{RowId, TenantId, Timestamp};
 use crate::store::clock::clock_floor;
-use crate::store::homes::{homes_dir, route};
+use crate::store::homes::{file_tenant, homes_dir, route};
 use crate::store::Store;
 use crate::tenant::settings::{TenantStatus, Tier};
 
@@ -228,15 +228,6 @@ fn window(
 
 fn keep_until(now: Timestamp, days: u32) -> Timestamp {
     Timestamp::from_millis(now.as_millis().saturating_add(i64::from(days) * DAY_MS)).unwrap_or(now)
-}
-
-/// The tenant a file of `<db>.tenants` is for: its name is `<tenant>-<move id>.db`.
-fn file_tenant(name: &str) -> Option<TenantId> {
-    let stem = name.strip_suffix(".db")?;
-    let cut = stem.len().checked_sub(37)?;
-    let (tenant, id) = stem.split_at(cut);
-    id.strip_prefix('-')?.parse::<RowId>().ok()?;
-    tenant.parse().ok()
 }
 
 /// A failure of a step not about one tenant.

@@ -37,7 +37,7 @@ use super::tenant_files::{check_parts, CheckedPart, RestoredTenantFile};
 use super::{digest_connection, Pages};
 use crate::hlc::ClockState;
 use crate::ids::{RowId, TenantId, Timestamp};
-use crate::store::clock::clock_state;
+use crate::store::clock::{clock_state, raise_clock_floor};
 use crate::store::homes::{dedicated_routes, homes_dir};
 
 /// How long a restore waits for another connection to let go of the database before it
@@ -326,6 +326,31 @@ fn place_parts(
     result
 }
 
+/// Copies the database file `from` to `staging` with the online backup API, a thousand pages
+/// a step, and returns a connection to the copy.
+fn copy_to_staging(
+    from: &Path,
+    staging: &Path,
+    progress: &mut dyn FnMut(Pages),
+) -> rusqlite::Result<Connection> {
+    let src = Connection::open_with_flags(
+        from,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let mut conn = Connection::open(staging)?;
+    {
+        let copy = rusqlite::backup::Backup::new(&src, &mut conn)?;
+        loop {
+            let step = copy.step(1024)?;
+            progress(Pages::of(copy.progress()));
+            if step == rusqlite::backup::StepResult::Done {
+                break;
+            }
+        }
+    }
+    Ok(conn)
+}
+
 /// Copies one tenant file of the backup to `staging` and sets it up for the restored node.
 fn prepare_part(
     part: &CheckedPart,
@@ -346,23 +371,7 @@ fn prepare_part(
         std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
     }
     remove_db_file(staging);
-    let src = Connection::open_with_flags(
-        &part.path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| failed(&e))?;
-    let mut conn = Connection::open(staging).map_err(|e| failed(&e))?;
-    {
-        let copy = rusqlite::backup::Backup::new(&src, &mut conn).map_err(|e| failed(&e))?;
-        loop {
-            let step = copy.step(1024).map_err(|e| failed(&e))?;
-            progress(Pages::of(copy.progress()));
-            if step == rusqlite::backup::StepResult::Done {
-                break;
-            }
-        }
-    }
-    drop(src);
+    let mut conn = copy_to_staging(&part.path, staging, progress).map_err(|e| failed(&e))?;
     let tx = conn.transaction().map_err(|e| failed(&e))?;
     tx.execute(
         "UPDATE node_state SET node_id = ?1 WHERE singleton = 1",
@@ -370,17 +379,7 @@ fn prepare_part(
     )
     .map_err(|e| failed(&e))?;
     if let Some(floor) = floor {
-        let ours = clock_state(&tx).map_err(|e| failed(&e))?;
-        if floor > ours {
-            tx.execute(
-                "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2 WHERE singleton = 1",
-                params![
-                    i64::try_from(floor.millis).unwrap_or(i64::MAX),
-                    floor.counter
-                ],
-            )
-            .map_err(|e| failed(&e))?;
-        }
+        raise_clock_floor(&tx, floor).map_err(|e| failed(&e))?;
     }
     tx.commit().map_err(|e| failed(&e))?;
     // As the tenant's live file is.
@@ -494,23 +493,7 @@ fn prepare(
             "the prepared copy was removed, nothing was changed",
         )
     };
-    let src = Connection::open_with_flags(
-        from,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| failed(&e))?;
-    let mut conn = Connection::open(staging).map_err(|e| failed(&e))?;
-    {
-        let copy = rusqlite::backup::Backup::new(&src, &mut conn).map_err(|e| failed(&e))?;
-        loop {
-            let step = copy.step(1024).map_err(|e| failed(&e))?;
-            progress(Pages::of(copy.progress()));
-            if step == rusqlite::backup::StepResult::Done {
-                break;
-            }
-        }
-    }
-    drop(src);
+    let mut conn = copy_to_staging(from, staging, progress).map_err(|e| failed(&e))?;
     conn.pragma_update(None, "foreign_keys", true)
         .map_err(|e| failed(&e))?;
     let tx = conn.transaction().map_err(|e| failed(&e))?;
@@ -533,17 +516,7 @@ fn prepare(
     )
     .map_err(|e| failed(&e))?;
     if let Some(r) = replaced {
-        let ours = clock_state(&tx).map_err(|e| failed(&e))?;
-        if r.clock > ours {
-            tx.execute(
-                "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2 WHERE singleton = 1",
-                params![
-                    i64::try_from(r.clock.millis).unwrap_or(i64::MAX),
-                    r.clock.counter
-                ],
-            )
-            .map_err(|e| failed(&e))?;
-        }
+        raise_clock_floor(&tx, r.clock).map_err(|e| failed(&e))?;
     }
     // A tenant file restored under another name: its route (the newest promotion) names it.
     for (tenant, name) in renames {

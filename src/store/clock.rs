@@ -103,6 +103,19 @@ pub(crate) fn clock_floor(conn: &Connection) -> Result<ClockState> {
     })
 }
 
+/// Raises the clock floor kept in `node_state` to `to` when it is below: the clock never goes
+/// back, so a stamp issued afterwards follows `to` (what a restore or a move brought in).
+pub(crate) fn raise_clock_floor(conn: &Connection, to: ClockState) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2
+         WHERE singleton = 1 AND (hlc_millis, hlc_counter) < (?1, ?2)",
+    )?
+    .execute(rusqlite::params![
+        i64::try_from(to.millis).unwrap_or(i64::MAX),
+        to.counter
+    ])
+}
+
 /// The stamp of the tenant's newest operation still in the outbox.
 fn last_stamp(conn: &Connection, tenant: &TenantId) -> Result<Option<ClockState>> {
     let last: Option<String> = conn

@@ -12,7 +12,7 @@ use super::{check_unsynced, IfUnsynced, TableCopied, TenantIoError, TenantIoStep
 use crate::backup::{check_checksum, ident, inspect_copy, is_backup_log, mend_log, BackupError};
 use crate::catalog::{BALANCES, TABLES};
 use crate::ids::{RowId, TenantId, Timestamp};
-use crate::store::clock::clock_floor;
+use crate::store::clock::raise_clock_floor;
 use crate::store::Store;
 use crate::tenant::settings::TenantSettings;
 
@@ -303,17 +303,7 @@ fn replace(
     mend_log(tx, Some(tenant)).map_err(|e| restore_failed(&e))?;
     // The clock never goes back: stamps issued after the restore follow the export's.
     let theirs = tenant_clock(src, tenant).map_err(|e| restore_failed(&e))?;
-    let ours = clock_floor(tx).map_err(|e| restore_failed(&e))?;
-    if theirs > ours {
-        tx.execute(
-            "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2 WHERE singleton = 1",
-            params![
-                i64::try_from(theirs.millis).unwrap_or(i64::MAX),
-                theirs.counter
-            ],
-        )
-        .map_err(|e| restore_failed(&e))?;
-    }
+    raise_clock_floor(tx, theirs).map_err(|e| restore_failed(&e))?;
     Ok(Replaced {
         tables,
         rows_replaced,

@@ -36,7 +36,7 @@ use super::{TableCopied, TenantIoError, TenantIoStep};
 use crate::backup::{ident, sync_dir};
 use crate::catalog::TABLES;
 use crate::ids::{RowId, TenantId, Timestamp};
-use crate::store::clock::clock_floor;
+use crate::store::clock::raise_clock_floor;
 use crate::store::homes::{file_tenant, homes_dir, route};
 use crate::store::Store;
 use crate::tenant::settings::{TenantStatus, Tier};
@@ -502,17 +502,7 @@ impl Store {
                 params![tenant, name, status, plan, max_users, max_calls, settings, now],
             )?;
             // The clock never goes back: stamps issued here follow the file's.
-            let theirs = tenant_clock(&home_tx, tenant).map_err(to_sqlite)?;
-            let ours = clock_floor(&tx).map_err(to_sqlite)?;
-            if theirs > ours {
-                tx.execute(
-                    "UPDATE node_state SET hlc_millis = ?1, hlc_counter = ?2 WHERE singleton = 1",
-                    params![
-                        i64::try_from(theirs.millis).unwrap_or(i64::MAX),
-                        theirs.counter
-                    ],
-                )?;
-            }
+            raise_clock_floor(&tx, tenant_clock(&home_tx, tenant).map_err(to_sqlite)?)?;
             insert_move(
                 &tx,
                 &id,

@@ -452,7 +452,7 @@ fn bad_input_exits_2_says_what_was_wrong_and_changes_nothing() {
 }
 
 #[test]
-fn storage_exits_1_naming_a_tenant_file_that_is_gone_and_lists_the_rest() {
+fn storage_and_status_exit_1_naming_a_tenant_file_that_is_gone_and_show_the_rest() {
     let dir = tempfile::tempdir().expect("dir");
     let db = node(dir.path());
     let moved = json(&["promote", "--db", &db, "--tenant", "caps", "--json"]);
@@ -473,6 +473,24 @@ fn storage_exits_1_naming_a_tenant_file_that_is_gone_and_lists_the_rest() {
     // Every tenant is still listed, and the other one works.
     assert_eq!(tiers(&db).len(), 2);
     count(&db, "bolt", "sales");
+    // The sync status of the others is still shown; the lost one is named, and exits 1.
+    let o = pos_node(&["status", "--db", &db, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let statuses: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let shown: Vec<&str> = statuses
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|s| s["tenant"].as_str())
+        .collect();
+    assert_eq!(shown, ["bolt"]);
+    assert!(
+        stderr(&o).contains("tenant caps: its status cannot be read"),
+        "{}",
+        stderr(&o)
+    );
+    let o = pos_node(&["status", "--db", &db, "--tenant", "caps"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
 /// A stdout whose only reader is already closed: every write fails with a broken pipe.

@@ -8,7 +8,7 @@ use clap::Args;
 use pos_tenancy::sync::SyncStatus;
 use pos_tenancy::{TenantId, Timestamp};
 
-use crate::output::{print, write_json};
+use crate::output::{print, warn, write_json};
 use crate::{open_existing, CliError, Outcome};
 
 #[derive(Args)]
@@ -32,14 +32,25 @@ fn has_problems(s: &SyncStatus) -> bool {
 
 pub(crate) fn run(args: StatusArgs) -> Result<Outcome, CliError> {
     let store = open_existing(&args.db)?;
-    let tenants = match args.tenant {
-        Some(t) => vec![t],
-        None => store.tenants()?.into_iter().map(|t| t.id).collect(),
+    let (statuses, unreadable) = match args.tenant {
+        Some(t) => (vec![store.sync_status(&t)?], 0),
+        // One tenant whose own file cannot be read does not hide every other tenant's status:
+        // it is named on stderr, and makes the exit 1.
+        None => {
+            let mut statuses = Vec::new();
+            let mut unreadable = 0;
+            for t in store.tenants()? {
+                match store.sync_status(&t.id) {
+                    Ok(s) => statuses.push(s),
+                    Err(e) => {
+                        unreadable += 1;
+                        warn(&format!("tenant {}: its status cannot be read: {e}", t.id));
+                    }
+                }
+            }
+            (statuses, unreadable)
+        }
     };
-    let statuses = tenants
-        .iter()
-        .map(|t| store.sync_status(t))
-        .collect::<pos_tenancy::Result<Vec<_>>>()?;
     print(|out| {
         if args.json {
             write_json(out, &statuses)
@@ -47,7 +58,7 @@ pub(crate) fn run(args: StatusArgs) -> Result<Outcome, CliError> {
             write_text(out, &statuses, &args.db.display().to_string())
         }
     })?;
-    Ok(if statuses.iter().any(has_problems) {
+    Ok(if unreadable > 0 || statuses.iter().any(has_problems) {
         Outcome::Problems
     } else {
         Outcome::Ok

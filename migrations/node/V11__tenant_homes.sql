@@ -23,6 +23,14 @@ CREATE TABLE tenant_moves (
 ) WITHOUT ROWID;
 CREATE INDEX tenant_moves_tenant ON tenant_moves(tenant, finished_at);
 
+-- The route of a dedicated tenant, defined once: the file of its newest promotion.
+CREATE VIEW tenant_homes AS
+SELECT m.tenant, m.id AS move_id, m.file FROM tenant_moves m
+WHERE m.direction = 'promote' AND NOT EXISTS (
+    SELECT 1 FROM tenant_moves n
+    WHERE n.tenant = m.tenant AND n.direction = 'promote'
+      AND (n.finished_at, n.id) > (m.finished_at, m.id));
+
 -- The node's rule for automatic promotion (the plan: promote at 50 users), off by default,
 -- and the rollback window every move keeps.
 CREATE TABLE storage_settings (

@@ -521,9 +521,8 @@ fn prepare(
     // A tenant file restored under another name: its route (the newest promotion) names it.
     for (tenant, name) in renames {
         tx.execute(
-            "UPDATE tenant_moves SET file = ?2 WHERE id =
-                (SELECT m.id FROM tenant_moves m WHERE m.tenant = ?1 AND m.direction = 'promote'
-                 ORDER BY m.finished_at DESC, m.id DESC LIMIT 1)",
+            "UPDATE tenant_moves SET file = ?2
+             WHERE id = (SELECT move_id FROM tenant_homes WHERE tenant = ?1)",
             params![tenant, name],
         )
         .map_err(|e| failed(&e))?;

@@ -71,11 +71,8 @@ pub(crate) fn dedicated_routes(
         return Ok(Vec::new());
     }
     let mut stmt = conn.prepare(
-        "SELECT t.id,
-                (SELECT m.file FROM tenant_moves m
-                 WHERE m.tenant = t.id AND m.direction = 'promote'
-                 ORDER BY m.finished_at DESC, m.id DESC LIMIT 1)
-         FROM tenants t WHERE t.tier = 'dedicated' ORDER BY t.id",
+        "SELECT t.id, h.file FROM tenants t LEFT JOIN tenant_homes h ON h.tenant = t.id
+         WHERE t.tier = 'dedicated' ORDER BY t.id",
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
@@ -102,11 +99,8 @@ pub(crate) struct Route {
 pub(crate) fn route(conn: &Connection, tenant: &TenantId) -> Result<Option<Route>> {
     Ok(conn
         .prepare_cached(
-            "SELECT t.status, t.tier,
-                    (SELECT m.file FROM tenant_moves m
-                     WHERE m.tenant = t.id AND m.direction = 'promote'
-                     ORDER BY m.finished_at DESC, m.id DESC LIMIT 1)
-             FROM tenants t WHERE t.id = ?1",
+            "SELECT t.status, t.tier, h.file
+             FROM tenants t LEFT JOIN tenant_homes h ON h.tenant = t.id WHERE t.id = ?1",
         )?
         .query_row([tenant], |r| {
             Ok(Route {

@@ -801,10 +801,8 @@ fn open_moves(conn: &Connection) -> rusqlite::Result<Vec<OpenMove>> {
 /// files of demotions whose window is not over.
 fn named_files(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare(
-        "SELECT (SELECT m.file FROM tenant_moves m
-                 WHERE m.tenant = t.id AND m.direction = 'promote'
-                 ORDER BY m.finished_at DESC, m.id DESC LIMIT 1)
-         FROM tenants t WHERE t.tier = 'dedicated'
+        "SELECT h.file FROM tenants t JOIN tenant_homes h ON h.tenant = t.id
+         WHERE t.tier = 'dedicated'
          UNION
          SELECT file FROM tenant_moves WHERE direction = 'demote' AND purged_at IS NULL",
     )?;

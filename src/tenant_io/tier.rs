@@ -37,7 +37,7 @@ use crate::backup::{ident, sync_dir};
 use crate::catalog::TABLES;
 use crate::ids::{RowId, TenantId, Timestamp};
 use crate::store::clock::raise_clock_floor;
-use crate::store::homes::{file_tenant, homes_dir, route};
+use crate::store::homes::{file_tenant, homes_dir, route, Route};
 use crate::store::Store;
 use crate::tenant::settings::{TenantStatus, Tier};
 
@@ -206,24 +206,22 @@ fn begin(conn: &Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
 }
 
-/// The window a move keeps its copy for: the one given, else the node's; refused past
-/// [`MAX_KEEP_DAYS`].
-fn window(
-    given: Option<u32>,
-    node: impl FnOnce() -> crate::Result<StorageSettings>,
-    check: impl Fn(&dyn std::fmt::Display) -> TenantIoError,
-) -> Result<u32, TenantIoError> {
-    let days = match given {
-        Some(days) => days,
-        None => node().map_err(|e| check(&e))?.keep_days,
-    };
-    if days > MAX_KEEP_DAYS {
-        return Err(TenantIoError::KeepDays {
-            days,
-            max: MAX_KEEP_DAYS,
-        });
+/// The route of a tenant that must live in `tier` for the move: refused for an unknown
+/// tenant, or one already where the move would put it.
+fn living_in(found: Option<Route>, tenant: &TenantId, tier: Tier) -> Result<Route, TenantIoError> {
+    match found {
+        None => Err(TenantIoError::UnknownTenant {
+            tenant: tenant.clone(),
+        }),
+        Some(r) if r.tier != tier => Err(TenantIoError::AlreadyThere {
+            tenant: tenant.clone(),
+            lives_in: match r.tier {
+                Tier::Dedicated => "its own file",
+                Tier::Shared => "the shared file",
+            },
+        }),
+        Some(r) => Ok(r),
     }
-    Ok(days)
 }
 
 fn keep_until(now: Timestamp, days: u32) -> Timestamp {
@@ -240,6 +238,35 @@ fn node_failed(step: TenantIoStep, e: &dyn std::fmt::Display, left: &str) -> Ten
 }
 
 impl Store {
+    /// What every move checks first: this is the node's shared file with no transaction of
+    /// the caller's open; returns that file and the window the move keeps its copy for (the
+    /// one given, else the node's; refused past [`MAX_KEEP_DAYS`]).
+    fn before_move(
+        &self,
+        tenant: &TenantId,
+        keep_days: Option<u32>,
+    ) -> Result<(PathBuf, u32), TenantIoError> {
+        let db = shared_file(self)?;
+        if !self.conn.is_autocommit() {
+            return Err(TenantIoError::TransactionOpen);
+        }
+        let days = match keep_days {
+            Some(days) => days,
+            None => {
+                self.storage_settings()
+                    .map_err(|e| failed(TenantIoStep::Check, tenant, e, "nothing was changed"))?
+                    .keep_days
+            }
+        };
+        if days > MAX_KEEP_DAYS {
+            return Err(TenantIoError::KeepDays {
+                days,
+                max: MAX_KEEP_DAYS,
+            });
+        }
+        Ok((db, days))
+    }
+
     /// The node's storage settings (automatic promotion, rollback window).
     pub fn storage_settings(&self) -> crate::Result<StorageSettings> {
         let found: Option<(Option<i64>, Option<i64>, i64)> = self
@@ -318,33 +345,20 @@ impl Store {
     ) -> Result<TenantMove, TenantIoError> {
         let started = Instant::now();
         let started_at = Timestamp::now();
-        let db = shared_file(self)?;
-        if !self.conn.is_autocommit() {
-            return Err(TenantIoError::TransactionOpen);
-        }
+        let (db, keep_days) = self.before_move(tenant, keep_days)?;
         let check = |e: &dyn std::fmt::Display| {
             failed(TenantIoStep::Check, tenant, e, "nothing was changed")
         };
-        let keep_days = window(keep_days, || self.storage_settings(), check)?;
         let dir = homes_dir(&db);
         let id = RowId::new();
         let name = format!("{tenant}-{id}.db");
         let path = dir.join(&name);
         let tx = begin(&self.conn).map_err(|e| check(&e))?;
-        match route(&tx, tenant).map_err(|e| check(&e))? {
-            None => {
-                return Err(TenantIoError::UnknownTenant {
-                    tenant: tenant.clone(),
-                })
-            }
-            Some(r) if r.tier == Tier::Dedicated => {
-                return Err(TenantIoError::AlreadyThere {
-                    tenant: tenant.clone(),
-                    lives_in: "its own file",
-                })
-            }
-            Some(_) => {}
-        }
+        living_in(
+            route(&tx, tenant).map_err(|e| check(&e))?,
+            tenant,
+            Tier::Shared,
+        )?;
         std::fs::create_dir_all(&dir).map_err(|e| TenantIoError::Destination {
             path: dir.clone(),
             reason: e.to_string(),
@@ -419,28 +433,14 @@ impl Store {
     ) -> Result<TenantMove, TenantIoError> {
         let started = Instant::now();
         let started_at = Timestamp::now();
-        shared_file(self)?;
-        if !self.conn.is_autocommit() {
-            return Err(TenantIoError::TransactionOpen);
-        }
+        let (_, keep_days) = self.before_move(tenant, keep_days)?;
         let check = |e: &dyn std::fmt::Display| {
             failed(TenantIoStep::Check, tenant, e, "nothing was changed")
         };
-        let keep_days = window(keep_days, || self.storage_settings(), check)?;
-        let file = match route(&self.conn, tenant).map_err(|e| check(&e))? {
-            None => {
-                return Err(TenantIoError::UnknownTenant {
-                    tenant: tenant.clone(),
-                })
-            }
-            Some(r) if r.tier == Tier::Shared => {
-                return Err(TenantIoError::AlreadyThere {
-                    tenant: tenant.clone(),
-                    lives_in: "the shared file",
-                })
-            }
-            Some(r) => r.file.unwrap_or_default(),
-        };
+        let route_now = route(&self.conn, tenant).map_err(|e| check(&e))?;
+        let file = living_in(route_now, tenant, Tier::Dedicated)?
+            .file
+            .unwrap_or_default();
         let home = self.home(tenant).map_err(|e| check(&e))?;
         let path = home.path().map(Path::to_path_buf).unwrap_or_default();
         if !home.conn.is_autocommit() {

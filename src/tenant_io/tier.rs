@@ -471,6 +471,9 @@ impl Store {
         let now = Timestamp::now();
         let until = keep_until(now, keep_days);
         let id = RowId::new();
+        // The clock never goes back: stamps issued in the shared file follow the file's.
+        let file_clock = tenant_clock(&home_tx, tenant)
+            .map_err(|e| failed(TenantIoStep::Move, tenant, e, left))?;
         let switch = || -> rusqlite::Result<()> {
             // The registry row takes what changed while the tenant lived in its own file.
             let (name, status, plan, max_users, max_calls, settings): (
@@ -501,8 +504,7 @@ impl Store {
                  WHERE id = ?1",
                 params![tenant, name, status, plan, max_users, max_calls, settings, now],
             )?;
-            // The clock never goes back: stamps issued here follow the file's.
-            raise_clock_floor(&tx, tenant_clock(&home_tx, tenant).map_err(to_sqlite)?)?;
+            raise_clock_floor(&tx, file_clock)?;
             insert_move(
                 &tx,
                 &id,
@@ -711,15 +713,6 @@ impl Store {
             }
         }
         Ok(due)
-    }
-}
-
-fn to_sqlite(e: crate::Error) -> rusqlite::Error {
-    match e {
-        crate::Error::Sqlite(e) => e,
-        other => rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(
-            other.to_string(),
-        ))),
     }
 }
 

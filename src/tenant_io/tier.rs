@@ -634,9 +634,11 @@ impl Store {
                 if decided || named.iter().any(|n| n == base) {
                     continue;
                 }
-                if name == base {
+                // A file is reported once: itself, or the `.partial` a killed promotion
+                // left; their `-wal`, `-shm` and `-journal` go with them unsaid.
+                if name == base || name.ends_with(".partial") {
                     report.purged.push(PurgedCopy {
-                        tenant: file_tenant(&name),
+                        tenant: file_tenant(base),
                         move_id: None,
                         what: "file",
                         rows: 0,

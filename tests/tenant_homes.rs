@@ -180,7 +180,11 @@ fn purge_removes_the_shared_copy_once_its_window_is_over_and_leftover_files() ->
     assert_eq!(early.kept[0].keep_until, moved.keep_until);
     assert!(!leftover.exists(), "{early:?}");
     let said: Vec<_> = early.purged.iter().filter_map(|p| p.file.clone()).collect();
-    assert_eq!(said, [leftover.clone()], "the leftover is reported");
+    assert_eq!(
+        said,
+        std::slice::from_ref(&leftover),
+        "the leftover is reported"
+    );
     assert_eq!(early.purged[0].tenant, Some(tid("bolt")));
     assert!(rows_left(&db, "caps") > 0, "still inside its window");
 

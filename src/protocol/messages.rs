@@ -213,3 +213,24 @@ pub struct TenantConfig {
     /// White-label settings.
     pub settings: TenantSettings,
 }
+
+/// The newest snapshot of a tenant that the central server holds (`GET
+/// /v1/tenants/{tenant}/snapshot`): a tenant export (see [`crate::Store::export_tenant`]) of a
+/// node that applied the tenant's log up to `cursor`, so a new terminal can take the tenant's
+/// state in one copy and pull only what came after. Sent in the response headers
+/// [`SNAPSHOT_CURSOR_HEADER`] and [`SNAPSHOT_SHA256_HEADER`], the file as the body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct SnapshotInfo {
+    /// The last sequence number of the tenant's log the snapshot holds.
+    pub cursor: u64,
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+    /// The file's size in bytes.
+    pub bytes: u64,
+}
+
+/// The response header naming the snapshot's cursor (a decimal sequence number).
+pub const SNAPSHOT_CURSOR_HEADER: &str = "x-pos-snapshot-cursor";
+/// The response header naming the snapshot's SHA-256 (lowercase hex).
+pub const SNAPSHOT_SHA256_HEADER: &str = "x-pos-snapshot-sha256";

@@ -11,6 +11,7 @@ mod operation;
 
 pub use messages::{
     BadRateLimit, Batch, BatchResults, Claims, ErrorBody, OperationPage, OperationResult,
-    OperationStatus, RateLimit, SequencedOperation, TenantConfig, MAX_BATCH, MAX_PAGE,
+    OperationStatus, RateLimit, SequencedOperation, SnapshotInfo, TenantConfig, MAX_BATCH,
+    MAX_PAGE, SNAPSHOT_CURSOR_HEADER, SNAPSHOT_SHA256_HEADER,
 };
 pub use operation::{check_column, validate, Operation, OperationError, OperationKind, Unit};

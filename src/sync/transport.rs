@@ -2,13 +2,15 @@
 //! ([`HttpTransport`], reqwest's blocking client with rustls), and one that calls a
 //! [`CentralStore`] in the same process ([`DirectTransport`], for tests and tools).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::central::{CentralError, CentralStore};
 use crate::ids::TenantId;
 use crate::protocol::{
-    Batch, BatchResults, ErrorBody, Operation, OperationPage, OperationResult, TenantConfig,
+    Batch, BatchResults, ErrorBody, Operation, OperationPage, OperationResult, SnapshotInfo,
+    TenantConfig,
 };
 
 /// What kind of failure a sync step met, which decides what the engine does next.
@@ -149,6 +151,20 @@ pub trait Transport: Send {
     ) -> Result<OperationPage, TransportError>;
     /// The tenant's plan, limits and settings.
     fn config(&self, tenant: &TenantId, token: &str) -> Result<TenantConfig, TransportError>;
+    /// Downloads the server's newest snapshot of the tenant into `into` (a file this call
+    /// creates; it must not exist), checking the file's SHA-256 against the one announced as
+    /// it arrives. `Ok(None)` when the server has no snapshot of the tenant (or does not serve
+    /// them): the node then replays the log from the start. On an error `into` may be left
+    /// behind, partly written; the caller removes it.
+    fn snapshot(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        into: &Path,
+    ) -> Result<Option<SnapshotInfo>, TransportError> {
+        let _ = (tenant, token, into);
+        Ok(None)
+    }
 }
 
 impl<T: Transport + Sync + ?Sized> Transport for Arc<T> {
@@ -171,6 +187,14 @@ impl<T: Transport + Sync + ?Sized> Transport for Arc<T> {
     }
     fn config(&self, tenant: &TenantId, token: &str) -> Result<TenantConfig, TransportError> {
         (**self).config(tenant, token)
+    }
+    fn snapshot(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        into: &Path,
+    ) -> Result<Option<SnapshotInfo>, TransportError> {
+        (**self).snapshot(tenant, token, into)
     }
 }
 

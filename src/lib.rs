@@ -59,8 +59,8 @@ pub mod testkit;
 
 pub use catalog::Record;
 pub use central::{
-    check_skew, CentralError, CentralStore, CentralTenant, LimitsUpdate, SqliteCentral,
-    MAX_API_CALLS_LIMIT, MAX_OPERATION_BYTES, MAX_PAGE_BYTES,
+    check_skew, CentralError, CentralStore, CentralTenant, LimitsUpdate, SnapshotError,
+    SqliteCentral, TenantSnapshots, MAX_API_CALLS_LIMIT, MAX_OPERATION_BYTES, MAX_PAGE_BYTES,
 };
 #[cfg(feature = "postgres")]
 pub use central::{PgCentral, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT};

@@ -12,6 +12,9 @@
 //! - `sqlite.rs`: [`SqliteCentral`], the embedded default backend.
 //! - `postgres.rs` (feature `postgres`): `PgCentral`, for several server processes over one
 //!   PostgreSQL database.
+//! - `snapshot.rs`: [`TenantSnapshots`], each tenant's snapshot (a tenant export of a shadow
+//!   node kept at the head of the tenant's log), which new terminals download instead of
+//!   replaying the log.
 //!
 //! What a backend promises is written down as code in the test kit,
 //! `testkit::central_conformance`: a conformance suite that each backend runs against itself.
@@ -32,10 +35,12 @@ use crate::tenant::settings::{
 
 #[cfg(feature = "postgres")]
 mod postgres;
+mod snapshot;
 mod sqlite;
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PgCentral, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT};
+pub use snapshot::{SnapshotError, TenantSnapshots};
 pub use sqlite::SqliteCentral;
 
 /// The most operation JSON one page of the log carries, in bytes (the sum of its operations'

@@ -2,15 +2,18 @@
 //! ([`HttpTransport`], reqwest's blocking client with rustls), and one that calls a
 //! [`CentralStore`] in the same process ([`DirectTransport`], for tests and tools).
 
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::central::{CentralError, CentralStore};
+use sha2::{Digest, Sha256};
+
+use crate::central::{CentralError, CentralStore, SnapshotError, TenantSnapshots};
 use crate::ids::TenantId;
 use crate::protocol::{
     Batch, BatchResults, ErrorBody, Operation, OperationPage, OperationResult, SnapshotInfo,
-    TenantConfig,
+    TenantConfig, SNAPSHOT_CURSOR_HEADER, SNAPSHOT_SHA256_HEADER,
 };
 
 /// What kind of failure a sync step met, which decides what the engine does next.
@@ -98,6 +101,15 @@ pub enum TransportError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The local file a snapshot is downloaded into cannot be made or written (it exists
+    /// already, a missing directory, a full disk); an existing file is left as it was.
+    #[error("cannot write the snapshot to {path}: {reason}")]
+    SnapshotFile {
+        /// The file asked for.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl TransportError {
@@ -105,7 +117,9 @@ impl TransportError {
     pub fn class(&self) -> ErrorClass {
         match self {
             TransportError::Unreachable(_) | TransportError::Malformed(_) => ErrorClass::Transient,
-            TransportError::BadUrl { .. } => ErrorClass::Fatal,
+            TransportError::BadUrl { .. } | TransportError::SnapshotFile { .. } => {
+                ErrorClass::Fatal
+            }
             TransportError::Server { status, .. } => match status {
                 401 => ErrorClass::Auth,
                 403 => ErrorClass::Suspended,
@@ -338,20 +352,189 @@ impl Transport for HttpTransport {
                 .send(),
         )
     }
+
+    /// `GET /v1/tenants/{tenant}/snapshot`, streamed into `into`.
+    ///
+    /// Timeout: the client's [`REQUEST_TIMEOUT`] bounds the wait for the answer's head and
+    /// then each read of the body (reqwest's blocking client applies it per read, not to the
+    /// whole body), so a large file on a slow link downloads as long as bytes keep coming,
+    /// and a connection that stalls for 30 s is given up on (an `Unreachable` error).
+    fn snapshot(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        into: &Path,
+    ) -> Result<Option<SnapshotInfo>, TransportError> {
+        let response = self
+            .client
+            .get(self.url(tenant, "snapshot"))
+            .bearer_auth(token)
+            .send()
+            .map_err(|e| TransportError::Unreachable(error_chain(&e)))?;
+        if !response.status().is_success() {
+            // The same mapping as every other call, from the same code.
+            return match Self::answer::<serde_json::Value>(Ok(response)) {
+                Err(TransportError::Server {
+                    status: 404, code, ..
+                }) if code == "no_snapshot" => Ok(None),
+                Err(e) => Err(e),
+                Ok(_) => Err(TransportError::Malformed(
+                    "an error without an error".into(),
+                )),
+            };
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .map(str::to_owned)
+        };
+        let malformed = |what: &str| TransportError::Malformed(format!("a snapshot answer {what}"));
+        let cursor = header(SNAPSHOT_CURSOR_HEADER)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| malformed(&format!("without a cursor in {SNAPSHOT_CURSOR_HEADER}")))?;
+        let sha256 = header(SNAPSHOT_SHA256_HEADER)
+            .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|v| v.to_ascii_lowercase())
+            .ok_or_else(|| malformed(&format!("without a SHA-256 in {SNAPSHOT_SHA256_HEADER}")))?;
+        let bytes = response
+            .content_length()
+            .ok_or_else(|| malformed("without a Content-Length"))?;
+        let info = SnapshotInfo {
+            cursor,
+            sha256,
+            bytes,
+        };
+        let mut body = response;
+        receive(&mut body, into, &info, "the server")?;
+        Ok(Some(info))
+    }
+}
+
+/// Copies a snapshot from `from` into the new file `into` (never over an existing one),
+/// hashing it as it arrives, and syncs it: the size and SHA-256 must be those `expected`
+/// announces. On an error the partial file stays, and the error names it.
+fn receive(
+    from: &mut dyn Read,
+    into: &Path,
+    expected: &SnapshotInfo,
+    source: &str,
+) -> Result<(), TransportError> {
+    let local = |reason: String| TransportError::SnapshotFile {
+        path: into.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(into)
+        .map_err(|e| {
+            local(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                "the file exists; it was left as it is".to_owned()
+            } else {
+                e.to_string()
+            })
+        })?;
+    let left = |got: u64| {
+        format!(
+            "{got} of {} bytes arrived; the partial file {} is left for the caller to remove",
+            expected.bytes,
+            into.display()
+        )
+    };
+    let mut sha = Sha256::new();
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(TransportError::Unreachable(format!(
+                    "the snapshot download from {source} was cut ({}): {}",
+                    error_chain(&e),
+                    left(got)
+                )))
+            }
+        };
+        got += n as u64;
+        if got > expected.bytes {
+            return Err(TransportError::Malformed(format!(
+                "the snapshot from {source} is longer than the {} bytes announced; the partial \
+                 file {} is left for the caller to remove",
+                expected.bytes,
+                into.display()
+            )));
+        }
+        sha.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .map_err(|e| local(format!("{e}; {}", left(got))))?;
+    }
+    if got != expected.bytes {
+        return Err(TransportError::Unreachable(format!(
+            "the snapshot download from {source} ended early: {}",
+            left(got)
+        )));
+    }
+    let actual = crate::backup::hex(&sha.finalize());
+    if actual != expected.sha256 {
+        return Err(TransportError::Malformed(format!(
+            "the snapshot from {source} does not match its checksum: its SHA-256 is {actual}, \
+             {} was announced; the file {} is left for the caller to remove",
+            expected.sha256,
+            into.display()
+        )));
+    }
+    file.sync_all()
+        .map_err(|e| local(format!("cannot sync it: {e}")))?;
+    Ok(())
 }
 
 /// A transport that calls a [`CentralStore`] in the same process, with no HTTP and no token
 /// check (the server's clock check is kept): for tests, simulations and benchmarks of the
 /// merge alone.
-#[derive(Debug)]
-pub struct DirectTransport<S> {
+///
+/// With [`DirectTransport::with_snapshots`] it serves the snapshots of a
+/// [`TenantSnapshots`] directory as the server does; without, it has none.
+pub struct DirectTransport<S: ?Sized> {
     store: Arc<S>,
+    snapshots: Option<TenantSnapshots>,
 }
 
-impl<S: CentralStore> DirectTransport<S> {
-    /// A transport to `store`.
+impl<S: ?Sized> std::fmt::Debug for DirectTransport<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectTransport")
+            .field("snapshots", &self.snapshots)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: CentralStore + ?Sized> DirectTransport<S> {
+    /// A transport to `store`, without snapshots.
     pub fn new(store: Arc<S>) -> Self {
-        Self { store }
+        Self {
+            store,
+            snapshots: None,
+        }
+    }
+
+    /// The same transport, serving the newest snapshot of `snapshots` from
+    /// [`Transport::snapshot`].
+    pub fn with_snapshots(mut self, snapshots: TenantSnapshots) -> Self {
+        self.snapshots = Some(snapshots);
+        self
+    }
+}
+
+fn snapshot_error(e: SnapshotError) -> TransportError {
+    TransportError::Server {
+        status: 500,
+        code: "internal".to_owned(),
+        message: e.to_string(),
+        retry_after: None,
     }
 }
 
@@ -372,7 +555,7 @@ fn central_error(e: CentralError) -> TransportError {
     }
 }
 
-impl<S: CentralStore> Transport for DirectTransport<S> {
+impl<S: CentralStore + ?Sized> Transport for DirectTransport<S> {
     fn push(
         &self,
         tenant: &TenantId,
@@ -416,6 +599,29 @@ impl<S: CentralStore> Transport for DirectTransport<S> {
             }),
             settings: t.settings,
         })
+    }
+
+    /// The newest snapshot of the tenant, copied into `into` and checked against its
+    /// `.sha256` as it is copied; `Ok(None)` without snapshots or when the tenant has none.
+    /// The tenant is checked as a pull checks it (unknown, not active).
+    fn snapshot(
+        &self,
+        tenant: &TenantId,
+        _token: &str,
+        into: &Path,
+    ) -> Result<Option<SnapshotInfo>, TransportError> {
+        let Some(snapshots) = &self.snapshots else {
+            return Ok(None);
+        };
+        self.store
+            .operations_after(tenant, 0, 1)
+            .map_err(central_error)?;
+        let Some((info, path, mut file)) = snapshots.open_newest(tenant).map_err(snapshot_error)?
+        else {
+            return Ok(None);
+        };
+        receive(&mut file, into, &info, &path.display().to_string())?;
+        Ok(Some(info))
     }
 }
 

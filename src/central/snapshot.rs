@@ -695,4 +695,144 @@ mod tests {
         let sha = read_sidecar(&checksum_path(&dir.join(snapshot_name(3)))).expect("sidecar");
         assert_ne!(sha, "0".repeat(64), "its .sha256 is untouched");
     }
+
+    /// A central store with tenant `caps`, and a node that pushed `n` products of it.
+    fn pushed(central: &Arc<crate::SqliteCentral>, node: &Store, n: usize) {
+        let caps = tid("caps");
+        if central.tenant(&caps).is_err() {
+            central
+                .add_tenant(&NewTenant::new(caps.clone(), "Caps"))
+                .expect("central tenant");
+            node.add_tenant(&NewTenant::new(caps.clone(), "Caps"))
+                .expect("node tenant");
+            node.tenant(&caps)
+                .expect("handle")
+                .bootstrap_admin("owner", "Owner")
+                .expect("admin");
+        }
+        use crate::TenantAccess;
+        let t = node.tenant(&caps).expect("handle");
+        let admin = t
+            .list::<crate::catalog::User>(&crate::ListQuery::new().limit(1))
+            .expect("users")
+            .rows[0]
+            .id;
+        let admin = t.actor(admin).expect("actor");
+        for _ in 0..n {
+            let now = crate::Timestamp::now();
+            let id = crate::RowId::new();
+            let p = crate::catalog::Product {
+                id,
+                sku: format!("SKU-{id}"),
+                barcode: None,
+                name: "Part".into(),
+                description: None,
+                brand: None,
+                category_id: None,
+                kind: "stocked".into(),
+                price_minor: 100,
+                cost_minor: 50,
+                currency: "USD".into(),
+                taxable: true,
+                reorder_level_milli: 0,
+                image: None,
+                active: true,
+                created_at: now,
+                updated_at: now,
+            };
+            t.insert(&admin, &p).expect("product");
+        }
+        let transport = DirectTransport::new(Arc::clone(central));
+        let options = SyncOptions::default();
+        Syncer::new(node, &transport, &options)
+            .push(&caps, "")
+            .expect("pushed");
+    }
+
+    #[test]
+    fn a_build_publishes_the_log_and_the_next_pulls_only_what_is_new_replacing_the_old_file() {
+        use crate::sync::Transport;
+        let root = tempfile::tempdir().expect("dir");
+        let central = Arc::new(crate::SqliteCentral::open_in_memory().expect("central"));
+        let node = Store::open_in_memory().expect("node");
+        let snaps = TenantSnapshots::new(root.path().join("snaps"));
+        let caps = tid("caps");
+        pushed(&central, &node, 3);
+        let first = snaps.build(Arc::clone(&central), &caps).expect("built");
+        let head = central.operations_after(&caps, 0, 1).expect("page").high;
+        assert_eq!(first.cursor, head);
+        let (newest, first_path) = snaps.newest(&caps).expect("newest").expect("one");
+        assert_eq!(newest, first);
+        assert_eq!(file_cursor(&first_path, &caps).expect("cursor"), Some(head));
+        assert_eq!(
+            snaps.build(Arc::clone(&central), &caps).expect("again"),
+            first,
+            "nothing new: the same snapshot"
+        );
+
+        pushed(&central, &node, 2);
+        let second = snaps.build(Arc::clone(&central), &caps).expect("built");
+        assert_eq!(second.cursor, first.cursor + 2);
+        assert!(!first_path.exists() && !checksum_path(&first_path).exists());
+
+        // Served by DirectTransport byte for byte, into a new file only.
+        let transport = DirectTransport::new(Arc::clone(&central)).with_snapshots(snaps.clone());
+        let into = root.path().join("joined.export");
+        let got = transport.snapshot(&caps, "", &into).expect("served");
+        assert_eq!(got, Some(second.clone()));
+        let (_, path) = snaps.newest(&caps).expect("newest").expect("one");
+        assert_eq!(
+            std::fs::read(&into).expect("copy"),
+            std::fs::read(&path).expect("published")
+        );
+        let err = transport.snapshot(&caps, "", &into).expect_err("exists");
+        assert!(
+            matches!(err, crate::sync::TransportError::SnapshotFile { .. }),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&into).expect("kept"),
+            std::fs::read(&path).expect("p")
+        );
+
+        // Without snapshots, or for a tenant without one: none.
+        let plain = DirectTransport::new(Arc::clone(&central));
+        assert_eq!(
+            plain.snapshot(&caps, "", &root.path().join("x")).ok(),
+            Some(None)
+        );
+        central
+            .add_tenant(&NewTenant::new(tid("bolt"), "Bolt"))
+            .expect("bolt");
+        assert_eq!(
+            transport
+                .snapshot(&tid("bolt"), "", &root.path().join("y"))
+                .ok(),
+            Some(None)
+        );
+        assert!(!root.path().join("x").exists() && !root.path().join("y").exists());
+    }
+
+    #[test]
+    fn a_published_file_damaged_on_disk_is_refused_by_its_checksum_naming_the_partial_copy() {
+        use crate::sync::Transport;
+        let root = tempfile::tempdir().expect("dir");
+        let central = Arc::new(crate::SqliteCentral::open_in_memory().expect("central"));
+        let node = Store::open_in_memory().expect("node");
+        let snaps = TenantSnapshots::new(root.path().join("snaps"));
+        let caps = tid("caps");
+        pushed(&central, &node, 1);
+        snaps.build(Arc::clone(&central), &caps).expect("built");
+        let (_, path) = snaps.newest(&caps).expect("newest").expect("one");
+        let mut bytes = std::fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("damaged");
+        let into = root.path().join("joined.export");
+        let transport = DirectTransport::new(Arc::clone(&central)).with_snapshots(snaps);
+        let err = transport.snapshot(&caps, "", &into).expect_err("damaged");
+        let text = err.to_string();
+        assert!(text.contains("does not match its checksum"), "{text}");
+        assert!(text.contains(&into.display().to_string()), "{text}");
+    }
 }

@@ -19,7 +19,7 @@ use super::handlers;
 use super::limiter::RateLimiter;
 use super::metrics::{track, Metrics};
 use super::openapi::ApiDoc;
-use crate::central::CentralStore;
+use crate::central::{CentralStore, TenantSnapshots};
 use crate::hlc::DEFAULT_MAX_SKEW;
 use crate::protocol::RateLimit;
 
@@ -50,6 +50,7 @@ pub struct AppState {
     pub(super) body_timeout: Duration,
     pub(super) limiter: Arc<RateLimiter>,
     pub(super) metrics: Arc<Metrics>,
+    pub(super) snapshots: Option<Arc<TenantSnapshots>>,
     #[cfg(feature = "fault-injection")]
     pub(super) faults: Arc<Faults>,
 }
@@ -68,9 +69,17 @@ impl AppState {
             body_timeout: BODY_READ_TIMEOUT,
             limiter: Arc::new(RateLimiter::default()),
             metrics: Arc::new(Metrics::new()?),
+            snapshots: None,
             #[cfg(feature = "fault-injection")]
             faults: Arc::new(Faults::default()),
         })
+    }
+
+    /// Serves the tenants' newest snapshots of `snapshots` at `GET
+    /// /v1/tenants/{tenant}/snapshot` (default: none, the route answers 404 `no_snapshot`).
+    pub fn snapshots(mut self, snapshots: TenantSnapshots) -> Self {
+        self.snapshots = Some(Arc::new(snapshots));
+        self
     }
 
     /// The request rate of tenants without one of their own (default [`DEFAULT_RATE_LIMIT`]).
@@ -136,6 +145,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(handlers::push, handlers::pull))
         .routes(routes!(handlers::config))
+        .routes(routes!(handlers::snapshot))
         .routes(routes!(handlers::health))
         .routes(routes!(handlers::metrics))
         .routes(routes!(handlers::openapi_json))

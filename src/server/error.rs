@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::auth::MIN_SECRET_LEN;
-use crate::central::CentralError;
+use crate::central::{CentralError, SnapshotError};
 use crate::protocol::ErrorBody;
 
 /// The `Retry-After` (seconds) of a 503 `busy`: every database connection of the process stayed
@@ -119,6 +119,15 @@ impl From<CentralError> for ApiError {
                 Self::internal()
             }
         }
+    }
+}
+
+impl From<SnapshotError> for ApiError {
+    /// A snapshot that cannot be read is the server's trouble (a damaged or removed `.sha256`,
+    /// a disk error): logged, answered 500 without details.
+    fn from(e: SnapshotError) -> Self {
+        tracing::error!(error = %e, "snapshot failure");
+        Self::internal()
     }
 }
 

@@ -18,7 +18,10 @@ use super::error::ApiError;
 use super::openapi::openapi;
 use crate::central;
 use crate::ids::Timestamp;
-use crate::protocol::{Batch, BatchResults, ErrorBody, OperationPage, TenantConfig};
+use crate::protocol::{
+    Batch, BatchResults, ErrorBody, OperationPage, TenantConfig, SNAPSHOT_CURSOR_HEADER,
+    SNAPSHOT_SHA256_HEADER,
+};
 
 /// The answer of `GET /health`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -263,4 +266,80 @@ pub(super) async fn config(
         rate_limit: t.rate_limit.unwrap_or(state.rate_limit),
         settings: t.settings,
     }))
+}
+
+/// The media type of a snapshot: an SQLite database file.
+const SNAPSHOT_CONTENT_TYPE: &str = "application/vnd.sqlite3";
+
+/// Read size of a snapshot's body: a few system calls per MiB, a small buffer per download.
+const SNAPSHOT_CHUNK: usize = 64 * 1024;
+
+/// The newest snapshot of the tenant: a tenant export (an SQLite file) of the tenant's log
+/// applied up to the cursor in `x-pos-snapshot-cursor`, its SHA-256 in
+/// `x-pos-snapshot-sha256`. A new terminal takes it in one copy, then pulls the log after that
+/// cursor. Streamed from the file as it is read.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/snapshot",
+    tag = "sync",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    security(("device_token" = [])),
+    responses(
+        (status = 200, description = "The snapshot file", content_type = "application/vnd.sqlite3",
+            body = Vec<u8>,
+            headers(
+                ("x-pos-snapshot-cursor" = u64, description = "The last sequence number of the \
+                    tenant's log the snapshot holds"),
+                ("x-pos-snapshot-sha256" = String, description = "SHA-256 of the file, \
+                    lowercase hex"),
+                ("Content-Length" = u64, description = "The file's size in bytes")
+            )),
+        (status = 401, description = "No, forged or expired device token", body = ErrorBody),
+        (status = 403, description = "A token of another tenant, or the tenant is not active", body = ErrorBody),
+        (status = 404, description = "Unknown tenant, or no snapshot of the tenant \
+            (`no_snapshot`: replay the log from the start)", body = ErrorBody),
+        (status = 429, description = "The tenant's request rate or its plan's monthly API calls \
+            are used up", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        (status = 503, description = "Every database connection stayed busy for as long as \
+            a request waits (`busy`); nothing was done", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a retry may succeed"))),
+        (status = 500, description = "Internal error", body = ErrorBody)
+    )
+)]
+pub(super) async fn snapshot(
+    State(state): State<AppState>,
+    admitted: Admitted,
+) -> Result<Response, ApiError> {
+    let id = admitted.tenant().clone();
+    let none = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_snapshot",
+            format!("the server holds no snapshot of tenant {id}; pull the log from the start"),
+        )
+    };
+    let Some(snapshots) = state.snapshots.clone() else {
+        return Err(none());
+    };
+    let t = id.clone();
+    // Opened off the async threads; once open, a newer build removing it does not matter.
+    let Some((info, _path, file)) = blocking(move || snapshots.open_newest(&t)).await? else {
+        return Err(none());
+    };
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+        tokio::fs::File::from_std(file),
+        SNAPSHOT_CHUNK,
+    ));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, SNAPSHOT_CONTENT_TYPE)
+        .header(header::CONTENT_LENGTH, info.bytes)
+        .header(SNAPSHOT_CURSOR_HEADER, info.cursor)
+        .header(SNAPSHOT_SHA256_HEADER, info.sha256)
+        .body(body)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot build the snapshot answer");
+            ApiError::internal()
+        })
 }

@@ -1,10 +1,13 @@
 //! The HTTP API of `pos-central` (feature `server`): axum on tokio over a [`CentralStore`](crate::CentralStore).
 //!
-//! Routes, all JSON, device token as `Authorization: Bearer` (the scheme in any case):
+//! Routes, JSON but the snapshot, device token as `Authorization: Bearer` (the scheme in any case):
 //! - `POST /v1/tenants/{tenant}/operations` with `{"operations": [OP, ...]}`: answers
 //!   `{"results": [...]}` after the batch is committed.
 //! - `GET /v1/tenants/{tenant}/operations?after=SEQ&limit=N`: the log after a cursor.
 //! - `GET /v1/tenants/{tenant}/config`: the tenant's settings, for nodes to pull.
+//! - `GET /v1/tenants/{tenant}/snapshot`: the tenant's newest snapshot (an SQLite file,
+//!   streamed; its cursor and SHA-256 in headers), 404 `no_snapshot` when there is none
+//!   ([`AppState::snapshots`]).
 //!
 //! And without a token: `GET /health`, `GET /metrics` (Prometheus text format 0.0.4, for the
 //! operator's scraper) and `GET /v1/openapi.json` (the OpenAPI document, generated from the

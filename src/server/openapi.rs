@@ -117,6 +117,7 @@ mod tests {
         for path in [
             "/v1/tenants/{tenant}/operations",
             "/v1/tenants/{tenant}/config",
+            "/v1/tenants/{tenant}/snapshot",
             "/health",
             "/metrics",
             "/v1/openapi.json",

@@ -1,16 +1,17 @@
 //! `pos-central`: the central sync server and its admin commands. Exit codes: 0 ok, 2 error
-//! (printed on stderr, prefixed by the program name). A closed stdout ends the output quietly
+//! (printed on stderr, prefixed by the program name); `snapshot --all` exits 1 when some
+//! tenants failed and others were built. A closed stdout ends the output quietly
 //! with the exit code the work decided; any other failed write (a full disk) is exit 2.
 
 #[path = "../common/output.rs"]
 mod output;
 
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use pos_tenancy::protocol::RateLimit;
@@ -25,6 +26,7 @@ use pos_tenancy::{
 };
 #[cfg(feature = "postgres")]
 use pos_tenancy::{PgCentral, DEFAULT_POOL_SIZE, DEFAULT_POOL_WAIT};
+use pos_tenancy::{SnapshotError, TenantSnapshots};
 
 /// The central sync server of pos-tenancy: takes each tenant's operations from its nodes and
 /// serves them back in one order.
@@ -65,6 +67,29 @@ enum Command {
     /// Device tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Build tenants' snapshots now: bring each tenant's shadow node (DIR/TENANT/shadow.db) to
+    /// the head of its log and publish its export as the tenant's newest snapshot, which
+    /// `serve --snapshots DIR` serves to new terminals. Exit 0 ok, 2 error; with --all, 1 when
+    /// some tenants failed and others were built.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Args)]
+struct SnapshotArgs {
+    #[command(flatten)]
+    db: Database,
+    /// The snapshots directory (one subdirectory per tenant; made if missing).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The tenant.
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    tenant: Option<String>,
+    /// Every active tenant (suspended and cancelled ones cannot be pulled, and are left out).
+    #[arg(long)]
+    all: bool,
+    /// Print JSON: an object for --tenant, an array for --all (a failed tenant with "error").
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -85,6 +110,24 @@ struct ServeArgs {
     /// or 90s); a batch holding one further ahead is refused whole.
     #[arg(long, default_value_t = Span(DEFAULT_MAX_SKEW))]
     max_skew: Span,
+    /// Serve tenants' snapshots from this directory (made by `pos-central snapshot --dir`, or by
+    /// --snapshot-every); without it GET /v1/tenants/{tenant}/snapshot answers 404
+    /// no_snapshot.
+    #[arg(long, value_name = "DIR")]
+    snapshots: Option<PathBuf>,
+    /// Rebuild snapshots in the background every SECS seconds (or 30d, 12h, 15m, 90s): each
+    /// active tenant whose log's head is at least --snapshot-min-ops past its newest snapshot.
+    #[arg(long, value_name = "SECS", requires = "snapshots", value_parser = secs_or_span)]
+    snapshot_every: Option<Span>,
+    /// How many operations a tenant's log must have grown past its newest snapshot for the
+    /// background builder to rebuild it.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10_000,
+        requires = "snapshot_every"
+    )]
+    snapshot_min_ops: u64,
     /// Crash tests only (feature `fault-injection`): abort the process right after
     /// committing the Nth push, before answering it.
     #[cfg(feature = "fault-injection")]
@@ -326,6 +369,8 @@ enum CliError {
     Serve(SocketAddr, std::io::Error),
     #[error("cannot write the output: {0}")]
     Output(io::Error),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
 }
 
 /// Runs `write` on the locked stdout and flushes it; a closed pipe ends the output quietly,
@@ -397,6 +442,18 @@ impl std::fmt::Display for Span {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}s", self.0.as_secs())
     }
+}
+
+/// `--snapshot-every`: plain seconds, or a span like the other duration flags; not zero.
+fn secs_or_span(s: &str) -> Result<Span, String> {
+    let span = match s.parse::<u64>() {
+        Ok(secs) => Span(Duration::from_secs(secs)),
+        Err(_) => s.parse::<Span>()?,
+    };
+    if span.0.is_zero() {
+        return Err("must be at least 1 second".to_owned());
+    }
+    Ok(span)
 }
 
 fn duration(flag: &'static str, value: &str) -> Result<Duration, CliError> {
@@ -608,9 +665,23 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     // on a small runtime of their own when dropped, which panics inside the server's runtime
     // (where the router, and with it the store, would otherwise be dropped at shutdown).
     let _kept = Arc::clone(&store);
-    let state = AppState::new(store, secret)?
+    let mut state = AppState::new(Arc::clone(&store), secret)?
         .rate_limit(args.rate_limit)
         .max_skew(max_skew);
+    if let Some(dir) = &args.snapshots {
+        state = state.snapshots(TenantSnapshots::new(dir));
+    }
+    // Dropped when serving ends: the builder stops at its next wait (a build in flight is
+    // left to the process's exit; its `.partial` is removed by the next build).
+    let _builder = match (&args.snapshots, args.snapshot_every) {
+        (Some(dir), Some(every)) => Some(spawn_snapshot_builder(
+            Arc::clone(&store),
+            TenantSnapshots::new(dir),
+            every.0,
+            args.snapshot_min_ops,
+        )),
+        _ => None,
+    };
     #[cfg(feature = "fault-injection")]
     let state = match args.fault_abort_after_commit {
         Some(n) => state.abort_after_commit(n),
@@ -662,6 +733,195 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     served
 }
 
+/// The background snapshot builder of `serve --snapshot-every`: on a thread of its own (builds
+/// are SQLite and file work, never for the async runtime's threads), every `every` it rebuilds
+/// each active tenant whose log's head is at least `min_ops` past its newest snapshot. Stops
+/// when the returned sender is dropped.
+fn spawn_snapshot_builder(
+    store: Arc<dyn CentralStore>,
+    snapshots: TenantSnapshots,
+    every: Duration,
+    min_ops: u64,
+) -> std::sync::mpsc::Sender<()> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("snapshot-builder".into())
+        .spawn(move || loop {
+            build_due_snapshots(&store, &snapshots, min_ops);
+            match stopped.recv_timeout(every) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the snapshot builder; snapshots are not rebuilt");
+    }
+    stop
+}
+
+/// One pass of the background builder; every failure is logged and the pass goes on.
+fn build_due_snapshots(store: &Arc<dyn CentralStore>, snapshots: &TenantSnapshots, min_ops: u64) {
+    let tenants = match store.tenants() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "snapshot builder: cannot list tenants");
+            return;
+        }
+    };
+    for t in tenants.iter().filter(|t| t.status == TenantStatus::Active) {
+        let newest = match snapshots.newest(&t.id) {
+            Ok(n) => n.map_or(0, |(info, _)| info.cursor),
+            Err(e) => {
+                tracing::warn!(tenant = %t.id, error = %e, "snapshot builder: cannot read the newest snapshot");
+                continue;
+            }
+        };
+        let head = match store.operations_after(&t.id, newest, 1) {
+            Ok(page) => page.high,
+            Err(e) => {
+                tracing::warn!(tenant = %t.id, error = %e, "snapshot builder: cannot read the log's head");
+                continue;
+            }
+        };
+        if head <= newest || head - newest < min_ops {
+            continue;
+        }
+        let started = Instant::now();
+        match snapshots.build(Arc::clone(store), &t.id) {
+            Ok(info) => tracing::info!(tenant = %t.id, cursor = info.cursor, bytes = info.bytes,
+                seconds = started.elapsed().as_secs_f64(), "snapshot built"),
+            Err(e @ SnapshotError::Busy { .. }) => {
+                tracing::info!(tenant = %t.id, reason = %e, "snapshot left to the other builder")
+            }
+            Err(e) => tracing::warn!(tenant = %t.id, error = %e, "snapshot build failed"),
+        }
+    }
+}
+
+/// One tenant's snapshot as `pos-central snapshot` reports it.
+#[derive(serde::Serialize)]
+struct Built {
+    tenant: TenantId,
+    cursor: u64,
+    bytes: u64,
+    sha256: String,
+    seconds: f64,
+}
+
+/// A tenant `snapshot --all` could not build.
+#[derive(serde::Serialize)]
+struct Failed {
+    tenant: TenantId,
+    error: String,
+}
+
+fn write_built(out: &mut impl Write, b: &Built) -> io::Result<()> {
+    writeln!(
+        out,
+        "{}\tcursor {}\t{} bytes\tsha256 {}\t{:.2} s",
+        b.tenant, b.cursor, b.bytes, b.sha256, b.seconds
+    )
+}
+
+/// `pos-central snapshot`: exit 0, or 1 when --all built some tenants and failed others (the
+/// failures said on stderr, or in the JSON); a failure of everything is an error (2).
+fn snapshot(args: SnapshotArgs) -> Result<ExitCode, CliError> {
+    let one: Option<TenantId> = args.tenant.as_deref().map(str::parse).transpose()?;
+    let store: Arc<dyn CentralStore> = Arc::from(args.db.open_existing()?);
+    let snapshots = TenantSnapshots::new(&args.dir);
+    let build = |id: &TenantId| -> Result<Built, SnapshotError> {
+        let started = Instant::now();
+        let info = snapshots.build(Arc::clone(&store), id)?;
+        Ok(Built {
+            tenant: id.clone(),
+            cursor: info.cursor,
+            bytes: info.bytes,
+            sha256: info.sha256,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    };
+    if let Some(id) = one {
+        // The tenant's own error (unknown, suspended) rather than a failed pull.
+        store.tenant(&id)?;
+        let built = build(&id)?;
+        print(|out| {
+            if args.json {
+                write_json(out, &built)
+            } else {
+                write_built(out, &built)
+            }
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tenants: Vec<TenantId> = store
+        .tenants()?
+        .into_iter()
+        .filter(|t| t.status == TenantStatus::Active)
+        .map(|t| t.id)
+        .collect();
+    let bar = progress(tenants.len() as u64);
+    let (mut built, mut failed) = (Vec::new(), Vec::new());
+    for id in &tenants {
+        bar.set_message(id.to_string());
+        match build(id) {
+            Ok(b) => built.push(b),
+            Err(e) => failed.push(Failed {
+                tenant: id.clone(),
+                error: e.to_string(),
+            }),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    for f in &failed {
+        let _ = writeln!(
+            io::stderr().lock(),
+            "pos-central: error: tenant {}: {}",
+            f.tenant,
+            f.error
+        );
+    }
+    print(|out| {
+        if args.json {
+            #[derive(serde::Serialize)]
+            #[serde(untagged)]
+            enum Entry<'a> {
+                Built(&'a Built),
+                Failed(&'a Failed),
+            }
+            let entries: Vec<Entry<'_>> = built
+                .iter()
+                .map(Entry::Built)
+                .chain(failed.iter().map(Entry::Failed))
+                .collect();
+            write_json(out, &entries)
+        } else {
+            built.iter().try_for_each(|b| write_built(out, b))
+        }
+    })?;
+    Ok(match (built.is_empty(), failed.is_empty()) {
+        (_, true) => ExitCode::SUCCESS,
+        (false, false) => ExitCode::from(1),
+        (true, false) => ExitCode::from(2),
+    })
+}
+
+/// A bar over the tenants on stderr when it is a terminal; hidden otherwise.
+fn progress(len: u64) -> indicatif::ProgressBar {
+    if !io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("snapshots [{bar:30}] {pos}/{len} {msg} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// SIGTERM or Ctrl-C: stop taking connections, close idle ones, let requests in flight (and
 /// their commits) finish within the grace period, then exit.
 async fn shutdown_signal() {
@@ -682,8 +942,15 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command {
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    if let Command::Snapshot(args) = cli.command {
+        return snapshot(args);
+    }
+    run_command(cli.command).map(|()| ExitCode::SUCCESS)
+}
+
+fn run_command(command: Command) -> Result<(), CliError> {
+    match command {
         Command::Init { db, json } => {
             // Creating is what `init` is for; an existing central database is migrated, another
             // program's is refused untouched.
@@ -729,6 +996,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let token = issue_token(&secret, &tenant, &device, exp)?;
             print(|out| writeln!(out, "{token}"))
         }
+        // Answered by `run`, with its own exit code.
+        Command::Snapshot(args) => snapshot(args).map(|_| ()),
     }
 }
 
@@ -752,7 +1021,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // A closed stderr leaves nowhere to say it; the exit code still does.
             let _ = writeln!(io::stderr().lock(), "pos-central: error: {e}");

@@ -703,6 +703,8 @@ mod tests {
             central
                 .add_tenant(&NewTenant::new(caps.clone(), "Caps"))
                 .expect("central tenant");
+        }
+        if node.tenant_info(&caps).is_err() {
             node.add_tenant(&NewTenant::new(caps.clone(), "Caps"))
                 .expect("node tenant");
             node.tenant(&caps)
@@ -834,5 +836,41 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("does not match its checksum"), "{text}");
         assert!(text.contains(&into.display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn the_conflict_records_of_the_shadows_merge_stay_out_of_the_snapshots_outbox() {
+        let root = tempfile::tempdir().expect("dir");
+        let central = Arc::new(crate::SqliteCentral::open_in_memory().expect("central"));
+        let snaps = TenantSnapshots::new(root.path().join("snaps"));
+        let caps = tid("caps");
+        // Two terminals that each made an admin named `owner` offline: a duplicate key the
+        // shadow's merge records as a conflict, as every node applying the log does.
+        for _ in 0..2 {
+            let node = Store::open_in_memory().expect("node");
+            pushed(&central, &node, 1);
+        }
+        let info = snaps.build(Arc::clone(&central), &caps).expect("built");
+        let (_, path) = snaps.newest(&caps).expect("newest").expect("one");
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        let count = |sql: &str| -> i64 {
+            conn.query_row(sql, [caps.as_str()], |r| r.get(0))
+                .expect("count")
+        };
+        assert!(count("SELECT count(*) FROM sync_conflicts WHERE tenant_id = ?1") > 0);
+        assert_eq!(
+            count("SELECT count(*) FROM pending_operations WHERE tenant_id = ?1"),
+            0,
+            "no operation of the shadow's own"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM backups WHERE tenant_id = ?1"),
+            0,
+            "no record of the shadow's exports"
+        );
+        assert_eq!(
+            file_cursor(&path, &caps).expect("cursor"),
+            Some(info.cursor)
+        );
     }
 }

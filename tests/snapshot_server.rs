@@ -426,3 +426,50 @@ fn a_second_builder_of_a_tenant_is_told_busy_and_all_reports_the_others() {
         "built once the lock is free"
     );
 }
+
+#[test]
+fn serve_with_snapshot_every_builds_a_tenant_once_its_log_has_grown_enough() {
+    let env = env();
+    let server = start(
+        &env,
+        &[
+            "--snapshots",
+            &env.snaps_arg(),
+            "--snapshot-every",
+            "1",
+            "--snapshot-min-ops",
+            "3",
+        ],
+    );
+    let node = node();
+    let caps = tid("caps");
+    let bolt_token = token("bolt");
+    let token = token("caps");
+    push_products(&node, &server, 3, "A");
+    let transport = HttpTransport::new(&server.url).expect("transport");
+    let head = transport.pull(&caps, &token, 0, 1).expect("pull").high;
+    assert!(head >= 3);
+    // Bounded: the builder passes every second; this only waits for a pass to happen.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut attempt = 0;
+    let info = loop {
+        attempt += 1;
+        let into = env.dir.path().join(format!("try-{attempt}.export"));
+        if let Some(info) = transport.snapshot(&caps, &token, &into).expect("answered") {
+            break info;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot built within {PATIENCE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(info.cursor, head);
+    assert_eq!(
+        transport
+            .snapshot(&tid("bolt"), &bolt_token, &env.dir.path().join("bolt"))
+            .expect("answered"),
+        None,
+        "bolt's empty log is under --snapshot-min-ops"
+    );
+}

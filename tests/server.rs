@@ -1018,6 +1018,7 @@ fn odd_methods_and_unknown_paths_add_no_metric_series(backend: Backend) {
         "/v1/openapi.json",
         "/v1/tenants/{tenant}/operations",
         "/v1/tenants/{tenant}/config",
+        "/v1/tenants/{tenant}/snapshot",
     ]
     .into_iter()
     .collect();
@@ -1080,6 +1081,8 @@ fn the_openapi_document_describes_every_route_and_status_the_server_answers(back
     let base = &s.base;
     let ops_url = format!("{base}/v1/tenants/caps/operations");
     let config_url = format!("{base}/v1/tenants/caps/config");
+    // Served without --snapshots: 404 `no_snapshot` for a tenant let in.
+    let snapshot_url = format!("{base}/v1/tenants/caps/snapshot");
     // Every answer the API can give short of an internal error.
     push(&c, &s, "caps", &caps, &ops).expect("200");
     let mut bad = ops.clone();
@@ -1098,7 +1101,7 @@ fn the_openapi_document_describes_every_route_and_status_the_server_answers(back
     for _ in 0..2 {
         push(&c, &s, "tiny", &tiny, &[]).expect("200 then 429");
     }
-    for url in [&ops_url, &config_url] {
+    for url in [&ops_url, &config_url, &snapshot_url] {
         c.get(url.as_str()).bearer_auth(&caps).send().expect("200");
         c.get(url.as_str()).send().expect("401");
         c.get(url.as_str()).bearer_auth(&tiny).send().expect("403");
@@ -1121,6 +1124,10 @@ fn the_openapi_document_describes_every_route_and_status_the_server_answers(back
             .send()
             .expect("429");
         c.get(format!("{base}/v1/tenants/tiny/operations"))
+            .bearer_auth(&tiny)
+            .send()
+            .expect("429");
+        c.get(format!("{base}/v1/tenants/tiny/snapshot"))
             .bearer_auth(&tiny)
             .send()
             .expect("429");
@@ -1152,6 +1159,11 @@ fn the_openapi_document_describes_every_route_and_status_the_server_answers(back
         ),
         (
             "/v1/tenants/{tenant}/config",
+            "GET",
+            &["200", "401", "403", "404", "429", "500", "503"],
+        ),
+        (
+            "/v1/tenants/{tenant}/snapshot",
             "GET",
             &["200", "401", "403", "404", "429", "500", "503"],
         ),

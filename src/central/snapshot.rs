@@ -93,7 +93,7 @@ pub enum SnapshotError {
         /// The tenant.
         tenant: TenantId,
         /// Why.
-        source: CentralError,
+        source: Box<CentralError>,
     },
     /// The shadow node's database failed.
     #[error("tenant {tenant}: the shadow node {path} failed: {source}")]
@@ -103,12 +103,12 @@ pub enum SnapshotError {
         /// The shadow's database.
         path: PathBuf,
         /// Why.
-        source: crate::Error,
+        source: Box<crate::Error>,
     },
     /// Pulling the tenant's log into the shadow failed; what was pulled stays for the next
     /// build, nothing was published.
     #[error("pulling the log into the shadow node failed, nothing was published: {0}")]
-    Pull(#[from] SyncError),
+    Pull(#[source] Box<SyncError>),
     /// The shadow holds operations of its own for the tenant, which a snapshot must never
     /// carry; nothing was published.
     #[error(
@@ -130,7 +130,7 @@ pub enum SnapshotError {
         /// The tenant.
         tenant: TenantId,
         /// Why.
-        source: TenantIoError,
+        source: Box<TenantIoError>,
     },
     /// The exported file's `sync_state` does not hold the cursor the shadow reached; nothing
     /// was published.
@@ -157,6 +157,12 @@ pub enum SnapshotError {
 }
 
 type Result<T, E = SnapshotError> = std::result::Result<T, E>;
+
+impl From<SyncError> for SnapshotError {
+    fn from(e: SyncError) -> Self {
+        SnapshotError::Pull(Box::new(e))
+    }
+}
 
 fn io<'a>(
     action: &'static str,
@@ -222,13 +228,13 @@ impl TenantSnapshots {
             .tenant(tenant)
             .map_err(|source| SnapshotError::Central {
                 tenant: tenant.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let shadow_path = dir.join(SHADOW);
         let shadow_err = |source: crate::Error| SnapshotError::Shadow {
             tenant: tenant.clone(),
             path: shadow_path.clone(),
-            source,
+            source: Box::new(source),
         };
         let store = Store::open(&shadow_path).map_err(shadow_err)?;
         match store.tenant_info(tenant) {
@@ -275,7 +281,7 @@ impl TenantSnapshots {
             .export_tenant(tenant, &staging, &mut |_| {})
             .map_err(|source| SnapshotError::Export {
                 tenant: tenant.clone(),
-                source,
+                source: Box::new(source),
             })?;
         drop(store);
         let found = file_cursor(&staging, tenant)?;

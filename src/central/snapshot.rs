@@ -221,7 +221,7 @@ impl TenantSnapshots {
         tenant: &TenantId,
     ) -> Result<SnapshotInfo> {
         let dir = self.tenant_dir(tenant)?;
-        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        make_dir(&dir)?;
         let _lock = lock(&dir, tenant)?;
         clean_leftovers(&dir)?;
         let record = central
@@ -354,6 +354,16 @@ impl TenantSnapshots {
             }
         }
     }
+}
+
+/// Makes a directory (and its parents) that only its owner may enter: a snapshot holds every
+/// row of its tenant.
+fn make_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io("create", dir))
 }
 
 /// The published name of a snapshot at `cursor`: zero-padded, so names sort as cursors do.
@@ -767,6 +777,19 @@ mod tests {
         let caps = tid("caps");
         pushed(&central, &node, 3);
         let first = snaps.build(Arc::clone(&central), &caps).expect("built");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(root.path().join("snaps").join("caps"))
+                .expect("dir")
+                .permissions()
+                .mode();
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "only the owner enters a tenant's snapshots"
+            );
+        }
         let head = central.operations_after(&caps, 0, 1).expect("page").high;
         assert_eq!(first.cursor, head);
         let (newest, first_path) = snaps.newest(&caps).expect("newest").expect("one");

@@ -198,10 +198,9 @@ impl TenantSnapshots {
     fn tenant_dir(&self, tenant: &TenantId) -> Result<PathBuf> {
         let id = tenant.as_str();
         let safe = !id.is_empty()
-            && !id.starts_with('.')
             && id
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !safe {
             return Err(SnapshotError::BadTenant(id.to_owned()));
         }

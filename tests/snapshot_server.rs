@@ -473,3 +473,42 @@ fn serve_with_snapshot_every_builds_a_tenant_once_its_log_has_grown_enough() {
         "bolt's empty log is under --snapshot-min-ops"
     );
 }
+
+#[test]
+fn the_snapshot_command_builds_quietly_for_a_closed_pipe_and_fails_on_a_full_disk() {
+    let env = env();
+    let dir = env.snaps_arg();
+    let db = env.db();
+    let args = ["snapshot", "--db", &db, "--dir", &dir, "--tenant", "bolt"];
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::from(writer))
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "said on stderr: {err}");
+    assert_eq!(
+        published(&env, "bolt").len(),
+        1,
+        "built with nobody reading"
+    );
+
+    let Ok(full) = std::fs::File::options().write(true).open("/dev/full") else {
+        eprintln!("skipped: no /dev/full here");
+        return;
+    };
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--json")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::from(full))
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot write the output"), "{err}");
+}

@@ -512,3 +512,109 @@ fn the_snapshot_command_builds_quietly_for_a_closed_pipe_and_fails_on_a_full_dis
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("cannot write the output"), "{err}");
 }
+
+/// A one-shot HTTP server on 127.0.0.1 that reads a request head and answers `response`
+/// as given, then closes the connection: for answers the real server never gives.
+fn answering(response: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 65_536 {
+            match conn.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let _ = conn.write_all(&response);
+    });
+    format!("http://{addr}")
+}
+
+fn snapshot_answer(length: usize, sha256: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.sqlite3\r\ncontent-length: {length}\r\n\
+         x-pos-snapshot-cursor: 7\r\nx-pos-snapshot-sha256: {sha256}\r\nconnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+#[test]
+fn a_cut_download_or_a_wrong_checksum_is_an_error_naming_what_arrived_and_the_file_left() {
+    let dir = tempfile::tempdir().expect("dir");
+    let caps = tid("caps");
+    let sha_of_abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    // The connection closes after 3 of 1000 bytes.
+    let url = answering(snapshot_answer(1000, sha_of_abc, b"abc"));
+    let into = dir.path().join("cut.export");
+    let err = HttpTransport::new(&url)
+        .expect("transport")
+        .snapshot(&caps, "t", &into)
+        .expect_err("cut");
+    assert!(matches!(err, TransportError::Unreachable(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("3 of 1000 bytes arrived"), "{text}");
+    assert!(text.contains(&into.display().to_string()), "{text}");
+
+    // Every byte, but not the announced ones.
+    let url = answering(snapshot_answer(3, &"0".repeat(64), b"abc"));
+    let into = dir.path().join("wrong.export");
+    let err = HttpTransport::new(&url)
+        .expect("transport")
+        .snapshot(&caps, "t", &into)
+        .expect_err("mismatch");
+    assert!(matches!(err, TransportError::Malformed(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains(&format!("its SHA-256 is {sha_of_abc}")),
+        "{err}"
+    );
+
+    // The right bytes: taken, with what the headers said.
+    let url = answering(snapshot_answer(3, sha_of_abc, b"abc"));
+    let into = dir.path().join("right.export");
+    let info = HttpTransport::new(&url)
+        .expect("transport")
+        .snapshot(&caps, "t", &into)
+        .expect("taken")
+        .expect("a snapshot");
+    assert_eq!((info.cursor, info.bytes), (7, 3));
+    assert_eq!(std::fs::read(&into).expect("file"), b"abc");
+
+    // No checksum header: not understood, and no file made.
+    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nx-pos-snapshot-cursor: 7\r\n\
+        connection: close\r\n\r\nabc";
+    let url = answering(answer.to_vec());
+    let into = dir.path().join("headless.export");
+    let err = HttpTransport::new(&url)
+        .expect("transport")
+        .snapshot(&caps, "t", &into)
+        .expect_err("no sha");
+    assert!(err.to_string().contains("x-pos-snapshot-sha256"), "{err}");
+    assert!(!into.exists());
+
+    // A server from before snapshots: no such route, so nothing to take.
+    let body = r#"{"error":"not_found","message":"no such route"}"#;
+    let url = answering(
+        format!(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    );
+    let got = HttpTransport::new(&url)
+        .expect("transport")
+        .snapshot(&caps, "t", &into)
+        .expect("answered");
+    assert_eq!(got, None);
+    assert!(!into.exists());
+}

@@ -353,7 +353,9 @@ impl Transport for HttpTransport {
         )
     }
 
-    /// `GET /v1/tenants/{tenant}/snapshot`, streamed into `into`.
+    /// `GET /v1/tenants/{tenant}/snapshot`, streamed into `into`. `Ok(None)` for 404
+    /// `no_snapshot`, and for 404 `not_found` (a server without the route); every other error
+    /// as the other calls map it.
     ///
     /// Timeout: the client's [`REQUEST_TIMEOUT`] bounds the wait for the answer's head and
     /// then each read of the body (reqwest's blocking client applies it per read, not to the
@@ -372,11 +374,13 @@ impl Transport for HttpTransport {
             .send()
             .map_err(|e| TransportError::Unreachable(error_chain(&e)))?;
         if !response.status().is_success() {
-            // The same mapping as every other call, from the same code.
+            // The same mapping as every other call, from the same code; but `no_snapshot`,
+            // and `not_found` (a server from before snapshots, which has no such route), mean
+            // there is no snapshot to take: the terminal replays the log.
             return match Self::answer::<serde_json::Value>(Ok(response)) {
                 Err(TransportError::Server {
                     status: 404, code, ..
-                }) if code == "no_snapshot" => Ok(None),
+                }) if code == "no_snapshot" || code == "not_found" => Ok(None),
                 Err(e) => Err(e),
                 Ok(_) => Err(TransportError::Malformed(
                     "an error without an error".into(),

@@ -24,6 +24,8 @@
 //!   database share the directory): `build.lock` is taken with a non-blocking exclusive lock
 //!   ([`std::fs::File::try_lock`]); a second builder gets [`SnapshotError::Busy`] and changes
 //!   nothing. The lock is the operating system's, so a crashed builder holds it no longer.
+//!   Processes that build into one directory must see it on one machine's file system: a
+//!   network file system's locks are not to be relied on.
 //! - The shadow pushes nothing. Its merge records the conflicts it meets, as every node does,
 //!   and such a record enters its outbox; those are the records the terminals that met the
 //!   conflict push themselves (the same ids), so they are dropped from the shadow's outbox
@@ -209,7 +211,8 @@ impl TenantSnapshots {
 
     /// Brings the tenant's shadow node up to the head of its log in `central` and publishes
     /// a snapshot of it, then removes older snapshots. When the newest published snapshot
-    /// already holds the shadow's cursor, nothing new is written and that one is returned.
+    /// already holds the shadow's cursor, nothing new is written and that one is returned
+    /// (settings changed since then reach a terminal with its first round's settings pull).
     ///
     /// [`SnapshotError::Busy`] when another builder holds the tenant; a crash at any point
     /// leaves at worst files this removes on its next run. Blocking (SQLite and file work):

@@ -271,6 +271,13 @@ pub(super) async fn config(
 /// The media type of a snapshot: an SQLite database file.
 const SNAPSHOT_CONTENT_TYPE: &str = "application/vnd.sqlite3";
 
+// The body of a snapshot answer as the OpenAPI document describes it: bytes, not JSON.
+/// An SQLite database file (a tenant export), as bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // Only its schema is used.
+struct SnapshotFile(Vec<u8>);
+
 /// Read size of a snapshot's body: a few system calls per MiB, a small buffer per download.
 const SNAPSHOT_CHUNK: usize = 64 * 1024;
 
@@ -286,7 +293,7 @@ const SNAPSHOT_CHUNK: usize = 64 * 1024;
     security(("device_token" = [])),
     responses(
         (status = 200, description = "The snapshot file", content_type = "application/vnd.sqlite3",
-            body = Vec<u8>,
+            body = inline(SnapshotFile),
             headers(
                 ("x-pos-snapshot-cursor" = u64, description = "The last sequence number of the \
                     tenant's log the snapshot holds"),

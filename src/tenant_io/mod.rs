@@ -65,6 +65,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 pub use copy::TableDigest;
+pub(crate) use export::tenant_clock;
 pub use error::{TenantIoError, TenantIoStep};
 pub use tier::{
     KeptCopy, MoveReason, PurgeReport, PurgedCopy, StorageSettings, TenantMove, DEFAULT_KEEP_DAYS,

@@ -7,19 +7,21 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use pos_tenancy::SqliteCentral;
+use pos_tenancy::catalog::{Product, Sale};
+use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
 use pos_tenancy::protocol::{
     Operation, OperationPage, OperationResult, SnapshotInfo, TenantConfig,
 };
 use pos_tenancy::sync::{
     DirectTransport, RoundReport, SnapshotUse, SyncOptions, Syncer, Transport, TransportError,
 };
-use pos_tenancy::catalog::{Product, Sale};
-use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
 use pos_tenancy::testkit::sync::World;
+use pos_tenancy::SqliteCentral;
 use pos_tenancy::{ListQuery, Store, TenantAccess, TenantId};
 
 type R = Result<(), Box<dyn std::error::Error>>;
+/// A file's rows of caps, table by table, as sorted text.
+type State = Vec<(String, Vec<String>)>;
 
 /// What the test transport's snapshot call does.
 #[derive(Clone)]
@@ -87,8 +89,8 @@ impl Transport for Snapshots {
             Serve::Nothing => Ok(None),
             Serve::Unreachable => Err(TransportError::Unreachable("cut (test)".into())),
             Serve::File(path, info) => {
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+                let bytes =
+                    std::fs::read(&path).map_err(|e| TransportError::Unreachable(e.to_string()))?;
                 std::fs::write(into, bytes)
                     .map_err(|e| TransportError::Unreachable(e.to_string()))?;
                 Ok(Some(info))
@@ -201,7 +203,7 @@ fn rows(path: &Path, sql: &str) -> Result<Vec<String>, Box<dyn std::error::Error
 
 /// Everything of caps a join writes that must not depend on how it joined: every synced table,
 /// the merge's stamps, and the audit trail without its node-made id and time.
-fn state(path: &Path) -> Result<Vec<(String, Vec<String>)>, Box<dyn std::error::Error>> {
+fn state(path: &Path) -> Result<State, Box<dyn std::error::Error>> {
     let mut out = Vec::new();
     for table in pos_tenancy::catalog::TABLES
         .iter()
@@ -271,14 +273,25 @@ fn a_terminal_joining_from_a_snapshot_ends_where_a_replay_ends_and_keeps_selling
     assert!(info.cursor > 0);
     // The log goes on after the snapshot: the joining terminal pulls the rest.
     day(&mut world, &admin, 4)?;
-    let head = world.store(world.terminal("caps", 0)).sync_status(&caps())?.cursor;
-    assert!(head > info.cursor, "the log went on: {head} after {}", info.cursor);
+    let head = world
+        .store(world.terminal("caps", 0))
+        .sync_status(&caps())?
+        .cursor;
+    assert!(
+        head > info.cursor,
+        "the log went on: {head} after {}",
+        info.cursor
+    );
 
     let snap = Snapshots::new(world.central(), Serve::File(file.clone(), info.clone()));
     let from_snapshot = SyncOptions::default().snapshot_from(Some(1));
     let (taken, report) = join(&dir.path().join("taken.db"), &snap, &from_snapshot)?;
     match &report.snapshot {
-        Some(SnapshotUse::Taken { cursor, rows, bytes }) => {
+        Some(SnapshotUse::Taken {
+            cursor,
+            rows,
+            bytes,
+        }) => {
             assert_eq!(*cursor, info.cursor);
             assert!(*rows > 0);
             assert_eq!(*bytes, info.bytes);
@@ -310,9 +323,14 @@ fn a_terminal_joining_from_a_snapshot_ends_where_a_replay_ends_and_keeps_selling
         state(&dir.path().join("replayed.db"))?,
     );
     for ((table, x), (_, y)) in a.iter().zip(&b) {
-        assert_eq!(x, y, "table {table} differs between the snapshot join and the replay");
+        assert_eq!(
+            x, y,
+            "table {table} differs between the snapshot join and the replay"
+        );
     }
-    assert!(a.iter().any(|(t, r)| t == "sync_conflicts" && !r.is_empty()));
+    assert!(a
+        .iter()
+        .any(|(t, r)| t == "sync_conflicts" && !r.is_empty()));
     assert!(a.iter().any(|(t, r)| t == "sync_stamps" && !r.is_empty()));
     assert!(a.iter().any(|(t, r)| t == "audit_log" && !r.is_empty()));
     // No row of the other tenant came with it.
@@ -384,7 +402,10 @@ fn a_file_the_terminal_cannot_take_changes_nothing_and_the_log_is_replayed() -> 
     })?;
 
     let garbage = dir.path().join("garbage.db");
-    std::fs::write(&garbage, b"not a database at all, but long enough to look like one")?;
+    std::fs::write(
+        &garbage,
+        b"not a database at all, but long enough to look like one",
+    )?;
     let wrong_cursor = SnapshotInfo {
         cursor: info.cursor + 1,
         ..info.clone()
@@ -395,7 +416,11 @@ fn a_file_the_terminal_cannot_take_changes_nothing_and_the_log_is_replayed() -> 
     drop(whole);
     std::fs::copy(&node, &tenant_file)?;
     let cases = [
-        ("garbage", Serve::File(garbage, info.clone()), "not a tenant export"),
+        (
+            "garbage",
+            Serve::File(garbage, info.clone()),
+            "not a tenant export",
+        ),
         (
             "another cursor",
             Serve::File(file.clone(), wrong_cursor),
@@ -432,7 +457,9 @@ fn an_unreachable_snapshot_fails_the_round_and_the_next_round_takes_it() -> R {
     let path = dir.path().join("node.db");
     let store = Store::open(&path)?;
     let failed = Syncer::new(&store, &snap, &options).join(&caps(), "t");
-    let err = failed.err().ok_or("the round should fail while the snapshot is cut")?;
+    let err = failed
+        .err()
+        .ok_or("the round should fail while the snapshot is cut")?;
     assert_eq!(err.class, pos_tenancy::sync::ErrorClass::Transient);
     assert_eq!(store.sync_status(&caps())?.cursor, 0);
     snap.serve(Serve::File(file, info.clone()));
@@ -453,7 +480,9 @@ fn a_terminal_that_sold_before_its_first_sync_replays_the_log_instead() -> R {
     let store = Store::open(dir.path().join("node.db"))?;
     store.add_tenant(&pos_tenancy::NewTenant::new(caps(), "caps"))?;
     // Its own first write: a snapshot would have nothing to merge it with.
-    store.tenant(&caps())?.bootstrap_admin("second-owner", "Second")?;
+    store
+        .tenant(&caps())?
+        .bootstrap_admin("second-owner", "Second")?;
     let options = SyncOptions::default().snapshot_from(Some(1));
     let report = Syncer::new(&store, &snap, &options).round(&caps(), "t")?;
     assert_eq!(report.snapshot, None);

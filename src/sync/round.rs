@@ -551,6 +551,10 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     ) -> Result<RoundReport, SyncError> {
         let local = |e| SyncError::local(tenant, Step::Pull, e);
         let conn = &self.store.conn;
+        // A download a killed process left behind (taken or not: it is never used again).
+        if let Some(path) = snapshot::download_path(self.store, tenant) {
+            remove_leftover(&path).map_err(local)?;
+        }
         state::ensure(conn, tenant).map_err(local)?;
         let mut after = state::cursor(conn, tenant).map_err(local)?;
         let start = after;
@@ -671,9 +675,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     rows,
                     bytes: info.bytes,
                 })),
-                Err(snapshot::Unusable::File(reason)) => {
-                    Ok(Some(SnapshotUse::Refused { reason }))
-                }
+                Err(snapshot::Unusable::File(reason)) => Ok(Some(SnapshotUse::Refused { reason })),
                 Err(snapshot::Unusable::Local(e)) => Err(local(e)),
             },
             Err(e) => match e.class() {

@@ -123,11 +123,7 @@ impl From<rusqlite::Error> for Unusable {
 /// one. Cheap: the file's bytes were proven by their SHA-256 as they arrived, and the snapshot
 /// node checked the file (`quick_check`, `foreign_key_check`) when it wrote it. Returns the
 /// clock the snapshot node had.
-fn check_file(
-    path: &Path,
-    tenant: &TenantId,
-    info: &SnapshotInfo,
-) -> Result<ClockState, Unusable> {
+fn check_file(path: &Path, tenant: &TenantId, info: &SnapshotInfo) -> Result<ClockState, Unusable> {
     let bad = |reason: String| Unusable::File(reason);
     let conn = Connection::open_with_flags(
         path,
@@ -245,11 +241,10 @@ fn copy_in(
     // Stamps issued here from now on follow every stamp the snapshot holds.
     raise_clock_floor(&tx, theirs)?;
     tx.commit().map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => Unusable::File(format!(
-            "its rows refer to rows it does not hold ({e})"
-        )),
+        Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Unusable::File(format!("its rows refer to rows it does not hold ({e})"))
+        }
         _ => Unusable::Local(e.into()),
     })?;
     Ok(rows)
 }
-

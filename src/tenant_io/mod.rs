@@ -65,8 +65,8 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 pub use copy::TableDigest;
-pub(crate) use export::tenant_clock;
 pub use error::{TenantIoError, TenantIoStep};
+pub(crate) use export::tenant_clock;
 pub use tier::{
     KeptCopy, MoveReason, PurgeReport, PurgedCopy, StorageSettings, TenantMove, DEFAULT_KEEP_DAYS,
     MAX_KEEP_DAYS,

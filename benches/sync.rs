@@ -45,9 +45,10 @@
 //! million operations takes minutes). `POS_BENCH_SYNC_PAGE=N` pulls and pushes N operations a
 //! page instead of the default 500 (measured: 1,000 a page applies a million no faster).
 //!
-//! Without timing: `POS_BENCH_SYNC_PROFILE=<bootstrap|rusqlite|handle|converge|push>` builds (or
-//! reuses, with the cache) the fixture and runs that side once, for instruction counts:
-//! `valgrind --tool=callgrind --toggle-collect='*_once*'` counts only the side's work.
+//! Without timing: `POS_BENCH_SYNC_PROFILE=<bootstrap|snapshot|rusqlite|handle|converge|push>`
+//! builds (or reuses, with the cache) the fixture and runs that side once, for instruction
+//! counts: `valgrind --tool=callgrind --toggle-collect='*_once*'` counts only the side's work
+//! (`snapshot` replays the log once untimed to write the snapshot it then joins from).
 
 mod common;
 
@@ -1306,6 +1307,28 @@ fn profile(side: &str) {
                 let _checkpoints = BackgroundCheckpoint::start(&path, CHECKPOINT_INTERVAL);
                 rusqlite_once(&conn, &transport)
             };
+            eprintln!("{side}: {n} operations, {}", Usage::since(timed).describe());
+        }
+        "snapshot" => {
+            let f = tenant_fixture(
+                env_count("POS_BENCH_SYNC_TENANT_OPS", 1_000_000),
+                env_count("POS_BENCH_SYNC_PENDING", 200_000),
+            );
+            let work = tempfile::tempdir_in(&f.dir).expect("work dir");
+            let central = open_central(&f.central());
+            let joined = work.path().join("joined.db");
+            let transport = DirectTransport::new(Arc::clone(&central));
+            bootstrap_once(&new_terminal(&joined), &transport);
+            let file = work.path().join("snapshot.db");
+            let info = make_snapshot(&joined, &file);
+            let snap = Snapshotted {
+                inner: transport,
+                file,
+                info,
+            };
+            let store = new_terminal(&work.path().join("profile.db"));
+            let timed = Usage::now();
+            let n = snapshot_once(&store, &snap);
             eprintln!("{side}: {n} operations, {}", Usage::since(timed).describe());
         }
         other => panic!("POS_BENCH_SYNC_PROFILE: no side {other:?}"),

@@ -45,9 +45,10 @@
 //! million operations takes minutes). `POS_BENCH_SYNC_PAGE=N` pulls and pushes N operations a
 //! page instead of the default 500 (measured: 1,000 a page applies a million no faster).
 //!
-//! Without timing: `POS_BENCH_SYNC_PROFILE=<bootstrap|rusqlite|handle|converge|push>` builds (or
-//! reuses, with the cache) the fixture and runs that side once, for instruction counts:
-//! `valgrind --tool=callgrind --toggle-collect='*_once*'` counts only the side's work.
+//! Without timing: `POS_BENCH_SYNC_PROFILE=<bootstrap|snapshot|rusqlite|handle|converge|push>`
+//! builds (or reuses, with the cache) the fixture and runs that side once, for instruction
+//! counts: `valgrind --tool=callgrind --toggle-collect='*_once*'` counts only the side's work
+//! (`snapshot` replays the log once untimed to write the snapshot it then joins from).
 
 mod common;
 
@@ -61,16 +62,20 @@ use common::{caps, env_count, load, process_cpu, product};
 use criterion::Criterion;
 use pos_tenancy::catalog::{self, ColumnKind, Customer, Product};
 use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
-use pos_tenancy::sync::{DirectTransport, SyncOptions, Syncer, Transport};
+use pos_tenancy::protocol::SnapshotInfo;
+use pos_tenancy::sync::{
+    DirectTransport, SnapshotUse, SyncOptions, Syncer, Transport, TransportError,
+};
 use pos_tenancy::{
     Actor, CentralStore, NewTenant, Operation, OperationKind, Plan, RowId, SqliteCentral, Store,
-    TenantAccess, Timestamp,
+    TenantAccess, TenantId, Timestamp,
 };
 use pos_tenancy::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rusqlite::types::Value;
 use rusqlite::{Connection, TransactionBehavior};
+use sha2::{Digest, Sha256};
 
 /// Products in the catalog every terminal starts with.
 const PRODUCTS: usize = 500;
@@ -697,6 +702,103 @@ fn bootstrap_once(store: &Store, transport: &DirectTransport<SqliteCentral>) -> 
     pull(store, transport)
 }
 
+/// The central store with a snapshot of the tenant served from a file, as `pos-central`
+/// serves it: the bytes copied to the terminal's download and their SHA-256 checked as they
+/// go, the work the HTTP client does short of the socket.
+struct Snapshotted {
+    inner: DirectTransport<SqliteCentral>,
+    file: PathBuf,
+    info: SnapshotInfo,
+}
+
+impl Transport for Snapshotted {
+    fn push(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        operations: &[Operation],
+    ) -> Result<Vec<pos_tenancy::protocol::OperationResult>, TransportError> {
+        self.inner.push(tenant, token, operations)
+    }
+    fn pull(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<pos_tenancy::protocol::OperationPage, TransportError> {
+        self.inner.pull(tenant, token, after, limit)
+    }
+    fn config(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+    ) -> Result<pos_tenancy::protocol::TenantConfig, TransportError> {
+        self.inner.config(tenant, token)
+    }
+    fn snapshot(
+        &self,
+        _tenant: &TenantId,
+        _token: &str,
+        into: &Path,
+    ) -> Result<Option<SnapshotInfo>, TransportError> {
+        use std::io::{Read, Write};
+        let io = |e: std::io::Error| TransportError::Unreachable(e.to_string());
+        let mut from = std::fs::File::open(&self.file).map_err(io)?;
+        let mut to = std::fs::File::create_new(into).map_err(io)?;
+        let mut sha = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = from.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            sha.update(&buf[..n]);
+            to.write_all(&buf[..n]).map_err(io)?;
+        }
+        to.sync_all().map_err(io)?;
+        let found: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(found, self.info.sha256, "the snapshot arrived whole");
+        Ok(Some(self.info.clone()))
+    }
+}
+
+/// A new terminal joining from the snapshot: the download, the copy, the index build, and
+/// the log after the snapshot (none here). Returns the operations the snapshot holds.
+#[inline(never)]
+fn snapshot_once(store: &Store, transport: &Snapshotted) -> usize {
+    let options = options().snapshot_from(Some(1));
+    let report = Syncer::new(store, transport, &options)
+        .pull(&caps(), "token")
+        .expect("pull");
+    match report.snapshot {
+        Some(SnapshotUse::Taken { cursor, .. }) => cursor as usize + report.applied,
+        other => panic!("the snapshot was not taken: {other:?}"),
+    }
+}
+
+/// The tenant exported from a terminal that applied the whole log: what the central server
+/// serves (it keeps such a node per tenant).
+fn make_snapshot(joined: &Path, into: &Path) -> SnapshotInfo {
+    let store = Store::open(joined).expect("joined terminal");
+    let cursor = store.sync_status(&caps()).expect("status").cursor;
+    let started = Instant::now();
+    let export = store
+        .export_tenant(&caps(), into, &mut |_| {})
+        .expect("export");
+    eprintln!(
+        "  snapshot: {} rows, {} MB, written in {:.1} s (the central server's work, not timed)",
+        export.rows,
+        export.bytes / 1_000_000,
+        started.elapsed().as_secs_f64()
+    );
+    SnapshotInfo {
+        cursor,
+        sha256: export.sha256,
+        bytes: export.bytes,
+    }
+}
+
 /// By hand: the same pages from the same transport, their rows inserted with every index in
 /// place.
 #[inline(never)]
@@ -891,6 +993,8 @@ fn bootstrap(f: &TenantFixture, work: &Path) -> PathBuf {
     let mut handled = Vec::new();
     let mut handle_ops = 0;
     let mut read = Vec::new();
+    let mut snapshotted = Vec::new();
+    let mut snapshot: Option<Snapshotted> = None;
     let mut last = PathBuf::new();
     let load_before = load();
     for r in 0..runs() {
@@ -907,10 +1011,30 @@ fn bootstrap(f: &TenantFixture, work: &Path) -> PathBuf {
             assert_eq!(st.open_conflicts, 0);
         }
         drop(store);
+        if snapshot.is_none() {
+            let file = work.join("snapshot.db");
+            let info = make_snapshot(&path, &file);
+            snapshot = Some(Snapshotted {
+                inner: DirectTransport::new(Arc::clone(&central)),
+                file,
+                info,
+            });
+        }
         if !last.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&last);
         }
         last = path;
+        // The engine, from the snapshot.
+        if let Some(snap) = &snapshot {
+            let path = work.join(format!("snapshot-{r}.db"));
+            let store = new_terminal(&path);
+            let started = Usage::now();
+            let n = snapshot_once(&store, snap);
+            snapshotted.push(Usage::since(started));
+            assert_eq!(n as u64, f.ops, "the snapshot holds the whole log");
+            drop(store);
+            let _ = std::fs::remove_file(&path);
+        }
         // By hand.
         let path = work.join(format!("rusqlite-{r}.db"));
         drop(new_terminal(&path));
@@ -953,12 +1077,18 @@ fn bootstrap(f: &TenantFixture, work: &Path) -> PathBuf {
     );
     let handle = summary("handle", &mut handled, handle_ops, None);
     let e = summary("engine", &mut engine, f.ops, Some(floor));
+    let snap = summary("engine from a snapshot", &mut snapshotted, f.ops, Some(e));
     // Per operation: the handle writes fewer of them.
     let per_op = |u: Duration, n: u64| u.as_secs_f64() / n as f64;
     println!(
         "  engine against the handle, per operation: {:.2}x (wall), {:.2}x (cpu)",
         per_op(e.wall, f.ops) / per_op(handle.wall, handle_ops),
         per_op(e.cpu, f.ops) / per_op(handle.cpu, handle_ops)
+    );
+    println!(
+        "  engine from a snapshot against the handle, per operation: {:.3}x (wall), {:.3}x (cpu)",
+        per_op(snap.wall, f.ops) / per_op(handle.wall, handle_ops),
+        per_op(snap.cpu, f.ops) / per_op(handle.cpu, handle_ops)
     );
     last
 }
@@ -1177,6 +1307,28 @@ fn profile(side: &str) {
                 let _checkpoints = BackgroundCheckpoint::start(&path, CHECKPOINT_INTERVAL);
                 rusqlite_once(&conn, &transport)
             };
+            eprintln!("{side}: {n} operations, {}", Usage::since(timed).describe());
+        }
+        "snapshot" => {
+            let f = tenant_fixture(
+                env_count("POS_BENCH_SYNC_TENANT_OPS", 1_000_000),
+                env_count("POS_BENCH_SYNC_PENDING", 200_000),
+            );
+            let work = tempfile::tempdir_in(&f.dir).expect("work dir");
+            let central = open_central(&f.central());
+            let joined = work.path().join("joined.db");
+            let transport = DirectTransport::new(Arc::clone(&central));
+            bootstrap_once(&new_terminal(&joined), &transport);
+            let file = work.path().join("snapshot.db");
+            let info = make_snapshot(&joined, &file);
+            let snap = Snapshotted {
+                inner: transport,
+                file,
+                info,
+            };
+            let store = new_terminal(&work.path().join("profile.db"));
+            let timed = Usage::now();
+            let n = snapshot_once(&store, &snap);
             eprintln!("{side}: {n} operations, {}", Usage::since(timed).describe());
         }
         other => panic!("POS_BENCH_SYNC_PROFILE: no side {other:?}"),

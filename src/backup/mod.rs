@@ -114,7 +114,7 @@ pub(crate) use snapshot::{
 
 pub use error::{BackupError, BackupStep};
 pub(crate) use log::{is_backup_log, mend_log};
-pub(crate) use node::{check_checksum, inspect_copy};
+pub(crate) use node::{check_checksum, describe, inspect_copy};
 pub use node::{
     create, list, verify, BackupCheck, BackupEntry, BackupKind, BackupReport, BackupStatus,
     CreateOptions,

@@ -50,6 +50,7 @@ pub(crate) mod conflicts;
 mod engine;
 pub(crate) mod merge;
 mod round;
+mod snapshot;
 pub(crate) mod stamps;
 mod state;
 mod transport;
@@ -58,6 +59,7 @@ pub use conflicts::{ConflictError, ConflictKind, MAX_RESOLUTION_CHARS};
 pub use engine::{read_token, SyncConfig, SyncEngine, SyncEvent, TokenDir, TokenProvider};
 pub use merge::{ColumnMerge, ColumnResolver, LastWriterWins, Resolvers};
 pub use round::{CrashHook, CrashPoint, RoundReport, SyncOptions, Syncer, BULK_FROM};
+pub use snapshot::SnapshotUse;
 pub use state::{LastError, Step, SyncError, SyncStatus, STALL_AFTER};
 pub use transport::{
     DirectTransport, ErrorClass, HttpTransport, Transport, TransportError, CONNECT_TIMEOUT,

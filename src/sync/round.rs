@@ -17,6 +17,7 @@ use crate::protocol::{
 use crate::store::{deferred, Store};
 use crate::sync::conflicts::{self, ConflictKind, NewConflict};
 use crate::sync::merge::{self, Resolvers};
+use crate::sync::snapshot::{self, SnapshotUse};
 use crate::sync::state::{self, Step, SyncError};
 use crate::sync::transport::{ErrorClass, Transport, TransportError};
 
@@ -44,6 +45,7 @@ pub struct SyncOptions {
     batch_size: usize,
     page_size: u32,
     bulk_from: Option<u64>,
+    snapshot_from: Option<u64>,
     resolvers: Resolvers,
     crash: Option<CrashHook>,
 }
@@ -58,6 +60,7 @@ impl std::fmt::Debug for SyncOptions {
             .field("batch_size", &self.batch_size)
             .field("page_size", &self.page_size)
             .field("bulk_from", &self.bulk_from)
+            .field("snapshot_from", &self.snapshot_from)
             .field("resolvers", &self.resolvers)
             .field("crash_points", &self.crash.is_some())
             .finish()
@@ -70,6 +73,7 @@ impl Default for SyncOptions {
             batch_size: 500,
             page_size: 500,
             bulk_from: Some(BULK_FROM),
+            snapshot_from: Some(BULK_FROM),
             resolvers: Resolvers::default(),
             crash: None,
         }
@@ -100,6 +104,15 @@ impl SyncOptions {
     /// `None` never does (default [`BULK_FROM`]).
     pub fn bulk_from(mut self, behind: Option<u64>) -> Self {
         self.bulk_from = behind;
+        self
+    }
+
+    /// How far behind the log a tenant this node holds nothing of must be for a pull to ask
+    /// the server for its snapshot first (see [`crate::sync::SnapshotUse`]): the tenant's
+    /// state taken in one copy, then only the log after it pulled. `None` always replays the
+    /// log (default [`BULK_FROM`]).
+    pub fn snapshot_from(mut self, behind: Option<u64>) -> Self {
+        self.snapshot_from = behind;
         self
     }
 
@@ -151,6 +164,8 @@ pub struct RoundReport {
     pub server_high: u64,
     /// Whether the tenant's settings changed.
     pub settings_changed: bool,
+    /// The snapshot the pull asked for, if it asked: taken, or refused and the log replayed.
+    pub snapshot: Option<SnapshotUse>,
 }
 
 /// Runs sync steps of one store against one transport.
@@ -229,6 +244,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
             cursor: pulled.cursor,
             server_high: pulled.server_high,
             settings_changed,
+            snapshot: pulled.snapshot,
         })
     }
 
@@ -502,8 +518,13 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     fn pull_here(&self, tenant: &TenantId, token: &str) -> Result<RoundReport, SyncError> {
         let started = Timestamp::now();
         let result = self.pull_all(tenant, token);
+        // A snapshot taken counts the operations it holds as applied.
         self.finish(tenant, Step::Pull, started, result, |r| {
-            (r.applied, Some(r.server_high))
+            let taken = match r.snapshot {
+                Some(SnapshotUse::Taken { cursor, .. }) => usize::try_from(cursor).unwrap_or(0),
+                _ => 0,
+            };
+            (r.applied + taken, Some(r.server_high))
         })
     }
 
@@ -530,6 +551,10 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     ) -> Result<RoundReport, SyncError> {
         let local = |e| SyncError::local(tenant, Step::Pull, e);
         let conn = &self.store.conn;
+        // A download a killed process left behind (taken or not: it is never used again).
+        if let Some(path) = snapshot::download_path(self.store, tenant) {
+            remove_leftover(&path).map_err(local)?;
+        }
         state::ensure(conn, tenant).map_err(local)?;
         let mut after = state::cursor(conn, tenant).map_err(local)?;
         let start = after;
@@ -558,6 +583,22 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     .is_some_and(|from| behind >= from && behind > start)
                 {
                     *deferred = deferred::defer_indexes(conn, tenant).map_err(local)?;
+                }
+                let wanted = self
+                    .options
+                    .snapshot_from
+                    .is_some_and(|from| start == 0 && behind >= from);
+                if wanted && snapshot::holds_nothing(conn, tenant).map_err(local)? {
+                    let used = self.take_snapshot(tenant, token)?;
+                    if let Some(SnapshotUse::Taken { cursor, .. }) = used {
+                        // The page is older than the snapshot: fetch again after it.
+                        after = cursor;
+                        report.cursor = cursor;
+                        report.snapshot = used;
+                        target = Some(page.high);
+                        continue;
+                    }
+                    report.snapshot = used;
                 }
             }
             let mut units: Vec<Vec<Operation>> = Vec::new();
@@ -612,6 +653,46 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         }
     }
 
+    /// Downloads the server's snapshot of the tenant and takes it. `Ok(None)`: the server has
+    /// none. A file that cannot be taken is `Refused` (the caller replays the log); a network,
+    /// token or suspension failure is the pull's error, retried like any other.
+    fn take_snapshot(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+    ) -> Result<Option<SnapshotUse>, SyncError> {
+        let Some(path) = snapshot::download_path(self.store, tenant) else {
+            return Ok(None);
+        };
+        let local = |e| SyncError::local(tenant, Step::Pull, e);
+        remove_leftover(&path).map_err(local)?;
+        let fetched = self.transport.snapshot(tenant, token, &path);
+        let taken = match fetched {
+            Ok(None) => Ok(None),
+            Ok(Some(info)) => match snapshot::take(self.store, tenant, &path, &info) {
+                Ok(rows) => Ok(Some(SnapshotUse::Taken {
+                    cursor: info.cursor,
+                    rows,
+                    bytes: info.bytes,
+                })),
+                Err(snapshot::Unusable::File(reason)) => Ok(Some(SnapshotUse::Refused { reason })),
+                Err(snapshot::Unusable::Local(e)) => Err(local(e)),
+            },
+            Err(e) => match e.class() {
+                ErrorClass::Transient | ErrorClass::Auth | ErrorClass::Suspended => {
+                    Err(transport_error(tenant, Step::Pull, e))
+                }
+                _ => Ok(Some(SnapshotUse::Refused {
+                    reason: e.to_string(),
+                })),
+            },
+        };
+        let removed = remove_leftover(&path).map_err(local);
+        let taken = taken?;
+        removed?;
+        Ok(taken)
+    }
+
     /// Fetches the tenant's configuration and stores what changed (name, plan, limits,
     /// white-label settings), so a change made centrally reaches every terminal. Returns
     /// whether anything changed.
@@ -653,6 +734,16 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
             .map_err(|e| local(e.into()))?;
         tx.commit().map_err(|e| local(e.into()))?;
         Ok(changed > 0)
+    }
+}
+
+/// Removes a downloaded snapshot if one is there (a crash may have left it).
+fn remove_leftover(path: &std::path::Path) -> crate::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::Error::Io(
+            std::io::Error::new(e.kind(), format!("{}: {e}", path.display())),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -133,7 +133,7 @@ pub(super) fn combined(tables: &[TableDigest]) -> String {
 
 /// The clock as the tenant last saw it in `conn`: the node's floor and the tenant's newest
 /// stamp in the outbox.
-pub(super) fn tenant_clock(conn: &Connection, tenant: &TenantId) -> crate::Result<ClockState> {
+pub(crate) fn tenant_clock(conn: &Connection, tenant: &TenantId) -> crate::Result<ClockState> {
     let floor = clock_floor(conn)?;
     let last: Option<String> = conn
         .query_row(

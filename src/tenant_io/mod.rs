@@ -66,6 +66,7 @@ use serde::Serialize;
 
 pub use copy::TableDigest;
 pub use error::{TenantIoError, TenantIoStep};
+pub(crate) use export::tenant_clock;
 pub use tier::{
     KeptCopy, MoveReason, PurgeReport, PurgedCopy, StorageSettings, TenantMove, DEFAULT_KEEP_DAYS,
     MAX_KEEP_DAYS,

@@ -422,6 +422,12 @@ impl World {
         self.seed
     }
 
+    /// The world's central store: for tests that read the log or build a tenant's snapshot
+    /// from it, and for terminals of their own beside the world's.
+    pub fn central(&self) -> &Arc<SqliteCentral> {
+        &self.central
+    }
+
     fn fail(&self, what: impl Into<String>) -> KitError {
         KitError {
             what: what.into(),

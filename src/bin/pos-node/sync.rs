@@ -14,13 +14,13 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 use crossbeam_channel::Receiver;
 use pos_tenancy::sync::{
-    read_token, ErrorClass, HttpTransport, RoundReport, Step, SyncConfig, SyncEngine, SyncError,
-    SyncEvent, SyncOptions, Syncer, TokenDir, TokenProvider,
+    read_token, ErrorClass, HttpTransport, RoundReport, SnapshotUse, Step, SyncConfig, SyncEngine,
+    SyncError, SyncEvent, SyncOptions, Syncer, TokenDir, TokenProvider,
 };
 use pos_tenancy::{RowId, Store, TenantId};
 use serde::Serialize;
 
-use crate::output::{quiet_on_close, warn, write_json_line};
+use crate::output::{printable, quiet_on_close, warn, write_json_line};
 use crate::{open_existing, CliError, Outcome};
 
 #[derive(Args)]
@@ -146,6 +146,20 @@ impl Printer {
         }
         if r.settings_changed {
             text.push_str(", settings updated");
+        }
+        match &r.snapshot {
+            Some(SnapshotUse::Taken {
+                cursor,
+                rows,
+                bytes,
+            }) => text.push_str(&format!(
+                ", took the server's snapshot up to {cursor} ({rows} rows, {bytes} bytes)"
+            )),
+            Some(SnapshotUse::Refused { reason }) => text.push_str(&format!(
+                ", the server's snapshot was not taken ({}), the log was replayed",
+                printable(reason)
+            )),
+            _ => {}
         }
         self.line(&text, &Line::Round { tenant, report: r })
     }

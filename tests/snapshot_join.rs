@@ -1,0 +1,492 @@
+//! A new terminal joining a tenant from the central server's snapshot ends exactly where a
+//! terminal that replayed the whole log ends: the same business rows, merge stamps, conflicts
+//! and audit trail, the same cursor, and a clock past every stamp it took in. A file it cannot
+//! take changes nothing and the log is replayed instead.
+#![cfg(feature = "testkit")]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use pos_tenancy::catalog::{Product, Sale};
+use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
+use pos_tenancy::protocol::{
+    Operation, OperationPage, OperationResult, SnapshotInfo, TenantConfig,
+};
+use pos_tenancy::sync::{
+    DirectTransport, RoundReport, SnapshotUse, SyncOptions, Syncer, Transport, TransportError,
+};
+use pos_tenancy::testkit::sync::World;
+use pos_tenancy::SqliteCentral;
+use pos_tenancy::{ListQuery, Store, TenantAccess, TenantId};
+
+type R = Result<(), Box<dyn std::error::Error>>;
+/// A file's rows of caps, table by table, as sorted text.
+type State = Vec<(String, Vec<String>)>;
+
+/// What the test transport's snapshot call does.
+#[derive(Clone)]
+enum Serve {
+    Nothing,
+    File(PathBuf, SnapshotInfo),
+    Unreachable,
+}
+
+/// The world's central store, with a snapshot served from a file (as the server would).
+struct Snapshots {
+    inner: DirectTransport<SqliteCentral>,
+    serve: Mutex<Serve>,
+    asked: Mutex<usize>,
+}
+
+impl Snapshots {
+    fn new(central: &Arc<SqliteCentral>, serve: Serve) -> Self {
+        Self {
+            inner: DirectTransport::new(Arc::clone(central)),
+            serve: Mutex::new(serve),
+            asked: Mutex::new(0),
+        }
+    }
+
+    fn serve(&self, serve: Serve) {
+        *self.serve.lock().unwrap_or_else(|p| p.into_inner()) = serve;
+    }
+
+    fn asked(&self) -> usize {
+        *self.asked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Transport for Snapshots {
+    fn push(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        operations: &[Operation],
+    ) -> Result<Vec<OperationResult>, TransportError> {
+        self.inner.push(tenant, token, operations)
+    }
+    fn pull(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<OperationPage, TransportError> {
+        self.inner.pull(tenant, token, after, limit)
+    }
+    fn config(&self, tenant: &TenantId, token: &str) -> Result<TenantConfig, TransportError> {
+        self.inner.config(tenant, token)
+    }
+    fn snapshot(
+        &self,
+        _tenant: &TenantId,
+        _token: &str,
+        into: &Path,
+    ) -> Result<Option<SnapshotInfo>, TransportError> {
+        *self.asked.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let serve = self.serve.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match serve {
+            Serve::Nothing => Ok(None),
+            Serve::Unreachable => Err(TransportError::Unreachable("cut (test)".into())),
+            Serve::File(path, info) => {
+                let bytes =
+                    std::fs::read(&path).map_err(|e| TransportError::Unreachable(e.to_string()))?;
+                std::fs::write(into, bytes)
+                    .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+                Ok(Some(info))
+            }
+        }
+    }
+}
+
+/// A busy tenant: three tills selling, receiving stock and repricing, one of them offline for
+/// a while, so the log holds conflicts, refunds of stock below zero and concurrent edits.
+fn busy_world(
+    seed: u64,
+    actions: usize,
+) -> Result<(World, pos_tenancy::Actor), Box<dyn std::error::Error>> {
+    let mut world = World::builder(seed)
+        .tenant("caps", 3)
+        .tenant("bolt", 1)
+        .options(SyncOptions::default().snapshot_from(None))
+        .build()?;
+    let admin = world.admin("caps")?;
+    let first = world.terminal("caps", 0);
+    for (i, sku) in ["OF-1", "AF-2", "SP-7"].iter().enumerate() {
+        world.product(first, &admin, sku, 500 + 100 * i as i64, 3)?;
+    }
+    day(&mut world, &admin, actions)?;
+    let bolt = world.admin("bolt")?;
+    world.product(world.terminal("bolt", 0), &bolt, "BOLT-1", 900, 5)?;
+    world.quiesce()?;
+    Ok((world, admin))
+}
+
+fn day(
+    world: &mut World,
+    admin: &pos_tenancy::Actor,
+    actions: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let tills: Vec<_> = (0..3).map(|n| world.terminal("caps", n)).collect();
+    for (n, t) in tills.iter().enumerate() {
+        if n == 1 {
+            world.offline(*t);
+        }
+        for _ in 0..actions {
+            world.random_action(*t, admin)?;
+        }
+    }
+    world.online(tills[1]);
+    world.quiesce()?;
+    Ok(())
+}
+
+fn caps() -> TenantId {
+    "caps".parse().expect("a valid id")
+}
+
+/// A node that applied the log itself, exported: what the central server serves.
+fn snapshot_of(
+    world: &World,
+    dir: &Path,
+) -> Result<(PathBuf, SnapshotInfo), Box<dyn std::error::Error>> {
+    let store = Store::open(dir.join("shadow.db"))?;
+    let transport = DirectTransport::new(Arc::clone(world.central()));
+    let options = SyncOptions::default().snapshot_from(None);
+    let syncer = Syncer::new(&store, &transport, &options);
+    syncer.join(&caps(), "t")?;
+    // The conflicts it found are records of its own, pushed like every terminal's; a
+    // snapshot holds no operation the server has not received.
+    syncer.round(&caps(), "t")?;
+    assert_eq!(store.sync_status(&caps())?.pending, 0);
+    let cursor = store.sync_status(&caps())?.cursor;
+    let path = dir.join(format!("caps-{cursor}.db"));
+    let export = store.export_tenant(&caps(), &path, &mut |_| {})?;
+    Ok((
+        path,
+        SnapshotInfo {
+            cursor,
+            sha256: export.sha256,
+            bytes: export.bytes,
+        },
+    ))
+}
+
+fn join(
+    path: &Path,
+    transport: &Snapshots,
+    options: &SyncOptions,
+) -> Result<(Store, RoundReport), Box<dyn std::error::Error>> {
+    let store = Store::open(path)?;
+    let report = Syncer::new(&store, transport, options).join(&caps(), "t")?;
+    Ok((store, report))
+}
+
+fn rows(path: &Path, sql: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let conn = rusqlite::Connection::open(path)?;
+    let mut stmt = conn.prepare(sql)?;
+    let n = stmt.column_count();
+    let out = stmt
+        .query_map([], |r| {
+            let mut line = Vec::with_capacity(n);
+            for i in 0..n {
+                line.push(match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    other => format!("{other:?}"),
+                });
+            }
+            Ok(line.join("|"))
+        })?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(out)
+}
+
+/// Everything of caps a join writes that must not depend on how it joined: every synced table,
+/// the merge's stamps, and the audit trail without its node-made id and time.
+fn state(path: &Path) -> Result<State, Box<dyn std::error::Error>> {
+    let mut out = Vec::new();
+    for table in pos_tenancy::catalog::TABLES
+        .iter()
+        .filter(|t| t.sync_class != pos_tenancy::catalog::SyncClass::LocalOnly)
+    {
+        let mut found = rows(
+            path,
+            &format!("SELECT * FROM {} WHERE tenant_id = 'caps'", table.name),
+        )?;
+        found.sort();
+        out.push((table.name.to_owned(), found));
+    }
+    // The merge's stamps of every business row, as stored. A conflict record's stamps are
+    // compared by the newest: a terminal that merged another's record of the same conflict
+    // keeps stamps per column, one that only wrote its own keeps the insert's, and both
+    // read the same stamp for every column.
+    let mut stamps = rows(
+        path,
+        "SELECT table_name, id, stamps, tombstone FROM sync_stamps
+         WHERE tenant_id = 'caps' AND table_name <> 'sync_conflicts'",
+    )?;
+    stamps.sort();
+    out.push(("sync_stamps".into(), stamps));
+    let mut newest = Vec::new();
+    for line in rows(
+        path,
+        "SELECT id, stamps FROM sync_stamps
+         WHERE tenant_id = 'caps' AND table_name = 'sync_conflicts'",
+    )? {
+        let (id, json) = line.split_once('|').ok_or("a stamps row")?;
+        let map: std::collections::BTreeMap<String, String> = serde_json::from_str(json)?;
+        let max = map.values().max().cloned().unwrap_or_default();
+        newest.push(format!("{id} {max}"));
+    }
+    newest.sort();
+    out.push(("sync_stamps of conflicts".into(), newest));
+    // Conflict records are each terminal's own (audited where they arrive from another), so
+    // the trails agree on everything else.
+    let mut audit = rows(
+        path,
+        "SELECT actor_user_id, action, table_name, row_id, detail FROM audit_log
+         WHERE tenant_id = 'caps' AND table_name <> 'sync_conflicts'",
+    )?;
+    audit.sort();
+    out.push(("audit_log".into(), audit));
+    for balance in [
+        "stock_levels",
+        "gift_card_balances",
+        "loyalty_balances",
+        "credit_balances",
+    ] {
+        let mut found = rows(
+            path,
+            &format!("SELECT * FROM {balance} WHERE tenant_id = 'caps'"),
+        )?;
+        found.sort();
+        out.push((balance.to_owned(), found));
+    }
+    Ok(out)
+}
+
+#[test]
+fn a_terminal_joining_from_a_snapshot_ends_where_a_replay_ends_and_keeps_selling() -> R {
+    let (mut world, admin) = busy_world(31, 12)?;
+    let dir = tempfile::tempdir()?;
+    let (file, info) = snapshot_of(&world, dir.path())?;
+    assert!(info.cursor > 0);
+    // The log goes on after the snapshot: the joining terminal pulls the rest.
+    day(&mut world, &admin, 4)?;
+    let head = world
+        .store(world.terminal("caps", 0))
+        .sync_status(&caps())?
+        .cursor;
+    assert!(
+        head > info.cursor,
+        "the log went on: {head} after {}",
+        info.cursor
+    );
+
+    let snap = Snapshots::new(world.central(), Serve::File(file.clone(), info.clone()));
+    let from_snapshot = SyncOptions::default().snapshot_from(Some(1));
+    let (taken, report) = join(&dir.path().join("taken.db"), &snap, &from_snapshot)?;
+    match &report.snapshot {
+        Some(SnapshotUse::Taken {
+            cursor,
+            rows,
+            bytes,
+        }) => {
+            assert_eq!(*cursor, info.cursor);
+            assert!(*rows > 0);
+            assert_eq!(*bytes, info.bytes);
+        }
+        other => panic!("the snapshot was not taken: {other:?}"),
+    }
+    assert_eq!(report.cursor, head);
+    assert_eq!(snap.asked(), 1);
+    // The downloaded file is gone.
+    assert!(!dir.path().join("taken.db.snapshot-caps").exists());
+
+    let replay = Snapshots::new(world.central(), Serve::Nothing);
+    let (replayed, report) = join(
+        &dir.path().join("replayed.db"),
+        &replay,
+        &SyncOptions::default().snapshot_from(None),
+    )?;
+    assert_eq!(report.snapshot, None);
+    assert_eq!(replay.asked(), 0);
+
+    // The replaying terminal recorded the conflicts it found and pushes them, as every
+    // terminal does; once each has the other's, the two are the same.
+    let replaying = Syncer::new(&replayed, &replay, &from_snapshot);
+    replaying.round(&caps(), "t")?;
+    Syncer::new(&taken, &snap, &from_snapshot).round(&caps(), "t")?;
+    replaying.round(&caps(), "t")?;
+    let (a, b) = (
+        state(&dir.path().join("taken.db"))?,
+        state(&dir.path().join("replayed.db"))?,
+    );
+    for ((table, x), (_, y)) in a.iter().zip(&b) {
+        assert_eq!(
+            x, y,
+            "table {table} differs between the snapshot join and the replay"
+        );
+    }
+    assert!(a
+        .iter()
+        .any(|(t, r)| t == "sync_conflicts" && !r.is_empty()));
+    assert!(a.iter().any(|(t, r)| t == "sync_stamps" && !r.is_empty()));
+    assert!(a.iter().any(|(t, r)| t == "audit_log" && !r.is_empty()));
+    // No row of the other tenant came with it.
+    let bolt = rows(
+        &dir.path().join("taken.db"),
+        "SELECT count(*) FROM audit_log WHERE tenant_id <> 'caps'",
+    )?;
+    assert_eq!(bolt, ["Integer(0)"]);
+    assert_eq!(
+        taken.sync_status(&caps())?.cursor,
+        replayed.sync_status(&caps())?.cursor
+    );
+    // Its clock is past every stamp it took in (as far as the replay's): what it writes now
+    // comes after.
+    assert!(clock(&dir.path().join("taken.db"))? >= clock(&dir.path().join("replayed.db"))?);
+
+    // It sells as soon as it is in, and what it writes reaches the other tills.
+    let handle = taken.tenant(&caps())?;
+    let me = handle.actor(admin.user_id())?;
+    let product = handle
+        .list::<Product>(&ListQuery::new().limit(1))?
+        .rows
+        .into_iter()
+        .next()
+        .ok_or("a product")?;
+    let sale = handle.checkout(
+        &me,
+        &Checkout::new()
+            .line(LineItem::product(product.id, 1000))
+            .tender(Tender::Cash {
+                tendered_minor: 1_000_000,
+            }),
+    )?;
+    Syncer::new(&taken, &snap, &from_snapshot).round(&caps(), "t")?;
+    assert_eq!(taken.sync_status(&caps())?.pending, 0);
+    world.quiesce()?;
+    let till = world.store(world.terminal("caps", 2)).tenant(&caps())?;
+    assert!(till.get::<Sale>(sale.sale.id)?.is_some());
+    drop((taken, replayed));
+    assert!(verify_clean(&dir.path().join("taken.db"))?);
+    Ok(())
+}
+
+fn clock(path: &Path) -> Result<(i64, i64), Box<dyn std::error::Error>> {
+    let conn = rusqlite::Connection::open(path)?;
+    Ok(conn.query_row(
+        "SELECT hlc_millis, hlc_counter FROM node_state WHERE singleton = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+fn verify_clean(path: &Path) -> Result<bool, Box<dyn std::error::Error>> {
+    let store = Store::open(path)?;
+    let report = store.verify()?;
+    Ok(report.violations.is_empty())
+}
+
+#[test]
+fn a_file_the_terminal_cannot_take_changes_nothing_and_the_log_is_replayed() -> R {
+    let (world, _) = busy_world(7, 6)?;
+    let dir = tempfile::tempdir()?;
+    let (file, info) = snapshot_of(&world, dir.path())?;
+    let options = SyncOptions::default().snapshot_from(Some(1));
+    let reference = state(&{
+        let replay = Snapshots::new(world.central(), Serve::Nothing);
+        join(&dir.path().join("reference.db"), &replay, &options)?;
+        dir.path().join("reference.db")
+    })?;
+
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(
+        &garbage,
+        b"not a database at all, but long enough to look like one",
+    )?;
+    let wrong_cursor = SnapshotInfo {
+        cursor: info.cursor + 1,
+        ..info.clone()
+    };
+    let node = dir.path().join("node.db");
+    let whole = Store::open(&node)?;
+    let tenant_file = dir.path().join("node-file.db");
+    drop(whole);
+    std::fs::copy(&node, &tenant_file)?;
+    let cases = [
+        (
+            "garbage",
+            Serve::File(garbage, info.clone()),
+            "not a tenant export",
+        ),
+        (
+            "another cursor",
+            Serve::File(file.clone(), wrong_cursor),
+            "announced",
+        ),
+        (
+            "a node database",
+            Serve::File(tenant_file, info.clone()),
+            "not a tenant export",
+        ),
+    ];
+    for (i, (what, serve, says)) in cases.into_iter().enumerate() {
+        let snap = Snapshots::new(world.central(), serve);
+        let path = dir.path().join(format!("case-{i}.db"));
+        let (_store, report) = join(&path, &snap, &options)?;
+        match &report.snapshot {
+            Some(SnapshotUse::Refused { reason }) => {
+                assert!(reason.contains(says), "{what}: {reason}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert_eq!(state(&path)?, reference, "{what}: the replay's state");
+    }
+    Ok(())
+}
+
+#[test]
+fn an_unreachable_snapshot_fails_the_round_and_the_next_round_takes_it() -> R {
+    let (world, _) = busy_world(5, 6)?;
+    let dir = tempfile::tempdir()?;
+    let (file, info) = snapshot_of(&world, dir.path())?;
+    let options = SyncOptions::default().snapshot_from(Some(1));
+    let snap = Snapshots::new(world.central(), Serve::Unreachable);
+    let path = dir.path().join("node.db");
+    let store = Store::open(&path)?;
+    let failed = Syncer::new(&store, &snap, &options).join(&caps(), "t");
+    let err = failed
+        .err()
+        .ok_or("the round should fail while the snapshot is cut")?;
+    assert_eq!(err.class, pos_tenancy::sync::ErrorClass::Transient);
+    assert_eq!(store.sync_status(&caps())?.cursor, 0);
+    snap.serve(Serve::File(file, info.clone()));
+    let report = Syncer::new(&store, &snap, &options).round(&caps(), "t")?;
+    assert!(
+        matches!(report.snapshot, Some(SnapshotUse::Taken { cursor, .. }) if cursor == info.cursor),
+        "{report:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_terminal_that_sold_before_its_first_sync_replays_the_log_instead() -> R {
+    let (world, _) = busy_world(9, 4)?;
+    let dir = tempfile::tempdir()?;
+    let (file, info) = snapshot_of(&world, dir.path())?;
+    let snap = Snapshots::new(world.central(), Serve::File(file, info));
+    let store = Store::open(dir.path().join("node.db"))?;
+    store.add_tenant(&pos_tenancy::NewTenant::new(caps(), "caps"))?;
+    // Its own first write: a snapshot would have nothing to merge it with.
+    store
+        .tenant(&caps())?
+        .bootstrap_admin("second-owner", "Second")?;
+    let options = SyncOptions::default().snapshot_from(Some(1));
+    let report = Syncer::new(&store, &snap, &options).round(&caps(), "t")?;
+    assert_eq!(report.snapshot, None);
+    assert_eq!(snap.asked(), 0);
+    assert!(report.applied > 0);
+    Ok(())
+}

@@ -618,3 +618,64 @@ fn a_cut_download_or_a_wrong_checksum_is_an_error_naming_what_arrived_and_the_fi
     assert_eq!(got, None);
     assert!(!into.exists());
 }
+
+#[test]
+fn a_terminal_joining_from_the_real_servers_snapshot_ends_where_a_replay_ends() {
+    use pos_tenancy::sync::SnapshotUse;
+    let env = env();
+    let server = start(&env, &["--snapshots", &env.snaps_arg()]);
+    let caps = tid("caps");
+    let token = token("caps");
+    let http = HttpTransport::new(&server.url).expect("transport");
+    // Two tills that each made an admin `owner` offline: a conflict in the log, which the
+    // shadow's merge meets too.
+    let (a, b) = (node(), node());
+    push_products(&a, &server, 20, "A");
+    push_products(&b, &server, 20, "B");
+    let options = SyncOptions::default();
+    for till in [&a, &b] {
+        Syncer::new(till, &http, &options)
+            .round(&caps, &token)
+            .expect("round");
+    }
+    let built = build(&env, "caps");
+    push_products(&a, &server, 5, "C");
+
+    let joined_db = env.dir.path().join("joined.db");
+    let replayed_db = env.dir.path().join("replayed.db");
+    {
+        let joined = Store::open(&joined_db).expect("joined");
+        let take = SyncOptions::default().snapshot_from(Some(1));
+        let r = Syncer::new(&joined, &http, &take)
+            .join(&caps, &token)
+            .expect("joined");
+        assert!(
+            matches!(r.snapshot, Some(SnapshotUse::Taken { cursor, .. }) if Some(cursor) == built["cursor"].as_u64()),
+            "{:?}",
+            r.snapshot
+        );
+        let replayed = Store::open(&replayed_db).expect("replayed");
+        let replay = SyncOptions::default().snapshot_from(None);
+        let r2 = Syncer::new(&replayed, &http, &replay)
+            .join(&caps, &token)
+            .expect("replayed");
+        assert_eq!(r.cursor, r2.cursor, "both at the head, past the snapshot");
+    }
+    // A conflict's `detected_at` is when each node met it (two replays differ there too).
+    let comparable = |db: &Path| {
+        let mut dump = common::sync::dump(db, &caps).expect("dump");
+        for row in dump.get_mut("sync_conflicts").into_iter().flatten() {
+            let mut cols: Vec<&str> = row.split('|').collect();
+            cols[8] = "detected_at";
+            *row = cols.join("|");
+        }
+        dump
+    };
+    let (joined, replayed) = (comparable(&joined_db), comparable(&replayed_db));
+    assert!(
+        !joined["sync_conflicts"].is_empty(),
+        "the conflict came along"
+    );
+    common::sync::assert_same_dump(&joined, &replayed, "joined against replayed");
+    common::sync::assert_same_dump(&replayed, &joined, "replayed against joined");
+}

@@ -249,7 +249,8 @@ impl TenantSnapshots {
             Err(e) => return Err(shadow_err(e)),
         }
         let transport = DirectTransport::new(central);
-        let options = SyncOptions::default();
+        // The shadow is what snapshots are made of: it replays the log, never takes one.
+        let options = SyncOptions::default().snapshot_from(None);
         let syncer = Syncer::new(&store, &transport, &options);
         // DirectTransport ignores the token: the shadow is the server's own node.
         syncer.pull(tenant, "")?;

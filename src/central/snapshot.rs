@@ -26,11 +26,12 @@
 //!   nothing. The lock is the operating system's, so a crashed builder holds it no longer.
 //!   Processes that build into one directory must see it on one machine's file system: a
 //!   network file system's locks are not to be relied on.
-//! - The shadow pushes nothing. Its merge records the conflicts it meets, as every node does,
-//!   and such a record enters its outbox; those are the records the terminals that met the
-//!   conflict push themselves (the same ids), so they are dropped from the shadow's outbox
-//!   before the export. Anything else in its outbox is [`SnapshotError::ShadowWrote`], and
-//!   nothing is published: a snapshot never carries operations of the shadow's own.
+//! - The shadow writes nothing of its own but what every node's merge writes: the records of
+//!   the conflicts it meets. It pushes them like every terminal (the same ids; the record with
+//!   the newest stamp is the one every node keeps) and pulls them back, so a terminal that
+//!   joins from the snapshot holds the very record the others end with, and the snapshot
+//!   carries no operation the server has not received. An outbox that is still not empty
+//!   after that is [`SnapshotError::ShadowWrote`], and nothing is published.
 //! - Older snapshots are removed once a newer one is published. A download in flight keeps
 //!   its open file (on Linux an unlinked file lives while it is open).
 
@@ -39,7 +40,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 use super::{CentralError, CentralStore};
 use crate::ids::TenantId;
@@ -114,9 +115,9 @@ pub enum SnapshotError {
     /// The shadow holds operations of its own for the tenant, which a snapshot must never
     /// carry; nothing was published.
     #[error(
-        "the shadow node of tenant {tenant} holds {pending} operations of its own that are not \
-         conflict records of its merge; a snapshot must not carry them, nothing was published \
-         (remove {path} to rebuild the shadow from the log)"
+        "the shadow node of tenant {tenant} still holds {pending} operations of its own after \
+         pushing them; a snapshot must not carry them, nothing was published (remove {path} to \
+         rebuild the shadow from the log)"
     )]
     ShadowWrote {
         /// The tenant.
@@ -255,7 +256,15 @@ impl TenantSnapshots {
         // DirectTransport ignores the token: the shadow is the server's own node.
         syncer.pull(tenant, "")?;
         syncer.pull_config(tenant, "")?;
-        drop_own_conflict_records(&store, tenant).map_err(shadow_err)?;
+        // Its conflict records go to the log like every terminal's, and come back with the
+        // next pull. Bounded: a push the server took leaves the outbox empty.
+        for _ in 0..3 {
+            if own_operations(&store, tenant).map_err(shadow_err)? == 0 {
+                break;
+            }
+            syncer.push(tenant, "")?;
+            syncer.pull(tenant, "")?;
+        }
         let pending = own_operations(&store, tenant).map_err(shadow_err)?;
         if pending > 0 {
             return Err(SnapshotError::ShadowWrote {
@@ -522,18 +531,6 @@ fn remove_older(dir: &Path, cursor: u64) -> Result<()> {
             Err(e) => return Err(io("remove", &sums)(e)),
         }
     }
-    Ok(())
-}
-
-/// Drops the conflict records the shadow's merge put in its outbox (see the module docs):
-/// the shadow never pushes them, and the terminals that met the conflicts push their own.
-fn drop_own_conflict_records(store: &Store, tenant: &TenantId) -> crate::Result<()> {
-    store.conn.execute(
-        "DELETE FROM pending_operations
-         WHERE tenant_id = ?1 AND device_id = ?2 AND table_name = 'sync_conflicts'
-           AND kind = 'insert' AND actor_user_id IS NULL",
-        params![tenant, store.node_id()],
-    )?;
     Ok(())
 }
 
@@ -871,7 +868,7 @@ mod tests {
     }
 
     #[test]
-    fn the_conflict_records_of_the_shadows_merge_stay_out_of_the_snapshots_outbox() {
+    fn the_conflict_records_of_the_shadows_merge_are_pushed_and_stay_out_of_the_snapshots_outbox() {
         let root = tempfile::tempdir().expect("dir");
         let central = Arc::new(crate::SqliteCentral::open_in_memory().expect("central"));
         let snaps = TenantSnapshots::new(root.path().join("snaps"));
@@ -904,5 +901,16 @@ mod tests {
             file_cursor(&path, &caps).expect("cursor"),
             Some(info.cursor)
         );
+        // The log holds the shadow's record, so every terminal ends with the same one.
+        let shadow: String = conn
+            .query_row("SELECT node_id FROM node_state", [], |r| r.get(0))
+            .expect("node");
+        let page = central.operations_after(&caps, 0, 1000).expect("log");
+        assert!(page
+            .operations
+            .iter()
+            .any(|o| o.operation.table == "sync_conflicts"
+                && o.operation.device_id.to_string() == shadow));
+        assert_eq!(page.high, info.cursor, "the snapshot covers its own pushes");
     }
 }

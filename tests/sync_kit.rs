@@ -222,3 +222,35 @@ fn the_same_scenario_over_real_http_on_loopback_converges_with_faults() -> R {
     world.quiesce()?;
     Ok(world.check_all()?)
 }
+
+#[test]
+fn a_terminal_joining_after_a_snapshot_takes_it_and_the_world_converges() -> R {
+    use pos_tenancy::sync::{SnapshotUse, SyncOptions};
+    let mut world = World::builder(21)
+        .tenant("caps", 2)
+        .options(SyncOptions::default().snapshot_from(Some(1)))
+        .build()?;
+    let admin = world.admin("caps")?;
+    let first = world.terminal("caps", 0);
+    world.product(first, &admin, "OF-1", 500, 2)?;
+    let (a, b) = (first, world.terminal("caps", 1));
+    world.offline(b);
+    for t in [a, b, a, b, a] {
+        world.random_action(t, &admin)?;
+    }
+    world.online(b);
+    world.quiesce()?;
+    let info = world.snapshot("caps")?;
+    world.random_action(a, &admin)?;
+    world.quiesce()?;
+    let late = world.join("caps")?;
+    let report = world.sync(late)??;
+    assert!(
+        matches!(report.snapshot, Some(SnapshotUse::Taken { cursor, .. }) if cursor == info.cursor),
+        "{report:?}"
+    );
+    world.quiesce()?;
+    world.check_all()?;
+    assert_eq!(world.dump("caps", late)?, world.dump("caps", a)?);
+    Ok(())
+}

@@ -35,6 +35,10 @@
 //! that fails says so with the seed and the command that replays it (`POS_SYNC_SEED=<seed>`
 //! overrides the seed given to [`World::builder`]).
 //!
+//! A terminal that joins late can take the tenant's snapshot instead of replaying the log, as
+//! over a real server: [`World::snapshot`] builds it, and the join's first sync takes it when
+//! the world's options let it.
+//!
 //! One file of about 1,000 lines: the world, the transport wrapper its faults live in, and the
 //! checkers all read the same shared state (links, chaos, the seeded stream), which a split
 //! would have to pass around; the HTTP server wiring is the seam to split along next.
@@ -48,10 +52,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::catalog::{Product, SyncClass, TABLES};
-use crate::central::{CentralStore, SqliteCentral};
+use crate::central::{CentralStore, SqliteCentral, TenantSnapshots};
 use crate::ids::{RowId, TenantId, Timestamp};
 use crate::pos::Pos;
-use crate::protocol::{Operation, OperationPage, OperationResult, TenantConfig};
+use crate::protocol::{Operation, OperationPage, OperationResult, SnapshotInfo, TenantConfig};
 use crate::store::Store;
 use crate::sync::{
     CrashPoint, DirectTransport, RoundReport, SyncError, SyncOptions, Syncer, Transport,
@@ -142,6 +146,7 @@ impl WorldBuilder {
             SqliteCentral::open(dir.path().join("central.db"))
                 .map_err(|e| fail(format!("central store: {e}")))?,
         );
+        let snapshots = TenantSnapshots::new(dir.path().join("snapshots"));
         let shared = Arc::new(Mutex::new(Shared {
             rng: ChaCha8Rng::seed_from_u64(seed),
             chaos: Chaos::default(),
@@ -151,6 +156,7 @@ impl WorldBuilder {
             seed,
             dir,
             central,
+            snapshots,
             shared,
             terminals: Vec::new(),
             options: self.options,
@@ -160,7 +166,10 @@ impl WorldBuilder {
         };
         #[cfg(feature = "server")]
         if self.http {
-            world.server = Some(HttpServer::start(Arc::clone(&world.central)).map_err(fail)?);
+            world.server = Some(
+                HttpServer::start(Arc::clone(&world.central), world.snapshots.clone())
+                    .map_err(fail)?,
+            );
         }
         for (tenant, count) in &self.tenants {
             let id: TenantId = tenant
@@ -283,6 +292,16 @@ impl Transport for KitTransport {
         self.chaos(false)?;
         self.inner.config(tenant, token)
     }
+
+    fn snapshot(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        into: &std::path::Path,
+    ) -> Result<Option<SnapshotInfo>, TransportError> {
+        self.chaos(false)?;
+        self.inner.snapshot(tenant, token, into)
+    }
 }
 
 struct Terminal {
@@ -299,6 +318,7 @@ pub struct World {
     seed: u64,
     dir: tempfile::TempDir,
     central: Arc<SqliteCentral>,
+    snapshots: TenantSnapshots,
     shared: Arc<Mutex<Shared>>,
     terminals: Vec<Terminal>,
     options: SyncOptions,
@@ -317,13 +337,14 @@ struct HttpServer {
 
 #[cfg(feature = "server")]
 impl HttpServer {
-    fn start(central: Arc<SqliteCentral>) -> Result<Self, String> {
+    fn start(central: Arc<SqliteCentral>, snapshots: TenantSnapshots) -> Result<Self, String> {
         let secret: Vec<u8> = (0..3)
             .flat_map(|_| *RowId::new().as_uuid().as_bytes())
             .collect();
         // The kit's terminals sync far more often than a shop's: no rate limit in the way.
         let state = crate::server::AppState::new(central, secret.clone())
             .map_err(|e| e.to_string())?
+            .snapshots(snapshots)
             .rate_limit(crate::protocol::RateLimit {
                 requests: 1_000_000,
                 per_secs: 1,
@@ -387,6 +408,14 @@ impl Transport for TokenTransport {
     fn config(&self, tenant: &TenantId, _token: &str) -> Result<TenantConfig, TransportError> {
         self.http.config(tenant, &self.token)
     }
+    fn snapshot(
+        &self,
+        tenant: &TenantId,
+        _token: &str,
+        into: &std::path::Path,
+    ) -> Result<Option<SnapshotInfo>, TransportError> {
+        self.http.snapshot(tenant, &self.token, into)
+    }
 }
 
 impl std::fmt::Debug for World {
@@ -422,10 +451,24 @@ impl World {
         self.seed
     }
 
-    /// The world's central store: for tests that read the log or build a tenant's snapshot
-    /// from it, and for terminals of their own beside the world's.
+    /// The world's central store: for tests that read the log, and for terminals of their own
+    /// beside the world's.
     pub fn central(&self) -> &Arc<SqliteCentral> {
         &self.central
+    }
+
+    /// Builds the tenant's snapshot from the central log as `pos-central snapshot` does; from
+    /// now on the world's server serves it, so a terminal that [`join`](Self::join)s takes it
+    /// on its first sync when its options let it ([`SyncOptions::snapshot_from`]; the default
+    /// asks only 20,000 operations behind).
+    pub fn snapshot(&mut self, tenant: &str) -> KitResult<SnapshotInfo> {
+        let id: TenantId = tenant.parse().map_err(|e| self.fail(format!("{e}")))?;
+        let info = self
+            .snapshots
+            .build(Arc::clone(&self.central), &id)
+            .map_err(|e| self.fail(format!("snapshot of {tenant}: {e}")))?;
+        self.note(format!("snapshot of {tenant} up to {}", info.cursor));
+        Ok(info)
     }
 
     fn fail(&self, what: impl Into<String>) -> KitError {
@@ -466,7 +509,9 @@ impl World {
             return Ok(Box::new(TokenTransport { http, token }));
         }
         let _ = (index, tenant);
-        Ok(Box::new(DirectTransport::new(Arc::clone(&self.central))))
+        Ok(Box::new(
+            DirectTransport::new(Arc::clone(&self.central)).with_snapshots(self.snapshots.clone()),
+        ))
     }
 
     fn add_terminal(&mut self, tenant: &TenantId) -> KitResult<TerminalId> {

@@ -22,6 +22,10 @@
 //!   for a join, now beats it), the same rows written through the handle (`handle`: the store's
 //!   own insert, with the audit row and the outbox operation of every local write), and the
 //!   pages read with nothing written (`pull_only`: what the transport and the JSON cost).
+//!   Beside the replay, `engine from a snapshot`: the same new terminal joins from the
+//!   tenant's snapshot, built first as `pos-central snapshot` builds it (its cost printed
+//!   apart: the central server's work, done before a terminal asks), downloaded through the
+//!   direct transport (bytes copied, SHA-256 checked, file synced) and copied in.
 //!   Goal: at least 50,000 operations applied a second.
 //! * `apply_one` (criterion): one small pull round on the terminal `bootstrap` filled (it holds
 //!   every row of the tenant: in the full run a million, twice the goal's 500,000), after
@@ -48,7 +52,7 @@
 //! Without timing: `POS_BENCH_SYNC_PROFILE=<bootstrap|snapshot|rusqlite|handle|converge|push>`
 //! builds (or reuses, with the cache) the fixture and runs that side once, for instruction
 //! counts: `valgrind --tool=callgrind --toggle-collect='*_once*'` counts only the side's work
-//! (`snapshot` replays the log once untimed to write the snapshot it then joins from).
+//! (`snapshot` builds the snapshot untimed, as the central server would, then joins from it).
 
 mod common;
 
@@ -62,20 +66,16 @@ use common::{caps, env_count, load, process_cpu, product};
 use criterion::Criterion;
 use pos_tenancy::catalog::{self, ColumnKind, Customer, Product};
 use pos_tenancy::pos::{Checkout, LineItem, Pos, Tender};
-use pos_tenancy::protocol::SnapshotInfo;
-use pos_tenancy::sync::{
-    DirectTransport, SnapshotUse, SyncOptions, Syncer, Transport, TransportError,
-};
+use pos_tenancy::sync::{DirectTransport, SnapshotUse, SyncOptions, Syncer, Transport};
 use pos_tenancy::{
     Actor, CentralStore, NewTenant, Operation, OperationKind, Plan, RowId, SqliteCentral, Store,
-    TenantAccess, TenantId, Timestamp,
+    TenantAccess, TenantSnapshots, Timestamp,
 };
 use pos_tenancy::{BackgroundCheckpoint, CHECKPOINT_INTERVAL};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rusqlite::types::Value;
 use rusqlite::{Connection, TransactionBehavior};
-use sha2::{Digest, Sha256};
 
 /// Products in the catalog every terminal starts with.
 const PRODUCTS: usize = 500;
@@ -702,71 +702,12 @@ fn bootstrap_once(store: &Store, transport: &DirectTransport<SqliteCentral>) -> 
     pull(store, transport)
 }
 
-/// The central store with a snapshot of the tenant served from a file, as `pos-central`
-/// serves it: the bytes copied to the terminal's download and their SHA-256 checked as they
-/// go, the work the HTTP client does short of the socket.
-struct Snapshotted {
-    inner: DirectTransport<SqliteCentral>,
-    file: PathBuf,
-    info: SnapshotInfo,
-}
-
-impl Transport for Snapshotted {
-    fn push(
-        &self,
-        tenant: &TenantId,
-        token: &str,
-        operations: &[Operation],
-    ) -> Result<Vec<pos_tenancy::protocol::OperationResult>, TransportError> {
-        self.inner.push(tenant, token, operations)
-    }
-    fn pull(
-        &self,
-        tenant: &TenantId,
-        token: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<pos_tenancy::protocol::OperationPage, TransportError> {
-        self.inner.pull(tenant, token, after, limit)
-    }
-    fn config(
-        &self,
-        tenant: &TenantId,
-        token: &str,
-    ) -> Result<pos_tenancy::protocol::TenantConfig, TransportError> {
-        self.inner.config(tenant, token)
-    }
-    fn snapshot(
-        &self,
-        _tenant: &TenantId,
-        _token: &str,
-        into: &Path,
-    ) -> Result<Option<SnapshotInfo>, TransportError> {
-        use std::io::{Read, Write};
-        let io = |e: std::io::Error| TransportError::Unreachable(e.to_string());
-        let mut from = std::fs::File::open(&self.file).map_err(io)?;
-        let mut to = std::fs::File::create_new(into).map_err(io)?;
-        let mut sha = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = from.read(&mut buf).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            sha.update(&buf[..n]);
-            to.write_all(&buf[..n]).map_err(io)?;
-        }
-        to.sync_all().map_err(io)?;
-        let found: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(found, self.info.sha256, "the snapshot arrived whole");
-        Ok(Some(self.info.clone()))
-    }
-}
-
-/// A new terminal joining from the snapshot: the download, the copy, the index build, and
-/// the log after the snapshot (none here). Returns the operations the snapshot holds.
+/// A new terminal joining from the snapshot: the download (the bytes copied, their SHA-256
+/// checked and the file synced, what the HTTP client does short of the socket), the copy, the
+/// index build, and the log after the snapshot (none here). Returns the operations the
+/// snapshot holds.
 #[inline(never)]
-fn snapshot_once(store: &Store, transport: &Snapshotted) -> usize {
+fn snapshot_once(store: &Store, transport: &DirectTransport<SqliteCentral>) -> usize {
     let options = options().snapshot_from(Some(1));
     let report = Syncer::new(store, transport, &options)
         .pull(&caps(), "token")
@@ -777,26 +718,22 @@ fn snapshot_once(store: &Store, transport: &Snapshotted) -> usize {
     }
 }
 
-/// The tenant exported from a terminal that applied the whole log: what the central server
-/// serves (it keeps such a node per tenant).
-fn make_snapshot(joined: &Path, into: &Path) -> SnapshotInfo {
-    let store = Store::open(joined).expect("joined terminal");
-    let cursor = store.sync_status(&caps()).expect("status").cursor;
-    let started = Instant::now();
-    let export = store
-        .export_tenant(&caps(), into, &mut |_| {})
-        .expect("export");
+/// The central store serving the tenant's snapshot, built as `pos-central snapshot` builds it
+/// (a shadow node replays the log, then exports the tenant); the build is the central
+/// server's work, done before a terminal asks, so it is printed but not timed with the join.
+fn snapshot_transport(central: &Arc<SqliteCentral>, dir: &Path) -> DirectTransport<SqliteCentral> {
+    let snapshots = TenantSnapshots::new(dir.join("snapshots"));
+    let started = Usage::now();
+    let info = snapshots
+        .build(Arc::clone(central), &caps())
+        .expect("snapshot built");
     eprintln!(
-        "  snapshot: {} rows, {} MB, written in {:.1} s (the central server's work, not timed)",
-        export.rows,
-        export.bytes / 1_000_000,
-        started.elapsed().as_secs_f64()
+        "  snapshot: up to {}, {} MB, built by the central server in {} (not timed with the join)",
+        info.cursor,
+        info.bytes / 1_000_000,
+        Usage::since(started).describe()
     );
-    SnapshotInfo {
-        cursor,
-        sha256: export.sha256,
-        bytes: export.bytes,
-    }
+    DirectTransport::new(Arc::clone(central)).with_snapshots(snapshots)
 }
 
 /// By hand: the same pages from the same transport, their rows inserted with every index in
@@ -994,7 +931,7 @@ fn bootstrap(f: &TenantFixture, work: &Path) -> PathBuf {
     let mut handle_ops = 0;
     let mut read = Vec::new();
     let mut snapshotted = Vec::new();
-    let mut snapshot: Option<Snapshotted> = None;
+    let snapshot = snapshot_transport(&central, work);
     let mut last = PathBuf::new();
     let load_before = load();
     for r in 0..runs() {
@@ -1011,25 +948,16 @@ fn bootstrap(f: &TenantFixture, work: &Path) -> PathBuf {
             assert_eq!(st.open_conflicts, 0);
         }
         drop(store);
-        if snapshot.is_none() {
-            let file = work.join("snapshot.db");
-            let info = make_snapshot(&path, &file);
-            snapshot = Some(Snapshotted {
-                inner: DirectTransport::new(Arc::clone(&central)),
-                file,
-                info,
-            });
-        }
         if !last.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&last);
         }
         last = path;
         // The engine, from the snapshot.
-        if let Some(snap) = &snapshot {
+        {
             let path = work.join(format!("snapshot-{r}.db"));
             let store = new_terminal(&path);
             let started = Usage::now();
-            let n = snapshot_once(&store, snap);
+            let n = snapshot_once(&store, &snapshot);
             snapshotted.push(Usage::since(started));
             assert_eq!(n as u64, f.ops, "the snapshot holds the whole log");
             drop(store);
@@ -1315,17 +1243,7 @@ fn profile(side: &str) {
                 env_count("POS_BENCH_SYNC_PENDING", 200_000),
             );
             let work = tempfile::tempdir_in(&f.dir).expect("work dir");
-            let central = open_central(&f.central());
-            let joined = work.path().join("joined.db");
-            let transport = DirectTransport::new(Arc::clone(&central));
-            bootstrap_once(&new_terminal(&joined), &transport);
-            let file = work.path().join("snapshot.db");
-            let info = make_snapshot(&joined, &file);
-            let snap = Snapshotted {
-                inner: transport,
-                file,
-                info,
-            };
+            let snap = snapshot_transport(&open_central(&f.central()), work.path());
             let store = new_terminal(&work.path().join("profile.db"));
             let timed = Usage::now();
             let n = snapshot_once(&store, &snap);

@@ -4,15 +4,15 @@
 //! behind for good.
 //!
 //! The test re-runs its own binary as the child (`POS_SNAP_CHILD_DB` set): the child opens the
-//! terminal's file and joins the tenant through a transport that serves the snapshot from a
-//! file, printing `joining` before and `joined <cursor>` after. The parent kills it after a
+//! terminal's file and joins the tenant through a transport that serves the snapshot
+//! `TenantSnapshots` built, printing `joining` before and `joined <cursor>` after. The parent kills it after a
 //! delay spread over the length of a join that was not killed, checks the file with the child
 //! dead, and starts the next run from whatever the kill left (a complete join is started
 //! afresh). Every wait is bounded; no timing is asserted.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -21,13 +21,9 @@ use std::time::{Duration, Instant};
 
 use common::{populate, product, tid};
 use pos_tenancy::catalog::{SyncClass, TABLES};
-use pos_tenancy::protocol::{
-    Operation, OperationPage, OperationResult, SnapshotInfo, TenantConfig,
-};
-use pos_tenancy::sync::{
-    DirectTransport, SnapshotUse, SyncOptions, Syncer, Transport, TransportError,
-};
-use pos_tenancy::{CentralStore, NewTenant, SqliteCentral, Store, TenantAccess, TenantId};
+use pos_tenancy::protocol::SnapshotInfo;
+use pos_tenancy::sync::{DirectTransport, SnapshotUse, SyncOptions, Syncer};
+use pos_tenancy::{CentralStore, NewTenant, SqliteCentral, Store, TenantAccess, TenantSnapshots};
 
 type E = Box<dyn std::error::Error>;
 
@@ -40,51 +36,12 @@ const MIN_KILLS: usize = 12;
 const MAX_RUNS: usize = 60;
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The world's central store with the snapshot served from a file.
-struct FromFile {
-    inner: DirectTransport<SqliteCentral>,
-    file: PathBuf,
-    info: SnapshotInfo,
-}
-
-impl Transport for FromFile {
-    fn push(
-        &self,
-        tenant: &TenantId,
-        token: &str,
-        operations: &[Operation],
-    ) -> Result<Vec<OperationResult>, TransportError> {
-        self.inner.push(tenant, token, operations)
-    }
-    fn pull(
-        &self,
-        tenant: &TenantId,
-        token: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<OperationPage, TransportError> {
-        self.inner.pull(tenant, token, after, limit)
-    }
-    fn config(&self, tenant: &TenantId, token: &str) -> Result<TenantConfig, TransportError> {
-        self.inner.config(tenant, token)
-    }
-    fn snapshot(
-        &self,
-        _tenant: &TenantId,
-        _token: &str,
-        into: &Path,
-    ) -> Result<Option<SnapshotInfo>, TransportError> {
-        let io = |e: std::io::Error| TransportError::Unreachable(e.to_string());
-        let mut bytes = Vec::new();
-        std::fs::File::open(&self.file)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(io)?;
-        let mut to = std::fs::File::create_new(into).map_err(io)?;
-        to.write_all(&bytes)
-            .and_then(|()| to.sync_all())
-            .map_err(io)?;
-        Ok(Some(self.info.clone()))
-    }
+/// The central store serving its published snapshots, as `pos-central serve --snapshots`.
+fn transport(central: &Path, snapshots: &Path) -> Result<DirectTransport<SqliteCentral>, E> {
+    Ok(
+        DirectTransport::new(Arc::new(SqliteCentral::open(central)?))
+            .with_snapshots(TenantSnapshots::new(snapshots)),
+    )
 }
 
 fn options() -> SyncOptions {
@@ -99,16 +56,10 @@ fn options() -> SyncOptions {
 fn child(db: &Path) -> ! {
     let run = || -> Result<(), E> {
         let var = |k: &str| std::env::var(k);
-        let info = SnapshotInfo {
-            cursor: var("POS_SNAP_CURSOR")?.parse()?,
-            sha256: var("POS_SNAP_SHA256")?,
-            bytes: var("POS_SNAP_BYTES")?.parse()?,
-        };
-        let transport = FromFile {
-            inner: DirectTransport::new(Arc::new(SqliteCentral::open(var("POS_SNAP_CENTRAL")?)?)),
-            file: var("POS_SNAP_FILE")?.into(),
-            info,
-        };
+        let transport = transport(
+            Path::new(&var("POS_SNAP_CENTRAL")?),
+            Path::new(&var("POS_SNAP_DIR")?),
+        )?;
         let store = Store::open(db)?;
         println!("{MARK}joining");
         let options = options();
@@ -149,12 +100,12 @@ fn lines(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
 struct Fixture {
     dir: tempfile::TempDir,
     central: PathBuf,
-    file: PathBuf,
+    snapshots: PathBuf,
     info: SnapshotInfo,
 }
 
-/// A tenant's log on a central store, and its snapshot: exported from a terminal that
-/// replayed the log.
+/// A tenant's log on a central store, and its snapshot, built as `pos-central snapshot`
+/// builds it.
 fn fixture() -> Result<Fixture, E> {
     let dir = tempfile::tempdir()?;
     let central_path = dir.path().join("central.db");
@@ -175,21 +126,12 @@ fn fixture() -> Result<Fixture, E> {
         tx.commit()?;
     }
     Syncer::new(&writer, &transport, &replay).round(&tid("caps"), "t")?;
-    let shadow = Store::open(dir.path().join("shadow.db"))?;
-    let syncer = Syncer::new(&shadow, &transport, &replay);
-    syncer.join(&tid("caps"), "t")?;
-    syncer.round(&tid("caps"), "t")?;
-    let cursor = shadow.sync_status(&tid("caps"))?.cursor;
-    let file = dir.path().join("snapshot.db");
-    let export = shadow.export_tenant(&tid("caps"), &file, &mut |_| {})?;
+    let snapshots = dir.path().join("snapshots");
+    let info = TenantSnapshots::new(&snapshots).build(central, &tid("caps"))?;
     Ok(Fixture {
         central: central_path,
-        file,
-        info: SnapshotInfo {
-            cursor,
-            sha256: export.sha256,
-            bytes: export.bytes,
-        },
+        snapshots,
+        info,
         dir,
     })
 }
@@ -205,10 +147,7 @@ fn run_child(exe: &Path, f: &Fixture, db: &Path, delay: Option<Duration>) -> Res
         .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
         .env("POS_SNAP_CHILD_DB", db)
         .env("POS_SNAP_CENTRAL", &f.central)
-        .env("POS_SNAP_FILE", &f.file)
-        .env("POS_SNAP_CURSOR", f.info.cursor.to_string())
-        .env("POS_SNAP_SHA256", &f.info.sha256)
-        .env("POS_SNAP_BYTES", f.info.bytes.to_string())
+        .env("POS_SNAP_DIR", &f.snapshots)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -369,11 +308,7 @@ fn a_join_from_a_snapshot_killed_at_any_moment_holds_all_of_it_or_nothing() -> R
             *outcomes.entry("all").or_default() += 1;
             // The next pull removes a download a kill left after the commit.
             let store = Store::open(&db)?;
-            let transport = FromFile {
-                inner: DirectTransport::new(Arc::new(SqliteCentral::open(&f.central)?)),
-                file: f.file.clone(),
-                info: f.info.clone(),
-            };
+            let transport = transport(&f.central, &f.snapshots)?;
             let options = options();
             let report = Syncer::new(&store, &transport, &options).round(&tid("caps"), "t")?;
             assert_eq!(report.snapshot, None, "run {run}: taken once");

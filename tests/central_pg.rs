@@ -3,6 +3,7 @@
 //! themselves (`common/pg.rs`). Where PostgreSQL is not installed they say so and skip, unless
 //! `POS_REQUIRE_POSTGRES=1`.
 
+mod common;
 #[path = "common/pg.rs"]
 mod pg;
 
@@ -1020,4 +1021,82 @@ fn sslmode_require_against_a_server_without_tls_is_refused_and_prefer_falls_back
         other => panic!("expected PostgresTls, got {other:?}"),
     }
     PgCentral::connect(&format!("{app}?sslmode=prefer"), 1).expect("prefer connects in plain");
+}
+
+#[test]
+fn a_snapshot_built_from_a_postgres_central_is_taken_by_a_new_terminal() {
+    use pos_tenancy::sync::{DirectTransport, SnapshotUse, SyncOptions, Syncer};
+    use pos_tenancy::{Store, TenantAccess, TenantSnapshots};
+    use std::sync::Arc;
+
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let url = cluster.fresh_database();
+    let central_store = Arc::new(PgCentral::connect(&url, 2).expect("a PgCentral"));
+    central_store
+        .add_tenant(&NewTenant::new(tid("caps"), "Caps"))
+        .expect("a tenant");
+    let dir = tempfile::tempdir().expect("a directory");
+    let transport = DirectTransport::new(Arc::clone(&central_store));
+    let replay = SyncOptions::default().snapshot_from(None);
+    let writer = Store::open(dir.path().join("writer.db")).expect("a node");
+    writer
+        .add_tenant(&NewTenant::new(tid("caps"), "Caps"))
+        .expect("the tenant");
+    {
+        let mut t = writer.tenant(&tid("caps")).expect("a handle");
+        let admin = t.bootstrap_admin("owner", "Owner").expect("an admin");
+        let tx = t.transaction().expect("a transaction");
+        for i in 0..50 {
+            tx.insert(&admin, &common::product(&format!("SKU-{i}"), 100 + i))
+                .expect("a product");
+        }
+        tx.commit().expect("committed");
+    }
+    Syncer::new(&writer, &transport, &replay)
+        .round(&tid("caps"), "t")
+        .expect("pushed");
+    let snaps = dir.path().join("snaps");
+    let built: serde_json::Value = serde_json::from_str(&central(&[
+        "snapshot",
+        "--database-url",
+        &url,
+        "--dir",
+        snaps.to_str().expect("a UTF-8 path"),
+        "--tenant",
+        "caps",
+        "--json",
+    ]))
+    .expect("JSON");
+    let head = central_store
+        .operations_after(&tid("caps"), 0, 1)
+        .expect("the log")
+        .high;
+    assert_eq!(built["cursor"].as_u64(), Some(head), "{built}");
+
+    let joining = Store::open(dir.path().join("new.db")).expect("a node");
+    let served = DirectTransport::new(Arc::clone(&central_store))
+        .with_snapshots(TenantSnapshots::new(&snaps));
+    let report = Syncer::new(
+        &joining,
+        &served,
+        &SyncOptions::default().snapshot_from(Some(1)),
+    )
+    .join(&tid("caps"), "t")
+    .expect("joined");
+    assert!(
+        matches!(report.snapshot, Some(SnapshotUse::Taken { cursor, .. }) if cursor == head),
+        "{report:?}"
+    );
+    let count = |s: &Store| {
+        s.tenant(&tid("caps"))
+            .expect("a handle")
+            .list::<pos_tenancy::catalog::Product>(&pos_tenancy::ListQuery::new().limit(500))
+            .expect("products")
+            .rows
+            .len()
+    };
+    assert_eq!(count(&joining), 50);
+    assert_eq!(count(&joining), count(&writer));
 }

@@ -490,3 +490,59 @@ fn a_terminal_that_sold_before_its_first_sync_replays_the_log_instead() -> R {
     assert!(report.applied > 0);
     Ok(())
 }
+
+#[test]
+fn a_file_whose_rows_break_this_nodes_rules_is_refused_and_the_log_replayed() -> R {
+    let (world, _) = busy_world(11, 4)?;
+    let dir = tempfile::tempdir()?;
+    let (file, info) = snapshot_of(&world, dir.path())?;
+    let options = SyncOptions::default().snapshot_from(Some(1));
+    let reference = state(&{
+        let replay = Snapshots::new(world.central(), Serve::Nothing);
+        join(&dir.path().join("reference.db"), &replay, &options)?;
+        dir.path().join("reference.db")
+    })?;
+    // Files that pass every check made before the copy (a tenant export of caps alone, this
+    // schema version, no pending operation, the announced cursor) but whose tables do not
+    // hold what this node's tables take: the copy fails on the file, not on this node.
+    let cases = [
+        (
+            "a row a CHECK refuses",
+            "PRAGMA ignore_check_constraints = ON;
+             UPDATE audit_log SET action = 'bogus' WHERE id = (SELECT min(id) FROM audit_log);",
+            "CHECK constraint failed",
+        ),
+        (
+            "a table missing",
+            "PRAGMA foreign_keys = OFF; DROP TABLE layaway_payments;",
+            "no such table",
+        ),
+    ];
+    for (i, (what, damage, says)) in cases.into_iter().enumerate() {
+        let bad = dir.path().join(format!("bad-{i}.db"));
+        std::fs::copy(&file, &bad)?;
+        rusqlite::Connection::open(&bad)?.execute_batch(damage)?;
+        let bytes = std::fs::metadata(&bad)?.len();
+        let snap = Snapshots::new(
+            world.central(),
+            Serve::File(
+                bad,
+                SnapshotInfo {
+                    bytes,
+                    ..info.clone()
+                },
+            ),
+        );
+        let path = dir.path().join(format!("case-{i}.db"));
+        let (_store, report) = join(&path, &snap, &options)
+            .map_err(|e| format!("{what}: the round failed instead of replaying: {e}"))?;
+        match &report.snapshot {
+            Some(SnapshotUse::Refused { reason }) => {
+                assert!(reason.contains(says), "{what}: {reason}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert_eq!(state(&path)?, reference, "{what}: the replay's state");
+    }
+    Ok(())
+}

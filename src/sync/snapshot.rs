@@ -227,14 +227,16 @@ fn copy_in(
         let columns: Vec<String> = table.all_column_names().map(ident).collect();
         let columns = columns.join(", ");
         // Names from the catalog only; the tenant is bound.
-        rows += tx.execute(
-            &format!(
-                "INSERT INTO main.{t} ({columns}) SELECT {columns} FROM snapshot.{t}
-                 WHERE tenant_id = ?1",
-                t = ident(table.name)
-            ),
-            [tenant],
-        )? as u64;
+        rows += tx
+            .execute(
+                &format!(
+                    "INSERT INTO main.{t} ({columns}) SELECT {columns} FROM snapshot.{t}
+                     WHERE tenant_id = ?1",
+                    t = ident(table.name)
+                ),
+                [tenant],
+            )
+            .map_err(|e| copy_error(table.name, e))? as u64;
     }
     state::ensure(&tx, tenant)?;
     state::set_cursor(&tx, tenant, info.cursor)?;
@@ -247,4 +249,24 @@ fn copy_in(
         _ => Unusable::Local(e.into()),
     })?;
     Ok(rows)
+}
+
+/// Why copying `table` failed. The tenant holds nothing here and every key includes the
+/// tenant, so a broken constraint is the file's rows; and this node's tables are migrated, so
+/// a statement that cannot be prepared (`SQLITE_ERROR`: a table or column missing) is the
+/// file's tables. Both are the file's fault: refused, and the log is replayed. Anything else
+/// (a full disk, an I/O error, a busy lock) is this node's.
+fn copy_error(table: &str, e: rusqlite::Error) -> Unusable {
+    let file = match e.sqlite_error() {
+        Some(f) => {
+            f.code == rusqlite::ErrorCode::ConstraintViolation
+                || f.extended_code == rusqlite::ffi::SQLITE_ERROR
+        }
+        None => false,
+    };
+    if file {
+        Unusable::File(format!("its rows of {table} cannot be taken ({e})"))
+    } else {
+        Unusable::Local(e.into())
+    }
 }

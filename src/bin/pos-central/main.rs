@@ -1019,6 +1019,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line that cannot be written (the reader of stderr went away) is dropped:
+        // reporting it would `eprintln!` to that same stderr, which panics.
+        .log_internal_errors(false)
         .init();
     match run(cli) {
         Ok(code) => code,

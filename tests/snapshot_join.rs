@@ -546,3 +546,49 @@ fn a_file_whose_rows_break_this_nodes_rules_is_refused_and_the_log_replayed() ->
     }
     Ok(())
 }
+
+#[test]
+fn a_snapshot_past_the_head_of_the_servers_log_is_refused_and_the_log_replayed() -> R {
+    let (world, _) = busy_world(13, 4)?;
+    let dir = tempfile::tempdir()?;
+    let (file, info) = snapshot_of(&world, dir.path())?;
+    let options = SyncOptions::default().snapshot_from(Some(1));
+    let reference = state(&{
+        let replay = Snapshots::new(world.central(), Serve::Nothing);
+        join(&dir.path().join("reference.db"), &replay, &options)?;
+        dir.path().join("reference.db")
+    })?;
+    // A snapshot that says it holds operations the log does not have yet (one from another
+    // server, or kept while the central database was restored from an older backup): taken,
+    // the terminal would skip those sequence numbers for good once the log reaches them.
+    let ahead = info.cursor + 1000;
+    let future = dir.path().join("future.db");
+    std::fs::copy(&file, &future)?;
+    rusqlite::Connection::open(&future)?.execute(
+        "UPDATE sync_state SET cursor = ?1 WHERE tenant_id = 'caps'",
+        [i64::try_from(ahead)?],
+    )?;
+    let bytes = std::fs::metadata(&future)?.len();
+    let snap = Snapshots::new(
+        world.central(),
+        Serve::File(
+            future,
+            SnapshotInfo {
+                cursor: ahead,
+                bytes,
+                ..info.clone()
+            },
+        ),
+    );
+    let path = dir.path().join("node.db");
+    let (store, report) = join(&path, &snap, &options)?;
+    match &report.snapshot {
+        Some(SnapshotUse::Refused { reason }) => {
+            assert!(reason.contains(&ahead.to_string()), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.sync_status(&caps())?.cursor, info.cursor);
+    assert_eq!(state(&path)?, reference, "the replay's state");
+    Ok(())
+}

@@ -589,7 +589,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     .snapshot_from
                     .is_some_and(|from| start == 0 && behind >= from);
                 if wanted && snapshot::holds_nothing(conn, tenant).map_err(local)? {
-                    let used = self.take_snapshot(tenant, token)?;
+                    let used = self.take_snapshot(tenant, token, page.high)?;
                     if let Some(SnapshotUse::Taken { cursor, .. }) = used {
                         // The page is older than the snapshot: fetch again after it.
                         after = cursor;
@@ -655,11 +655,13 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
 
     /// Downloads the server's snapshot of the tenant and takes it. `Ok(None)`: the server has
     /// none. A file that cannot be taken is `Refused` (the caller replays the log); a network,
-    /// token or suspension failure is the pull's error, retried like any other.
+    /// token or suspension failure is the pull's error, retried like any other. `high` is the
+    /// head of the log as the pull's first page showed it.
     fn take_snapshot(
         &self,
         tenant: &TenantId,
         token: &str,
+        high: u64,
     ) -> Result<Option<SnapshotUse>, SyncError> {
         let Some(path) = snapshot::download_path(self.store, tenant) else {
             return Ok(None);
@@ -669,15 +671,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         let fetched = self.transport.snapshot(tenant, token, &path);
         let taken = match fetched {
             Ok(None) => Ok(None),
-            Ok(Some(info)) => match snapshot::take(self.store, tenant, &path, &info) {
-                Ok(rows) => Ok(Some(SnapshotUse::Taken {
-                    cursor: info.cursor,
-                    rows,
-                    bytes: info.bytes,
-                })),
-                Err(snapshot::Unusable::File(reason)) => Ok(Some(SnapshotUse::Refused { reason })),
-                Err(snapshot::Unusable::Local(e)) => Err(local(e)),
-            },
+            Ok(Some(info)) => self.take_downloaded(tenant, token, &path, &info, high),
             Err(e) => match e.class() {
                 ErrorClass::Transient | ErrorClass::Auth | ErrorClass::Suspended => {
                     Err(transport_error(tenant, Step::Pull, e))
@@ -691,6 +685,45 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         let taken = taken?;
         removed?;
         Ok(taken)
+    }
+
+    /// Takes the downloaded snapshot at `path`, unless it holds more of the log than the
+    /// server has: taken, its cursor would pass sequence numbers the log has not reached yet,
+    /// and the operations that later take them would never be pulled.
+    fn take_downloaded(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        path: &std::path::Path,
+        info: &crate::protocol::SnapshotInfo,
+        high: u64,
+    ) -> Result<Option<SnapshotUse>, SyncError> {
+        // The first page may predate a snapshot built since: ask for the head again.
+        let head = if info.cursor > high {
+            self.transport
+                .pull(tenant, token, high, 1)
+                .map_err(|e| transport_error(tenant, Step::Pull, e))?
+                .high
+        } else {
+            high
+        };
+        if info.cursor > head {
+            return Ok(Some(SnapshotUse::Refused {
+                reason: format!(
+                    "the server announced it up to {}, and its log ends at {head}",
+                    info.cursor
+                ),
+            }));
+        }
+        match snapshot::take(self.store, tenant, path, info) {
+            Ok(rows) => Ok(Some(SnapshotUse::Taken {
+                cursor: info.cursor,
+                rows,
+                bytes: info.bytes,
+            })),
+            Err(snapshot::Unusable::File(reason)) => Ok(Some(SnapshotUse::Refused { reason })),
+            Err(snapshot::Unusable::Local(e)) => Err(SyncError::local(tenant, Step::Pull, e)),
+        }
     }
 
     /// Fetches the tenant's configuration and stores what changed (name, plan, limits,

@@ -19,8 +19,9 @@
 //!   log and state, its backup log and sessions. The node keeps its own identity and registry
 //!   row; the settings come with the round's settings step as always.
 //! - A file that is not a snapshot this node can take (another schema version, another
-//!   tenant, pending operations, a cursor other than announced, rows that refer to what it
-//!   does not hold) changes nothing: the pull falls back to the log and says why.
+//!   tenant, pending operations, a cursor other than announced or past the log's head, rows
+//!   that refer to what it does not hold or that this node's tables refuse) changes nothing:
+//!   the pull falls back to the log and says why.
 
 use std::path::{Path, PathBuf};
 

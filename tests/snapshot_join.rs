@@ -592,3 +592,37 @@ fn a_snapshot_past_the_head_of_the_servers_log_is_refused_and_the_log_replayed()
     assert_eq!(state(&path)?, reference, "the replay's state");
     Ok(())
 }
+
+#[test]
+fn a_refused_file_in_wal_mode_leaves_nothing_beside_the_database() -> R {
+    let (world, _) = busy_world(17, 2)?;
+    let dir = tempfile::tempdir()?;
+    let (_, info) = snapshot_of(&world, dir.path())?;
+    // A node database (WAL mode) served as the snapshot: opening it to check it makes its
+    // `-wal` and `-shm` beside the download.
+    let served = dir.path().join("served");
+    std::fs::create_dir(&served)?;
+    let other = served.join("other-node.db");
+    drop(Store::open(&other)?);
+    let bytes = std::fs::metadata(&other)?.len();
+    let snap = Snapshots::new(
+        world.central(),
+        Serve::File(other, SnapshotInfo { bytes, ..info }),
+    );
+    let options = SyncOptions::default().snapshot_from(Some(1));
+    let nodes = dir.path().join("nodes");
+    std::fs::create_dir(&nodes)?;
+    let (store, report) = join(&nodes.join("node.db"), &snap, &options)?;
+    assert!(
+        matches!(report.snapshot, Some(SnapshotUse::Refused { .. })),
+        "{:?}",
+        report.snapshot
+    );
+    drop(store);
+    let mut left: Vec<String> = std::fs::read_dir(&nodes)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    left.retain(|name| name.contains(".snapshot-"));
+    assert!(left.is_empty(), "left beside the database: {left:?}");
+    Ok(())
+}

@@ -770,14 +770,25 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     }
 }
 
-/// Removes a downloaded snapshot if one is there (a crash may have left it).
+/// Removes a downloaded snapshot if one is there (a crash may have left it), with the files
+/// SQLite makes beside a database it opens: a file in WAL mode (a node database served by
+/// mistake) leaves its `-wal` and `-shm` once checked.
 fn remove_leftover(path: &std::path::Path) -> crate::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::Error::Io(
-            std::io::Error::new(e.kind(), format!("{}: {e}", path.display())),
-        )),
-        _ => Ok(()),
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(crate::Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", file.display()),
+                )))
+            }
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// The stamp as the outbox may store it: the clock part alone (the node is the row's device)

@@ -626,3 +626,126 @@ fn a_refused_file_in_wal_mode_leaves_nothing_beside_the_database() -> R {
     assert!(left.is_empty(), "left beside the database: {left:?}");
     Ok(())
 }
+
+/// A transport through which, the first time this process pulls a page, another process on
+/// the same database file pulls the tenant first (deterministically "meanwhile").
+struct Meanwhile<'a> {
+    inner: &'a Snapshots,
+    other: Mutex<Option<Box<dyn FnOnce() + Send + 'a>>>,
+}
+
+impl Transport for Meanwhile<'_> {
+    fn push(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        operations: &[Operation],
+    ) -> Result<Vec<OperationResult>, TransportError> {
+        self.inner.push(tenant, token, operations)
+    }
+    fn pull(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<OperationPage, TransportError> {
+        let page = self.inner.pull(tenant, token, after, limit);
+        let other = self.other.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(other) = other {
+            other();
+        }
+        page
+    }
+    fn config(&self, tenant: &TenantId, token: &str) -> Result<TenantConfig, TransportError> {
+        self.inner.config(tenant, token)
+    }
+    fn snapshot(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        into: &Path,
+    ) -> Result<Option<SnapshotInfo>, TransportError> {
+        self.inner.snapshot(tenant, token, into)
+    }
+}
+
+#[test]
+fn a_pull_that_another_process_overtook_goes_on_from_its_cursor_instead_of_applying_the_log_again(
+) -> R {
+    let (world, _) = busy_world(19, 8)?;
+    let dir = tempfile::tempdir()?;
+    let (file, info) = snapshot_of(&world, dir.path())?;
+    // The other process joins from the snapshot, or replays the log, while this one holds a
+    // page fetched from cursor 0: the file ends as the other's pull alone leaves it.
+    for (i, other_takes_snapshot) in [true, false].into_iter().enumerate() {
+        let reference = dir.path().join(format!("reference-{i}.db"));
+        {
+            let alone = Store::open(&reference)?;
+            alone.add_tenant(&pos_tenancy::NewTenant::new(caps(), "caps"))?;
+            let serve = match other_takes_snapshot {
+                true => Serve::File(file.clone(), info.clone()),
+                false => Serve::Nothing,
+            };
+            let via = Snapshots::new(world.central(), serve);
+            let options = SyncOptions::default().snapshot_from(Some(1));
+            Syncer::new(&alone, &via, &options).pull(&caps(), "t")?;
+        }
+        // A conflict's record carries when and by which node it was found: compared by what
+        // conflicted.
+        let conflicts = "SELECT id, kind, table_name, row_id, column_name FROM sync_conflicts
+                         WHERE tenant_id = 'caps' ORDER BY id";
+        let timeless = |path: &Path| -> Result<_, Box<dyn std::error::Error>> {
+            let mut s = state(path)?;
+            s.retain(|(table, _)| {
+                !table.starts_with("sync_conflicts") && !table.contains("of conflicts")
+            });
+            Ok((s, rows(path, conflicts)?))
+        };
+        let reference = timeless(&reference)?;
+        let path = dir.path().join(format!("node-{i}.db"));
+        let this = Store::open(&path)?;
+        this.add_tenant(&pos_tenancy::NewTenant::new(caps(), "caps"))?;
+        let served = Snapshots::new(world.central(), Serve::File(file.clone(), info.clone()));
+        let plain = Snapshots::new(world.central(), Serve::Nothing);
+        let other_path = path.clone();
+        let meanwhile = Meanwhile {
+            inner: &plain,
+            other: Mutex::new(Some(Box::new(|| {
+                let via = if other_takes_snapshot {
+                    &served
+                } else {
+                    &plain
+                };
+                let options = SyncOptions::default().snapshot_from(Some(1));
+                let pulled = Store::open(other_path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|other| {
+                        Syncer::new(&other, via, &options)
+                            .pull(&caps(), "t")
+                            .map_err(|e| e.to_string())
+                    });
+                assert!(pulled.is_ok(), "the other process pulled: {pulled:?}");
+            }))),
+        };
+        let options = SyncOptions::default().snapshot_from(None);
+        Syncer::new(&this, &meanwhile, &options).pull(&caps(), "t")?;
+        drop(this);
+        let got = timeless(&path)?;
+        let mut differ: Vec<&str> = got
+            .0
+            .iter()
+            .zip(&reference.0)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.0.as_str())
+            .collect();
+        if got.1 != reference.1 {
+            differ.push("sync_conflicts");
+        }
+        assert!(
+            differ.is_empty(),
+            "other process took the snapshot: {other_takes_snapshot}; differs from a replay: {differ:?}"
+        );
+    }
+    Ok(())
+}

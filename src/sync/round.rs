@@ -558,6 +558,8 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         state::ensure(conn, tenant).map_err(local)?;
         let mut after = state::cursor(conn, tenant).map_err(local)?;
         let start = after;
+        // The cursor as stored when this pull last wrote it (or found it).
+        let mut from = after;
         let mut report = RoundReport {
             cursor: after,
             ..RoundReport::default()
@@ -593,6 +595,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     if let Some(SnapshotUse::Taken { cursor, .. }) = used {
                         // The page is older than the snapshot: fetch again after it.
                         after = cursor;
+                        from = cursor;
                         report.cursor = cursor;
                         report.snapshot = used;
                         target = Some(page.high);
@@ -630,16 +633,33 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     return Err(crashed(tenant, Step::Pull, CrashPoint::PullFetched));
                 }
                 let before_commit = || self.options.crashes_at(CrashPoint::MergeApplied);
-                let applied = merge::apply_units(
+                let applied = match merge::apply_units(
                     self.store,
                     tenant,
                     &units,
+                    from,
                     cursor,
                     &self.options.resolvers,
                     &before_commit,
                 )
                 .map_err(local)?
-                .ok_or_else(|| crashed(tenant, Step::Pull, CrashPoint::MergeApplied))?;
+                {
+                    merge::PageOutcome::Committed(applied) => applied,
+                    merge::PageOutcome::Died => {
+                        return Err(crashed(tenant, Step::Pull, CrashPoint::MergeApplied))
+                    }
+                    // Another process on this database applied these meanwhile: go on from
+                    // where it left the cursor.
+                    merge::PageOutcome::Moved(to) => {
+                        after = to;
+                        from = to;
+                        waiting.clear();
+                        report.cursor = report.cursor.max(to);
+                        target.get_or_insert(page.high);
+                        continue;
+                    }
+                };
+                from = cursor;
                 report.applied += applied.operations;
                 report
                     .conflicts

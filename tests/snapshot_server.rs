@@ -709,3 +709,39 @@ fn a_rebuild_replaces_a_published_snapshot_damaged_on_disk_so_terminals_can_down
     assert_eq!(rebuilt["cursor"].as_u64(), Some(info.cursor));
     assert_eq!(published(&env, "caps").len(), 1);
 }
+
+#[test]
+fn serve_refuses_a_snapshots_path_that_is_not_a_directory_instead_of_answering_500_to_every_join() {
+    let env = env();
+    let file = env.dir.path().join("secret");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--db", &env.db(), "--listen", "127.0.0.1:0"])
+        .arg("--secret-file")
+        .arg(&file)
+        .arg("--snapshots")
+        .arg(&file)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pos-central runs");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if started.elapsed() > PATIENCE {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "it served: {err}");
+    assert!(out.stdout.is_empty(), "it did not start serving");
+    assert!(err.contains("--snapshots"), "{err}");
+    assert!(err.contains("not a directory"), "{err}");
+}

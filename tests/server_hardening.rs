@@ -966,3 +966,60 @@ fn the_bounds_are_those_the_readme_states() {
         assert!(readme.contains(stated), "the README states {stated:?}");
     }
 }
+
+#[test]
+fn a_server_whose_log_reader_went_away_keeps_serving_and_exits_0_on_sigterm() {
+    let env = env_with(&[("caps", &[])]);
+    let snaps = env.dir.path().join("snaps");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--db",
+            &env.db(),
+            "--listen",
+            "127.0.0.1:0",
+            "--secret-file",
+        ])
+        .arg(&env.secret)
+        // The background builder logs too, from a thread of its own.
+        .arg("--snapshots")
+        .arg(&snaps)
+        .args(["--snapshot-every", "1h", "--snapshot-min-ops", "1"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    // Whoever read the log (a supervisor, `| head`) is gone before the first line.
+    drop(child.stderr.take());
+    let stdout = lines(child.stdout.take().expect("stdout"));
+    let line = stdout.recv_timeout(PATIENCE).unwrap_or_default();
+    let addr = line.trim().strip_prefix("listening on ").map(str::to_owned);
+    let answered = addr.as_deref().map(|addr| {
+        let mut conn = connect(addr);
+        conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("a request");
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).is_ok() && &head == b"HTTP/1.1 200"
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if signalled.elapsed() > PATIENCE {
+            let _ = child.kill();
+            panic!("the server did not exit within {PATIENCE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        addr.is_some(),
+        "unexpected first line {line:?}, exit {status:?}"
+    );
+    assert_eq!(answered, Some(true), "the server answered /health");
+    assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
+}

@@ -490,3 +490,262 @@ fn a_terminal_that_sold_before_its_first_sync_replays_the_log_instead() -> R {
     assert!(report.applied > 0);
     Ok(())
 }
+
+#[test]
+fn a_file_whose_rows_break_this_nodes_rules_is_refused_and_the_log_replayed() -> R {
+    let (world, _) = busy_world(11, 4)?;
+    let dir = tempfile::tempdir()?;
+    let (file, info) = snapshot_of(&world, dir.path())?;
+    let options = SyncOptions::default().snapshot_from(Some(1));
+    let reference = state(&{
+        let replay = Snapshots::new(world.central(), Serve::Nothing);
+        join(&dir.path().join("reference.db"), &replay, &options)?;
+        dir.path().join("reference.db")
+    })?;
+    // Files that pass every check made before the copy (a tenant export of caps alone, this
+    // schema version, no pending operation, the announced cursor) but whose tables do not
+    // hold what this node's tables take: the copy fails on the file, not on this node.
+    let cases = [
+        (
+            "a row a CHECK refuses",
+            "PRAGMA ignore_check_constraints = ON;
+             UPDATE audit_log SET action = 'bogus' WHERE id = (SELECT min(id) FROM audit_log);",
+            "CHECK constraint failed",
+        ),
+        (
+            "a table missing",
+            "PRAGMA foreign_keys = OFF; DROP TABLE layaway_payments;",
+            "no such table",
+        ),
+    ];
+    for (i, (what, damage, says)) in cases.into_iter().enumerate() {
+        let bad = dir.path().join(format!("bad-{i}.db"));
+        std::fs::copy(&file, &bad)?;
+        rusqlite::Connection::open(&bad)?.execute_batch(damage)?;
+        let bytes = std::fs::metadata(&bad)?.len();
+        let snap = Snapshots::new(
+            world.central(),
+            Serve::File(
+                bad,
+                SnapshotInfo {
+                    bytes,
+                    ..info.clone()
+                },
+            ),
+        );
+        let path = dir.path().join(format!("case-{i}.db"));
+        let (_store, report) = join(&path, &snap, &options)
+            .map_err(|e| format!("{what}: the round failed instead of replaying: {e}"))?;
+        match &report.snapshot {
+            Some(SnapshotUse::Refused { reason }) => {
+                assert!(reason.contains(says), "{what}: {reason}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert_eq!(state(&path)?, reference, "{what}: the replay's state");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_snapshot_past_the_head_of_the_servers_log_is_refused_and_the_log_replayed() -> R {
+    let (world, _) = busy_world(13, 4)?;
+    let dir = tempfile::tempdir()?;
+    let (file, info) = snapshot_of(&world, dir.path())?;
+    let options = SyncOptions::default().snapshot_from(Some(1));
+    let reference = state(&{
+        let replay = Snapshots::new(world.central(), Serve::Nothing);
+        join(&dir.path().join("reference.db"), &replay, &options)?;
+        dir.path().join("reference.db")
+    })?;
+    // A snapshot that says it holds operations the log does not have yet (one from another
+    // server, or kept while the central database was restored from an older backup): taken,
+    // the terminal would skip those sequence numbers for good once the log reaches them.
+    let ahead = info.cursor + 1000;
+    let future = dir.path().join("future.db");
+    std::fs::copy(&file, &future)?;
+    rusqlite::Connection::open(&future)?.execute(
+        "UPDATE sync_state SET cursor = ?1 WHERE tenant_id = 'caps'",
+        [i64::try_from(ahead)?],
+    )?;
+    let bytes = std::fs::metadata(&future)?.len();
+    let snap = Snapshots::new(
+        world.central(),
+        Serve::File(
+            future,
+            SnapshotInfo {
+                cursor: ahead,
+                bytes,
+                ..info.clone()
+            },
+        ),
+    );
+    let path = dir.path().join("node.db");
+    let (store, report) = join(&path, &snap, &options)?;
+    match &report.snapshot {
+        Some(SnapshotUse::Refused { reason }) => {
+            assert!(reason.contains(&ahead.to_string()), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.sync_status(&caps())?.cursor, info.cursor);
+    assert_eq!(state(&path)?, reference, "the replay's state");
+    Ok(())
+}
+
+#[test]
+fn a_refused_file_in_wal_mode_leaves_nothing_beside_the_database() -> R {
+    let (world, _) = busy_world(17, 2)?;
+    let dir = tempfile::tempdir()?;
+    let (_, info) = snapshot_of(&world, dir.path())?;
+    // A node database (WAL mode) served as the snapshot: opening it to check it makes its
+    // `-wal` and `-shm` beside the download.
+    let served = dir.path().join("served");
+    std::fs::create_dir(&served)?;
+    let other = served.join("other-node.db");
+    drop(Store::open(&other)?);
+    let bytes = std::fs::metadata(&other)?.len();
+    let snap = Snapshots::new(
+        world.central(),
+        Serve::File(other, SnapshotInfo { bytes, ..info }),
+    );
+    let options = SyncOptions::default().snapshot_from(Some(1));
+    let nodes = dir.path().join("nodes");
+    std::fs::create_dir(&nodes)?;
+    let (store, report) = join(&nodes.join("node.db"), &snap, &options)?;
+    assert!(
+        matches!(report.snapshot, Some(SnapshotUse::Refused { .. })),
+        "{:?}",
+        report.snapshot
+    );
+    drop(store);
+    let mut left: Vec<String> = std::fs::read_dir(&nodes)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    left.retain(|name| name.contains(".snapshot-"));
+    assert!(left.is_empty(), "left beside the database: {left:?}");
+    Ok(())
+}
+
+/// A transport through which, the first time this process pulls a page, another process on
+/// the same database file pulls the tenant first (deterministically "meanwhile").
+struct Meanwhile<'a> {
+    inner: &'a Snapshots,
+    other: Mutex<Option<Box<dyn FnOnce() + Send + 'a>>>,
+}
+
+impl Transport for Meanwhile<'_> {
+    fn push(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        operations: &[Operation],
+    ) -> Result<Vec<OperationResult>, TransportError> {
+        self.inner.push(tenant, token, operations)
+    }
+    fn pull(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<OperationPage, TransportError> {
+        let page = self.inner.pull(tenant, token, after, limit);
+        let other = self.other.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(other) = other {
+            other();
+        }
+        page
+    }
+    fn config(&self, tenant: &TenantId, token: &str) -> Result<TenantConfig, TransportError> {
+        self.inner.config(tenant, token)
+    }
+    fn snapshot(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        into: &Path,
+    ) -> Result<Option<SnapshotInfo>, TransportError> {
+        self.inner.snapshot(tenant, token, into)
+    }
+}
+
+#[test]
+fn a_pull_that_another_process_overtook_goes_on_from_its_cursor_instead_of_applying_the_log_again(
+) -> R {
+    let (world, _) = busy_world(19, 8)?;
+    let dir = tempfile::tempdir()?;
+    let (file, info) = snapshot_of(&world, dir.path())?;
+    // The other process joins from the snapshot, or replays the log, while this one holds a
+    // page fetched from cursor 0: the file ends as the other's pull alone leaves it.
+    for (i, other_takes_snapshot) in [true, false].into_iter().enumerate() {
+        let reference = dir.path().join(format!("reference-{i}.db"));
+        {
+            let alone = Store::open(&reference)?;
+            alone.add_tenant(&pos_tenancy::NewTenant::new(caps(), "caps"))?;
+            let serve = match other_takes_snapshot {
+                true => Serve::File(file.clone(), info.clone()),
+                false => Serve::Nothing,
+            };
+            let via = Snapshots::new(world.central(), serve);
+            let options = SyncOptions::default().snapshot_from(Some(1));
+            Syncer::new(&alone, &via, &options).pull(&caps(), "t")?;
+        }
+        // A conflict's record carries when and by which node it was found: compared by what
+        // conflicted.
+        let conflicts = "SELECT id, kind, table_name, row_id, column_name FROM sync_conflicts
+                         WHERE tenant_id = 'caps' ORDER BY id";
+        let timeless = |path: &Path| -> Result<_, Box<dyn std::error::Error>> {
+            let mut s = state(path)?;
+            s.retain(|(table, _)| {
+                !table.starts_with("sync_conflicts") && !table.contains("of conflicts")
+            });
+            Ok((s, rows(path, conflicts)?))
+        };
+        let reference = timeless(&reference)?;
+        let path = dir.path().join(format!("node-{i}.db"));
+        let this = Store::open(&path)?;
+        this.add_tenant(&pos_tenancy::NewTenant::new(caps(), "caps"))?;
+        let served = Snapshots::new(world.central(), Serve::File(file.clone(), info.clone()));
+        let plain = Snapshots::new(world.central(), Serve::Nothing);
+        let other_path = path.clone();
+        let meanwhile = Meanwhile {
+            inner: &plain,
+            other: Mutex::new(Some(Box::new(|| {
+                let via = if other_takes_snapshot {
+                    &served
+                } else {
+                    &plain
+                };
+                let options = SyncOptions::default().snapshot_from(Some(1));
+                let pulled = Store::open(other_path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|other| {
+                        Syncer::new(&other, via, &options)
+                            .pull(&caps(), "t")
+                            .map_err(|e| e.to_string())
+                    });
+                assert!(pulled.is_ok(), "the other process pulled: {pulled:?}");
+            }))),
+        };
+        let options = SyncOptions::default().snapshot_from(None);
+        Syncer::new(&this, &meanwhile, &options).pull(&caps(), "t")?;
+        drop(this);
+        let got = timeless(&path)?;
+        let mut differ: Vec<&str> = got
+            .0
+            .iter()
+            .zip(&reference.0)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.0.as_str())
+            .collect();
+        if got.1 != reference.1 {
+            differ.push("sync_conflicts");
+        }
+        assert!(
+            differ.is_empty(),
+            "other process took the snapshot: {other_takes_snapshot}; differs from a replay: {differ:?}"
+        );
+    }
+    Ok(())
+}

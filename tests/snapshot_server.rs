@@ -679,3 +679,69 @@ fn a_terminal_joining_from_the_real_servers_snapshot_ends_where_a_replay_ends() 
     common::sync::assert_same_dump(&joined, &replayed, "joined against replayed");
     common::sync::assert_same_dump(&replayed, &joined, "replayed against joined");
 }
+
+#[test]
+fn a_rebuild_replaces_a_published_snapshot_damaged_on_disk_so_terminals_can_download_it_again() {
+    let env = env();
+    let server = start(&env, &["--snapshots", &env.snaps_arg()]);
+    let node = node();
+    let caps = tid("caps");
+    push_products(&node, &server, 2, "A");
+    build(&env, "caps");
+    let file = env.snaps().join("caps").join(&published(&env, "caps")[0]);
+    let mut bytes = std::fs::read(&file).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&file, &bytes).expect("damage");
+    let transport = HttpTransport::new(&server.url).expect("transport");
+    let token = token("caps");
+    let damaged = env.dir.path().join("damaged.export");
+    assert!(transport.snapshot(&caps, &token, &damaged).is_err());
+
+    // Nothing new in the log: the rebuild an operator runs must still not keep the damage.
+    let rebuilt = build(&env, "caps");
+    let into = env.dir.path().join("again.export");
+    let info = transport
+        .snapshot(&caps, &token, &into)
+        .expect("the rebuilt snapshot downloads")
+        .expect("one");
+    assert_eq!(rebuilt["sha256"].as_str(), Some(info.sha256.as_str()));
+    assert_eq!(rebuilt["cursor"].as_u64(), Some(info.cursor));
+    assert_eq!(published(&env, "caps").len(), 1);
+}
+
+#[test]
+fn serve_refuses_a_snapshots_path_that_is_not_a_directory_instead_of_answering_500_to_every_join() {
+    let env = env();
+    let file = env.dir.path().join("secret");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--db", &env.db(), "--listen", "127.0.0.1:0"])
+        .arg("--secret-file")
+        .arg(&file)
+        .arg("--snapshots")
+        .arg(&file)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pos-central runs");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if started.elapsed() > PATIENCE {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "it served: {err}");
+    assert!(out.stdout.is_empty(), "it did not start serving");
+    assert!(err.contains("--snapshots"), "{err}");
+    assert!(err.contains("not a directory"), "{err}");
+}

@@ -109,7 +109,8 @@ pub(crate) use digest::{
     canonical_digest, digest_connection, feed_value, ident, install_digests, schema_objects, Tap,
 };
 pub(crate) use snapshot::{
-    seal, sync_dir, take_snapshot, verify_checksum, PendingBackup, BACKUP_PAGES_PER_STEP,
+    seal, sha256_file, sync_dir, take_snapshot, verify_checksum, PendingBackup,
+    BACKUP_PAGES_PER_STEP,
 };
 
 pub use error::{BackupError, BackupStep};

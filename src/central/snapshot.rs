@@ -212,8 +212,9 @@ impl TenantSnapshots {
 
     /// Brings the tenant's shadow node up to the head of its log in `central` and publishes
     /// a snapshot of it, then removes older snapshots. When the newest published snapshot
-    /// already holds the shadow's cursor, nothing new is written and that one is returned
-    /// (settings changed since then reach a terminal with its first round's settings pull).
+    /// already holds the shadow's cursor and its bytes still match its `.sha256`, nothing new
+    /// is written and that one is returned (settings changed since then reach a terminal with
+    /// its first round's settings pull); one damaged on disk is replaced.
     ///
     /// [`SnapshotError::Busy`] when another builder holds the tenant; a crash at any point
     /// leaves at worst files this removes on its next run. Blocking (SQLite and file work):
@@ -274,9 +275,15 @@ impl TenantSnapshots {
             });
         }
         let cursor = shadow_cursor(&store, tenant).map_err(shadow_err)?;
-        if let Some((info, _)) = self.newest(tenant)? {
+        if let Some((info, path)) = self.newest(tenant)? {
             if info.cursor == cursor {
-                return Ok(info);
+                let (sha256, _) = crate::backup::sha256_file(&path).map_err(io("read", &path))?;
+                if sha256 == info.sha256 {
+                    return Ok(info);
+                }
+                // Damaged on disk since it was published: every download of it fails its
+                // checksum, so it is published again (a download in flight keeps its file).
+                remove_published(&path)?;
             }
         }
         // The shadow's record of earlier exports names files that are gone; a snapshot should
@@ -515,20 +522,21 @@ fn publish(staging: &Path, published: &Path, sha256: &str) -> Result<()> {
     Ok(())
 }
 
-/// Removes the published snapshots older than `cursor`, each file before its `.sha256`.
+/// Removes the published snapshots older than `cursor`.
 fn remove_older(dir: &Path, cursor: u64) -> Result<()> {
     for old in published(dir)?.into_iter().filter(|c| *c < cursor) {
-        let path = dir.join(snapshot_name(old));
-        match std::fs::remove_file(&path) {
+        remove_published(&dir.join(snapshot_name(old)))?;
+    }
+    Ok(())
+}
+
+/// Removes a published snapshot, the file before its `.sha256` (a reader looks for the file).
+fn remove_published(path: &Path) -> Result<()> {
+    for file in [path.to_path_buf(), checksum_path(path)] {
+        match std::fs::remove_file(&file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("remove", &path)(e)),
-        }
-        let sums = checksum_path(&path);
-        match std::fs::remove_file(&sums) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("remove", &sums)(e)),
+            Err(e) => return Err(io("remove", &file)(e)),
         }
     }
     Ok(())

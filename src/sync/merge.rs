@@ -127,11 +127,23 @@ impl From<rusqlite::Error> for Failure {
     }
 }
 
+/// What became of a page of units.
+pub(crate) enum PageOutcome {
+    /// Committed, with what was applied.
+    Committed(Applied),
+    /// The tenant's cursor is no longer `from` (another process on this database pulled
+    /// meanwhile, to this cursor): nothing was written; pull again after it.
+    Moved(u64),
+    /// `dies_before_commit` said the terminal died before the commit: nothing was written.
+    Died,
+}
+
 /// Applies units of other terminals' operations (this node's own are recognised and skipped),
-/// each whole or not at all, and moves the tenant's cursor to `cursor`, all in one
-/// transaction: a crash anywhere leaves the cursor where the units start, and they are fetched
-/// and applied again. `None` when `dies_before_commit` says the terminal died before the
-/// commit (a test kit's crash point): nothing was written.
+/// each whole or not at all, and moves the tenant's cursor from `from` (where the pull that
+/// fetched them found it) to `cursor`, all in one transaction: a crash anywhere leaves the
+/// cursor where the units start, and they are fetched and applied again. A cursor that moved
+/// from `from` meanwhile is [`PageOutcome::Moved`]: applied twice, a unit's writes would be
+/// audited twice and meet its own earlier writes as conflicts.
 ///
 /// A page is first applied with no savepoint: nearly every unit applies, and a savepoint per
 /// unit cost two statements and made SQLite copy every database page the unit changed first
@@ -143,10 +155,11 @@ pub(crate) fn apply_units(
     store: &Store,
     tenant: &TenantId,
     units: &[Vec<Operation>],
+    from: u64,
     cursor: u64,
     resolvers: &Resolvers,
     dies_before_commit: &dyn Fn() -> bool,
-) -> Result<Option<Applied>> {
+) -> Result<PageOutcome> {
     let node = store.node_id();
     let remote: Vec<Vec<&Operation>> = units
         .iter()
@@ -157,17 +170,20 @@ pub(crate) fn apply_units(
         tenant,
         units,
         remote: &remote,
+        from,
         cursor,
         resolvers,
         dies_before_commit,
     };
     match page.apply(false)? {
-        Attempt::Committed(applied) => Ok(Some(applied)),
-        Attempt::Died => Ok(None),
+        Attempt::Committed(applied) => Ok(PageOutcome::Committed(applied)),
+        Attempt::Moved(to) => Ok(PageOutcome::Moved(to)),
+        Attempt::Died => Ok(PageOutcome::Died),
         Attempt::GaveUp => match page.apply(true)? {
-            Attempt::Committed(applied) => Ok(Some(applied)),
+            Attempt::Committed(applied) => Ok(PageOutcome::Committed(applied)),
+            Attempt::Moved(to) => Ok(PageOutcome::Moved(to)),
             // With savepoints a unit that cannot be applied is left out, never given up on.
-            Attempt::Died | Attempt::GaveUp => Ok(None),
+            Attempt::Died | Attempt::GaveUp => Ok(PageOutcome::Died),
         },
     }
 }
@@ -178,6 +194,8 @@ enum Attempt {
     Committed(Applied),
     /// Rolled back at a unit that cannot be applied (an attempt without savepoints).
     GaveUp,
+    /// Nothing written: the cursor is no longer where the pull found it.
+    Moved(u64),
     /// Rolled back at a simulated crash before the commit.
     Died,
 }
@@ -190,6 +208,7 @@ struct Page<'a> {
     units: &'a [Vec<Operation>],
     /// Each unit's operations of other terminals.
     remote: &'a [Vec<&'a Operation>],
+    from: u64,
     cursor: u64,
     resolvers: &'a Resolvers,
     dies_before_commit: &'a dyn Fn() -> bool,
@@ -204,6 +223,11 @@ impl Page<'_> {
         let conn = &store.conn;
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
         store.ensure_home(tenant)?;
+        // Under the write lock: another process may have applied these units meanwhile.
+        let now = crate::sync::state::cursor(conn, tenant)?;
+        if now != self.from {
+            return Ok(Attempt::Moved(now));
+        }
         let mut applied = Applied::default();
         let newest = self.remote.iter().flatten().map(|op| op.hlc).max();
         let rules = match newest {

@@ -558,6 +558,8 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         state::ensure(conn, tenant).map_err(local)?;
         let mut after = state::cursor(conn, tenant).map_err(local)?;
         let start = after;
+        // The cursor as stored when this pull last wrote it (or found it).
+        let mut from = after;
         let mut report = RoundReport {
             cursor: after,
             ..RoundReport::default()
@@ -589,10 +591,11 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     .snapshot_from
                     .is_some_and(|from| start == 0 && behind >= from);
                 if wanted && snapshot::holds_nothing(conn, tenant).map_err(local)? {
-                    let used = self.take_snapshot(tenant, token)?;
+                    let used = self.take_snapshot(tenant, token, page.high)?;
                     if let Some(SnapshotUse::Taken { cursor, .. }) = used {
                         // The page is older than the snapshot: fetch again after it.
                         after = cursor;
+                        from = cursor;
                         report.cursor = cursor;
                         report.snapshot = used;
                         target = Some(page.high);
@@ -630,16 +633,33 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
                     return Err(crashed(tenant, Step::Pull, CrashPoint::PullFetched));
                 }
                 let before_commit = || self.options.crashes_at(CrashPoint::MergeApplied);
-                let applied = merge::apply_units(
+                let applied = match merge::apply_units(
                     self.store,
                     tenant,
                     &units,
+                    from,
                     cursor,
                     &self.options.resolvers,
                     &before_commit,
                 )
                 .map_err(local)?
-                .ok_or_else(|| crashed(tenant, Step::Pull, CrashPoint::MergeApplied))?;
+                {
+                    merge::PageOutcome::Committed(applied) => applied,
+                    merge::PageOutcome::Died => {
+                        return Err(crashed(tenant, Step::Pull, CrashPoint::MergeApplied))
+                    }
+                    // Another process on this database applied these meanwhile: go on from
+                    // where it left the cursor.
+                    merge::PageOutcome::Moved(to) => {
+                        after = to;
+                        from = to;
+                        waiting.clear();
+                        report.cursor = report.cursor.max(to);
+                        target.get_or_insert(page.high);
+                        continue;
+                    }
+                };
+                from = cursor;
                 report.applied += applied.operations;
                 report
                     .conflicts
@@ -655,11 +675,13 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
 
     /// Downloads the server's snapshot of the tenant and takes it. `Ok(None)`: the server has
     /// none. A file that cannot be taken is `Refused` (the caller replays the log); a network,
-    /// token or suspension failure is the pull's error, retried like any other.
+    /// token or suspension failure is the pull's error, retried like any other. `high` is the
+    /// head of the log as the pull's first page showed it.
     fn take_snapshot(
         &self,
         tenant: &TenantId,
         token: &str,
+        high: u64,
     ) -> Result<Option<SnapshotUse>, SyncError> {
         let Some(path) = snapshot::download_path(self.store, tenant) else {
             return Ok(None);
@@ -669,15 +691,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         let fetched = self.transport.snapshot(tenant, token, &path);
         let taken = match fetched {
             Ok(None) => Ok(None),
-            Ok(Some(info)) => match snapshot::take(self.store, tenant, &path, &info) {
-                Ok(rows) => Ok(Some(SnapshotUse::Taken {
-                    cursor: info.cursor,
-                    rows,
-                    bytes: info.bytes,
-                })),
-                Err(snapshot::Unusable::File(reason)) => Ok(Some(SnapshotUse::Refused { reason })),
-                Err(snapshot::Unusable::Local(e)) => Err(local(e)),
-            },
+            Ok(Some(info)) => self.take_downloaded(tenant, token, &path, &info, high),
             Err(e) => match e.class() {
                 ErrorClass::Transient | ErrorClass::Auth | ErrorClass::Suspended => {
                     Err(transport_error(tenant, Step::Pull, e))
@@ -691,6 +705,45 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         let taken = taken?;
         removed?;
         Ok(taken)
+    }
+
+    /// Takes the downloaded snapshot at `path`, unless it holds more of the log than the
+    /// server has: taken, its cursor would pass sequence numbers the log has not reached yet,
+    /// and the operations that later take them would never be pulled.
+    fn take_downloaded(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        path: &std::path::Path,
+        info: &crate::protocol::SnapshotInfo,
+        high: u64,
+    ) -> Result<Option<SnapshotUse>, SyncError> {
+        // The first page may predate a snapshot built since: ask for the head again.
+        let head = if info.cursor > high {
+            self.transport
+                .pull(tenant, token, high, 1)
+                .map_err(|e| transport_error(tenant, Step::Pull, e))?
+                .high
+        } else {
+            high
+        };
+        if info.cursor > head {
+            return Ok(Some(SnapshotUse::Refused {
+                reason: format!(
+                    "the server announced it up to {}, and its log ends at {head}",
+                    info.cursor
+                ),
+            }));
+        }
+        match snapshot::take(self.store, tenant, path, info) {
+            Ok(rows) => Ok(Some(SnapshotUse::Taken {
+                cursor: info.cursor,
+                rows,
+                bytes: info.bytes,
+            })),
+            Err(snapshot::Unusable::File(reason)) => Ok(Some(SnapshotUse::Refused { reason })),
+            Err(snapshot::Unusable::Local(e)) => Err(SyncError::local(tenant, Step::Pull, e)),
+        }
     }
 
     /// Fetches the tenant's configuration and stores what changed (name, plan, limits,
@@ -737,14 +790,25 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     }
 }
 
-/// Removes a downloaded snapshot if one is there (a crash may have left it).
+/// Removes a downloaded snapshot if one is there (a crash may have left it), with the files
+/// SQLite makes beside a database it opens: a file in WAL mode (a node database served by
+/// mistake) leaves its `-wal` and `-shm` once checked.
 fn remove_leftover(path: &std::path::Path) -> crate::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::Error::Io(
-            std::io::Error::new(e.kind(), format!("{}: {e}", path.display())),
-        )),
-        _ => Ok(()),
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(crate::Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", file.display()),
+                )))
+            }
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// The stamp as the outbox may store it: the clock part alone (the node is the row's device)

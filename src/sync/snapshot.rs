@@ -19,8 +19,9 @@
 //!   log and state, its backup log and sessions. The node keeps its own identity and registry
 //!   row; the settings come with the round's settings step as always.
 //! - A file that is not a snapshot this node can take (another schema version, another
-//!   tenant, pending operations, a cursor other than announced, rows that refer to what it
-//!   does not hold) changes nothing: the pull falls back to the log and says why.
+//!   tenant, pending operations, a cursor other than announced or past the log's head, rows
+//!   that refer to what it does not hold or that this node's tables refuse) changes nothing:
+//!   the pull falls back to the log and says why.
 
 use std::path::{Path, PathBuf};
 
@@ -227,14 +228,16 @@ fn copy_in(
         let columns: Vec<String> = table.all_column_names().map(ident).collect();
         let columns = columns.join(", ");
         // Names from the catalog only; the tenant is bound.
-        rows += tx.execute(
-            &format!(
-                "INSERT INTO main.{t} ({columns}) SELECT {columns} FROM snapshot.{t}
-                 WHERE tenant_id = ?1",
-                t = ident(table.name)
-            ),
-            [tenant],
-        )? as u64;
+        rows += tx
+            .execute(
+                &format!(
+                    "INSERT INTO main.{t} ({columns}) SELECT {columns} FROM snapshot.{t}
+                     WHERE tenant_id = ?1",
+                    t = ident(table.name)
+                ),
+                [tenant],
+            )
+            .map_err(|e| copy_error(table.name, e))? as u64;
     }
     state::ensure(&tx, tenant)?;
     state::set_cursor(&tx, tenant, info.cursor)?;
@@ -247,4 +250,24 @@ fn copy_in(
         _ => Unusable::Local(e.into()),
     })?;
     Ok(rows)
+}
+
+/// Why copying `table` failed. The tenant holds nothing here and every key includes the
+/// tenant, so a broken constraint is the file's rows; and this node's tables are migrated, so
+/// a statement that cannot be prepared (`SQLITE_ERROR`: a table or column missing) is the
+/// file's tables. Both are the file's fault: refused, and the log is replayed. Anything else
+/// (a full disk, an I/O error, a busy lock) is this node's.
+fn copy_error(table: &str, e: rusqlite::Error) -> Unusable {
+    let file = match e.sqlite_error() {
+        Some(f) => {
+            f.code == rusqlite::ErrorCode::ConstraintViolation
+                || f.extended_code == rusqlite::ffi::SQLITE_ERROR
+        }
+        None => false,
+    };
+    if file {
+        Unusable::File(format!("its rows of {table} cannot be taken ({e})"))
+    } else {
+        Unusable::Local(e.into())
+    }
 }

@@ -371,6 +371,8 @@ enum CliError {
     Output(io::Error),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error("--snapshots {0} is not a directory (snapshots are served from DIR/TENANT/)")]
+    SnapshotsNotDir(String),
 }
 
 /// Runs `write` on the locked stdout and flushes it; a closed pipe ends the output quietly,
@@ -661,6 +663,15 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     let max_skew = args.max_skew.0;
     // A typo in --db must not start a server on a new, empty database.
     let store: Arc<dyn CentralStore> = Arc::from(args.db.open_existing()?);
+    // Nor a file given as --snapshots a server that answers 500 to every joining terminal
+    // (a missing directory is fine: it is made by the first build).
+    if let Some(dir) = args
+        .snapshots
+        .as_ref()
+        .filter(|d| d.exists() && !d.is_dir())
+    {
+        return Err(CliError::SnapshotsNotDir(dir.display().to_string()));
+    }
     // Let go of only after the runtime below is gone: a PostgreSQL store's clients each block
     // on a small runtime of their own when dropped, which panics inside the server's runtime
     // (where the router, and with it the store, would otherwise be dropped at shutdown).
@@ -1019,6 +1030,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line that cannot be written (the reader of stderr went away) is dropped:
+        // reporting it would `eprintln!` to that same stderr, which panics.
+        .log_internal_errors(false)
         .init();
     match run(cli) {
         Ok(code) => code,

@@ -29,6 +29,8 @@ enum Serve {
     Nothing,
     File(PathBuf, SnapshotInfo),
     Unreachable,
+    /// The server answers with this status (its snapshot directory broken, say).
+    Status(u16),
 }
 
 /// The world's central store, with a snapshot served from a file (as the server would).
@@ -88,6 +90,12 @@ impl Transport for Snapshots {
         match serve {
             Serve::Nothing => Ok(None),
             Serve::Unreachable => Err(TransportError::Unreachable("cut (test)".into())),
+            Serve::Status(status) => Err(TransportError::Server {
+                status,
+                code: "internal".into(),
+                message: "the snapshot cannot be read (test)".into(),
+                retry_after: None,
+            }),
             Serve::File(path, info) => {
                 let bytes =
                     std::fs::read(&path).map_err(|e| TransportError::Unreachable(e.to_string()))?;
@@ -747,5 +755,30 @@ fn a_pull_that_another_process_overtook_goes_on_from_its_cursor_instead_of_apply
             "other process took the snapshot: {other_takes_snapshot}; differs from a replay: {differ:?}"
         );
     }
+    Ok(())
+}
+
+#[test]
+fn a_server_error_serving_the_snapshot_is_worked_around_with_the_log_and_a_rate_limit_is_waited_for(
+) -> R {
+    let (world, _) = busy_world(13, 4)?;
+    let dir = tempfile::tempdir()?;
+    let options = SyncOptions::default().snapshot_from(Some(1));
+    // A 500: the join replays the log, which the server still serves.
+    let snap = Snapshots::new(world.central(), Serve::Status(500));
+    let (store, report) = join(&dir.path().join("a.db"), &snap, &options)?;
+    match &report.snapshot {
+        Some(SnapshotUse::Refused { reason }) => assert!(reason.contains("500"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(report.cursor, report.server_high);
+    assert_eq!(store.sync_status(&caps())?.pending, 0);
+    // A 429 is the server asking to wait: the round fails and is retried, nothing written.
+    let snap = Snapshots::new(world.central(), Serve::Status(429));
+    let store = Store::open(dir.path().join("b.db"))?;
+    let failed = Syncer::new(&store, &snap, &options).join(&caps(), "t");
+    let err = failed.err().ok_or("a 429 fails the round")?;
+    assert_eq!(err.class, pos_tenancy::sync::ErrorClass::Transient);
+    assert_eq!(store.sync_status(&caps())?.cursor, 0);
     Ok(())
 }

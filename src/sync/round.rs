@@ -674,8 +674,9 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     }
 
     /// Downloads the server's snapshot of the tenant and takes it. `Ok(None)`: the server has
-    /// none. A file that cannot be taken is `Refused` (the caller replays the log); a network,
-    /// token or suspension failure is the pull's error, retried like any other. `high` is the
+    /// none. A file that cannot be taken, or a server error serving it, is `Refused` (the
+    /// caller replays the log); a network, token, rate or suspension failure is the pull's
+    /// error, retried like any other. `high` is the
     /// head of the log as the pull's first page showed it.
     fn take_snapshot(
         &self,
@@ -692,6 +693,14 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
         let taken = match fetched {
             Ok(None) => Ok(None),
             Ok(Some(info)) => self.take_downloaded(tenant, token, &path, &info, high),
+            // The server's own failure to serve its snapshot (a 5xx: a damaged file, a broken
+            // snapshot directory) is worked around with the log, which it may well serve;
+            // retried instead, a join would wait as long as the snapshot stays broken.
+            Err(e @ TransportError::Server { status, .. }) if (500..600).contains(&status) => {
+                Ok(Some(SnapshotUse::Refused {
+                    reason: e.to_string(),
+                }))
+            }
             Err(e) => match e.class() {
                 ErrorClass::Transient | ErrorClass::Auth | ErrorClass::Suspended => {
                     Err(transport_error(tenant, Step::Pull, e))

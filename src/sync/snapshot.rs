@@ -172,7 +172,12 @@ fn check_file(path: &Path, tenant: &TenantId, info: &SnapshotInfo) -> Result<Clo
         )));
     }
     let cursor = cursor.and_then(|c| u64::try_from(c).ok()).unwrap_or(0);
-    if cursor != info.cursor || cursor == 0 {
+    if cursor == 0 {
+        return Err(bad(
+            "it holds none of the tenant's log (a snapshot of a tenant with no operations)".into(),
+        ));
+    }
+    if cursor != info.cursor {
         return Err(bad(format!(
             "it holds the log up to {cursor}, the server announced {}",
             info.cursor

@@ -440,17 +440,31 @@ fn a_file_the_terminal_cannot_take_changes_nothing_and_the_log_is_replayed() -> 
             "not a tenant export",
         ),
     ];
+    refused_and_replayed(&world, dir.path(), "case", cases, &options, &reference)
+}
+
+/// Each file served in `cases` is refused saying `says`, and the join replays the log to the
+/// `reference` state.
+fn refused_and_replayed(
+    world: &World,
+    dir: &Path,
+    prefix: &str,
+    cases: impl IntoIterator<Item = (&'static str, Serve, &'static str)>,
+    options: &SyncOptions,
+    reference: &State,
+) -> R {
     for (i, (what, serve, says)) in cases.into_iter().enumerate() {
         let snap = Snapshots::new(world.central(), serve);
-        let path = dir.path().join(format!("case-{i}.db"));
-        let (_store, report) = join(&path, &snap, &options)?;
+        let path = dir.join(format!("{prefix}-{i}.db"));
+        let (_store, report) = join(&path, &snap, options)
+            .map_err(|e| format!("{what}: the round failed instead of replaying: {e}"))?;
         match &report.snapshot {
             Some(SnapshotUse::Refused { reason }) => {
                 assert!(reason.contains(says), "{what}: {reason}")
             }
             other => panic!("{what}: {other:?}"),
         }
-        assert_eq!(state(&path)?, reference, "{what}: the replay's state");
+        assert_eq!(&state(&path)?, reference, "{what}: the replay's state");
     }
     Ok(())
 }
@@ -526,33 +540,19 @@ fn a_file_whose_rows_break_this_nodes_rules_is_refused_and_the_log_replayed() ->
             "no such table",
         ),
     ];
+    let mut served = Vec::new();
     for (i, (what, damage, says)) in cases.into_iter().enumerate() {
         let bad = dir.path().join(format!("bad-{i}.db"));
         std::fs::copy(&file, &bad)?;
         rusqlite::Connection::open(&bad)?.execute_batch(damage)?;
         let bytes = std::fs::metadata(&bad)?.len();
-        let snap = Snapshots::new(
-            world.central(),
-            Serve::File(
-                bad,
-                SnapshotInfo {
-                    bytes,
-                    ..info.clone()
-                },
-            ),
-        );
-        let path = dir.path().join(format!("case-{i}.db"));
-        let (_store, report) = join(&path, &snap, &options)
-            .map_err(|e| format!("{what}: the round failed instead of replaying: {e}"))?;
-        match &report.snapshot {
-            Some(SnapshotUse::Refused { reason }) => {
-                assert!(reason.contains(says), "{what}: {reason}")
-            }
-            other => panic!("{what}: {other:?}"),
-        }
-        assert_eq!(state(&path)?, reference, "{what}: the replay's state");
+        let info = SnapshotInfo {
+            bytes,
+            ..info.clone()
+        };
+        served.push((what, Serve::File(bad, info), says));
     }
-    Ok(())
+    refused_and_replayed(&world, dir.path(), "case", served, &options, &reference)
 }
 
 #[test]

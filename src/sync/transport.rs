@@ -443,7 +443,7 @@ fn receive(
         })?;
     let left = |got: u64| {
         format!(
-            "{got} of {} bytes arrived; the partial file {} is left for the caller to remove",
+            "{got} of {} bytes arrived; the partial file {} is not used (the sync round that asked removes it)",
             expected.bytes,
             into.display()
         )
@@ -468,7 +468,7 @@ fn receive(
         if got > expected.bytes {
             return Err(TransportError::Malformed(format!(
                 "the snapshot from {source} is longer than the {} bytes announced; the partial \
-                 file {} is left for the caller to remove",
+                 file {} is not used (the sync round that asked removes it)",
                 expected.bytes,
                 into.display()
             )));
@@ -487,7 +487,7 @@ fn receive(
     if actual != expected.sha256 {
         return Err(TransportError::Malformed(format!(
             "the snapshot from {source} does not match its checksum: its SHA-256 is {actual}, \
-             {} was announced; the file {} is left for the caller to remove",
+             {} was announced; the file {} is not used (the sync round that asked removes it)",
             expected.sha256,
             into.display()
         )));

@@ -40,8 +40,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::OptionalExtension;
-
 use super::{CentralError, CentralStore};
 use crate::ids::TenantId;
 use crate::protocol::SnapshotInfo;
@@ -138,7 +136,7 @@ pub enum SnapshotError {
     /// The exported file's `sync_state` does not hold the cursor the shadow reached; nothing
     /// was published.
     #[error(
-        "the export of tenant {tenant} holds cursor {found:?}, the shadow reached {expected}; \
+        "the export of tenant {tenant} holds cursor {found}, the shadow reached {expected}; \
          nothing was published"
     )]
     CursorMismatch {
@@ -146,8 +144,8 @@ pub enum SnapshotError {
         tenant: TenantId,
         /// The shadow's cursor.
         expected: u64,
-        /// The file's.
-        found: Option<u64>,
+        /// The file's (0: none).
+        found: u64,
     },
     /// A published snapshot's `.sha256` is missing or not a `sha256sum` line.
     #[error("the checksum file {path} of a published snapshot {reason}")]
@@ -274,7 +272,7 @@ impl TenantSnapshots {
                 path: shadow_path,
             });
         }
-        let cursor = shadow_cursor(&store, tenant).map_err(shadow_err)?;
+        let cursor = crate::sync::state::cursor(&store.conn, tenant).map_err(shadow_err)?;
         if let Some((info, path)) = self.newest(tenant)? {
             if info.cursor == cursor {
                 let (sha256, _) = crate::backup::sha256_file(&path).map_err(io("read", &path))?;
@@ -304,7 +302,7 @@ impl TenantSnapshots {
             })?;
         drop(store);
         let found = file_cursor(&staging, tenant)?;
-        if found != Some(cursor) {
+        if found != cursor {
             remove_staging(&dir);
             return Err(SnapshotError::CursorMismatch {
                 tenant: tenant.clone(),
@@ -552,39 +550,20 @@ fn own_operations(store: &Store, tenant: &TenantId) -> crate::Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// The cursor the shadow's pulls reached.
-fn shadow_cursor(store: &Store, tenant: &TenantId) -> crate::Result<u64> {
-    let c: Option<i64> = store
-        .conn
-        .query_row(
-            "SELECT cursor FROM sync_state WHERE tenant_id = ?1",
-            [tenant],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(c.and_then(|c| u64::try_from(c).ok()).unwrap_or(0))
-}
-
 /// The cursor an export file's `sync_state` holds, read as a terminal taking it will read it.
-fn file_cursor(file: &Path, tenant: &TenantId) -> Result<Option<u64>> {
-    let read = || -> rusqlite::Result<Option<i64>> {
+fn file_cursor(file: &Path, tenant: &TenantId) -> Result<u64> {
+    let read = || -> crate::Result<u64> {
         let conn = rusqlite::Connection::open_with_flags(
             file,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.query_row(
-            "SELECT cursor FROM sync_state WHERE tenant_id = ?1",
-            [tenant],
-            |r| r.get(0),
-        )
-        .optional()
+        crate::sync::state::cursor(&conn, tenant)
     };
-    let cursor = read().map_err(|e| SnapshotError::Io {
+    read().map_err(|e| SnapshotError::Io {
         action: "read the cursor of",
         path: file.to_path_buf(),
         source: std::io::Error::other(e),
-    })?;
-    Ok(cursor.and_then(|c| u64::try_from(c).ok()))
+    })
 }
 
 #[cfg(test)]
@@ -802,7 +781,7 @@ mod tests {
         assert_eq!(first.cursor, head);
         let (newest, first_path) = snaps.newest(&caps).expect("newest").expect("one");
         assert_eq!(newest, first);
-        assert_eq!(file_cursor(&first_path, &caps).expect("cursor"), Some(head));
+        assert_eq!(file_cursor(&first_path, &caps).expect("cursor"), head);
         assert_eq!(
             snaps.build(Arc::clone(&central), &caps).expect("again"),
             first,
@@ -905,10 +884,7 @@ mod tests {
             0,
             "no record of the shadow's exports"
         );
-        assert_eq!(
-            file_cursor(&path, &caps).expect("cursor"),
-            Some(info.cursor)
-        );
+        assert_eq!(file_cursor(&path, &caps).expect("cursor"), info.cursor);
         // The log holds the shadow's record, so every terminal ends with the same one.
         let shadow: String = conn
             .query_row("SELECT node_id FROM node_state", [], |r| r.get(0))

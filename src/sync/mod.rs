@@ -52,7 +52,7 @@ pub(crate) mod merge;
 mod round;
 mod snapshot;
 pub(crate) mod stamps;
-mod state;
+pub(crate) mod state;
 mod transport;
 
 pub use conflicts::{ConflictError, ConflictKind, MAX_RESOLUTION_CHARS};

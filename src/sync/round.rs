@@ -676,8 +676,8 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
     /// Downloads the server's snapshot of the tenant and takes it. `Ok(None)`: the server has
     /// none. A file that cannot be taken, or a server error serving it, is `Refused` (the
     /// caller replays the log); a network, token, rate or suspension failure is the pull's
-    /// error, retried like any other. `high` is the
-    /// head of the log as the pull's first page showed it.
+    /// error, retried like any other. `high` is the head of the log as the pull's first page
+    /// showed it.
     fn take_snapshot(
         &self,
         tenant: &TenantId,
@@ -688,7 +688,7 @@ impl<'a, T: Transport + ?Sized> Syncer<'a, T> {
             return Ok(None);
         };
         let local = |e| SyncError::local(tenant, Step::Pull, e);
-        remove_leftover(&path).map_err(local)?;
+        // The pull that asks removed any earlier download before its first page.
         let fetched = self.transport.snapshot(tenant, token, &path);
         let taken = match fetched {
             Ok(None) => Ok(None),

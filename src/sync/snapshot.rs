@@ -142,22 +142,14 @@ fn check_file(path: &Path, tenant: &TenantId, info: &SnapshotInfo) -> Result<Clo
             copy.schema_version
         )));
     }
-    let read = || -> rusqlite::Result<(Vec<TenantId>, i64, Option<i64>)> {
+    let read = || -> crate::Result<(Vec<TenantId>, i64, u64)> {
         let tenants = conn
             .prepare("SELECT id FROM tenants")?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<TenantId>>>()?;
         let pending: i64 =
             conn.query_row("SELECT count(*) FROM pending_operations", [], |r| r.get(0))?;
-        let cursor: Option<i64> = conn
-            .query_row(
-                "SELECT max(cursor) FROM sync_state WHERE tenant_id = ?1",
-                [tenant],
-                |r| r.get(0),
-            )
-            .ok()
-            .flatten();
-        Ok((tenants, pending, cursor))
+        Ok((tenants, pending, state::cursor(&conn, tenant)?))
     };
     let (tenants, pending, cursor) = read().map_err(|e| bad(format!("it cannot be read: {e}")))?;
     if tenants != [tenant.clone()] {
@@ -171,7 +163,6 @@ fn check_file(path: &Path, tenant: &TenantId, info: &SnapshotInfo) -> Result<Clo
             "it holds {pending} operation(s) the server never received"
         )));
     }
-    let cursor = cursor.and_then(|c| u64::try_from(c).ok()).unwrap_or(0);
     if cursor == 0 {
         return Err(bad(
             "it holds none of the tenant's log (a snapshot of a tenant with no operations)".into(),

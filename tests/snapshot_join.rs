@@ -4,6 +4,8 @@
 //! take changes nothing and the log is replayed instead.
 #![cfg(feature = "testkit")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +22,7 @@ use pos_tenancy::SqliteCentral;
 use pos_tenancy::{ListQuery, Store, TenantAccess, TenantId};
 
 type R = Result<(), Box<dyn std::error::Error>>;
-/// A file's rows of caps, table by table, as sorted text.
+/// A file's rows of caps, table by table, as text.
 type State = Vec<(String, Vec<String>)>;
 
 /// What the test transport's snapshot call does.
@@ -212,18 +214,8 @@ fn rows(path: &Path, sql: &str) -> Result<Vec<String>, Box<dyn std::error::Error
 /// Everything of caps a join writes that must not depend on how it joined: every synced table,
 /// the merge's stamps, and the audit trail without its node-made id and time.
 fn state(path: &Path) -> Result<State, Box<dyn std::error::Error>> {
-    let mut out = Vec::new();
-    for table in pos_tenancy::catalog::TABLES
-        .iter()
-        .filter(|t| t.sync_class != pos_tenancy::catalog::SyncClass::LocalOnly)
-    {
-        let mut found = rows(
-            path,
-            &format!("SELECT * FROM {} WHERE tenant_id = 'caps'", table.name),
-        )?;
-        found.sort();
-        out.push((table.name.to_owned(), found));
-    }
+    // The synced tables and kept balances, as every sync test compares two terminals.
+    let mut out: State = common::sync::dump(path, &caps())?.into_iter().collect();
     // The merge's stamps of every business row, as stored. A conflict record's stamps are
     // compared by the newest: a terminal that merged another's record of the same conflict
     // keeps stamps per column, one that only wrote its own keeps the insert's, and both
@@ -257,19 +249,6 @@ fn state(path: &Path) -> Result<State, Box<dyn std::error::Error>> {
     )?;
     audit.sort();
     out.push(("audit_log".into(), audit));
-    for balance in [
-        "stock_levels",
-        "gift_card_balances",
-        "loyalty_balances",
-        "credit_balances",
-    ] {
-        let mut found = rows(
-            path,
-            &format!("SELECT * FROM {balance} WHERE tenant_id = 'caps'"),
-        )?;
-        found.sort();
-        out.push((balance.to_owned(), found));
-    }
     Ok(out)
 }
 

@@ -13,10 +13,9 @@
 mod common;
 mod io_common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,22 +78,6 @@ fn child(db: &Path) -> ! {
     }
 }
 
-fn lines(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            let Some((_, said)) = line.split_once(MARK) else {
-                continue;
-            };
-            if tx.send(said.to_owned()).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 // ------------------------------------------------------------------------------------ parent
 
 struct Fixture {
@@ -151,7 +134,7 @@ fn run_child(exe: &Path, f: &Fixture, db: &Path, delay: Option<Duration>) -> Res
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let out = lines(child.stdout.take().ok_or("no stdout")?);
+    let out = common::marked_lines(child.stdout.take().ok_or("no stdout")?, MARK);
     let deadline = Instant::now() + PATIENCE;
     let mut said = Vec::new();
     let mut started = None;

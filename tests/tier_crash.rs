@@ -19,10 +19,9 @@ mod common;
 mod io_common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use common::{first_admin, populate, product, tid};
@@ -81,23 +80,6 @@ fn child(db: &Path) -> ! {
 /// The child's lines, each marked: the test harness prints its own words before the first.
 const MARK: &str = "tier: ";
 
-/// The marked lines of a child's output, unmarked, read on a thread until the child closes it.
-fn lines(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            let Some((_, said)) = line.split_once(MARK) else {
-                continue;
-            };
-            if tx.send(said.to_owned()).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 // ------------------------------------------------------------------------------------ parent
 
 /// Where the parent kills a child.
@@ -129,7 +111,7 @@ fn run_child(exe: &Path, db: &Path, direction: &str, aim: Aim) -> Result<Run, E>
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let out = lines(child.stdout.take().ok_or("no stdout")?);
+    let out = common::marked_lines(child.stdout.take().ok_or("no stdout")?, MARK);
     let mut said: Vec<String> = Vec::new();
     let deadline = Instant::now() + PATIENCE;
     let mut started: Option<Instant> = None;

@@ -547,3 +547,26 @@ pub fn populate(t: &Tenant<'_>, admin: &Actor, tag: &str) -> Result<Graph> {
 
 /// Checks the sync tests share (dumps, foreign rows, conflicts, the server's log).
 pub mod sync;
+
+/// The lines a child process prints after `mark` (the test harness prints its own words before
+/// the first), unmarked, read on a thread until the child closes the stream: for crash tests
+/// that kill a child at a line it printed.
+pub fn marked_lines(
+    stream: impl std::io::Read + Send + 'static,
+    mark: &'static str,
+) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let Some((_, said)) = line.split_once(mark) else {
+                continue;
+            };
+            if tx.send(said.to_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
